@@ -1,0 +1,53 @@
+import { createHmac, timingSafeEqual } from 'node:crypto';
+import { z } from 'zod';
+import { canonicalJson } from './canonical.js';
+
+export const SESSION_EVENT_TYPES = ['session.start', 'query', 'decision', 'result', 'approval.requested', 'approval.decided', 'session.end'] as const;
+export const CONTROL_EVENT_TYPES = [
+  'policy.changed', 'connection.changed', 'identity.changed', 'group.changed', 'trust-policy.changed',
+  'token.issued', 'token.revoked', 'access-request.changed', 'approval.decided', 'retention.deleted', 'checkpoint',
+] as const;
+export const EVENT_TYPES = [...new Set([...SESSION_EVENT_TYPES, ...CONTROL_EVENT_TYPES])] as [string, ...string[]];
+export type EventType = (typeof SESSION_EVENT_TYPES)[number] | (typeof CONTROL_EVENT_TYPES)[number];
+
+/** Chain name of control-plane events (session events chain on their sessionId). */
+export const CONTROL_CHAIN = 'control-plane';
+
+/**
+ * An event as published on JetStream (before the recorder chains it).
+ * - Session events: `sessionId` set, `seq` 1..n assigned by the gateway that owns the session.
+ * - Control-plane events: `sessionId` null, `seq` 0; the recorder assigns the chain position.
+ * `sig` = HMAC-SHA256 (hex) over the canonical JSON of the event without `sig`, keyed with the
+ * event key (deriveKey(masterKey, 'event-signing'); gateways get it sealed in their snapshot).
+ */
+export const wireEventSchema = z.object({
+  id: z.uuid(),
+  sessionId: z.string().min(1).max(200).nullable(),
+  seq: z.number().int().min(0),
+  time: z.iso.datetime({ offset: true }),
+  type: z.enum(EVENT_TYPES),
+  identity: z.string().nullable(),
+  connection: z.string().nullable(),
+  gateway: z.string().nullable(),
+  data: z.record(z.string(), z.unknown()),
+  sig: z.string().optional(),
+});
+export type WireEvent = z.infer<typeof wireEventSchema>;
+
+/** An event as stored and exported: the wire event (without sig) plus its place in the hash chain. */
+export interface RecordedEvent extends Omit<WireEvent, 'sig'> {
+  prevHash: string;
+  hash: string;
+}
+
+export function signEvent(event: Omit<WireEvent, 'sig'>, key: Buffer): WireEvent {
+  const sig = createHmac('sha256', key).update(canonicalJson(event)).digest('hex');
+  return { ...event, sig };
+}
+
+export function verifyEventSignature(event: WireEvent, key: Buffer): boolean {
+  if (!event.sig || !/^[0-9a-f]{64}$/.test(event.sig)) return false;
+  const { sig, ...rest } = event;
+  const want = createHmac('sha256', key).update(canonicalJson(rest)).digest();
+  return timingSafeEqual(want, Buffer.from(sig, 'hex'));
+}

@@ -1,0 +1,19 @@
+export { PortcullisError, SchemaError, SealError } from './errors.js';
+export { formatIssues, parseWith, parseEnv, loadEnvOrExit } from './validate.js';
+export { canonicalJson, chainHash, GENESIS_HASH } from './canonical.js';
+export { natsNames, DEFAULT_NATS_PREFIX, APPROVALS_QUEUE, type NatsNames } from './subjects.js';
+export {
+  wireEventSchema, signEvent, verifyEventSignature, CONTROL_CHAIN, EVENT_TYPES, SESSION_EVENT_TYPES, CONTROL_EVENT_TYPES,
+  type WireEvent, type RecordedEvent, type EventType,
+} from './events.js';
+export {
+  parseMasterKey, deriveKey, encryptAtRest, decryptAtRest, sealForPool, openSealed, generatePoolKeyPair, sealedSecretSchema,
+  type SealedSecret, type PoolKeyPair,
+} from './keys.js';
+export { configSnapshotSchema, connectionConfigSchema, heartbeatSchema, publicJwkSchema, type ConfigSnapshot, type ConnectionConfig, type Heartbeat } from './config.js';
+export {
+  API_AUDIENCE, GATEWAY_AUDIENCE, TOKEN_ALG, ROLES, apiTokenClaimsSchema, gatewayTokenClaimsSchema,
+  type Role, type ApiTokenClaims, type GatewayTokenClaims,
+} from './tokens.js';
+export { approvalJobSchema, approvalDecisionSchema, APPROVAL_STATUSES, type ApprovalJob, type ApprovalDecision } from './approvals.js';
+// Postgres wire protocol codec: ./postgres/index.ts (exported below once written)

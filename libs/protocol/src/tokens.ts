@@ -1,0 +1,41 @@
+import { z } from 'zod';
+
+/** `aud` of tokens for the REST api. */
+export const API_AUDIENCE = 'portcullis-api';
+/** `aud` of gateway credentials (the password a client sends to the gateway). */
+export const GATEWAY_AUDIENCE = 'portcullis-gateway';
+/** Signing algorithm of every token the api issues (Ed25519). */
+export const TOKEN_ALG = 'EdDSA';
+
+export const ROLES = ['admin', 'approver', 'auditor', 'user'] as const;
+export type Role = (typeof ROLES)[number];
+
+/** Claims of an api token (besides iss, aud, exp, iat, jti, sub = identity subject). */
+export const apiTokenClaimsSchema = z.object({
+  typ: z.literal('api'),
+  sub: z.string(),
+  jti: z.string(),
+  /** identity id (uuid) */
+  pid: z.string(),
+  kind: z.enum(['person', 'agent']),
+  groups: z.array(z.string()),
+  roles: z.array(z.enum(ROLES)),
+});
+export type ApiTokenClaims = z.infer<typeof apiTokenClaimsSchema>;
+
+/** Claims of a gateway credential: minutes-long, bound to one connection. */
+export const gatewayTokenClaimsSchema = z.object({
+  typ: z.literal('gateway'),
+  sub: z.string(),
+  jti: z.string(),
+  pid: z.string(),
+  kind: z.enum(['person', 'agent']),
+  groups: z.array(z.string()),
+  /** connection name this credential is bound to */
+  cn: z.string(),
+  /** set when the credential rests on a time-boxed access request (its id) rather than group membership */
+  grant: z.string().optional(),
+  /** overrides the connection's approvalMode for this credential (non-interactive agents) */
+  amode: z.enum(['wait', 'fail-fast']).optional(),
+});
+export type GatewayTokenClaims = z.infer<typeof gatewayTokenClaimsSchema>;
