@@ -5,7 +5,13 @@ import { createPrismaClient } from './client.js';
 // If schema.prisma and prisma/migrations drift apart, writing or reading some column fails here:
 // every model is written with every field set and read back through the generated client.
 const db = createPrismaClient();
-afterAll(() => db.$disconnect());
+const cleanups: (() => Promise<unknown>)[] = [];
+// The test database is shared with every other test file: leave nothing behind (a pool row with a
+// fake key, say, would be published by any api booted later).
+afterAll(async () => {
+  for (const c of cleanups.reverse()) await c().catch(() => undefined);
+  await db.$disconnect();
+});
 const u = () => randomUUID();
 const now = new Date('2026-01-02T03:04:05.678Z');
 
@@ -36,15 +42,28 @@ describe('schema.prisma matches the migrated database', () => {
     expect((await db.policy.findUniqueOrThrow({ where: { id: policy.id }, include: { versions: true } })).versions).toHaveLength(1);
 
     await db.gatewayPool.create({ data: { name: `pool-${tag}`, publicKey: 'k', revision: 3 } });
+    cleanups.push(
+      () => db.identity.delete({ where: { id: identity.id } }),
+      () => db.group.delete({ where: { id: group.id } }),
+      () => db.trustPolicy.delete({ where: { id: tp.id } }),
+      () => db.connection.delete({ where: { id: conn.id } }),
+      () => db.policy.delete({ where: { id: policy.id } }),
+      () => db.gatewayPool.delete({ where: { name: `pool-${tag}` } }),
+      () => db.gateway.delete({ where: { id: `gw-${tag}` } }),
+      () => db.signingKey.delete({ where: { kid: `k-${tag}` } }),
+      () => db.session.delete({ where: { id: `s-${tag}` } }),
+      () => db.event.deleteMany({ where: { chain: `s-${tag}` } }),
+    );
     await db.gateway.create({ data: { id: `gw-${tag}`, pool: 'p', version: '1', address: 'a', liveSessions: 2, configRevision: 3, startedAt: now, lastHeartbeat: now } });
     expect((await db.gateway.findUniqueOrThrow({ where: { id: `gw-${tag}` } })).lastHeartbeat.toISOString()).toBe(now.toISOString());
 
     await db.token.create({ data: { id: `t-${tag}`, identityId: identity.id, kind: 'gateway', audience: 'a', connection: 'c', expiresAt: now, revokedAt: now, revokedBy: 'x' } });
     await db.signingKey.create({ data: { kid: `k-${tag}`, alg: 'EdDSA', publicJwk: { kty: 'OKP' }, privateJwkEncrypted: 'x', active: false } });
-    await db.accessRequest.create({ data: { identity: 'i', connection: 'c', reason: 'r', durationSeconds: 60, status: 'approved', decidedBy: 'b', decidedAt: now, comment: 'c', grantedUntil: now } });
+    const ar = await db.accessRequest.create({ data: { identity: 'i', connection: 'c', reason: 'r', durationSeconds: 60, status: 'approved', decidedBy: 'b', decidedAt: now, comment: 'c', grantedUntil: now } });
     const ap = await db.approval.create({
       data: { sessionId: 's', identity: 'i', connection: 'c', gateway: 'g', statement: 'DELETE', fingerprint: 'f', policy: 'p', rule: 'r', reason: 'why', approverGroups: ['approvers'], status: 'pending', mode: 'one-time', expiresAt: now, decidedBy: 'b', decidedAt: now, comment: 'ok', consumedAt: now, webhookStatus: '200' },
     });
+    cleanups.push(() => db.accessRequest.delete({ where: { id: ar.id } }), () => db.approval.delete({ where: { id: ap.id } }));
     expect((await db.approval.findUniqueOrThrow({ where: { id: ap.id } })).approverGroups).toEqual(['approvers']);
 
     await db.session.create({ data: { id: `s-${tag}`, identity: 'i', connection: 'c', gateway: 'g', pool: 'p', clientAddr: '127.0.0.1', startedAt: now, endedAt: now, lastSeq: 3, lastHash: 'h', events: 3 } });
@@ -52,6 +71,7 @@ describe('schema.prisma matches the migrated database', () => {
       data: { id: u(), chain: `s-${tag}`, sessionId: `s-${tag}`, seq: 1, time: now, type: 'query', identity: 'i', connection: 'c', gateway: 'g', data: { sql: 'select 1' }, prevHash: '0', hash: '1' },
     });
     expect(typeof ev.position).toBe('bigint');
-    await db.checkpoint.create({ data: { heads: { a: 'b' }, signature: 's' } });
+    const cp = await db.checkpoint.create({ data: { heads: { a: 'b' }, signature: 's' } });
+    cleanups.push(() => db.checkpoint.delete({ where: { id: cp.id } }));
   });
 });

@@ -1,4 +1,6 @@
+import { createHmac, timingSafeEqual } from 'node:crypto';
 import { z } from 'zod';
+import { canonicalJson } from './canonical.js';
 
 /** Job data on the BullMQ `approvals` queue (gateway → approvals app). The approval id is chosen by the gateway. */
 export const approvalJobSchema = z.object({
@@ -38,3 +40,62 @@ export const approvalDecisionSchema = z.object({
   decidedAt: z.iso.datetime({ offset: true }),
 });
 export type ApprovalDecision = z.infer<typeof approvalDecisionSchema>;
+
+/**
+ * Core NATS subjects of the approvals app besides the decisions in subjects.ts:
+ * - `cancel`: a gateway tells the approvals app an approval's session is gone (body `approvalCancelSchema`).
+ * - `consume`: request/reply; a gateway asks whether an approved, unconsumed one-time approval matches
+ *   (identity, connection, fingerprint) and consumes it atomically (body `approvalConsumeRequestSchema`,
+ *   reply `{"jws": ...}` of `approvalConsumeResultSchema`).
+ */
+export function approvalSubjects(prefix = 'portcullis'): { cancel: string; consume: string } {
+  return { cancel: `${prefix}.approvals.cancel`, consume: `${prefix}.approvals.consume` };
+}
+
+/**
+ * Gateway → approvals: the session that held `job` is gone. Carries the whole job so the approvals app can
+ * record it even when the queue never delivered it (cancel raced the worker, or Redis lost the job).
+ * `sig` = HMAC-SHA256 hex over canonicalJson(message without sig) with the event key (gateways get it sealed).
+ */
+export const approvalCancelSchema = z.object({
+  typ: z.literal('approval-cancel'),
+  job: approvalJobSchema,
+  /** client-disconnected / gateway-shutdown → cancelled; gateway-timeout → expired */
+  reason: z.enum(['client-disconnected', 'gateway-shutdown', 'gateway-timeout', 'enqueue-failed']),
+  at: z.iso.datetime({ offset: true }),
+  sig: z.string().optional(),
+});
+export type ApprovalCancel = z.infer<typeof approvalCancelSchema>;
+
+/** Gateway → approvals (request): consume a one-time approval. HMAC-signed like approvalCancelSchema. */
+export const approvalConsumeRequestSchema = z.object({
+  typ: z.literal('approval-consume'),
+  identity: z.string(),
+  connection: z.string(),
+  fingerprint: z.string(),
+  /** echoed in the signed reply so a reply cannot be replayed */
+  nonce: z.string().min(16),
+  sig: z.string().optional(),
+});
+export type ApprovalConsumeRequest = z.infer<typeof approvalConsumeRequestSchema>;
+
+/** Approvals → gateway (reply, JWS-signed with the api's key): the consumed approval's id, or null. */
+export const approvalConsumeResultSchema = z.object({
+  typ: z.literal('approval-consumed'),
+  nonce: z.string(),
+  approvalId: z.string().nullable(),
+});
+export type ApprovalConsumeResult = z.infer<typeof approvalConsumeResultSchema>;
+
+/** Adds `sig` = HMAC-SHA256 (hex) over canonicalJson(message without sig) — for gateway → approvals messages. */
+export function signApprovalMessage<T extends { sig?: string }>(message: T, key: Buffer): T {
+  const { sig: _drop, ...rest } = message;
+  return { ...message, sig: createHmac('sha256', key).update(canonicalJson(rest)).digest('hex') };
+}
+
+export function verifyApprovalMessage(message: { sig?: string }, key: Buffer): boolean {
+  if (!message.sig || !/^[0-9a-f]{64}$/.test(message.sig)) return false;
+  const { sig, ...rest } = message;
+  const want = createHmac('sha256', key).update(canonicalJson(rest)).digest();
+  return timingSafeEqual(want, Buffer.from(sig, 'hex'));
+}

@@ -15,5 +15,8 @@ export {
   API_AUDIENCE, GATEWAY_AUDIENCE, TOKEN_ALG, ROLES, apiTokenClaimsSchema, gatewayTokenClaimsSchema,
   type Role, type ApiTokenClaims, type GatewayTokenClaims,
 } from './tokens.js';
-export { approvalJobSchema, approvalDecisionSchema, APPROVAL_STATUSES, type ApprovalJob, type ApprovalDecision } from './approvals.js';
-// Postgres wire protocol codec: ./postgres/index.ts (exported below once written)
+export {
+  approvalJobSchema, approvalDecisionSchema, APPROVAL_STATUSES, approvalSubjects, approvalCancelSchema, approvalConsumeRequestSchema,
+  approvalConsumeResultSchema, signApprovalMessage, verifyApprovalMessage, type ApprovalJob, type ApprovalDecision, type ApprovalCancel, type ApprovalConsumeRequest, type ApprovalConsumeResult,
+} from './approvals.js';
+export * from './postgres/index.js';

@@ -14,7 +14,7 @@ export function parseMasterKey(text: string): Buffer | null {
 }
 
 /** Derives a purpose-bound 32-byte key from the master key (HKDF-SHA256). */
-export function deriveKey(masterKey: Buffer, purpose: 'secrets-at-rest' | 'event-signing' | 'masking-hmac' | 'webhook' | 'signing-key-at-rest'): Buffer {
+export function deriveKey(masterKey: Buffer, purpose: 'secrets-at-rest' | 'event-signing' | 'masking-hmac' | 'webhook' | 'signing-key-at-rest' | 'checkpoint-signing'): Buffer {
   return Buffer.from(hkdfSync('sha256', masterKey, Buffer.from('portcullis'), Buffer.from(purpose), 32));
 }
 

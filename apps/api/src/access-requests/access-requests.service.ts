@@ -1,0 +1,145 @@
+import { Injectable } from '@nestjs/common';
+import { PrismaClient, Prisma, type AccessRequestModel as AccessRequest } from '@portcullis/db';
+import { BadRequestError, ConflictError, ForbiddenError, NotFoundError } from '../common/errors.js';
+import { isUuid } from '../common/ids.js';
+import { ControlEventsService } from '../control-events/control-events.service.js';
+import { hasRole, type ApiPrincipal } from '../auth/principal.js';
+import type { AccessRequestView, CreateAccessRequest, ListAccessRequestsQuery } from './dto/access-request.dto.js';
+
+/** A request nobody decided within this long can no longer be granted. */
+export const PENDING_TTL_MS = 24 * 3600 * 1000;
+
+function effectiveStatus(r: AccessRequest, now = Date.now()): AccessRequestView['status'] {
+  if (r.status === 'approved' && r.grantedUntil && r.grantedUntil.getTime() <= now) return 'expired';
+  if (r.status === 'pending' && r.createdAt.getTime() + PENDING_TTL_MS <= now) return 'expired';
+  return r.status as AccessRequestView['status'];
+}
+
+export function toAccessRequestView(r: AccessRequest): AccessRequestView {
+  const status = effectiveStatus(r);
+  return {
+    id: r.id,
+    identity: r.identity,
+    connection: r.connection,
+    reason: r.reason,
+    durationSeconds: r.durationSeconds,
+    status,
+    active: status === 'approved',
+    decidedBy: r.decidedBy,
+    decidedAt: r.decidedAt?.toISOString() ?? null,
+    comment: r.comment,
+    grantedUntil: r.grantedUntil?.toISOString() ?? null,
+    createdAt: r.createdAt.toISOString(),
+  };
+}
+
+/**
+ * Time-boxed access: an identity asks for a connection its groups do not allow, for a while and a reason;
+ * an approver (never the requester) grants it, and the credentials route honours an approved request until
+ * grantedUntil (= decision time + durationSeconds). Every step is an audit event.
+ */
+@Injectable()
+export class AccessRequestsService {
+  constructor(
+    private readonly prisma: PrismaClient,
+    private readonly events: ControlEventsService,
+  ) {}
+
+  async create(body: CreateAccessRequest, p: ApiPrincipal): Promise<AccessRequestView> {
+    if (!p.identityId) throw new BadRequestError('the bootstrap token is no identity: sign in as a person or agent to request access', 'no_identity');
+    const connection = await this.prisma.connection.findUnique({ where: { name: body.connection }, select: { name: true } });
+    if (!connection) throw new NotFoundError(`connection "${body.connection}" does not exist`, 'connection_not_found');
+    const row = await this.prisma.accessRequest.create({
+      data: { identity: p.subject, connection: connection.name, reason: body.reason, durationSeconds: body.durationSeconds },
+    });
+    await this.events.record({
+      type: 'access-request.changed',
+      actor: p.subject,
+      data: { action: 'request', target: row.id, after: { connection: row.connection, durationSeconds: row.durationSeconds, reason: row.reason } },
+    });
+    return toAccessRequestView(row);
+  }
+
+  async list(q: ListAccessRequestsQuery, p: ApiPrincipal): Promise<AccessRequestView[]> {
+    const now = new Date();
+    const pendingCutoff = new Date(now.getTime() - PENDING_TTL_MS);
+    // status filters follow the effective status (a finished grant lists as expired)
+    const byStatus: Record<AccessRequestView['status'], Prisma.AccessRequestWhereInput> = {
+      pending: { status: 'pending', createdAt: { gt: pendingCutoff } },
+      approved: { status: 'approved', grantedUntil: { gt: now } },
+      denied: { status: 'denied' },
+      expired: { OR: [{ status: 'expired' }, { status: 'approved', grantedUntil: { lte: now } }, { status: 'pending', createdAt: { lte: pendingCutoff } }] },
+    };
+    const rows = await this.prisma.accessRequest.findMany({
+      where: {
+        AND: [
+          q.status ? byStatus[q.status] : {},
+          q.connection ? { connection: q.connection } : {},
+          hasRole(p, 'approver', 'auditor') ? {} : { identity: p.subject },
+        ],
+      },
+      orderBy: { createdAt: 'desc' },
+      take: q.limit,
+    });
+    return rows.map(toAccessRequestView);
+  }
+
+  async get(id: string, p: ApiPrincipal): Promise<AccessRequestView> {
+    const row = await this.load(id);
+    if (!hasRole(p, 'approver', 'auditor') && row.identity !== p.subject) throw new NotFoundError(`access request ${id} does not exist`, 'access_request_not_found');
+    return toAccessRequestView(row);
+  }
+
+  async decide(id: string, status: 'approved' | 'denied', comment: string | null, p: ApiPrincipal): Promise<AccessRequestView> {
+    const row = await this.load(id);
+    const current = effectiveStatus(row);
+    if (current !== 'pending') {
+      const by = row.decidedBy ? ` by ${row.decidedBy}` : '';
+      throw new ConflictError(
+        current === 'expired' && row.status === 'pending'
+          ? `access request ${id} expired: nobody decided it within 24 hours`
+          : `access request ${id} is already ${current}${by}; a decision is final`,
+        current === 'expired' ? 'access_request_expired' : 'access_request_already_decided',
+      );
+    }
+    if (row.identity === p.subject) {
+      throw new ForbiddenError(`access request ${id} was made by ${p.subject}: nobody decides their own request (four-eyes)`, 'four_eyes');
+    }
+    if (!(await this.mayDecide(row, p))) {
+      throw new ForbiddenError(`access request ${id} can only be decided by an approver or admin`, 'not_an_approver');
+    }
+    const pendingCutoff = new Date(Date.now() - PENDING_TTL_MS);
+    const decidedAt = new Date();
+    const grantedUntil = status === 'approved' ? new Date(decidedAt.getTime() + row.durationSeconds * 1000) : null;
+    const { count } = await this.prisma.accessRequest.updateMany({
+      where: { id, status: 'pending', createdAt: { gt: pendingCutoff } },
+      data: { status, decidedBy: p.subject, decidedAt, comment, grantedUntil },
+    });
+    const after = await this.load(id);
+    if (count !== 1) {
+      throw new ConflictError(`access request ${id} is already ${effectiveStatus(after)}${after.decidedBy ? ` by ${after.decidedBy}` : ''}; a decision is final`, 'access_request_already_decided');
+    }
+    await this.events.record({
+      type: 'access-request.changed',
+      actor: p.subject,
+      data: { action: status === 'approved' ? 'approve' : 'deny', target: id, after: { identity: after.identity, connection: after.connection, status, grantedUntil: grantedUntil?.toISOString() ?? null, comment } },
+    });
+    return toAccessRequestView(after);
+  }
+
+  /** Admins and approvers; also members of the approver groups of the connection's policy. */
+  private async mayDecide(row: AccessRequest, p: ApiPrincipal): Promise<boolean> {
+    if (hasRole(p, 'approver')) return true;
+    const connection = await this.prisma.connection.findUnique({ where: { name: row.connection }, select: { policy: true } });
+    if (!connection?.policy) return false;
+    const policy = await this.prisma.policy.findUnique({ where: { name: connection.policy }, select: { document: true } });
+    const approvers = (policy?.document as { approval?: { approvers?: unknown } } | null)?.approval?.approvers;
+    return Array.isArray(approvers) && p.groups.some((g) => approvers.includes(g));
+  }
+
+  private async load(id: string): Promise<AccessRequest> {
+    const row = isUuid(id) ? await this.prisma.accessRequest.findUnique({ where: { id } }) : null;
+    if (!row) throw new NotFoundError(`access request ${id} does not exist`, 'access_request_not_found');
+    return row;
+  }
+}

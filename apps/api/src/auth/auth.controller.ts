@@ -1,0 +1,33 @@
+import { Body, Controller, Get, HttpCode, Post } from '@nestjs/common';
+import { ApiBearerAuth, ApiTags } from '@nestjs/swagger';
+import { ApiZodBody, ApiZodResponse } from '../common/openapi.js';
+import { ZodValidationPipe } from '../common/zod-validation.pipe.js';
+import { CurrentPrincipal } from './decorators.js';
+import { MeService } from './me.service.js';
+import type { ApiPrincipal } from './principal.js';
+import { TokensService, type RevokedToken } from './tokens.service.js';
+import { meResponseSchema, revokeBodySchema, revokeResponseSchema, type MeResponse, type RevokeBody } from './dto/auth.dto.js';
+
+@ApiTags('auth')
+@ApiBearerAuth()
+@Controller('v1')
+export class AuthController {
+  constructor(
+    private readonly tokens: TokensService,
+    private readonly me: MeService,
+  ) {}
+
+  @Get('me')
+  @ApiZodResponse(meResponseSchema)
+  whoAmI(@CurrentPrincipal() principal: ApiPrincipal): Promise<MeResponse> {
+    return this.me.describe(principal);
+  }
+
+  @Post('auth/revoke')
+  @HttpCode(200)
+  @ApiZodBody(revokeBodySchema)
+  @ApiZodResponse(revokeResponseSchema)
+  revoke(@Body(new ZodValidationPipe(revokeBodySchema)) body: RevokeBody, @CurrentPrincipal() principal: ApiPrincipal): Promise<RevokedToken> {
+    return this.tokens.revokeAs(body.jti, principal);
+  }
+}

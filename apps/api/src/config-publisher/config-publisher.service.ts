@@ -1,0 +1,207 @@
+import { Injectable, Logger, type OnApplicationBootstrap, type OnApplicationShutdown } from '@nestjs/common';
+import { Kvm, type KV } from '@nats-io/kv';
+import { PrismaClient, type Prisma } from '@portcullis/db';
+import {
+  configSnapshotSchema, decryptAtRest, deriveKey, sealForPool, SchemaError, formatIssues,
+  type ConfigSnapshot, type ConnectionConfig,
+} from '@portcullis/protocol';
+import { ApiConfig } from '../config/env.js';
+import { NatsService } from '../nats/nats.service.js';
+import { MetricsService } from '../metrics/metrics.service.js';
+import { SigningKeysService } from '../auth/signing-keys.service.js';
+
+const DEBOUNCE_MS = 50;
+const REPUBLISH_MS = 60_000;
+
+export class SnapshotPublishError extends Error {
+  constructor(readonly pool: string, message: string, options?: { cause?: unknown }) {
+    super(`pool ${pool}: ${message}`, options);
+    this.name = 'SnapshotPublishError';
+  }
+}
+
+/** What every pool's snapshot shares (computed once per publish round). */
+interface Shared {
+  issuer: string;
+  verificationKeys: ConfigSnapshot['verificationKeys'];
+  revokedTokenIds: string[];
+  policies: ConfigSnapshot['policies'];
+}
+
+/**
+ * Writes one config snapshot per gateway pool to the KV bucket `<p>-config`, key `pool.<pool>`.
+ * Changes call `requestPublish()` (debounced); a timer republishes every minute so expired revocations drop
+ * out; boot publishes once. Each pool's revision is bumped in the same transaction that holds the pool row
+ * locked while the snapshot is written, so two api replicas never put revisions out of order.
+ */
+@Injectable()
+export class ConfigPublisherService implements OnApplicationBootstrap, OnApplicationShutdown {
+  private readonly logger = new Logger(ConfigPublisherService.name);
+  private readonly secretsKey: Buffer;
+  private readonly eventKey: string;
+  private readonly maskingKey: string;
+  private kv: KV | null = null;
+  private debounce: NodeJS.Timeout | null = null;
+  private interval: NodeJS.Timeout | null = null;
+  private inFlight: Promise<void> | null = null;
+  private queued: Promise<void> | null = null;
+  private stopped = false;
+
+  constructor(
+    private readonly prisma: PrismaClient,
+    private readonly nats: NatsService,
+    private readonly keys: SigningKeysService,
+    private readonly metrics: MetricsService,
+    private readonly config: ApiConfig,
+  ) {
+    this.secretsKey = deriveKey(config.masterKey, 'secrets-at-rest');
+    this.eventKey = deriveKey(config.masterKey, 'event-signing').toString('base64url');
+    this.maskingKey = deriveKey(config.masterKey, 'masking-hmac').toString('base64url');
+  }
+
+  async onApplicationBootstrap(): Promise<void> {
+    await this.bucket();
+    // A pool that cannot be published (bad key, undecryptable secret) is logged; it must not stop the api.
+    await this.publishNow().catch((err: unknown) => this.logger.error(`config publish at boot failed: ${(err as Error).message}`));
+    this.interval = setInterval(() => this.requestPublish(), REPUBLISH_MS);
+    this.interval.unref();
+  }
+
+  async onApplicationShutdown(): Promise<void> {
+    this.stopped = true;
+    if (this.debounce) clearTimeout(this.debounce);
+    if (this.interval) clearInterval(this.interval);
+    await Promise.allSettled([this.inFlight, this.queued]);
+  }
+
+  /** Something changed: publish soon (changes within ~50 ms coalesce into one round). */
+  requestPublish(): void {
+    if (this.stopped || this.debounce) return;
+    this.debounce = setTimeout(() => {
+      this.debounce = null;
+      this.publishNow().catch((err: unknown) => this.logger.error(`config publish failed: ${(err as Error).message}`));
+    }, DEBOUNCE_MS);
+  }
+
+  /** Publishes every pool now (after any round in progress) and resolves when done. */
+  publishNow(): Promise<void> {
+    if (this.debounce) {
+      clearTimeout(this.debounce);
+      this.debounce = null;
+    }
+    if (this.queued) return this.queued;
+    if (this.inFlight) {
+      const next = this.inFlight
+        .catch(() => undefined)
+        .then(() => {
+          this.queued = null;
+          return this.runRound();
+        });
+      this.queued = next;
+      return next;
+    }
+    return this.runRound();
+  }
+
+  /** The snapshot currently in the bucket for `pool` (tests, diagnostics). */
+  async current(pool: string): Promise<ConfigSnapshot | null> {
+    const entry = await (await this.bucket()).get(this.nats.names.configKey(pool));
+    if (!entry || entry.operation !== 'PUT') return null;
+    return configSnapshotSchema.parse(entry.json());
+  }
+
+  private runRound(): Promise<void> {
+    const p = this.publishAll().finally(() => {
+      if (this.inFlight === p) this.inFlight = null;
+    });
+    this.inFlight = p;
+    return p;
+  }
+
+  private async bucket(): Promise<KV> {
+    this.kv ??= await new Kvm(this.nats.nc).create(this.nats.names.configBucket, { history: 1 });
+    return this.kv;
+  }
+
+  private async publishAll(): Promise<void> {
+    const pools = await this.prisma.gatewayPool.findMany({ select: { name: true } });
+    if (!pools.length) return;
+    const shared = await this.shared();
+    const failures: SnapshotPublishError[] = [];
+    for (const { name } of pools) {
+      try {
+        await this.publishPool(name, shared);
+        this.metrics.snapshotsPublished.inc({ pool: name, result: 'ok' });
+      } catch (err) {
+        this.metrics.snapshotsPublished.inc({ pool: name, result: 'error' });
+        const e = err instanceof SnapshotPublishError ? err : new SnapshotPublishError(name, (err as Error).message, { cause: err });
+        // The pool keeps its last good snapshot: a gateway never gets one with a connection silently missing.
+        this.logger.error(`config snapshot not published: ${e.message}`);
+        failures.push(e);
+      }
+    }
+    if (failures.length === pools.length) throw failures[0];
+  }
+
+  private async shared(): Promise<Shared> {
+    const now = new Date();
+    const [revoked, policies] = await Promise.all([
+      this.prisma.token.findMany({ where: { revokedAt: { not: null }, expiresAt: { gt: now } }, select: { id: true }, orderBy: { id: 'asc' } }),
+      this.prisma.policy.findMany({ select: { name: true, version: true, document: true }, orderBy: { name: 'asc' } }),
+    ]);
+    return {
+      issuer: this.config.env.PORTCULLIS_ISSUER,
+      verificationKeys: this.keys.publicJwks().map((k) => ({ ...k })),
+      revokedTokenIds: revoked.map((t) => t.id),
+      policies: policies.map((p) => ({ name: p.name, version: p.version, document: p.document })),
+    };
+  }
+
+  private async publishPool(pool: string, shared: Shared): Promise<void> {
+    const kv = await this.bucket();
+    await this.prisma.$transaction(
+      async (tx: Prisma.TransactionClient) => {
+        // Row lock + bump: concurrent publishers for this pool serialise here.
+        const row = await tx.gatewayPool.update({ where: { name: pool }, data: { revision: { increment: 1 } } });
+        const connections = await tx.connection.findMany({ where: { pool }, orderBy: { name: 'asc' } });
+        const snapshot: ConfigSnapshot = {
+          revision: row.revision,
+          pool,
+          generatedAt: new Date().toISOString(),
+          issuer: shared.issuer,
+          verificationKeys: shared.verificationKeys,
+          revokedTokenIds: shared.revokedTokenIds,
+          eventKey: sealForPool(row.publicKey, this.eventKey, 'event-key'),
+          maskingKey: sealForPool(row.publicKey, this.maskingKey, 'masking-key'),
+          connections: connections.map((c): ConnectionConfig => ({
+            name: c.name,
+            kind: c.kind as ConnectionConfig['kind'],
+            host: c.host,
+            port: c.port,
+            database: c.database,
+            username: c.username,
+            secret: c.secretCiphertext ? sealForPool(row.publicKey, this.decryptSecret(pool, c.name, c.secretCiphertext), `connection:${c.name}`) : null,
+            tls: c.tls as ConnectionConfig['tls'],
+            allowedGroups: c.allowedGroups,
+            policy: c.policy,
+            recording: c.recording as ConnectionConfig['recording'],
+            approvalMode: c.approvalMode as ConnectionConfig['approvalMode'],
+          })),
+          policies: shared.policies,
+        };
+        const checked = configSnapshotSchema.safeParse(snapshot);
+        if (!checked.success) throw new SnapshotPublishError(pool, 'snapshot failed its schema', { cause: new SchemaError('config snapshot', formatIssues(checked.error)) });
+        await kv.put(this.nats.names.configKey(pool), JSON.stringify(checked.data));
+      },
+      { timeout: 15_000, maxWait: 15_000 },
+    );
+  }
+
+  private decryptSecret(pool: string, connection: string, ciphertext: string): string {
+    try {
+      return decryptAtRest(this.secretsKey, ciphertext, connection);
+    } catch (err) {
+      throw new SnapshotPublishError(pool, `secret of connection ${connection} cannot be decrypted with PORTCULLIS_MASTER_KEY`, { cause: err });
+    }
+  }
+}

@@ -1,0 +1,40 @@
+import { z } from 'zod';
+
+export const evaluateBodySchema = z.strictObject({
+  /** the command to classify (SQL); nothing is executed */
+  command: z.string().min(1).max(1_048_576),
+  /** result column names to explain the masking plan for */
+  columns: z.array(z.string().min(1).max(200)).max(1000).optional(),
+});
+export type EvaluateBody = z.infer<typeof evaluateBodySchema>;
+
+export const policyViewSchema = z.object({
+  name: z.string(),
+  version: z.number().int(),
+  document: z.unknown(),
+  createdAt: z.string(),
+  updatedAt: z.string(),
+});
+export type PolicyView = z.infer<typeof policyViewSchema>;
+
+export const policyVersionViewSchema = z.object({
+  version: z.number().int(),
+  createdBy: z.string().nullable(),
+  createdAt: z.string(),
+  document: z.unknown(),
+});
+export type PolicyVersionView = z.infer<typeof policyVersionViewSchema>;
+
+export const evaluateResponseSchema = z.object({
+  decision: z.object({ action: z.string(), rule: z.string().nullable(), reason: z.string().nullable() }).loose(),
+  masking: z.unknown(),
+});
+
+/** Documented shape of a policy document (validated by @portcullis/policy's parsePolicyDocument). */
+export const policyDocumentDocSchema = z.object({
+  name: z.string(),
+  guardrails: z.array(z.object({ name: z.string(), action: z.enum(['allow', 'block', 'require_approval']), match: z.record(z.string(), z.unknown()) }).loose()).optional(),
+  dynamicSql: z.enum(['allow', 'block', 'require_approval']).optional(),
+  masking: z.array(z.record(z.string(), z.unknown())).optional(),
+  approval: z.object({ approvers: z.array(z.string()), timeoutSeconds: z.number().int() }).loose().optional(),
+}).loose();

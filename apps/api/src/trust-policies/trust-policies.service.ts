@@ -1,0 +1,87 @@
+import { Injectable } from '@nestjs/common';
+import { Prisma, PrismaClient, type TrustPolicyModel as TrustPolicy } from '@portcullis/db';
+import { BadRequestError, ConflictError, NotFoundError } from '../common/errors.js';
+import { ControlEventsService } from '../control-events/control-events.service.js';
+import type { CreateTrustPolicyDto, TrustPolicyView } from './dto/trust-policy.dto.js';
+
+export function toView(p: TrustPolicy): TrustPolicyView {
+  return {
+    id: p.id,
+    name: p.name,
+    issuer: p.issuer,
+    audience: p.audience,
+    subjectPattern: p.subjectPattern,
+    jwksUri: p.jwksUri,
+    identity: p.identity,
+    groups: p.groups,
+    createdAt: p.createdAt.toISOString(),
+    updatedAt: p.updatedAt.toISOString(),
+  };
+}
+
+@Injectable()
+export class TrustPoliciesService {
+  constructor(
+    private readonly prisma: PrismaClient,
+    private readonly events: ControlEventsService,
+  ) {}
+
+  async list(): Promise<TrustPolicyView[]> {
+    const rows = await this.prisma.trustPolicy.findMany({ orderBy: { name: 'asc' } });
+    return rows.map(toView);
+  }
+
+  async get(name: string): Promise<TrustPolicyView> {
+    const row = await this.prisma.trustPolicy.findUnique({ where: { name } });
+    if (!row) throw new NotFoundError(`trust policy "${name}" not found`);
+    return toView(row);
+  }
+
+  /** Policies that trust this exact issuer, by name (the token exchange picks among them). */
+  findByIssuer(issuer: string): Promise<TrustPolicy[]> {
+    return this.prisma.trustPolicy.findMany({ where: { issuer }, orderBy: { name: 'asc' } });
+  }
+
+  async create(dto: CreateTrustPolicyDto, actor: string): Promise<TrustPolicyView> {
+    await this.assertGroupsExist(dto.groups);
+    let row: TrustPolicy;
+    try {
+      row = await this.prisma.trustPolicy.create({
+        data: {
+          name: dto.name,
+          issuer: dto.issuer,
+          audience: dto.audience,
+          subjectPattern: dto.subjectPattern,
+          jwksUri: dto.jwksUri ?? null,
+          identity: dto.identity,
+          groups: dto.groups,
+        },
+      });
+    } catch (err) {
+      if (err instanceof Prisma.PrismaClientKnownRequestError && err.code === 'P2002') {
+        throw new ConflictError(`trust policy "${dto.name}" already exists`);
+      }
+      throw err;
+    }
+    const view = toView(row);
+    await this.events.record({ type: 'trust-policy.changed', actor, data: { action: 'create', target: row.name, after: view } });
+    return view;
+  }
+
+  async remove(name: string, actor: string): Promise<void> {
+    const row = await this.prisma.trustPolicy.findUnique({ where: { name } });
+    if (!row) throw new NotFoundError(`trust policy "${name}" not found`);
+    await this.prisma.trustPolicy.delete({ where: { id: row.id } });
+    await this.events.record({ type: 'trust-policy.changed', actor, data: { action: 'delete', target: name, before: toView(row) } });
+  }
+
+  private async assertGroupsExist(groups: string[]): Promise<void> {
+    if (groups.length === 0) return;
+    const found = await this.prisma.group.findMany({ where: { name: { in: groups } }, select: { name: true } });
+    const have = new Set(found.map((g) => g.name));
+    const missing = groups.filter((g) => !have.has(g));
+    if (missing.length) {
+      throw new BadRequestError(`groups: no such group ${missing.map((g) => `"${g}"`).join(', ')}`, 'validation_failed');
+    }
+  }
+}

@@ -1,0 +1,115 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { controlEvents, startAuthStack, type AuthStack } from './auth-harness.js';
+import { cleanup, makeGroup, makePerson, type TestPerson } from './approvals-support.js';
+
+let stack: AuthStack;
+let bob: TestPerson;
+let carol: TestPerson;
+let erin: TestPerson;
+let conn: string;
+
+beforeAll(async () => {
+  stack = await startAuthStack();
+  const s = stack.sfx;
+  conn = `ar-conn-${s}`;
+  await makeGroup(stack.prisma, `ar-approvers-${s}`, ['approver']);
+  await makeGroup(stack.prisma, `ar-eng-${s}`, ['user']);
+  await makeGroup(stack.prisma, `ar-dba-${s}`, ['user']);
+  await stack.prisma.connection.create({ data: { name: conn, host: '127.0.0.1', port: 5432, database: 'postgres', username: 'postgres', allowedGroups: [`ar-dba-${s}`] } });
+  bob = await makePerson(stack, `ar-bob-${s}`, [`ar-approvers-${s}`]);
+  carol = await makePerson(stack, `ar-carol-${s}`, [`ar-eng-${s}`]);
+  erin = await makePerson(stack, `ar-erin-${s}`, [`ar-eng-${s}`]);
+});
+
+afterAll(async () => {
+  if (!stack) return;
+  await cleanup(stack.prisma, stack.sfx);
+  await stack.close();
+});
+
+describe('access requests', () => {
+  it('a user asks, an approver grants, the credentials route honours it until it ends', async () => {
+    const denied = await stack.api(`/v1/connections/${conn}/credentials`, { method: 'POST', token: carol.token, json: {} });
+    expect(denied.status).toBe(403);
+
+    const req = await stack.api('/v1/access-requests', { method: 'POST', token: carol.token, json: { connection: conn, durationSeconds: 600, reason: 'incident 42' } });
+    expect(req.status).toBe(201);
+    expect(req.body).toMatchObject({ identity: carol.subject, connection: conn, status: 'pending', active: false, durationSeconds: 600 });
+    const id = req.body.id as string;
+
+    // four-eyes
+    const own = await stack.api(`/v1/access-requests/${id}/approve`, { method: 'POST', token: carol.token, json: {} });
+    expect(own.status).toBe(403);
+    expect(own.body.error.code).toBe('four_eyes');
+    // a plain user is no approver
+    const other = await stack.api(`/v1/access-requests/${id}/approve`, { method: 'POST', token: erin.token, json: {} });
+    expect(other.status).toBe(403);
+    expect(other.body.error.code).toBe('not_an_approver');
+
+    // approvers see it pending; the requester sees their own, others nothing
+    expect((await stack.api(`/v1/access-requests?status=pending&connection=${conn}`, { token: bob.token })).body.map((r: { id: string }) => r.id)).toContain(id);
+    expect((await stack.api(`/v1/access-requests?connection=${conn}`, { token: erin.token })).body).toEqual([]);
+    expect((await stack.api(`/v1/access-requests/${id}`, { token: carol.token })).status).toBe(200);
+
+    const before = Date.now();
+    const ok = await stack.api(`/v1/access-requests/${id}/approve`, { method: 'POST', token: bob.token, json: { comment: 'for the incident' } });
+    expect(ok.status).toBe(200);
+    expect(ok.body).toMatchObject({ status: 'approved', active: true, decidedBy: bob.subject, comment: 'for the incident' });
+    const until = new Date(ok.body.grantedUntil as string).getTime();
+    expect(until).toBeGreaterThanOrEqual(before + 600_000 - 1000);
+    expect(until).toBeLessThanOrEqual(Date.now() + 600_000 + 1000);
+
+    const cred = await stack.api(`/v1/connections/${conn}/credentials`, { method: 'POST', token: carol.token, json: {} });
+    expect([200, 201]).toContain(cred.status);
+    expect(cred.body.grant).toBe(id);
+    expect(new Date(cred.body.expiresAt as string).getTime()).toBeLessThanOrEqual(until);
+
+    const again = await stack.api(`/v1/access-requests/${id}/deny`, { method: 'POST', token: bob.token, json: {} });
+    expect(again.status).toBe(409);
+    expect(again.body.error.code).toBe('access_request_already_decided');
+
+    // the grant ends: the credentials route refuses again
+    await stack.prisma.accessRequest.update({ where: { id }, data: { grantedUntil: new Date(Date.now() - 1000) } });
+    expect((await stack.api(`/v1/connections/${conn}/credentials`, { method: 'POST', token: carol.token, json: {} })).status).toBe(403);
+    expect((await stack.api(`/v1/access-requests/${id}`, { token: carol.token })).body).toMatchObject({ status: 'expired', active: false });
+
+    const events = await controlEvents(stack);
+    const mine = events.filter((e) => e.type === 'access-request.changed' && e.data.target === id).map((e) => e.data.action);
+    expect(mine).toEqual(['request', 'approve']);
+  });
+
+  it('deny, and bad input', async () => {
+    const req = await stack.api('/v1/access-requests', { method: 'POST', token: erin.token, json: { connection: conn, durationSeconds: 120, reason: 'curious' } });
+    expect(req.status).toBe(201);
+    const no = await stack.api(`/v1/access-requests/${req.body.id}/deny`, { method: 'POST', token: bob.token, json: { comment: 'no need' } });
+    expect(no.status).toBe(200);
+    expect(no.body).toMatchObject({ status: 'denied', grantedUntil: null, comment: 'no need' });
+    expect((await stack.api(`/v1/connections/${conn}/credentials`, { method: 'POST', token: erin.token, json: {} })).status).toBe(403);
+
+    const tooLong = await stack.api('/v1/access-requests', { method: 'POST', token: erin.token, json: { connection: conn, durationSeconds: 9 * 3600, reason: 'x' } });
+    expect(tooLong.status).toBe(400);
+    expect(tooLong.body.error.message).toContain('durationSeconds');
+    const noReason = await stack.api('/v1/access-requests', { method: 'POST', token: erin.token, json: { connection: conn, durationSeconds: 120 } });
+    expect(noReason.status).toBe(400);
+    expect(noReason.body.error.message).toContain('reason');
+    const unknownConn = await stack.api('/v1/access-requests', { method: 'POST', token: erin.token, json: { connection: `nope-${stack.sfx}`, durationSeconds: 120, reason: 'x' } });
+    expect(unknownConn.status).toBe(404);
+    const unknown = await stack.api('/v1/access-requests/00000000-0000-4000-8000-000000000000/approve', { method: 'POST', token: bob.token, json: {} });
+    expect(unknown.status).toBe(404);
+  });
+
+  it('a request nobody decided within a day can no longer be granted', async () => {
+    const req = await stack.api('/v1/access-requests', { method: 'POST', token: erin.token, json: { connection: conn, durationSeconds: 120, reason: 'old' } });
+    await stack.prisma.accessRequest.update({ where: { id: req.body.id }, data: { createdAt: new Date(Date.now() - 25 * 3600 * 1000) } });
+    const res = await stack.api(`/v1/access-requests/${req.body.id}/approve`, { method: 'POST', token: bob.token, json: {} });
+    expect(res.status).toBe(409);
+    expect(res.body.error.code).toBe('access_request_expired');
+  });
+
+  it('concurrent grants: exactly one wins', async () => {
+    const req = await stack.api('/v1/access-requests', { method: 'POST', token: erin.token, json: { connection: conn, durationSeconds: 120, reason: 'race' } });
+    const tries = await Promise.all(Array.from({ length: 5 }, () => stack.api(`/v1/access-requests/${req.body.id}/approve`, { method: 'POST', token: bob.token, json: {} })));
+    expect(tries.filter((r) => r.status === 200)).toHaveLength(1);
+    expect(tries.filter((r) => r.status === 409)).toHaveLength(4);
+  });
+});

@@ -1,0 +1,133 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Kvm, type KV } from '@nats-io/kv';
+import { connect, type NatsConnection } from '@nats-io/transport-node';
+import { PrismaClient } from '@portcullis/db';
+import { configSnapshotSchema, generatePoolKeyPair, natsNames } from '@portcullis/protocol';
+import { eventually, startTestApi, type TestApi } from './support.js';
+
+const doc = (name: string) => ({
+  name,
+  guardrails: [
+    { name: 'no-destructive-ddl', action: 'block', match: { statements: ['DROP', 'TRUNCATE'] } },
+    { name: 'bulk-writes', action: 'require_approval', match: { statements: ['DELETE', 'UPDATE'], unbounded: true } },
+  ],
+  dynamicSql: 'block',
+  masking: [{ name: 'emails', columns: ['email'], strategy: 'partial' }],
+  approval: { approvers: ['approvers'], timeoutSeconds: 300 },
+});
+
+describe('policies e2e: JSON and YAML documents, versions, evaluate, snapshot', () => {
+  let api: TestApi;
+  let prisma: PrismaClient;
+  let nc: NatsConnection;
+  let kv: KV;
+  let p1: string;
+  let p2: string;
+  let poolName: string;
+  let conn: string;
+
+  beforeAll(async () => {
+    api = await startTestApi();
+    prisma = api.get(PrismaClient);
+    p1 = `pol-${api.suffix}`;
+    p2 = `yaml-${api.suffix}`;
+    poolName = `ppool-${api.suffix}`;
+    conn = `pdb-${api.suffix}`;
+    nc = await connect({ servers: 'nats://127.0.0.1:4222' });
+    kv = await new Kvm(nc).open(natsNames(api.prefix).configBucket);
+  });
+
+  afterAll(async () => {
+    if (prisma) {
+      await prisma.connection.deleteMany({ where: { name: conn } });
+      await prisma.gatewayPool.deleteMany({ where: { name: poolName } });
+      await prisma.policy.deleteMany({ where: { name: { in: [p1, p2] } } });
+    }
+    await nc?.close();
+    await api?.close();
+  });
+
+  it('POST a JSON policy → 201 version 1', async () => {
+    const res = await api.http.post('/v1/policies').set('Authorization', api.admin).send(doc(p1));
+    expect(res.status).toBe(201);
+    expect(res.body).toMatchObject({ name: p1, version: 1, document: doc(p1) });
+    expect((await api.http.post('/v1/policies').set('Authorization', api.admin).send(doc(p1))).status).toBe(409);
+  });
+
+  it('PUT a YAML policy creates it; PUT again makes version 2', async () => {
+    const yaml = `name: ${p2}\nguardrails:\n  - name: no-drop\n    action: block\n    match:\n      statements: [DROP]\ndynamicSql: block\nmasking: []\n`;
+    const res = await api.http.put(`/v1/policies/${p2}`).set('Authorization', api.admin).set('Content-Type', 'application/yaml').send(yaml);
+    expect(res.status).toBe(201);
+    expect(res.body).toMatchObject({ name: p2, version: 1 });
+    expect(res.body.document.guardrails[0]).toEqual({ name: 'no-drop', action: 'block', match: { statements: ['DROP'] } });
+    const again = await api.http.put(`/v1/policies/${p2}`).set('Authorization', api.admin).set('Content-Type', 'text/yaml').send(yaml.replace('[DROP]', '[DROP, TRUNCATE]'));
+    expect(again.status).toBe(200);
+    expect(again.body.version).toBe(2);
+    const versions = await api.http.get(`/v1/policies/${p2}/versions`).set('Authorization', api.admin);
+    expect(versions.body.map((v: { version: number }) => v.version)).toEqual([2, 1]);
+    const v1 = await api.http.get(`/v1/policies/${p2}?version=1`).set('Authorization', api.admin);
+    expect(v1.body.document.guardrails[0].match.statements).toEqual(['DROP']);
+  });
+
+  it('bad documents get a 400 naming the bad path and change nothing', async () => {
+    const before = { policies: await prisma.policy.count(), versions: await prisma.policyVersion.count() };
+    const bad = { ...doc(p1), guardrails: [{ name: 'x', action: 'explode', match: { statements: ['DROP'] } }] };
+    const r1 = await api.http.put(`/v1/policies/${p1}`).set('Authorization', api.admin).send(bad);
+    expect(r1.status).toBe(400);
+    expect(r1.body.error.code).toBe('invalid_policy');
+    expect(r1.body.error.message).toContain('guardrails.0.action');
+    const r2 = await api.http.put(`/v1/policies/${p1}`).set('Authorization', api.admin).send(doc('other-name'));
+    expect(r2.status).toBe(400);
+    expect(r2.body.error.message).toContain('name');
+    const r3 = await api.http.put(`/v1/policies/${p1}`).set('Authorization', api.admin).set('Content-Type', 'application/yaml').send('name: [unclosed');
+    expect(r3.status).toBe(400);
+    expect(r3.body.error.code).toBe('malformed_yaml');
+    const r4 = await api.http.post('/v1/policies').set('Authorization', api.admin).send({ ...doc(p1), extra: true });
+    expect(r4.status).toBe(400);
+    expect(r4.body.error.message).toContain('extra');
+    const r5 = await api.http.post('/v1/policies').set('Authorization', api.admin).set('Content-Type', 'application/json').send('{"name":');
+    expect(r5.status).toBe(400);
+    expect(r5.body.error.code).toBe('malformed_json');
+    expect({ policies: await prisma.policy.count(), versions: await prisma.policyVersion.count() }).toEqual(before);
+    expect((await api.http.get(`/v1/policies/${p1}`).set('Authorization', api.admin)).body.version).toBe(1);
+  });
+
+  it('evaluate: a dry run gives the decision and masking plan', async () => {
+    const drop = await api.http.post(`/v1/policies/${p1}/evaluate`).set('Authorization', api.admin).send({ command: 'DROP TABLE customers', columns: ['id', 'email'] });
+    expect(drop.status).toBe(200);
+    expect(drop.body.decision).toMatchObject({ action: 'block', rule: 'no-destructive-ddl' });
+    expect(drop.body.masking).toBeDefined();
+    const sel = await api.http.post(`/v1/policies/${p1}/evaluate`).set('Authorization', api.admin).send({ command: 'SELECT 1' });
+    expect(sel.body.decision.action).toBe('allow');
+    const del = await api.http.post(`/v1/policies/${p1}/evaluate`).set('Authorization', api.admin).send({ command: 'DELETE FROM t' });
+    expect(del.body.decision).toMatchObject({ action: 'require_approval', rule: 'bulk-writes' });
+    const missing = await api.http.post(`/v1/policies/nope-${api.suffix}/evaluate`).set('Authorization', api.admin).send({ command: 'SELECT 1' });
+    expect(missing.status).toBe(404);
+    expect(missing.body.error.message).toContain(`nope-${api.suffix}`);
+    const noCommand = await api.http.post(`/v1/policies/${p1}/evaluate`).set('Authorization', api.admin).send({});
+    expect(noCommand.status).toBe(400);
+    expect(noCommand.body.error.message).toContain('command');
+  });
+
+  it('policies travel in the snapshot; a policy in use cannot be deleted', async () => {
+    const pool = generatePoolKeyPair();
+    expect((await api.http.put(`/v1/gateway-pools/${poolName}`).set('Authorization', api.admin).send({ publicKey: pool.publicKey })).status).toBe(201);
+    const unknownPolicy = await api.http.post('/v1/connections').set('Authorization', api.admin).send({ name: conn, pool: poolName, host: 'h', database: 'd', username: 'u', policy: `nope-${api.suffix}` });
+    expect(unknownPolicy.status).toBe(400);
+    expect(unknownPolicy.body.error.code).toBe('unknown_policy');
+    const c = await api.http.post('/v1/connections').set('Authorization', api.admin).send({ name: conn, pool: poolName, host: 'h', database: 'd', username: 'u', policy: p1 });
+    expect(c.status).toBe(201);
+    await eventually(async () => {
+      const e = await kv.get(natsNames(api.prefix).configKey(poolName));
+      const snap = configSnapshotSchema.parse(e!.json());
+      expect(snap.connections.find((x) => x.name === conn)?.policy).toBe(p1);
+      expect(snap.policies.find((p) => p.name === p2)?.version).toBe(2);
+      expect(snap.policies.find((p) => p.name === p1)?.document).toEqual(doc(p1));
+    }, 1_000);
+    const del = await api.http.delete(`/v1/policies/${p1}`).set('Authorization', api.admin);
+    expect(del.status).toBe(409);
+    expect(del.body.error.message).toContain(conn);
+    expect((await api.http.delete(`/v1/policies/${p2}`).set('Authorization', api.admin)).status).toBe(204);
+    expect((await api.http.get(`/v1/policies/${p2}`).set('Authorization', api.admin)).status).toBe(404);
+  });
+});

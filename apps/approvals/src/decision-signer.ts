@@ -1,0 +1,32 @@
+import { loadActiveSigningKey, type ActiveSigningKey, type PrismaClient } from '@portcullis/db';
+import type { ApprovalDecision, ApprovalConsumeResult } from '@portcullis/protocol';
+import { CompactSign } from 'jose';
+
+/**
+ * Signs what gateways must trust (decisions, one-time consume replies) with the api's active Ed25519 key,
+ * as a compact JWS whose protected header names the key (`kid`), so gateways verify it against the
+ * snapshot's verificationKeys. The key is cached and reloaded every `ttlMs` (key rotation).
+ */
+export class DecisionSigner {
+  private cached: { key: ActiveSigningKey; loadedAt: number } | null = null;
+
+  constructor(
+    private readonly db: PrismaClient,
+    private readonly masterKey: Buffer,
+    private readonly ttlMs = 60_000,
+  ) {}
+
+  async sign(payload: ApprovalDecision | ApprovalConsumeResult): Promise<string> {
+    const key = await this.key();
+    return new CompactSign(new TextEncoder().encode(JSON.stringify(payload)))
+      .setProtectedHeader({ alg: 'EdDSA', kid: key.kid })
+      .sign(key.privateKey);
+  }
+
+  private async key(): Promise<ActiveSigningKey> {
+    if (this.cached && Date.now() - this.cached.loadedAt < this.ttlMs) return this.cached.key;
+    const key = await loadActiveSigningKey(this.db, this.masterKey);
+    this.cached = { key, loadedAt: Date.now() };
+    return key;
+  }
+}

@@ -1,0 +1,123 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes, randomUUID } from 'node:crypto';
+import { createServer, Socket } from 'node:net';
+import { exportJWK, generateKeyPair, type JWK } from 'jose';
+import { signingMasterKeyId, type PrismaClient } from '@portcullis/db';
+import { deriveKey, encryptAtRest, type ApprovalJob } from '@portcullis/protocol';
+import { approvalsEnvSchema, type ApprovalsEnv } from '../../src/env.js';
+
+export function randomPrefix(what = 't'): string {
+  return `${what}${randomBytes(5).toString('hex')}`;
+}
+
+export function testEnv(overrides: Partial<Record<keyof ApprovalsEnv, string>> & { PORTCULLIS_MASTER_KEY: string }): ApprovalsEnv {
+  return approvalsEnvSchema.parse({
+    DATABASE_URL: process.env.DATABASE_URL,
+    NATS_PREFIX: randomPrefix('ap'),
+    APPROVALS_QUEUE_PREFIX: randomPrefix('bq'),
+    APPROVALS_HTTP_PORT: '0',
+    APPROVALS_HTTP_HOST: '127.0.0.1',
+    APPROVALS_EXPIRY_INTERVAL_MS: '200',
+    APPROVALS_WEBHOOK_TIMEOUT_MS: '2000',
+    LOG_LEVEL: process.env.LOG_LEVEL ?? 'silent',
+    ...overrides,
+  });
+}
+
+/** Writes a signing key exactly as the api's SigningKeysService does (kid = <master key id>.<random>). */
+export async function seedSigningKey(db: PrismaClient, masterKeyHex: string): Promise<{ kid: string; publicJwk: JWK & { kid: string } }> {
+  const atRest = deriveKey(Buffer.from(masterKeyHex, 'hex'), 'signing-key-at-rest');
+  const kid = `${signingMasterKeyId(atRest)}.${randomBytes(9).toString('base64url')}`;
+  const { publicKey, privateKey } = await generateKeyPair('EdDSA', { extractable: true });
+  const publicJwk = { ...(await exportJWK(publicKey)), kid, alg: 'EdDSA', use: 'sig' };
+  const privateJwk = { ...(await exportJWK(privateKey)), kid, alg: 'EdDSA' };
+  await db.signingKey.create({ data: { kid, alg: 'EdDSA', publicJwk, privateJwkEncrypted: encryptAtRest(atRest, JSON.stringify(privateJwk), kid), active: true } });
+  return { kid, publicJwk };
+}
+
+export function makeJob(connection: string, over: Partial<ApprovalJob> = {}): ApprovalJob {
+  return {
+    approvalId: randomUUID(),
+    sessionId: randomUUID(),
+    identity: `carol-${randomBytes(3).toString('hex')}`,
+    connection,
+    gateway: 'gw-test',
+    pool: 'default',
+    statement: 'DELETE FROM customers',
+    fingerprint: 'fp-' + randomBytes(4).toString('hex'),
+    policy: null,
+    rule: 'bulk-writes',
+    reason: 'unbounded DELETE needs a second pair of eyes',
+    approverGroups: ['approvers'],
+    timeoutSeconds: 300,
+    mode: 'wait',
+    webhook: null,
+    requestedAt: new Date().toISOString(),
+    ...over,
+  };
+}
+
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const port = (s.address() as { port: number }).port;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+/** A private, throwaway redis-server (never the shared one) that a test may kill and restart. */
+export class PrivateRedis {
+  private proc: ChildProcess | null = null;
+  constructor(readonly port: number) {}
+
+  get url(): string {
+    return `redis://127.0.0.1:${this.port}`;
+  }
+
+  async start(): Promise<void> {
+    this.proc = spawn('redis-server', ['--port', String(this.port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: 'ignore' });
+    const deadline = Date.now() + 10_000;
+    while (Date.now() < deadline) {
+      if (await canConnect(this.port)) return;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    throw new Error(`private redis on ${this.port} did not start`);
+  }
+
+  async stop(): Promise<void> {
+    const p = this.proc;
+    this.proc = null;
+    if (!p || p.exitCode !== null) return;
+    await new Promise<void>((resolve) => {
+      p.once('exit', () => resolve());
+      p.kill('SIGKILL');
+    });
+  }
+}
+
+function canConnect(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = new Socket();
+    s.once('connect', () => { s.destroy(); resolve(true); });
+    s.once('error', () => resolve(false));
+    s.connect(port, '127.0.0.1');
+  });
+}
+
+
+export async function waitFor<T>(fn: () => Promise<T | null | undefined | false>, timeoutMs = 10_000, stepMs = 25): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await fn();
+    if (v) return v;
+    if (Date.now() > deadline) throw new Error('waitFor timed out');
+    await new Promise((r) => setTimeout(r, stepMs));
+  }
+}
+
+export function masterKeyHex(): string {
+  return randomBytes(32).toString('hex');
+}

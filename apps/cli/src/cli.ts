@@ -1,0 +1,85 @@
+import { ApiRequestError } from './api-client.js';
+import { parseArgs, UsageError } from './args.js';
+import { approvals } from './commands/approvals.js';
+import { audit } from './commands/audit.js';
+import { connect } from './commands/connect.js';
+import { login, logout, whoami } from './commands/login.js';
+import { sessions } from './commands/sessions.js';
+import { ConfigFileError } from './config.js';
+import { EXIT, NotLoggedInError, println, type CliContext } from './context.js';
+
+export const HELP = `portcullis — the Portcullis command line
+
+Usage: portcullis <command> [options]
+
+  login                         log in through the browser (OIDC via the api; prints the URL)
+  login --token <token>         keep a token you already have (e.g. .portcullis/bootstrap-token)
+  login --client-credentials --issuer <url> --client-id <id> --client-secret <secret> [--audience <aud>]
+                                log in as a workload: client_credentials at the IdP, then token exchange
+  logout | whoami [--json]
+  connect <connection> [--print | --json] [-- <psql args>]
+                                get a short-lived credential and run psql with it (--print: just the URI)
+  approvals list [--status pending|approved|denied|expired|all] [--json]
+  approvals show <id> | approve <id> [--comment <text>] | deny <id> [--comment <text>]
+  sessions list | show <id> | verify <id>   [--json]
+  audit export [--format jsonl|ocsf|cef] [--cursor <c> | --cursor-file <path>] [--limit <n>] [--follow [--interval <s>]]
+
+Options for every command: --help
+Environment: PORTCULLIS_API (default http://127.0.0.1:8080), PORTCULLIS_TOKEN (overrides the saved login),
+  PORTCULLIS_CLI_CONFIG (default ~/.portcullis/cli.json), PORTCULLIS_PSQL (default psql).
+Exit codes: 0 ok, 1 failed, 2 usage, 3 not logged in / not allowed, 4 broken hash chain (sessions verify).
+`;
+
+const BOOLEANS = new Set(['help', 'print', 'json', 'follow', 'client-credentials', 'no-browser']);
+
+const COMMANDS: Record<string, (ctx: CliContext, args: ReturnType<typeof parseArgs>) => Promise<number>> = {
+  login,
+  logout,
+  whoami,
+  connect,
+  approvals,
+  sessions,
+  audit,
+};
+
+/** Runs one CLI invocation; returns the exit code. Never throws. */
+export async function run(argv: readonly string[], ctx: CliContext): Promise<number> {
+  const [command, ...rest] = argv;
+  if (!command || command === 'help' || command === '--help' || command === '-h') {
+    ctx.stdout.write(HELP);
+    return command ? EXIT.ok : EXIT.usage;
+  }
+  const handler = COMMANDS[command];
+  if (!handler) {
+    println(ctx.stderr, `portcullis: unknown command "${command}" (try \`portcullis help\`)`);
+    return EXIT.usage;
+  }
+  try {
+    const args = parseArgs(rest, BOOLEANS);
+    if (args.flags.has('help')) {
+      ctx.stdout.write(HELP);
+      return EXIT.ok;
+    }
+    return await handler(ctx, args);
+  } catch (err) {
+    if (err instanceof UsageError) {
+      println(ctx.stderr, `portcullis ${command}: ${err.message}`);
+      return EXIT.usage;
+    }
+    if (err instanceof NotLoggedInError) {
+      println(ctx.stderr, `portcullis: ${err.message}`);
+      return EXIT.auth;
+    }
+    if (err instanceof ApiRequestError) {
+      const hint = err.status === 401 ? ' — run `portcullis login`' : '';
+      println(ctx.stderr, `portcullis: ${err.message}${hint}`);
+      return err.status === 401 || err.status === 403 ? EXIT.auth : EXIT.failed;
+    }
+    if (err instanceof ConfigFileError) {
+      println(ctx.stderr, `portcullis: ${err.message}`);
+      return EXIT.failed;
+    }
+    println(ctx.stderr, `portcullis: ${(err as Error)?.message ?? String(err)}`);
+    return EXIT.failed;
+  }
+}

@@ -1,0 +1,52 @@
+import { spawn } from 'node:child_process';
+import { allowOnly, boolFlag, UsageError, type ParsedArgs } from '../args.js';
+import { authedClient, EXIT, println, type CliContext } from '../context.js';
+
+interface Credential {
+  token: string;
+  expiresAt: string;
+  host: string;
+  port: number;
+  database: string;
+  uri: string;
+}
+
+/** Gets a short-lived gateway credential for a connection and runs psql with it (or prints the URI). */
+export async function connect(ctx: CliContext, args: ParsedArgs): Promise<number> {
+  allowOnly(args, ['print', 'json']);
+  const name = args.positionals[0];
+  if (!name || args.positionals.length > 1) throw new UsageError('usage: portcullis connect <connection> [--print | --json] [-- psql args…]');
+  const api = authedClient(ctx);
+  const cred = await api.json<Credential>('POST', `/v1/connections/${encodeURIComponent(name)}/credentials`, {});
+  if (boolFlag(args, 'json')) {
+    println(ctx.stdout, JSON.stringify(cred, null, 2));
+    return EXIT.ok;
+  }
+  if (boolFlag(args, 'print')) {
+    println(ctx.stdout, cred.uri);
+    println(ctx.stderr, `valid until ${cred.expiresAt}: psql "${cred.uri}"`);
+    return EXIT.ok;
+  }
+  const psql = ctx.env.PORTCULLIS_PSQL?.trim() || 'psql';
+  println(ctx.stderr, `Connecting to ${name} through the gateway at ${cred.host}:${cred.port} (credential valid until ${cred.expiresAt})`);
+  return await new Promise<number>((resolve) => {
+    const child = spawn(psql, [cred.uri, ...args.rest], { stdio: 'inherit', env: ctx.env });
+    // psql handles Ctrl-C itself (cancels the query); keep the CLI alive until psql exits.
+    const ignore = (): void => undefined;
+    process.on('SIGINT', ignore);
+    child.once('error', (err: NodeJS.ErrnoException) => {
+      process.off('SIGINT', ignore);
+      if (err.code === 'ENOENT') {
+        println(ctx.stderr, `portcullis: ${psql} not found; connect with any Postgres client using:`);
+        println(ctx.stdout, cred.uri);
+      } else {
+        println(ctx.stderr, `portcullis: could not run ${psql}: ${err.message}`);
+      }
+      resolve(EXIT.failed);
+    });
+    child.once('exit', (code, signal) => {
+      process.off('SIGINT', ignore);
+      resolve(code ?? (signal ? EXIT.failed : EXIT.ok));
+    });
+  });
+}

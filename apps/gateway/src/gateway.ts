@@ -1,0 +1,232 @@
+import { readFileSync } from 'node:fs';
+import type { Server as HttpServer } from 'node:http';
+import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
+import { createSecureContext, type SecureContext } from 'node:tls';
+import { connect, type NatsConnection, type Subscription } from '@nats-io/transport-node';
+import { generate as generateCert } from 'selfsigned';
+import { natsNames } from '@portcullis/protocol';
+import { ConfigStore, type ActiveConfig } from './config/config-store.js';
+import type { GatewayEnv } from './env.js';
+import { EventPublisher, ensureEventStream } from './events/event-publisher.js';
+import { startHeartbeat } from './heartbeat.js';
+import { createHttpServer, listen } from './http/http-server.js';
+import { GatewayMetrics } from './http/metrics.js';
+import { createLogger, type Logger } from './logger.js';
+import { createPolicyHooks } from './policy/policy-hooks.js';
+import { loadPolicyLib, type PolicyLib } from './policy/policy-lib.js';
+import { ALLOW_ALL_HOOKS, type SessionHooks } from './policy/session-hooks.js';
+import { CancelRegistry, sendUpstreamCancel } from './postgres/cancel-registry.js';
+import { ClientSession, type SessionInfo } from './postgres/client-session.js';
+import { SideConnection } from './postgres/side-connection.js';
+
+export const GATEWAY_VERSION = '0.1.0';
+
+/**
+ * Lets another component (the approvals engineer's) replace or wrap the policy hooks of each
+ * session: receives the session and the default hooks, returns the hooks to use.
+ */
+export type HooksFactory = (session: SessionInfo, defaults: SessionHooks, gateway: Gateway) => SessionHooks;
+
+export interface GatewayOptions {
+  env: GatewayEnv;
+  logger?: Logger;
+  hooks?: HooksFactory;
+  /** heartbeat interval (ms) */
+  heartbeatMs?: number;
+}
+
+/** One gateway worker: the Postgres listener, its config watch, events, cancels, health and metrics. */
+export class Gateway {
+  readonly env: GatewayEnv;
+  readonly logger: Logger;
+  readonly metrics = new GatewayMetrics();
+  readonly cancels = new CancelRegistry();
+  readonly sessions = new Set<ClientSession>();
+  config!: ConfigStore;
+  nc: NatsConnection | null = null;
+  private publisher: EventPublisher | null = null;
+  private pgServer: Server | null = null;
+  private httpServer: HttpServer | null = null;
+  private tls: SecureContext | null = null;
+  private policyLib: PolicyLib | null = null;
+  private stopHeartbeat: (() => void) | null = null;
+  private cancelSub: Subscription | null = null;
+  private hooksFactory: HooksFactory | null;
+  private readonly startedAt = new Date().toISOString();
+  pgPort = 0;
+  httpPort = 0;
+
+  constructor(opts: GatewayOptions) {
+    this.env = opts.env;
+    this.logger = opts.logger ?? createLogger(opts.env.LOG_LEVEL, { gateway: opts.env.GATEWAY_ID, pool: opts.env.GATEWAY_POOL });
+    this.hooksFactory = opts.hooks ?? null;
+    this.heartbeatMs = opts.heartbeatMs ?? 5000;
+  }
+
+  private readonly heartbeatMs: number;
+
+  get liveSessions(): number {
+    let n = 0;
+    for (const s of this.sessions) if (s.live && !s.isEnded) n++;
+    return n;
+  }
+
+  get id(): string {
+    return this.env.GATEWAY_ID;
+  }
+
+  /** Installs a hooks factory after start (the approvals integration). */
+  setHooksFactory(f: HooksFactory | null): void {
+    this.hooksFactory = f;
+  }
+
+  async start(): Promise<void> {
+    const env = this.env;
+    this.tls = await this.loadTls();
+    try {
+      this.policyLib = await loadPolicyLib();
+    } catch (err) {
+      this.logger.error({ err: (err as Error).message }, 'policy library failed to load; connections with a policy refuse sessions');
+    }
+    this.config = new ConfigStore({ prefix: env.NATS_PREFIX, pool: env.GATEWAY_POOL, poolKey: env.GATEWAY_POOL_KEY, logger: this.logger, policyLib: this.policyLib });
+    this.config.on('change', (c: ActiveConfig) => this.metrics.configRevision.set(c.revision));
+    this.nc = await connect({ servers: env.NATS_URL, name: `gateway-${env.GATEWAY_ID}`, maxReconnectAttempts: -1, reconnectTimeWait: 1000 });
+    void this.watchNatsStatus(this.nc);
+    this.publisher = new EventPublisher(this.nc, env.NATS_PREFIX, this.logger);
+    void this.ensureStream();
+    this.config.start(this.nc);
+    this.subscribeCancels(this.nc);
+
+    this.pgServer = createServer({ pauseOnConnect: false, noDelay: true }, (socket) => this.accept(socket));
+    this.pgServer.on('error', (err) => this.logger.error({ err: err.message }, 'postgres listener error'));
+    await new Promise<void>((resolve, reject) => {
+      this.pgServer!.once('error', reject);
+      this.pgServer!.listen(env.GATEWAY_PG_PORT, env.GATEWAY_PG_HOST, () => resolve());
+    });
+    this.pgPort = (this.pgServer.address() as AddressInfo).port;
+    this.httpServer = createHttpServer(this.metrics, {
+      ready: () => {
+        const c = this.config.current;
+        return { ready: !!c, detail: { configRevision: c?.revision ?? null, nats: this.nc?.isClosed() === false } };
+      },
+    });
+    this.httpPort = await listen(this.httpServer, env.GATEWAY_HTTP_PORT, env.GATEWAY_HTTP_HOST);
+    this.stopHeartbeat = startHeartbeat(
+      this.nc,
+      env.NATS_PREFIX,
+      {
+        id: env.GATEWAY_ID,
+        pool: env.GATEWAY_POOL,
+        version: GATEWAY_VERSION,
+        address: env.GATEWAY_PUBLIC_ADDRESS ?? null,
+        startedAt: this.startedAt,
+        liveSessions: () => this.liveSessions,
+        configRevision: () => this.config.current?.revision ?? null,
+      },
+      this.heartbeatMs,
+    );
+    this.logger.info({ pgPort: this.pgPort, httpPort: this.httpPort, pool: env.GATEWAY_POOL, tls: !!this.tls, allowPlaintext: env.GATEWAY_ALLOW_PLAINTEXT }, 'gateway listening');
+  }
+
+  private async ensureStream(): Promise<void> {
+    for (let attempt = 0; this.nc && !this.nc.isClosed(); attempt++) {
+      try {
+        await ensureEventStream(this.nc, this.env.NATS_PREFIX);
+        return;
+      } catch (err) {
+        if (attempt % 10 === 0) this.logger.warn({ err: (err as Error).message }, 'cannot ensure the event stream; retrying');
+        await new Promise((r) => setTimeout(r, 1000).unref());
+      }
+    }
+  }
+
+  private async watchNatsStatus(nc: NatsConnection): Promise<void> {
+    for await (const s of nc.status()) {
+      if (s.type === 'disconnect') this.logger.warn('NATS disconnected; serving on the last config');
+      else if (s.type === 'reconnect') this.logger.info('NATS reconnected');
+    }
+  }
+
+  private subscribeCancels(nc: NatsConnection): void {
+    const subject = natsNames(this.env.NATS_PREFIX).cancel(this.env.GATEWAY_POOL);
+    this.cancelSub = nc.subscribe(subject, {
+      callback: (err, msg) => {
+        if (err) return;
+        try {
+          const body = msg.json<{ pid: number; secret: string; from: string }>();
+          if (body.from === this.id || typeof body.pid !== 'number' || typeof body.secret !== 'string') return;
+          const target = this.cancels.lookup(body.pid, Buffer.from(body.secret, 'base64'));
+          if (target) {
+            this.logger.info({ pid: body.pid, from: body.from }, 'cancel relayed from another gateway');
+            void sendUpstreamCancel(target);
+          }
+        } catch {
+          // not ours to parse
+        }
+      },
+    });
+  }
+
+  private relayCancel(pid: number, secret: Buffer): void {
+    if (!this.nc || this.nc.isClosed()) return;
+    try {
+      this.nc.publish(natsNames(this.env.NATS_PREFIX).cancel(this.env.GATEWAY_POOL), JSON.stringify({ pid, secret: secret.toString('base64'), from: this.id }));
+    } catch {
+      // cancels are best effort, as in Postgres
+    }
+  }
+
+  private async loadTls(): Promise<SecureContext> {
+    if (this.env.GATEWAY_TLS_CERT && this.env.GATEWAY_TLS_KEY) {
+      return createSecureContext({ cert: readFileSync(this.env.GATEWAY_TLS_CERT), key: readFileSync(this.env.GATEWAY_TLS_KEY) });
+    }
+    const pems = await generateCert([{ name: 'commonName', value: 'portcullis-gateway' }], { keySize: 2048, algorithm: 'sha256' } as never);
+    this.logger.info('using a self-signed TLS certificate (set GATEWAY_TLS_CERT/GATEWAY_TLS_KEY in production)');
+    return createSecureContext({ cert: pems.cert, key: pems.private });
+  }
+
+  private accept(socket: Socket): void {
+    const session = new ClientSession(socket, {
+      gatewayId: this.id,
+      pool: this.env.GATEWAY_POOL,
+      logger: this.logger,
+      metrics: this.metrics,
+      config: () => this.config.current,
+      tls: this.tls,
+      allowPlaintext: this.env.GATEWAY_ALLOW_PLAINTEXT,
+      cancels: this.cancels,
+      relayCancel: (pid, secret) => this.relayCancel(pid, secret),
+      publisher: () => this.publisher,
+      hooksFor: (info) => this.hooksFor(info),
+      onEnd: (s) => this.sessions.delete(s),
+    });
+    this.sessions.add(session);
+    void session.run();
+  }
+
+  private hooksFor(info: SessionInfo): SessionHooks {
+    let hooks: SessionHooks = ALLOW_ALL_HOOKS;
+    if (info.policy && this.policyLib) {
+      hooks = createPolicyHooks({
+        policy: info.policy,
+        lib: this.policyLib,
+        maskingKey: info.config.maskingKey,
+        side: new SideConnection(info.openSide),
+        logger: this.logger.child({ session: info.sessionId }),
+      });
+    }
+    return this.hooksFactory ? this.hooksFactory(info, hooks, this) : hooks;
+  }
+
+  async stop(): Promise<void> {
+    this.stopHeartbeat?.();
+    await new Promise<void>((resolve) => (this.pgServer ? this.pgServer.close(() => resolve()) : resolve()));
+    for (const s of [...this.sessions]) s.shutdown();
+    await Promise.allSettled([...this.sessions].map((s) => s.flushEvents()));
+    await new Promise<void>((resolve) => (this.httpServer ? this.httpServer.close(() => resolve()) : resolve()));
+    this.httpServer?.closeAllConnections?.();
+    await this.config?.stop();
+    this.cancelSub?.unsubscribe();
+    if (this.nc && !this.nc.isClosed()) await this.nc.drain().catch(() => this.nc?.close());
+  }
+}

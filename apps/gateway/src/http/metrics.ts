@@ -1,0 +1,43 @@
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+
+/** Prometheus metrics of one gateway (own registry: several gateways can live in one test process). */
+export class GatewayMetrics {
+  readonly registry = new Registry();
+  readonly liveSessions = new Gauge({ name: 'portcullis_gateway_live_sessions', help: 'Client sessions currently open', registers: [this.registry] });
+  readonly sessions = new Counter({
+    name: 'portcullis_gateway_sessions_total',
+    help: 'Client sessions by outcome (ok = authenticated and connected upstream)',
+    labelNames: ['outcome'] as const,
+    registers: [this.registry],
+  });
+  readonly bytes = new Counter({
+    name: 'portcullis_gateway_bytes_total',
+    help: 'Bytes relayed, by direction',
+    labelNames: ['direction'] as const,
+    registers: [this.registry],
+  });
+  readonly decisions = new Counter({
+    name: 'portcullis_gateway_decisions_total',
+    help: 'Policy decisions by action',
+    labelNames: ['action'] as const,
+    registers: [this.registry],
+  });
+  readonly errors = new Counter({
+    name: 'portcullis_gateway_errors_total',
+    help: 'Errors by kind (protocol, auth, upstream, recording, internal)',
+    labelNames: ['kind'] as const,
+    registers: [this.registry],
+  });
+  readonly maskedValues = new Counter({ name: 'portcullis_gateway_masked_values_total', help: 'Values rewritten by masking', registers: [this.registry] });
+  readonly upstreamConnect = new Histogram({
+    name: 'portcullis_gateway_upstream_connect_seconds',
+    help: 'Time to open and authenticate an upstream connection',
+    buckets: [0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+    registers: [this.registry],
+  });
+  readonly configRevision = new Gauge({ name: 'portcullis_gateway_config_revision', help: 'Revision of the config snapshot in use (0 = none)', registers: [this.registry] });
+
+  constructor(defaults = false) {
+    if (defaults) collectDefaultMetrics({ register: this.registry });
+  }
+}

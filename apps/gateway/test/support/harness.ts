@@ -1,0 +1,266 @@
+import { randomBytes, randomUUID } from 'node:crypto';
+import { connect, type NatsConnection } from '@nats-io/transport-node';
+import { Kvm } from '@nats-io/kv';
+import { jetstreamManager } from '@nats-io/jetstream';
+import { SignJWT, exportJWK, generateKeyPair, type CryptoKey, type JWK } from 'jose';
+import pg from 'pg';
+import {
+  GATEWAY_AUDIENCE, configSnapshotSchema, generatePoolKeyPair, natsNames, sealForPool,
+  type ConfigSnapshot, type ConnectionConfig, type PoolKeyPair,
+} from '@portcullis/protocol';
+import { Gateway, type HooksFactory } from '../../src/gateway.js';
+import { parseGatewayEnv } from '../../src/env.js';
+import { createLogger } from '../../src/logger.js';
+
+export const PG_ADMIN_URL = process.env.TEST_PG_ADMIN_URL ?? 'postgresql://postgres@127.0.0.1:5432/postgres';
+export const NATS_URL = process.env.NATS_URL ?? 'nats://127.0.0.1:4222';
+
+/** A connection in a snapshot, with its password in the clear (the harness seals it). */
+export type HarnessConnection = Omit<ConnectionConfig, 'secret'> & { password?: string | null };
+
+export interface SnapshotInput {
+  connections?: HarnessConnection[];
+  policies?: ConfigSnapshot['policies'];
+  revokedTokenIds?: string[];
+  issuer?: string;
+}
+
+export interface HarnessOptions {
+  /** pool name (default: random) */
+  pool?: string;
+  /** overrides of the default connection (named `target`, pointing at the scratch database) */
+  connection?: Partial<HarnessConnection>;
+  /** extra connections */
+  connections?: HarnessConnection[];
+  policies?: ConfigSnapshot['policies'];
+  /** put a snapshot before the gateway starts (default true) */
+  initialSnapshot?: boolean;
+  /** start the gateway (default true) */
+  startGateway?: boolean;
+  /** extra env for the gateway */
+  env?: Record<string, string>;
+  hooks?: HooksFactory;
+  /** SQL run in the scratch database before the test (tables, data) */
+  setupSql?: string;
+  /** create the JetStream event stream yourself (e.g. with tiny limits) before the gateway does */
+  createStream?: (nc: NatsConnection, streamName: string, subjects: string) => Promise<void>;
+}
+
+export interface Harness {
+  natsPrefix: string;
+  pool: string;
+  poolKeys: PoolKeyPair;
+  signingKey: CryptoKey;
+  publicJwk: JWK;
+  issuer: string;
+  nc: NatsConnection;
+  /** scratch database on the local Postgres, the default connection's target */
+  dbName: string;
+  /** name of the default connection (`target`) */
+  connectionName: string;
+  gateway: Gateway;
+  /** current snapshot input (connections in the clear) */
+  snapshotInput: Required<SnapshotInput>;
+  /** Puts a snapshot (merged over the current input) with the next revision; resolves when the gateway applied it. */
+  putSnapshot(partial?: SnapshotInput): Promise<number>;
+  /** Signs a gateway credential for the default connection. */
+  credential(overrides?: Record<string, unknown> & { expiresIn?: string | number }): Promise<string>;
+  connectionUri(token: string, dbName?: string, opts?: { sslmode?: string; user?: string }): string;
+  /** pg client config for the gateway */
+  clientConfig(token: string, dbName?: string): pg.ClientConfig;
+  /** runs SQL directly on the scratch database (not through the gateway) */
+  targetQuery(sql: string, params?: unknown[]): Promise<pg.QueryResult>;
+  /** starts another gateway of the same pool */
+  startGateway(env?: Record<string, string>): Promise<Gateway>;
+  stop(): Promise<void>;
+}
+
+/**
+ * A private world for one gateway test file: a random NATS prefix and pool, pool keys, a token
+ * signing key, a scratch database as the target, a config snapshot made with libs/protocol types,
+ * and a gateway started in-process on port 0 with GATEWAY_ALLOW_PLAINTEXT.
+ */
+export async function startHarness(opts: HarnessOptions = {}): Promise<Harness> {
+  const suffix = randomBytes(5).toString('hex');
+  const natsPrefix = `gwtest${suffix}`;
+  const pool = opts.pool ?? `pool${suffix}`;
+  const dbName = `gw_test_${suffix}`;
+  const poolKeys = generatePoolKeyPair();
+  const { privateKey: signingKey, publicKey } = await generateKeyPair('EdDSA', { crv: 'Ed25519', extractable: true });
+  const publicJwk = { ...(await exportJWK(publicKey)), kid: `k-${suffix}`, alg: 'EdDSA', use: 'sig' };
+  const issuer = 'portcullis';
+  const names = natsNames(natsPrefix);
+
+  const admin = new pg.Client({ connectionString: PG_ADMIN_URL });
+  await admin.connect();
+  await admin.query(`CREATE DATABASE ${dbName}`);
+  await admin.end();
+  const targetUrl = PG_ADMIN_URL.replace(/\/[^/?]*(\?|$)/, `/${dbName}$1`);
+  const target = new pg.Pool({ connectionString: targetUrl, max: 2 });
+  if (opts.setupSql) await target.query(opts.setupSql);
+
+  const nc = await connect({ servers: NATS_URL });
+  const kv = await new Kvm(nc).create(names.configBucket, { history: 5 });
+  if (opts.createStream) await opts.createStream(nc, names.eventStream, names.eventsAll);
+
+  const connectionName = 'target';
+  const defaultConnection: HarnessConnection = {
+    name: connectionName,
+    kind: 'postgres',
+    host: '127.0.0.1',
+    port: 5432,
+    database: dbName,
+    username: 'postgres',
+    password: null,
+    tls: 'disable',
+    allowedGroups: ['engineers'],
+    policy: null,
+    recording: 'required',
+    approvalMode: 'wait',
+    ...opts.connection,
+  };
+  const snapshotInput: Required<SnapshotInput> = {
+    connections: [defaultConnection, ...(opts.connections ?? [])],
+    policies: opts.policies ?? [],
+    revokedTokenIds: [],
+    issuer,
+  };
+  let revision = 0;
+  const eventKeyHex = randomBytes(32).toString('hex');
+  const maskingKeyHex = randomBytes(32).toString('hex');
+
+  const buildSnapshot = (): ConfigSnapshot =>
+    configSnapshotSchema.parse({
+      revision,
+      pool,
+      generatedAt: new Date().toISOString(),
+      issuer: snapshotInput.issuer,
+      verificationKeys: [publicJwk],
+      revokedTokenIds: snapshotInput.revokedTokenIds,
+      eventKey: sealForPool(poolKeys.publicKey, eventKeyHex, 'event-key'),
+      maskingKey: sealForPool(poolKeys.publicKey, maskingKeyHex, 'masking-key'),
+      connections: snapshotInput.connections.map(({ password, ...c }) => ({
+        ...c,
+        secret: password ? sealForPool(poolKeys.publicKey, password, `connection:${c.name}`) : null,
+      })),
+      policies: snapshotInput.policies,
+    });
+
+  const gateways: Gateway[] = [];
+  const makeGateway = async (extra: Record<string, string> = {}): Promise<Gateway> => {
+    const env = parseGatewayEnv({
+      NATS_URL,
+      NATS_PREFIX: natsPrefix,
+      GATEWAY_POOL: pool,
+      GATEWAY_ID: `gw-${randomBytes(3).toString('hex')}`,
+      GATEWAY_POOL_KEY: poolKeys.privateKey,
+      GATEWAY_PG_PORT: '0',
+      GATEWAY_PG_HOST: '127.0.0.1',
+      GATEWAY_HTTP_PORT: '0',
+      GATEWAY_HTTP_HOST: '127.0.0.1',
+      GATEWAY_ALLOW_PLAINTEXT: 'true',
+      LOG_LEVEL: process.env.LOG_LEVEL ?? 'silent',
+      ...opts.env,
+      ...extra,
+    });
+    const g = new Gateway({ env, logger: createLogger(env.LOG_LEVEL), ...(opts.hooks ? { hooks: opts.hooks } : {}), heartbeatMs: 500 });
+    await g.start();
+    gateways.push(g);
+    if (revision > 0) await waitFor(() => g.config.current?.revision === revision, 5000);
+    return g;
+  };
+
+  const putSnapshot = async (partial: SnapshotInput = {}): Promise<number> => {
+    Object.assign(snapshotInput, Object.fromEntries(Object.entries(partial).filter(([, v]) => v !== undefined)));
+    revision++;
+    await kv.put(names.configKey(pool), JSON.stringify(buildSnapshot()));
+    const want = revision;
+    for (const g of gateways) await waitFor(() => g.config.current?.revision === want, 5000);
+    return revision;
+  };
+
+  if (opts.initialSnapshot !== false) await putSnapshot();
+  const gateway = opts.startGateway === false ? (undefined as unknown as Gateway) : await makeGateway();
+
+  const credential = async (overrides: Record<string, unknown> & { expiresIn?: string | number } = {}): Promise<string> => {
+    const { expiresIn = '10m', aud = GATEWAY_AUDIENCE, iss = issuer, exp, ...claims } = overrides;
+    const jwt = new SignJWT({
+      typ: 'gateway',
+      pid: randomUUID(),
+      kind: 'person',
+      groups: ['engineers'],
+      cn: connectionName,
+      ...claims,
+    })
+      .setProtectedHeader({ alg: 'EdDSA', kid: publicJwk.kid })
+      .setIssuedAt()
+      .setIssuer(iss as string)
+      .setAudience(aud as string)
+      .setSubject((claims.sub as string) ?? 'user:carol')
+      .setJti((claims.jti as string) ?? randomUUID());
+    if (exp !== undefined) jwt.setExpirationTime(exp as number);
+    else jwt.setExpirationTime(expiresIn);
+    return jwt.sign(signingKey);
+  };
+
+  return {
+    natsPrefix,
+    pool,
+    poolKeys,
+    signingKey,
+    publicJwk,
+    issuer,
+    nc,
+    dbName,
+    connectionName,
+    gateway,
+    snapshotInput,
+    putSnapshot,
+    credential,
+    connectionUri: (token, db = connectionName, o = {}) =>
+      `postgresql://${encodeURIComponent(o.user ?? 'carol')}:${encodeURIComponent(token)}@127.0.0.1:${gateway.pgPort}/${encodeURIComponent(db)}?sslmode=${o.sslmode ?? 'disable'}`,
+    clientConfig: (token, db = connectionName) => ({ host: '127.0.0.1', port: gateway.pgPort, user: 'carol', password: token, database: db, ssl: false }),
+    targetQuery: (sql, params) => target.query(sql, params as unknown[]),
+    startGateway: makeGateway,
+    stop: async () => {
+      for (const g of gateways) await g.stop().catch(() => undefined);
+      await target.end().catch(() => undefined);
+      const a = new pg.Client({ connectionString: PG_ADMIN_URL });
+      await a.connect();
+      await a.query(`DROP DATABASE IF EXISTS ${dbName} WITH (FORCE)`).catch(() => undefined);
+      await a.end();
+      const jsm = await jetstreamManager(nc);
+      await jsm.streams.delete(names.eventStream).catch(() => undefined);
+      await jsm.streams.delete(`KV_${names.configBucket}`).catch(() => undefined);
+      await nc.close();
+    },
+  };
+}
+
+export async function waitFor(cond: () => boolean | Promise<boolean>, timeoutMs = 5000, stepMs = 20): Promise<void> {
+  const end = Date.now() + timeoutMs;
+  while (!(await cond())) {
+    if (Date.now() > end) throw new Error('waitFor: timed out');
+    await new Promise((r) => setTimeout(r, stepMs));
+  }
+}
+
+/** Reads events from the JetStream stream in stream order (optionally one session's), waiting for at least `wantAtLeast`. */
+export async function readSessionEvents(h: Harness, sessionId?: string, wantAtLeast = 1, timeoutMs = 5000): Promise<Record<string, unknown>[]> {
+  const names = natsNames(h.natsPrefix);
+  const jsm = await jetstreamManager(h.nc);
+  const end = Date.now() + timeoutMs;
+  let events: Record<string, unknown>[] = [];
+  for (;;) {
+    const info = await jsm.streams.info(names.eventStream);
+    events = [];
+    for (let seq = info.state.first_seq; seq <= info.state.last_seq && info.state.messages > 0; seq++) {
+      const m = await jsm.streams.getMessage(names.eventStream, { seq }).catch(() => null);
+      if (!m) continue;
+      const e = m.json<Record<string, unknown>>();
+      if (!sessionId || e.sessionId === sessionId) events.push(e);
+    }
+    if (events.length >= wantAtLeast || Date.now() > end) return events;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}

@@ -1,0 +1,339 @@
+import type { Pool, PoolClient } from 'pg';
+import { CONTROL_CHAIN, GENESIS_HASH, type WireEvent } from '@portcullis/protocol';
+import type { DeadLetterReason } from './event-decoder.js';
+import { hashOf, normaliseTime, type ChainedEvent } from './recorded-event.js';
+
+/** One decoded, signature-checked event waiting to be chained. */
+export interface PendingEvent {
+  event: WireEvent;
+  /** JetStream stream sequence: the order events were published in. */
+  streamSeq: number;
+  /** true once the event has waited long enough for a missing predecessor: chain it across the gap. */
+  gapExpired: boolean;
+}
+
+export type Outcome =
+  | { kind: 'stored'; chain: string; seq: number; hash: string; gap: boolean }
+  | { kind: 'duplicate' }
+  | { kind: 'defer' }
+  | { kind: 'reject'; reason: DeadLetterReason; detail: string };
+
+export interface ChainHead {
+  seq: number;
+  hash: string;
+}
+
+export interface WriteResult {
+  outcomes: Outcome[];
+  /** new head of every chain this batch appended to */
+  heads: Map<string, ChainHead>;
+}
+
+/** Every writer of Event rows serialises its INSERT..COMMIT on this lock; see `appendRows`. */
+export const POSITION_LOCK_SQL = `SELECT pg_advisory_xact_lock(hashtextextended('portcullis:event-position', 0))`;
+
+interface SessionRow {
+  id: string;
+  identity: string;
+  connection: string;
+  gateway: string;
+  pool: string | null;
+  clientAddr: string | null;
+  startedAt: string;
+  endedAt: string | null;
+  lastSeq: number;
+  lastHash: string;
+  events: number;
+}
+
+export interface StoredRow extends ChainedEvent {
+  chain: string;
+  hash: string;
+}
+
+/**
+ * Locks the given chains for the rest of the transaction. Keys are taken in one sorted order so
+ * two recorders locking overlapping sets cannot deadlock; a row lock would not do, since a new
+ * session has no row to lock yet.
+ */
+export async function lockChains(client: PoolClient, chains: string[]): Promise<void> {
+  if (!chains.length) return;
+  await client.query(
+    `SELECT pg_advisory_xact_lock(k) FROM (
+       SELECT DISTINCT hashtextextended('portcullis:chain:' || c, 0) AS k FROM unnest($1::text[]) AS c ORDER BY 1
+     ) AS keys`,
+    [chains],
+  );
+}
+
+export async function controlHead(client: PoolClient): Promise<ChainHead> {
+  const r = await client.query<{ seq: number; hash: string }>(
+    `SELECT seq, hash FROM "Event" WHERE chain = $1 ORDER BY seq DESC LIMIT 1`,
+    [CONTROL_CHAIN],
+  );
+  return r.rows[0] ?? { seq: 0, hash: GENESIS_HASH };
+}
+
+/**
+ * Inserts chained rows. Positions (the export order) come from a sequence, and a transaction that
+ * commits later could otherwise hold a lower position than rows a SIEM has already paged past.
+ * Holding one advisory lock from the INSERT to COMMIT makes position order equal commit order, so
+ * the export can page by position with no gaps. Returns how many rows were inserted.
+ */
+export async function appendRows(client: PoolClient, rows: StoredRow[]): Promise<number> {
+  if (!rows.length) return 0;
+  await client.query(POSITION_LOCK_SQL);
+  const r = await client.query(
+    `INSERT INTO "Event" (id, chain, "sessionId", seq, time, type, identity, connection, gateway, data, "prevHash", hash)
+     SELECT id, chain, "sessionId", seq, time, type, identity, connection, gateway, data, "prevHash", hash
+       FROM json_to_recordset($1::json) AS x(id uuid, chain text, "sessionId" text, seq int, time timestamptz, type text,
+            identity text, connection text, gateway text, data jsonb, "prevHash" text, hash text)
+     ON CONFLICT (id) DO NOTHING`,
+    [JSON.stringify(rows)],
+  );
+  return r.rowCount ?? 0;
+}
+
+/** A batch could not be applied as planned (a concurrent writer broke an assumption); retry it. */
+export class ChainConflictError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'ChainConflictError';
+  }
+}
+
+/**
+ * Appends a batch of events to their hash chains in one transaction:
+ * per chain, events in seq order; an event whose predecessor is missing waits (is redelivered)
+ * unless its gap timeout expired; an id already stored is a duplicate (acked, skipped).
+ */
+export class ChainWriter {
+  constructor(private readonly pool: Pool) {}
+
+  async write(items: PendingEvent[]): Promise<WriteResult> {
+    const outcomes: Outcome[] = new Array(items.length);
+    const heads = new Map<string, ChainHead>();
+    if (!items.length) return { outcomes, heads };
+
+    // In-batch duplicates (same id twice): the first one decides, the others are acked.
+    const firstById = new Map<string, number>();
+    const byChain = new Map<string, number[]>();
+    const copies: Array<[copy: number, first: number]> = [];
+    items.forEach((it, i) => {
+      const id = it.event.id.toLowerCase();
+      const first = firstById.get(id);
+      if (first !== undefined) {
+        copies.push([i, first]);
+        return;
+      }
+      firstById.set(id, i);
+      const chain = it.event.sessionId ?? CONTROL_CHAIN;
+      let list = byChain.get(chain);
+      if (!list) byChain.set(chain, (list = []));
+      list.push(i);
+    });
+    // A copy shares the fate of the first one: it may only be acked once the event is stored
+    // (or parked); a deferred event's copy waits with it.
+    const settleCopies = () => {
+      for (const [copy, first] of copies) {
+        const o = outcomes[first];
+        outcomes[copy] = o.kind === 'stored' ? { kind: 'duplicate' } : o;
+      }
+    };
+
+    for (const [chain, list] of byChain) {
+      list.sort(chain === CONTROL_CHAIN
+        ? (a, b) => items[a].streamSeq - items[b].streamSeq
+        : (a, b) => items[a].event.seq - items[b].event.seq || items[a].streamSeq - items[b].streamSeq);
+    }
+
+    const client = await this.pool.connect();
+    let released = false;
+    try {
+      await client.query('BEGIN');
+      const chains = [...byChain.keys()];
+      await lockChains(client, chains);
+
+      const sessionIds = chains.filter((c) => c !== CONTROL_CHAIN);
+      const sessionHeads = new Map<string, ChainHead>();
+      if (sessionIds.length) {
+        const r = await client.query<{ id: string; lastSeq: number; lastHash: string | null }>(
+          `SELECT id, "lastSeq", "lastHash" FROM "Session" WHERE id = ANY($1::text[])`,
+          [sessionIds],
+        );
+        for (const row of r.rows) sessionHeads.set(row.id, { seq: row.lastSeq, hash: row.lastHash ?? GENESIS_HASH });
+      }
+      const existing = new Map<string, string>();
+      {
+        const r = await client.query<{ id: string; chain: string }>(`SELECT id::text AS id, chain FROM "Event" WHERE id = ANY($1::uuid[])`, [[...firstById.keys()]]);
+        for (const row of r.rows) existing.set(row.id, row.chain);
+      }
+
+      const appended = new Map<string, StoredRow[]>();
+      const sessionRows: SessionRow[] = [];
+      for (const [chain, list] of byChain) {
+        const isControl = chain === CONTROL_CHAIN;
+        let head = isControl ? await controlHead(client) : (sessionHeads.get(chain) ?? { seq: 0, hash: GENESIS_HASH });
+        const rows: StoredRow[] = [];
+        let waiting = false;
+        for (const i of list) {
+          const { event } = items[i];
+          const id = event.id.toLowerCase();
+          const storedIn = existing.get(id);
+          if (storedIn !== undefined) {
+            outcomes[i] = storedIn === chain
+              ? { kind: 'duplicate' }
+              : { kind: 'reject', reason: 'id-conflict', detail: `event id already stored in another chain` };
+            continue;
+          }
+          if (waiting) {
+            outcomes[i] = { kind: 'defer' };
+            continue;
+          }
+          let seq: number;
+          let gap = false;
+          if (isControl) {
+            seq = head.seq + 1;
+          } else if (event.seq <= head.seq) {
+            outcomes[i] = { kind: 'reject', reason: 'seq-conflict', detail: `seq ${event.seq} is at or behind the chain head ${head.seq}` };
+            continue;
+          } else if (event.seq === head.seq + 1) {
+            seq = event.seq;
+          } else if (items[i].gapExpired) {
+            seq = event.seq;
+            gap = true;
+          } else {
+            waiting = true;
+            outcomes[i] = { kind: 'defer' };
+            continue;
+          }
+          const chained: ChainedEvent = {
+            id,
+            sessionId: event.sessionId,
+            seq,
+            time: normaliseTime(event.time),
+            type: event.type,
+            identity: event.identity,
+            connection: event.connection,
+            gateway: event.gateway,
+            data: event.data,
+            prevHash: head.hash,
+          };
+          const hash = hashOf(chained);
+          rows.push({ ...chained, chain, hash });
+          head = { seq, hash };
+          outcomes[i] = { kind: 'stored', chain, seq, hash, gap };
+        }
+        if (!rows.length) continue;
+        appended.set(chain, rows);
+        heads.set(chain, head);
+        if (!isControl) sessionRows.push(sessionRowFor(chain, rows, head));
+      }
+
+      const ordered = exportOrder(items, byChain, appended);
+      const inserted = await appendRows(client, ordered);
+      if (inserted !== ordered.length) throw new ChainConflictError(`expected to insert ${ordered.length} events, inserted ${inserted}`);
+      if (sessionRows.length) await upsertSessions(client, sessionRows);
+      await client.query('COMMIT');
+      settleCopies();
+      return { outcomes, heads };
+    } catch (err) {
+      await client.query('ROLLBACK').catch(() => {
+        // The connection is broken; release(err) below discards it.
+        client.release(err as Error);
+        released = true;
+      });
+      throw err;
+    } finally {
+      if (!released) client.release();
+    }
+  }
+}
+
+/**
+ * Export positions follow publication (stream) order across chains, while each chain's rows stay in
+ * chain order: the k-th slot a chain occupies in stream order receives its k-th appended row.
+ */
+function exportOrder(items: PendingEvent[], byChain: Map<string, number[]>, appended: Map<string, StoredRow[]>): StoredRow[] {
+  const slots: { streamSeq: number; chain: string }[] = [];
+  for (const [chain, rows] of appended) {
+    const seqs = byChain.get(chain)!.map((i) => items[i].streamSeq).sort((a, b) => a - b).slice(0, rows.length);
+    for (const s of seqs) slots.push({ streamSeq: s, chain });
+  }
+  slots.sort((a, b) => a.streamSeq - b.streamSeq);
+  const cursor = new Map<string, number>();
+  return slots.map(({ chain }) => {
+    const k = cursor.get(chain) ?? 0;
+    cursor.set(chain, k + 1);
+    return appended.get(chain)![k];
+  });
+}
+
+function str(v: unknown): string | null {
+  return typeof v === 'string' && v.length ? v : null;
+}
+
+function sessionRowFor(sessionId: string, rows: StoredRow[], head: ChainHead): SessionRow {
+  const start = rows.find((r) => r.type === 'session.start') ?? rows[0];
+  const end = rows.find((r) => r.type === 'session.end');
+  return {
+    id: sessionId,
+    identity: start.identity ?? 'unknown',
+    connection: start.connection ?? 'unknown',
+    gateway: start.gateway ?? 'unknown',
+    pool: str(start.data.pool),
+    clientAddr: str(start.data.clientAddr),
+    startedAt: start.time,
+    endedAt: end ? end.time : null,
+    lastSeq: head.seq,
+    lastHash: head.hash,
+    events: rows.length,
+  };
+}
+
+/**
+ * Creates the Session row on its first events (normally session.start, seq 1) and moves its head.
+ * Identity fields are only taken on insert: a session's first event is its start.
+ */
+async function upsertSessions(client: PoolClient, rows: SessionRow[]): Promise<void> {
+  rows.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+  await client.query(
+    `INSERT INTO "Session" (id, identity, connection, gateway, pool, "clientAddr", "startedAt", "endedAt", "lastSeq", "lastHash", events)
+     SELECT id, identity, connection, gateway, pool, "clientAddr", "startedAt", "endedAt", "lastSeq", "lastHash", events
+       FROM json_to_recordset($1::json) AS x(id text, identity text, connection text, gateway text, pool text, "clientAddr" text,
+            "startedAt" timestamptz, "endedAt" timestamptz, "lastSeq" int, "lastHash" text, events int)
+     ON CONFLICT (id) DO UPDATE SET
+       "lastSeq" = EXCLUDED."lastSeq",
+       "lastHash" = EXCLUDED."lastHash",
+       events = "Session".events + EXCLUDED.events,
+       "endedAt" = COALESCE(EXCLUDED."endedAt", "Session"."endedAt")`,
+    [JSON.stringify(rows)],
+  );
+}
+
+/** Who the recorder's own control-plane events (checkpoints, retention) name as the actor. */
+export const RECORDER_ACTOR = 'system:recorder';
+
+/**
+ * Appends one control-plane event written by the recorder itself (not from the stream).
+ * The caller holds the control-plane chain lock (lockChains) in an open transaction.
+ */
+export async function appendControlEvent(client: PoolClient, type: string, data: Record<string, unknown>, id: string, time = new Date()): Promise<StoredRow> {
+  const head = await controlHead(client);
+  const chained: ChainedEvent = {
+    id,
+    sessionId: null,
+    seq: head.seq + 1,
+    time: normaliseTime(time),
+    type,
+    identity: RECORDER_ACTOR,
+    connection: null,
+    gateway: null,
+    data,
+    prevHash: head.hash,
+  };
+  const row: StoredRow = { ...chained, chain: CONTROL_CHAIN, hash: hashOf(chained) };
+  const n = await appendRows(client, [row]);
+  if (n !== 1) throw new ChainConflictError(`control event ${id} not inserted`);
+  return row;
+}

@@ -1,0 +1,289 @@
+import { headers, type NatsConnection } from '@nats-io/transport-node';
+import type { ConsumerMessages, JetStreamClient, JsMsg } from '@nats-io/jetstream';
+import type { NatsNames } from '@portcullis/protocol';
+import type { Logger } from 'pino';
+import { ChainWriter, type ChainHead, type Outcome, type PendingEvent } from './chain-writer.js';
+import { decodeEvent, type DeadLetterReason } from './event-decoder.js';
+import type { RecorderMetrics } from './metrics.js';
+
+export interface BatchReport {
+  persisted: number;
+  /** publish (stream timestamp) → commit, per persisted event, in ms */
+  lagsMs: number[];
+  heads: Map<string, ChainHead>;
+}
+
+export interface EventConsumerOptions {
+  nc: NatsConnection;
+  js: JetStreamClient;
+  names: NatsNames;
+  durable: string;
+  writer: ChainWriter;
+  eventKey: Buffer;
+  metrics: RecorderMetrics;
+  logger: Logger;
+  batchSize: number;
+  gapSeconds: number;
+  ackWaitSeconds: number;
+  onBatch: (report: BatchReport) => void;
+}
+
+/** Headers on a dead-lettered message. */
+export const DEAD_LETTER_HEADERS = { reason: 'Portcullis-Reason', detail: 'Portcullis-Detail', subject: 'Portcullis-Subject', streamSeq: 'Portcullis-Stream-Seq' } as const;
+
+const BACKOFF_MS = 1000;
+const MAX_RETRY_MS = 500;
+
+interface Held {
+  m: JsMsg;
+  tries: number;
+  retryAt: number;
+  /** last time we told the server we are still working on it */
+  touchedAt: number;
+}
+
+function isDataError(err: unknown): boolean {
+  const code = (err as { code?: unknown }).code;
+  return typeof code === 'string' && (code.startsWith('22') || code === '23502' || code === '23514');
+}
+
+function streamTimeMs(m: JsMsg): number {
+  return Number(m.timestampNanos / 1_000_000n);
+}
+
+/**
+ * Pulls from the durable consumer, writes batches through the ChainWriter, then acknowledges.
+ * Messages are buffered by the pull subscription while a batch is being written, so the next
+ * batch is ready when the transaction commits; the server's max_ack_pending bounds the buffer.
+ */
+export class EventConsumer {
+  private queue: JsMsg[] = [];
+  /**
+   * Session events whose predecessor is not stored yet. They are held here (still unacked) and
+   * retried with the following batches rather than NAKed: with two recorders sharing the consumer,
+   * a session's events alternate between them, and a NAK round trip per event would crawl.
+   */
+  private deferred: Held[] = [];
+  private wake: (() => void) | null = null;
+  private messages: ConsumerMessages | null = null;
+  private running = false;
+  private loopDone: Promise<void> = Promise.resolve();
+  /** first time (ms) an event was deferred for a missing predecessor, by event id */
+  private readonly deferredSince = new Map<string, number>();
+
+  constructor(private readonly o: EventConsumerOptions) {}
+
+  async start(): Promise<void> {
+    const consumer = await this.o.js.consumers.get(this.o.names.eventStream, this.o.durable);
+    this.running = true;
+    this.messages = await consumer.consume({
+      max_messages: Math.max(this.o.batchSize * 2, 100),
+      // Pull requests of a recorder that died stay on the server until they expire and swallow
+      // redeliveries meanwhile; a short expiry bounds that window after a crash.
+      expires: 5000,
+      callback: (m) => {
+        this.queue.push(m);
+        const w = this.wake;
+        this.wake = null;
+        w?.();
+      },
+    });
+    this.loopDone = this.loop();
+  }
+
+  /** Stops pulling, finishes the batch in hand, and hands buffered messages back for immediate redelivery. */
+  async stop(): Promise<void> {
+    this.running = false;
+    this.poke();
+    await this.messages?.close().catch(() => undefined);
+    await this.loopDone;
+    for (const m of this.queue.splice(0)) m.nak();
+    for (const d of this.deferred.splice(0)) d.m.nak();
+  }
+
+  private poke(): void {
+    const w = this.wake;
+    this.wake = null;
+    w?.();
+  }
+
+  private async loop(): Promise<void> {
+    while (this.running) {
+      const now = Date.now();
+      let due: Held[] = [];
+      if (this.deferred.length) {
+        due = this.deferred.filter((d) => d.retryAt <= now);
+        if (due.length) this.deferred = this.deferred.filter((d) => d.retryAt > now);
+        this.keepAlive(now);
+      }
+      if (!this.queue.length && !due.length) {
+        const next = this.deferred.length ? Math.min(...this.deferred.map((d) => d.retryAt)) - now : -1;
+        await new Promise<void>((resolve) => {
+          this.wake = resolve;
+          if (next >= 0) setTimeout(() => this.poke(), Math.max(next, 1));
+        });
+        continue;
+      }
+      const fresh = this.queue.splice(0, this.o.batchSize);
+      const batch = [...due.map((d) => d.m), ...fresh];
+      const tries = new Map<JsMsg, Held>(due.map((d) => [d.m, d]));
+      try {
+        await this.process(batch, tries);
+      } catch (err) {
+        // process() handles its own failures; this is a last guard so the loop never dies.
+        this.o.logger.error({ err }, 'batch failed unexpectedly');
+        for (const m of batch) m.nak(BACKOFF_MS);
+      }
+    }
+  }
+
+  /** Held messages must not hit ack_wait (JetStream would hand a copy to another recorder). */
+  private keepAlive(now: number): void {
+    const every = (this.o.ackWaitSeconds * 1000) / 3;
+    for (const d of this.deferred) {
+      if (now - d.touchedAt >= every) {
+        d.m.working();
+        d.touchedAt = now;
+      }
+    }
+  }
+
+  private hold(m: JsMsg, prev: Held | undefined, now: number): void {
+    const tries = (prev?.tries ?? 0) + 1;
+    // Beyond a bound, hand the message back to the server instead of holding it.
+    if (this.deferred.length >= this.o.batchSize * 10) {
+      m.nak(BACKOFF_MS);
+      return;
+    }
+    this.deferred.push({ m, tries, retryAt: now + Math.min(5 * 2 ** tries, MAX_RETRY_MS), touchedAt: prev?.touchedAt ?? now });
+  }
+
+  private async process(batch: JsMsg[], held: Map<JsMsg, Held>): Promise<void> {
+    const started = process.hrtime.bigint();
+    const pending: PendingEvent[] = [];
+    const msgs: JsMsg[] = [];
+    const parking: Promise<void>[] = [];
+    const now = Date.now();
+    for (const m of batch) {
+      const d = decodeEvent(m.data, this.o.eventKey);
+      if (!d.ok) {
+        parking.push(this.deadLetter(m, d.reason, d.detail));
+        continue;
+      }
+      const since = this.deferredSince.get(d.event.id);
+      // In-memory wait time, with the delivery count as a backstop when another recorder deferred it.
+      const gapExpired = (since !== undefined && now - since >= this.o.gapSeconds * 1000) || m.info.deliveryCount > 5 + this.o.gapSeconds;
+      pending.push({ event: d.event, streamSeq: m.seq, gapExpired });
+      msgs.push(m);
+    }
+
+    if (pending.length) {
+      let outcomes: Outcome[];
+      let heads = new Map<string, ChainHead>();
+      try {
+        const r = await this.o.writer.write(pending);
+        outcomes = r.outcomes;
+        heads = r.heads;
+        this.o.metrics.batches.inc();
+        this.o.metrics.batchSize.observe(pending.length);
+      } catch (err) {
+        if (isDataError(err) && pending.length > 1) {
+          this.o.logger.warn({ err }, 'batch rejected by the database; isolating the offending events');
+          outcomes = await this.isolate(pending, heads);
+        } else if (isDataError(err)) {
+          outcomes = [{ kind: 'reject', reason: 'db-rejected', detail: (err as Error).message }];
+        } else {
+          this.o.metrics.batchErrors.inc();
+          this.o.logger.error({ err }, 'batch not written; will be redelivered');
+          for (const m of msgs) m.nak(BACKOFF_MS);
+          await Promise.all(parking);
+          await new Promise((r) => setTimeout(r, BACKOFF_MS / 4));
+          return;
+        }
+      }
+      const committed = Date.now();
+      const lagsMs: number[] = [];
+      outcomes.forEach((o, i) => {
+        const m = msgs[i];
+        const id = pending[i].event.id;
+        switch (o.kind) {
+          case 'stored': {
+            m.ack();
+            const lag = committed - streamTimeMs(m);
+            lagsMs.push(lag);
+            this.o.metrics.lag.observe(lag / 1000);
+            if (o.gap) {
+              this.o.metrics.gaps.inc();
+              this.o.logger.warn({ chain: o.chain, seq: o.seq }, 'chained across a missing seq after the gap timeout');
+            }
+            this.deferredSince.delete(id);
+            break;
+          }
+          case 'duplicate':
+            m.ack();
+            this.o.metrics.duplicates.inc();
+            this.deferredSince.delete(id);
+            break;
+          case 'defer': {
+            if (!this.deferredSince.has(id)) {
+              if (this.deferredSince.size > 100_000) this.deferredSince.clear();
+              this.deferredSince.set(id, now);
+            }
+            this.o.metrics.deferred.inc();
+            this.hold(m, held.get(m), committed);
+            break;
+          }
+          case 'reject':
+            this.deferredSince.delete(id);
+            parking.push(this.deadLetter(m, o.reason, o.detail));
+            break;
+        }
+      });
+      if (lagsMs.length) {
+        this.o.metrics.persisted.inc(lagsMs.length);
+        this.o.metrics.lastLag.set(lagsMs[lagsMs.length - 1] / 1000);
+        this.o.metrics.batchSeconds.observe(Number(process.hrtime.bigint() - started) / 1e9);
+      }
+      if (this.o.logger.isLevelEnabled('debug')) {
+        const kinds: Record<string, number> = {};
+        for (const o of outcomes) kinds[o.kind] = (kinds[o.kind] ?? 0) + 1;
+        this.o.logger.debug({ batch: batch.length, ...kinds }, 'batch written');
+      }
+      this.o.onBatch({ persisted: lagsMs.length, lagsMs, heads });
+    }
+    await Promise.all(parking);
+  }
+
+  /** Writes the events of a batch the database refused one by one, so one bad event cannot block the rest. */
+  private async isolate(pending: PendingEvent[], heads: Map<string, ChainHead>): Promise<Outcome[]> {
+    const out: Outcome[] = [];
+    for (const p of pending) {
+      try {
+        const r = await this.o.writer.write([p]);
+        out.push(r.outcomes[0]);
+        for (const [k, v] of r.heads) heads.set(k, v);
+      } catch (err) {
+        out.push(isDataError(err) ? { kind: 'reject', reason: 'db-rejected', detail: (err as Error).message } : { kind: 'defer' });
+      }
+    }
+    return out;
+  }
+
+  /** Parks a message on the dead-letter subject (reason in a header), counts it, then acks the original. */
+  private async deadLetter(m: JsMsg, reason: DeadLetterReason, detail: string): Promise<void> {
+    const h = headers();
+    h.set(DEAD_LETTER_HEADERS.reason, reason);
+    h.set(DEAD_LETTER_HEADERS.detail, detail.replace(/[\r\n]+/g, ' ').slice(0, 500));
+    h.set(DEAD_LETTER_HEADERS.subject, m.subject);
+    h.set(DEAD_LETTER_HEADERS.streamSeq, String(m.seq));
+    try {
+      await this.o.js.publish(this.o.names.deadLetter, m.data, { headers: h, msgID: `${this.o.names.eventStream}:${m.seq}` });
+      m.ack();
+      this.o.metrics.deadLetters.inc({ reason });
+      this.o.logger.warn({ reason, detail, subject: m.subject, streamSeq: m.seq }, 'event parked on the dead-letter subject');
+    } catch (err) {
+      this.o.logger.error({ err }, 'dead-letter publish failed; will retry');
+      m.nak(BACKOFF_MS);
+    }
+  }
+}

@@ -1,0 +1,176 @@
+// Shared pieces of the benchmarks: a private Postgres cluster, free ports, a gateway process fed
+// with a config snapshot over NATS KV, and gateway credentials signed with a throwaway key.
+// Everything runs on loopback and is removed on exit.
+import { spawn, execFileSync } from 'node:child_process';
+import { createPrivateKey, generateKeyPairSync, randomBytes, randomUUID, sign } from 'node:crypto';
+import { mkdtempSync, rmSync, writeFileSync, chmodSync, readFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join, dirname } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { connect } from '@nats-io/transport-node';
+import { Kvm } from '@nats-io/kv';
+import { jetstreamManager } from '@nats-io/jetstream';
+
+export const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
+const PGBIN = '/usr/lib/postgresql/15/bin';
+
+export async function freePort() {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const { port } = s.address();
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+async function waitTcp(port, timeoutMs = 20_000) {
+  const { connect: tcp } = await import('node:net');
+  const end = Date.now() + timeoutMs;
+  for (;;) {
+    const ok = await new Promise((r) => {
+      const s = tcp(port, '127.0.0.1');
+      s.once('connect', () => (s.destroy(), r(true)));
+      s.once('error', () => r(false));
+    });
+    if (ok) return;
+    if (Date.now() > end) throw new Error(`nothing listens on ${port} after ${timeoutMs} ms`);
+    await sleep(100);
+  }
+}
+
+const asPostgres = (cmd, args, opts = {}) =>
+  process.getuid?.() === 0 ? execFileSync('runuser', ['-u', 'postgres', '--', cmd, ...args], opts) : execFileSync(cmd, args, opts);
+
+/** initdb + postgres on a free port, trust auth, tuned for many connections. */
+export async function startCluster({ maxConnections = 1200 } = {}) {
+  const dir = mkdtempSync(join(tmpdir(), 'portcullis-bench-pg-'));
+  chmodSync(dir, 0o777);
+  const data = join(dir, 'data');
+  if (process.getuid?.() === 0) execFileSync('chown', ['postgres', dir]);
+  asPostgres(`${PGBIN}/initdb`, ['-D', data, '-U', 'postgres', '-A', 'trust', '--no-sync'], { stdio: 'ignore' });
+  const port = await freePort();
+  const conf = [
+    `port = ${port}`, `listen_addresses = '127.0.0.1'`, `unix_socket_directories = '${dir}'`,
+    `max_connections = ${maxConnections}`, 'shared_buffers = 256MB', 'fsync = off', 'synchronous_commit = off', 'full_page_writes = off',
+  ].join('\n');
+  writeFileSync(join(data, 'postgresql.auto.conf'), conf + '\n');
+  asPostgres(`${PGBIN}/pg_ctl`, ['-D', data, '-l', join(dir, 'log'), '-w', 'start'], { stdio: 'ignore' });
+  return {
+    port,
+    url: (db = 'postgres') => `postgresql://postgres@127.0.0.1:${port}/${db}`,
+    stop() {
+      try { asPostgres(`${PGBIN}/pg_ctl`, ['-D', data, '-m', 'immediate', 'stop'], { stdio: 'ignore' }); } catch { /* already down */ }
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** pgbouncer (Debian package) in session mode in front of `pgPort`. */
+export async function startPgbouncer(pgPort, { poolSize = 64 } = {}) {
+  try { execFileSync('which', ['pgbouncer'], { stdio: 'ignore' }); } catch {
+    throw new Error('pgbouncer is not installed: apt-get update && apt-get install -y pgbouncer');
+  }
+  const dir = mkdtempSync(join(tmpdir(), 'portcullis-bench-pgb-'));
+  chmodSync(dir, 0o777);
+  const port = await freePort();
+  // Session pooling: pgbouncer 1.18 cannot keep prepared statements in transaction mode, and the
+  // gateway is session-scoped too, so this compares like with like.
+  writeFileSync(join(dir, 'pgbouncer.ini'), [
+    '[databases]', `* = host=127.0.0.1 port=${pgPort}`, '[pgbouncer]', `listen_addr = 127.0.0.1`, `listen_port = ${port}`,
+    'auth_type = trust', `auth_file = ${join(dir, 'users.txt')}`, 'pool_mode = session', `default_pool_size = ${poolSize}`,
+    'max_client_conn = 2000', `unix_socket_dir = ${dir}`, `logfile = ${join(dir, 'log')}`, `pidfile = ${join(dir, 'pid')}`,
+  ].join('\n') + '\n');
+  writeFileSync(join(dir, 'users.txt'), '"postgres" ""\n');
+  const args = [join(dir, 'pgbouncer.ini')];
+  const child = process.getuid?.() === 0 ? spawn('runuser', ['-u', 'postgres', '--', 'pgbouncer', ...args], { stdio: 'ignore' }) : spawn('pgbouncer', args, { stdio: 'ignore' });
+  await waitTcp(port);
+  return { port, stop() { child.kill('SIGTERM'); rmSync(dir, { recursive: true, force: true }); } };
+}
+
+function b64url(buf) { return Buffer.from(buf).toString('base64url'); }
+
+/** Ed25519 signing key + JWT signer (EdDSA), no dependencies. */
+export function makeSigner() {
+  const { publicKey, privateKey } = generateKeyPairSync('ed25519');
+  const kid = `bench-${randomBytes(4).toString('hex')}`;
+  const jwk = { ...publicKey.export({ format: 'jwk' }), kid, alg: 'EdDSA', use: 'sig' };
+  return {
+    jwk,
+    sign(claims) {
+      const header = b64url(JSON.stringify({ alg: 'EdDSA', kid, typ: 'JWT' }));
+      const body = b64url(JSON.stringify(claims));
+      return `${header}.${body}.${b64url(sign(null, Buffer.from(`${header}.${body}`), createPrivateKey(privateKey.export({ format: 'pem', type: 'pkcs8' }))))}`;
+    },
+  };
+}
+
+/**
+ * A gateway child process (apps/gateway/dist/main.js) with its own NATS prefix and pool,
+ * configured through a KV snapshot that points connection `bench` at `target`.
+ */
+export async function startGateway({ target, policy = null, recording = 'required', natsUrl = process.env.NATS_URL ?? 'nats://127.0.0.1:4222' }) {
+  const protocol = await import(join(ROOT, 'libs/protocol/dist/index.js'));
+  const prefix = `bench${randomBytes(4).toString('hex')}`;
+  const pool = 'bench';
+  const names = protocol.natsNames(prefix);
+  const poolKeys = protocol.generatePoolKeyPair();
+  const signer = makeSigner();
+  const nc = await connect({ servers: natsUrl });
+  const kv = await new Kvm(nc).create(names.configBucket, { history: 1 });
+  const snapshot = protocol.configSnapshotSchema.parse({
+    revision: 1, pool, generatedAt: new Date().toISOString(), issuer: 'portcullis', verificationKeys: [signer.jwk], revokedTokenIds: [],
+    eventKey: protocol.sealForPool(poolKeys.publicKey, randomBytes(32).toString('hex'), 'event-key'),
+    maskingKey: protocol.sealForPool(poolKeys.publicKey, randomBytes(32).toString('hex'), 'masking-key'),
+    connections: [{
+      name: 'bench', kind: 'postgres', host: '127.0.0.1', port: target.port, database: target.database, username: 'postgres', secret: null,
+      tls: 'disable', allowedGroups: ['engineers'], policy: policy ? policy.name : null, recording, approvalMode: 'wait',
+    }],
+    policies: policy ? [{ name: policy.name, version: 1, document: policy }] : [],
+  });
+  await kv.put(names.configKey(pool), JSON.stringify(snapshot));
+  const pgPort = await freePort();
+  const httpPort = await freePort();
+  const child = spawn(process.execPath, [join(ROOT, 'apps/gateway/dist/main.js')], {
+    env: {
+      ...process.env, NATS_URL: natsUrl, NATS_PREFIX: prefix, GATEWAY_POOL: pool, GATEWAY_ID: `bench-${process.pid}`,
+      GATEWAY_POOL_KEY: poolKeys.privateKey, GATEWAY_PG_PORT: String(pgPort), GATEWAY_PG_HOST: '127.0.0.1',
+      GATEWAY_HTTP_PORT: String(httpPort), GATEWAY_HTTP_HOST: '127.0.0.1', GATEWAY_ALLOW_PLAINTEXT: 'true', LOG_LEVEL: 'warn',
+    },
+    stdio: ['ignore', 'inherit', 'inherit'],
+  });
+  const end = Date.now() + 20_000;
+  for (;;) {
+    const ready = await fetch(`http://127.0.0.1:${httpPort}/readyz`).then((r) => r.ok, () => false);
+    if (ready) break;
+    if (Date.now() > end || child.exitCode !== null) throw new Error('gateway did not become ready');
+    await sleep(100);
+  }
+  const credential = (ttlSeconds = 3600) => {
+    const now = Math.floor(Date.now() / 1000);
+    return signer.sign({
+      iss: 'portcullis', aud: protocol.GATEWAY_AUDIENCE, sub: 'bench', jti: randomUUID(), iat: now, exp: now + ttlSeconds,
+      typ: 'gateway', pid: randomUUID(), kind: 'agent', groups: ['engineers'], cn: 'bench',
+    });
+  };
+  return {
+    port: pgPort,
+    pid: child.pid,
+    credential,
+    rssKiB() {
+      const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${child.pid}/status`, 'utf8'));
+      return m ? Number(m[1]) : NaN;
+    },
+    async stop() {
+      child.kill('SIGTERM');
+      await new Promise((r) => (child.exitCode !== null ? r() : child.once('exit', r)));
+      const jsm = await jetstreamManager(nc);
+      for (const s of [names.eventStream, `KV_${names.configBucket}`]) await jsm.streams.delete(s).catch(() => undefined);
+      await nc.close();
+    },
+  };
+}

@@ -1,0 +1,179 @@
+#!/usr/bin/env node
+// `pnpm bench:pg` — pgbench through direct Postgres, pgbouncer and the Portcullis gateway, interleaved in
+// one run on one private Postgres cluster, and the gateway's memory with 1,000 idle sessions.
+// Needs `pnpm build` first, NATS on 127.0.0.1:4222, pgbouncer (apt-get install -y pgbouncer).
+//
+//   node bench/pg-bench.mjs [--seconds 10] [--rounds 2] [--clients 8] [--idle 1000] [--scale 10] [--quick]
+import { execFile } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import pg from 'pg';
+import { ROOT, startCluster, startGateway, startPgbouncer, sleep } from './lib/stack.mjs';
+
+const run = promisify(execFile);
+const args = Object.fromEntries(
+  process.argv.slice(2).reduce((acc, a, i, all) => (a.startsWith('--') ? [...acc, [a.slice(2), all[i + 1]?.startsWith('--') || all[i + 1] === undefined ? 'true' : all[i + 1]]] : acc), []),
+);
+const quick = args.quick === 'true';
+const SECONDS = Number(args.seconds ?? (quick ? 3 : 10));
+const ROUNDS = Number(args.rounds ?? (quick ? 1 : 2));
+const CLIENTS = Number(args.clients ?? 8);
+const IDLE = Number(args.idle ?? (quick ? 200 : 1000));
+const SCALE = Number(args.scale ?? (quick ? 2 : 10));
+
+// The policy of CONTRACT.md: guardrails on, so every statement is parsed/decided.
+const policy = {
+  name: 'bench',
+  guardrails: [
+    { name: 'no-destructive-ddl', action: 'block', match: { statements: ['DROP', 'TRUNCATE', 'ALTER', 'GRANT', 'REVOKE', 'CREATE ROLE', 'ALTER ROLE'] } },
+    { name: 'no-session-killing', action: 'block', match: { functions: ['pg_terminate_backend', 'pg_cancel_backend'] } },
+    { name: 'no-copy-program', action: 'block', match: { copy: 'program' } },
+    { name: 'bulk-writes', action: 'require_approval', match: { statements: ['DELETE', 'UPDATE'], unbounded: true } },
+  ],
+  dynamicSql: 'block',
+  masking: [],
+  approval: { approvers: ['approvers'], timeoutSeconds: 300 },
+};
+
+const log = (...a) => process.stderr.write(a.join(' ') + '\n');
+
+function percentile(sorted, p) {
+  if (!sorted.length) return NaN;
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
+}
+
+async function pgbench({ port, db, password, clients, mode, script, logDir }) {
+  const a = ['-h', '127.0.0.1', '-p', String(port), '-U', 'postgres', '-c', String(clients), '-j', String(Math.min(clients, 2)), '-T', String(SECONDS), '-M', mode, '-n'];
+  if (script === 'select') a.push('-S');
+  else if (script === 'write') a.push('-N'); // simple-update: UPDATE accounts, SELECT, INSERT history
+  if (logDir) a.push('-l', `--log-prefix=${join(logDir, 'tx')}`);
+  a.push(db);
+  const env = { ...process.env, PGPASSWORD: password ?? '', PGSSLMODE: 'disable' };
+  const { stdout } = await run('pgbench', a, { env, cwd: logDir ?? tmpdir(), maxBuffer: 64 << 20 });
+  const tps = Number(/tps = ([\d.]+)/.exec(stdout)?.[1]);
+  const latAvg = Number(/latency average = ([\d.]+) ms/.exec(stdout)?.[1]);
+  const failed = Number(/number of failed transactions: (\d+)/.exec(stdout)?.[1] ?? 0);
+  let p50 = NaN;
+  let p99 = NaN;
+  if (logDir) {
+    const lat = [];
+    for (const f of readdirSync(logDir).filter((n) => n.startsWith('tx'))) {
+      for (const line of readFileSync(join(logDir, f), 'utf8').split('\n')) {
+        const cols = line.split(' ');
+        if (cols.length > 3) lat.push(Number(cols[2]));
+      }
+      rmSync(join(logDir, f));
+    }
+    lat.sort((x, y) => x - y);
+    p50 = percentile(lat, 50) / 1000;
+    p99 = percentile(lat, 99) / 1000;
+  }
+  if (!Number.isFinite(tps)) throw new Error(`pgbench printed no tps:\n${stdout}`);
+  return { tps, latAvg, p50, p99, failed };
+}
+
+async function idleSessions(gw, n) {
+  const before = gw.rssKiB();
+  const clients = [];
+  const token = gw.credential();
+  for (let i = 0; i < n; i += 50) {
+    const batch = [];
+    for (let j = i; j < Math.min(n, i + 50); j++) {
+      const c = new pg.Client({ host: '127.0.0.1', port: gw.port, user: 'bench', password: token, database: 'bench', ssl: false });
+      batch.push(c.connect().then(() => clients.push(c)));
+    }
+    await Promise.all(batch);
+  }
+  await sleep(1500);
+  const during = gw.rssKiB();
+  await Promise.all(clients.map((c) => c.end()));
+  return { sessions: clients.length, rssBeforeMiB: before / 1024, rssWithSessionsMiB: during / 1024, perSessionKiB: (during - before) / clients.length };
+}
+
+async function main() {
+  log(`pg-bench: ${SECONDS}s per run, ${ROUNDS} round(s), ${CLIENTS} clients, scale ${SCALE}`);
+  const cluster = await startCluster({ maxConnections: IDLE + 200 });
+  const cleanups = [() => cluster.stop()];
+  const work = mkdtempSync(join(tmpdir(), 'portcullis-bench-'));
+  cleanups.push(() => rmSync(work, { recursive: true, force: true }));
+  try {
+    const admin = new pg.Client({ connectionString: cluster.url() });
+    await admin.connect();
+    await admin.query('CREATE DATABASE bench');
+    await admin.end();
+    log('pgbench -i ...');
+    await run('pgbench', ['-i', '-q', '-s', String(SCALE), '-h', '127.0.0.1', '-p', String(cluster.port), '-U', 'postgres', 'bench']);
+
+    const bouncer = await startPgbouncer(cluster.port, { poolSize: CLIENTS * 2 });
+    cleanups.unshift(() => bouncer.stop());
+    const gw = await startGateway({ target: { port: cluster.port, database: 'bench' }, policy });
+    cleanups.unshift(() => gw.stop());
+
+    const targets = [
+      { name: 'direct', port: cluster.port, db: 'bench', password: () => '' },
+      { name: 'pgbouncer', port: bouncer.port, db: 'bench', password: () => '' },
+      { name: 'gateway', port: gw.port, db: 'bench', password: () => gw.credential() },
+    ];
+    const scenarios = [
+      { name: `select-only simple, ${CLIENTS} clients`, clients: CLIENTS, mode: 'simple', script: 'select' },
+      { name: `select-only prepared, ${CLIENTS} clients`, clients: CLIENTS, mode: 'prepared', script: 'select' },
+      { name: `write mix (simple-update), ${CLIENTS} clients`, clients: CLIENTS, mode: 'prepared', script: 'write' },
+      { name: 'select-only prepared, 1 client (latency)', clients: 1, mode: 'prepared', script: 'select', latency: true },
+    ];
+    const results = {};
+    for (let round = 0; round < ROUNDS; round++) {
+      for (const sc of scenarios) {
+        // Interleave targets inside each scenario, rotating the order per round, so drift hits all alike.
+        const order = targets.map((_, i) => targets[(i + round) % targets.length]);
+        for (const t of order) {
+          const logDir = sc.latency ? mkdtempSync(join(work, 'lat-')) : undefined;
+          const r = await pgbench({ port: t.port, db: t.db, password: t.password(), clients: sc.clients, mode: sc.mode, script: sc.script, logDir });
+          log(`  round ${round + 1} ${sc.name.padEnd(44)} ${t.name.padEnd(9)} ${r.tps.toFixed(0).padStart(7)} tps  avg ${r.latAvg.toFixed(3)} ms${sc.latency ? `  p50 ${r.p50.toFixed(3)} ms p99 ${r.p99.toFixed(3)} ms` : ''}${r.failed ? `  FAILED ${r.failed}` : ''}`);
+          ((results[sc.name] ??= {})[t.name] ??= []).push(r);
+        }
+      }
+    }
+    log(`idle sessions: opening ${IDLE} ...`);
+    const idle = await idleSessions(gw, IDLE);
+
+    const mean = (rs, k) => rs.reduce((s, r) => s + r[k], 0) / rs.length;
+    const rows = [];
+    for (const sc of scenarios) {
+      const r = results[sc.name];
+      const tps = Object.fromEntries(targets.map((t) => [t.name, mean(r[t.name], 'tps')]));
+      const row = {
+        scenario: sc.name, direct: tps.direct, pgbouncer: tps.pgbouncer, gateway: tps.gateway,
+        gatewayVsPgbouncer: tps.gateway / tps.pgbouncer, gatewayVsDirect: tps.gateway / tps.direct,
+      };
+      if (sc.latency) {
+        row.p50 = Object.fromEntries(targets.map((t) => [t.name, mean(r[t.name], 'p50')]));
+        row.addedLatencyP50Ms = row.p50.gateway - row.p50.direct;
+      }
+      rows.push(row);
+    }
+    const out = [];
+    out.push('| scenario | direct tps | pgbouncer tps | gateway tps | gateway/pgbouncer | gateway/direct |');
+    out.push('|---|---:|---:|---:|---:|---:|');
+    for (const r of rows) out.push(`| ${r.scenario} | ${r.direct.toFixed(0)} | ${r.pgbouncer.toFixed(0)} | ${r.gateway.toFixed(0)} | ${r.gatewayVsPgbouncer.toFixed(2)}× | ${r.gatewayVsDirect.toFixed(2)}× |`);
+    const lat = rows.find((r) => r.p50);
+    out.push('');
+    out.push(`p50 latency at 1 client: direct ${lat.p50.direct.toFixed(3)} ms, pgbouncer ${lat.p50.pgbouncer.toFixed(3)} ms, gateway ${lat.p50.gateway.toFixed(3)} ms → added by the gateway: ${(lat.addedLatencyP50Ms).toFixed(3)} ms (target ≤ 0.1 ms)`);
+    out.push(`idle sessions: ${idle.sessions} open → gateway RSS ${idle.rssWithSessionsMiB.toFixed(1)} MiB (${idle.rssBeforeMiB.toFixed(1)} MiB before, ${idle.perSessionKiB.toFixed(1)} KiB/session; target ≤ 150 MB)`);
+    const eight = rows.find((r) => r.scenario.startsWith('select-only prepared'));
+    out.push(`gateway vs pgbouncer at ${CLIENTS} clients (select-only prepared): ${eight.gatewayVsPgbouncer.toFixed(2)}× (target ≥ 0.8×, stretch ≥ 1.0×)`);
+    process.stdout.write(out.join('\n') + '\n');
+    mkdirSync(join(ROOT, 'bench/results'), { recursive: true });
+    writeFileSync(join(ROOT, 'bench/results', `pg-${new Date().toISOString().replace(/[:.]/g, '-')}.json`), JSON.stringify({ seconds: SECONDS, rounds: ROUNDS, clients: CLIENTS, scale: SCALE, rows, idle }, null, 2));
+  } finally {
+    for (const c of cleanups) {
+      try { await c(); } catch (err) { log(`cleanup: ${err.message}`); }
+    }
+  }
+}
+
+main().then(() => process.exit(0), (err) => {
+  log(`pg-bench failed: ${err.stack ?? err}`);
+  process.exit(1);
+});

@@ -1,0 +1,198 @@
+import type { Action, Guardrail, PolicyDocument } from './policy-document.js';
+import { analyzeSql, type Analysis, type QualifiedName, type StatementUnit } from './sql-analyzer.js';
+import { kindMatches } from './statement-kinds.js';
+
+/** What the policy says about one SQL text. */
+export interface Decision {
+  action: Action;
+  /** the guardrail that decided, or `dynamicSql`, `parse-error`, `statement-too-large`; null when allowed */
+  rule: string | null;
+  /** for block and require_approval: what the client is told */
+  reason: string;
+  /** statement kinds found, in order of appearance, each once */
+  kinds: string[];
+  /** true when the decision came from the cache */
+  cached: boolean;
+}
+
+export interface EvaluateContext {
+  protocol?: 'simple' | 'extended';
+}
+
+export const DEFAULT_MAX_STATEMENT_BYTES = 1024 * 1024;
+
+interface CompiledRule {
+  name: string;
+  action: Action;
+  reason: string | undefined;
+  statements: string[] | undefined;
+  tables: QualifiedName[] | undefined;
+  functions: QualifiedName[] | undefined;
+  unbounded: boolean | undefined;
+  copy: 'program' | 'file' | 'any' | undefined;
+}
+
+export interface CompiledPolicy {
+  rules: CompiledRule[];
+  dynamicSql: Action;
+  maxStatementBytes: number;
+}
+
+const SEVERITY: Record<Action, number> = { allow: 0, require_approval: 1, block: 2 };
+
+/** Splits `schema.name`, `"My Schema"."My Table"` into lower-cased parts (names compare case-insensitively). */
+export function parseQualifiedName(text: string): QualifiedName {
+  const parts: string[] = [];
+  let cur = '';
+  let quoted = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text[i];
+    if (quoted) {
+      if (c === '"') {
+        if (text[i + 1] === '"') { cur += '"'; i++; } else quoted = false;
+      } else cur += c;
+    } else if (c === '"') quoted = true;
+    else if (c === '.') { parts.push(cur); cur = ''; }
+    else if (!/\s/.test(c)) cur += c;
+  }
+  parts.push(cur);
+  const name = parts[parts.length - 1].toLowerCase();
+  const schema = parts.length >= 2 ? parts[parts.length - 2].toLowerCase() : null;
+  return { schema, name };
+}
+
+function compileRule(g: Guardrail): CompiledRule {
+  return {
+    name: g.name,
+    action: g.action,
+    reason: g.reason,
+    statements: g.match.statements,
+    tables: g.match.tables?.map(parseQualifiedName),
+    functions: g.match.functions?.map(parseQualifiedName),
+    unbounded: g.match.unbounded,
+    copy: g.match.copy,
+  };
+}
+
+const compiledCache = new WeakMap<PolicyDocument, CompiledPolicy>();
+
+export function compilePolicy(doc: PolicyDocument, maxStatementBytes?: number): CompiledPolicy {
+  if (maxStatementBytes === undefined) {
+    const hit = compiledCache.get(doc);
+    if (hit) return hit;
+  }
+  const compiled: CompiledPolicy = {
+    rules: (doc.guardrails ?? []).map(compileRule),
+    dynamicSql: doc.dynamicSql ?? 'block',
+    maxStatementBytes: maxStatementBytes ?? doc.maxStatementBytes ?? DEFAULT_MAX_STATEMENT_BYTES,
+  };
+  if (maxStatementBytes === undefined) compiledCache.set(doc, compiled);
+  return compiled;
+}
+
+/** A pattern `name` matches the name in any schema; `schema.name` matches it there or unqualified (search_path). */
+function nameMatches(p: QualifiedName, actual: QualifiedName): boolean {
+  return p.name === actual.name && (p.schema === null || actual.schema === null || p.schema === actual.schema);
+}
+
+interface Match {
+  rule: CompiledRule;
+  unit: StatementUnit;
+  table?: QualifiedName;
+  fn?: QualifiedName;
+}
+
+function matchRule(rule: CompiledRule, unit: StatementUnit): Match | null {
+  if (rule.statements && !rule.statements.some((s) => kindMatches(s, unit.kind))) return null;
+  if (rule.unbounded !== undefined && unit.unbounded !== rule.unbounded) return null;
+  if (rule.copy) {
+    if (unit.copy === undefined || unit.copy === 'stdio') return null;
+    if (rule.copy !== 'any' && unit.copy !== rule.copy) return null;
+  }
+  let table: QualifiedName | undefined;
+  if (rule.tables) {
+    table = unit.tables.find((t) => rule.tables!.some((p) => nameMatches(p, t)));
+    if (!table) return null;
+  }
+  let fn: QualifiedName | undefined;
+  if (rule.functions) {
+    fn = unit.functions.find((f) => rule.functions!.some((p) => nameMatches(p, f)));
+    if (!fn) return null;
+  }
+  return { rule, unit, table, fn };
+}
+
+const show = (n: QualifiedName) => (n.schema ? `${n.schema}.${n.name}` : n.name);
+
+function describe(m: Match): string {
+  let what: string;
+  if (m.fn) what = `call to ${show(m.fn)}`;
+  else if (m.rule.copy) what = `${m.unit.kind} ${m.unit.copy === 'program' ? 'PROGRAM' : 'a server file'}`;
+  else if (m.rule.unbounded) what = `${m.unit.kind} without a WHERE that bounds the rows`;
+  else what = `statement ${m.unit.kind}`;
+  if (m.table && !m.fn) what += ` on ${show(m.table)}`;
+  return m.rule.action === 'require_approval'
+    ? `${what} requires approval by guardrail ${m.rule.name}`
+    : `${what} is blocked by guardrail ${m.rule.name}`;
+}
+
+export interface Verdict {
+  decision: Omit<Decision, 'cached'>;
+  /** whether texts that differ only in literal values may share this decision */
+  shareable: boolean;
+}
+
+/** Turns an analysis into a decision: the most restrictive match wins; ties go to the first rule. */
+export function decide(analysis: Analysis, policy: CompiledPolicy): Verdict {
+  const kinds: string[] = [];
+  for (const u of analysis.units) if (!kinds.includes(u.kind)) kinds.push(u.kind);
+  let action: Action = 'allow';
+  let rule: string | null = null;
+  let reason = 'allowed: no guardrail matched';
+  const consider = (a: Action, r: string, why: string) => {
+    if (SEVERITY[a] > SEVERITY[action]) { action = a; rule = r; reason = why; }
+  };
+  for (const unit of analysis.units) {
+    for (const r of policy.rules) {
+      if (SEVERITY[r.action] <= SEVERITY[action]) continue;
+      const m = matchRule(r, unit);
+      if (m) consider(r.action, r.name, r.reason ?? describe(m));
+    }
+  }
+  for (const d of analysis.dynamic) consider(policy.dynamicSql, 'dynamicSql', d);
+  if (analysis.parseError) {
+    consider(analysis.parseError.crashed ? 'block' : policy.dynamicSql, 'parse-error', analysis.parseError.reason);
+  }
+  return {
+    decision: { action, rule, reason, kinds },
+    // a parse error may come from a literal's value (an out-of-range number, a bad escape): never share it
+    shareable: !analysis.literalDependent && analysis.parseError === null,
+  };
+}
+
+/** Byte length of `sql` if it is over `limit`, else -1; avoids encoding the text in the common case. */
+export function oversize(sql: string, limit: number): number {
+  if (sql.length * 3 <= limit) return -1;
+  if (sql.length > limit) return Buffer.byteLength(sql, 'utf8');
+  const bytes = Buffer.byteLength(sql, 'utf8');
+  return bytes > limit ? bytes : -1;
+}
+
+export function tooLargeDecision(bytes: number, limit: number): Omit<Decision, 'cached'> {
+  return {
+    action: 'block',
+    rule: 'statement-too-large',
+    reason: `statement of ${bytes} bytes exceeds the limit of ${limit} bytes`,
+    kinds: [],
+  };
+}
+
+/** Evaluates one SQL text against a policy, uncached. Never throws: it fails closed. */
+export function evaluateUncached(sql: string, policy: CompiledPolicy): Verdict {
+  if (typeof sql !== 'string') {
+    return { decision: { action: 'block', rule: 'parse-error', reason: 'statement is not text', kinds: [] }, shareable: false };
+  }
+  const big = oversize(sql, policy.maxStatementBytes);
+  if (big >= 0) return { decision: tooLargeDecision(big, policy.maxStatementBytes), shareable: false };
+  return decide(analyzeSql(sql), policy);
+}

@@ -1,0 +1,15 @@
+export { PolicyError, PolicyValidationError, StatementTooLargeError, SqlAnalysisError, MaskingError, type PolicyIssue } from './errors.js';
+export {
+  policyDocumentSchema, parsePolicyDocument, actionSchema, ACTIONS, MASKING_STRATEGIES,
+  type PolicyDocument, type PolicyDocumentInput, type Action, type Guardrail, type MaskingRule, type CustomDetector,
+} from './policy-document.js';
+export { initPolicyEngine, PolicyEngine, evaluate, assertStatementSize, type PolicyEngineOptions } from './policy-engine.js';
+export { DEFAULT_MAX_STATEMENT_BYTES, type Decision, type EvaluateContext } from './guardrails.js';
+export { analyzeSql, type Analysis, type StatementUnit, type QualifiedName } from './sql-analyzer.js';
+export { sqlShape } from './sql-scanner.js';
+export {
+  createMaskingPlan, explainMaskingPlan, maskText, partialMask,
+  type ResultField, type MaskingPlan, type MaskingRefusal, type MaskingOptions,
+} from './masking.js';
+export { BUILTIN_DETECTOR_NAMES, luhnValid, ibanChecksumValid } from './detectors.js';
+export { TYPE_NAMES } from './pg-types.js';

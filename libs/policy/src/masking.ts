@@ -1,0 +1,534 @@
+import { createHmac } from 'node:crypto';
+import { BUILTIN_DETECTORS, findAll, type Detector, type Finding } from './detectors.js';
+import { MaskingError } from './errors.js';
+import {
+  FIRST_NORMAL_OID, JSON_OIDS, JSONB_OID, TEXT_ARRAY_ELEMENT, TEXT_LIKE_OIDS, TYPE_NAMES, canonicalTypeName,
+} from './pg-types.js';
+import type { MaskingRule, PolicyDocument } from './policy-document.js';
+
+/**
+ * The masking engine. A plan is made once per result set from its RowDescription: each column is
+ * either masked whole by the first column rule that covers it (by name, table.column, or type),
+ * scanned by content detectors (text-like columns no column rule covers), or left alone.
+ *
+ * Strategies: `redact` → the rule's token (default `[REDACTED]`); `partial` → letters and digits
+ * replaced by `*` except the last `keepLast` (default 4; all of them when the value has no more
+ * than that), separators kept (`***-**-6789`); an email keeps its first character and its domain
+ * (`a****@example.com`); `hash` → `h:` + 16 hex chars of HMAC-SHA256 under the tenant's key (cards,
+ * phones and SSNs are hashed as digits only, emails lower-cased, so joins work across formats);
+ * `null` → SQL NULL (a detector hit with `null` nulls the whole value).
+ * JSON columns stay valid JSON: whole-value masks become JSON strings, replacements inside JSON
+ * strings are escaped.
+ */
+
+export interface ResultField {
+  name: string;
+  tableOid: number;
+  columnAttr: number;
+  typeOid: number;
+  format: 0 | 1;
+  /** `schema.table` when the caller resolved tableOid */
+  table?: string;
+}
+
+export interface MaskingOptions {
+  hmacKey: Buffer;
+}
+
+export interface MaskingPlan {
+  kind: 'plan';
+  /** Masks one row (DataRow values in field order). Same array and changed=0 when nothing changed. */
+  maskRow(values: (Buffer | null)[]): { values: (Buffer | null)[]; changed: number };
+  /** Masks one COPY … TO STDOUT text-format line (tab-separated, \N null, backslash escapes). */
+  maskCopyLine(line: Buffer): Buffer;
+  maskedColumns: string[];
+  stats(): { values: number; byRule: Record<string, number> };
+}
+
+export interface MaskingRefusal {
+  kind: 'refuse';
+  reason: string;
+}
+
+const DEFAULT_TOKEN = '[REDACTED]';
+const DEFAULT_KEEP_LAST = 4;
+
+interface CompiledRule {
+  name: string;
+  strategy: MaskingRule['strategy'];
+  keepLast: number;
+  token: string;
+  selectors: string[][] | null;
+  types: Set<string> | null;
+  detectors: Detector[] | null;
+}
+
+interface CompiledMasking {
+  columnRules: CompiledRule[];
+  detectorRules: CompiledRule[];
+  /** every detector of every detector rule, for maskText */
+  all: { detectors: Detector[]; ruleOf: Map<string, CompiledRule> } | null;
+}
+
+function splitName(text: string): string[] {
+  const parts: string[] = [];
+  let cur = '';
+  let quoted = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text[i];
+    if (quoted) {
+      if (c === '"') { if (text[i + 1] === '"') { cur += '"'; i++; } else quoted = false; } else cur += c;
+    } else if (c === '"') quoted = true;
+    else if (c === '.') { parts.push(cur.toLowerCase()); cur = ''; }
+    else cur += c;
+  }
+  parts.push(cur.toLowerCase());
+  return parts.map((p) => p.trim());
+}
+
+const compiledCache = new WeakMap<PolicyDocument, CompiledMasking>();
+
+function compileMasking(doc: PolicyDocument): CompiledMasking {
+  const hit = compiledCache.get(doc);
+  if (hit) return hit;
+  const custom = new Map<string, Detector>();
+  for (const d of doc.detectors ?? []) custom.set(d.name, { name: d.name, regex: new RegExp(d.pattern, `${d.flags ?? ''}g`) });
+  const detectorsNamed = (name: string): Detector[] => {
+    const c = custom.get(name);
+    return c ? [c] : BUILTIN_DETECTORS.filter((d) => d.name === name);
+  };
+  const columnRules: CompiledRule[] = [];
+  const detectorRules: CompiledRule[] = [];
+  for (const r of doc.masking ?? []) {
+    const rule: CompiledRule = {
+      name: r.name,
+      strategy: r.strategy,
+      keepLast: r.keepLast ?? DEFAULT_KEEP_LAST,
+      token: r.token ?? DEFAULT_TOKEN,
+      selectors: r.columns ? r.columns.map(splitName) : null,
+      types: r.types ? new Set(r.types.map(canonicalTypeName)) : null,
+      detectors: r.detectors ? r.detectors.flatMap(detectorsNamed) : null,
+    };
+    (rule.detectors ? detectorRules : columnRules).push(rule);
+  }
+  const compiled: CompiledMasking = { columnRules, detectorRules, all: detectorSet(detectorRules) };
+  compiledCache.set(doc, compiled);
+  return compiled;
+}
+
+function detectorSet(rules: CompiledRule[]): CompiledMasking['all'] {
+  const detectors: Detector[] = [];
+  const ruleOf = new Map<string, CompiledRule>();
+  for (const r of rules) {
+    for (const d of r.detectors ?? []) {
+      if (ruleOf.has(d.name) && ruleOf.get(d.name) !== r) continue; // first rule naming a detector wins
+      ruleOf.set(d.name, r);
+      if (!detectors.includes(d)) detectors.push(d);
+    }
+  }
+  return detectors.length ? { detectors, ruleOf } : null;
+}
+
+function typeNameOf(oid: number): string {
+  return TYPE_NAMES.get(oid) ?? `oid:${oid}`;
+}
+
+function selectorMatches(sel: string[], f: ResultField): boolean {
+  const col = sel[sel.length - 1];
+  if (f.name.toLowerCase() !== col) return false;
+  if (sel.length === 1) return true;
+  // table unknown (not resolved, or a computed column): match on the name alone — mask rather than leak
+  if (!f.table) return true;
+  const table = splitName(f.table);
+  if (sel.length === 2) return table[table.length - 1] === sel[0];
+  return table.slice(-2).join('.') === sel.slice(-3, -1).join('.');
+}
+
+function ruleCovers(r: CompiledRule, f: ResultField): boolean {
+  if (r.selectors && r.selectors.some((s) => selectorMatches(s, f))) return true;
+  if (r.types && (r.types.has(typeNameOf(f.typeOid)) || r.types.has(String(f.typeOid)))) return true;
+  return false;
+}
+
+type Codec = 'text' | 'jsonb-binary' | 'text-array-binary';
+
+interface ColumnPlan {
+  index: number;
+  field: ResultField;
+  codec: Codec;
+  json: boolean;
+  rule: CompiledRule | null;
+  scan: { detectors: Detector[]; ruleOf: Map<string, CompiledRule> } | null;
+}
+
+function scannable(f: ResultField): boolean {
+  if (TEXT_LIKE_OIDS.has(f.typeOid) || TEXT_ARRAY_ELEMENT.has(f.typeOid)) return true;
+  return f.format === 0 && f.typeOid >= FIRST_NORMAL_OID;
+}
+
+function codecFor(f: ResultField): Codec | null {
+  if (f.format === 0) return 'text';
+  if (f.typeOid === JSONB_OID) return 'jsonb-binary';
+  if (TEXT_LIKE_OIDS.has(f.typeOid)) return 'text';
+  if (TEXT_ARRAY_ELEMENT.has(f.typeOid)) return 'text-array-binary';
+  return null;
+}
+
+interface PlanDraft {
+  columns: ColumnPlan[];
+  refusal: string | null;
+  explain: Record<string, unknown>[];
+}
+
+function draftPlan(doc: PolicyDocument, fields: ResultField[]): PlanDraft {
+  const m = compileMasking(doc);
+  const columns: ColumnPlan[] = [];
+  const explain: Record<string, unknown>[] = [];
+  let refusal: string | null = null;
+  fields.forEach((f, index) => {
+    const type = typeNameOf(f.typeOid);
+    const base = { index, column: f.name, table: f.table ?? null, type, format: f.format === 1 ? 'binary' : 'text' };
+    const rule = m.columnRules.find((r) => ruleCovers(r, f)) ?? null;
+    const json = JSON_OIDS.has(f.typeOid) || f.typeOid === 199 || f.typeOid === 3807;
+    if (rule) {
+      const codec = codecFor(f);
+      if (codec === null && rule.strategy !== 'null') {
+        const why = `column "${f.name}" (${type}, binary format) is covered by masking rule "${rule.name}" whose strategy ${rule.strategy} cannot be applied to binary ${type} values; request text format or use strategy null`;
+        refusal ??= why;
+        explain.push({ ...base, action: 'refuse', rule: rule.name, strategy: rule.strategy, reason: why });
+        return;
+      }
+      columns.push({ index, field: f, codec: codec ?? 'text', json, rule, scan: null });
+      explain.push({ ...base, action: 'mask', rule: rule.name, strategy: rule.strategy });
+      return;
+    }
+    if (!scannable(f)) {
+      explain.push({ ...base, action: 'none' });
+      return;
+    }
+    const applicable = m.detectorRules.filter((r) => (!r.selectors && !r.types) || ruleCovers(r, f));
+    const scan = detectorSet(applicable);
+    if (!scan) {
+      explain.push({ ...base, action: 'none' });
+      return;
+    }
+    const codec = codecFor(f);
+    if (codec === null) {
+      explain.push({ ...base, action: 'none', note: 'binary format of a non-text type is not scanned' });
+      return;
+    }
+    columns.push({ index, field: f, codec, json, rule: null, scan });
+    explain.push({
+      ...base,
+      action: 'scan',
+      detectors: [...new Set(scan.detectors.map((d) => d.name))].map((d) => ({ detector: d, rule: scan.ruleOf.get(d)!.name, strategy: scan.ruleOf.get(d)!.strategy })),
+    });
+  });
+  return { columns, refusal, explain };
+}
+
+// ---- strategies ----
+
+const EMAIL_WHOLE = /^[^\s@]+@[^\s@]+\.[^\s@]+$/;
+
+function isAlnum(c: string): boolean {
+  const x = c.charCodeAt(0);
+  return (x >= 48 && x <= 57) || (x >= 65 && x <= 90) || (x >= 97 && x <= 122) || (x > 127 && /[\p{L}\p{N}]/u.test(c));
+}
+
+export function partialMask(s: string, keepLast: number): string {
+  const at = s.lastIndexOf('@');
+  if (at > 0 && EMAIL_WHOLE.test(s)) {
+    const local = [...s.slice(0, at)];
+    return local[0] + '*'.repeat(local.length - 1) + s.slice(at);
+  }
+  const chars = [...s];
+  let alnum = 0;
+  for (const c of chars) if (isAlnum(c)) alnum++;
+  let keep = alnum > keepLast ? keepLast : 0;
+  for (let i = chars.length - 1; i >= 0; i--) {
+    if (!isAlnum(chars[i])) continue;
+    if (keep > 0) { keep--; continue; }
+    chars[i] = '*';
+  }
+  return chars.join('');
+}
+
+function hashValue(s: string, key: Buffer, detector?: string): string {
+  let v = s;
+  if (detector === 'CREDIT_CARD' || detector === 'US_SSN' || detector === 'PHONE') v = s.replace(/\D/g, '');
+  else if (detector === 'EMAIL') v = s.toLowerCase();
+  return `h:${createHmac('sha256', key).update(v).digest('hex').slice(0, 16)}`;
+}
+
+function applyStrategy(rule: CompiledRule, s: string, key: Buffer, detector?: string): string | null {
+  switch (rule.strategy) {
+    case 'null': return null;
+    case 'redact': return rule.token;
+    case 'partial': return partialMask(s, rule.keepLast);
+    case 'hash': return hashValue(s, key, detector);
+  }
+}
+
+/** Whether position `at` of a JSON text is inside a string. */
+function inJsonString(text: string, at: number): boolean {
+  let inside = false;
+  for (let i = 0; i < at; i++) {
+    const c = text.charCodeAt(i);
+    if (c === 92 && inside) { i++; continue; }
+    if (c === 34) inside = !inside;
+  }
+  return inside;
+}
+
+function jsonEscapeInner(s: string): string {
+  return JSON.stringify(s).slice(1, -1);
+}
+
+interface TextResult {
+  value: string | null;
+  findings: Finding[];
+}
+
+/** Detector pass over one text; undefined when nothing was found. */
+function scanText(text: string, scan: NonNullable<ColumnPlan['scan']>, json: boolean, key: Buffer): TextResult | undefined {
+  const findings = findAll(text, scan.detectors);
+  if (findings.length === 0) return undefined;
+  let out = '';
+  let last = 0;
+  for (const f of findings) {
+    const rule = scan.ruleOf.get(f.detector)!;
+    const masked = applyStrategy(rule, text.slice(f.start, f.end), key, f.detector);
+    if (masked === null) return { value: null, findings };
+    out += text.slice(last, f.start);
+    out += json ? (inJsonString(text, f.start) ? jsonEscapeInner(masked) : JSON.stringify(masked)) : masked;
+    last = f.end;
+  }
+  return { value: out + text.slice(last), findings };
+}
+
+function wholeValue(rule: CompiledRule, text: string, json: boolean, key: Buffer): string | null {
+  if (!json) return applyStrategy(rule, text, key);
+  let inner = text;
+  try {
+    const parsed = JSON.parse(text) as unknown;
+    if (typeof parsed === 'string') inner = parsed;
+  } catch {
+    // not valid JSON text: mask it as it is
+  }
+  const masked = applyStrategy(rule, inner, key);
+  return masked === null ? null : JSON.stringify(masked);
+}
+
+// ---- binary arrays (https://www.postgresql.org/docs/current/arrays.html; array_send) ----
+
+function maskBinaryArray(buf: Buffer, maskElement: (b: Buffer) => Buffer | null | undefined): Buffer | undefined {
+  if (buf.length < 12) return undefined;
+  const ndim = buf.readInt32BE(0);
+  if (ndim < 0 || ndim > 6) throw new MaskingError('malformed binary array');
+  let off = 12 + ndim * 8;
+  let count = 1;
+  for (let i = 0; i < ndim; i++) count *= buf.readInt32BE(12 + i * 8);
+  if (ndim === 0) count = 0;
+  const parts: Buffer[] = [buf.subarray(0, off)];
+  let changed = false;
+  let hasNull = buf.readInt32BE(4) !== 0;
+  for (let i = 0; i < count; i++) {
+    if (off + 4 > buf.length) throw new MaskingError('malformed binary array');
+    const len = buf.readInt32BE(off);
+    if (len < 0) { parts.push(buf.subarray(off, off + 4)); off += 4; continue; }
+    if (off + 4 + len > buf.length) throw new MaskingError('malformed binary array');
+    const el = buf.subarray(off + 4, off + 4 + len);
+    const masked = maskElement(el);
+    off += 4 + len;
+    if (masked === undefined) { parts.push(buf.subarray(off - 4 - len, off)); continue; }
+    changed = true;
+    const hdr = Buffer.alloc(4);
+    if (masked === null) { hdr.writeInt32BE(-1); parts.push(hdr); hasNull = true; continue; }
+    hdr.writeInt32BE(masked.length);
+    parts.push(hdr, masked);
+  }
+  if (!changed) return undefined;
+  const out = Buffer.concat(parts);
+  if (hasNull) out.writeInt32BE(1, 4);
+  return out;
+}
+
+// ---- COPY text format (https://www.postgresql.org/docs/current/sql-copy.html, "Text Format") ----
+
+function copyDecode(field: Buffer): string {
+  if (field.indexOf(92) < 0) return field.toString('utf8');
+  const out: number[] = [];
+  for (let i = 0; i < field.length; i++) {
+    const c = field[i];
+    if (c !== 92 || i + 1 >= field.length) { out.push(c); continue; }
+    const n = field[++i];
+    switch (n) {
+      case 98: out.push(8); break; // \b
+      case 102: out.push(12); break; // \f
+      case 110: out.push(10); break; // \n
+      case 114: out.push(13); break; // \r
+      case 116: out.push(9); break; // \t
+      case 118: out.push(11); break; // \v
+      case 120: { // \xH or \xHH
+        let v = 0; let k = 0;
+        while (k < 2 && i + 1 < field.length && /[0-9a-fA-F]/.test(String.fromCharCode(field[i + 1]))) { v = v * 16 + parseInt(String.fromCharCode(field[++i]), 16); k++; }
+        if (k === 0) out.push(120); else out.push(v & 0xff);
+        break;
+      }
+      default:
+        if (n >= 48 && n <= 55) { // \o, \oo, \ooo
+          let v = n - 48; let k = 1;
+          while (k < 3 && i + 1 < field.length && field[i + 1] >= 48 && field[i + 1] <= 55) { v = v * 8 + (field[++i] - 48); k++; }
+          out.push(v & 0xff);
+        } else out.push(n);
+    }
+  }
+  return Buffer.from(out).toString('utf8');
+}
+
+const COPY_ESCAPES: Record<string, string> = { '\\': '\\\\', '\n': '\\n', '\r': '\\r', '\t': '\\t', '\b': '\\b', '\f': '\\f', '\v': '\\v' };
+
+function copyEncode(s: string): string {
+  return s.replace(/[\\\n\r\t\b\f\v]/g, (c) => COPY_ESCAPES[c]);
+}
+
+class Plan implements MaskingPlan {
+  readonly kind = 'plan' as const;
+  readonly maskedColumns: string[];
+  private masked = 0;
+  private readonly byRule: Record<string, number> = {};
+
+  constructor(
+    private readonly columns: ColumnPlan[],
+    private readonly fieldCount: number,
+    private readonly key: Buffer,
+  ) {
+    this.maskedColumns = columns.map((c) => c.field.name);
+  }
+
+  stats() {
+    return { values: this.masked, byRule: { ...this.byRule } };
+  }
+
+  private count(rule: string): void {
+    this.byRule[rule] = (this.byRule[rule] ?? 0) + 1;
+  }
+
+  /** Masks one text; undefined = unchanged, null = SQL NULL. */
+  private maskString(c: ColumnPlan, text: string, json: boolean): string | null | undefined {
+    if (c.rule) {
+      this.count(c.rule.name);
+      return wholeValue(c.rule, text, json, this.key);
+    }
+    const r = scanText(text, c.scan!, json, this.key);
+    if (!r) return undefined;
+    const rules = new Set(r.findings.map((f) => c.scan!.ruleOf.get(f.detector)!.name));
+    for (const name of rules) this.count(name);
+    return r.value;
+  }
+
+  private maskBuffer(c: ColumnPlan, v: Buffer): Buffer | null | undefined {
+    switch (c.codec) {
+      case 'text': {
+        const s = this.maskString(c, v.toString('utf8'), c.json);
+        return s === undefined ? undefined : s === null ? null : Buffer.from(s, 'utf8');
+      }
+      case 'jsonb-binary': {
+        if (v.length === 0 || v[0] !== 1) throw new MaskingError('unsupported jsonb binary version');
+        const s = this.maskString(c, v.toString('utf8', 1), true);
+        return s === undefined ? undefined : s === null ? null : Buffer.concat([v.subarray(0, 1), Buffer.from(s, 'utf8')]);
+      }
+      case 'text-array-binary': {
+        const elementJson = c.field.typeOid === 199 || c.field.typeOid === 3807;
+        const jsonbElements = c.field.typeOid === 3807;
+        return maskBinaryArray(v, (el) => {
+          const text = jsonbElements ? el.toString('utf8', 1) : el.toString('utf8');
+          const s = this.maskString(c, text, elementJson);
+          if (s === undefined || s === null) return s;
+          const body = Buffer.from(s, 'utf8');
+          return jsonbElements ? Buffer.concat([el.subarray(0, 1), body]) : body;
+        });
+      }
+    }
+  }
+
+  maskRow(values: (Buffer | null)[]): { values: (Buffer | null)[]; changed: number } {
+    let out: (Buffer | null)[] | null = null;
+    let changed = 0;
+    for (const c of this.columns) {
+      const v = values[c.index];
+      if (v === null || v === undefined) continue;
+      const m = this.maskBuffer(c, v);
+      if (m === undefined) continue;
+      out ??= values.slice();
+      out[c.index] = m;
+      changed++;
+    }
+    this.masked += changed;
+    return out ? { values: out, changed } : { values, changed: 0 };
+  }
+
+  maskCopyLine(line: Buffer): Buffer {
+    let end = line.length;
+    const newline = end > 0 && line[end - 1] === 10;
+    if (newline) end--;
+    if (end === 2 && line[0] === 92 && line[1] === 46) return line; // \. end-of-data marker
+    const fields: Buffer[] = [];
+    let start = 0;
+    for (let i = 0; i < end; i++) {
+      if (line[i] === 9) { fields.push(line.subarray(start, i)); start = i + 1; }
+    }
+    fields.push(line.subarray(start, end));
+    if (fields.length !== this.fieldCount) {
+      throw new MaskingError(`COPY line has ${fields.length} columns, the masking plan expects ${this.fieldCount}`);
+    }
+    let changed = false;
+    for (const c of this.columns) {
+      const f = fields[c.index];
+      if (f.length === 2 && f[0] === 92 && f[1] === 78) continue; // \N
+      const s = this.maskString(c, copyDecode(f), c.json);
+      if (s === undefined) continue;
+      fields[c.index] = Buffer.from(s === null ? '\\N' : copyEncode(s), 'utf8');
+      this.masked++;
+      changed = true;
+    }
+    if (!changed) return line;
+    const parts: Buffer[] = [];
+    fields.forEach((f, i) => { if (i) parts.push(TAB); parts.push(f); });
+    if (newline) parts.push(NEWLINE);
+    return Buffer.concat(parts);
+  }
+}
+
+const TAB = Buffer.from('\t');
+const NEWLINE = Buffer.from('\n');
+
+/**
+ * The masking plan of one result set: null when nothing in it can ever change, a refusal when a
+ * covered column arrives in a binary format its rule cannot be applied to.
+ */
+export function createMaskingPlan(doc: PolicyDocument, fields: ResultField[], opts: MaskingOptions): MaskingPlan | MaskingRefusal | null {
+  const draft = draftPlan(doc, fields);
+  if (draft.refusal) return { kind: 'refuse', reason: draft.refusal };
+  if (draft.columns.length === 0) return null;
+  return new Plan(draft.columns, fields.length, opts.hmacKey);
+}
+
+/** JSON-able description of the plan: which rule covers which column, which detectors run where. */
+export function explainMaskingPlan(doc: PolicyDocument, fields: ResultField[]): unknown {
+  const draft = draftPlan(doc, fields);
+  return { refused: draft.refusal, columns: draft.explain };
+}
+
+/** Runs every detector rule of the policy over one text (the API's dry run). A `null` strategy hit yields ''. */
+export function maskText(value: string, doc: PolicyDocument, opts: MaskingOptions): { value: string; findings: { detector: string; rule: string }[] } {
+  const all = compileMasking(doc).all;
+  if (!all) return { value, findings: [] };
+  const r = scanText(value, all, false, opts.hmacKey);
+  if (!r) return { value, findings: [] };
+  return {
+    value: r.value ?? '',
+    findings: r.findings.map((f) => ({ detector: f.detector, rule: all.ruleOf.get(f.detector)!.name })),
+  };
+}

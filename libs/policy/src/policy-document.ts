@@ -1,0 +1,147 @@
+import { z } from 'zod';
+import { PolicyValidationError, type PolicyIssue } from './errors.js';
+import { STATEMENT_VERBS, normalizeKind } from './statement-kinds.js';
+import { BUILTIN_DETECTOR_NAMES } from './detectors.js';
+
+/**
+ * The policy document (CONTRACT.md "Policy document"), validated once at the edge. Inner objects
+ * are strict: a misspelt key inside a guardrail or masking rule would otherwise widen or silently
+ * disable a rule. Unknown top-level keys are dropped so documents can carry metadata.
+ */
+
+export const ACTIONS = ['allow', 'block', 'require_approval'] as const;
+export const actionSchema = z.enum(ACTIONS);
+export type Action = z.infer<typeof actionSchema>;
+
+const identifierList = z.array(z.string().trim().min(1, 'must not be empty')).min(1, 'must list at least one name');
+
+const statementListSchema = z
+  .array(z.string().min(1, 'must not be empty'))
+  .min(1, 'must list at least one statement kind')
+  .transform((list, ctx) =>
+    list.map((s, i) => {
+      const kind = normalizeKind(s);
+      const verb = kind.split(' ')[0];
+      if (!/^[A-Z]+( [A-Z]+)*$/.test(kind) || !STATEMENT_VERBS.has(verb)) {
+        ctx.addIssue({ code: 'custom', path: [i], message: `unknown statement kind "${s}"` });
+      }
+      return kind;
+    }),
+  );
+
+export const guardrailMatchSchema = z
+  .strictObject({
+    /** statement kinds, e.g. `DROP`, `CREATE ROLE`; `DROP` covers `DROP TABLE`, `DROP ROLE`, … */
+    statements: statementListSchema.optional(),
+    /** tables, `name` (any schema) or `schema.name`, quoted or not */
+    tables: identifierList.optional(),
+    /** called functions, `name` (any schema) or `schema.name` */
+    functions: identifierList.optional(),
+    /** DELETE/UPDATE/MERGE with no WHERE or a WHERE that does not bound the rows (`true`, `1=1`, no column) */
+    unbounded: z.boolean().optional(),
+    /** COPY to/from a server-side program, a server file, or either */
+    copy: z.enum(['program', 'file', 'any']).optional(),
+  })
+  .refine((m) => Object.values(m).some((v) => v !== undefined), {
+    message: 'match needs at least one condition (statements, tables, functions, unbounded or copy)',
+  });
+
+export const guardrailSchema = z.strictObject({
+  name: z.string().trim().min(1),
+  action: actionSchema,
+  match: guardrailMatchSchema,
+  /** shown to the client when the guardrail blocks or holds a statement */
+  reason: z.string().min(1).max(1000).optional(),
+});
+
+export const MASKING_STRATEGIES = ['redact', 'partial', 'hash', 'null'] as const;
+
+export const maskingRuleSchema = z
+  .strictObject({
+    name: z.string().trim().min(1),
+    /** `column`, `table.column` or `schema.table.column` */
+    columns: identifierList.optional(),
+    /** type names (`text`, `varchar`, `jsonb`, …) */
+    types: identifierList.optional(),
+    /** built-in (CREDIT_CARD, EMAIL, US_SSN, PHONE, IBAN, AWS_ACCESS_KEY, JWT, IPV4) or custom detector names */
+    detectors: identifierList.optional(),
+    strategy: z.enum(MASKING_STRATEGIES),
+    /** `partial`: characters kept at the end (default 4) */
+    keepLast: z.number().int().min(0).max(64).optional(),
+    /** `redact`: the replacement (default `[REDACTED]`) */
+    token: z.string().max(200).optional(),
+  })
+  .refine((r) => r.columns || r.types || r.detectors, { message: 'a masking rule needs columns, types or detectors' });
+
+export const customDetectorSchema = z.strictObject({
+  name: z.string().regex(/^[A-Za-z][A-Za-z0-9_]*$/, 'detector names are letters, digits and _'),
+  pattern: z.string().min(1).max(2000),
+  /** RegExp flags other than g/y (added as needed): i, m, s, u */
+  flags: z.string().regex(/^[imsu]*$/, 'flags may only be i, m, s, u').optional(),
+});
+
+export const approvalSchema = z.strictObject({
+  approvers: z.array(z.string().min(1)).default([]),
+  timeoutSeconds: z.number().int().min(1).max(7 * 24 * 3600).default(300),
+  webhook: z.strictObject({ url: z.url({ protocol: /^https?$/ }) }).optional(),
+});
+
+export const policyDocumentSchema = z
+  .object({
+    name: z.string().trim().min(1),
+    description: z.string().optional(),
+    guardrails: z.array(guardrailSchema).default([]),
+    /** action for SQL that cannot be analysed (EXECUTE of a built string, unparsable input) */
+    dynamicSql: actionSchema.default('block'),
+    masking: z.array(maskingRuleSchema).default([]),
+    detectors: z.array(customDetectorSchema).optional(),
+    approval: approvalSchema.optional(),
+    /** statements larger than this are refused (default 1 MiB) */
+    maxStatementBytes: z.number().int().min(64).max(64 * 1024 * 1024).optional(),
+  })
+  .superRefine((doc, ctx) => {
+    const seen = new Set<string>();
+    doc.guardrails.forEach((g, i) => {
+      if (seen.has(g.name)) ctx.addIssue({ code: 'custom', path: ['guardrails', i, 'name'], message: `duplicate guardrail name "${g.name}"` });
+      seen.add(g.name);
+    });
+    const detectorNames = new Set<string>(BUILTIN_DETECTOR_NAMES);
+    doc.detectors?.forEach((d, i) => {
+      if (detectorNames.has(d.name)) {
+        ctx.addIssue({ code: 'custom', path: ['detectors', i, 'name'], message: `detector "${d.name}" is already defined` });
+      }
+      detectorNames.add(d.name);
+      try {
+        const re = new RegExp(d.pattern, `${d.flags ?? ''}g`);
+        if (re.test('')) ctx.addIssue({ code: 'custom', path: ['detectors', i, 'pattern'], message: 'pattern must not match the empty string' });
+      } catch (err) {
+        ctx.addIssue({ code: 'custom', path: ['detectors', i, 'pattern'], message: `invalid regular expression: ${(err as Error).message}` });
+      }
+    });
+    const ruleNames = new Set<string>();
+    doc.masking.forEach((r, i) => {
+      if (ruleNames.has(r.name)) ctx.addIssue({ code: 'custom', path: ['masking', i, 'name'], message: `duplicate masking rule name "${r.name}"` });
+      ruleNames.add(r.name);
+      r.detectors?.forEach((d, j) => {
+        if (!detectorNames.has(d)) ctx.addIssue({ code: 'custom', path: ['masking', i, 'detectors', j], message: `unknown detector "${d}"` });
+      });
+    });
+  });
+
+export type PolicyDocument = z.output<typeof policyDocumentSchema>;
+export type PolicyDocumentInput = z.input<typeof policyDocumentSchema>;
+export type Guardrail = PolicyDocument['guardrails'][number];
+export type MaskingRule = PolicyDocument['masking'][number];
+export type CustomDetector = NonNullable<PolicyDocument['detectors']>[number];
+
+function issuePath(path: readonly PropertyKey[]): string {
+  return path.length ? path.map(String).join('.') : '(root)';
+}
+
+/** Validates a policy document or throws PolicyValidationError naming each bad field by path. */
+export function parsePolicyDocument(input: unknown): PolicyDocument {
+  const r = policyDocumentSchema.safeParse(input);
+  if (r.success) return r.data;
+  const issues: PolicyIssue[] = r.error.issues.map((i) => ({ path: issuePath(i.path), message: i.message }));
+  throw new PolicyValidationError(issues, { cause: r.error });
+}

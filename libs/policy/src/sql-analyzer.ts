@@ -1,0 +1,520 @@
+import { parsePlPgSQLSync, parseSync, scanSync } from 'libpg-query';
+import { SqlAnalysisError } from './errors.js';
+import { isStatementNode, statementKind } from './statement-kinds.js';
+import { isUnbounded } from './where-analysis.js';
+
+/**
+ * Finds every statement a SQL text would run — each statement of a multi-statement query, DML in
+ * CTEs, the statement under EXPLAIN ANALYZE, PREPARE's body, COPY's query, the SQL of a DO block
+ * (its static statements and the constant strings its EXECUTEs run), SQL handed to functions that
+ * execute it (query_to_xml, dblink, …) — and describes each as a StatementUnit. What cannot be
+ * analysed (a string built at run time, a DO block in another language) is listed in `dynamic`.
+ */
+
+type Node = Record<string, unknown>;
+
+export interface QualifiedName {
+  /** lower-cased schema, or null when the text did not qualify the name */
+  schema: string | null;
+  name: string;
+}
+
+export interface StatementUnit {
+  kind: string;
+  tables: QualifiedName[];
+  functions: QualifiedName[];
+  /** DELETE/UPDATE (and MERGE actions): true when nothing bounds the rows touched */
+  unbounded?: boolean;
+  /** COPY only: where the data goes to or comes from on the server side */
+  copy?: 'program' | 'file' | 'stdio';
+}
+
+export interface Analysis {
+  units: StatementUnit[];
+  /** why parts of the text cannot be analysed (each gets the policy's dynamicSql action) */
+  dynamic: string[];
+  /** a syntax error (`crashed: false`) or a parser/analyser failure (`crashed: true`) */
+  parseError: { reason: string; crashed: boolean } | null;
+  /** the result depends on a literal's value: texts differing only in literals may not share it */
+  literalDependent: boolean;
+}
+
+const MAX_NESTED_SQL = 8;
+const MAX_TREE_DEPTH = 4000;
+
+/** Functions that run SQL passed as text, and which argument holds it. */
+const SQL_TEXT_ARGUMENT: Record<string, (args: unknown[]) => number> = {
+  query_to_xml: () => 0,
+  query_to_xmlschema: () => 0,
+  query_to_xml_and_xmlschema: () => 0,
+  ts_stat: () => 0,
+  pg_background_launch: () => 0,
+  dblink: lastNonBoolean,
+  dblink_exec: lastNonBoolean,
+  dblink_open: lastNonBoolean,
+  dblink_send_query: lastNonBoolean,
+};
+/** pg_cron's functions take SQL that runs later; only matched in schema `cron` (the names are generic). */
+const CRON_SQL_ARGUMENT: Record<string, (args: unknown[]) => number> = {
+  schedule: lastNonBoolean,
+  schedule_in_database: () => 2,
+  alter_job: () => 2,
+};
+
+function lastNonBoolean(args: unknown[]): number {
+  for (let i = args.length - 1; i >= 0; i--) {
+    const a = only(args[i]);
+    if (!(a && a[0] === 'A_Const' && a[1].boolval !== undefined)) return i;
+  }
+  return 0;
+}
+
+function only(node: unknown): [string, Node] | null {
+  if (!node || typeof node !== 'object' || Array.isArray(node)) return null;
+  for (const k in node as Node) return [k, (node as Node)[k] as Node];
+  return null;
+}
+
+function stringsOf(list: unknown): string[] {
+  if (!Array.isArray(list)) return [];
+  const out: string[] = [];
+  for (const item of list) {
+    const e = only(item);
+    if (e && e[0] === 'String') out.push(String(e[1].sval ?? ''));
+  }
+  return out;
+}
+
+function qualified(parts: string[]): QualifiedName {
+  const name = (parts[parts.length - 1] ?? '').toLowerCase();
+  const schema = parts.length >= 2 ? parts[parts.length - 2].toLowerCase() : null;
+  return { schema, name };
+}
+
+function quoteLiteral(s: string): string {
+  return `'${s.replace(/'/g, "''")}'`;
+}
+
+const RELATION_OBJECTS = new Set(['OBJECT_TABLE', 'OBJECT_VIEW', 'OBJECT_MATVIEW', 'OBJECT_SEQUENCE', 'OBJECT_INDEX', 'OBJECT_FOREIGN_TABLE']);
+
+class Analyzer {
+  readonly units: StatementUnit[] = [];
+  readonly dynamic: string[] = [];
+  parseError: Analysis['parseError'] = null;
+  literalDependent = false;
+  /** PL/pgSQL variables of the block being analysed */
+  private plVars: ReadonlySet<string> | undefined;
+  private readonly onLiteral = () => { this.literalDependent = true; };
+
+  /** Parses and analyses one SQL text (top level or nested in a string). */
+  text(sql: string, nesting: number): void {
+    if (nesting > MAX_NESTED_SQL) {
+      this.dynamic.push('SQL nested too deeply in strings to analyse');
+      return;
+    }
+    if (sql.trim() === '') return;
+    let tree: Node;
+    try {
+      tree = parseSync(sql) as unknown as Node;
+    } catch (err) {
+      this.fail(err);
+      return;
+    }
+    this.tree(tree, nesting);
+  }
+
+  private tree(tree: Node, nesting: number): void {
+    const stmts = (tree.stmts as Node[] | undefined) ?? [];
+    for (const raw of stmts) this.walk(raw.stmt, null, false, nesting, 0);
+  }
+
+  private fail(err: unknown): void {
+    if (this.parseError) return;
+    const syntax = err instanceof Error && err.name === 'SqlError';
+    this.parseError = syntax
+      ? { reason: `statement could not be parsed: ${(err as Error).message}`, crashed: false }
+      : { reason: 'statement could not be analysed', crashed: true };
+    if (!syntax) {
+      // keep the cause for the caller's logs; never shown to a client
+      this.crash = new SqlAnalysisError('SQL analysis failed', { cause: err });
+    }
+  }
+  crash: SqlAnalysisError | null = null;
+
+  private newUnit(kind: string): StatementUnit {
+    const u: StatementUnit = { kind, tables: [], functions: [] };
+    this.units.push(u);
+    return u;
+  }
+
+  /** Generic walk: object keys starting with an upper-case letter are node types. */
+  private walk(value: unknown, unit: StatementUnit | null, planOnly: boolean, nesting: number, depth: number): void {
+    if (value === null || typeof value !== 'object') return;
+    if (depth > MAX_TREE_DEPTH) throw new SqlAnalysisError('statement nested too deeply');
+    if (Array.isArray(value)) {
+      for (const v of value) this.walk(v, unit, planOnly, nesting, depth + 1);
+      return;
+    }
+    for (const key in value as Node) {
+      const child = (value as Node)[key];
+      if (child === null || typeof child !== 'object') continue;
+      const c0 = key.charCodeAt(0);
+      if (c0 >= 65 && c0 <= 90 && !Array.isArray(child)) this.node(key, child as Node, unit, planOnly, nesting, depth + 1);
+      // Fields typed as a struct rather than a Node come unwrapped: `relation: {relname, …}`
+      // (RangeVar), `funccall: {funcname, …}` (CALL's FuncCall), `setstmt: {name, …}`.
+      else if (!Array.isArray(child) && typeof (child as Node).relname === 'string') this.node('RangeVar', child as Node, unit, planOnly, nesting, depth + 1);
+      else if (key === 'funccall' && !Array.isArray(child)) this.node('FuncCall', child as Node, unit, planOnly, nesting, depth + 1);
+      else if (key === 'setstmt') { this.setting(child as Node); this.walk(child, unit, planOnly, nesting, depth + 1); }
+      else this.walk(child, unit, planOnly, nesting, depth + 1);
+    }
+  }
+
+  private node(type: string, body: Node, unit: StatementUnit | null, planOnly: boolean, nesting: number, depth: number): void {
+    if (isStatementNode(type) && !planOnly) {
+      const u = this.newUnit(statementKind(type, body));
+      switch (type) {
+        case 'DeleteStmt':
+        case 'UpdateStmt':
+          u.unbounded = isUnbounded(body.whereClause, this.whereContext(body.relation as Node));
+          break;
+        case 'MergeStmt':
+          this.merge(body, u);
+          break;
+        case 'CopyStmt':
+          u.copy = body.is_program ? 'program' : body.filename !== undefined ? 'file' : 'stdio';
+          break;
+        case 'DropStmt':
+          if (RELATION_OBJECTS.has(String(body.removeType))) {
+            for (const obj of (body.objects as unknown[]) ?? []) {
+              const e = only(obj);
+              if (e && e[0] === 'List') u.tables.push(qualified(stringsOf(e[1].items)));
+            }
+          }
+          break;
+        case 'ExplainStmt': {
+          // only EXPLAIN ANALYZE runs the statement; plain EXPLAIN still plans it, so the
+          // functions it names are kept on the EXPLAIN unit
+          this.walk(body.query, u, !this.explainAnalyzes(body.options), nesting, depth + 1);
+          return;
+        }
+        case 'DoStmt':
+          this.doBlock(body, nesting);
+          return;
+        case 'VariableSetStmt':
+          this.setting(body);
+          break;
+      }
+      this.walk(body, u, false, nesting, depth + 1);
+      return;
+    }
+    if (type === 'RangeVar') {
+      const parts: string[] = [];
+      if (typeof body.schemaname === 'string') parts.push(body.schemaname);
+      parts.push(String(body.relname ?? ''));
+      unit?.tables.push(qualified(parts));
+      return;
+    }
+    if (type === 'FuncCall') {
+      const name = qualified(stringsOf(body.funcname));
+      unit?.functions.push(name);
+      this.functionCall(name, (body.args as unknown[]) ?? [], nesting);
+    }
+    this.walk(body, unit, planOnly, nesting, depth + 1);
+  }
+
+  private whereContext(relation: Node | undefined) {
+    const names = new Set<string>();
+    if (relation) {
+      if (typeof relation.relname === 'string') names.add(relation.relname.toLowerCase());
+      const alias = (relation.alias as Node | undefined)?.aliasname;
+      if (typeof alias === 'string') names.add(alias.toLowerCase());
+    }
+    return { targetNames: names, plVars: this.plVars, onLiteral: this.onLiteral };
+  }
+
+  private merge(body: Node, unit: StatementUnit): void {
+    const ctx = this.whereContext(body.relation as Node);
+    const joinUnbounded = isUnbounded(body.joinCondition, ctx);
+    const target = body.relation as Node | undefined;
+    const table = target ? qualified([...(typeof target.schemaname === 'string' ? [target.schemaname] : []), String(target.relname ?? '')]) : null;
+    for (const w of (body.mergeWhenClauses as unknown[]) ?? []) {
+      const e = only(w);
+      if (!e) continue;
+      const clause = e[1];
+      const cmd = clause.commandType;
+      const kind = cmd === 'CMD_DELETE' ? 'DELETE' : cmd === 'CMD_UPDATE' ? 'UPDATE' : cmd === 'CMD_INSERT' ? 'INSERT' : null;
+      if (!kind) continue;
+      const action = this.newUnit(kind);
+      if (table) action.tables.push(table);
+      if (kind !== 'INSERT') {
+        // NOT MATCHED BY SOURCE touches every target row the source lacks: bounded only by its own condition
+        const bySource = clause.matchKind === 'MERGE_WHEN_NOT_MATCHED_BY_SOURCE';
+        action.unbounded = (bySource || joinUnbounded) && isUnbounded(clause.condition, ctx);
+      }
+    }
+    unit.unbounded = joinUnbounded;
+  }
+
+  private explainAnalyzes(options: unknown): boolean {
+    for (const o of (options as unknown[]) ?? []) {
+      const e = only(o);
+      if (!e || e[0] !== 'DefElem' || String(e[1].defname).toLowerCase() !== 'analyze') continue;
+      if (e[1].arg === undefined) return true;
+      this.literalDependent = true;
+      const v = this.optionValue(e[1].arg);
+      // anything but a clear "off" is treated as ANALYZE: fail closed
+      return !(v === false);
+    }
+    return false;
+  }
+
+  /** A DefElem / SET argument as a boolean when it clearly is one, else null. */
+  private optionValue(arg: unknown): boolean | null {
+    const e = only(arg);
+    if (!e) return null;
+    const [t, n] = e;
+    let s: string | null = null;
+    if (t === 'Integer') return Number(n.ival ?? 0) !== 0;
+    if (t === 'Boolean') return Boolean(n.boolval ?? false);
+    if (t === 'String') s = String(n.sval ?? '');
+    if (t === 'A_Const') {
+      this.literalDependent = true;
+      if (n.ival !== undefined) return Number((n.ival as Node).ival ?? 0) !== 0;
+      if (n.boolval !== undefined) return Boolean((n.boolval as Node).boolval ?? false);
+      if (n.sval !== undefined) s = String((n.sval as Node).sval ?? '');
+    }
+    if (s === null) return null;
+    const l = s.trim().toLowerCase();
+    if (['on', 'true', 'yes', '1', 't', 'y'].includes(l)) return true;
+    if (['off', 'false', 'no', '0', 'f', 'n'].includes(l)) return false;
+    return null;
+  }
+
+  /**
+   * Settings that would make the text mean something else to the server than to this parser:
+   * standard_conforming_strings=off turns backslash into an escape in '…' strings, and client
+   * encodings such as SJIS/BIG5/GBK can hide a quote or backslash inside a multibyte character.
+   */
+  private setting(stmt: Node): void {
+    const name = String(stmt.name ?? '').toLowerCase();
+    if (name !== 'standard_conforming_strings' && name !== 'client_encoding' && name !== 'names') return;
+    const kind = String(stmt.kind ?? '');
+    if (kind !== 'VAR_SET_VALUE') return; // DEFAULT, RESET, FROM CURRENT: back to a value the session started with
+    this.literalDependent = true;
+    const args = (stmt.args as unknown[]) ?? [];
+    if (name === 'standard_conforming_strings') {
+      if (args.length === 1 && this.optionValue(args[0]) === true) return;
+      this.dynamic.push('turning standard_conforming_strings off is not allowed: statements could hide in string literals');
+      return;
+    }
+    const value = args.length === 1 ? this.settingText(args[0]) : null;
+    if (value !== null && isUtf8Name(value)) return;
+    this.dynamic.push('changing client_encoding away from UTF8 is not allowed: statements could hide in multibyte characters');
+  }
+
+  private settingText(arg: unknown): string | null {
+    const e = only(arg);
+    if (!e) return null;
+    if (e[0] === 'String') return String(e[1].sval ?? '');
+    if (e[0] === 'A_Const' && e[1].sval !== undefined) return String((e[1].sval as Node).sval ?? '');
+    return null;
+  }
+
+  private functionCall(name: QualifiedName, args: unknown[], nesting: number): void {
+    if (name.name === 'set_config' && (name.schema === null || name.schema === 'pg_catalog')) {
+      this.literalDependent = true;
+      const setting = args[0] === undefined ? null : constantString(args[0]);
+      if (setting === null) {
+        this.dynamic.push('set_config with a setting name computed at run time cannot be analysed');
+        return;
+      }
+      const s = setting.trim().toLowerCase();
+      if (s === 'standard_conforming_strings' || s === 'client_encoding') {
+        const value = args[1] === undefined ? null : constantString(args[1]);
+        const ok = value !== null && (s === 'client_encoding' ? isUtf8Name(value) : ['on', 'true', 'yes', '1'].includes(value.trim().toLowerCase()));
+        if (!ok) this.dynamic.push(`set_config of ${s} to that value is not allowed: statements could hide in string literals`);
+      }
+      return;
+    }
+    const pick = SQL_TEXT_ARGUMENT[name.name] ?? (name.schema === 'cron' ? CRON_SQL_ARGUMENT[name.name] : undefined);
+    if (!pick) return;
+    this.literalDependent = true;
+    if (args.some((a) => only(a)?.[0] === 'NamedArgExpr')) {
+      this.dynamic.push(`SQL passed to ${name.name} by named argument cannot be analysed`);
+      return;
+    }
+    const arg = args[pick(args)];
+    const sql = arg === undefined ? null : constantString(arg);
+    if (sql === null) {
+      this.dynamic.push(`SQL passed to ${name.name} is built at run time and cannot be analysed`);
+      return;
+    }
+    this.withPlVars(undefined, () => this.text(sql, nesting + 1));
+  }
+
+  private withPlVars(vars: ReadonlySet<string> | undefined, fn: () => void): void {
+    const saved = this.plVars;
+    this.plVars = vars;
+    try { fn(); } finally { this.plVars = saved; }
+  }
+
+  // ---- DO blocks (PL/pgSQL) ----
+
+  private doBlock(body: Node, nesting: number): void {
+    this.literalDependent = true; // the body is a string literal
+    let language = 'plpgsql';
+    let code: string | null = null;
+    for (const a of (body.args as unknown[]) ?? []) {
+      const e = only(a);
+      if (!e || e[0] !== 'DefElem') continue;
+      const v = only(e[1].arg);
+      const s = v && v[0] === 'String' ? String(v[1].sval ?? '') : null;
+      if (e[1].defname === 'language' && s !== null) language = s.toLowerCase();
+      if (e[1].defname === 'as') code = s;
+    }
+    if (language !== 'plpgsql') {
+      this.dynamic.push(`a DO block in language ${language} cannot be analysed`);
+      return;
+    }
+    if (code === null) {
+      this.dynamic.push('a DO block without a body cannot be analysed');
+      return;
+    }
+    let tree: Node;
+    try {
+      tree = parsePlPgSQLSync(`DO ${quoteLiteral(code)}`) as unknown as Node;
+    } catch (err) {
+      // PL/pgSQL errors come back as plain Errors: they are syntax errors of the block, not crashes
+      if (err instanceof Error && !(err instanceof RangeError)) {
+        if (!this.parseError) this.parseError = { reason: `DO block could not be parsed: ${err.message}`, crashed: false };
+      } else this.fail(err);
+      return;
+    }
+    for (const f of (tree.plpgsql_funcs as unknown[]) ?? []) {
+      const fn = only(f)?.[1];
+      if (!fn) continue;
+      const vars = new Set<string>();
+      for (const d of (fn.datums as unknown[]) ?? []) {
+        const e = only(d);
+        const ref = e?.[1].refname;
+        if (typeof ref === 'string') vars.add(ref.toLowerCase());
+      }
+      this.withPlVars(vars, () => this.walkPl(fn, vars, nesting, 0));
+    }
+  }
+
+  private walkPl(value: unknown, vars: ReadonlySet<string>, nesting: number, depth: number): void {
+    if (value === null || typeof value !== 'object') return;
+    if (depth > MAX_TREE_DEPTH) throw new SqlAnalysisError('PL/pgSQL block nested too deeply');
+    if (Array.isArray(value)) {
+      for (const v of value) this.walkPl(v, vars, nesting, depth + 1);
+      return;
+    }
+    for (const key in value as Node) {
+      const child = (value as Node)[key] as Node;
+      if (child === null || typeof child !== 'object') continue;
+      if (key === 'PLpgSQL_expr') {
+        this.plExpr(child, false, nesting);
+      } else if (key === 'PLpgSQL_stmt_dynexecute' || key === 'PLpgSQL_stmt_dynfors') {
+        for (const k in child) {
+          if (k === 'query') this.plExpr((child.query as Node).PLpgSQL_expr as Node, true, nesting);
+          else this.walkPl(child[k], vars, nesting, depth + 1);
+        }
+      } else if (key === 'dynquery') {
+        this.plExpr(child.PLpgSQL_expr as Node, true, nesting);
+      } else {
+        this.walkPl(child, vars, nesting, depth + 1);
+      }
+    }
+  }
+
+  /** One PL/pgSQL expression or statement; `dynamic` when its value is SQL that EXECUTE runs. */
+  private plExpr(expr: Node | undefined, dynamic: boolean, nesting: number): void {
+    if (!expr || typeof expr.query !== 'string') {
+      this.dynamic.push('a PL/pgSQL expression could not be read');
+      return;
+    }
+    const mode = Number(expr.parseMode ?? 0);
+    let sql: string;
+    if (mode === 0) sql = expr.query;
+    else if (mode === 2) sql = `SELECT ${expr.query}`;
+    else sql = `SELECT ${assignmentValue(expr.query)}`;
+    let tree: Node;
+    try {
+      tree = parseSync(sql) as unknown as Node;
+    } catch (err) {
+      this.fail(err);
+      return;
+    }
+    // the expression itself is evaluated: its function calls count
+    this.tree(tree, nesting);
+    if (!dynamic) return;
+    const stmts = (tree.stmts as Node[] | undefined) ?? [];
+    const select = only(stmts[0]?.stmt);
+    const target = select && select[0] === 'SelectStmt' ? ((select[1].targetList as unknown[]) ?? []) : [];
+    const value = target.length === 1 ? (only(target[0])?.[1].val as unknown) : undefined;
+    const constant = value === undefined ? null : constantString(value);
+    if (constant === null) {
+      this.dynamic.push('dynamic SQL (EXECUTE of a string built at run time) cannot be analysed');
+      return;
+    }
+    this.withPlVars(undefined, () => this.text(constant, nesting + 1));
+  }
+}
+
+/** The value of an expression that is a constant string: 'x', 'x'::text, 'a' || 'b'. */
+export function constantString(node: unknown): string | null {
+  const e = only(node);
+  if (!e) return null;
+  const [t, n] = e;
+  if (t === 'A_Const') return n.sval !== undefined ? String((n.sval as Node).sval ?? '') : null;
+  if (t === 'TypeCast') {
+    const names = stringsOf((n.typeName as Node | undefined)?.names);
+    const type = (names[names.length - 1] ?? '').toLowerCase();
+    return type === 'text' || type === 'varchar' ? constantString(n.arg) : null;
+  }
+  if (t === 'A_Expr' && n.kind === 'AEXPR_OP' && stringsOf(n.name).join('.') === '||') {
+    const l = constantString(n.lexpr);
+    const r = l === null ? null : constantString(n.rexpr);
+    return l !== null && r !== null ? l + r : null;
+  }
+  return null;
+}
+
+function isUtf8Name(v: string): boolean {
+  const n = v.trim().toLowerCase().replace(/[-_]/g, '');
+  return n === 'utf8' || n === 'unicode';
+}
+
+/** The right-hand side of a PL/pgSQL assignment `target := expr` (or `target = expr`). */
+function assignmentValue(query: string): string {
+  const tokens = scanSync(query).tokens;
+  let depth = 0;
+  for (const t of tokens) {
+    if (t.text === '(' || t.text === '[') depth++;
+    else if (t.text === ')' || t.text === ']') depth--;
+    else if (depth === 0 && (t.text === ':=' || t.text === '=')) {
+      // scanner offsets are byte offsets into the UTF-8 text
+      return Buffer.from(query, 'utf8').subarray(t.end).toString('utf8');
+    }
+  }
+  throw new SqlAnalysisError('PL/pgSQL assignment without := could not be analysed');
+}
+
+/** Analyses a SQL text; never throws (failures become `parseError`). */
+export function analyzeSql(sql: string): Analysis & { crash: SqlAnalysisError | null } {
+  const a = new Analyzer();
+  try {
+    a.text(sql, 0);
+  } catch (err) {
+    a.parseError = null;
+    if (err instanceof SqlAnalysisError) {
+      a.parseError = { reason: 'statement could not be analysed', crashed: true };
+      a.crash = err;
+    } else {
+      a.parseError = { reason: 'statement could not be analysed', crashed: true };
+      a.crash = new SqlAnalysisError('SQL analysis failed', { cause: err });
+    }
+  }
+  return { units: a.units, dynamic: a.dynamic, parseError: a.parseError, literalDependent: a.literalDependent, crash: a.crash };
+}

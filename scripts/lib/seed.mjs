@@ -1,0 +1,159 @@
+// Seeds the demo through the api's REST surface with the bootstrap token. Every step is idempotent:
+// an existing object is left alone (409 / found by GET) or updated in place (PUT / PATCH), so a second
+// `pnpm start` converges on the same state.
+import { ApiError } from './http.mjs';
+
+export const DEMO_GROUPS = [
+  { name: 'admins', description: 'Portcullis administrators', roles: ['admin'], idpGroups: ['admins'] },
+  { name: 'approvers', description: 'Decide held commands and read audit', roles: ['approver', 'auditor'], idpGroups: ['approvers'] },
+  { name: 'engineers', description: 'Connect to targets', roles: ['user'], idpGroups: ['engineers'] },
+  { name: 'auditors', description: 'Read sessions and export audit', roles: ['auditor'], idpGroups: ['auditors'] },
+];
+
+export const DEMO_USERS = [
+  { subject: 'alice', displayName: 'Alice Admin', email: 'alice@example.test', group: 'admins' },
+  { subject: 'bob', displayName: 'Bob Approver', email: 'bob@example.test', group: 'approvers' },
+  { subject: 'carol', displayName: 'Carol Engineer', email: 'carol@example.test', group: 'engineers' },
+];
+
+/** The policy of CONTRACT.md: guardrails, masking and approval rules. */
+export function demoPolicy(name = 'default') {
+  return {
+    name,
+    guardrails: [
+      {
+        name: 'no-destructive-ddl', action: 'block',
+        reason: 'Schema and role changes go through migrations, not ad-hoc sessions.',
+        match: { statements: ['DROP', 'TRUNCATE', 'ALTER', 'GRANT', 'REVOKE', 'CREATE ROLE', 'ALTER ROLE'] },
+      },
+      {
+        name: 'no-session-killing', action: 'block',
+        reason: 'Terminating other backends is not allowed through the gateway.',
+        match: { functions: ['pg_terminate_backend', 'pg_cancel_backend'] },
+      },
+      { name: 'no-copy-program', action: 'block', reason: 'COPY ... PROGRAM runs commands on the database host.', match: { copy: 'program' } },
+      {
+        name: 'bulk-writes', action: 'require_approval',
+        reason: 'DELETE or UPDATE without a WHERE clause needs a second pair of eyes.',
+        match: { statements: ['DELETE', 'UPDATE'], unbounded: true },
+      },
+    ],
+    dynamicSql: 'block',
+    masking: [
+      { name: 'emails', columns: ['email'], strategy: 'partial' },
+      { name: 'pii', detectors: ['CREDIT_CARD', 'US_SSN', 'EMAIL', 'PHONE', 'IBAN', 'AWS_ACCESS_KEY', 'JWT'], strategy: 'redact' },
+    ],
+    approval: { approvers: ['approvers'], timeoutSeconds: 300 },
+  };
+}
+
+function isStatus(err, ...statuses) {
+  return err instanceof ApiError && statuses.includes(err.status);
+}
+
+/** POST, treating 409 (already there) as success. Returns 'created' | 'exists'. */
+async function createOnce(api, path, body) {
+  try {
+    await api.post(path, body);
+    return 'created';
+  } catch (err) {
+    if (isStatus(err, 409)) return 'exists';
+    throw err;
+  }
+}
+
+async function getOrNull(api, path) {
+  try {
+    return await api.get(path);
+  } catch (err) {
+    if (isStatus(err, 404)) return null;
+    throw err;
+  }
+}
+
+/** Stable JSON for comparing documents regardless of key order. */
+function stable(v) {
+  if (Array.isArray(v)) return `[${v.map(stable).join(',')}]`;
+  if (v && typeof v === 'object') return `{${Object.keys(v).sort().map((k) => `${JSON.stringify(k)}:${stable(v[k])}`).join(',')}}`;
+  return JSON.stringify(v);
+}
+
+/**
+ * @param {ReturnType<import('./http.mjs').apiClient>} api  bootstrap-token client
+ * @param {{pool: string, poolPublicKey: string, idpIssuer: string, connection: string, policy?: string,
+ *   target: {host: string, port: number, database: string, username: string, password: string}}} demo
+ * @param {(line: string) => void} log
+ */
+export async function seedDemo(api, demo, log = () => undefined) {
+  const policyName = demo.policy ?? 'default';
+
+  for (const g of DEMO_GROUPS) {
+    const r = await createOnce(api, '/v1/groups', g);
+    log(`group ${g.name}: ${r}`);
+  }
+
+  for (const u of DEMO_USERS) {
+    const r = await createOnce(api, '/v1/identities', { kind: 'person', subject: u.subject, displayName: u.displayName, email: u.email });
+    log(`identity ${u.subject}: ${r}`);
+  }
+  for (const g of DEMO_GROUPS) {
+    const members = DEMO_USERS.filter((u) => u.group === g.name).map((u) => u.subject);
+    if (members.length === 0) continue;
+    await api.put(`/v1/groups/${encodeURIComponent(g.name)}/members`, { members });
+  }
+
+  await api.put(`/v1/gateway-pools/${encodeURIComponent(demo.pool)}`, { publicKey: demo.poolPublicKey });
+  log(`pool ${demo.pool}: public key registered`);
+
+  const document = demoPolicy(policyName);
+  const existing = await getOrNull(api, `/v1/policies/${encodeURIComponent(policyName)}`);
+  if (!existing) {
+    const r = await createOnce(api, '/v1/policies', document);
+    log(`policy ${policyName}: ${r}`);
+  } else if (stable(existing.document ?? existing) !== stable(document)) {
+    // Leave an admin's edits alone: only fill in a policy that is missing. Say so.
+    log(`policy ${policyName}: exists (version ${existing.version ?? '?'}), left as it is`);
+  } else {
+    log(`policy ${policyName}: up to date`);
+  }
+
+  const connection = {
+    name: demo.connection,
+    kind: 'postgres',
+    pool: demo.pool,
+    host: demo.target.host,
+    port: demo.target.port,
+    database: demo.target.database,
+    username: demo.target.username,
+    password: demo.target.password,
+    tls: 'disable',
+    allowedGroups: ['engineers', 'admins'],
+    policy: policyName,
+    recording: 'required',
+  };
+  const r = await createOnce(api, '/v1/connections', connection);
+  if (r === 'exists') {
+    // The stored password may be stale (a new .portcullis/): write the current one; secrets are write-only.
+    const { name: _name, kind: _kind, ...patch } = connection;
+    await api.patch(`/v1/connections/${encodeURIComponent(demo.connection)}`, patch);
+    log(`connection ${demo.connection}: updated`);
+  } else {
+    log(`connection ${demo.connection}: created`);
+  }
+
+  const trust = {
+    name: 'demo-agent',
+    issuer: demo.idpIssuer,
+    audience: 'portcullis',
+    subjectPattern: 'demo-agent',
+    identity: 'agent:demo',
+    groups: ['engineers'],
+  };
+  const current = await getOrNull(api, `/v1/trust-policies/${encodeURIComponent(trust.name)}`);
+  if (current && current.issuer !== trust.issuer) {
+    // The dev IdP moved (another DEV_IDP_PORT): trust policies have no PATCH, so replace it.
+    await api.del(`/v1/trust-policies/${encodeURIComponent(trust.name)}`);
+  }
+  const t = current && current.issuer === trust.issuer ? 'exists' : await createOnce(api, '/v1/trust-policies', trust);
+  log(`trust policy ${trust.name}: ${t}`);
+}
