@@ -17,8 +17,17 @@ export function paint(colour, text, enabled) {
   return enabled ? `\x1b[${colour}m${text}\x1b[0m` : text;
 }
 
-/** Shortens one pino JSON line to `LEVEL msg key=value…`; anything else passes through. */
+// Start-up chatter nobody reads in a dev terminal: Nest's module/route listing, oidc-provider's
+// warnings that it runs in dev mode (it does, on purpose). PORTCULLIS_LOG_FORMAT=json keeps everything.
+const NOISY_CONTEXTS = new Set(['InstanceLoader', 'RoutesResolver', 'RouterExplorer']);
+const NOISY_TEXT = [/^oidc-provider WARNING: (Unsupported runtime|a quick start development-only in-memory adapter)/];
+
+/**
+ * Shortens one pino JSON line to `LEVEL msg key=value…` (an http request to `METHOD url status ms`);
+ * anything else passes through. Returns null for a line not worth showing.
+ */
 export function formatLogLine(line) {
+  if (NOISY_TEXT.some((re) => re.test(line))) return null;
   if (!line.startsWith('{')) return line;
   let o;
   try {
@@ -28,6 +37,12 @@ export function formatLogLine(line) {
   }
   if (typeof o !== 'object' || o === null || !('msg' in o || 'level' in o)) return line;
   const level = typeof o.level === 'number' ? (LEVELS[o.level] ?? String(o.level)) : String(o.level ?? 'INFO').toUpperCase();
+  if (level === 'INFO' && NOISY_CONTEXTS.has(o.context)) return null;
+  if (o.req && typeof o.req === 'object' && o.res && typeof o.res === 'object') {
+    const ms = typeof o.responseTime === 'number' ? ` ${o.responseTime}ms` : '';
+    const url = String(o.req.url ?? '').replace(/([?&](?:access_token|code|token|state)=)[^&]+/g, '$1…');
+    return `${level.padEnd(5)} ${o.req.method ?? ''} ${url} ${o.res.statusCode ?? ''}${ms}`;
+  }
   const extras = [];
   for (const [k, v] of Object.entries(o)) {
     if (SKIP_KEYS.has(k) || v === undefined) continue;
@@ -71,7 +86,10 @@ export class Supervisor {
     this.children.set(name, child);
     for (const stream of [child.stdout, child.stderr]) {
       const rl = createInterface({ input: stream, crlfDelay: Infinity });
-      rl.on('line', (line) => this.log(name, this.format === 'json' ? line : formatLogLine(line)));
+      rl.on('line', (line) => {
+        const shown = this.format === 'json' ? line : formatLogLine(line);
+        if (shown !== null) this.log(name, shown);
+      });
     }
     child.once('error', (err) => this.log(name, `could not start: ${err.message}`));
     child.once('exit', (code, signal) => {

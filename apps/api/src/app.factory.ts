@@ -22,7 +22,9 @@ const FORM_TYPES = ['application/x-www-form-urlencoded'];
  */
 export async function createApiApp(envOverrides: Record<string, string> = {}): Promise<INestApplication> {
   const config = loadApiConfig({ ...process.env, ...envOverrides });
-  const app = await NestFactory.create(AppModule.forRoot(config), { bodyParser: false, bufferLogs: true, abortOnError: false });
+  // Nest's own logger stays off until pino takes over: a failed boot (NATS or Postgres down) is reported once, by
+  // the caller, as one line — not as Nest's stack trace.
+  const app = await NestFactory.create(AppModule.forRoot(config), { bodyParser: false, logger: false, abortOnError: false });
   app.useLogger(app.get(Logger));
   configureHttp(app, config);
   setupOpenApi(app);

@@ -1,6 +1,8 @@
 import { randomBytes } from 'node:crypto';
 import type { INestApplication } from '@nestjs/common';
 import supertest from 'supertest';
+import { PrismaClient } from '@portcullis/db';
+import { SigningKeysService } from '../src/auth/signing-keys.service.js';
 import { createApiApp } from '../src/app.factory.js';
 
 export interface TestApi {
@@ -40,7 +42,13 @@ export async function startTestApi(env: Record<string, string> = {}): Promise<Te
     suffix,
     admin: `Bearer ${bootstrapToken}`,
     get: (token) => app.get(token as never),
-    close: () => app.close(),
+    close: async () => {
+      // Each test api has its own master key, hence its own signing key row: remove it with the app.
+      const keyPrefix = `${app.get(SigningKeysService).masterKeyId}.`;
+      const prisma = app.get(PrismaClient);
+      await prisma.signingKey.deleteMany({ where: { kid: { startsWith: keyPrefix } } }).catch(() => undefined);
+      await app.close();
+    },
   };
 }
 

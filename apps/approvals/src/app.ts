@@ -18,6 +18,8 @@ export interface ApprovalsAppOptions {
   /** test isolation on a shared database: only expire approvals of connections with this name prefix */
   scopeConnectionPrefix?: string;
   webhookBackoffMs?: number;
+  /** HMAC key of gateway messages; default deriveKey(master, 'event-signing'), which the api seals into snapshots as the event key */
+  gatewayKey?: Buffer;
 }
 
 export interface ApprovalsApp {
@@ -53,7 +55,7 @@ export async function startApprovalsApp(env: ApprovalsEnv, opts: ApprovalsAppOpt
     events,
     metrics,
     log,
-    gatewayKey: deriveKey(env.PORTCULLIS_MASTER_KEY, 'event-signing'),
+    gatewayKey: opts.gatewayKey ?? deriveKey(env.PORTCULLIS_MASTER_KEY, 'event-signing'),
     webhook: {
       key: deriveKey(env.PORTCULLIS_MASTER_KEY, 'webhook'),
       apiUrl: env.APPROVALS_API_URL,

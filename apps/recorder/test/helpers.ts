@@ -124,8 +124,14 @@ export class Harness {
     return Number(r.rows[0].n);
   }
 
+  /** Stops every recorder started so far (between tests: the next one starts from a clean slate). */
+  async stopRecorders(): Promise<void> {
+    const rs = this.recorders.splice(0);
+    await Promise.all(rs.map((r) => r.stop().catch(() => undefined)));
+  }
+
   async teardown(): Promise<void> {
-    for (const r of this.recorders) await r.stop().catch(() => undefined);
+    await this.stopRecorders();
     const jsm = await jetstreamManager(this.nc);
     for (const s of [this.names.eventStream, this.names.deadLetterStream]) await jsm.streams.delete(s).catch(() => undefined);
     await this.nc.close();

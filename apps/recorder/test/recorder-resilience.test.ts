@@ -1,4 +1,4 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { jetstreamManager } from '@nats-io/jetstream';
 import type { WireEvent } from '@portcullis/protocol';
 import { brokenAt, Harness } from './helpers.js';
@@ -28,6 +28,9 @@ describe('recorder: crashes, restarts and concurrency', () => {
 
   beforeAll(async () => {
     h = await new Harness().setup();
+  });
+  afterEach(async () => {
+    await h.stopRecorders();
   });
   afterAll(async () => {
     await h.teardown();

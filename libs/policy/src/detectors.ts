@@ -146,7 +146,8 @@ const OCTET = '(?:25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)';
 export const BUILTIN_DETECTORS: readonly Detector[] = [
   {
     name: 'CREDIT_CARD',
-    regex: /(?<!\d[ -]?)\d(?:[ -]?\d){11,18}(?![ -]?\d)/g,
+    // not glued to other digits (a space-separated neighbour is fine: "… 123-45-6789 4111 …")
+    regex: /(?<!\d)(?<!\d-)\d(?:[ -]?\d){11,18}(?!\d)(?!-\d)/g,
     confirm: confirmCard,
     mayMatch: (s) => /\d{4}/.test(s),
   },
@@ -158,7 +159,8 @@ export const BUILTIN_DETECTORS: readonly Detector[] = [
   },
   {
     name: 'EMAIL',
-    regex: /(?<![A-Za-z0-9._%+-])[A-Za-z0-9](?:[A-Za-z0-9._%+-]{0,62}[A-Za-z0-9_%+-])?@(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,24}(?![A-Za-z0-9-]|\.[A-Za-z0-9])/g,
+    // internationalised local parts and domains are letters too
+    regex: /(?<![\p{L}\p{N}._%+-])[\p{L}\p{N}](?:[\p{L}\p{N}._%+-]{0,62}[\p{L}\p{N}_%+-])?@(?:[\p{L}\p{N}](?:[\p{L}\p{N}-]{0,61}[\p{L}\p{N}])?\.)+\p{L}{2,24}(?![\p{L}\p{N}-]|\.[\p{L}\p{N}])/gu,
     mayMatch: (s) => s.includes('@'),
   },
   {

@@ -185,7 +185,8 @@ export function sqlShape(sql: string, spans?: LiteralSpan[]): string | null {
           if (end < 0) return null;
           if (keepNextString) { keepNextString = false; i = end; continue; }
           flush(start + 1);
-          spans?.push({ start, end, kind: 'string' });
+          // N'…' lexes as the keyword NATIONAL CHARACTER then a plain string; the others are one token
+          spans?.push({ start: p === 110 ? start + 1 : start, end, kind: 'string' });
           emit(STR);
           i = end;
           copyFrom = i;
@@ -285,6 +286,8 @@ export function sqlShape(sql: string, spans?: LiteralSpan[]): string | null {
       keepNextString = false;
       continue;
     }
+    // `..` is its own token in scan.l (DOT_DOT) and changes how a following number lexes: give up
+    if (c === 46 && sql.charCodeAt(i + 1) === 46) return null;
     // operators and punctuation: code
     keepNextString = false;
     i++;

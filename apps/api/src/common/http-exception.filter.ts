@@ -7,6 +7,12 @@ const CODES: Record<number, string> = {
   409: 'conflict', 413: 'payload_too_large', 415: 'unsupported_media_type', 429: 'too_many_requests', 503: 'unavailable',
 };
 
+/** Nest's Logger takes (message, stack, context): keep the full error in the log, never in the response. */
+function logError(logger: Logger, what: string, err: unknown, req?: Request): void {
+  const e = err instanceof Error ? err : new Error(String(err));
+  logger.error(`${what}${req ? ` on ${req.method} ${req.path}` : ''}: ${e.name}: ${e.message}`, e.stack);
+}
+
 export interface ErrorBody {
   error: { code: string; message: string };
 }
@@ -26,7 +32,7 @@ export function toErrorResponse(err: unknown, logger: Logger, req?: Request): { 
     }
     if (status === 404 && req) message = `no route ${req.method} ${req.path}`;
     if (status >= 500) {
-      logger.error({ err }, 'unhandled http exception');
+      logError(logger, 'unhandled http exception', err, req);
       message = 'internal error';
     }
     return { status, body: { error: { code: CODES[status] ?? (status >= 500 ? 'internal' : 'bad_request'), message } } };
@@ -38,7 +44,7 @@ export function toErrorResponse(err: unknown, logger: Logger, req?: Request): { 
     const message = e.type === 'entity.parse.failed' ? `malformed JSON body: ${e.message ?? 'cannot parse'}` : (e.message ?? 'bad request');
     return { status: e.status, body: { error: { code, message } } };
   }
-  logger.error({ err }, 'unhandled error');
+  logError(logger, 'unhandled error', err, req);
   return { status: 500, body: { error: { code: 'internal', message: 'internal error' } } };
 }
 

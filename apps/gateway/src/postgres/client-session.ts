@@ -70,6 +70,8 @@ const MAX_HELD_BYTES = 1024 * 1024;
 /** Startup parameters passed on to the target. `user`/`database` are the gateway's; `options` and `replication` never pass. */
 const PASSED_PARAMS = new Set(['application_name', 'client_encoding', 'DateStyle', 'TimeZone', 'IntervalStyle', 'extra_float_digits', 'search_path', 'datestyle', 'timezone']);
 const STARTUP_TIMEOUT_MS = 30_000;
+/** Client bytes buffered while a hook (an approval) holds the session before reading stops. */
+const HELD_INPUT_CAP = 1024 * 1024;
 
 class SessionRefused extends Error {
   constructor(

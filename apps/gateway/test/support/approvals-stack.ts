@@ -39,6 +39,8 @@ export interface ApprovalsStack {
   h: Harness;
   api: AuthStack;
   app: ApprovalsApp;
+  /** stops the approvals app (if running) and starts a fresh one */
+  restartApp(opts?: { stopOnly?: boolean }): Promise<void>;
   prisma: PrismaClient;
   key: ActiveSigningKey;
   connection: string;
@@ -76,20 +78,23 @@ export async function startApprovalsStack(o: { timeoutSeconds?: number; redisUrl
   Object.assign(h.publicJwk, key.publicJwk);
   await h.putSnapshot();
 
-  const app = await startApprovalsApp(
-    approvalsEnvSchema.parse({
-      DATABASE_URL: process.env.DATABASE_URL,
-      NATS_PREFIX: h.natsPrefix,
-      PORTCULLIS_MASTER_KEY: APPROVALS_TEST_MASTER_KEY,
-      APPROVALS_QUEUE_PREFIX: queuePrefix,
-      APPROVALS_HTTP_PORT: '0',
-      APPROVALS_HTTP_HOST: '127.0.0.1',
-      APPROVALS_EXPIRY_INTERVAL_MS: '200',
-      ...(o.redisUrl ? { REDIS_URL: o.redisUrl } : {}),
-      LOG_LEVEL: process.env.LOG_LEVEL ?? 'silent',
-    }),
-    { scopeConnectionPrefix: connection },
-  );
+  const startApp = () =>
+    startApprovalsApp(
+      approvalsEnvSchema.parse({
+        DATABASE_URL: process.env.DATABASE_URL,
+        NATS_PREFIX: h.natsPrefix,
+        PORTCULLIS_MASTER_KEY: APPROVALS_TEST_MASTER_KEY,
+        APPROVALS_QUEUE_PREFIX: queuePrefix,
+        APPROVALS_HTTP_PORT: '0',
+        APPROVALS_HTTP_HOST: '127.0.0.1',
+        APPROVALS_EXPIRY_INTERVAL_MS: '200',
+        ...(o.redisUrl ? { REDIS_URL: o.redisUrl } : {}),
+        LOG_LEVEL: process.env.LOG_LEVEL ?? 'silent',
+      }),
+      // the harness's snapshot carries a random event key, not the one derived from the master key
+      { scopeConnectionPrefix: connection, gatewayKey: h.gateway.config.current!.eventKey },
+    );
+  const app = await startApp();
 
   await prisma.group.create({ data: { name: approverGroup, roles: ['approver'] } });
   const bob = await prisma.identity.create({ data: { kind: 'person', subject: `appr-bob-${sfx}`, memberships: { create: { group: { connect: { name: approverGroup } } } } } });
@@ -121,6 +126,10 @@ export async function startApprovalsStack(o: { timeoutSeconds?: number; redisUrl
       await c.connect();
       return c;
     },
+    async restartApp(ro = {}) {
+      await stack.app.stop();
+      if (!ro.stopOnly) stack.app = await startApp();
+    },
     async addGateway() {
       const g = await h.startGateway();
       await install(g);
@@ -144,7 +153,7 @@ export async function startApprovalsStack(o: { timeoutSeconds?: number; redisUrl
       const q = new Queue(APPROVALS_QUEUE, { connection: { url: o.redisUrl ?? 'redis://127.0.0.1:6379', maxRetriesPerRequest: null }, prefix: queuePrefix });
       await q.obliterate({ force: true }).catch(() => undefined);
       await q.close().catch(() => undefined);
-      await app.stop().catch(() => undefined);
+      await stack.app.stop().catch(() => undefined);
       await prisma.approval.deleteMany({ where: { connection } });
       await prisma.identity.deleteMany({ where: { subject: { contains: sfx } } });
       await prisma.group.deleteMany({ where: { name: approverGroup } });

@@ -1,0 +1,242 @@
+import { describe, expect, it } from 'vitest';
+import { luhnValid, ibanChecksumValid } from './detectors.js';
+import { createMaskingPlan, explainMaskingPlan, maskText, partialMask, type MaskingPlan, type ResultField } from './masking.js';
+import { parsePolicyDocument } from './policy-document.js';
+import { contractPolicy } from './test-fixtures.js';
+
+const key = Buffer.alloc(32, 7);
+const all = parsePolicyDocument({
+  name: 'all',
+  masking: [{ name: 'pii', detectors: ['CREDIT_CARD', 'US_SSN', 'EMAIL', 'PHONE', 'IBAN', 'AWS_ACCESS_KEY', 'JWT', 'IPV4'], strategy: 'redact' }],
+});
+const JWT = 'eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiIxMjM0NTY3ODkwIiwibmFtZSI6IkpvaG4gRG9lIn0.SflKxwRJSMeKKF2QT4fwpMeJf36POk6yJV_adQssw5c';
+
+// [name, input, expected output] — lookalikes that must stay untouched first
+const rows: [string, string, string][] = [
+  ['order number failing Luhn', 'order 4111111111111112 shipped', 'order 4111111111111112 shipped'],
+  ['16 digits passing Luhn but no card network', 'ref 9999999999999995', 'ref 9999999999999995'],
+  ['card number inside a longer digit run', 'id 41111111111111110000', 'id 41111111111111110000'],
+  ['ISO date', 'created 2024-01-15', 'created 2024-01-15'],
+  ['timestamp', '2024-01-15T10:30:45.123Z', '2024-01-15T10:30:45.123Z'],
+  ['European date', 'am 15.01.2024 geliefert', 'am 15.01.2024 geliefert'],
+  ['semver', 'upgraded to 1.24.3', 'upgraded to 1.24.3'],
+  ['v-prefixed four part version', 'build v1.2.3.4', 'build v1.2.3.4'],
+  ['four part version with a large part', 'Windows 10.0.19045.2965', 'Windows 10.0.19045.2965'],
+  ['version with a pre-release tag', 'lib 2.4.0.1-beta', 'lib 2.4.0.1-beta'],
+  ['IP-like with an octet over 255', 'addr 300.1.2.3', 'addr 300.1.2.3'],
+  ['five dotted numbers', 'oid 1.3.6.1.4', 'oid 1.3.6.1.4'],
+  ['SSN with area 000', 'ssn 000-12-3456', 'ssn 000-12-3456'],
+  ['SSN with area 666', 'ssn 666-12-3456', 'ssn 666-12-3456'],
+  ['SSN with area 9xx', 'ssn 912-12-3456', 'ssn 912-12-3456'],
+  ['SSN-shaped part of a longer code', 'part AB-123-45-6789-X', 'part AB-123-45-6789-X'],
+  ['IBAN with a bad checksum', 'DE89 3704 0044 0532 0130 01', 'DE89 3704 0044 0532 0130 01'],
+  ['IBAN-like with an unknown country', 'ZZ89370400440532013000', 'ZZ89370400440532013000'],
+  ['package scope with @', 'npm i @scope/pkg@1.2.3', 'npm i @scope/pkg@1.2.3'],
+  ['user@host without a TLD', 'ssh deploy@localhost', 'ssh deploy@localhost'],
+  ['twitter handle', 'follow @portcullis', 'follow @portcullis'],
+  ['AWS-like key that is too short', 'AKIAIOSFODNN7EXAMP', 'AKIAIOSFODNN7EXAMP'],
+  ['AWS-like key embedded in a longer word', 'XAKIAIOSFODNN7EXAMPLEX', 'XAKIAIOSFODNN7EXAMPLEX'],
+  ['three base64 segments that are not a JWT', 'eyJub3Rh.eyJqd3Q.abc', 'eyJub3Rh.eyJqd3Q.abc'],
+  ['short number', 'qty 12345', 'qty 12345'],
+  ['plain 10-digit number', 'invoice 4155550132', 'invoice 4155550132'],
+  ['price', 'total 1,234,567.89 EUR', 'total 1,234,567.89 EUR'],
+  ['ISBN', 'ISBN 978-3-16-148410-0', 'ISBN 978-3-16-148410-0'],
+  ['UUID', 'id 550e8400-e29b-41d4-a716-446655440000', 'id 550e8400-e29b-41d4-a716-446655440000'],
+  ['time range', '09:00-17:30', '09:00-17:30'],
+  ['fictional 555 number', 'call 415-555-0199 or 415-555-2368', 'call [REDACTED] or 415-555-2368'],
+  ['mixed card separators', '4111-1111 1111-1111', '4111-1111 1111-1111'],
+  ['empty', '', ''],
+  ['no digits at all', 'The quick brown fox', 'The quick brown fox'],
+  // real findings
+  ['Visa contiguous', 'card 4111111111111111 ok', 'card [REDACTED] ok'],
+  ['Visa with spaces', 'card 4111 1111 1111 1111', 'card [REDACTED]'],
+  ['Visa with dashes', '4111-1111-1111-1111', '[REDACTED]'],
+  ['Mastercard', 'mc 5500 0000 0000 0004.', 'mc [REDACTED].'],
+  ['Amex 4-6-5', 'amex 3782 822463 10005', 'amex [REDACTED]'],
+  ['Discover', 'disc 6011111111111117', 'disc [REDACTED]'],
+  ['Mastercard 2-series', '2221000000000009', '[REDACTED]'],
+  ['SSN', 'ssn 123-45-6789', 'ssn [REDACTED]'],
+  ['email', 'mail alice@example.com now', 'mail [REDACTED] now'],
+  ['email with plus and subdomain', 'bob.smith+tag@mail.corp.example.co.uk', '[REDACTED]'],
+  ['email at sentence end', 'Write to carol@example.org.', 'Write to [REDACTED].'],
+  ['E.164 phone', 'tel +14155550132', 'tel [REDACTED]'],
+  ['international phone with spaces', 'tel +44 20 7946 0958', 'tel [REDACTED]'],
+  ['international phone with parens', '+1 (415) 555-0132', '[REDACTED]'],
+  ['NANP dashes', 'call 415-555-0132', 'call [REDACTED]'],
+  ['NANP parens', '(415) 555-0132', '[REDACTED]'],
+  ['NANP dots', '415.555.0132', '[REDACTED]'],
+  ['NANP with country code', '1-415-555-0132', '[REDACTED]'],
+  ['UK national', 'ring 020 7946 0958', 'ring [REDACTED]'],
+  ['French national', 'appelez 01 23 45 67 89', 'appelez [REDACTED]'],
+  ['IBAN grouped', 'iban DE89 3704 0044 0532 0130 00', 'iban [REDACTED]'],
+  ['IBAN compact', 'GB82WEST12345698765432', '[REDACTED]'],
+  ['IBAN followed by words', 'pay to FR1420041010050500013M02606 today', 'pay to [REDACTED] today'],
+  ['AWS access key', 'key=AKIAIOSFODNN7EXAMPLE', 'key=[REDACTED]'],
+  ['AWS temporary key', 'ASIAY34FZKBOKMUTVV7A', '[REDACTED]'],
+  ['JWT', `Bearer ${JWT}`, 'Bearer [REDACTED]'],
+  ['IPv4', 'from 192.168.1.10:5432', 'from [REDACTED]:5432'],
+  ['IPv4 at sentence end', 'host is 10.0.0.1.', 'host is [REDACTED].'],
+  ['several findings', 'a@b.io 123-45-6789 4111111111111111', '[REDACTED] [REDACTED] [REDACTED]'],
+  ['unicode around a finding', 'Grüße an zoë@example.de ✓', 'Grüße an [REDACTED] ✓'],
+];
+
+describe('detectors (maskText, redact)', () => {
+  it.each(rows)('%s', (_name, input, expected) => {
+    expect(maskText(input, all, { hmacKey: key }).value).toBe(expected);
+  });
+  it('has many rows', () => {
+    expect(rows.length).toBeGreaterThanOrEqual(60);
+  });
+  it('names the detector and rule of each finding', () => {
+    expect(maskText('x 4111111111111111 y@z.io', all, { hmacKey: key }).findings).toEqual([
+      { detector: 'CREDIT_CARD', rule: 'pii' },
+      { detector: 'EMAIL', rule: 'pii' },
+    ]);
+  });
+  it('checks Luhn and IBAN mod 97', () => {
+    expect(luhnValid('79927398713')).toBe(true);
+    expect(luhnValid('79927398710')).toBe(false);
+    expect(ibanChecksumValid('GB82WEST12345698765432')).toBe(true);
+    expect(ibanChecksumValid('GB82WEST12345698765433')).toBe(false);
+  });
+});
+
+describe('strategies', () => {
+  it.each([
+    ['alice@example.com', 4, 'a****@example.com'],
+    ['123-45-6789', 4, '***-**-6789'],
+    ['4111 1111 1111 1111', 4, '**** **** **** 1111'],
+    ['abc', 4, '***'],
+    ['Zoë Ünal', 2, '*** **al'],
+    ['secret', 0, '******'],
+  ])('partial %s keepLast %d', (input, keep, expected) => {
+    expect(partialMask(input, keep)).toBe(expected);
+  });
+
+  const field = (name: string, typeOid = 25, format: 0 | 1 = 0, table?: string): ResultField => ({ name, tableOid: 1, columnAttr: 1, typeOid, format, table });
+  const plan = (masking: unknown[], fields: ResultField[], extra: Record<string, unknown> = {}) => {
+    const p = createMaskingPlan(parsePolicyDocument({ name: 'm', masking, ...extra }), fields, { hmacKey: key });
+    if (!p || p.kind !== 'plan') throw new Error(`expected a plan, got ${JSON.stringify(p)}`);
+    return p as MaskingPlan;
+  };
+  const row = (...v: (string | null)[]) => v.map((x) => (x === null ? null : Buffer.from(x)));
+  const text = (v: (Buffer | null)[]) => v.map((x) => (x === null ? null : x.toString()));
+
+  it('hash is keyed, stable, and format-insensitive for cards', () => {
+    const p = plan([{ name: 'h', detectors: ['CREDIT_CARD'], strategy: 'hash' }], [field('note')]);
+    const a = text(p.maskRow(row('4111 1111 1111 1111')).values)[0];
+    const b = text(p.maskRow(row('4111111111111111')).values)[0];
+    expect(a).toMatch(/^h:[0-9a-f]{16}$/);
+    expect(a).toBe(b);
+    const other = createMaskingPlan(parsePolicyDocument({ name: 'm', masking: [{ name: 'h', detectors: ['CREDIT_CARD'], strategy: 'hash' }] }), [field('note')], { hmacKey: Buffer.alloc(32, 8) }) as MaskingPlan;
+    expect(text(other.maskRow(row('4111111111111111')).values)[0]).not.toBe(a);
+  });
+
+  it('column rules by name, table.column, schema.table.column and type', () => {
+    const p = plan(
+      [
+        { name: 'emails', columns: ['email'], strategy: 'partial' },
+        { name: 'ssn', columns: ['people.ssn'], strategy: 'redact', token: '<ssn>' },
+        { name: 'cards', columns: ['billing.cards.number'], strategy: 'null' },
+        { name: 'dates', types: ['date'], strategy: 'redact' },
+      ],
+      [field('email'), field('ssn', 25, 0, 'public.people'), field('number', 25, 0, 'billing.cards'), field('born', 1082), field('number', 25, 0, 'other.cards'), field('id', 23)],
+    );
+    const r = p.maskRow(row('alice@example.com', '123-45-6789', '4111111111111111', '1990-01-01', '42', '7'));
+    expect(text(r.values)).toEqual(['a****@example.com', '<ssn>', null, '[REDACTED]', '42', '7']);
+    expect(r.changed).toBe(4);
+    expect(p.maskedColumns).toEqual(['email', 'ssn', 'number', 'born']);
+    expect(p.stats()).toEqual({ values: 4, byRule: { emails: 1, ssn: 1, cards: 1, dates: 1 } });
+  });
+
+  it('returns the same array when nothing changed', () => {
+    const p = contractPlan();
+    const values = row('1', 'Bob', 'nothing to see');
+    const r = p.maskRow(values);
+    expect(r.values).toBe(values);
+    expect(r.changed).toBe(0);
+  });
+
+  function contractPlan(): MaskingPlan {
+    return createMaskingPlan(contractPolicy(), [field('id', 23), field('name'), field('notes')], { hmacKey: key }) as MaskingPlan;
+  }
+
+  it('detectors skip non-text columns and columns a column rule covers', () => {
+    const p = createMaskingPlan(contractPolicy(), [field('email'), field('id', 20), field('notes', 1043)], { hmacKey: key }) as MaskingPlan;
+    const r = p.maskRow(row('bob@example.com', '4111111111111111', 'card 4111111111111111'));
+    expect(text(r.values)).toEqual(['b**@example.com', '4111111111111111', 'card [REDACTED]']);
+  });
+
+  it('keeps JSON valid', () => {
+    const p = plan([{ name: 'pii', detectors: ['EMAIL', 'CREDIT_CARD'], strategy: 'redact', token: 'x"y' }], [field('doc', 3802)]);
+    const out = text(p.maskRow(row('{"mail": "a@b.io", "card": 4111111111111111}')).values)[0]!;
+    expect(JSON.parse(out)).toEqual({ mail: 'x"y', card: 'x"y' });
+    const col = plan([{ name: 'c', columns: ['doc'], strategy: 'partial' }], [field('doc', 114)]);
+    expect(JSON.parse(text(col.maskRow(row('"alice@example.com"')).values)[0]!)).toBe('a****@example.com');
+  });
+
+  it('masks binary text, jsonb and text[] values; refuses other binary columns it cannot mask', () => {
+    const p = plan([{ name: 'pii', detectors: ['EMAIL'], strategy: 'redact' }], [field('t', 25, 1), field('j', 3802, 1), field('a', 1009, 1)]);
+    const arr = Buffer.concat([int32s(1, 0, 25, 2, 1), lenPrefixed('a@b.io'), lenPrefixed('plain')]);
+    const r = p.maskRow([Buffer.from('x a@b.io'), Buffer.concat([Buffer.from([1]), Buffer.from('{"m":"a@b.io"}')]), arr]);
+    expect(r.values[0]!.toString()).toBe('x [REDACTED]');
+    expect(r.values[1]![0]).toBe(1);
+    expect(r.values[1]!.subarray(1).toString()).toBe('{"m":"[REDACTED]"}');
+    const out = r.values[2]!;
+    expect(out.readInt32BE(20)).toBe(10);
+    expect(out.subarray(24, 34).toString()).toBe('[REDACTED]');
+    expect(out.subarray(38).toString()).toBe('plain');
+
+    const refused = createMaskingPlan(parsePolicyDocument({ name: 'm', masking: [{ name: 'ids', columns: ['id'], strategy: 'hash' }] }), [field('id', 23, 1)], { hmacKey: key });
+    expect(refused).toMatchObject({ kind: 'refuse' });
+    expect((refused as { reason: string }).reason).toMatch(/column "id" \(int4, binary format\).*masking rule "ids"/);
+    const nulled = createMaskingPlan(parsePolicyDocument({ name: 'm', masking: [{ name: 'ids', columns: ['id'], strategy: 'null' }] }), [field('id', 23, 1)], { hmacKey: key }) as MaskingPlan;
+    expect(nulled.maskRow([Buffer.from([0, 0, 0, 7])]).values).toEqual([null]);
+  });
+
+  it('a null-strategy detector hit nulls the whole value', () => {
+    const p = plan([{ name: 'n', detectors: ['US_SSN'], strategy: 'null' }], [field('notes')]);
+    expect(p.maskRow(row('ssn 123-45-6789')).values).toEqual([null]);
+  });
+
+  it('custom regex detectors', () => {
+    const p = plan([{ name: 'emp', detectors: ['EMPLOYEE_ID'], strategy: 'partial', keepLast: 2 }], [field('notes')], {
+      detectors: [{ name: 'EMPLOYEE_ID', pattern: 'EMP-\\d{6}' }],
+    });
+    expect(text(p.maskRow(row('by EMP-123456 and emp-654321')).values)).toEqual(['by ***-****56 and emp-654321']);
+  });
+
+  it('masks COPY text lines with escapes and \\N', () => {
+    const p = createMaskingPlan(contractPolicy(), [field('id', 23), field('email'), field('notes')], { hmacKey: key }) as MaskingPlan;
+    expect(p.maskCopyLine(Buffer.from('1\talice@example.com\tcard 4111111111111111\\tend\n')).toString())
+      .toBe('1\ta****@example.com\tcard [REDACTED]\\tend\n');
+    expect(p.maskCopyLine(Buffer.from('2\t\\N\tline\\nbreak a\\\\b\n')).toString()).toBe('2\t\\N\tline\\nbreak a\\\\b\n');
+    const same = Buffer.from('3\t\\N\tnothing\n');
+    expect(p.maskCopyLine(same)).toBe(same);
+    expect(p.maskCopyLine(Buffer.from('\\.\n')).toString()).toBe('\\.\n');
+    expect(() => p.maskCopyLine(Buffer.from('only\ttwo\n'))).toThrow(/expects 3/);
+  });
+
+  it('no plan when nothing can change; explain says why', () => {
+    expect(createMaskingPlan(contractPolicy(), [field('id', 23), field('at', 1184)], { hmacKey: key })).toBeNull();
+    const e = explainMaskingPlan(contractPolicy(), [field('email'), field('notes'), field('id', 23)]) as { columns: Record<string, unknown>[] };
+    expect(e.columns.map((c) => c.action)).toEqual(['mask', 'scan', 'none']);
+    expect(e.columns[0]).toMatchObject({ rule: 'emails', strategy: 'partial' });
+  });
+
+  it('has no row cap', () => {
+    const p = contractPlan();
+    for (let i = 0; i < 20000; i++) p.maskRow(row(String(i), 'n', `a${i}@example.com`));
+    expect(p.stats().values).toBe(20000);
+  });
+});
+
+function int32s(...n: number[]): Buffer {
+  const b = Buffer.alloc(n.length * 4);
+  n.forEach((v, i) => b.writeInt32BE(v, i * 4));
+  return b;
+}
+function lenPrefixed(s: string): Buffer {
+  const body = Buffer.from(s);
+  return Buffer.concat([int32s(body.length), body]);
+}
