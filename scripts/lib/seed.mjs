@@ -41,6 +41,8 @@ export function demoPolicy(name = 'default') {
     dynamicSql: 'block',
     masking: [
       { name: 'emails', columns: ['email'], strategy: 'partial' },
+      // The demo's SSNs are in the never-issued 9xx range, which the US_SSN detector rightly ignores.
+      { name: 'ssns', columns: ['ssn'], strategy: 'partial' },
       { name: 'pii', detectors: ['CREDIT_CARD', 'US_SSN', 'EMAIL', 'PHONE', 'IBAN', 'AWS_ACCESS_KEY', 'JWT'], strategy: 'redact' },
     ],
     approval: { approvers: ['approvers'], timeoutSeconds: 300 },

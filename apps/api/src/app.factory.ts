@@ -25,10 +25,16 @@ export async function createApiApp(envOverrides: Record<string, string> = {}): P
   // Nest's own logger stays off until pino takes over: a failed boot (NATS or Postgres down) is reported once, by
   // the caller, as one line — not as Nest's stack trace.
   const app = await NestFactory.create(AppModule.forRoot(config), { bodyParser: false, logger: false, abortOnError: false });
-  app.useLogger(app.get(Logger));
-  configureHttp(app, config);
-  setupOpenApi(app);
-  await app.init();
+  try {
+    app.useLogger(app.get(Logger));
+    configureHttp(app, config);
+    setupOpenApi(app);
+    await app.init();
+  } catch (err) {
+    // Release what did start (the NATS connection, the Prisma pool) before reporting.
+    await app.close().catch(() => undefined);
+    throw err;
+  }
   return app;
 }
 

@@ -190,6 +190,17 @@ describe('control plane e2e: groups, identities, pools, connections, tokens, sna
     expect(payload.jti).toBe(aliceToken.jti);
   });
 
+  it('roles come from the groups as they are now: a group change applies to live tokens', async () => {
+    const auth = `Bearer ${aliceToken.access_token}`;
+    const patched = await api.http.patch(`/v1/groups/${eng}`).set('Authorization', api.admin).send({ roles: ['user', 'auditor'] });
+    expect(patched.status).toBe(200);
+    expect((await api.http.get('/v1/me').set('Authorization', auth)).body.roles).toEqual(['auditor', 'user']);
+    await api.http.patch(`/v1/groups/${eng}`).set('Authorization', api.admin).send({ roles: ['user'] });
+    expect((await api.http.get('/v1/me').set('Authorization', auth)).body.roles).toEqual(['user']);
+    const list = await api.http.get('/v1/identities').set('Authorization', api.admin);
+    expect(list.body.find((i: { id: string }) => i.id === alice.id)).toMatchObject({ subject: alice.subject, groups: [eng] });
+  });
+
   it('non-admins get 403 on admin routes and see only their connections, without target details', async () => {
     const auth = `Bearer ${aliceToken.access_token}`;
     for (const [method, path] of [['get', '/v1/identities'], ['post', '/v1/groups'], ['get', '/v1/gateways'], ['get', '/v1/policies'], ['delete', `/v1/connections/${conn}`]] as const) {

@@ -17,8 +17,9 @@ Usage: portcullis <command> [options]
   login --client-credentials --issuer <url> --client-id <id> --client-secret <secret> [--audience <aud>]
                                 log in as a workload: client_credentials at the IdP, then token exchange
   logout | whoami [--json]
-  connect <connection> [--print | --json] [-- <psql args>]
-                                get a short-lived credential and run psql with it (--print: just the URI)
+  connect <connection> [--print | --json] [--fail-fast] [-- <psql args>]
+                                get a short-lived credential and run psql with it (--print: just the URI;
+                                --fail-fast: statements needing approval fail at once instead of waiting)
   approvals list [--status pending|approved|denied|expired|all] [--json]
   approvals show <id> | approve <id> [--comment <text>] | deny <id> [--comment <text>]
   sessions list | show <id> | verify <id>   [--json]
@@ -30,7 +31,7 @@ Environment: PORTCULLIS_API (default http://127.0.0.1:8080), PORTCULLIS_TOKEN (o
 Exit codes: 0 ok, 1 failed, 2 usage, 3 not logged in / not allowed, 4 broken hash chain (sessions verify).
 `;
 
-const BOOLEANS = new Set(['help', 'print', 'json', 'follow', 'client-credentials', 'no-browser']);
+const BOOLEANS = new Set(['help', 'print', 'json', 'follow', 'client-credentials', 'no-browser', 'fail-fast']);
 
 const COMMANDS: Record<string, (ctx: CliContext, args: ReturnType<typeof parseArgs>) => Promise<number>> = {
   login,

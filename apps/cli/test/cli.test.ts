@@ -227,6 +227,9 @@ describe('portcullis CLI', () => {
     const a = ctx({ PORTCULLIS_TOKEN: 'tok-carol' });
     expect(await run(['connect', 'demo', '--print'], a.ctx)).toBe(0);
     expect(a.out.text).toBe('postgresql://carol:gw-token@127.0.0.1:15432/demo?sslmode=prefer\n');
+    expect(requests.at(-1)!.body).toBe('{}');
+    expect(await run(['connect', 'demo', '--print', '--fail-fast'], a.ctx)).toBe(0);
+    expect(JSON.parse(requests.at(-1)!.body)).toEqual({ mode: 'fail-fast' });
 
     const fakePsql = join(dir, 'psql');
     writeFileSync(fakePsql, `#!/bin/sh\nprintf '%s\\n' "$@" > "${join(dir, 'psql-args')}"\nexit 7\n`);

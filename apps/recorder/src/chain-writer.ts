@@ -147,12 +147,17 @@ export class ChainWriter {
         : (a, b) => items[a].event.seq - items[b].event.seq || items[a].streamSeq - items[b].streamSeq);
     }
 
+    const T: [string, number][] = [['start', performance.now()]];
+    const mark = (n: string) => T.push([n, performance.now()]);
     const client = await this.pool.connect();
+    mark('connect');
     let released = false;
     try {
       await client.query('BEGIN');
       const chains = [...byChain.keys()];
+      mark('begin');
       await lockChains(client, chains);
+      mark('lock');
 
       const sessionIds = chains.filter((c) => c !== CONTROL_CHAIN);
       const sessionHeads = new Map<string, ChainHead>();
@@ -163,12 +168,14 @@ export class ChainWriter {
         );
         for (const row of r.rows) sessionHeads.set(row.id, { seq: row.lastSeq, hash: row.lastHash ?? GENESIS_HASH });
       }
+      mark('heads');
       const existing = new Map<string, string>();
       {
         const r = await client.query<{ id: string; chain: string }>(`SELECT id::text AS id, chain FROM "Event" WHERE id = ANY($1::uuid[])`, [[...firstById.keys()]]);
         for (const row of r.rows) existing.set(row.id, row.chain);
       }
 
+      mark('existing');
       const appended = new Map<string, StoredRow[]>();
       const sessionRows: SessionRow[] = [];
       for (const [chain, list] of byChain) {
@@ -230,11 +237,16 @@ export class ChainWriter {
         if (!isControl) sessionRows.push(sessionRowFor(chain, rows, head));
       }
 
+      mark('hash');
       const ordered = exportOrder(items, byChain, appended);
       const inserted = await appendRows(client, ordered);
+      mark('insert');
       if (inserted !== ordered.length) throw new ChainConflictError(`expected to insert ${ordered.length} events, inserted ${inserted}`);
       if (sessionRows.length) await upsertSessions(client, sessionRows);
+      mark('upsert');
       await client.query('COMMIT');
+      mark('commit');
+      if (process.env.RECORDER_TRACE) process.stderr.write(T.slice(1).map(([n, t], i) => `${n}=${(t - T[i][1]).toFixed(1)}`).join(' ') + '\n');
       settleCopies();
       return { outcomes, heads };
     } catch (err) {

@@ -13,8 +13,8 @@ export interface Detector {
   regex: RegExp;
   /** confirms a candidate; may narrow it (returns the confirmed length from the match start) */
   confirm?: (match: string) => number;
-  /** cheap test on the whole value: false means this detector cannot match */
-  mayMatch?: (s: string) => boolean;
+  /** cheap test on the whole value (and its digit count): false means this detector cannot match */
+  mayMatch?: (s: string, digits: number) => boolean;
 }
 
 export interface Finding {
@@ -55,15 +55,22 @@ function plausibleCard(d: string): boolean {
 }
 
 function confirmCard(m: string): number {
-  const digits = m.replace(/[ -]/g, '');
-  if (digits.length < 13 || digits.length > 19 || !luhnValid(digits) || !plausibleCard(digits)) return 0;
-  const seps = m.match(/[ -]/g);
-  if (seps) {
-    // grouped numbers: one separator kind, groups as printed on cards (4-4-4-4[-3], 4-6-5, 4-6-4)
-    if (new Set(seps).size !== 1) return 0;
-    const groups = m.split(/[ -]/).map((g) => g.length).join('-');
-    if (!/^4-4-4-4(-[1-3])?$|^4-6-[45]$|^4-4-4-[1-3]$/.test(groups)) return 0;
+  let digits = '';
+  let sep = 0;
+  let groups = '';
+  let run = 0;
+  for (let i = 0; i < m.length; i++) {
+    const c = m.charCodeAt(i);
+    if (c >= 48 && c <= 57) { digits += m[i]; run++; continue; }
+    // grouped numbers: one separator kind
+    if (sep !== 0 && c !== sep) return 0;
+    sep = c;
+    groups += `${run}-`;
+    run = 0;
   }
+  if (digits.length < 13 || digits.length > 19 || !luhnValid(digits) || !plausibleCard(digits)) return 0;
+  // groups as printed on cards: 4-4-4-4[-3], 4-6-5, 4-6-4
+  if (sep !== 0 && !/^4-4-4-4-([1-3]-)?$|^4-6-$|^4-4-4-$/.test(groups)) return 0;
   return m.length;
 }
 
@@ -139,7 +146,6 @@ function confirmJwt(m: string): number {
   }
 }
 
-const hasDigit = (s: string) => /\d/.test(s);
 
 const OCTET = '(?:25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)';
 
@@ -147,15 +153,16 @@ export const BUILTIN_DETECTORS: readonly Detector[] = [
   {
     name: 'CREDIT_CARD',
     // not glued to other digits (a space-separated neighbour is fine: "… 123-45-6789 4111 …")
-    regex: /(?<!\d)(?<!\d-)\d(?:[ -]?\d){11,18}(?!\d)(?!-\d)/g,
+    // (the lookbehinds follow the first digits so the regex engine can scan for a digit first)
+    regex: /\d(?<!\d\d)(?<!\d-\d)\d(?:[ -]?\d){10,17}(?!\d)(?!-\d)/g,
     confirm: confirmCard,
-    mayMatch: (s) => /\d{4}/.test(s),
+    mayMatch: (_s, digits) => digits >= 13,
   },
   {
     name: 'US_SSN',
     regex: /(?<![\d-])\d{3}-\d{2}-\d{4}(?![\d-])/g,
     confirm: confirmSsn,
-    mayMatch: (s) => s.includes('-'),
+    mayMatch: (s, digits) => digits >= 9 && s.includes('-'),
   },
   {
     name: 'EMAIL',
@@ -167,32 +174,32 @@ export const BUILTIN_DETECTORS: readonly Detector[] = [
     name: 'PHONE',
     regex: /(?<![\w+])\+[1-9](?:[ .-]?\(?\d\)?){7,14}(?![\w-])/g,
     confirm: confirmPhone,
-    mayMatch: (s) => s.includes('+'),
+    mayMatch: (s, digits) => digits >= 8 && s.includes('+'),
   },
   {
     // North American: (415) 555-0132, 415-555-0132, 415.555.0132, 1-415-555-0132
     name: 'PHONE',
     regex: /(?<![\w.+-])(?:1[ .-])?(?:\(\d{3}\) ?\d{3}-\d{4}|\d{3}-\d{3}-\d{4}|\d{3}\.\d{3}\.\d{4}|\d{3} \d{3} \d{4})(?![\w-]|\.\d)/g,
     confirm: confirmNanp,
-    mayMatch: hasDigit,
+    mayMatch: (_s, digits) => digits >= 10,
   },
   {
     // European national forms with a trunk 0: 020 7946 0958, 07700 900123, 030 12345678, 01 23 45 67 89
     name: 'PHONE',
     regex: /(?<![\w.+-])(?:0[1-9](?:[ .]\d{2}){4}|0\d{2,4} \d{3,4} ?\d{3,4})(?![\w-]|[ .]\d|\.\w)/g,
     confirm: (m) => { const d = m.replace(/\D/g, '').length; return d >= 10 && d <= 11 ? m.length : 0; },
-    mayMatch: hasDigit,
+    mayMatch: (_s, digits) => digits >= 10,
   },
   {
     name: 'IBAN',
     regex: /(?<![A-Za-z0-9])[A-Z]{2}\d{2} ?[A-Z0-9]{4}(?: ?[A-Z0-9]{1,4}){2,7}(?![a-z0-9])/g,
     confirm: confirmIban,
-    mayMatch: hasDigit,
+    mayMatch: (_s, digits) => digits >= 4,
   },
   {
     name: 'AWS_ACCESS_KEY',
     regex: /(?<![A-Za-z0-9/+])(?:AKIA|ASIA|AGPA|AIDA|AROA|AIPA|ANPA|ANVA|ABIA|ACCA)[A-Z0-9]{16}(?![A-Za-z0-9/+])/g,
-    mayMatch: (s) => s.includes('A'),
+    mayMatch: (s) => s.length >= 20 && s.includes('A'),
   },
   {
     name: 'JWT',
@@ -203,15 +210,20 @@ export const BUILTIN_DETECTORS: readonly Detector[] = [
   {
     name: 'IPV4',
     regex: new RegExp(`(?<![\\w.])(?:${OCTET}\\.){3}${OCTET}(?!\\w|\\.\\d|-[A-Za-z])`, 'g'),
-    mayMatch: (s) => s.includes('.'),
+    mayMatch: (s, digits) => digits >= 4 && s.includes('.'),
   },
 ];
 
 /** Runs `detectors` over `text`; returns non-overlapping findings in order (earliest, then longest, wins). */
 export function findAll(text: string, detectors: readonly Detector[]): Finding[] {
   let found: Finding[] | null = null;
+  let digits = 0;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c >= 48 && c <= 57) digits++;
+  }
   for (const d of detectors) {
-    if (d.mayMatch && !d.mayMatch(text)) continue;
+    if (d.mayMatch && !d.mayMatch(text, digits)) continue;
     const re = d.regex;
     re.lastIndex = 0;
     let m: RegExpExecArray | null;

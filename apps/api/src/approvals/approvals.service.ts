@@ -77,29 +77,41 @@ export class ApprovalsService {
   }
 
   async decide(id: string, status: 'approved' | 'denied', comment: string | null, p: ApiPrincipal): Promise<ApprovalView> {
-    const row = await this.load(id);
-    if (row.status !== 'pending') throw this.alreadyDecided(row);
-    if (row.identity === p.subject) {
-      throw new ForbiddenError(`approval ${id} was requested by ${p.subject}: nobody decides their own request (four-eyes)`, 'four_eyes');
-    }
-    if (!hasRole(p, 'admin') && !p.groups.some((g) => row.approverGroups.includes(g))) {
-      const groups = row.approverGroups.length ? `a member of [${row.approverGroups.join(', ')}]` : 'an admin (the policy names no approver groups)';
-      throw new ForbiddenError(`approval ${id} can only be decided by ${groups}`, 'not_an_approver');
-    }
-    if (row.expiresAt.getTime() <= Date.now()) {
-      await this.expire(row);
-      throw new ConflictError(`approval ${id} expired at ${row.expiresAt.toISOString()} before a decision`, 'approval_expired');
-    }
+    if (!isUuid(id)) throw new NotFoundError(`approval ${id} does not exist`, 'approval_not_found');
+    // Hot path (a session is waiting): one conditional UPDATE that also checks four-eyes and authority;
+    // only when it changes nothing is the row read to say why.
+    const isAdmin = hasRole(p, 'admin');
     const updated = await this.prisma.$queryRaw<Approval[]>`
       UPDATE "Approval" SET "status" = ${status}, "decidedBy" = ${p.subject}, "decidedAt" = now(), "comment" = ${comment}
       WHERE "id" = ${id}::uuid AND "status" = 'pending' AND "expiresAt" > now()
+        AND "identity" <> ${p.subject}
+        AND (${isAdmin} OR "approverGroups" && ${p.groups}::text[])
       RETURNING *`;
     const won = updated[0];
-    if (!won) throw this.alreadyDecided(await this.load(id));
+    if (!won) throw await this.whyNot(id, p);
     await this.publish(won);
     await this.audit(won, p.subject);
     this.logger.log(`approval ${id} ${status} by ${p.subject}`);
     return toApprovalView(won);
+  }
+
+  /** The error for a decision that changed nothing: unknown, already decided, four-eyes, not an approver, expired. */
+  private async whyNot(id: string, p: ApiPrincipal): Promise<Error> {
+    const row = await this.load(id);
+    if (row.status !== 'pending') return this.alreadyDecided(row);
+    if (row.identity === p.subject) {
+      return new ForbiddenError(`approval ${id} was requested by ${p.subject}: nobody decides their own request (four-eyes)`, 'four_eyes');
+    }
+    if (!hasRole(p, 'admin') && !p.groups.some((g) => row.approverGroups.includes(g))) {
+      const groups = row.approverGroups.length ? `a member of [${row.approverGroups.join(', ')}]` : 'an admin (the policy names no approver groups)';
+      return new ForbiddenError(`approval ${id} can only be decided by ${groups}`, 'not_an_approver');
+    }
+    if (row.expiresAt.getTime() <= Date.now()) {
+      await this.expire(row);
+      return new ConflictError(`approval ${id} expired at ${row.expiresAt.toISOString()} before a decision`, 'approval_expired');
+    }
+    // pending, allowed, not expired, yet not updated: another decision won in between
+    return this.alreadyDecided(await this.load(id));
   }
 
   private async expire(row: Approval): Promise<void> {

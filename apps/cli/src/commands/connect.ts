@@ -13,11 +13,13 @@ interface Credential {
 
 /** Gets a short-lived gateway credential for a connection and runs psql with it (or prints the URI). */
 export async function connect(ctx: CliContext, args: ParsedArgs): Promise<number> {
-  allowOnly(args, ['print', 'json']);
+  allowOnly(args, ['print', 'json', 'fail-fast']);
   const name = args.positionals[0];
-  if (!name || args.positionals.length > 1) throw new UsageError('usage: portcullis connect <connection> [--print | --json] [-- psql args…]');
+  if (!name || args.positionals.length > 1) throw new UsageError('usage: portcullis connect <connection> [--print | --json] [--fail-fast] [-- psql args…]');
   const api = authedClient(ctx);
-  const cred = await api.json<Credential>('POST', `/v1/connections/${encodeURIComponent(name)}/credentials`, {});
+  // --fail-fast: statements that need approval fail at once instead of waiting (scripts, agents).
+  const body = boolFlag(args, 'fail-fast') ? { mode: 'fail-fast' } : {};
+  const cred = await api.json<Credential>('POST', `/v1/connections/${encodeURIComponent(name)}/credentials`, body);
   if (boolFlag(args, 'json')) {
     println(ctx.stdout, JSON.stringify(cred, null, 2));
     return EXIT.ok;

@@ -1,0 +1,261 @@
+// The end-to-end story: the stack started as `pnpm start` starts it, then real programs only —
+// the dev IdP, curl-like REST calls, and an interactive psql session through the gateway.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import pg from 'pg';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { clientCredentialsToken, loginThroughApi } from '../support/dev-idp-login.js';
+
+const ROOT = fileURLToPath(new URL('../..', import.meta.url));
+const suffix = randomBytes(4).toString('hex');
+const ADMIN_PG = 'postgresql://postgres@127.0.0.1:5432/postgres';
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const { port } = s.address() as { port: number };
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+/** Collects a child's output and lets a test wait for a pattern in it. */
+class Output {
+  text = '';
+  private waiters: { re: RegExp; from: number; resolve: (m: RegExpMatchArray) => void }[] = [];
+  push(chunk: Buffer | string): void {
+    this.text += chunk.toString();
+    this.waiters = this.waiters.filter((w) => {
+      const m = this.text.slice(w.from).match(w.re);
+      if (m) w.resolve(m);
+      return !m;
+    });
+  }
+  /** Resolves with the first match of `re` after offset `from` (default: anything seen so far). */
+  waitFor(re: RegExp, timeoutMs: number, from = 0): Promise<RegExpMatchArray> {
+    const m = this.text.slice(from).match(re);
+    if (m) return Promise.resolve(m);
+    return new Promise((resolve, reject) => {
+      const t = setTimeout(() => reject(new Error(`timed out after ${timeoutMs} ms waiting for ${re}; output so far:\n${this.text.slice(-3000)}`)), timeoutMs);
+      this.waiters.push({ re, from, resolve: (mm) => (clearTimeout(t), resolve(mm)) });
+    });
+  }
+}
+
+let stack: ChildProcess;
+const stackOut = new Output();
+let home: string;
+const db = `portcullis_e2e_${suffix}`;
+const demoDb = `portcullis_e2e_demo_${suffix}`;
+let ports: Record<string, number>;
+let api: string;
+let idp: string;
+let bootstrap: string;
+
+async function rest(method: string, path: string, token: string, body?: unknown): Promise<{ status: number; json: any; text: string; headers: Headers }> {
+  const res = await fetch(`${api}${path}`, {
+    method,
+    headers: { authorization: `Bearer ${token}`, ...(body ? { 'content-type': 'application/json' } : {}) },
+    ...(body ? { body: JSON.stringify(body) } : {}),
+  });
+  const text = await res.text();
+  let json: any = null;
+  try {
+    json = JSON.parse(text);
+  } catch {
+    /* not JSON (jsonl export) */
+  }
+  return { status: res.status, json, text, headers: res.headers };
+}
+
+beforeAll(async () => {
+  home = mkdtempSync(join(tmpdir(), 'portcullis-e2e-'));
+  ports = {
+    API_PORT: await freePort(),
+    APPROVALS_HTTP_PORT: await freePort(),
+    RECORDER_HTTP_PORT: await freePort(),
+    GATEWAY_HTTP_PORT: await freePort(),
+    GATEWAY_PG_PORT: await freePort(),
+    DEV_IDP_PORT: await freePort(),
+  };
+  api = `http://127.0.0.1:${ports.API_PORT}`;
+  idp = `http://127.0.0.1:${ports.DEV_IDP_PORT}`;
+  stack = spawn(process.execPath, [join(ROOT, 'scripts/start.mjs')], {
+    cwd: ROOT,
+    env: {
+      ...process.env,
+      ...Object.fromEntries(Object.entries(ports).map(([k, v]) => [k, String(v)])),
+      PORTCULLIS_HOME: home,
+      DATABASE_URL: `postgresql://postgres@127.0.0.1:5432/${db}`,
+      NATS_PREFIX: `e2e${suffix}`,
+      APPROVALS_QUEUE_PREFIX: `e2e${suffix}`,
+      PORTCULLIS_DEMO_DB: demoDb,
+      GATEWAY_ID: `e2e-${suffix}`,
+      LOG_LEVEL: 'warn',
+      NO_COLOR: '1',
+    },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  stack.stdout!.on('data', (c) => stackOut.push(c));
+  stack.stderr!.on('data', (c) => stackOut.push(c));
+  const exited = new Promise<never>((_, reject) => stack.once('exit', (code) => reject(new Error(`pnpm start exited with ${code}:\n${stackOut.text.slice(-4000)}`))));
+  await Promise.race([stackOut.waitFor(/Portcullis is ready/, 240_000), exited]);
+  stack.removeAllListeners('exit');
+  const { readFileSync } = await import('node:fs');
+  bootstrap = readFileSync(join(home, 'bootstrap-token'), 'utf8').trim();
+}, 300_000);
+
+afterAll(async () => {
+  if (stack && stack.exitCode === null) {
+    const done = new Promise((r) => stack.once('exit', r));
+    stack.kill('SIGINT');
+    await Promise.race([done, new Promise((r) => setTimeout(r, 20_000))]);
+    if (stack.exitCode === null) stack.kill('SIGKILL');
+  }
+  const c = new pg.Client({ connectionString: ADMIN_PG });
+  await c.connect();
+  for (const name of [db, demoDb]) await c.query(`DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`).catch(() => undefined);
+  await c.query(`DROP ROLE IF EXISTS "${demoDb}_owner"`).catch(() => undefined);
+  await c.end();
+  if (home) rmSync(home, { recursive: true, force: true });
+}, 60_000);
+
+describe('the Portcullis story, end to end', () => {
+  it('agent connects with psql; masking, a block, a held DELETE approved by bob, verified and exported', async () => {
+    expect(stackOut.text).toMatch(/psql/); // the next steps were printed
+
+    // 1. demo-agent: a workload token from the IdP, exchanged for a Portcullis token.
+    const workloadJwt = await clientCredentialsToken(idp, 'demo-agent', 'demo-agent-secret', 'portcullis');
+    const exchange = await fetch(`${api}/v1/auth/token`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body: new URLSearchParams({
+        grant_type: 'urn:ietf:params:oauth:grant-type:token-exchange',
+        subject_token: workloadJwt,
+        subject_token_type: 'urn:ietf:params:oauth:token-type:jwt',
+      }),
+    });
+    expect(exchange.status).toBe(200);
+    const agentToken = ((await exchange.json()) as { access_token: string }).access_token;
+    const me = await rest('GET', '/v1/me', agentToken);
+    expect(me.json.subject ?? me.json.identity?.subject).toBe('agent:demo');
+
+    // 2. A gateway credential for the demo connection, used as-is by psql.
+    const cred = await rest('POST', '/v1/connections/demo/credentials', agentToken, {});
+    expect(cred.status).toBe(201);
+    expect(cred.json.uri).toMatch(/^postgresql:\/\//);
+    expect(cred.json.uri).not.toContain(demoDb); // the client never learns the target
+
+    const psql = spawn('psql', [cred.json.uri, '-X', '-v', 'ON_ERROR_STOP=0', '-P', 'pager=off'], { stdio: ['pipe', 'pipe', 'pipe'] });
+    const out = new Output();
+    psql.stdout.on('data', (c) => out.push(c));
+    psql.stderr.on('data', (c) => out.push(c));
+    const send = (line: string) => psql.stdin.write(`${line}\n`);
+    try {
+      // 3. Masked results: emails partially, card numbers redacted.
+      send(`SELECT id, email, card_number FROM customers ORDER BY id LIMIT 3;`);
+      const rows = await out.waitFor(/\(3 rows\)/, 20_000);
+      const table = out.text.slice(0, rows.index! + out.text.length);
+      expect(table).not.toMatch(/\b\d{4}[ -]?\d{4}[ -]?\d{4}[ -]?\d{4}\b/); // no card number in the clear
+      expect(table).toMatch(/\*/); // partial masking of emails
+      const direct = new pg.Client({ connectionString: `postgresql://postgres@127.0.0.1:5432/${demoDb}` });
+      await direct.connect();
+      const real = await direct.query('SELECT email, card_number FROM customers ORDER BY id LIMIT 3');
+      for (const r of real.rows) {
+        expect(out.text).not.toContain(r.email);
+        expect(out.text).not.toContain(r.card_number);
+      }
+
+      // 4. DROP TABLE is refused with the rule's reason; the session goes on.
+      let mark = out.text.length;
+      send(`DROP TABLE customers;`);
+      await out.waitFor(/ERROR:.*no-destructive-ddl/, 20_000, mark);
+      const stillThere = await direct.query('SELECT count(*)::int AS n FROM customers');
+      expect(stillThere.rows[0].n).toBeGreaterThan(0);
+      const before = stillThere.rows[0].n;
+
+      // 5. DELETE FROM customers is held; psql shows the approval id.
+      mark = out.text.length;
+      send(`DELETE FROM customers;`);
+      const notice = await out.waitFor(/approval ([0-9a-f-]{36})/, 20_000, mark);
+      const approvalId = notice[1];
+      await new Promise((r) => setTimeout(r, 300));
+      expect((await direct.query('SELECT count(*)::int AS n FROM customers')).rows[0].n).toBe(before); // nothing ran yet
+
+      // 6. bob logs in through the IdP and approves over REST; carol (the wrong person) cannot.
+      const pending = await rest('GET', '/v1/approvals?status=pending', bootstrap);
+      expect(JSON.stringify(pending.json)).toContain(approvalId);
+      const bob = await loginThroughApi(api, 'bob', 'bob');
+      const approve = await rest('POST', `/v1/approvals/${approvalId}/approve`, bob.access_token, { comment: 'ok for the demo' });
+      expect(approve.status).toBeLessThan(300);
+
+      // 7. The DELETE completes in the same psql session.
+      await out.waitFor(new RegExp(`DELETE ${before}`), 20_000, mark);
+      expect((await direct.query('SELECT count(*)::int AS n FROM customers')).rows[0].n).toBe(0);
+      await direct.end();
+      send(`SELECT 1 AS still_alive;`);
+      await out.waitFor(/still_alive/, 10_000, mark);
+      send('\\q');
+      await new Promise((r) => psql.once('exit', r));
+    } finally {
+      if (psql.exitCode === null) psql.kill();
+    }
+
+    // 8. The session's events verify (the recorder persists them asynchronously).
+    let session: any;
+    for (let i = 0; i < 100 && !session?.endedAt; i++) {
+      const list = await rest('GET', `/v1/sessions?identity=${encodeURIComponent('agent:demo')}`, bootstrap);
+      const items = Array.isArray(list.json) ? list.json : (list.json?.items ?? list.json?.sessions ?? []);
+      session = items[0];
+      if (!session?.endedAt) await new Promise((r) => setTimeout(r, 200));
+    }
+    expect(session?.endedAt).toBeTruthy();
+    const verify = await rest('GET', `/v1/sessions/${session.id}/verify`, bootstrap);
+    expect(verify.json.valid).toBe(true);
+    expect(verify.json.events).toBeGreaterThanOrEqual(8);
+    const events = await rest('GET', `/v1/sessions/${session.id}/events`, bootstrap);
+    const types = (Array.isArray(events.json) ? events.json : events.json.events).map((e: { type: string }) => e.type);
+    expect(types[0]).toBe('session.start');
+    expect(types).toEqual(expect.arrayContaining(['query', 'decision', 'result', 'approval.requested', 'approval.decided', 'session.end']));
+
+    // 9. The audit export, JSONL and OCSF: everything above, incl. the approval and the policy in force.
+    const pull = async (format: string) => {
+      let cursor = '';
+      let body = '';
+      for (let i = 0; i < 50; i++) {
+        const page = await rest('GET', `/v1/audit/events?format=${format}&limit=500${cursor ? `&cursor=${cursor}` : ''}`, bootstrap);
+        expect(page.status).toBe(200);
+        body += page.text;
+        const next = page.headers.get('x-next-cursor');
+        if (!next || next === cursor || page.text.trim() === '') break;
+        cursor = next;
+      }
+      return body
+        .split('\n')
+        .filter((l) => l.trim())
+        .map((l) => JSON.parse(l));
+    };
+    const jsonl = await pull('jsonl');
+    const mine = jsonl.filter((e) => e.sessionId === session.id);
+    expect(mine.map((e) => e.type)).toEqual(types);
+    const blocked = mine.find((e) => e.type === 'decision' && e.data.action === 'block');
+    expect(blocked.data.rule).toBe('no-destructive-ddl');
+    expect(mine.find((e) => e.type === 'approval.decided').data).toMatchObject({ approvalId: expect.any(String), status: 'approved' });
+    const start = mine.find((e) => e.type === 'session.start');
+    expect(start.data.policy).toBe('default');
+    expect(start.data.policyVersion).toBeGreaterThanOrEqual(1);
+    expect(jsonl.some((e) => e.type === 'policy.changed' && JSON.stringify(e.data).includes('default'))).toBe(true);
+    expect(jsonl.some((e) => e.sessionId === null && e.type === 'approval.decided')).toBe(true);
+    const ocsf = await pull('ocsf');
+    const ocsfMine = ocsf.filter((e) => JSON.stringify(e).includes(session.id));
+    expect(ocsfMine.length).toBe(mine.length);
+    expect(ocsfMine.every((e) => typeof e.class_uid === 'number' && typeof e.time === 'number')).toBe(true);
+  }, 180_000);
+});
