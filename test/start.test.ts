@@ -83,6 +83,20 @@ describe('start script configuration', () => {
   });
 });
 
+describe('app output', () => {
+  it('shortens pino lines, shows http requests as one line, hides start-up chatter', () => {
+    expect(formatLogLine('{"level":30,"time":1,"pid":1,"hostname":"h","msg":"config applied","pool":"default","revision":3}'))
+      .toBe('INFO  config applied pool=default revision=3');
+    expect(formatLogLine('{"level":40,"time":1,"req":{"method":"GET","url":"/cb?code=abc&x=1"},"res":{"statusCode":404},"responseTime":7,"msg":"request completed"}'))
+      .toBe('WARN  GET /cb?code=…&x=1 404 7ms');
+    expect(formatLogLine(JSON.stringify({ level: 50, msg: 'boom', err: { message: 'bad', stack: 'Error: bad\n    at x' } }))).toBe('ERROR boom err="bad" \nError: bad\n    at x');
+    expect(formatLogLine('{"level":30,"msg":"Mapped {/v1/me, GET} route","context":"RouterExplorer"}')).toBeNull();
+    expect(formatLogLine('oidc-provider WARNING: Unsupported runtime. Use Node.js v22.x LTS, or a later LTS release.')).toBeNull();
+    expect(formatLogLine('api: listening on :8080')).toBe('api: listening on :8080');
+    expect(formatLogLine('{not json')).toBe('{not json');
+  });
+});
+
 describe('service checks', () => {
   it('pass against the local Postgres, Redis and NATS with JetStream', async () => {
     const r = await checkServices(loadConfig({}));

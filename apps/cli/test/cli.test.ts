@@ -318,6 +318,8 @@ describe('portcullis CLI', () => {
     expect(pageLines('[{"a":1},{"b":2}]', 'application/json')).toEqual(['{"a":1}', '{"b":2}']);
     expect(pageLines('{"a":1}\n{"b":2}\n', 'application/x-ndjson')).toEqual(['{"a":1}', '{"b":2}']);
     expect(pageLines('', 'application/x-ndjson')).toEqual([]);
+    expect(pageLines('{"next_cursor":"9","events":[{"a":1}]}', 'application/json; charset=utf-8')).toEqual(['{"a":1}']);
+    expect(pageLines('{"a":1}\n{"b":2}', 'application/json')).toEqual(['{"a":1}', '{"b":2}']);
     expect(describeEvent({ seq: 1, time: '', type: 'result', data: { tag: 'SELECT 5', rows: 5, durationMs: 3, masking: { columns: ['email'], values: 5 } } }))
       .toBe('SELECT 5 rows=5 3ms masked=5 in email');
   });

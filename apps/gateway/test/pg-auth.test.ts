@@ -1,4 +1,6 @@
+import { execFile } from 'node:child_process';
 import { connect as netConnect, type Socket } from 'node:net';
+import { promisify } from 'node:util';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BackendMessageType as B, decodeErrorResponse, encodePassword, encodeStartupMessage, PgFramer } from '@portcullis/protocol';
@@ -95,6 +97,21 @@ describe('authentication', () => {
     // a grant (access request) stands in for group membership
     const c = await connectWith(await h.credential({ groups: [], grant: 'ar-1' }));
     await c.end();
+  });
+
+  it('a client encoding whose multibyte characters can hide quotes (SJIS, BIG5, GB18030) → 22023; UTF8 is fine', async () => {
+    // psql sends PGCLIENTENCODING as the client_encoding startup parameter (the pg driver sends none).
+    const psql = async (enc: string) =>
+      promisify(execFile)('psql', [h.connectionUri(await h.credential()), '-XAtc', 'show client_encoding'], { env: { ...process.env, PGCLIENTENCODING: enc } }).then(
+        (r) => ({ ok: true, text: r.stdout }),
+        (e: { stderr: string }) => ({ ok: false, text: e.stderr }),
+      );
+    for (const enc of ['SJIS', 'big5', 'GB18030']) {
+      const r = await psql(enc);
+      expect(r.ok, enc).toBe(false);
+      expect(r.text).toMatch(/client_encoding .* is not allowed through the gateway: use UTF8/);
+    }
+    expect(await psql('UTF8')).toEqual({ ok: true, text: 'UTF8\n' });
   });
 
   it('an unknown connection → 3D000', async () => {

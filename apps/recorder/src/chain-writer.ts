@@ -1,11 +1,13 @@
 import type { Pool, PoolClient } from 'pg';
 import { CONTROL_CHAIN, GENESIS_HASH, type WireEvent } from '@portcullis/protocol';
 import type { DeadLetterReason } from './event-decoder.js';
-import { hashOf, normaliseTime, type ChainedEvent } from './recorded-event.js';
+import { fastHash, hashOf, normaliseTime, type ChainedEvent } from './recorded-event.js';
 
 /** One decoded, signature-checked event waiting to be chained. */
 export interface PendingEvent {
   event: WireEvent;
+  /** canonicalJson(event.data), computed once while decoding */
+  canonicalData?: string;
   /** JetStream stream sequence: the order events were published in. */
   streamSeq: number;
   /** true once the event has waited long enough for a missing predecessor: chain it across the gap. */
@@ -86,7 +88,7 @@ export async function appendRows(client: PoolClient, rows: StoredRow[]): Promise
   const r = await client.query(
     `INSERT INTO "Event" (id, chain, "sessionId", seq, time, type, identity, connection, gateway, data, "prevHash", hash)
      SELECT id, chain, "sessionId", seq, time, type, identity, connection, gateway, data, "prevHash", hash
-       FROM json_to_recordset($1::json) AS x(id uuid, chain text, "sessionId" text, seq int, time timestamptz, type text,
+       FROM jsonb_to_recordset($1::jsonb) AS x(id uuid, chain text, "sessionId" text, seq int, time timestamptz, type text,
             identity text, connection text, gateway text, data jsonb, "prevHash" text, hash text)
      ON CONFLICT (id) DO NOTHING`,
     [JSON.stringify(rows)],
@@ -111,6 +113,15 @@ export class ChainWriter {
   constructor(private readonly pool: Pool) {}
 
   async write(items: PendingEvent[]): Promise<WriteResult> {
+    try {
+      return await this.writeOnce(items, false);
+    } catch (err) {
+      if (!(err instanceof ChainConflictError)) throw err;
+      return this.writeOnce(items, true);
+    }
+  }
+
+  private async writeOnce(items: PendingEvent[], checkAllIds: boolean): Promise<WriteResult> {
     const outcomes: Outcome[] = new Array(items.length);
     const heads = new Map<string, ChainHead>();
     if (!items.length) return { outcomes, heads };
@@ -147,17 +158,12 @@ export class ChainWriter {
         : (a, b) => items[a].event.seq - items[b].event.seq || items[a].streamSeq - items[b].streamSeq);
     }
 
-    const T: [string, number][] = [['start', performance.now()]];
-    const mark = (n: string) => T.push([n, performance.now()]);
     const client = await this.pool.connect();
-    mark('connect');
     let released = false;
     try {
       await client.query('BEGIN');
       const chains = [...byChain.keys()];
-      mark('begin');
       await lockChains(client, chains);
-      mark('lock');
 
       const sessionIds = chains.filter((c) => c !== CONTROL_CHAIN);
       const sessionHeads = new Map<string, ChainHead>();
@@ -168,14 +174,20 @@ export class ChainWriter {
         );
         for (const row of r.rows) sessionHeads.set(row.id, { seq: row.lastSeq, hash: row.lastHash ?? GENESIS_HASH });
       }
-      mark('heads');
+      // Only events that could already be stored are looked up: control-plane events and session
+      // events at or behind their chain head. A fresh id stored elsewhere still trips the insert
+      // count check below, and the retry then looks up every id (`checkAllIds`).
       const existing = new Map<string, string>();
-      {
-        const r = await client.query<{ id: string; chain: string }>(`SELECT id::text AS id, chain FROM "Event" WHERE id = ANY($1::uuid[])`, [[...firstById.keys()]]);
+      const lookup: string[] = [];
+      for (const [id, i] of firstById) {
+        const { sessionId, seq } = items[i].event;
+        if (checkAllIds || sessionId === null || seq <= (sessionHeads.get(sessionId)?.seq ?? 0)) lookup.push(id);
+      }
+      if (lookup.length) {
+        const r = await client.query<{ id: string; chain: string }>(`SELECT id::text AS id, chain FROM "Event" WHERE id = ANY($1::uuid[])`, [lookup]);
         for (const row of r.rows) existing.set(row.id, row.chain);
       }
 
-      mark('existing');
       const appended = new Map<string, StoredRow[]>();
       const sessionRows: SessionRow[] = [];
       for (const [chain, list] of byChain) {
@@ -226,7 +238,8 @@ export class ChainWriter {
             data: event.data,
             prevHash: head.hash,
           };
-          const hash = hashOf(chained);
+          const cd = items[i].canonicalData;
+          const hash = cd === undefined ? hashOf(chained) : fastHash(chained, cd);
           rows.push({ ...chained, chain, hash });
           head = { seq, hash };
           outcomes[i] = { kind: 'stored', chain, seq, hash, gap };
@@ -237,16 +250,11 @@ export class ChainWriter {
         if (!isControl) sessionRows.push(sessionRowFor(chain, rows, head));
       }
 
-      mark('hash');
       const ordered = exportOrder(items, byChain, appended);
       const inserted = await appendRows(client, ordered);
-      mark('insert');
       if (inserted !== ordered.length) throw new ChainConflictError(`expected to insert ${ordered.length} events, inserted ${inserted}`);
       if (sessionRows.length) await upsertSessions(client, sessionRows);
-      mark('upsert');
       await client.query('COMMIT');
-      mark('commit');
-      if (process.env.RECORDER_TRACE) process.stderr.write(T.slice(1).map(([n, t], i) => `${n}=${(t - T[i][1]).toFixed(1)}`).join(' ') + '\n');
       settleCopies();
       return { outcomes, heads };
     } catch (err) {

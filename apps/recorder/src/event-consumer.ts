@@ -34,6 +34,16 @@ export const DEAD_LETTER_HEADERS = { reason: 'Portcullis-Reason', detail: 'Portc
 const BACKOFF_MS = 1000;
 const MAX_RETRY_MS = 500;
 
+interface Prepared {
+  started: bigint;
+  batch: JsMsg[];
+  pending: PendingEvent[];
+  msgs: JsMsg[];
+  parking: Promise<void>[];
+  held: Map<JsMsg, Held>;
+  now: number;
+}
+
 interface Held {
   m: JsMsg;
   tries: number;
@@ -108,6 +118,7 @@ export class EventConsumer {
   }
 
   private async loop(): Promise<void> {
+    let inflight: Promise<void> = Promise.resolve();
     while (this.running) {
       const now = Date.now();
       let due: Held[] = [];
@@ -127,14 +138,17 @@ export class EventConsumer {
       const fresh = this.queue.splice(0, this.o.batchSize);
       const batch = [...due.map((d) => d.m), ...fresh];
       const tries = new Map<JsMsg, Held>(due.map((d) => [d.m, d]));
-      try {
-        await this.process(batch, tries);
-      } catch (err) {
-        // process() handles its own failures; this is a last guard so the loop never dies.
+      // Decoding (JSON, schema, HMAC, canonical data) of this batch overlaps the previous batch's
+      // transaction; the writes themselves stay strictly one after the other.
+      const prepared = this.prepare(batch, tries);
+      await inflight;
+      inflight = this.commit(prepared).catch((err: unknown) => {
+        // commit() handles its own failures; this is a last guard so the loop never dies.
         this.o.logger.error({ err }, 'batch failed unexpectedly');
-        for (const m of batch) m.nak(BACKOFF_MS);
-      }
+        for (const m of prepared.msgs) m.nak(BACKOFF_MS);
+      });
     }
+    await inflight;
   }
 
   /** Held messages must not hit ack_wait (JetStream would hand a copy to another recorder). */
@@ -156,9 +170,11 @@ export class EventConsumer {
       return;
     }
     this.deferred.push({ m, tries, retryAt: now + Math.min(5 * 2 ** tries, MAX_RETRY_MS), touchedAt: prev?.touchedAt ?? now });
+    // the loop may be asleep waiting for new messages: let it schedule the retry
+    this.poke();
   }
 
-  private async process(batch: JsMsg[], held: Map<JsMsg, Held>): Promise<void> {
+  private prepare(batch: JsMsg[], held: Map<JsMsg, Held>): Prepared {
     const started = process.hrtime.bigint();
     const pending: PendingEvent[] = [];
     const msgs: JsMsg[] = [];
@@ -173,10 +189,14 @@ export class EventConsumer {
       const since = this.deferredSince.get(d.event.id);
       // In-memory wait time, with the delivery count as a backstop when another recorder deferred it.
       const gapExpired = (since !== undefined && now - since >= this.o.gapSeconds * 1000) || m.info.deliveryCount > 5 + this.o.gapSeconds;
-      pending.push({ event: d.event, streamSeq: m.seq, gapExpired });
+      pending.push({ event: d.event, canonicalData: d.canonicalData, streamSeq: m.seq, gapExpired });
       msgs.push(m);
     }
+    return { started, batch, pending, msgs, parking, held, now };
+  }
 
+  private async commit(p: Prepared): Promise<void> {
+    const { started, batch, pending, msgs, parking, held, now } = p;
     if (pending.length) {
       let outcomes: Outcome[];
       let heads = new Map<string, ChainHead>();

@@ -1,4 +1,5 @@
-import { CONTROL_CHAIN, CONTROL_EVENT_TYPES, SESSION_EVENT_TYPES, verifyEventSignature, wireEventSchema, type WireEvent } from '@portcullis/protocol';
+import { canonicalJson, CONTROL_CHAIN, CONTROL_EVENT_TYPES, SESSION_EVENT_TYPES, wireEventSchema, type WireEvent } from '@portcullis/protocol';
+import { verifySignatureFast } from './recorded-event.js';
 
 export type DeadLetterReason =
   | 'malformed-json'
@@ -12,7 +13,7 @@ export type DeadLetterReason =
   | 'id-conflict'
   | 'db-rejected';
 
-export type Decoded = { ok: true; event: WireEvent } | { ok: false; reason: DeadLetterReason; detail: string };
+export type Decoded = { ok: true; event: WireEvent; canonicalData: string } | { ok: false; reason: DeadLetterReason; detail: string };
 
 const SESSION_TYPES: ReadonlySet<string> = new Set(SESSION_EVENT_TYPES);
 const CONTROL_TYPES: ReadonlySet<string> = new Set(CONTROL_EVENT_TYPES);
@@ -35,7 +36,8 @@ export function decodeEvent(payload: Uint8Array, eventKey: Buffer): Decoded {
   }
   const event = r.data;
   if (!event.sig) return { ok: false, reason: 'unsigned', detail: 'no sig' };
-  if (!verifyEventSignature(event, eventKey)) return { ok: false, reason: 'bad-signature', detail: 'sig does not match the event key' };
+  const canonicalData = canonicalJson(event.data);
+  if (!verifySignatureFast(event, canonicalData, eventKey)) return { ok: false, reason: 'bad-signature', detail: 'sig does not match the event key' };
 
   if (event.sessionId === null) {
     if (event.seq !== 0) return { ok: false, reason: 'inconsistent', detail: 'control-plane events carry seq 0' };
@@ -52,5 +54,5 @@ export function decodeEvent(payload: Uint8Array, eventKey: Buffer): Decoded {
   }
   // Postgres jsonb cannot hold U+0000; refuse it here rather than fail a whole batch.
   if (text.includes('\\u0000')) return { ok: false, reason: 'unsupported-data', detail: 'NUL character in event' };
-  return { ok: true, event };
+  return { ok: true, event, canonicalData };
 }

@@ -1,4 +1,5 @@
-import { chainHash } from '@portcullis/protocol';
+import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
+import { chainHash, type WireEvent } from '@portcullis/protocol';
 
 /**
  * The stored form of an event, exactly as it is hashed: the wire event without `sig`, with the
@@ -25,4 +26,25 @@ export function normaliseTime(time: string | Date): string {
 
 export function hashOf(event: ChainedEvent): string {
   return chainHash(event.prevHash, event as unknown as Record<string, unknown>);
+}
+
+const J = JSON.stringify;
+
+/**
+ * hashOf() without re-serialising `data`: the canonical JSON of a ChainedEvent assembled by hand
+ * (keys in canonicalJson's sorted order) around the event's already-canonical `data`. Every
+ * other member is a string, null or an integer, where canonicalJson is JSON.stringify.
+ * recorded-event.spec.ts holds it equal to hashOf.
+ */
+export function fastHash(e: Omit<ChainedEvent, 'data'>, canonicalData: string): string {
+  const body = `{"connection":${J(e.connection)},"data":${canonicalData},"gateway":${J(e.gateway)},"id":${J(e.id)},"identity":${J(e.identity)},"prevHash":${J(e.prevHash)},"seq":${e.seq},"sessionId":${J(e.sessionId)},"time":${J(e.time)},"type":${J(e.type)}}`;
+  return createHash('sha256').update(e.prevHash).update(body).digest('hex');
+}
+
+/** verifyEventSignature() reusing the event's canonical `data` (same bytes; see the spec). */
+export function verifySignatureFast(e: WireEvent, canonicalData: string, key: Buffer): boolean {
+  if (!e.sig || !/^[0-9a-f]{64}$/.test(e.sig)) return false;
+  const body = `{"connection":${J(e.connection)},"data":${canonicalData},"gateway":${J(e.gateway)},"id":${J(e.id)},"identity":${J(e.identity)},"seq":${e.seq},"sessionId":${J(e.sessionId)},"time":${J(e.time)},"type":${J(e.type)}}`;
+  const want = createHmac('sha256', key).update(body).digest();
+  return timingSafeEqual(want, Buffer.from(e.sig, 'hex'));
 }

@@ -9,13 +9,18 @@ const USAGE = 'usage: portcullis audit export [--format jsonl|ocsf|cef] [--curso
 export function pageLines(text: string, contentType: string): string[] {
   const trimmed = text.trim();
   if (!trimmed) return [];
-  if (contentType.includes('application/json') && (trimmed.startsWith('[') || trimmed.startsWith('{"events"') || trimmed.startsWith('{"items"'))) {
+  if (contentType.includes('application/json')) {
     try {
       const parsed = JSON.parse(trimmed) as unknown;
-      const list = Array.isArray(parsed) ? parsed : ((parsed as { events?: unknown[]; items?: unknown[] }).events ?? (parsed as { items?: unknown[] }).items);
+      let list: unknown;
+      if (Array.isArray(parsed)) list = parsed;
+      else if (parsed && typeof parsed === 'object') {
+        const o = parsed as Record<string, unknown>;
+        list = [o.events, o.items, o.data].find(Array.isArray);
+      }
       if (Array.isArray(list)) return list.map((e) => (typeof e === 'string' ? e : JSON.stringify(e)));
     } catch {
-      // fall through: treat it as lines
+      // not one JSON document: JSON lines served as application/json
     }
   }
   return trimmed.split('\n').filter((l) => l.trim() !== '');

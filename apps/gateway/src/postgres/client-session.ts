@@ -67,6 +67,9 @@ export interface SessionInfo {
 /** While a hook holds the client direction, its bytes are still read (so a disconnect is seen) up to this much. */
 const MAX_HELD_BYTES = 1024 * 1024;
 
+/** Client-only encodings whose multibyte characters can contain ASCII quote/backslash bytes. */
+const UNSAFE_CLIENT_ENCODINGS = new Set(['SJIS', 'SHIFTJIS', 'SHIFTJIS2004', 'MSKANJI', 'WIN932', 'CP932', 'BIG5', 'WIN950', 'CP950', 'GBK', 'WIN936', 'CP936', 'UHC', 'WIN949', 'CP949', 'GB18030', 'JOHAB']);
+
 /** Startup parameters passed on to the target. `user`/`database` are the gateway's; `options` and `replication` never pass. */
 const PASSED_PARAMS = new Set(['application_name', 'client_encoding', 'DateStyle', 'TimeZone', 'IntervalStyle', 'extra_float_digits', 'search_path', 'datestyle', 'timezone']);
 const STARTUP_TIMEOUT_MS = 30_000;
@@ -243,6 +246,11 @@ export class ClientSession {
     }
     if (params.replication && params.replication !== 'false' && params.replication !== 'off' && params.replication !== '0') {
       throw new SessionRefused('28000', 'replication connections are not allowed through the gateway', 'replication');
+    }
+    if (params.client_encoding && UNSAFE_CLIENT_ENCODINGS.has(params.client_encoding.toUpperCase().replace(/[^A-Z0-9]/g, ''))) {
+      // In these encodings a multibyte character may end in the byte of ' or \, so the server would
+      // read different SQL than the policy parsed (Postgres refuses them as server encodings for this reason).
+      throw new SessionRefused('22023', `client_encoding ${params.client_encoding} is not allowed through the gateway: use UTF8`, 'client_encoding');
     }
     this.client.write(encodeAuthenticationCleartextPassword());
     const reader = this.startupReader ?? new MessageReader(this.client, this.clientFramer);

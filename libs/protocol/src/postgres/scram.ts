@@ -189,9 +189,12 @@ export function md5Password(user: string, password: string, salt: Buffer): strin
 // code points assigned after Unicode 3.2 may be prepared differently than by Postgres.
 
 const NON_ASCII_SPACE = /[\u00a0\u1680\u2000-\u200b\u202f\u205f\u3000]/g; // C.1.2 → U+0020
+// These tables list combining and control code points on purpose (RFC 3454 B.1, C.2).
+// eslint-disable-next-line no-misleading-character-class
 const MAPPED_TO_NOTHING = /[\u00ad\u034f\u1806\u180b-\u180d\u200b-\u200d\u2060\ufe00-\ufe0f\ufeff]/g; // B.1
 // C.2.1, C.2.2, C.3, C.4, C.5, C.6, C.7, C.8, C.9 and unassigned (A.1).
 const PROHIBITED =
+  // eslint-disable-next-line no-misleading-character-class, no-control-regex
   /[\u0000-\u001f\u007f-\u009f\u0340\u0341\u06dd\u070f\u180e\u200c-\u200f\u2028-\u202e\u2060-\u2063\u206a-\u206f\u2ff0-\u2ffb\ue000-\uf8ff\ufdd0-\ufdef\ufeff\ufff9-\ufffd\ufffe\uffff]|[\u{1d173}-\u{1d17a}\u{e0001}\u{e0020}-\u{e007f}\u{f0000}-\u{ffffd}\u{100000}-\u{10fffd}]|[\u{1fffe}\u{1ffff}\u{2fffe}\u{2ffff}\u{3fffe}\u{3ffff}\u{4fffe}\u{4ffff}\u{5fffe}\u{5ffff}\u{6fffe}\u{6ffff}\u{7fffe}\u{7ffff}\u{8fffe}\u{8ffff}\u{9fffe}\u{9ffff}\u{afffe}\u{affff}\u{bfffe}\u{bffff}\u{cfffe}\u{cffff}\u{dfffe}\u{dffff}\u{efffe}\u{effff}]|\p{Cs}|\p{Cn}/u;
 // RFC 3454 D.1 (RandALCat) approximated by the right-to-left scripts' blocks.
 const RAND_AL = /[\u05be\u05c0\u05c3\u05d0-\u05ea\u05f0-\u05f4\u061b\u061f\u0621-\u064a\u066d-\u06d5\u06e5\u06e6\u06fa-\u06fe\u0700-\u070d\u0710-\u072c\u0780-\u07b1\u200f\ufb1d-\ufdfc\ufe70-\ufefc]/u;
