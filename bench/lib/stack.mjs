@@ -113,7 +113,7 @@ export function makeSigner() {
  * A gateway child process (apps/gateway/dist/main.js) with its own NATS prefix and pool,
  * configured through a KV snapshot that points connection `bench` at `target`.
  */
-export async function startGateway({ target, policy = null, recording = 'required', nodeArgs = [], natsUrl = process.env.NATS_URL ?? 'nats://127.0.0.1:4222' }) {
+export async function startGateway({ target, policy = null, recording = 'required', nodeArgs = [], entry = join(ROOT, 'apps/gateway/dist/main.js'), natsUrl = process.env.NATS_URL ?? 'nats://127.0.0.1:4222' }) {
   const protocol = await import(join(ROOT, 'libs/protocol/dist/index.js'));
   const prefix = `bench${randomBytes(4).toString('hex')}`;
   const pool = 'bench';
@@ -135,7 +135,7 @@ export async function startGateway({ target, policy = null, recording = 'require
   await kv.put(names.configKey(pool), JSON.stringify(snapshot));
   const pgPort = await freePort();
   const httpPort = await freePort();
-  const child = spawn(process.execPath, [...nodeArgs, join(ROOT, 'apps/gateway/dist/main.js')], {
+  const child = spawn(process.execPath, [...nodeArgs, entry], {
     env: {
       ...process.env, NATS_URL: natsUrl, NATS_PREFIX: prefix, GATEWAY_POOL: pool, GATEWAY_ID: `bench-${process.pid}`,
       GATEWAY_POOL_KEY: poolKeys.privateKey, GATEWAY_PG_PORT: String(pgPort), GATEWAY_PG_HOST: '127.0.0.1',

@@ -1,15 +1,16 @@
 // The end-to-end story: the stack started as `pnpm start` starts it, then real programs only —
 // the dev IdP, curl-like REST calls, and an interactive psql session through the gateway.
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { clientCredentialsToken, loginThroughApi } from '../support/dev-idp-login.js';
+import { browserLogin, clientCredentialsToken, loginThroughApi } from '../support/dev-idp-login.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const suffix = randomBytes(4).toString('hex');
@@ -153,6 +154,8 @@ describe('the Portcullis story, end to end', () => {
     expect(cred.json.uri).toMatch(/^postgresql:\/\//);
     expect(cred.json.uri).not.toContain(demoDb); // the client never learns the target
 
+    const direct = new pg.Client({ connectionString: `postgresql://postgres@127.0.0.1:5432/${demoDb}` });
+    await direct.connect();
     const psql = spawn('psql', [cred.json.uri, '-X', '-v', 'ON_ERROR_STOP=0', '-P', 'pager=off'], { stdio: ['pipe', 'pipe', 'pipe'] });
     const out = new Output();
     psql.stdout.on('data', (c) => out.push(c));
@@ -165,8 +168,6 @@ describe('the Portcullis story, end to end', () => {
       const table = out.text.slice(0, rows.index! + out.text.length);
       expect(table).not.toMatch(/\b\d{4}[ -]?\d{4}[ -]?\d{4}[ -]?\d{4}\b/); // no card number in the clear
       expect(table).toMatch(/\*/); // partial masking of emails
-      const direct = new pg.Client({ connectionString: `postgresql://postgres@127.0.0.1:5432/${demoDb}` });
-      await direct.connect();
       const real = await direct.query('SELECT email, card_number FROM customers ORDER BY id LIMIT 3');
       for (const r of real.rows) {
         expect(out.text).not.toContain(r.email);
@@ -190,8 +191,13 @@ describe('the Portcullis story, end to end', () => {
       expect((await direct.query('SELECT count(*)::int AS n FROM customers')).rows[0].n).toBe(before); // nothing ran yet
 
       // 6. bob logs in through the IdP and approves over REST; carol (the wrong person) cannot.
-      const pending = await rest('GET', '/v1/approvals?status=pending', bootstrap);
-      expect(JSON.stringify(pending.json)).toContain(approvalId);
+      // The approvals app persists the held statement from the queue a moment after the notice.
+      let pending = '';
+      for (let i = 0; i < 50 && !pending.includes(approvalId); i++) {
+        pending = (await rest('GET', '/v1/approvals?status=pending', bootstrap)).text;
+        if (!pending.includes(approvalId)) await new Promise((r) => setTimeout(r, 100));
+      }
+      expect(pending).toContain(approvalId);
       const bob = await loginThroughApi(api, 'bob', 'bob');
       const approve = await rest('POST', `/v1/approvals/${approvalId}/approve`, bob.access_token, { comment: 'ok for the demo' });
       expect(approve.status).toBeLessThan(300);
@@ -199,13 +205,13 @@ describe('the Portcullis story, end to end', () => {
       // 7. The DELETE completes in the same psql session.
       await out.waitFor(new RegExp(`DELETE ${before}`), 20_000, mark);
       expect((await direct.query('SELECT count(*)::int AS n FROM customers')).rows[0].n).toBe(0);
-      await direct.end();
       send(`SELECT 1 AS still_alive;`);
       await out.waitFor(/still_alive/, 10_000, mark);
       send('\\q');
       await new Promise((r) => psql.once('exit', r));
     } finally {
       if (psql.exitCode === null) psql.kill();
+      await direct.end();
     }
 
     // 8. The session's events verify (the recorder persists them asynchronously).
@@ -254,8 +260,73 @@ describe('the Portcullis story, end to end', () => {
     expect(jsonl.some((e) => e.type === 'policy.changed' && JSON.stringify(e.data).includes('default'))).toBe(true);
     expect(jsonl.some((e) => e.sessionId === null && e.type === 'approval.decided')).toBe(true);
     const ocsf = await pull('ocsf');
-    const ocsfMine = ocsf.filter((e) => JSON.stringify(e).includes(session.id));
-    expect(ocsfMine.length).toBe(mine.length);
-    expect(ocsfMine.every((e) => typeof e.class_uid === 'number' && typeof e.time === 'number')).toBe(true);
+    const ocsfMine = ocsf.filter((e) => e.actor?.session?.uid === session.id);
+    expect(ocsfMine.map((e) => e.metadata.uid)).toEqual(mine.map((e) => e.id));
+    expect(ocsfMine.map((e) => e.class_uid)).toEqual(mine.map((e) => (e.type.startsWith('session.') ? 3002 : 6005))); // Authentication for logon/logoff, Datastore Activity for the rest
+    expect(ocsfMine.every((e) => typeof e.time === 'number')).toBe(true);
+    // The approval decided over REST is a control-plane event too (API Activity), naming the approval.
+    const approvalId = mine.find((e) => e.type === 'approval.requested').data.approvalId;
+    expect(ocsf.some((e) => e.class_uid === 6003 && JSON.stringify(e).includes(approvalId))).toBe(true);
   }, 180_000);
+
+  it('the portcullis CLI drives the same stack: login (browser and workload), connect, approvals, sessions, audit', async () => {
+    const cliHome = mkdtempSync(join(tmpdir(), 'portcullis-e2e-cli-'));
+    const cli = (args: string[], env: Record<string, string> = {}, onStderr?: (text: string) => void) =>
+      new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => {
+        const child = spawn(process.execPath, [join(ROOT, 'apps/cli/dist/main.js'), ...args], {
+          env: { ...process.env, PORTCULLIS_API: api, PORTCULLIS_CLI_CONFIG: join(cliHome, 'cli.json'), BROWSER: 'true', ...env },
+          stdio: ['ignore', 'pipe', 'pipe'],
+        });
+        let stdout = '';
+        let stderr = '';
+        child.stdout.on('data', (c) => (stdout += c));
+        child.stderr.on('data', (c) => {
+          stderr += c;
+          onStderr?.(stderr);
+        });
+        child.once('exit', (code) => resolve({ code, stdout, stderr }));
+      });
+    try {
+      // A person: the browser flow. The CLI prints the login URL; the "browser" here is a scripted one.
+      let started = false;
+      const login = await cli(['login', '--no-browser'], {}, (text) => {
+        const m = text.match(/(http:\/\/\S+\/v1\/auth\/login\S+)/);
+        if (m && !started) {
+          started = true;
+          void browserLogin({ startUrl: m[1], username: 'bob', password: 'bob' });
+        }
+      });
+      expect(login.code, login.stderr).toBe(0);
+      expect(login.stdout).toMatch(/bob/);
+      const approvals = await cli(['approvals', 'list', '--status', 'all', '--json']);
+      expect(approvals.code, approvals.stderr).toBe(0);
+      expect(JSON.parse(approvals.stdout).some((a: { status: string }) => a.status === 'approved')).toBe(true);
+
+      // A workload: client credentials at the IdP, exchanged at the api; then a ready psql URI.
+      const agent = await cli(['login', '--client-credentials', '--issuer', idp, '--client-id', 'demo-agent', '--client-secret', 'demo-agent-secret']);
+      expect(agent.code, agent.stderr).toBe(0);
+      const uri = await cli(['connect', 'demo', '--print']);
+      expect(uri.code, uri.stderr).toBe(0);
+      const psql = await promisify(execFile)('psql', [uri.stdout.trim(), '-XAtc', 'select count(*) from customers']);
+      expect(psql.stdout.trim()).toMatch(/^\d+$/);
+      // The agent is no auditor: sessions are not its business.
+      expect((await cli(['sessions', 'list'])).code).toBe(3);
+
+      // An auditor's view with the bootstrap admin token.
+      const admin = { PORTCULLIS_TOKEN: bootstrap };
+      const sessions = await cli(['sessions', 'list', '--json'], admin);
+      expect(sessions.code, sessions.stderr).toBe(0);
+      const list = JSON.parse(sessions.stdout);
+      const items = Array.isArray(list) ? list : list.items;
+      expect(items.length).toBeGreaterThanOrEqual(1);
+      const verify = await cli(['sessions', 'verify', items[items.length - 1].id], admin);
+      expect(verify.code, verify.stderr + verify.stdout).toBe(0);
+      const exported = await cli(['audit', 'export', '--format', 'jsonl', '--limit', '1000'], admin);
+      expect(exported.code, exported.stderr).toBe(0);
+      const lines = exported.stdout.trim().split('\n').map((l) => JSON.parse(l));
+      expect(lines.some((e) => e.type === 'approval.decided')).toBe(true);
+    } finally {
+      rmSync(cliHome, { recursive: true, force: true });
+    }
+  }, 120_000);
 });

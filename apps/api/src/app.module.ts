@@ -23,6 +23,8 @@ import { TokenExchangeModule } from './auth/token-exchange/token-exchange.module
 import { OidcModule } from './auth/oidc/oidc.module.js';
 import { ApprovalsModule } from './approvals/approvals.module.js';
 import { AccessRequestsModule } from './access-requests/access-requests.module.js';
+import { SessionsModule } from './sessions/sessions.module.js';
+import { AuditModule } from './audit/audit.module.js';
 
 /**
  * The api. Infrastructure modules are global (config, prisma, nats, metrics, control events, signing keys,
@@ -49,6 +51,8 @@ import { AccessRequestsModule } from './access-requests/access-requests.module.j
     OidcModule,
     ApprovalsModule,
     AccessRequestsModule,
+    SessionsModule,
+    AuditModule,
   ],
   providers: [{ provide: APP_FILTER, useClass: AllExceptionsFilter }],
 })

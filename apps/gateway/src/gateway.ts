@@ -107,7 +107,7 @@ export class Gateway {
     this.httpServer = createHttpServer(this.metrics, {
       ready: () => {
         const c = this.config.current;
-        return { ready: !!c, detail: { configRevision: c?.revision ?? null, nats: this.nc?.isClosed() === false } };
+        return { ready: !!c, detail: { configRevision: c?.revision ?? null, nats: this.nc?.isClosed() === false && this.natsConnected } };
       },
     });
     this.httpPort = await listen(this.httpServer, env.GATEWAY_HTTP_PORT, env.GATEWAY_HTTP_HOST);
@@ -140,11 +140,20 @@ export class Gateway {
     }
   }
 
+  /** false between a NATS disconnect and the reconnect: sessions that require recording are refused at once */
+  private natsConnected = true;
+
   private async watchNatsStatus(nc: NatsConnection): Promise<void> {
     for await (const s of nc.status()) {
-      if (s.type === 'disconnect') this.logger.warn('NATS disconnected; serving on the last config');
-      else if (s.type === 'reconnect') this.logger.info('NATS reconnected');
+      if (s.type === 'disconnect') {
+        this.natsConnected = false;
+        this.logger.warn('NATS disconnected; serving on the last config');
+      } else if (s.type === 'reconnect') {
+        this.natsConnected = true;
+        this.logger.info('NATS reconnected');
+      }
     }
+    this.natsConnected = false; // closed
   }
 
   private subscribeCancels(nc: NatsConnection): void {
@@ -197,6 +206,7 @@ export class Gateway {
       cancels: this.cancels,
       relayCancel: (pid, secret) => this.relayCancel(pid, secret),
       publisher: () => this.publisher,
+      recordingAvailable: () => this.natsConnected && !!this.publisher,
       hooksFor: (info) => this.hooksFor(info),
       onEnd: (s) => this.sessions.delete(s),
     });

@@ -1,7 +1,7 @@
-import { randomUUID } from 'node:crypto';
-import type { NatsConnection } from '@nats-io/transport-node';
-import { DiscardPolicy, jetstream, jetstreamManager, RetentionPolicy, StorageType, type JetStreamClient } from '@nats-io/jetstream';
-import { natsNames, signEvent, type WireEvent } from '@portcullis/protocol';
+import { createHmac, randomUUID } from 'node:crypto';
+import { createInbox, headers, type NatsConnection, type Subscription } from '@nats-io/transport-node';
+import { DiscardPolicy, jetstreamManager, RetentionPolicy, StorageType } from '@nats-io/jetstream';
+import { canonicalJson, natsNames, type WireEvent } from '@portcullis/protocol';
 import type { Logger } from '../logger.js';
 
 export type SessionEventType = 'session.start' | 'query' | 'decision' | 'result' | 'approval.requested' | 'approval.decided' | 'session.end';
@@ -43,37 +43,161 @@ export async function ensureEventStream(nc: NatsConnection, prefix: string): Pro
   }
 }
 
-/** Publishes signed session events on JetStream and waits for the ack (msgID = event id: JetStream dedups retries). */
+/** Events whose ack is outstanding beyond these caps fail at once (required sessions then end: fail closed). */
+const MAX_PENDING_EVENTS = 100_000;
+const MAX_PENDING_BYTES = 64 * 1024 * 1024;
+const ATTEMPTS = 2;
+
+interface InFlight {
+  subject: string;
+  body: string;
+  msgId: string;
+  attempt: number;
+  sentAt: number;
+  done: (err: Error | null) => void;
+}
+
+/**
+ * Publishes session events on JetStream, pipelined: each event is one core-NATS publish with a
+ * reply subject on one shared inbox subscription, and JetStream's PubAck (or error) comes back on it.
+ * Nothing is awaited per event and no per-event timer, promise or stack-capturing error is made
+ * (nats.js `js.publish` is a full request per event: a RequestError + TimeoutError for async stack
+ * traces, a timer, a promise chain — that was most of the gateway's CPU per statement). Acks are
+ * matched by token; one sweep timer fails or retries (same msgID: JetStream dedups) what is overdue.
+ * Publishes on one connection reach the stream in the order they were made.
+ */
 export class EventPublisher {
-  private readonly js: JetStreamClient;
   private readonly names;
+  private readonly inbox: string;
+  private readonly inFlight = new Map<number, InFlight>();
+  private nextToken = 1;
+  private pendingBytes = 0;
+  private sweepTimer: NodeJS.Timeout | null = null;
+  private sub: Subscription | null = null;
 
   constructor(
-    nc: NatsConnection,
+    private readonly nc: NatsConnection,
     prefix: string,
     private readonly logger: Logger,
     private readonly timeoutMs = 5000,
   ) {
-    this.js = jetstream(nc, { timeout: timeoutMs });
     this.names = natsNames(prefix);
+    this.inbox = `${createInbox()}.`;
   }
 
-  async publish(event: WireEvent): Promise<void> {
-    const subject = this.names.sessionEvents(event.sessionId ?? 'none');
-    const body = JSON.stringify(event);
-    let last: unknown;
-    for (let attempt = 0; attempt < 2; attempt++) {
-      try {
-        await this.js.publish(subject, body, { msgID: event.id, timeout: this.timeoutMs });
-        return;
-      } catch (err) {
-        last = err;
-        const msg = (err as Error).message ?? '';
-        // Limits refusals will not heal by retrying.
-        if (/maximum|exceeded|limit/i.test(msg)) break;
-      }
+  /** Subject of one session's events. */
+  subjectFor(sessionId: string | null): string {
+    return this.names.sessionEvents(sessionId ?? 'none');
+  }
+
+  /** Publishes one signed event and resolves when JetStream has it. */
+  publish(event: WireEvent): Promise<void> {
+    return new Promise((resolve, reject) => {
+      this.send(this.subjectFor(event.sessionId), JSON.stringify(event), event.id, event.type, (err) => (err ? reject(err) : resolve()));
+    });
+  }
+
+  /**
+   * Publishes an already serialised event; `done` is called once: null when persisted, else a
+   * RecordingError. Never throws.
+   */
+  send(subject: string, body: string, msgId: string, type: string, done: (err: Error | null) => void): void {
+    if (this.inFlight.size >= MAX_PENDING_EVENTS || this.pendingBytes + body.length > MAX_PENDING_BYTES) {
+      done(new RecordingError(`event ${type} not persisted: too many events awaiting acknowledgement`));
+      return;
     }
-    throw new RecordingError(`event ${event.type} not persisted: ${(last as Error)?.message ?? 'unknown error'}`, { cause: last });
+    this.pendingBytes += body.length;
+    this.transmit({ subject, body, msgId, attempt: 1, sentAt: 0, done: (err) => {
+      done(err ? new RecordingError(`event ${type} not persisted: ${err.message}`, { cause: err }) : null);
+    } });
+  }
+
+  /** Fails everything still awaiting an ack (gateway stopping). */
+  close(): void {
+    if (this.sweepTimer) clearInterval(this.sweepTimer);
+    this.sweepTimer = null;
+    this.sub?.unsubscribe();
+    this.sub = null;
+    for (const [token, f] of this.inFlight) this.settle(token, f, new Error('the gateway stopped before the event was acknowledged'));
+  }
+
+  private transmit(f: InFlight): void {
+    if (!this.sub) this.subscribe();
+    const token = this.nextToken++;
+    f.sentAt = Date.now();
+    this.inFlight.set(token, f);
+    try {
+      const h = headers();
+      h.set('Nats-Msg-Id', f.msgId);
+      this.nc.publish(f.subject, f.body, { reply: this.inbox + token, headers: h });
+    } catch (err) {
+      this.settle(token, f, err as Error);
+      return;
+    }
+    if (!this.sweepTimer) {
+      this.sweepTimer = setInterval(() => this.sweep(), Math.max(10, Math.min(250, this.timeoutMs / 4)));
+      this.sweepTimer.unref();
+    }
+  }
+
+  private subscribe(): void {
+    this.sub = this.nc.subscribe(`${this.inbox}*`, {
+      callback: (err, msg) => {
+        if (err) {
+          this.logger.warn({ err: err.message }, 'event ack subscription failed');
+          this.sub = null;
+          return;
+        }
+        const token = Number(msg.subject.slice(this.inbox.length));
+        const f = this.inFlight.get(token);
+        if (!f) return; // late ack of an attempt already retried or failed
+        if (msg.headers?.code === 503) {
+          this.retryOrFail(token, f, new Error('no responders: the event stream does not exist'));
+          return;
+        }
+        let ack: { stream?: string; error?: { description?: string; code?: number } };
+        try {
+          ack = msg.json();
+        } catch {
+          this.retryOrFail(token, f, new Error('invalid ack response'));
+          return;
+        }
+        if (ack.error) this.retryOrFail(token, f, new Error(ack.error.description ?? `JetStream error ${ack.error.code ?? ''}`));
+        else if (!ack.stream) this.retryOrFail(token, f, new Error('invalid ack response'));
+        else this.settle(token, f, null);
+      },
+    });
+  }
+
+  private retryOrFail(token: number, f: InFlight, err: Error): void {
+    // Limits refusals will not heal by retrying.
+    if (f.attempt >= ATTEMPTS || /maximum|exceeded|limit/i.test(err.message)) {
+      this.settle(token, f, err);
+      return;
+    }
+    this.inFlight.delete(token);
+    f.attempt++;
+    this.transmit(f);
+  }
+
+  private settle(token: number, f: InFlight, err: Error | null): void {
+    this.inFlight.delete(token);
+    this.pendingBytes -= f.body.length;
+    f.done(err);
+  }
+
+  private sweep(): void {
+    if (this.inFlight.size === 0) {
+      if (this.sweepTimer) clearInterval(this.sweepTimer);
+      this.sweepTimer = null;
+      return;
+    }
+    const overdue = Date.now() - this.timeoutMs;
+    // Map order is send order: stop at the first one still in time.
+    for (const [token, f] of this.inFlight) {
+      if (f.sentAt > overdue) break;
+      this.retryOrFail(token, f, new Error('timed out waiting for the JetStream ack'));
+    }
   }
 }
 
@@ -84,16 +208,44 @@ export interface SessionIdentity {
   gateway: string;
 }
 
+interface QueuedEvent {
+  recorder: SessionRecorder;
+  seq: number;
+  time: number;
+  type: SessionEventType;
+  data: Record<string, unknown>;
+  done: ((err: Error | null) => void) | null;
+}
+
+/**
+ * Events emitted on the relay's hot path are only queued there; they are signed, serialised and
+ * published together once per event-loop turn (setImmediate), after the turn's socket writes went
+ * out, so recording adds no latency to a statement and the NATS connection gets one write per turn.
+ */
+const queue: QueuedEvent[] = [];
+let scheduled = false;
+
+function drainQueue(): void {
+  scheduled = false;
+  const batch = queue.splice(0, queue.length);
+  for (const e of batch) e.recorder.publishQueued(e);
+}
+
 /**
  * One session's event sequence: seq 1..n, signed with the event key. Events are published in
- * order on one NATS connection (JetStream stores them in that order); acks are awaited in the
+ * order on one NATS connection (JetStream stores them in that order); acks come back in the
  * background except where the caller awaits them (session.start).
  * `required`: a failed event makes `onFailure` fire once (the session is then ended).
  */
 export class SessionRecorder {
   private seq = 0;
   private failed = false;
-  private pending = new Set<Promise<void>>();
+  private outstanding = 0;
+  private waiters: (() => void)[] = [];
+  private readonly subject: string | null;
+  /** canonical JSON of the members that are the same in every event of the session */
+  private readonly fixedHead: string;
+  private readonly fixedIds: string;
 
   constructor(
     private readonly publisher: EventPublisher | null,
@@ -102,53 +254,78 @@ export class SessionRecorder {
     readonly mode: 'required' | 'best-effort',
     private readonly logger: Logger,
     private readonly onFailure: (err: Error) => void,
-  ) {}
+  ) {
+    this.subject = publisher ? publisher.subjectFor(who.sessionId) : null;
+    this.fixedHead = `{"connection":${JSON.stringify(who.connection)},"data":`;
+    this.fixedIds = `,"gateway":${JSON.stringify(who.gateway)},"id":`;
+  }
 
   /** Publishes an event; the returned promise resolves when it is persisted (or rejects). */
   record(type: SessionEventType, data: Record<string, unknown>): Promise<void> {
-    const event = signEvent(
-      {
-        id: randomUUID(),
-        sessionId: this.who.sessionId,
-        seq: ++this.seq,
-        time: new Date().toISOString(),
-        type,
-        identity: this.who.identity,
-        connection: this.who.connection,
-        gateway: this.who.gateway,
-        data,
-      },
-      this.eventKey,
-    );
-    const p = this.publisher
-      ? this.publisher.publish(event)
-      : Promise.reject(new RecordingError('event stream unavailable (not connected to NATS)'));
-    const tracked = p.then(
-      () => undefined,
-      (err: Error) => {
-        if (this.mode === 'required') {
-          if (!this.failed) {
-            this.failed = true;
-            this.onFailure(err);
-          }
-        } else {
-          this.logger.warn({ err: err.message, type }, 'session event not recorded (best-effort)');
-        }
-        throw err;
-      },
-    );
-    this.pending.add(tracked);
-    void tracked.catch(() => undefined).finally(() => this.pending.delete(tracked));
-    return tracked;
+    return new Promise((resolve, reject) => this.enqueue(type, data, (err) => (err ? reject(err) : resolve())));
   }
 
   /** Fire and forget (failures go through onFailure/logs). */
   emit(type: SessionEventType, data: Record<string, unknown>): void {
-    void this.record(type, data).catch(() => undefined);
+    this.enqueue(type, data, null);
   }
 
-  /** Waits for every event published so far. */
-  async flush(): Promise<void> {
-    await Promise.allSettled([...this.pending]);
+  /** Waits for every event emitted so far to be acked or failed. */
+  flush(): Promise<void> {
+    if (this.outstanding === 0) return Promise.resolve();
+    return new Promise((resolve) => this.waiters.push(resolve));
+  }
+
+  private enqueue(type: SessionEventType, data: Record<string, unknown>, done: QueuedEvent['done']): void {
+    this.outstanding++;
+    queue.push({ recorder: this, seq: ++this.seq, time: Date.now(), type, data, done });
+    if (!scheduled) {
+      scheduled = true;
+      setImmediate(drainQueue);
+    }
+  }
+
+  /** @internal called by the queue drain */
+  publishQueued(e: QueuedEvent): void {
+    const id = randomUUID();
+    const { body } = this.serialise(id, e);
+    if (!this.publisher || !this.subject) {
+      this.settled(e, new RecordingError('event stream unavailable (not connected to NATS)'));
+      return;
+    }
+    this.publisher.send(this.subject, body, id, e.type, (err) => this.settled(e, err));
+  }
+
+  /**
+   * The signed wire event as JSON: the canonical JSON of the event without `sig` (what the HMAC
+   * covers, protocol `signEvent`) with `sig` appended. Built by hand for the fixed members; `data`
+   * goes through canonicalJson.
+   */
+  serialise(id: string, e: Pick<QueuedEvent, 'seq' | 'time' | 'type' | 'data'>): { body: string; sig: string } {
+    const w = this.who;
+    const canonical =
+      `${this.fixedHead}${canonicalJson(e.data)}${this.fixedIds}"${id}","identity":${JSON.stringify(w.identity)},"seq":${e.seq},` +
+      `"sessionId":${JSON.stringify(w.sessionId)},"time":"${new Date(e.time).toISOString()}","type":"${e.type}"}`;
+    const sig = createHmac('sha256', this.eventKey).update(canonical).digest('hex');
+    return { body: `${canonical.slice(0, -1)},"sig":"${sig}"}`, sig };
+  }
+
+  private settled(e: QueuedEvent, err: Error | null): void {
+    if (err) {
+      if (this.mode === 'required') {
+        if (!this.failed) {
+          this.failed = true;
+          this.onFailure(err);
+        }
+      } else {
+        this.logger.warn({ err: err.message, type: e.type }, 'session event not recorded (best-effort)');
+      }
+    }
+    e.done?.(err);
+    if (--this.outstanding === 0 && this.waiters.length) {
+      const w = this.waiters;
+      this.waiters = [];
+      for (const f of w) f();
+    }
   }
 }

@@ -10,18 +10,45 @@ export class GatewayMetrics {
     labelNames: ['outcome'] as const,
     registers: [this.registry],
   });
+  /**
+   * Hot-path counts (per chunk, per statement) add to plain numbers and reach the counters when
+   * they are scraped: a labelled prom-client inc() hashes its labels on every call.
+   */
+  private readonly pendingBytes = { in: 0, out: 0 };
+  private readonly pendingDecisions = new Map<string, number>();
   readonly bytes = new Counter({
     name: 'portcullis_gateway_bytes_total',
     help: 'Bytes relayed, by direction',
     labelNames: ['direction'] as const,
     registers: [this.registry],
+    collect: () => this.flushHotCounts(),
   });
   readonly decisions = new Counter({
     name: 'portcullis_gateway_decisions_total',
     help: 'Policy decisions by action',
     labelNames: ['action'] as const,
     registers: [this.registry],
+    collect: () => this.flushHotCounts(),
   });
+
+  /** Bytes relayed (cheap: see pendingBytes). */
+  countBytes(direction: 'in' | 'out', n: number): void {
+    this.pendingBytes[direction] += n;
+  }
+
+  /** One policy decision (cheap: see pendingBytes). */
+  countDecision(action: string): void {
+    this.pendingDecisions.set(action, (this.pendingDecisions.get(action) ?? 0) + 1);
+  }
+
+  private flushHotCounts(): void {
+    for (const d of ['in', 'out'] as const) {
+      if (this.pendingBytes[d] > 0) this.bytes.inc({ direction: d }, this.pendingBytes[d]);
+      this.pendingBytes[d] = 0;
+    }
+    for (const [action, n] of this.pendingDecisions) this.decisions.inc({ action }, n);
+    this.pendingDecisions.clear();
+  }
   readonly errors = new Counter({
     name: 'portcullis_gateway_errors_total',
     help: 'Errors by kind (protocol, auth, upstream, recording, internal)',

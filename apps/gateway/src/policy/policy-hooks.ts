@@ -80,7 +80,8 @@ export function createPolicyHooks(opts: PolicyHooksOptions): SessionHooks & { cl
   };
 
   const onCopyOut = async (info: { format: number; columnFormats: number[]; sql: string | null }): Promise<RowPlan> => {
-    const source = info.sql ? copySource(info.sql) : null;
+    const copy = info.sql ? parseCopyTo(info.sql) : null;
+    const source = copy?.source ?? null;
     if (!source) return { kind: 'refuse', reason: 'COPY TO is refused: the gateway could not determine its columns to apply the masking policy' };
     let fields: RowField[] | null;
     try {
@@ -95,6 +96,12 @@ export function createPolicyHooks(opts: PolicyHooksOptions): SessionHooks & { cl
     await resolveTables(withFormat.map((f) => f.tableOid));
     const p = plan(toFields(withFormat));
     if (p && p.kind === 'mask' && format !== 0) return { kind: 'refuse', reason: 'binary COPY of masked columns is refused' };
+    // The masker parses the default text format. CSV (or a custom DELIMITER, QUOTE, ENCODING...) is
+    // also "format 0" on the wire, but there a tab in the data is not escaped, so the masker would
+    // split the columns in the wrong places and a masked value could pass in the clear: refuse.
+    if (p && p.kind === 'mask' && !isDefaultTextCopy(copy!.options)) {
+      return { kind: 'refuse', reason: 'COPY TO with options (CSV, DELIMITER, ENCODING...) is refused where masking applies: the gateway masks the default text format only' };
+    }
     return p;
   };
 
@@ -143,10 +150,24 @@ function wrapPlan(p: MaskingPlanLike, fields: MaskingFieldLike[]): RowMasker {
  * `COPY table [(cols)] TO` → `SELECT cols FROM table`. null for anything else (COPY FROM...).
  */
 export function copySource(sql: string): string | null {
+  return parseCopyTo(sql)?.source ?? null;
+}
+
+/**
+ * `COPY ... TO STDOUT <options>` split into the query its columns come from (see copySource) and
+ * the text after `TO STDOUT` (options, trimmed). The subquery match is greedy, so `options` is what
+ * follows the last `) TO STDOUT`: anything cleverer leaves a source that does not describe (refused).
+ */
+export function parseCopyTo(sql: string): { source: string; options: string } | null {
   const s = sql.trim().replace(/;\s*$/, '');
   const sub = /^copy\s*\(([\s\S]*)\)\s*to\s+stdout\b/i.exec(s);
-  if (sub) return sub[1];
+  if (sub) return { source: sub[1], options: s.slice(sub[0].length).trim() };
   const tbl = /^copy\s+((?:"[^"]+"|[\w$]+)(?:\s*\.\s*(?:"[^"]+"|[\w$]+))?)\s*(?:\(([^)]*)\))?\s*to\s+stdout\b/i.exec(s);
-  if (tbl) return `SELECT ${tbl[2]?.trim() || '*'} FROM ${tbl[1]}`;
+  if (tbl) return { source: `SELECT ${tbl[2]?.trim() || '*'} FROM ${tbl[1]}`, options: s.slice(tbl[0].length).trim() };
   return null;
+}
+
+/** No COPY options but (at most) `[WITH] (FORMAT text)`: the output is the text format the masker reads. */
+export function isDefaultTextCopy(options: string): boolean {
+  return /^(?:(?:with\s*)?\(\s*format\s+(?:text|'text'|"text")\s*\))?$/i.test(options.trim());
 }

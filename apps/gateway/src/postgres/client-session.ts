@@ -44,6 +44,8 @@ export interface SessionContext {
   /** A CancelRequest for a key this gateway does not know: ask the pool's other gateways. */
   relayCancel(pid: number, secret: Buffer): void;
   publisher(): EventPublisher | null;
+  /** false while the gateway knows it is cut off from NATS: required recording then refuses at once */
+  recordingAvailable?(): boolean;
   hooksFor(s: SessionInfo): SessionHooks;
   onEnd(s: ClientSession): void;
 }
@@ -312,7 +314,7 @@ export class ClientSession {
     );
     const clientAddr = this.client.remoteAddress ?? null;
     try {
-      await this.recorder.record('session.start', {
+      const start = {
         clientAddr,
         user: params.user ?? null,
         database: conn.name,
@@ -324,7 +326,16 @@ export class ClientSession {
         subject: credential.claims.sub,
         groups: credential.claims.groups,
         tokenId: credential.claims.jti,
-      });
+      };
+      if (conn.recording === 'required') {
+        // Known to be cut off from NATS: refuse now rather than after the publish timeouts.
+        if (this.ctx.recordingAvailable?.() === false) throw new Error('not connected to NATS');
+        await this.recorder.record('session.start', start);
+      } else {
+        // Best-effort: the session does not wait for the ack (with NATS down, every connect would
+        // hang for the publish timeouts). Events stay in order: they go out on one connection.
+        this.recorder.emit('session.start', start);
+      }
     } catch (err) {
       if (conn.recording === 'required') {
         this.ctx.metrics.errors.inc({ kind: 'recording' });
@@ -376,7 +387,7 @@ export class ClientSession {
         result: (d) => this.recorder?.emit('result', d),
       },
       {
-        decision: (a) => this.ctx.metrics.decisions.inc({ action: a }),
+        decision: (a) => this.ctx.metrics.countDecision(a),
         masked: (n) => this.ctx.metrics.maskedValues.inc(n),
       },
       clientUser,
@@ -406,7 +417,7 @@ export class ClientSession {
     const upstream = this.upstream!;
     client.on('data', (chunk: Buffer) => {
       this.bytesIn += chunk.length;
-      this.ctx.metrics.bytes.inc({ direction: 'in' }, chunk.length);
+      this.ctx.metrics.countBytes('in', chunk.length);
       this.clientFramer.push(chunk);
       if (this.clientBusy && (this.heldBytes += chunk.length) > MAX_HELD_BYTES) this.pause(this.clientPause, client, 'busy');
       this.pumpClient();
@@ -428,13 +439,80 @@ export class ClientSession {
     this.pumpUpstream();
   }
 
+  /*
+   * Output of the pump in progress, one run per socket. Frames relayed raw are views into the chunk
+   * they arrived in, so consecutive ones lie next to each other in memory: they are merged into one
+   * view and a pump usually ends in a single write() per socket (no cork, no writev). Anything else
+   * (an encoded frame, a masked row) flushes the run first, corking the socket until the pump ends.
+   */
+  private outClient: Buffer | null = null;
+  private outUpstream: Buffer | null = null;
+  private pumping = 0;
+  private clientCorked = false;
+  private upstreamCorked = false;
+
   private toClient(b: Buffer): void {
     this.bytesOut += b.length;
-    if (!this.client.write(b) && !this.upstreamPause.has('drain')) this.pause(this.upstreamPause, this.upstream!, 'drain');
+    if (this.pumping === 0) {
+      this.writeClient(b);
+      return;
+    }
+    const run = this.outClient;
+    if (run === null) this.outClient = b;
+    else if (run.buffer === b.buffer && run.byteOffset + run.length === b.byteOffset) this.outClient = Buffer.from(run.buffer, run.byteOffset, run.length + b.length);
+    else {
+      if (!this.clientCorked) {
+        this.clientCorked = true;
+        this.client.cork();
+      }
+      this.writeClient(run);
+      this.outClient = b;
+    }
   }
 
   private toUpstream(b: Buffer): void {
+    if (this.pumping === 0) {
+      this.writeUpstream(b);
+      return;
+    }
+    const run = this.outUpstream;
+    if (run === null) this.outUpstream = b;
+    else if (run.buffer === b.buffer && run.byteOffset + run.length === b.byteOffset) this.outUpstream = Buffer.from(run.buffer, run.byteOffset, run.length + b.length);
+    else {
+      if (!this.upstreamCorked) {
+        this.upstreamCorked = true;
+        this.upstream!.cork();
+      }
+      this.writeUpstream(run);
+      this.outUpstream = b;
+    }
+  }
+
+  private writeClient(b: Buffer): void {
+    this.ctx.metrics.countBytes('out', b.length);
+    if (!this.client.write(b) && !this.upstreamPause.has('drain')) this.pause(this.upstreamPause, this.upstream!, 'drain');
+  }
+
+  private writeUpstream(b: Buffer): void {
     if (!this.upstream!.write(b) && !this.clientPause.has('drain')) this.pause(this.clientPause, this.client, 'drain');
+  }
+
+  /** Writes what the pump gathered (before anything else is written or a socket is ended). */
+  private flushOut(): void {
+    const c = this.outClient;
+    const u = this.outUpstream;
+    this.outClient = null;
+    this.outUpstream = null;
+    if (u) this.writeUpstream(u);
+    if (c) this.writeClient(c);
+    if (this.upstreamCorked) {
+      this.upstreamCorked = false;
+      if (!this.upstream!.destroyed) this.upstream!.uncork();
+    }
+    if (this.clientCorked) {
+      this.clientCorked = false;
+      if (!this.client.destroyed) this.client.uncork();
+    }
   }
 
   private pause(set: Set<string>, s: Socket, why: string): void {
@@ -450,13 +528,13 @@ export class ClientSession {
   private pumpClient(): void {
     if (this.clientBusy || this.ended || !this.machine) return;
     const upstream = this.upstream!;
-    upstream.cork();
-    this.client.cork();
+    this.pumping++;
     try {
       for (;;) {
         const f = this.clientFramer.next();
         if (!f) break;
         if (f.type === F.Terminate) {
+          this.flushOut();
           upstream.write(encodeTerminate());
           this.endSession('client_terminated');
           return;
@@ -480,16 +558,15 @@ export class ClientSession {
     } catch (err) {
       this.relayFailed(err, 'client');
     } finally {
-      if (!upstream.destroyed) upstream.uncork();
-      if (!this.client.destroyed) this.client.uncork();
+      this.pumping--;
+      this.flushOut();
     }
   }
 
   private pumpUpstream(): void {
     if (this.upstreamBusy || this.ended || !this.machine) return;
     const upstream = this.upstream!;
-    this.client.cork();
-    upstream.cork();
+    this.pumping++;
     try {
       for (;;) {
         const f = this.upstreamFramer!.next();
@@ -512,8 +589,8 @@ export class ClientSession {
     } catch (err) {
       this.relayFailed(err, 'upstream');
     } finally {
-      if (!this.client.destroyed) this.client.uncork();
-      if (!upstream.destroyed) upstream.uncork();
+      this.pumping--;
+      this.flushOut();
     }
   }
 
@@ -548,6 +625,7 @@ export class ClientSession {
   }
 
   private fatal(code: string, message: string, detail?: string): void {
+    if (this.pumping > 0) this.flushOut();
     if (this.client.destroyed || !this.client.writable) return;
     try {
       this.client.end(encodeErrorResponse({ severity: 'FATAL', code, message, ...(detail ? { detail } : {}) }));
@@ -559,6 +637,7 @@ export class ClientSession {
   /** Ends the session once: closes both sides, unregisters the cancel key, records session.end. */
   endSession(reason: string, graceful = false, record = true): void {
     if (this.ended) return;
+    if (this.pumping > 0) this.flushOut();
     this.ended = true;
     this.aborter.abort();
     if (this.cancelPid !== null) this.ctx.cancels.unregister(this.cancelPid);

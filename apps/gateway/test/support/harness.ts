@@ -44,6 +44,8 @@ export interface HarnessOptions {
   setupSql?: string;
   /** create the JetStream event stream yourself (e.g. with tiny limits) before the gateway does */
   createStream?: (nc: NatsConnection, streamName: string, subjects: string) => Promise<void>;
+  /** a private NATS server for this harness and its gateways (default NATS_URL): a test may stop it */
+  natsUrl?: string;
 }
 
 export interface Harness {
@@ -99,7 +101,9 @@ export async function startHarness(opts: HarnessOptions = {}): Promise<Harness> 
   const target = new pg.Pool({ connectionString: targetUrl, max: 2 });
   if (opts.setupSql) await target.query(opts.setupSql);
 
-  const nc = await connect({ servers: NATS_URL });
+  const natsUrl = opts.natsUrl ?? NATS_URL;
+  // reconnects forever: a test that stops its private NATS server restarts it later
+  const nc = await connect({ servers: natsUrl, maxReconnectAttempts: -1, reconnectTimeWait: 250 });
   const kv = await new Kvm(nc).create(names.configBucket, { history: 5 });
   if (opts.createStream) await opts.createStream(nc, names.eventStream, names.eventsAll);
 
@@ -149,7 +153,7 @@ export async function startHarness(opts: HarnessOptions = {}): Promise<Harness> 
   const gateways: Gateway[] = [];
   const makeGateway = async (extra: Record<string, string> = {}): Promise<Gateway> => {
     const env = parseGatewayEnv({
-      NATS_URL,
+      NATS_URL: natsUrl,
       NATS_PREFIX: natsPrefix,
       GATEWAY_POOL: pool,
       GATEWAY_ID: `gw-${randomBytes(3).toString('hex')}`,

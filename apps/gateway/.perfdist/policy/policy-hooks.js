@@ -1,0 +1,163 @@
+/**
+ * The default SessionHooks: decisions from the connection's PolicyEngine, masking plans from
+ * createMaskingPlan. Fails closed: an engine that throws blocks, a plan that cannot be built refuses.
+ *
+ * Table names: RowDescription gives table OIDs only. They are resolved to `schema.table` through the
+ * session's side connection (one query per new OID, cached for the session) so table-qualified
+ * masking rules apply; if that lookup fails, `table` is left out and column-name rules and
+ * detectors still apply.
+ */
+export function createPolicyHooks(opts) {
+    const { policy, lib, maskingKey, side, logger } = opts;
+    const tableNames = new Map();
+    const evaluate = (stmt) => {
+        try {
+            const d = policy.engine.evaluate(stmt.sql, { protocol: stmt.protocol });
+            return { action: d.action, rule: d.rule ?? null, reason: d.reason ?? null, ...(d.kinds ? { kinds: d.kinds } : {}), ...(d.cached !== undefined ? { cached: d.cached } : {}) };
+        }
+        catch (err) {
+            logger.error({ err: err.message }, 'policy evaluation failed; blocking');
+            return { action: 'block', rule: 'policy-error', reason: 'the policy could not evaluate this statement' };
+        }
+    };
+    const resolveTables = async (oids) => {
+        const missing = [...new Set(oids)].filter((o) => o !== 0 && !tableNames.has(o));
+        if (missing.length === 0)
+            return;
+        try {
+            const rows = await side.query(`SELECT c.oid::text, n.nspname, c.relname FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = ANY('{${missing.join(',')}}'::oid[])`);
+            for (const o of missing)
+                tableNames.set(o, null);
+            for (const [oid, nsp, rel] of rows)
+                if (oid && nsp && rel)
+                    tableNames.set(Number(oid), `${nsp}.${rel}`);
+        }
+        catch (err) {
+            logger.warn({ err: err.message }, 'cannot resolve table names; masking by column names and detectors only');
+            for (const o of missing)
+                tableNames.set(o, null);
+        }
+    };
+    const toFields = (fields) => fields.map((f) => {
+        const table = tableNames.get(f.tableOid);
+        const r = { name: f.name, tableOid: f.tableOid, columnAttr: f.columnAttr, typeOid: f.typeOid, format: f.format };
+        if (table)
+            r.table = table;
+        return r;
+    });
+    const plan = (fields) => {
+        let p;
+        try {
+            p = lib.createMaskingPlan(policy.document, fields, { hmacKey: maskingKey });
+        }
+        catch (err) {
+            logger.error({ err: err.message }, 'masking plan failed; refusing the result');
+            return { kind: 'refuse', reason: 'the gateway could not build a masking plan for this result; it was withheld' };
+        }
+        if (!p)
+            return null;
+        if ('kind' in p && p.kind === 'refuse')
+            return { kind: 'refuse', reason: `result refused by masking policy: ${p.reason}` };
+        return { kind: 'mask', masker: wrapPlan(p, fields) };
+    };
+    const onRowDescription = (fields) => {
+        const needLookup = fields.some((f) => f.tableOid !== 0 && !tableNames.has(f.tableOid));
+        if (!needLookup)
+            return plan(toFields(fields));
+        return resolveTables(fields.map((f) => f.tableOid)).then(() => plan(toFields(fields)));
+    };
+    const onCopyOut = async (info) => {
+        const copy = info.sql ? parseCopyTo(info.sql) : null;
+        const source = copy?.source ?? null;
+        if (!source)
+            return { kind: 'refuse', reason: 'COPY TO is refused: the gateway could not determine its columns to apply the masking policy' };
+        let fields;
+        try {
+            fields = await side.describe(source);
+        }
+        catch (err) {
+            logger.info({ err: err.message }, 'cannot describe COPY source');
+            return { kind: 'refuse', reason: 'COPY TO is refused: the gateway could not determine its columns to apply the masking policy' };
+        }
+        if (!fields)
+            return null;
+        const format = info.format;
+        const withFormat = fields.map((f) => ({ ...f, format }));
+        await resolveTables(withFormat.map((f) => f.tableOid));
+        const p = plan(toFields(withFormat));
+        if (p && p.kind === 'mask' && format !== 0)
+            return { kind: 'refuse', reason: 'binary COPY of masked columns is refused' };
+        // The masker parses the default text format. CSV (or a custom DELIMITER, QUOTE, ENCODING...) is
+        // also "format 0" on the wire, but there a tab in the data is not escaped, so the masker would
+        // split the columns in the wrong places and a masked value could pass in the clear: refuse.
+        if (p && p.kind === 'mask' && !isDefaultTextCopy(copy.options)) {
+            return { kind: 'refuse', reason: 'COPY TO with options (CSV, DELIMITER, ENCODING...) is refused where masking applies: the gateway masks the default text format only' };
+        }
+        return p;
+    };
+    return {
+        masksResults: policy.masks,
+        onQuery: evaluate,
+        onParse: evaluate,
+        onRowDescription,
+        onDataRow: (m, values) => m.maskRow(values),
+        onCopyOut,
+        onCopyData: (m, line) => m.maskCopyLine(line),
+        close: () => side.close(),
+    };
+}
+function wrapPlan(p, fields) {
+    const columns = (p.maskedColumns ?? []).map((c) => {
+        if (typeof c === 'string')
+            return c;
+        if (typeof c === 'number')
+            return fields[c]?.name ?? String(c);
+        const o = c;
+        return o.name ?? o.column ?? (o.index !== undefined ? fields[o.index]?.name : undefined) ?? '?';
+    });
+    return {
+        columns,
+        maskRow: (values) => p.maskRow(values),
+        maskCopyLine: (line) => {
+            const before = p.stats?.().values;
+            const r = p.maskCopyLine(line);
+            if (r && typeof r === 'object' && 'line' in r) {
+                const o = r;
+                return { line: o.line, changed: o.changed };
+            }
+            const out = (typeof r === 'string' || Buffer.isBuffer(r) ? r : line);
+            const after = p.stats?.().values;
+            const changed = before !== undefined && after !== undefined
+                ? after - before
+                : typeof out === 'string' ? (out === line.toString('utf8') ? 0 : 1) : out === line ? 0 : 1;
+            return { line: out, changed };
+        },
+    };
+}
+/**
+ * The query whose columns a `COPY ... TO STDOUT` sends: `COPY (query) TO` → query;
+ * `COPY table [(cols)] TO` → `SELECT cols FROM table`. null for anything else (COPY FROM...).
+ */
+export function copySource(sql) {
+    return parseCopyTo(sql)?.source ?? null;
+}
+/**
+ * `COPY ... TO STDOUT <options>` split into the query its columns come from (see copySource) and
+ * the text after `TO STDOUT` (options, trimmed). The subquery match is greedy, so `options` is what
+ * follows the last `) TO STDOUT`: anything cleverer leaves a source that does not describe (refused).
+ */
+export function parseCopyTo(sql) {
+    const s = sql.trim().replace(/;\s*$/, '');
+    const sub = /^copy\s*\(([\s\S]*)\)\s*to\s+stdout\b/i.exec(s);
+    if (sub)
+        return { source: sub[1], options: s.slice(sub[0].length).trim() };
+    const tbl = /^copy\s+((?:"[^"]+"|[\w$]+)(?:\s*\.\s*(?:"[^"]+"|[\w$]+))?)\s*(?:\(([^)]*)\))?\s*to\s+stdout\b/i.exec(s);
+    if (tbl)
+        return { source: `SELECT ${tbl[2]?.trim() || '*'} FROM ${tbl[1]}`, options: s.slice(tbl[0].length).trim() };
+    return null;
+}
+/** No COPY options but (at most) `[WITH] (FORMAT text)`: the output is the text format the masker reads. */
+export function isDefaultTextCopy(options) {
+    return /^(?:(?:with\s*)?\(\s*format\s+(?:text|'text'|"text")\s*\))?$/i.test(options.trim());
+}
+//# sourceMappingURL=policy-hooks.js.map

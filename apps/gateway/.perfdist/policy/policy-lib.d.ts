@@ -1,0 +1,51 @@
+/**
+ * The slice of @portcullis/policy the gateway uses, loaded at start. Kept behind this seam so the
+ * data path can start (and refuse policy-bound sessions, fail closed) even if the policy module
+ * cannot load — e.g. its parser's WASM failing.
+ */
+export interface PolicyDecisionLike {
+    action: 'allow' | 'block' | 'require_approval';
+    rule: string | null;
+    reason: string | null;
+    kinds?: string[];
+    cached?: boolean;
+}
+export interface PolicyEngineLike {
+    evaluate(sql: string, ctx: {
+        protocol: 'simple' | 'extended';
+    }): PolicyDecisionLike;
+}
+export interface MaskingFieldLike {
+    name: string;
+    tableOid: number;
+    columnAttr: number;
+    typeOid: number;
+    format: number;
+    table?: string;
+}
+export interface MaskingPlanLike {
+    maskRow(values: (Buffer | null)[]): {
+        values: (Buffer | string | null)[];
+        changed: number;
+    };
+    maskCopyLine(line: Buffer | string): unknown;
+    readonly maskedColumns: readonly unknown[];
+    stats?(): {
+        values: number;
+    };
+}
+export interface PolicyLib {
+    initPolicyEngine(): Promise<unknown>;
+    parsePolicyDocument(doc: unknown): unknown;
+    PolicyEngine: new (doc: unknown, opts: {
+        revision: number;
+    }) => PolicyEngineLike;
+    createMaskingPlan(doc: unknown, fields: MaskingFieldLike[], opts: {
+        hmacKey: Buffer;
+    }): MaskingPlanLike | {
+        kind: 'refuse';
+        reason: string;
+    } | null;
+}
+/** Loads and initialises the policy library once (its SQL parser is WASM). */
+export declare function loadPolicyLib(): Promise<PolicyLib>;

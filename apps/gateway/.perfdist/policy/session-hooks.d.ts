@@ -1,0 +1,103 @@
+import type { RowField } from '@portcullis/protocol';
+/** A statement as the relay sees it at a policy point. */
+export interface StatementInfo {
+    sql: string;
+    protocol: 'simple' | 'extended';
+    /** prepared statement name (extended protocol; '' = unnamed) */
+    statement?: string;
+    portal?: string;
+}
+export type PolicyAction = 'allow' | 'block' | 'require_approval';
+/** A decision on one statement (a simple Query with several statements gets one, the most restrictive). */
+export interface Verdict {
+    action: PolicyAction;
+    rule: string | null;
+    reason: string | null;
+    kinds?: string[];
+    cached?: boolean;
+}
+/**
+ * What became of a statement that needed approval. `approved` → it runs as sent; otherwise the
+ * client gets an ErrorResponse with `code` (default 42501) and `message`.
+ */
+export type ApprovalOutcome = {
+    approved: true;
+    approvalId?: string;
+} | {
+    approved: false;
+    approvalId?: string;
+    code?: string;
+    message: string;
+    detail?: string;
+};
+/** A column of a result as the masking engine wants it. */
+export interface ResultField {
+    name: string;
+    tableOid: number;
+    columnAttr: number;
+    typeOid: number;
+    format: number;
+    /** `schema.table` when the relay could resolve tableOid; absent otherwise */
+    table?: string;
+}
+/** How the rows of one result are rewritten. */
+export interface RowMasker {
+    /** column names masked (for the session events) */
+    readonly columns: readonly string[];
+    maskRow(values: (Buffer | null)[]): {
+        values: (Buffer | string | null)[];
+        changed: number;
+    };
+    /** One line of COPY TO STDOUT text data (without or with its trailing newline); null when the plan cannot mask copy data. */
+    maskCopyLine(line: Buffer): {
+        line: Buffer | string;
+        changed: number;
+    };
+}
+/** null: pass rows through untouched; refuse: the statement fails, rows never leave the gateway. */
+export type RowPlan = null | {
+    kind: 'mask';
+    masker: RowMasker;
+} | {
+    kind: 'refuse';
+    reason: string;
+};
+/**
+ * The points where policy acts on a session. The relay calls these and nothing else decides.
+ * Each may answer synchronously (hot path) or with a promise: the relay then pauses that direction
+ * of the session (and only that session) until it settles.
+ *
+ * - onQuery: each simple-protocol Query (one verdict for all its statements).
+ * - onParse: each extended-protocol Parse.
+ * - onApprovalRequired: a `require_approval` verdict; resolves when a human (or a timeout) decided.
+ *   Absent → the statement is refused with a message saying approval is required.
+ * - onRowDescription: the row layout of a result about to flow (simple query, or a portal about to
+ *   execute); returns how its rows are masked.
+ * - onDataRow / onCopyData: each row of a result that has a masking plan.
+ * - onCopyOut: a COPY TO STDOUT about to flow (`sql` is the statement that started it).
+ */
+export interface SessionHooks {
+    /** true when results may need masking: the relay then tracks row layouts; false keeps the hot path raw */
+    readonly masksResults: boolean;
+    onQuery(stmt: StatementInfo): Verdict | Promise<Verdict>;
+    onParse(stmt: StatementInfo): Verdict | Promise<Verdict>;
+    onApprovalRequired?(stmt: StatementInfo, verdict: Verdict): Promise<ApprovalOutcome>;
+    onRowDescription(fields: RowField[]): RowPlan | Promise<RowPlan>;
+    onDataRow(masker: RowMasker, values: (Buffer | null)[]): {
+        values: (Buffer | string | null)[];
+        changed: number;
+    };
+    onCopyOut(info: {
+        format: number;
+        columnFormats: number[];
+        sql: string | null;
+    }): RowPlan | Promise<RowPlan>;
+    onCopyData(masker: RowMasker, line: Buffer): {
+        line: Buffer | string;
+        changed: number;
+    };
+    /** the session ended: release anything held (side connections, pending approvals) */
+    close?(): void;
+}
+/** Hooks for a session with no policy: everything allowed, nothing masked. */
+export declare const ALLOW_ALL_HOOKS: SessionHooks;

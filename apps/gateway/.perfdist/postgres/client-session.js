@@ -1,0 +1,618 @@
+import { randomUUID } from 'node:crypto';
+import { TLSSocket } from 'node:tls';
+import { CANCEL_REQUEST_CODE, FrontendMessageType as F, GSSENC_REQUEST_CODE, PgFramer, ProtocolError, SSL_REQUEST_CODE, decodeCancelRequest, decodePassword, decodeStartupMessage, encodeAuthenticationCleartextPassword, encodeAuthenticationOk, encodeBackendKeyData, encodeErrorResponse, encodeParameterStatus, encodeReadyForQuery, encodeTerminate, } from '@portcullis/protocol';
+import { CredentialError, verifyCredential } from '../auth/credential-verifier.js';
+import { SessionRecorder } from '../events/event-publisher.js';
+import { sendUpstreamCancel } from './cancel-registry.js';
+import { MessageReader } from './message-reader.js';
+import { RelayMachine } from './relay-machine.js';
+import { connectUpstream, UpstreamError } from './upstream.js';
+/** While a hook holds the client direction, its bytes are still read (so a disconnect is seen) up to this much. */
+const MAX_HELD_BYTES = 1024 * 1024;
+/** Client-only encodings whose multibyte characters can contain ASCII quote/backslash bytes. */
+const UNSAFE_CLIENT_ENCODINGS = new Set(['SJIS', 'SHIFTJIS', 'SHIFTJIS2004', 'MSKANJI', 'WIN932', 'CP932', 'BIG5', 'WIN950', 'CP950', 'GBK', 'WIN936', 'CP936', 'UHC', 'WIN949', 'CP949', 'GB18030', 'JOHAB']);
+/** Startup parameters passed on to the target. `user`/`database` are the gateway's; `options` and `replication` never pass. */
+const PASSED_PARAMS = new Set(['application_name', 'client_encoding', 'DateStyle', 'TimeZone', 'IntervalStyle', 'extra_float_digits', 'search_path', 'datestyle', 'timezone']);
+const STARTUP_TIMEOUT_MS = 30_000;
+/** Client bytes buffered while a hook (an approval) holds the session before reading stops. */
+const HELD_INPUT_CAP = 1024 * 1024;
+class SessionRefused extends Error {
+    constructor(sqlState, message, reason, detail) {
+        super(message);
+        this.sqlState = sqlState;
+        this.reason = reason;
+        this.detail = detail;
+    }
+}
+/**
+ * One client connection: the startup phase (TLS, authentication by gateway credential, upstream
+ * connect, session.start) done here, then the relay: this adapter owns both sockets, batches writes,
+ * applies backpressure both ways, and feeds frames to the RelayMachine.
+ */
+export class ClientSession {
+    constructor(socket, ctx) {
+        this.ctx = ctx;
+        this.id = randomUUID();
+        this.upstream = null;
+        this.clientFramer = new PgFramer({ startup: true, from: 'client' });
+        this.upstreamFramer = null;
+        this.machine = null;
+        this.recorder = null;
+        this.cancelPid = null;
+        this.startedAt = Date.now();
+        this.ended = false;
+        this.bytesIn = 0;
+        this.bytesOut = 0;
+        this.clientPause = new Set();
+        this.upstreamPause = new Set();
+        this.clientBusy = false;
+        /** bytes read from the client while clientBusy (see MAX_HELD_BYTES) */
+        this.heldBytes = 0;
+        this.aborter = new AbortController();
+        this.upstreamBusy = false;
+        this.clientTls = false;
+        /** set once the relay is running (counted as live) */
+        this.live = false;
+        this.startupReader = null;
+        this.clientKey = null;
+        this.hooks = null;
+        /*
+         * Output of the pump in progress, one run per socket. Frames relayed raw are views into the chunk
+         * they arrived in, so consecutive ones lie next to each other in memory: they are merged into one
+         * view and a pump usually ends in a single write() per socket (no cork, no writev). Anything else
+         * (an encoded frame, a masked row) flushes the run first, corking the socket until the pump ends.
+         */
+        this.outClient = null;
+        this.outUpstream = null;
+        this.pumping = 0;
+        this.clientCorked = false;
+        this.upstreamCorked = false;
+        this.client = socket;
+        this.log = ctx.logger.child({ session: this.id });
+        socket.setNoDelay(true);
+    }
+    /** Runs the session to its end; never throws. */
+    async run() {
+        this.client.on('error', (err) => this.log.debug({ err: err.message }, 'client socket error'));
+        let info = null;
+        try {
+            const startup = await this.startup();
+            if (!startup)
+                return; // CancelRequest or client went away
+            info = await this.authenticate(startup);
+            if (!info)
+                return;
+            await this.connect(info, startup);
+        }
+        catch (err) {
+            if (err instanceof SessionRefused) {
+                this.ctx.metrics.sessions.inc({ outcome: err.reason });
+                this.log.info({ reason: err.reason, msg: err.message }, 'session refused');
+                this.fatal(err.sqlState, err.message, err.detail);
+                if (this.recorder)
+                    this.endSession(err.reason);
+                else
+                    this.ended = true;
+                return;
+            }
+            if (err instanceof ProtocolError) {
+                this.ctx.metrics.errors.inc({ kind: 'protocol' });
+                this.ctx.metrics.sessions.inc({ outcome: 'protocol_error' });
+                this.log.info({ err: err.message, code: err.code }, 'protocol error during startup');
+                if (err.code === 'unsupported_protocol')
+                    this.fatal('0A000', err.message);
+                else
+                    this.fatal('08P01', `invalid startup packet: ${err.message}`);
+                this.ended = true;
+                return;
+            }
+            this.ctx.metrics.sessions.inc({ outcome: 'aborted' });
+            this.log.debug({ err: err.message }, 'session ended during startup');
+            this.client.destroy();
+            if (this.recorder)
+                this.endSession('startup_failed');
+            else
+                this.ended = true;
+        }
+    }
+    // -------------------------------------------------------------------------------------------
+    // Startup
+    async startup() {
+        let reader = new MessageReader(this.client, this.clientFramer);
+        for (;;) {
+            const f = await reader.next(STARTUP_TIMEOUT_MS);
+            const code = f.payload.readInt32BE(0);
+            if (code === SSL_REQUEST_CODE) {
+                if (this.clientTls)
+                    throw new ProtocolError('bad_startup', 'SSLRequest inside TLS');
+                if (!this.ctx.tls) {
+                    this.client.write('N');
+                    continue;
+                }
+                // Bytes after SSLRequest and before the handshake would be injected outside TLS (CVE-2021-23214): refuse.
+                if (this.clientFramer.buffered() > 0)
+                    throw new ProtocolError('bad_startup', 'unexpected data after SSLRequest');
+                reader.detach(false);
+                this.client.write('S');
+                this.client = await this.upgradeClientTls(this.client, this.ctx.tls);
+                this.clientTls = true;
+                reader = new MessageReader(this.client, this.clientFramer);
+                continue;
+            }
+            if (code === GSSENC_REQUEST_CODE) {
+                this.client.write('N');
+                continue;
+            }
+            if (code === CANCEL_REQUEST_CODE) {
+                reader.detach();
+                const c = decodeCancelRequest(f.payload);
+                this.handleCancel(c.pid, Buffer.from(c.secretKey));
+                this.client.end();
+                this.ended = true;
+                return null;
+            }
+            const startup = decodeStartupMessage(f.payload);
+            this.startupReader = reader;
+            return startup.params;
+        }
+    }
+    upgradeClientTls(socket, context) {
+        return new Promise((resolve, reject) => {
+            const s = new TLSSocket(socket, { isServer: true, secureContext: context });
+            const t = setTimeout(() => {
+                s.destroy();
+                reject(new Error('TLS handshake timed out'));
+            }, STARTUP_TIMEOUT_MS);
+            s.once('secure', () => {
+                clearTimeout(t);
+                s.off('error', onErr);
+                s.on('error', (err) => this.log.debug({ err: err.message }, 'client TLS socket error'));
+                resolve(s);
+            });
+            const onErr = (err) => {
+                clearTimeout(t);
+                reject(err);
+            };
+            s.once('error', onErr);
+        });
+    }
+    handleCancel(pid, secret) {
+        const target = this.ctx.cancels.lookup(pid, secret);
+        if (target) {
+            this.log.info({ pid }, 'cancel request forwarded upstream');
+            void sendUpstreamCancel(target);
+        }
+        else {
+            this.ctx.relayCancel(pid, secret);
+        }
+    }
+    async authenticate(params) {
+        const database = params.database || params.user || '';
+        if (!this.ctx.config()) {
+            throw new SessionRefused('57P03', 'the gateway has not received its configuration yet; try again shortly', 'no_config');
+        }
+        if (!this.clientTls && !this.ctx.allowPlaintext) {
+            throw new SessionRefused('28000', 'the gateway requires TLS: connect with sslmode=require', 'tls_required');
+        }
+        if (params.replication && params.replication !== 'false' && params.replication !== 'off' && params.replication !== '0') {
+            throw new SessionRefused('28000', 'replication connections are not allowed through the gateway', 'replication');
+        }
+        if (params.client_encoding && UNSAFE_CLIENT_ENCODINGS.has(params.client_encoding.toUpperCase().replace(/[^A-Z0-9]/g, ''))) {
+            // In these encodings a multibyte character may end in the byte of ' or \, so the server would
+            // read different SQL than the policy parsed (Postgres refuses them as server encodings for this reason).
+            throw new SessionRefused('22023', `client_encoding ${params.client_encoding} is not allowed through the gateway: use UTF8`, 'client_encoding');
+        }
+        this.client.write(encodeAuthenticationCleartextPassword());
+        const reader = this.startupReader ?? new MessageReader(this.client, this.clientFramer);
+        this.startupReader = null;
+        let f;
+        try {
+            f = await reader.next(STARTUP_TIMEOUT_MS);
+        }
+        catch {
+            // psql closes and asks the user for a password: not an error.
+            reader.detach();
+            this.client.destroy();
+            this.ended = true;
+            return null;
+        }
+        reader.detach();
+        if (f.type !== F.Password)
+            throw new ProtocolError('malformed', 'expected a password message');
+        const { password } = decodePassword(f.payload);
+        const config = this.ctx.config();
+        if (!config)
+            throw new SessionRefused('57P03', 'the gateway has no configuration', 'no_config');
+        let credential;
+        try {
+            credential = await verifyCredential(password, database, config);
+        }
+        catch (err) {
+            if (err instanceof CredentialError) {
+                this.ctx.metrics.errors.inc({ kind: 'auth' });
+                if (err.reason === 'unknown_connection')
+                    throw new SessionRefused('3D000', err.message, 'unknown_connection');
+                throw new SessionRefused('28P01', `password authentication failed: ${err.message}`, `auth_${err.reason}`);
+            }
+            throw err;
+        }
+        const conn = credential.connection;
+        let policy = null;
+        if (conn.policy) {
+            policy = config.policies.get(conn.policy) ?? null;
+            if (!policy) {
+                throw new SessionRefused('55000', `the policy of connection "${conn.name}" is not available on this gateway; sessions are refused until it is`, 'policy_unavailable');
+            }
+        }
+        const sessionId = this.id;
+        const openSide = () => connectUpstream(conn, { application_name: 'portcullis-gateway' });
+        return {
+            sessionId, credential, policy, config, openSide,
+            notify: (b) => this.toClient(b),
+            emit: (type, data) => this.recorder?.emit(type, data),
+            signal: this.aborter.signal,
+        };
+    }
+    async connect(info, params) {
+        const { credential, config } = info;
+        const conn = credential.connection;
+        this.recorder = new SessionRecorder(this.ctx.publisher(), { sessionId: this.id, identity: credential.claims.sub, connection: conn.name, gateway: this.ctx.gatewayId }, config.eventKey, conn.recording, this.log, (err) => this.recordingFailed(err));
+        const clientAddr = this.client.remoteAddress ?? null;
+        try {
+            await this.recorder.record('session.start', {
+                clientAddr,
+                user: params.user ?? null,
+                database: conn.name,
+                applicationName: params.application_name ?? null,
+                tls: this.clientTls,
+                pool: this.ctx.pool,
+                policy: info.policy?.name ?? null,
+                policyVersion: info.policy?.version ?? null,
+                subject: credential.claims.sub,
+                groups: credential.claims.groups,
+                tokenId: credential.claims.jti,
+            });
+        }
+        catch (err) {
+            if (conn.recording === 'required') {
+                this.ctx.metrics.errors.inc({ kind: 'recording' });
+                this.log.warn({ err: err.message }, 'session.start not recorded; session refused');
+                const refusal = new SessionRefused('57P03', 'session recording is unavailable and this connection requires it; try again later', 'recording_unavailable');
+                this.recorder = null;
+                throw refusal;
+            }
+        }
+        const passed = {};
+        for (const [k, v] of Object.entries(params))
+            if (PASSED_PARAMS.has(k))
+                passed[k] = v;
+        let up;
+        const t0 = process.hrtime.bigint();
+        try {
+            up = await connectUpstream(conn, passed);
+        }
+        catch (err) {
+            this.ctx.metrics.errors.inc({ kind: 'upstream' });
+            this.log.warn({ err: err.message, connection: conn.name }, 'upstream connection failed');
+            const e = err instanceof UpstreamError ? err : null;
+            // The client learns the target refused, never where the target is or which user we use.
+            throw new SessionRefused(e?.sqlState === '53300' ? '53300' : '08001', `could not connect to the target of connection "${conn.name}"`, 'upstream_failed');
+        }
+        this.ctx.metrics.upstreamConnect.observe(Number(process.hrtime.bigint() - t0) / 1e9);
+        if (this.ended || this.client.destroyed) {
+            up.socket.destroy();
+            this.endSession('client_gone');
+            return;
+        }
+        this.upstream = up.socket;
+        this.upstreamFramer = up.framer;
+        if (up.backendKey) {
+            const key = this.ctx.cancels.register({ host: conn.host, port: conn.port, pid: up.backendKey.pid, secret: up.backendKey.secret });
+            this.cancelPid = key.pid;
+            this.clientKey = key;
+        }
+        const clientUser = params.user ?? credential.claims.sub;
+        const hooks = this.ctx.hooksFor(info);
+        this.hooks = hooks;
+        this.machine = new RelayMachine(hooks, { toClient: (b) => this.toClient(b), toUpstream: (b) => this.toUpstream(b) }, {
+            query: (d) => this.recorder?.emit('query', d),
+            decision: (d) => this.recorder?.emit('decision', d),
+            result: (d) => this.recorder?.emit('result', d),
+        }, {
+            decision: (a) => this.ctx.metrics.countDecision(a),
+            masked: (n) => this.ctx.metrics.maskedValues.inc(n),
+        }, clientUser);
+        // Greet the client as Postgres would, with the gateway's own cancel key.
+        this.client.cork();
+        this.client.write(encodeAuthenticationOk());
+        for (const [k, v] of up.parameters)
+            this.client.write(encodeParameterStatus(k, k === 'session_authorization' ? clientUser : v));
+        if (this.clientKey)
+            this.client.write(encodeBackendKeyData(this.clientKey.pid, this.clientKey.secret));
+        this.client.write(encodeReadyForQuery('I'));
+        this.client.uncork();
+        this.live = true;
+        this.ctx.metrics.sessions.inc({ outcome: 'ok' });
+        this.ctx.metrics.liveSessions.inc();
+        this.log.info({ connection: conn.name, subject: credential.claims.sub, tls: this.clientTls, upstreamTls: up.tls }, 'session started');
+        this.startRelay();
+    }
+    // -------------------------------------------------------------------------------------------
+    // Relay
+    startRelay() {
+        const client = this.client;
+        const upstream = this.upstream;
+        client.on('data', (chunk) => {
+            this.bytesIn += chunk.length;
+            this.ctx.metrics.countBytes('in', chunk.length);
+            this.clientFramer.push(chunk);
+            if (this.clientBusy && (this.heldBytes += chunk.length) > MAX_HELD_BYTES)
+                this.pause(this.clientPause, client, 'busy');
+            this.pumpClient();
+        });
+        upstream.on('data', (chunk) => {
+            this.upstreamFramer.push(chunk);
+            this.pumpUpstream();
+        });
+        client.on('close', () => this.endSession('client_closed'));
+        client.on('end', () => this.endSession('client_closed'));
+        upstream.on('close', () => this.upstreamClosed());
+        upstream.on('error', (err) => this.log.debug({ err: err.message }, 'upstream socket error'));
+        client.on('drain', () => this.unpause(this.upstreamPause, upstream, 'drain'));
+        upstream.on('drain', () => this.unpause(this.clientPause, client, 'drain'));
+        client.resume();
+        upstream.resume();
+        // Anything already framed (a pipelining client, a server notice after ReadyForQuery).
+        this.pumpClient();
+        this.pumpUpstream();
+    }
+    toClient(b) {
+        this.bytesOut += b.length;
+        if (this.pumping === 0) {
+            this.writeClient(b);
+            return;
+        }
+        const run = this.outClient;
+        if (run === null)
+            this.outClient = b;
+        else if (run.buffer === b.buffer && run.byteOffset + run.length === b.byteOffset)
+            this.outClient = Buffer.from(run.buffer, run.byteOffset, run.length + b.length);
+        else {
+            if (!this.clientCorked) {
+                this.clientCorked = true;
+                this.client.cork();
+            }
+            this.writeClient(run);
+            this.outClient = b;
+        }
+    }
+    toUpstream(b) {
+        if (this.pumping === 0) {
+            this.writeUpstream(b);
+            return;
+        }
+        const run = this.outUpstream;
+        if (run === null)
+            this.outUpstream = b;
+        else if (run.buffer === b.buffer && run.byteOffset + run.length === b.byteOffset)
+            this.outUpstream = Buffer.from(run.buffer, run.byteOffset, run.length + b.length);
+        else {
+            if (!this.upstreamCorked) {
+                this.upstreamCorked = true;
+                this.upstream.cork();
+            }
+            this.writeUpstream(run);
+            this.outUpstream = b;
+        }
+    }
+    writeClient(b) {
+        this.ctx.metrics.countBytes('out', b.length);
+        if (!this.client.write(b) && !this.upstreamPause.has('drain'))
+            this.pause(this.upstreamPause, this.upstream, 'drain');
+    }
+    writeUpstream(b) {
+        if (!this.upstream.write(b) && !this.clientPause.has('drain'))
+            this.pause(this.clientPause, this.client, 'drain');
+    }
+    /** Writes what the pump gathered (before anything else is written or a socket is ended). */
+    flushOut() {
+        const c = this.outClient;
+        const u = this.outUpstream;
+        this.outClient = null;
+        this.outUpstream = null;
+        if (u)
+            this.writeUpstream(u);
+        if (c)
+            this.writeClient(c);
+        if (this.upstreamCorked) {
+            this.upstreamCorked = false;
+            if (!this.upstream.destroyed)
+                this.upstream.uncork();
+        }
+        if (this.clientCorked) {
+            this.clientCorked = false;
+            if (!this.client.destroyed)
+                this.client.uncork();
+        }
+    }
+    pause(set, s, why) {
+        set.add(why);
+        s.pause();
+    }
+    unpause(set, s, why) {
+        if (!set.delete(why))
+            return;
+        if (set.size === 0 && !this.ended)
+            s.resume();
+    }
+    pumpClient() {
+        if (this.clientBusy || this.ended || !this.machine)
+            return;
+        const upstream = this.upstream;
+        this.pumping++;
+        try {
+            for (;;) {
+                const f = this.clientFramer.next();
+                if (!f)
+                    break;
+                if (f.type === F.Terminate) {
+                    this.flushOut();
+                    upstream.write(encodeTerminate());
+                    this.endSession('client_terminated');
+                    return;
+                }
+                const r = this.machine.fromClient(f);
+                if (r) {
+                    // Not paused: a client that disconnects while a hook holds (an approval) must be noticed.
+                    this.clientBusy = true;
+                    this.heldBytes = 0;
+                    r.then(() => {
+                        this.clientBusy = false;
+                        this.unpause(this.clientPause, this.client, 'busy');
+                        this.pumpClient();
+                    }, (err) => this.relayFailed(err, 'client'));
+                    break;
+                }
+            }
+        }
+        catch (err) {
+            this.relayFailed(err, 'client');
+        }
+        finally {
+            this.pumping--;
+            this.flushOut();
+        }
+    }
+    pumpUpstream() {
+        if (this.upstreamBusy || this.ended || !this.machine)
+            return;
+        const upstream = this.upstream;
+        this.pumping++;
+        try {
+            for (;;) {
+                const f = this.upstreamFramer.next();
+                if (!f)
+                    break;
+                const r = this.machine.fromUpstream(f);
+                if (r) {
+                    this.upstreamBusy = true;
+                    this.pause(this.upstreamPause, upstream, 'busy');
+                    r.then(() => {
+                        this.upstreamBusy = false;
+                        this.unpause(this.upstreamPause, upstream, 'busy');
+                        this.pumpUpstream();
+                    }, (err) => this.relayFailed(err, 'upstream'));
+                    break;
+                }
+            }
+        }
+        catch (err) {
+            this.relayFailed(err, 'upstream');
+        }
+        finally {
+            this.pumping--;
+            this.flushOut();
+        }
+    }
+    relayFailed(err, side) {
+        if (this.ended)
+            return;
+        if (err instanceof ProtocolError) {
+            this.ctx.metrics.errors.inc({ kind: 'protocol' });
+            this.log.info({ side, err: err.message }, 'protocol error; session closed');
+            if (side === 'client')
+                this.fatal('08P01', `protocol violation: ${err.message}`);
+            else
+                this.fatal('08006', 'the target sent an invalid message; the session was closed');
+            this.endSession(`protocol_error_${side}`);
+            return;
+        }
+        this.ctx.metrics.errors.inc({ kind: 'internal' });
+        this.log.error({ side, err: err?.stack ?? String(err) }, 'internal error in relay');
+        this.fatal('XX000', 'internal error in the gateway; the session was closed');
+        this.endSession('internal_error');
+    }
+    upstreamClosed() {
+        if (this.ended)
+            return;
+        // Whatever the server sent last (a FATAL) is already relayed; let the client read it.
+        this.endSession('upstream_closed', true);
+    }
+    recordingFailed(err) {
+        if (this.ended)
+            return;
+        this.ctx.metrics.errors.inc({ kind: 'recording' });
+        this.log.warn({ err: err.message }, 'recording failed on a connection that requires it; ending the session');
+        this.fatal('57P03', 'session recording is unavailable and this connection requires it; the session was ended');
+        this.endSession('recording_failed', false, false);
+    }
+    fatal(code, message, detail) {
+        if (this.pumping > 0)
+            this.flushOut();
+        if (this.client.destroyed || !this.client.writable)
+            return;
+        try {
+            this.client.end(encodeErrorResponse({ severity: 'FATAL', code, message, ...(detail ? { detail } : {}) }));
+        }
+        catch {
+            this.client.destroy();
+        }
+    }
+    /** Ends the session once: closes both sides, unregisters the cancel key, records session.end. */
+    endSession(reason, graceful = false, record = true) {
+        if (this.ended)
+            return;
+        if (this.pumping > 0)
+            this.flushOut();
+        this.ended = true;
+        this.aborter.abort();
+        if (this.cancelPid !== null)
+            this.ctx.cancels.unregister(this.cancelPid);
+        try {
+            this.hooks?.close?.();
+        }
+        catch (err) {
+            this.log.warn({ err: err.message }, 'hooks close failed');
+        }
+        if (this.upstream && !this.upstream.destroyed) {
+            if (graceful)
+                this.upstream.destroy();
+            else
+                this.upstream.end(encodeTerminate());
+            setTimeout(() => this.upstream?.destroy(), 1000).unref();
+        }
+        if (!this.client.destroyed) {
+            this.client.end();
+            setTimeout(() => this.client.destroy(), 1000).unref();
+        }
+        if (this.live)
+            this.ctx.metrics.liveSessions.dec();
+        const durationMs = Date.now() - this.startedAt;
+        this.log.info({ reason, durationMs, statements: this.machine?.statements ?? 0 }, 'session ended');
+        if (this.recorder && record) {
+            this.recorder.emit('session.end', {
+                reason,
+                durationMs,
+                statements: this.machine?.statements ?? 0,
+                bytesIn: this.bytesIn,
+                bytesOut: this.bytesOut,
+            });
+        }
+        this.ctx.onEnd(this);
+    }
+    /** Gateway shutdown. */
+    shutdown() {
+        if (this.ended)
+            return;
+        this.fatal('57P01', 'the gateway is shutting down');
+        this.endSession('gateway_shutdown');
+    }
+    get isEnded() {
+        return this.ended;
+    }
+    /** Waits for the session's events to be acked. */
+    flushEvents() {
+        return this.recorder?.flush() ?? Promise.resolve();
+    }
+}
+//# sourceMappingURL=client-session.js.map

@@ -1,0 +1,485 @@
+import { randomBytes } from 'node:crypto';
+import { BackendMessageType as B, FrontendMessageType as F, ProtocolError, decodeCommandComplete, decodeCopyOutResponse, decodeDataRow, decodeDescribe, decodeErrorResponse, decodeExecute, decodeParameterStatus, decodeParse, decodeQuery, decodeRowDescription, encodeCopyData, encodeDataRow, encodeDescribe, encodeErrorResponse, encodeParameterStatus, encodeParse, encodeQuery, } from '@portcullis/protocol';
+/** Steps of the upstream → client direction (the client direction has no modes of its own). */
+export const UpstreamStep = {
+    /** Messages pass (rows masked when a plan is active). */
+    Relay: 'relay',
+    /** A result was refused: everything but notices is dropped until ReadyForQuery. */
+    SkipUntilReady: 'skip-until-ready',
+};
+const MAX_EVENT_SQL = 100_000;
+/**
+ * The relay phase of one Postgres session as a state machine with no I/O: it takes whole frames
+ * from either side and says what to send where (through RelayOutput). Frames pass raw unless policy
+ * needs them: Query and Parse are decoded for decisions; RowDescription/DataRow/CopyData only when
+ * the session's policy masks results; CommandComplete/ErrorResponse for result events.
+ *
+ * `fromClient`/`fromUpstream` return a promise only when a hook answered asynchronously; the
+ * adapter must not feed that direction again until it settles.
+ */
+export class RelayMachine {
+    constructor(hooks, out, events, counters, 
+    /** what the client sees as session_authorization (never the target's user) */
+    clientUser) {
+        this.hooks = hooks;
+        this.out = out;
+        this.events = events;
+        this.counters = counters;
+        this.clientUser = clientUser;
+        /** ReadyForQuery status of the upstream session ('I', 'T', 'E'). */
+        this.txStatus = 'I';
+        this.statements = 0;
+        this.step = UpstreamStep.Relay;
+        /** Sync/Query messages forwarded: the batch the next forwarded message belongs to. */
+        this.sentBatches = 0;
+        /** ReadyForQuery messages received: the batch upstream is answering now. */
+        this.doneBatches = 0;
+        this.pending = [];
+        this.substitutions = [];
+        this.describes = [];
+        /** Portal the client itself described since its last Bind/Execute (no need to inject one). */
+        this.describedPortal = null;
+        /** Row plan for the rows flowing now, and whether a layout was seen for them at all. */
+        this.masker = null;
+        this.layoutKnown = false;
+        this.copyMasker = null;
+        this.rows = 0;
+        this.nonce = randomBytes(6).toString('hex');
+        this.markerSeq = 0;
+    }
+    /** True when no statement is in flight upstream. */
+    get idle() {
+        return this.sentBatches === this.doneBatches;
+    }
+    // -------------------------------------------------------------------------------------------
+    // client → upstream
+    fromClient(f) {
+        switch (f.type) {
+            case F.Query: {
+                const { sql } = decodeQuery(f.payload);
+                const stmt = { sql, protocol: 'simple' };
+                return this.decide(stmt, this.hooks.onQuery(stmt), f, 'query');
+            }
+            case F.Parse: {
+                const p = decodeParse(f.payload);
+                const stmt = { sql: p.query, protocol: 'extended', statement: p.name };
+                return this.decide(stmt, this.hooks.onParse(stmt), f, 'parse', p.name);
+            }
+            case F.Bind:
+                this.describedPortal = null;
+                this.out.toUpstream(f.frame);
+                return;
+            case F.Describe:
+                if (this.hooks.masksResults) {
+                    const d = decodeDescribe(f.payload);
+                    this.describes.push({ batch: this.sentBatches, target: d.target, injected: false });
+                    if (d.target === 'portal')
+                        this.describedPortal = d.name;
+                }
+                this.out.toUpstream(f.frame);
+                return;
+            case F.Execute: {
+                if (this.hooks.masksResults) {
+                    // The rows of an Execute must be masked by their real layout (formats come from Bind):
+                    // ask for it unless the client just did.
+                    const { portal } = decodeExecute(f.payload);
+                    if (this.describedPortal !== portal) {
+                        this.describes.push({ batch: this.sentBatches, target: 'portal', injected: true });
+                        this.out.toUpstream(encodeDescribe('portal', portal));
+                    }
+                    this.describedPortal = null;
+                }
+                this.pending.push({ batch: this.sentBatches, kind: 'execute', startedAt: Date.now(), rows: 0, maskedValues: 0 });
+                this.out.toUpstream(f.frame);
+                return;
+            }
+            case F.Sync:
+                this.sentBatches++;
+                this.out.toUpstream(f.frame);
+                return;
+            case F.FunctionCall:
+                // The fast-path function call runs any function by OID, past any SQL policy: refused.
+                this.substituteQuery({ code: '42501', message: 'the function call protocol is not allowed through the gateway' });
+                this.events.result({ rows: 0, durationMs: 0, error: { code: '42501', message: 'function call protocol refused' } });
+                return;
+            case F.Close:
+            case F.Flush:
+            case F.CopyData:
+            case F.CopyDone:
+            case F.CopyFail:
+            case F.Terminate:
+            case F.Password:
+                this.out.toUpstream(f.frame);
+                return;
+            default:
+                throw new ProtocolError('unknown_message', `invalid frontend message type ${f.type}`);
+        }
+    }
+    decide(stmt, verdict, f, kind, name = '') {
+        if (verdict instanceof Promise)
+            return verdict.then((v) => this.applyVerdict(stmt, v, f, kind, name));
+        return this.applyVerdict(stmt, verdict, f, kind, name);
+    }
+    applyVerdict(stmt, v, f, kind, name) {
+        this.statements++;
+        this.events.query({
+            sql: stmt.sql.length > MAX_EVENT_SQL ? `${stmt.sql.slice(0, MAX_EVENT_SQL)}…` : stmt.sql,
+            protocol: stmt.protocol,
+            ...(stmt.statement !== undefined ? { statement: stmt.statement } : {}),
+        });
+        this.events.decision({
+            action: v.action,
+            rule: v.rule,
+            reason: v.reason,
+            ...(v.kinds ? { kinds: v.kinds } : {}),
+            ...(v.cached !== undefined ? { cached: v.cached } : {}),
+        });
+        this.counters.decision(v.action);
+        if (v.action === 'allow')
+            return this.forwardStatement(f, kind, stmt);
+        if (v.action === 'require_approval') {
+            if (!this.hooks.onApprovalRequired) {
+                return this.refuse(kind, name, {
+                    code: '42501',
+                    message: `statement requires approval by rule "${v.rule ?? 'unnamed'}"${v.reason ? `: ${v.reason}` : ''}`,
+                    detail: 'Approvals are not available on this gateway; the statement was not run.',
+                });
+            }
+            return this.hooks.onApprovalRequired(stmt, v).then((o) => {
+                if (o.approved)
+                    return this.forwardStatement(f, kind, stmt);
+                return this.refuse(kind, name, { code: o.code ?? '42501', message: o.message, ...(o.detail ? { detail: o.detail } : {}) });
+            }, () => this.refuse(kind, name, { code: '42501', message: `statement requires approval by rule "${v.rule ?? 'unnamed'}" and the approval could not be obtained` }));
+        }
+        return this.refuse(kind, name, {
+            code: '42501',
+            message: `statement blocked by rule "${v.rule ?? 'unnamed'}"${v.reason ? `: ${v.reason}` : ''}`,
+        });
+    }
+    forwardStatement(f, kind, stmt) {
+        if (kind === 'query') {
+            this.pending.push({ batch: this.sentBatches, kind: 'query', startedAt: Date.now(), rows: 0, maskedValues: 0, sql: stmt.sql });
+            this.sentBatches++;
+        }
+        this.out.toUpstream(f.frame);
+    }
+    refuse(kind, name, r) {
+        this.events.result({ rows: 0, durationMs: 0, error: { code: r.code, message: r.message } });
+        if (kind === 'query')
+            this.substituteQuery(r);
+        else
+            this.substituteParse(name, r);
+    }
+    marker() {
+        return `portcullis_refused_${this.nonce}_${++this.markerSeq}`;
+    }
+    errorFrame(r) {
+        return encodeErrorResponse({ severity: 'ERROR', code: r.code, message: r.message, ...(r.detail ? { detail: r.detail } : {}), ...(r.hint ? { hint: r.hint } : {}) });
+    }
+    substituteQuery(r) {
+        const m = this.marker();
+        this.substitutions.push({ batch: this.sentBatches, marker: Buffer.from(m), error: this.errorFrame(r) });
+        this.sentBatches++;
+        this.out.toUpstream(encodeQuery(m));
+    }
+    substituteParse(name, r) {
+        const m = this.marker();
+        this.substitutions.push({ batch: this.sentBatches, marker: Buffer.from(m), error: this.errorFrame(r) });
+        this.out.toUpstream(encodeParse({ name, query: m }));
+    }
+    // -------------------------------------------------------------------------------------------
+    // upstream → client
+    fromUpstream(f) {
+        const skipping = this.step === UpstreamStep.SkipUntilReady;
+        switch (f.type) {
+            case B.DataRow:
+                if (skipping)
+                    return;
+                this.rows++;
+                if (this.masker)
+                    return this.maskRow(f, this.masker);
+                if (this.hooks.masksResults && !this.layoutKnown) {
+                    // Rows whose layout the gateway never saw cannot be checked: fail closed.
+                    this.refuseResult('the gateway could not determine the layout of this result; it was withheld');
+                    return;
+                }
+                this.out.toClient(f.frame);
+                return;
+            case B.RowDescription:
+                if (skipping)
+                    return;
+                if (!this.hooks.masksResults) {
+                    this.out.toClient(f.frame);
+                    return;
+                }
+                return this.onRowDescription(f);
+            case B.NoData: {
+                if (skipping)
+                    return;
+                const d = this.hooks.masksResults ? this.shiftDescribe() : null;
+                if (d?.target === 'portal') {
+                    this.masker = null;
+                    this.layoutKnown = true;
+                }
+                if (!d?.injected)
+                    this.out.toClient(f.frame);
+                return;
+            }
+            case B.CommandComplete:
+            case B.EmptyQueryResponse:
+            case B.PortalSuspended:
+                if (skipping)
+                    return;
+                this.completeResult(f);
+                this.out.toClient(f.frame);
+                return;
+            case B.ErrorResponse:
+                return this.onError(f);
+            case B.ReadyForQuery:
+                return this.onReady(f);
+            case B.CopyOutResponse:
+                if (skipping)
+                    return;
+                if (this.hooks.masksResults)
+                    return this.onCopyOut(f);
+                this.out.toClient(f.frame);
+                return;
+            case B.CopyData:
+                if (skipping)
+                    return;
+                if (this.copyMasker) {
+                    let r;
+                    try {
+                        r = this.hooks.onCopyData(this.copyMasker, f.payload);
+                    }
+                    catch {
+                        this.refuseResult('masking failed on this COPY data; the rest of the result was withheld');
+                        return;
+                    }
+                    if (r.changed > 0) {
+                        this.noteMasked(this.copyMasker, r.changed);
+                        this.out.toClient(encodeCopyData(r.line));
+                        return;
+                    }
+                }
+                this.out.toClient(f.frame);
+                return;
+            case B.CopyDone:
+                if (skipping)
+                    return;
+                this.copyMasker = null;
+                this.out.toClient(f.frame);
+                return;
+            case B.ParameterStatus: {
+                const p = decodeParameterStatus(f.payload);
+                if (p.name === 'session_authorization')
+                    this.out.toClient(encodeParameterStatus(p.name, this.clientUser));
+                else
+                    this.out.toClient(f.frame);
+                return;
+            }
+            case B.NoticeResponse:
+            case B.NotificationResponse:
+                this.out.toClient(f.frame);
+                return;
+            case B.BackendKeyData:
+                // The client keeps the key the gateway gave it.
+                return;
+            default:
+                // ParseComplete, BindComplete, CloseComplete, ParameterDescription, CopyIn/BothResponse, FunctionCallResponse...
+                if (!skipping)
+                    this.out.toClient(f.frame);
+                return;
+        }
+    }
+    shiftDescribe() {
+        while (this.describes.length && this.describes[0].batch < this.doneBatches)
+            this.describes.shift();
+        if (this.describes.length && this.describes[0].batch === this.doneBatches)
+            return this.describes.shift();
+        return null;
+    }
+    onRowDescription(f) {
+        const d = this.shiftDescribe();
+        if (d && d.target === 'statement') {
+            // Formats are not known until Bind: the portal's own layout decides the plan.
+            this.out.toClient(f.frame);
+            return;
+        }
+        const { fields } = decodeRowDescription(f.payload);
+        const plan = this.hooks.onRowDescription(fields);
+        const apply = (p) => {
+            this.layoutKnown = true;
+            if (p && p.kind === 'refuse') {
+                this.masker = null;
+                this.refuseResult(p.reason);
+                return;
+            }
+            this.masker = p ? p.masker : null;
+            if (this.masker)
+                this.startMasking(this.masker);
+            if (!d?.injected)
+                this.out.toClient(f.frame);
+        };
+        if (plan instanceof Promise)
+            return plan.then(apply);
+        apply(plan);
+    }
+    startMasking(m) {
+        const r = this.currentResult();
+        if (r && !r.maskedColumns)
+            r.maskedColumns = new Set(m.columns);
+    }
+    maskRow(f, m) {
+        const values = decodeDataRow(f.payload);
+        let r;
+        try {
+            r = this.hooks.onDataRow(m, values);
+        }
+        catch {
+            this.refuseResult('masking failed on a row of this result; the rest of the result was withheld');
+            return;
+        }
+        if (r.changed > 0) {
+            this.noteMasked(m, r.changed);
+            this.out.toClient(encodeDataRow(r.values));
+        }
+        else {
+            this.out.toClient(f.frame);
+        }
+    }
+    noteMasked(m, n) {
+        this.counters.masked(n);
+        const r = this.currentResult();
+        if (r) {
+            r.maskedValues += n;
+            if (!r.maskedColumns)
+                r.maskedColumns = new Set(m.columns);
+        }
+    }
+    onCopyOut(f) {
+        const info = decodeCopyOutResponse(f.payload);
+        const plan = this.hooks.onCopyOut({ format: info.format, columnFormats: info.columnFormats, sql: this.currentResult()?.sql ?? null });
+        const apply = (p) => {
+            if (p && p.kind === 'refuse') {
+                this.refuseResult(p.reason);
+                return;
+            }
+            this.copyMasker = p ? p.masker : null;
+            if (this.copyMasker)
+                this.startMasking(this.copyMasker);
+            this.out.toClient(f.frame);
+        };
+        if (plan instanceof Promise)
+            return plan.then(apply);
+        apply(plan);
+    }
+    /** The result now flowing is withheld: the client gets an error, nothing else until ReadyForQuery. */
+    refuseResult(reason) {
+        const r = this.currentResult();
+        if (r)
+            r.error = { code: '42501', message: reason };
+        this.out.toClient(encodeErrorResponse({ severity: 'ERROR', code: '42501', message: reason }));
+        this.step = UpstreamStep.SkipUntilReady;
+        this.masker = null;
+        this.copyMasker = null;
+    }
+    /** The result the upstream is producing now: the oldest pending one of the current batch. */
+    currentResult() {
+        while (this.pending.length && this.pending[0].batch < this.doneBatches)
+            this.pending.shift();
+        const p = this.pending[0];
+        return p && p.batch === this.doneBatches ? p : null;
+    }
+    completeResult(f) {
+        const r = this.currentResult();
+        const tag = f.type === B.CommandComplete ? decodeCommandComplete(f.payload).tag : f.type === B.PortalSuspended ? 'SUSPENDED' : 'EMPTY';
+        if (r) {
+            r.rows += rowsOf(tag, this.rows);
+            r.tag = tag;
+            if (r.kind === 'execute') {
+                this.pending.shift();
+                this.emitResult(r);
+            }
+        }
+        this.rows = 0;
+        this.masker = null;
+        this.layoutKnown = false;
+    }
+    emitResult(r) {
+        this.events.result({
+            ...(r.tag !== undefined ? { tag: r.tag } : {}),
+            rows: r.rows,
+            durationMs: Date.now() - r.startedAt,
+            ...(r.error ? { error: r.error } : {}),
+            ...(r.maskedColumns ? { masking: { columns: [...r.maskedColumns], values: r.maskedValues } } : {}),
+        });
+    }
+    onError(f) {
+        const batch = this.doneBatches;
+        // A refused statement's placeholder failing: the client gets the refusal instead.
+        let replaced = false;
+        for (let i = 0; i < this.substitutions.length; i++) {
+            const s = this.substitutions[i];
+            if (s.batch === batch && f.frame.includes(s.marker)) {
+                this.substitutions.splice(i, 1);
+                if (this.step !== UpstreamStep.SkipUntilReady)
+                    this.out.toClient(s.error);
+                replaced = true;
+                break;
+            }
+        }
+        // Upstream now skips the rest of the batch: nothing more comes for its describes and executes.
+        const r = this.currentResult();
+        if (!replaced && r) {
+            const e = decodeErrorResponse(f.payload);
+            r.error = { code: e.code, message: e.message };
+            if (r.kind === 'execute') {
+                this.pending.shift();
+                this.emitResult(r);
+            }
+        }
+        if (r && r.kind === 'execute') {
+            this.pending = this.pending.filter((p) => p.batch !== batch || p.kind === 'query');
+        }
+        this.describes = this.describes.filter((d) => d.batch !== batch);
+        this.rows = 0;
+        this.masker = null;
+        this.layoutKnown = false;
+        this.copyMasker = null;
+        if (!replaced && this.step !== UpstreamStep.SkipUntilReady)
+            this.out.toClient(f.frame);
+        else if (!replaced && isFatal(f))
+            this.out.toClient(f.frame);
+    }
+    onReady(f) {
+        const batch = this.doneBatches;
+        this.txStatus = String.fromCharCode(f.payload[0] ?? 0x49);
+        while (this.pending.length && this.pending[0].batch <= batch) {
+            const p = this.pending.shift();
+            if (p.kind === 'query' && p.batch === batch)
+                this.emitResult(p);
+        }
+        this.describes = this.describes.filter((d) => d.batch > batch);
+        this.substitutions = this.substitutions.filter((s) => s.batch > batch);
+        this.doneBatches++;
+        this.step = UpstreamStep.Relay;
+        this.rows = 0;
+        this.masker = null;
+        this.layoutKnown = false;
+        this.copyMasker = null;
+        this.out.toClient(f.frame);
+    }
+}
+function isFatal(f) {
+    // Severity field 'S' is first in what Postgres sends; FATAL/PANIC end the session and must reach the client.
+    return f.payload.includes('FATAL') || f.payload.includes('PANIC');
+}
+/** Rows a command touched, from its tag ("SELECT 5", "INSERT 0 3", "COPY 7"); else the rows seen. */
+function rowsOf(tag, seen) {
+    const m = /(\d+)$/.exec(tag);
+    if (m && /^(SELECT|INSERT|UPDATE|DELETE|MERGE|COPY|FETCH|MOVE)\b/.test(tag))
+        return Number(m[1]);
+    return seen;
+}
+//# sourceMappingURL=relay-machine.js.map

@@ -1,0 +1,163 @@
+import { connect as netConnect } from 'node:net';
+import { connect as tlsConnect } from 'node:tls';
+import { BackendMessageType as B, decodeAuthentication, decodeBackendKeyData, decodeErrorResponse, decodeParameterStatus, encodePassword, encodeSSLRequest, encodeSASLInitialResponse, encodeSASLResponse, encodeStartupMessage, md5Password, ScramClient, } from '@portcullis/protocol';
+import { MessageReader } from './message-reader.js';
+/** The upstream connection failed. `message` is for logs only: it may name the target's host or user. */
+export class UpstreamError extends Error {
+    constructor(message, 
+    /** SQLSTATE the server sent, when it sent one */
+    sqlState, options) {
+        super(message, options);
+        this.sqlState = sqlState;
+        this.name = 'UpstreamError';
+    }
+}
+/**
+ * Opens and authenticates a connection to the target with the credentials the gateway holds
+ * (trust, cleartext, md5, SCRAM-SHA-256; TLS per the connection's `tls`), up to its first
+ * ReadyForQuery. `params` are extra startup parameters passed on from the client (application_name...).
+ */
+export async function connectUpstream(conn, params, timeoutMs = 10_000) {
+    const deadline = Date.now() + timeoutMs;
+    const left = () => Math.max(1, deadline - Date.now());
+    let socket = await openTcp(conn.host, conn.port, left());
+    let tls = false;
+    try {
+        if (conn.tls !== 'disable') {
+            socket.write(encodeSSLRequest());
+            const { byte } = await MessageReader.readByte(socket, left());
+            if (byte === 0x53 /* S */) {
+                socket = await upgradeTls(socket, conn, left());
+                tls = true;
+            }
+            else if (byte === 0x4e /* N */) {
+                if (conn.tls !== 'prefer')
+                    throw new UpstreamError('the target does not accept TLS but the connection requires it');
+            }
+            else {
+                throw new UpstreamError(`unexpected answer to SSLRequest: 0x${byte.toString(16)}`);
+            }
+        }
+        const reader = new MessageReader(socket);
+        socket.resume();
+        socket.write(encodeStartupMessage({ ...params, user: conn.username, database: conn.database }));
+        const parameters = new Map();
+        let backendKey = null;
+        let scram = null;
+        for (;;) {
+            const f = await reader.next(left());
+            switch (f.type) {
+                case B.Authentication: {
+                    const auth = decodeAuthentication(f.payload);
+                    switch (auth.auth) {
+                        case 'Ok':
+                            break;
+                        case 'CleartextPassword':
+                            socket.write(encodePassword(requirePassword(conn)));
+                            break;
+                        case 'MD5Password':
+                            socket.write(encodePassword(md5Password(conn.username, requirePassword(conn), auth.salt)));
+                            break;
+                        case 'SASL': {
+                            if (!auth.mechanisms.includes('SCRAM-SHA-256'))
+                                throw new UpstreamError(`unsupported SASL mechanisms: ${auth.mechanisms.join(', ')}`);
+                            // Without channel binding: the gs2 header says 'n'; Postgres accepts it unless the client demands binding.
+                            scram = new ScramClient(conn.username, requirePassword(conn), { serverMechanisms: ['SCRAM-SHA-256'] });
+                            socket.write(encodeSASLInitialResponse(scram.mechanism, scram.clientFirstMessage()));
+                            break;
+                        }
+                        case 'SASLContinue':
+                            if (!scram)
+                                throw new UpstreamError('SASLContinue without SASL');
+                            socket.write(encodeSASLResponse(scram.handleServerFirst(auth.data.toString('utf8'))));
+                            break;
+                        case 'SASLFinal':
+                            if (!scram)
+                                throw new UpstreamError('SASLFinal without SASL');
+                            scram.verifyServerFinal(auth.data.toString('utf8'));
+                            break;
+                        default:
+                            throw new UpstreamError(`unsupported authentication method ${auth.auth}`);
+                    }
+                    break;
+                }
+                case B.ParameterStatus: {
+                    const p = decodeParameterStatus(f.payload);
+                    parameters.set(p.name, p.value);
+                    break;
+                }
+                case B.BackendKeyData: {
+                    const k = decodeBackendKeyData(f.payload);
+                    backendKey = { pid: k.pid, secret: Buffer.from(k.secretKey) };
+                    break;
+                }
+                case B.ErrorResponse: {
+                    const e = decodeErrorResponse(f.payload);
+                    throw new UpstreamError(`target refused the connection: ${e.code} ${e.message}`, e.code);
+                }
+                case B.NoticeResponse:
+                case B.NegotiateProtocolVersion:
+                    break;
+                case B.ReadyForQuery:
+                    reader.detach();
+                    socket.on('error', () => undefined); // the relay attaches its own handlers
+                    return { socket, framer: reader.framer, parameters, backendKey, tls };
+                default:
+                    throw new UpstreamError(`unexpected message 0x${f.type.toString(16)} during startup`);
+            }
+        }
+    }
+    catch (err) {
+        socket.destroy();
+        if (err instanceof UpstreamError)
+            throw err;
+        throw new UpstreamError(`cannot connect to the target: ${err.message}`, undefined, { cause: err });
+    }
+}
+function requirePassword(conn) {
+    if (conn.password === null)
+        throw new UpstreamError('the target asks for a password and the connection has none');
+    return conn.password;
+}
+function openTcp(host, port, timeoutMs) {
+    return new Promise((resolve, reject) => {
+        const s = netConnect({ host, port, noDelay: true });
+        const t = setTimeout(() => {
+            s.destroy();
+            reject(new UpstreamError('timed out connecting to the target'));
+        }, timeoutMs);
+        s.once('connect', () => {
+            clearTimeout(t);
+            s.off('error', onErr);
+            s.pause();
+            resolve(s);
+        });
+        const onErr = (err) => {
+            clearTimeout(t);
+            reject(new UpstreamError(`cannot reach the target: ${err.message}`, undefined, { cause: err }));
+        };
+        s.once('error', onErr);
+    });
+}
+function upgradeTls(socket, conn, timeoutMs) {
+    return new Promise((resolve, reject) => {
+        const verify = conn.tls === 'verify-full';
+        const s = tlsConnect({ socket, servername: /^[\d.:]+$/.test(conn.host) ? undefined : conn.host, rejectUnauthorized: verify });
+        const t = setTimeout(() => {
+            s.destroy();
+            reject(new UpstreamError('timed out in the TLS handshake with the target'));
+        }, timeoutMs);
+        s.once('secureConnect', () => {
+            clearTimeout(t);
+            s.off('error', onErr);
+            s.pause();
+            resolve(s);
+        });
+        const onErr = (err) => {
+            clearTimeout(t);
+            reject(new UpstreamError(`TLS with the target failed: ${err.message}`, undefined, { cause: err }));
+        };
+        s.once('error', onErr);
+    });
+}
+//# sourceMappingURL=upstream.js.map
