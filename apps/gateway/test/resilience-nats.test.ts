@@ -68,22 +68,22 @@ describe('NATS goes away', () => {
     const strictLive = await client('strict');
     expect(await one(live)).toBe(1);
     expect(await one(strictLive)).toBe(1);
+    const strictEnded = new Promise<Error>((resolve) => strictLive.once('error', resolve));
 
-    let t0 = Date.now();
     await nats.kill();
-    await waitFor(() => !!h.gateway.nc && (h.gateway.nc as unknown as { protocol?: { connected?: boolean } }).protocol?.connected === false, 5000).catch(() => undefined);
+    const ready = async () => (await (await fetch(`http://127.0.0.1:${h.gateway.httpPort}/readyz`)).json()) as { detail?: { nats?: boolean } };
+    await waitFor(async () => (await ready()).detail?.nats === false, 5000, 100);
 
     // the live best-effort session goes on
     expect(await one(live)).toBe(1);
 
-    // a new best-effort session connects, verified against the last config, and works
-    t0 = Date.now();
+    // a new best-effort session connects at once, verified against the last config, and works
+    let t0 = Date.now();
     const fresh = await client();
-    const connectMs = Date.now() - t0;
+    expect(Date.now() - t0).toBeLessThan(2000);
     expect(await one(fresh)).toBe(1);
-    console.log('best-effort connect during outage took', connectMs, 'ms');
 
-    // a new session on a connection that requires recording is refused, clearly
+    // a new session on a connection that requires recording is refused, at once and clearly
     t0 = Date.now();
     const refused = await client('strict').then(
       async (c) => {
@@ -92,41 +92,36 @@ describe('NATS goes away', () => {
       },
       (e: pg.DatabaseError) => e,
     );
-    console.log('required refusal took', Date.now() - t0, 'ms');
+    expect(Date.now() - t0).toBeLessThan(2000);
     expect(refused?.code).toBe('57P03');
-    expect(refused?.message).toMatch(/session recording is unavailable and this connection requires it/);
+    expect(refused?.message).toBe('session recording is unavailable and this connection requires it; try again later');
 
-    // the live session on the required connection is ended once its next event cannot be recorded
-    t0 = Date.now();
-    const strictErr = await strictLive.query('SELECT 1').then(() => null, (e: Error) => e);
-    console.log('strict live', strictErr?.message, Date.now() - t0, 'ms');
+    // a live session on the required connection is ended once one of its events cannot be
+    // recorded (the publish times out: 2 attempts of 5 s)
+    await strictLive.query('SELECT 1').catch(() => undefined);
+    const ended = await strictEnded;
+    expect(ended.message).toMatch(/session recording is unavailable and this connection requires it; the session was ended/);
+    await expect(one(strictLive)).rejects.toThrow();
+    expect(await one(live)).toBe(1);
 
-    // NATS comes back
+    // NATS comes back: the gateway reconnects and required sessions are accepted again
     await nats.restart();
-    await waitFor(async () => {
-      try {
-        const c = await client('strict');
-        await c.end();
-        return true;
-      } catch {
-        return false;
-      }
-    }, 15_000, 250);
+    await waitFor(async () => (await ready()).detail?.nats === true, 10_000, 100);
     const after = await client('strict');
     expect(await one(after)).toBe(1);
     const sessionId = [...h.gateway.sessions].at(-1)!.id;
     const events = await readSessionEvents(h, sessionId, 2);
     expect(events.map((e) => e.type)).toEqual(expect.arrayContaining(['session.start', 'query']));
+    // the best-effort session opened during the outage is served and recorded from now on
+    expect(await one(fresh)).toBe(1);
     // config changes apply again (the KV watch came back)
     await h.putSnapshot({ revokedTokenIds: ['some-old-token'] });
     expect(h.gateway.config.current?.revision).toBe(3);
-    // heartbeats again
-    const n = beats.length;
-    await waitFor(() => beats.length > n, 5000);
-    expect(beats.at(-1)!.configRevision).toBe(3);
+    // heartbeats again, with the new revision and the live sessions
+    await waitFor(() => beats.at(-1)?.configRevision === 3, 5000);
+    expect(beats.at(-1)!.liveSessions).toBe(3);
     await after.end();
     await fresh.end();
     await live.end();
-    await strictLive.end().catch(() => undefined);
-  }, 60_000);
+  }, 40_000);
 });
