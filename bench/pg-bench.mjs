@@ -37,6 +37,50 @@ const policy = {
   approval: { approvers: ['approvers'], timeoutSeconds: 300 },
 };
 
+// The masking scenario's policy: the same guardrails, plus column rules and content detectors over text.
+const maskingPolicy = {
+  ...policy,
+  name: 'bench-masking',
+  masking: [
+    { name: 'card-numbers', columns: ['public.customers.card'], strategy: 'partial', keepLast: 4 },
+    { name: 'emails', columns: ['customers.email'], strategy: 'hash' },
+    { name: 'pii-in-free-text', detectors: ['EMAIL', 'CREDIT_CARD', 'PHONE'], strategy: 'redact' },
+  ],
+};
+const MASK_ROWS = 10_000;
+// 10 rows of 5 text columns per transaction; every row has an email and a card number, a quarter of the notes hide one more.
+const MASK_SCRIPT = '\\set id random(1, ' + (MASK_ROWS - 9) + ')\nSELECT id, name, email, card, note FROM customers WHERE id BETWEEN :id AND :id + 9;\n';
+
+/** A Luhn-valid 16-digit card number. */
+function cardNumber(i) {
+  const digits = `4${String(i).padStart(14, '0')}`.split('').map(Number);
+  let sum = 0;
+  for (let k = 0; k < 15; k++) {
+    let d = digits[14 - k];
+    if (k % 2 === 0) { d *= 2; if (d > 9) d -= 9; }
+    sum += d;
+  }
+  const check = (10 - (sum % 10)) % 10;
+  return `${digits.join('')}${check}`.replace(/(\d{4})(?=\d)/g, '$1 ');
+}
+
+async function createMaskingTable(url) {
+  const c = new pg.Client({ connectionString: url });
+  await c.connect();
+  await c.query('CREATE TABLE customers (id int PRIMARY KEY, name text NOT NULL, email text NOT NULL, card text NOT NULL, note text NOT NULL)');
+  const rows = [];
+  for (let i = 1; i <= MASK_ROWS; i++) {
+    const note = i % 4 === 0 ? `call back, new address is person${i}@mail.example.org` : `customer since ${2000 + (i % 25)}, prefers email contact`;
+    rows.push([i, `Customer ${i}`, `user${i}@example.com`, cardNumber(i), note]);
+  }
+  for (let i = 0; i < rows.length; i += 1000) {
+    const chunk = rows.slice(i, i + 1000);
+    await c.query(`INSERT INTO customers VALUES ${chunk.map((_, j) => `($${j * 5 + 1}, $${j * 5 + 2}, $${j * 5 + 3}, $${j * 5 + 4}, $${j * 5 + 5})`).join(',')}`, chunk.flat());
+  }
+  await c.query('ANALYZE customers');
+  await c.end();
+}
+
 const log = (...a) => process.stderr.write(a.join(' ') + '\n');
 
 function percentile(sorted, p) {
@@ -44,10 +88,15 @@ function percentile(sorted, p) {
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
 }
 
-async function pgbench({ port, db, password, clients, mode, script, logDir }) {
+async function pgbench({ port, db, password, clients, mode, script, logDir, scriptDir }) {
   const a = ['-h', '127.0.0.1', '-p', String(port), '-U', 'postgres', '-c', String(clients), '-j', String(Math.min(clients, 2)), '-T', String(SECONDS), '-M', mode, '-n'];
   if (script === 'select') a.push('-S');
   else if (script === 'write') a.push('-N'); // simple-update: UPDATE accounts, SELECT, INSERT history
+  else if (script === 'masking') {
+    const file = join(scriptDir, 'masking.sql');
+    writeFileSync(file, MASK_SCRIPT);
+    a.push('-f', file);
+  }
   if (logDir) a.push('-l', `--log-prefix=${join(logDir, 'tx')}`);
   a.push(db);
   const env = { ...process.env, PGPASSWORD: password ?? '', PGSSLMODE: 'disable' };
@@ -105,11 +154,14 @@ async function main() {
     await admin.end();
     log('pgbench -i ...');
     await run('pgbench', ['-i', '-q', '-s', String(SCALE), '-h', '127.0.0.1', '-p', String(cluster.port), '-U', 'postgres', 'bench']);
+    await createMaskingTable(cluster.url('bench'));
 
     const bouncer = await startPgbouncer(cluster.port, { poolSize: CLIENTS * 2 });
     cleanups.unshift(() => bouncer.stop());
     const gw = await startGateway({ target: { port: cluster.port, database: 'bench' }, policy });
     cleanups.unshift(() => gw.stop());
+    const gwMask = await startGateway({ target: { port: cluster.port, database: 'bench' }, policy: maskingPolicy });
+    cleanups.unshift(() => gwMask.stop());
 
     const targets = [
       { name: 'direct', port: cluster.port, db: 'bench', password: () => '' },
@@ -121,15 +173,20 @@ async function main() {
       { name: `select-only prepared, ${CLIENTS} clients`, clients: CLIENTS, mode: 'prepared', script: 'select' },
       { name: `write mix (simple-update), ${CLIENTS} clients`, clients: CLIENTS, mode: 'prepared', script: 'write' },
       { name: 'select-only prepared, 1 client (latency)', clients: 1, mode: 'prepared', script: 'select', latency: true },
+      {
+        name: `masking: 10 rows × 5 text cols, prepared, ${CLIENTS} clients`, clients: CLIENTS, mode: 'prepared', script: 'masking', masking: true,
+        targets: [targets[0], { name: 'gateway', port: gwMask.port, db: 'bench', password: () => gwMask.credential() }],
+      },
     ];
     const results = {};
     for (let round = 0; round < ROUNDS; round++) {
       for (const sc of scenarios) {
         // Interleave targets inside each scenario, rotating the order per round, so drift hits all alike.
-        const order = targets.map((_, i) => targets[(i + round) % targets.length]);
+        const ts = sc.targets ?? targets;
+        const order = ts.map((_, i) => ts[(i + round) % ts.length]);
         for (const t of order) {
           const logDir = sc.latency ? mkdtempSync(join(work, 'lat-')) : undefined;
-          const r = await pgbench({ port: t.port, db: t.db, password: t.password(), clients: sc.clients, mode: sc.mode, script: sc.script, logDir });
+          const r = await pgbench({ port: t.port, db: t.db, password: t.password(), clients: sc.clients, mode: sc.mode, script: sc.script, logDir, scriptDir: work });
           log(`  round ${round + 1} ${sc.name.padEnd(44)} ${t.name.padEnd(9)} ${r.tps.toFixed(0).padStart(7)} tps  avg ${r.latAvg.toFixed(3)} ms${sc.latency ? `  p50 ${r.p50.toFixed(3)} ms p99 ${r.p99.toFixed(3)} ms` : ''}${r.failed ? `  FAILED ${r.failed}` : ''}`);
           ((results[sc.name] ??= {})[t.name] ??= []).push(r);
         }

@@ -47,6 +47,8 @@ export declare class Gateway {
     setHooksFactory(f: HooksFactory | null): void;
     start(): Promise<void>;
     private ensureStream;
+    /** false between a NATS disconnect and the reconnect: sessions that require recording are refused at once */
+    private natsConnected;
     private watchNatsStatus;
     private subscribeCancels;
     private relayCancel;

@@ -34,6 +34,8 @@ export class Gateway {
         this.startedAt = new Date().toISOString();
         this.pgPort = 0;
         this.httpPort = 0;
+        /** false between a NATS disconnect and the reconnect: sessions that require recording are refused at once */
+        this.natsConnected = true;
         this.env = opts.env;
         this.logger = opts.logger ?? createLogger(opts.env.LOG_LEVEL, { gateway: opts.env.GATEWAY_ID, pool: opts.env.GATEWAY_POOL });
         this.hooksFactory = opts.hooks ?? null;
@@ -80,7 +82,7 @@ export class Gateway {
         this.httpServer = createHttpServer(this.metrics, {
             ready: () => {
                 const c = this.config.current;
-                return { ready: !!c, detail: { configRevision: c?.revision ?? null, nats: this.nc?.isClosed() === false } };
+                return { ready: !!c, detail: { configRevision: c?.revision ?? null, nats: this.nc?.isClosed() === false && this.natsConnected } };
             },
         });
         this.httpPort = await listen(this.httpServer, env.GATEWAY_HTTP_PORT, env.GATEWAY_HTTP_HOST);
@@ -110,11 +112,16 @@ export class Gateway {
     }
     async watchNatsStatus(nc) {
         for await (const s of nc.status()) {
-            if (s.type === 'disconnect')
+            if (s.type === 'disconnect') {
+                this.natsConnected = false;
                 this.logger.warn('NATS disconnected; serving on the last config');
-            else if (s.type === 'reconnect')
+            }
+            else if (s.type === 'reconnect') {
+                this.natsConnected = true;
                 this.logger.info('NATS reconnected');
+            }
         }
+        this.natsConnected = false; // closed
     }
     subscribeCancels(nc) {
         const subject = natsNames(this.env.NATS_PREFIX).cancel(this.env.GATEWAY_POOL);
@@ -168,6 +175,7 @@ export class Gateway {
             cancels: this.cancels,
             relayCancel: (pid, secret) => this.relayCancel(pid, secret),
             publisher: () => this.publisher,
+            recordingAvailable: () => this.natsConnected && !!this.publisher,
             hooksFor: (info) => this.hooksFor(info),
             onEnd: (s) => this.sessions.delete(s),
         });

@@ -9,8 +9,20 @@ import { killAllPrograms, runProgram } from './support/run-program.js';
  */
 
 let h: Harness;
+const policy = {
+  name: 'default',
+  guardrails: [
+    { name: 'no-destructive-ddl', action: 'block', match: { statements: ['DROP', 'TRUNCATE', 'ALTER', 'GRANT', 'REVOKE', 'CREATE ROLE', 'ALTER ROLE'] } },
+    { name: 'bulk-writes', action: 'require_approval', match: { statements: ['DELETE', 'UPDATE'], unbounded: true } },
+  ],
+  dynamicSql: 'block',
+  masking: [{ name: 'pii', detectors: ['CREDIT_CARD', 'US_SSN', 'EMAIL'], strategy: 'redact' }],
+};
+
 beforeAll(async () => {
-  h = await startHarness();
+  h = await startHarness({ policies: [{ name: 'default', version: 1, document: policy }] });
+  const target = h.snapshotInput.connections[0]!;
+  await h.putSnapshot({ connections: [target, { ...target, name: 'guarded', policy: 'default' }] });
 });
 afterAll(async () => {
   killAllPrograms();
@@ -45,6 +57,13 @@ describe('pgbench through the gateway', () => {
     // every transaction really reached the target
     const after = (await h.targetQuery('select count(*)::int n from pgbench_history')).rows[0].n as number;
     expect(after - before).toBe(processed);
+  });
+
+  it('pgbench -M prepared under a policy: every statement decided (UPDATEs have a WHERE), none failed', async () => {
+    const r = await runProgram('pgbench', ['-c', '4', '-j', '2', '-T', '2', '-M', 'prepared', '-n', h.connectionUri(await h.credential({ cn: 'guarded' }), 'guarded')], { timeoutMs: 30_000 });
+    expect(r.code, `${r.stdout}\n${r.stderr}`).toBe(0);
+    expect(Number(/number of failed transactions: (\d+)/.exec(r.stdout)?.[1])).toBe(0);
+    expect(Number(/tps = ([\d.]+)/.exec(r.stdout)?.[1])).toBeGreaterThan(0);
   });
 
   it('a built-in select-only script with connection per transaction (-C)', async () => {

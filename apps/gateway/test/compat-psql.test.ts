@@ -150,6 +150,12 @@ describe.each(['target', 'guarded'])('psql through the gateway (connection %s)',
     // the session_authorization ParameterStatus the client sees is the caller's name
     const conninfoLine = r.stdout.split('\n').find((l) => l.startsWith('You are connected'))!;
     expect(conninfoLine).not.toMatch(/postgres/);
+
+    // over TLS to the gateway (its self-signed certificate; sslmode=require does not verify it)
+    const tls = await runProgram('psql', ['-X', '-d', h.connectionUri(await h.credential({ cn: connection }), connection, { sslmode: 'require' }), '-c', '\\conninfo', '-c', 'select 7 as n']);
+    expect(tls.code, tls.stderr).toBe(0);
+    expect(tls.stdout).toMatch(/SSL connection \(protocol: TLSv1\.[23]/);
+    expect(tls.stdout).toMatch(/\n\s+7\n/);
   });
 
   it('an interactive session driven through a stdin pipe', async () => {

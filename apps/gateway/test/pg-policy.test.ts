@@ -171,7 +171,9 @@ describe('policy enforcement', () => {
     await c.query('drop table victim').catch(() => undefined);
     await c.end();
     await waitFor(() => h.gateway.liveSessions === 0);
-    const all = await readSessionEvents(h, undefined, 1);
+    // session.end is published after the session is counted out: wait for it to land
+    let all: Record<string, unknown>[] = [];
+    await waitFor(async () => (all = await readSessionEvents(h, undefined, 1)).at(-1)?.type === 'session.end', 5000, 100);
     const last = all.filter((e) => e.sessionId === all.at(-1)!.sessionId);
     expect(last.map((e) => e.type)).toEqual(['session.start', 'query', 'decision', 'result', 'query', 'decision', 'result', 'session.end']);
     expect(last[2].data).toMatchObject({ action: 'allow' });

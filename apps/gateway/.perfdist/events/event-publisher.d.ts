@@ -30,6 +30,7 @@ export declare class EventPublisher {
     private pendingBytes;
     private sweepTimer;
     private sub;
+    private readonly msgHeaders;
     constructor(nc: NatsConnection, prefix: string, logger: Logger, timeoutMs?: number);
     /** Subject of one session's events. */
     subjectFor(sessionId: string | null): string;
@@ -83,6 +84,7 @@ export declare class SessionRecorder {
     /** canonical JSON of the members that are the same in every event of the session */
     private readonly fixedHead;
     private readonly fixedIds;
+    private readonly hmacKey;
     constructor(publisher: EventPublisher | null, who: SessionIdentity, eventKey: Buffer, mode: 'required' | 'best-effort', logger: Logger, onFailure: (err: Error) => void);
     /** Publishes an event; the returned promise resolves when it is persisted (or rejects). */
     record(type: SessionEventType, data: Record<string, unknown>): Promise<void>;

@@ -1,4 +1,4 @@
-import { createHmac, randomUUID } from 'node:crypto';
+import { createHmac, createSecretKey, randomUUID } from 'node:crypto';
 import { createInbox, headers } from '@nats-io/transport-node';
 import { DiscardPolicy, jetstreamManager, RetentionPolicy, StorageType } from '@nats-io/jetstream';
 import { canonicalJson, natsNames } from '@portcullis/protocol';
@@ -42,6 +42,13 @@ export async function ensureEventStream(nc, prefix) {
 const MAX_PENDING_EVENTS = 100_000;
 const MAX_PENDING_BYTES = 64 * 1024 * 1024;
 const ATTEMPTS = 2;
+const STREAM_ACK = Buffer.from('{"stream":');
+function startsWith(d, prefix) {
+    for (let i = 0; i < prefix.length; i++)
+        if (d[i] !== prefix[i])
+            return false;
+    return true;
+}
 /**
  * Publishes session events on JetStream, pipelined: each event is one core-NATS publish with a
  * reply subject on one shared inbox subscription, and JetStream's PubAck (or error) comes back on it.
@@ -61,6 +68,7 @@ export class EventPublisher {
         this.pendingBytes = 0;
         this.sweepTimer = null;
         this.sub = null;
+        this.msgHeaders = headers();
         this.names = natsNames(prefix);
         this.inbox = `${createInbox()}.`;
     }
@@ -84,9 +92,7 @@ export class EventPublisher {
             return;
         }
         this.pendingBytes += body.length;
-        this.transmit({ subject, body, msgId, attempt: 1, sentAt: 0, done: (err) => {
-                done(err ? new RecordingError(`event ${type} not persisted: ${err.message}`, { cause: err }) : null);
-            } });
+        this.transmit({ subject, body, msgId, type, attempt: 1, sentAt: 0, done });
     }
     /** Fails everything still awaiting an ack (gateway stopping). */
     close() {
@@ -105,9 +111,9 @@ export class EventPublisher {
         f.sentAt = Date.now();
         this.inFlight.set(token, f);
         try {
-            const h = headers();
-            h.set('Nats-Msg-Id', f.msgId);
-            this.nc.publish(f.subject, f.body, { reply: this.inbox + token, headers: h });
+            // One headers object, reused: publish() encodes it before it returns.
+            this.msgHeaders.set('Nats-Msg-Id', f.msgId);
+            this.nc.publish(f.subject, f.body, { reply: this.inbox + token, headers: this.msgHeaders });
         }
         catch (err) {
             this.settle(token, f, err);
@@ -130,6 +136,12 @@ export class EventPublisher {
                 const f = this.inFlight.get(token);
                 if (!f)
                     return; // late ack of an attempt already retried or failed
+                // A PubAck is `{"stream":...}`; an error is `{"error":{...}...}` (the error member comes first).
+                const d = msg.data;
+                if (d.length > 10 && d[0] === 0x7b && d[2] === 0x73 && startsWith(d, STREAM_ACK)) {
+                    this.settle(token, f, null);
+                    return;
+                }
                 if (msg.headers?.code === 503) {
                     this.retryOrFail(token, f, new Error('no responders: the event stream does not exist'));
                     return;
@@ -164,7 +176,7 @@ export class EventPublisher {
     settle(token, f, err) {
         this.inFlight.delete(token);
         this.pendingBytes -= f.body.length;
-        f.done(err);
+        f.done(err ? new RecordingError(`event ${f.type} not persisted: ${err.message}`, { cause: err }) : null);
     }
     sweep() {
         if (this.inFlight.size === 0) {
@@ -183,14 +195,34 @@ export class EventPublisher {
     }
 }
 /**
- * Events emitted on the relay's hot path are only queued there; they are signed, serialised and
- * published together once per event-loop turn (setImmediate), after the turn's socket writes went
- * out, so recording adds no latency to a statement and the NATS connection gets one write per turn.
+ * Events emitted on the relay's hot path are only queued there. Every EVENT_FLUSH_MS they are signed,
+ * serialised and published together: the NATS connection then gets one write (and JetStream answers
+ * with one burst of acks) per flush instead of per statement. On a busy host each write that wakes
+ * another process costs far more than the bytes it carries, and the statement's own replies have
+ * already gone out, so recording adds no latency to it. An awaited record() (session.start) or a
+ * full batch flushes at the next turn of the event loop.
  */
+const EVENT_FLUSH_MS = 2;
+const EVENT_FLUSH_AT = 256;
 const queue = [];
-let scheduled = false;
+let flushTimer = null;
+let flushSoon = false;
+function scheduleDrain(urgent) {
+    if (urgent || queue.length >= EVENT_FLUSH_AT) {
+        if (!flushSoon) {
+            flushSoon = true;
+            setImmediate(drainQueue);
+        }
+    }
+    else if (!flushTimer && !flushSoon) {
+        flushTimer = setTimeout(drainQueue, EVENT_FLUSH_MS);
+    }
+}
 function drainQueue() {
-    scheduled = false;
+    flushSoon = false;
+    if (flushTimer)
+        clearTimeout(flushTimer);
+    flushTimer = null;
     const batch = queue.splice(0, queue.length);
     for (const e of batch)
         e.recorder.publishQueued(e);
@@ -214,6 +246,7 @@ export class SessionRecorder {
         this.outstanding = 0;
         this.waiters = [];
         this.subject = publisher ? publisher.subjectFor(who.sessionId) : null;
+        this.hmacKey = createSecretKey(eventKey);
         this.fixedHead = `{"connection":${JSON.stringify(who.connection)},"data":`;
         this.fixedIds = `,"gateway":${JSON.stringify(who.gateway)},"id":`;
     }
@@ -234,10 +267,7 @@ export class SessionRecorder {
     enqueue(type, data, done) {
         this.outstanding++;
         queue.push({ recorder: this, seq: ++this.seq, time: Date.now(), type, data, done });
-        if (!scheduled) {
-            scheduled = true;
-            setImmediate(drainQueue);
-        }
+        scheduleDrain(done !== null);
     }
     /** @internal called by the queue drain */
     publishQueued(e) {
@@ -260,7 +290,7 @@ export class SessionRecorder {
         const w = this.who;
         const canonical = `${this.fixedHead}${canonicalJson(e.data)}${this.fixedIds}"${id}","identity":${JSON.stringify(w.identity)},"seq":${e.seq},` +
             `"sessionId":${JSON.stringify(w.sessionId)},"time":"${new Date(e.time).toISOString()}","type":"${e.type}"}`;
-        const sig = createHmac('sha256', this.eventKey).update(canonical).digest('hex');
+        const sig = createHmac('sha256', this.hmacKey).update(canonical).digest('hex');
         return { body: `${canonical.slice(0, -1)},"sig":"${sig}"}`, sig };
     }
     settled(e, err) {

@@ -21,6 +21,8 @@ export interface SessionContext {
     /** A CancelRequest for a key this gateway does not know: ask the pool's other gateways. */
     relayCancel(pid: number, secret: Buffer): void;
     publisher(): EventPublisher | null;
+    /** false while the gateway knows it is cut off from NATS: required recording then refuses at once */
+    recordingAvailable?(): boolean;
     hooksFor(s: SessionInfo): SessionHooks;
     onEnd(s: ClientSession): void;
 }

@@ -259,7 +259,7 @@ export class ClientSession {
         this.recorder = new SessionRecorder(this.ctx.publisher(), { sessionId: this.id, identity: credential.claims.sub, connection: conn.name, gateway: this.ctx.gatewayId }, config.eventKey, conn.recording, this.log, (err) => this.recordingFailed(err));
         const clientAddr = this.client.remoteAddress ?? null;
         try {
-            await this.recorder.record('session.start', {
+            const start = {
                 clientAddr,
                 user: params.user ?? null,
                 database: conn.name,
@@ -271,7 +271,18 @@ export class ClientSession {
                 subject: credential.claims.sub,
                 groups: credential.claims.groups,
                 tokenId: credential.claims.jti,
-            });
+            };
+            if (conn.recording === 'required') {
+                // Known to be cut off from NATS: refuse now rather than after the publish timeouts.
+                if (this.ctx.recordingAvailable?.() === false)
+                    throw new Error('not connected to NATS');
+                await this.recorder.record('session.start', start);
+            }
+            else {
+                // Best-effort: the session does not wait for the ack (with NATS down, every connect would
+                // hang for the publish timeouts). Events stay in order: they go out on one connection.
+                this.recorder.emit('session.start', start);
+            }
         }
         catch (err) {
             if (conn.recording === 'required') {

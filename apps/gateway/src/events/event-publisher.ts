@@ -1,4 +1,4 @@
-import { createHmac, randomUUID } from 'node:crypto';
+import { createHmac, createSecretKey, randomUUID, type KeyObject } from 'node:crypto';
 import { createInbox, headers, type NatsConnection, type Subscription } from '@nats-io/transport-node';
 import { DiscardPolicy, jetstreamManager, RetentionPolicy, StorageType } from '@nats-io/jetstream';
 import { canonicalJson, natsNames, type WireEvent } from '@portcullis/protocol';
@@ -47,11 +47,18 @@ export async function ensureEventStream(nc: NatsConnection, prefix: string): Pro
 const MAX_PENDING_EVENTS = 100_000;
 const MAX_PENDING_BYTES = 64 * 1024 * 1024;
 const ATTEMPTS = 2;
+const STREAM_ACK = Buffer.from('{"stream":');
+
+function startsWith(d: Uint8Array, prefix: Buffer): boolean {
+  for (let i = 0; i < prefix.length; i++) if (d[i] !== prefix[i]) return false;
+  return true;
+}
 
 interface InFlight {
   subject: string;
   body: string;
   msgId: string;
+  type: string;
   attempt: number;
   sentAt: number;
   done: (err: Error | null) => void;
@@ -74,6 +81,7 @@ export class EventPublisher {
   private pendingBytes = 0;
   private sweepTimer: NodeJS.Timeout | null = null;
   private sub: Subscription | null = null;
+  private readonly msgHeaders = headers();
 
   constructor(
     private readonly nc: NatsConnection,
@@ -107,9 +115,7 @@ export class EventPublisher {
       return;
     }
     this.pendingBytes += body.length;
-    this.transmit({ subject, body, msgId, attempt: 1, sentAt: 0, done: (err) => {
-      done(err ? new RecordingError(`event ${type} not persisted: ${err.message}`, { cause: err }) : null);
-    } });
+    this.transmit({ subject, body, msgId, type, attempt: 1, sentAt: 0, done });
   }
 
   /** Fails everything still awaiting an ack (gateway stopping). */
@@ -127,9 +133,9 @@ export class EventPublisher {
     f.sentAt = Date.now();
     this.inFlight.set(token, f);
     try {
-      const h = headers();
-      h.set('Nats-Msg-Id', f.msgId);
-      this.nc.publish(f.subject, f.body, { reply: this.inbox + token, headers: h });
+      // One headers object, reused: publish() encodes it before it returns.
+      this.msgHeaders.set('Nats-Msg-Id', f.msgId);
+      this.nc.publish(f.subject, f.body, { reply: this.inbox + token, headers: this.msgHeaders });
     } catch (err) {
       this.settle(token, f, err as Error);
       return;
@@ -151,6 +157,12 @@ export class EventPublisher {
         const token = Number(msg.subject.slice(this.inbox.length));
         const f = this.inFlight.get(token);
         if (!f) return; // late ack of an attempt already retried or failed
+        // A PubAck is `{"stream":...}`; an error is `{"error":{...}...}` (the error member comes first).
+        const d = msg.data;
+        if (d.length > 10 && d[0] === 0x7b && d[2] === 0x73 && startsWith(d, STREAM_ACK)) {
+          this.settle(token, f, null);
+          return;
+        }
         if (msg.headers?.code === 503) {
           this.retryOrFail(token, f, new Error('no responders: the event stream does not exist'));
           return;
@@ -183,7 +195,7 @@ export class EventPublisher {
   private settle(token: number, f: InFlight, err: Error | null): void {
     this.inFlight.delete(token);
     this.pendingBytes -= f.body.length;
-    f.done(err);
+    f.done(err ? new RecordingError(`event ${f.type} not persisted: ${err.message}`, { cause: err }) : null);
   }
 
   private sweep(): void {
@@ -218,15 +230,34 @@ interface QueuedEvent {
 }
 
 /**
- * Events emitted on the relay's hot path are only queued there; they are signed, serialised and
- * published together once per event-loop turn (setImmediate), after the turn's socket writes went
- * out, so recording adds no latency to a statement and the NATS connection gets one write per turn.
+ * Events emitted on the relay's hot path are only queued there. Every EVENT_FLUSH_MS they are signed,
+ * serialised and published together: the NATS connection then gets one write (and JetStream answers
+ * with one burst of acks) per flush instead of per statement. On a busy host each write that wakes
+ * another process costs far more than the bytes it carries, and the statement's own replies have
+ * already gone out, so recording adds no latency to it. An awaited record() (session.start) or a
+ * full batch flushes at the next turn of the event loop.
  */
+const EVENT_FLUSH_MS = 2;
+const EVENT_FLUSH_AT = 256;
 const queue: QueuedEvent[] = [];
-let scheduled = false;
+let flushTimer: NodeJS.Timeout | null = null;
+let flushSoon = false;
+
+function scheduleDrain(urgent: boolean): void {
+  if (urgent || queue.length >= EVENT_FLUSH_AT) {
+    if (!flushSoon) {
+      flushSoon = true;
+      setImmediate(drainQueue);
+    }
+  } else if (!flushTimer && !flushSoon) {
+    flushTimer = setTimeout(drainQueue, EVENT_FLUSH_MS);
+  }
+}
 
 function drainQueue(): void {
-  scheduled = false;
+  flushSoon = false;
+  if (flushTimer) clearTimeout(flushTimer);
+  flushTimer = null;
   const batch = queue.splice(0, queue.length);
   for (const e of batch) e.recorder.publishQueued(e);
 }
@@ -246,6 +277,7 @@ export class SessionRecorder {
   /** canonical JSON of the members that are the same in every event of the session */
   private readonly fixedHead: string;
   private readonly fixedIds: string;
+  private readonly hmacKey: KeyObject;
 
   constructor(
     private readonly publisher: EventPublisher | null,
@@ -256,6 +288,7 @@ export class SessionRecorder {
     private readonly onFailure: (err: Error) => void,
   ) {
     this.subject = publisher ? publisher.subjectFor(who.sessionId) : null;
+    this.hmacKey = createSecretKey(eventKey);
     this.fixedHead = `{"connection":${JSON.stringify(who.connection)},"data":`;
     this.fixedIds = `,"gateway":${JSON.stringify(who.gateway)},"id":`;
   }
@@ -279,10 +312,7 @@ export class SessionRecorder {
   private enqueue(type: SessionEventType, data: Record<string, unknown>, done: QueuedEvent['done']): void {
     this.outstanding++;
     queue.push({ recorder: this, seq: ++this.seq, time: Date.now(), type, data, done });
-    if (!scheduled) {
-      scheduled = true;
-      setImmediate(drainQueue);
-    }
+    scheduleDrain(done !== null);
   }
 
   /** @internal called by the queue drain */
@@ -306,7 +336,7 @@ export class SessionRecorder {
     const canonical =
       `${this.fixedHead}${canonicalJson(e.data)}${this.fixedIds}"${id}","identity":${JSON.stringify(w.identity)},"seq":${e.seq},` +
       `"sessionId":${JSON.stringify(w.sessionId)},"time":"${new Date(e.time).toISOString()}","type":"${e.type}"}`;
-    const sig = createHmac('sha256', this.eventKey).update(canonical).digest('hex');
+    const sig = createHmac('sha256', this.hmacKey).update(canonical).digest('hex');
     return { body: `${canonical.slice(0, -1)},"sig":"${sig}"}`, sig };
   }
 

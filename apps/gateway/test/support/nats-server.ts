@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createConnection, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -52,14 +52,25 @@ export async function startPrivateNats(): Promise<PrivateNats> {
       for (const c of live) c.kill('SIGKILL');
     });
   }
-  const storeDir = mkdtempSync(join(tmpdir(), 'portcullis-nats-'));
+  const base = mkdtempSync(join(tmpdir(), 'portcullis-nats-'));
+  const storeDir = join(base, 'store');
+  const pidFile = join(base, 'server.pid');
   const port = await freePort();
+  // Exit hooks do not run when the test worker is killed: a detached watchdog kills the server
+  // (whose pid it reads from pidFile, as restarts change it) and removes the dir once we are gone.
+  const watchdog = spawn(
+    '/bin/sh',
+    ['-c', 'while kill -0 "$WATCH_PID" 2>/dev/null; do sleep 1; done; [ -f "$PID_FILE" ] && kill -9 "$(cat "$PID_FILE")" 2>/dev/null; rm -rf "$BASE_DIR"'],
+    { detached: true, stdio: 'ignore', env: { PATH: process.env.PATH ?? '/usr/bin:/bin', WATCH_PID: String(process.pid), PID_FILE: pidFile, BASE_DIR: base } },
+  );
+  watchdog.unref();
   let child: ChildProcess | null = null;
   let log = '';
 
   const start = async (): Promise<void> => {
     const c = spawn(BIN, ['-a', '127.0.0.1', '-p', String(port), '-js', '-sd', storeDir], { stdio: ['ignore', 'pipe', 'pipe'] });
     live.add(c);
+    writeFileSync(pidFile, String(c.pid));
     c.stdout!.on('data', (b: Buffer) => (log += b.toString()));
     c.stderr!.on('data', (b: Buffer) => (log += b.toString()));
     c.on('exit', () => live.delete(c));
@@ -94,7 +105,14 @@ export async function startPrivateNats(): Promise<PrivateNats> {
     },
     stop: async () => {
       await kill();
-      rmSync(storeDir, { recursive: true, force: true });
+      rmSync(base, { recursive: true, force: true });
+      if (watchdog.pid !== undefined && watchdog.exitCode === null) {
+        try {
+          process.kill(watchdog.pid);
+        } catch {
+          // already gone
+        }
+      }
     },
   };
 }

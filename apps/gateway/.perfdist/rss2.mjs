@@ -1,0 +1,18 @@
+const r = () => (process.memoryUsage().rss / 1048576).toFixed(1);
+let last = process.memoryUsage().rss;
+const step = async (name, f) => { await f(); const now = process.memoryUsage().rss; console.log(name.padEnd(28), r(), `+${((now - last) / 1048576).toFixed(1)}`); last = now; };
+console.log('start', r());
+await step('@nats-io/transport-node', () => import('@nats-io/transport-node'));
+await step('@nats-io/jetstream+kv', async () => { await import('@nats-io/jetstream'); await import('@nats-io/kv'); });
+await step('@portcullis/protocol', () => import('@portcullis/protocol'));
+await step('pino', () => import('pino'));
+await step('prom-client', () => import('prom-client'));
+await step('jose', () => import('jose'));
+await step('zod', () => import('zod'));
+await step('selfsigned', () => import('selfsigned'));
+await step('selfsigned generate', async () => { const s = await import('selfsigned'); await s.generate([{ name: 'commonName', value: 'x' }], { keySize: 2048, algorithm: 'sha256' }); });
+await step('bullmq', () => import('bullmq'));
+await step('ioredis', () => import('ioredis'));
+await step('@portcullis/policy', () => import('@portcullis/policy'));
+await step('policy init', async () => (await import('@portcullis/policy')).initPolicyEngine());
+await step('gateway main modules', () => import('./gateway.js'));
