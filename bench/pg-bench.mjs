@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import pg from 'pg';
-import { ROOT, startCluster, startGateway, startPgbouncer, sleep } from './lib/stack.mjs';
+import { GATEWAY_NODE_ARGS, ROOT, startCluster, startGateway, startPgbouncer, sleep } from './lib/stack.mjs';
 
 const run = promisify(execFile);
 const args = Object.fromEntries(
@@ -123,6 +123,18 @@ async function pgbench({ port, db, password, clients, mode, script, logDir, scri
   return { tps, latAvg, p50, p99, failed };
 }
 
+/** One row through the masking gateway: the bench must measure masking that actually happens. */
+async function checkMasking(gw) {
+  const c = new pg.Client({ host: '127.0.0.1', port: gw.port, user: 'bench', password: gw.credential(), database: 'bench', ssl: false });
+  await c.connect();
+  const { rows: [r] } = await c.query('SELECT id, name, email, card, note FROM customers WHERE id = 4');
+  await c.end();
+  const clear = [`user4@example.com`, cardNumber(4), 'person4@mail.example.org'];
+  const leaked = clear.filter((v) => JSON.stringify(r).includes(v));
+  if (leaked.length || !r.card.endsWith(cardNumber(4).slice(-4))) throw new Error(`masking is not applied: ${JSON.stringify(r)}`);
+  return `row 4 through the gateway: card ${JSON.stringify(r.card)}, email ${JSON.stringify(r.email.slice(0, 24))}…, note ${JSON.stringify(r.note)}`;
+}
+
 async function idleSessions(gw, n) {
   const before = gw.rssKiB();
   const clients = [];
@@ -142,7 +154,7 @@ async function idleSessions(gw, n) {
 }
 
 async function main() {
-  log(`pg-bench: ${SECONDS}s per run, ${ROUNDS} round(s), ${CLIENTS} clients, scale ${SCALE}`);
+  log(`pg-bench: ${SECONDS}s per run, ${ROUNDS} round(s), ${CLIENTS} clients, scale ${SCALE}; gateway: node ${GATEWAY_NODE_ARGS.join(' ')}, guardrails on, recording required`);
   const cluster = await startCluster({ maxConnections: IDLE + 200 });
   const cleanups = [() => cluster.stop()];
   const work = mkdtempSync(join(tmpdir(), 'portcullis-bench-'));
@@ -162,6 +174,9 @@ async function main() {
     cleanups.unshift(() => gw.stop());
     const gwMask = await startGateway({ target: { port: cluster.port, database: 'bench' }, policy: maskingPolicy });
     cleanups.unshift(() => gwMask.stop());
+
+    const maskCheck = await checkMasking(gwMask);
+    log(`masking check: ${maskCheck}`);
 
     const targets = [
       { name: 'direct', port: cluster.port, db: 'bench', password: () => '' },
@@ -199,10 +214,10 @@ async function main() {
     const rows = [];
     for (const sc of scenarios) {
       const r = results[sc.name];
-      const tps = Object.fromEntries(targets.map((t) => [t.name, mean(r[t.name], 'tps')]));
+      const tps = Object.fromEntries((sc.targets ?? targets).map((t) => [t.name, mean(r[t.name], 'tps')]));
       const row = {
-        scenario: sc.name, direct: tps.direct, pgbouncer: tps.pgbouncer, gateway: tps.gateway,
-        gatewayVsPgbouncer: tps.gateway / tps.pgbouncer, gatewayVsDirect: tps.gateway / tps.direct,
+        scenario: sc.name, direct: tps.direct, pgbouncer: tps.pgbouncer ?? null, gateway: tps.gateway,
+        gatewayVsPgbouncer: tps.pgbouncer ? tps.gateway / tps.pgbouncer : null, gatewayVsDirect: tps.gateway / tps.direct,
       };
       if (sc.latency) {
         row.p50 = Object.fromEntries(targets.map((t) => [t.name, mean(r[t.name], 'p50')]));
@@ -213,16 +228,19 @@ async function main() {
     const out = [];
     out.push('| scenario | direct tps | pgbouncer tps | gateway tps | gateway/pgbouncer | gateway/direct |');
     out.push('|---|---:|---:|---:|---:|---:|');
-    for (const r of rows) out.push(`| ${r.scenario} | ${r.direct.toFixed(0)} | ${r.pgbouncer.toFixed(0)} | ${r.gateway.toFixed(0)} | ${r.gatewayVsPgbouncer.toFixed(2)}× | ${r.gatewayVsDirect.toFixed(2)}× |`);
+    for (const r of rows) out.push(`| ${r.scenario} | ${r.direct.toFixed(0)} | ${r.pgbouncer?.toFixed(0) ?? '–'} | ${r.gateway.toFixed(0)} | ${r.gatewayVsPgbouncer === null ? '–' : `${r.gatewayVsPgbouncer.toFixed(2)}×`} | ${r.gatewayVsDirect.toFixed(2)}× |`);
     const lat = rows.find((r) => r.p50);
     out.push('');
     out.push(`p50 latency at 1 client: direct ${lat.p50.direct.toFixed(3)} ms, pgbouncer ${lat.p50.pgbouncer.toFixed(3)} ms, gateway ${lat.p50.gateway.toFixed(3)} ms → added by the gateway: ${(lat.addedLatencyP50Ms).toFixed(3)} ms (target ≤ 0.1 ms)`);
     out.push(`idle sessions: ${idle.sessions} open → gateway RSS ${idle.rssWithSessionsMiB.toFixed(1)} MiB (${idle.rssBeforeMiB.toFixed(1)} MiB before, ${idle.perSessionKiB.toFixed(1)} KiB/session; target ≤ 150 MB)`);
     const eight = rows.find((r) => r.scenario.startsWith('select-only prepared'));
-    out.push(`gateway vs pgbouncer at ${CLIENTS} clients (select-only prepared): ${eight.gatewayVsPgbouncer.toFixed(2)}× (target ≥ 0.8×, stretch ≥ 1.0×)`);
+    const simple = rows.find((r) => r.scenario.startsWith('select-only simple'));
+    out.push(`gateway vs pgbouncer at ${CLIENTS} clients: select-only prepared ${eight.gatewayVsPgbouncer.toFixed(2)}×, simple ${simple.gatewayVsPgbouncer.toFixed(2)}× (target ≥ 0.8×, stretch ≥ 1.0×)`);
+    const masking = rows.find((r) => r.scenario.startsWith('masking'));
+    out.push(`masking on vs direct: ${masking.gatewayVsDirect.toFixed(2)}× (target ≥ 0.5×); ${maskCheck}`);
     process.stdout.write(out.join('\n') + '\n');
     mkdirSync(join(ROOT, 'bench/results'), { recursive: true });
-    writeFileSync(join(ROOT, 'bench/results', `pg-${new Date().toISOString().replace(/[:.]/g, '-')}.json`), JSON.stringify({ seconds: SECONDS, rounds: ROUNDS, clients: CLIENTS, scale: SCALE, rows, idle }, null, 2));
+    writeFileSync(join(ROOT, 'bench/results', `pg-${new Date().toISOString().replace(/[:.]/g, '-')}.json`), JSON.stringify({ seconds: SECONDS, rounds: ROUNDS, clients: CLIENTS, scale: SCALE, gatewayNodeArgs: GATEWAY_NODE_ARGS, rows, idle }, null, 2));
   } finally {
     for (const c of cleanups) {
       try { await c(); } catch (err) { log(`cleanup: ${err.message}`); }

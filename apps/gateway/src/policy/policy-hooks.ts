@@ -14,6 +14,9 @@ export interface PolicyHooksOptions {
   logger: Logger;
 }
 
+/** Masking plans kept per session (one per distinct row layout). */
+const MAX_CACHED_PLANS = 64;
+
 /**
  * The default SessionHooks: decisions from the connection's PolicyEngine, masking plans from
  * createMaskingPlan. Fails closed: an engine that throws blocks, a plan that cannot be built refuses.
@@ -60,7 +63,21 @@ export function createPolicyHooks(opts: PolicyHooksOptions): SessionHooks & { cl
       return r;
     });
 
+  // A plan depends only on the policy, the key and the row layout: an application re-running its
+  // statements gets the same layouts again (every Execute of a prepared statement), so plans are
+  // kept per layout for the session instead of being rebuilt per result.
+  const plans = new Map<string, RowPlan>();
   const plan = (fields: MaskingFieldLike[]): RowPlan => {
+    let key = '';
+    for (const f of fields) key += `${f.name}\0${f.tableOid}\0${f.columnAttr}\0${f.typeOid}\0${f.format}\0${f.table ?? ''}\x01`;
+    const known = plans.get(key);
+    if (known !== undefined) return known;
+    const made = buildPlan(fields);
+    if (plans.size >= MAX_CACHED_PLANS) plans.delete(plans.keys().next().value!);
+    plans.set(key, made);
+    return made;
+  };
+  const buildPlan = (fields: MaskingFieldLike[]): RowPlan => {
     let p: MaskingPlanLike | { kind: 'refuse'; reason: string } | null;
     try {
       p = lib.createMaskingPlan(policy.document, fields, { hmacKey: maskingKey });

@@ -75,6 +75,8 @@ const UNSAFE_CLIENT_ENCODINGS = new Set(['SJIS', 'SHIFTJIS', 'SHIFTJIS2004', 'MS
 /** Startup parameters passed on to the target. `user`/`database` are the gateway's; `options` and `replication` never pass. */
 const PASSED_PARAMS = new Set(['application_name', 'client_encoding', 'DateStyle', 'TimeZone', 'IntervalStyle', 'extra_float_digits', 'search_path', 'datestyle', 'timezone']);
 const STARTUP_TIMEOUT_MS = 30_000;
+/** A pump's output up to this size is copied into one buffer rather than written as a corked writev. */
+const COALESCE_MAX_BYTES = 64 * 1024;
 /** Client bytes buffered while a hook (an approval) holds the session before reading stops. */
 const HELD_INPUT_CAP = 1024 * 1024;
 
@@ -442,14 +444,15 @@ export class ClientSession {
   /*
    * Output of the pump in progress, one run per socket. Frames relayed raw are views into the chunk
    * they arrived in, so consecutive ones lie next to each other in memory: they are merged into one
-   * view and a pump usually ends in a single write() per socket (no cork, no writev). Anything else
-   * (an encoded frame, a masked row) flushes the run first, corking the socket until the pump ends.
+   * view, and a pump usually ends in a single write() per socket. Anything else (an encoded frame, a
+   * masked row) starts a new run; the pump's runs then go out as one copied buffer (or, when large,
+   * corked) — one syscall either way, without the per-chunk cost of a corked writev.
    */
   private outClient: Buffer | null = null;
   private outUpstream: Buffer | null = null;
+  private readonly partsClient: Buffer[] = [];
+  private readonly partsUpstream: Buffer[] = [];
   private pumping = 0;
-  private clientCorked = false;
-  private upstreamCorked = false;
 
   private toClient(b: Buffer): void {
     this.bytesOut += b.length;
@@ -461,11 +464,7 @@ export class ClientSession {
     if (run === null) this.outClient = b;
     else if (run.buffer === b.buffer && run.byteOffset + run.length === b.byteOffset) this.outClient = Buffer.from(run.buffer, run.byteOffset, run.length + b.length);
     else {
-      if (!this.clientCorked) {
-        this.clientCorked = true;
-        this.client.cork();
-      }
-      this.writeClient(run);
+      this.partsClient.push(run);
       this.outClient = b;
     }
   }
@@ -479,11 +478,7 @@ export class ClientSession {
     if (run === null) this.outUpstream = b;
     else if (run.buffer === b.buffer && run.byteOffset + run.length === b.byteOffset) this.outUpstream = Buffer.from(run.buffer, run.byteOffset, run.length + b.length);
     else {
-      if (!this.upstreamCorked) {
-        this.upstreamCorked = true;
-        this.upstream!.cork();
-      }
-      this.writeUpstream(run);
+      this.partsUpstream.push(run);
       this.outUpstream = b;
     }
   }
@@ -499,20 +494,31 @@ export class ClientSession {
 
   /** Writes what the pump gathered (before anything else is written or a socket is ended). */
   private flushOut(): void {
-    const c = this.outClient;
     const u = this.outUpstream;
-    this.outClient = null;
+    const c = this.outClient;
     this.outUpstream = null;
-    if (u) this.writeUpstream(u);
-    if (c) this.writeClient(c);
-    if (this.upstreamCorked) {
-      this.upstreamCorked = false;
-      if (!this.upstream!.destroyed) this.upstream!.uncork();
+    this.outClient = null;
+    if (u) {
+      if (this.partsUpstream.length === 0) this.writeUpstream(u);
+      else this.writeParts(this.partsUpstream, u, this.upstream!, (b) => this.writeUpstream(b));
     }
-    if (this.clientCorked) {
-      this.clientCorked = false;
-      if (!this.client.destroyed) this.client.uncork();
+    if (c) {
+      if (this.partsClient.length === 0) this.writeClient(c);
+      else this.writeParts(this.partsClient, c, this.client, (b) => this.writeClient(b));
     }
+  }
+
+  private writeParts(parts: Buffer[], last: Buffer, socket: Socket, write: (b: Buffer) => void): void {
+    parts.push(last);
+    let total = 0;
+    for (const p of parts) total += p.length;
+    if (total <= COALESCE_MAX_BYTES) write(Buffer.concat(parts, total));
+    else {
+      socket.cork();
+      for (const p of parts) write(p);
+      if (!socket.destroyed) socket.uncork();
+    }
+    parts.length = 0;
   }
 
   private pause(set: Set<string>, s: Socket, why: string): void {
