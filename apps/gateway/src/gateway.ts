@@ -147,7 +147,8 @@ export class Gateway {
     for await (const s of nc.status()) {
       if (s.type === 'disconnect') {
         this.natsConnected = false;
-        this.logger.warn('NATS disconnected; serving on the last config');
+        this.logger.warn('NATS disconnected; serving on the last config; sessions that require recording are ended');
+        for (const session of [...this.sessions]) session.recordingLost();
       } else if (s.type === 'reconnect') {
         this.natsConnected = true;
         this.logger.info('NATS reconnected');

@@ -78,7 +78,6 @@ const STARTUP_TIMEOUT_MS = 30_000;
 /** A pump's output up to this size is copied into one buffer rather than written as a corked writev. */
 const COALESCE_MAX_BYTES = 64 * 1024;
 /** Client bytes buffered while a hook (an approval) holds the session before reading stops. */
-const HELD_INPUT_CAP = 1024 * 1024;
 
 class SessionRefused extends Error {
   constructor(
@@ -674,6 +673,15 @@ export class ClientSession {
       });
     }
     this.ctx.onEnd(this);
+  }
+
+  /**
+   * The gateway lost its event stream. A session whose connection requires recording ends now, not when
+   * its next event times out: nothing may run unrecorded in between (fail closed).
+   */
+  recordingLost(): void {
+    if (this.ended || this.recorder?.mode !== 'required') return;
+    this.recordingFailed(new Error('disconnected from NATS'));
   }
 
   /** Gateway shutdown. */
