@@ -41,7 +41,7 @@ export class ChainVerifierService {
     let brokenAt: number | null = null;
     let reason: string | null = null;
     const hashAt = new Map<number, string>();
-    let cp = await this.latestCheckpoint(chain);
+    const cp = await this.latestCheckpoint(chain);
 
     outer: for (let after = -1; ; ) {
       const rows = await this.prisma.event.findMany({ where: { chain, seq: { gt: after } }, orderBy: { seq: 'asc' }, take: PAGE });
