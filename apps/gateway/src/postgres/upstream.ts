@@ -141,45 +141,36 @@ function requirePassword(conn: ResolvedConnection): string {
   return conn.password;
 }
 
-function openTcp(host: string, port: number, timeoutMs: number): Promise<Socket> {
+/** Resolves with `s` (paused) once it emits `ready`; a timeout or an error rejects with an UpstreamError. */
+function whenReady<S extends Socket>(s: S, ready: 'connect' | 'secureConnect', timeoutMs: number, what: { timeout: string; failed: string }): Promise<S> {
   return new Promise((resolve, reject) => {
-    const s = netConnect({ host, port, noDelay: true });
     const t = setTimeout(() => {
       s.destroy();
-      reject(new UpstreamError('timed out connecting to the target'));
+      reject(new UpstreamError(what.timeout));
     }, timeoutMs);
-    s.once('connect', () => {
+    const onErr = (err: Error): void => {
+      clearTimeout(t);
+      reject(new UpstreamError(`${what.failed}: ${err.message}`, undefined, { cause: err }));
+    };
+    s.once(ready, () => {
       clearTimeout(t);
       s.off('error', onErr);
       s.pause();
       resolve(s);
     });
-    const onErr = (err: Error): void => {
-      clearTimeout(t);
-      reject(new UpstreamError(`cannot reach the target: ${err.message}`, undefined, { cause: err }));
-    };
     s.once('error', onErr);
   });
 }
 
-function upgradeTls(socket: Socket, conn: ResolvedConnection, timeoutMs: number): Promise<TLSSocket> {
-  return new Promise((resolve, reject) => {
-    const verify = conn.tls === 'verify-full';
-    const s = tlsConnect({ socket, servername: /^[\d.:]+$/.test(conn.host) ? undefined : conn.host, rejectUnauthorized: verify });
-    const t = setTimeout(() => {
-      s.destroy();
-      reject(new UpstreamError('timed out in the TLS handshake with the target'));
-    }, timeoutMs);
-    s.once('secureConnect', () => {
-      clearTimeout(t);
-      s.off('error', onErr);
-      s.pause();
-      resolve(s);
-    });
-    const onErr = (err: Error): void => {
-      clearTimeout(t);
-      reject(new UpstreamError(`TLS with the target failed: ${err.message}`, undefined, { cause: err }));
-    };
-    s.once('error', onErr);
+function openTcp(host: string, port: number, timeoutMs: number): Promise<Socket> {
+  return whenReady(netConnect({ host, port, noDelay: true }), 'connect', timeoutMs, {
+    timeout: 'timed out connecting to the target',
+    failed: 'cannot reach the target',
   });
+}
+
+function upgradeTls(socket: Socket, conn: ResolvedConnection, timeoutMs: number): Promise<TLSSocket> {
+  const verify = conn.tls === 'verify-full';
+  const s = tlsConnect({ socket, servername: /^[\d.:]+$/.test(conn.host) ? undefined : conn.host, rejectUnauthorized: verify });
+  return whenReady(s, 'secureConnect', timeoutMs, { timeout: 'timed out in the TLS handshake with the target', failed: 'TLS with the target failed' });
 }
