@@ -1,8 +1,8 @@
 import type { ApprovalModel as Approval } from '@portcullis/db';
 import type { NatsConnection, Msg } from '@nats-io/transport-node';
 import {
-  approvalCancelSchema, approvalConsumeRequestSchema, approvalJobSchema, verifyApprovalMessage,
-  type ApprovalDecision, type ApprovalJob, type NatsNames,
+  approvalCancelSchema, approvalConsumeRequestSchema, approvalDecidedEventData, approvalDecisionOf, approvalJobSchema, verifyApprovalMessage,
+  type ApprovalJob, type NatsNames,
 } from '@portcullis/protocol';
 import type { Logger } from 'pino';
 import type { ApprovalStore, FinalStatus } from './approval-store.js';
@@ -112,24 +112,13 @@ export class ApprovalsService {
   private async announce(row: Approval, actor: string): Promise<void> {
     this.d.metrics.transitions.inc({ status: row.status });
     await this.publishDecision(row);
-    await this.d.events.record('approval.decided', actor, {
-      action: row.status, target: row.id, approvalId: row.id, status: row.status, decidedBy: row.decidedBy, comment: row.comment,
-      identity: row.identity, connection: row.connection, sessionId: row.sessionId, rule: row.rule,
-    });
+    await this.d.events.record('approval.decided', actor, approvalDecidedEventData(row));
   }
 
   async publishDecision(row: Approval): Promise<void> {
     if (row.status === 'pending') return;
-    const decision: ApprovalDecision = {
-      typ: 'approval-decision',
-      approvalId: row.id,
-      status: row.status as ApprovalDecision['status'],
-      decidedBy: row.decidedBy,
-      comment: row.comment,
-      decidedAt: (row.decidedAt ?? new Date()).toISOString(),
-    };
     try {
-      const jws = await this.d.signer.sign(decision);
+      const jws = await this.d.signer.sign(approvalDecisionOf(row));
       this.d.nc.publish(this.d.names.approvalDecision(row.id), JSON.stringify({ jws }));
     } catch (err) {
       // The row is the truth; a gateway that misses this fails closed at its own timeout.

@@ -113,14 +113,18 @@ class Analyzer {
       return;
     }
     if (sql.trim() === '') return;
-    let tree: Node;
+    const tree = this.parse(sql);
+    if (tree) this.tree(tree, nesting);
+  }
+
+  /** The parse tree of `sql`, or undefined when it does not parse (recorded by fail). */
+  private parse(sql: string): Node | undefined {
     try {
-      tree = parseSync(sql) as unknown as Node;
+      return parseSync(sql) as unknown as Node;
     } catch (err) {
       this.fail(err);
-      return;
+      return undefined;
     }
-    this.tree(tree, nesting);
   }
 
   private tree(tree: Node, nesting: number): void {
@@ -439,13 +443,8 @@ class Analyzer {
     if (mode === 0) sql = expr.query;
     else if (mode === 2) sql = `SELECT ${expr.query}`;
     else sql = `SELECT ${assignmentValue(expr.query)}`;
-    let tree: Node;
-    try {
-      tree = parseSync(sql) as unknown as Node;
-    } catch (err) {
-      this.fail(err);
-      return;
-    }
+    const tree = this.parse(sql);
+    if (!tree) return;
     // the expression itself is evaluated: its function calls count
     this.tree(tree, nesting);
     if (!dynamic) return;

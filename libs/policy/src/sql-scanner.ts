@@ -138,6 +138,18 @@ export function sqlShape(sql: string, spans?: LiteralSpan[]): string | null {
     out += s;
     atStart = false;
   };
+  /**
+   * A string literal ending at `end` (the caller moves `i` there): replaced by the placeholder, or skipped
+   * whole when it is the UESCAPE character of a preceding U&'…'. `i` stays out of this closure: the
+   * loop index is hot and must stay a register, not a context slot.
+   */
+  const stringLiteral = (flushTo: number, spanStart: number, end: number) => {
+    if (keepNextString) { keepNextString = false; return; }
+    flush(flushTo);
+    spans?.push({ start: spanStart, end, kind: 'string' });
+    emit(STR);
+    copyFrom = end;
+  };
 
   while (i < n) {
     const c = sql.charCodeAt(i);
@@ -183,13 +195,9 @@ export function sqlShape(sql: string, spans?: LiteralSpan[]): string | null {
           // E'…' (backslash escapes), B'…', X'…', N'…'
           const end = endOfQuoted(sql, i + 1, p === 101);
           if (end < 0) return null;
-          if (keepNextString) { keepNextString = false; i = end; continue; }
-          flush(start + 1);
           // N'…' lexes as the keyword NATIONAL CHARACTER then a plain string; the others are one token
-          spans?.push({ start: p === 110 ? start + 1 : start, end, kind: 'string' });
-          emit(STR);
+          stringLiteral(start + 1, p === 110 ? start + 1 : start, end);
           i = end;
-          copyFrom = i;
           continue;
         }
       }
@@ -198,12 +206,8 @@ export function sqlShape(sql: string, spans?: LiteralSpan[]): string | null {
         if (q === 39) {
           const end = endOfQuoted(sql, i + 2, false);
           if (end < 0) return null;
-          if (keepNextString) { keepNextString = false; i = end; continue; }
-          flush(start + 2);
-          spans?.push({ start, end, kind: 'string' });
-          emit(STR);
+          stringLiteral(start + 2, start, end);
           i = end;
-          copyFrom = i;
           continue;
         }
         if (q === 34) {
@@ -221,12 +225,8 @@ export function sqlShape(sql: string, spans?: LiteralSpan[]): string | null {
     if (c === 39) {
       const end = endOfQuoted(sql, i + 1, false);
       if (end < 0) return null;
-      if (keepNextString) { keepNextString = false; i = end; continue; }
-      flush(i);
-      spans?.push({ start: i, end, kind: 'string' });
-      emit(STR);
+      stringLiteral(i, i, end);
       i = end;
-      copyFrom = i;
       continue;
     }
     if (c === 34) {
@@ -264,12 +264,8 @@ export function sqlShape(sql: string, spans?: LiteralSpan[]): string | null {
         const close = sql.indexOf(tag, j + 1);
         if (close < 0) return null;
         const end = close + tag.length;
-        if (keepNextString) { keepNextString = false; i = end; continue; }
-        flush(i);
-        spans?.push({ start: i, end, kind: 'string' });
-        emit(STR);
+        stringLiteral(i, i, end);
         i = end;
-        copyFrom = i;
         continue;
       }
       i++;

@@ -41,6 +41,42 @@ export const approvalDecisionSchema = z.object({
 });
 export type ApprovalDecision = z.infer<typeof approvalDecisionSchema>;
 
+/** The columns of an Approval row (libs/db) that a decision and its audit event are made from. */
+export interface DecidedApprovalRow {
+  id: string;
+  status: string;
+  decidedBy: string | null;
+  decidedAt: Date | null;
+  comment: string | null;
+  identity: string;
+  connection: string;
+  sessionId: string;
+  rule: string;
+}
+
+/**
+ * The decision payload for a row that is no longer pending, ready to sign. The api (an approver's decision)
+ * and the approvals app (expiry, cancel, re-announce) both publish it, so gateways see one shape.
+ */
+export function approvalDecisionOf(row: DecidedApprovalRow): ApprovalDecision {
+  return {
+    typ: 'approval-decision',
+    approvalId: row.id,
+    status: row.status as ApprovalDecision['status'],
+    decidedBy: row.decidedBy,
+    comment: row.comment,
+    decidedAt: (row.decidedAt ?? new Date()).toISOString(),
+  };
+}
+
+/** Data of the `approval.decided` control event for a row that is no longer pending. */
+export function approvalDecidedEventData(row: DecidedApprovalRow): { action: string; target: string; [key: string]: unknown } {
+  return {
+    action: row.status, target: row.id, approvalId: row.id, status: row.status, decidedBy: row.decidedBy, comment: row.comment,
+    identity: row.identity, connection: row.connection, sessionId: row.sessionId, rule: row.rule,
+  };
+}
+
 /**
  * Core NATS subjects of the approvals app besides the decisions in subjects.ts:
  * - `cancel`: a gateway tells the approvals app an approval's session is gone (body `approvalCancelSchema`).

@@ -19,3 +19,14 @@ export class SchemaError extends PortcullisError {
 
 /** A sealed secret could not be opened (wrong key, tampered ciphertext). */
 export class SealError extends PortcullisError {}
+
+/** An app's environment failed its schema at boot; `issues` has one `KEY: message` line per bad key. */
+export class EnvError extends PortcullisError {
+  constructor(
+    readonly app: string,
+    readonly issues: string[],
+    options?: { cause?: unknown },
+  ) {
+    super(`invalid ${app} environment: ${issues.join('; ')}`, options);
+  }
+}

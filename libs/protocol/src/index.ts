@@ -1,5 +1,6 @@
-export { PortcullisError, SchemaError, SealError } from './errors.js';
-export { formatIssues, parseWith, parseEnv, loadEnvOrExit } from './validate.js';
+export { PortcullisError, SchemaError, SealError, EnvError } from './errors.js';
+export { formatIssues, parseWith, parseEnv, parseEnvOrThrow, loadEnvOrExit } from './validate.js';
+export { LOG_LEVELS, logLevelSchema, portSchema, tokenNameSchema, masterKeySchema } from './env.js';
 export { canonicalJson, chainHash, GENESIS_HASH } from './canonical.js';
 export { natsNames, DEFAULT_NATS_PREFIX, APPROVALS_QUEUE, type NatsNames } from './subjects.js';
 export {
@@ -17,6 +18,7 @@ export {
 } from './tokens.js';
 export {
   approvalJobSchema, approvalDecisionSchema, APPROVAL_STATUSES, approvalSubjects, approvalCancelSchema, approvalConsumeRequestSchema,
-  approvalConsumeResultSchema, signApprovalMessage, verifyApprovalMessage, type ApprovalJob, type ApprovalDecision, type ApprovalCancel, type ApprovalConsumeRequest, type ApprovalConsumeResult,
+  approvalConsumeResultSchema, signApprovalMessage, verifyApprovalMessage, approvalDecisionOf, approvalDecidedEventData,
+  type DecidedApprovalRow, type ApprovalJob, type ApprovalDecision, type ApprovalCancel, type ApprovalConsumeRequest, type ApprovalConsumeResult,
 } from './approvals.js';
 export * from './postgres/index.js';

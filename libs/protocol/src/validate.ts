@@ -1,5 +1,5 @@
 import type { z } from 'zod';
-import { SchemaError } from './errors.js';
+import { EnvError, SchemaError } from './errors.js';
 
 /** Lists a zod error's issues as `path: message` lines. */
 export function formatIssues(error: z.ZodError): string[] {
@@ -29,4 +29,11 @@ export function loadEnvOrExit<T extends z.ZodType>(app: string, schema: T, env: 
   if (r.ok) return r.env;
   process.stderr.write(`${app}: invalid environment: ${r.errors.join('; ')}\n`);
   process.exit(1);
+}
+
+/** parseEnv for tests and embedding: throws an EnvError naming every bad key instead of exiting. */
+export function parseEnvOrThrow<T extends z.ZodType>(app: string, schema: T, env: Record<string, string | undefined>): z.infer<T> {
+  const r = parseEnv(schema, env as NodeJS.ProcessEnv);
+  if (!r.ok) throw new EnvError(app, r.errors);
+  return r.env;
 }

@@ -1,6 +1,6 @@
 import { Injectable, Logger } from '@nestjs/common';
 import { PrismaClient, type ApprovalModel as Approval } from '@portcullis/db';
-import type { ApprovalDecision } from '@portcullis/protocol';
+import { approvalDecidedEventData, approvalDecisionOf } from '@portcullis/protocol';
 import { ConflictError, ForbiddenError, NotFoundError } from '../common/errors.js';
 import { isUuid } from '../common/ids.js';
 import { ControlEventsService } from '../control-events/control-events.service.js';
@@ -31,6 +31,10 @@ export function toApprovalView(a: Approval): ApprovalView {
     consumedAt: a.consumedAt?.toISOString() ?? null,
     webhookStatus: a.webhookStatus,
   };
+}
+
+function expiredError(id: string, expiresAt: Date): ConflictError {
+  return new ConflictError(`approval ${id} expired at ${expiresAt.toISOString()} before a decision`, 'approval_expired');
 }
 
 /** Everyone who may see every approval (others see only their own requests). */
@@ -108,7 +112,7 @@ export class ApprovalsService {
     }
     if (row.expiresAt.getTime() <= Date.now()) {
       await this.expire(row);
-      return new ConflictError(`approval ${id} expired at ${row.expiresAt.toISOString()} before a decision`, 'approval_expired');
+      return expiredError(id, row.expiresAt);
     }
     // pending, allowed, not expired, yet not updated: another decision won in between
     return this.alreadyDecided(await this.load(id));
@@ -126,8 +130,8 @@ export class ApprovalsService {
   }
 
   private alreadyDecided(row: Approval): ConflictError {
-    if (row.status === 'expired') return new ConflictError(`approval ${row.id} expired at ${row.expiresAt.toISOString()} before a decision`, 'approval_expired');
-    if (row.status === 'pending') return new ConflictError(`approval ${row.id} expired at ${row.expiresAt.toISOString()} before a decision`, 'approval_expired');
+    // still pending after an update that changed nothing: its time ran out meanwhile
+    if (row.status === 'expired' || row.status === 'pending') return expiredError(row.id, row.expiresAt);
     const by = row.decidedBy ? ` by ${row.decidedBy}` : '';
     return new ConflictError(`approval ${row.id} is already ${row.status}${by}; a decision is final`, 'approval_already_decided');
   }
@@ -140,16 +144,8 @@ export class ApprovalsService {
 
   /** Signed decision to the holding gateway. The row is already final: a failed publish only means the gateway fails closed. */
   private async publish(row: Approval): Promise<void> {
-    const decision: ApprovalDecision = {
-      typ: 'approval-decision',
-      approvalId: row.id,
-      status: row.status as ApprovalDecision['status'],
-      decidedBy: row.decidedBy,
-      comment: row.comment,
-      decidedAt: (row.decidedAt ?? new Date()).toISOString(),
-    };
     try {
-      const jws = await this.tokens.signJws(decision);
+      const jws = await this.tokens.signJws(approvalDecisionOf(row));
       this.nats.nc.publish(this.nats.names.approvalDecision(row.id), JSON.stringify({ jws }));
     } catch (err) {
       this.logger.error(`approval ${row.id}: decision not published: ${(err as Error).message}`);
@@ -160,19 +156,7 @@ export class ApprovalsService {
     await this.events.record({
       type: 'approval.decided',
       actor,
-      data: {
-        action: row.status,
-        target: row.id,
-        approvalId: row.id,
-        status: row.status,
-        decidedBy: row.decidedBy,
-        comment: row.comment,
-        identity: row.identity,
-        connection: row.connection,
-        sessionId: row.sessionId,
-        rule: row.rule,
-        statement: row.statement,
-      },
+      data: { ...approvalDecidedEventData(row), statement: row.statement },
     });
   }
 }

@@ -1,11 +1,10 @@
 import { z } from 'zod';
-import { parseEnv, parseMasterKey, DEFAULT_NATS_PREFIX } from '@portcullis/protocol';
+import { parseEnv, parseMasterKey, logLevelSchema, portSchema, DEFAULT_NATS_PREFIX } from '@portcullis/protocol';
 
 /** Blank env values count as unset, so `FOO=` falls back to the default. */
 const blankToUndefined = (v: unknown) => (typeof v === 'string' && v.trim() === '' ? undefined : v);
 const opt = <T extends z.ZodType>(schema: T) => z.preprocess(blankToUndefined, schema.optional());
 const withDefault = <T extends z.ZodType>(schema: T, d: z.input<T>) => z.preprocess(blankToUndefined, schema.default(d as never));
-const port = z.coerce.number().int().min(0).max(65535);
 const seconds = z.coerce.number().int().min(1).max(30 * 24 * 3600);
 
 export const apiEnvSchema = z.object({
@@ -18,12 +17,12 @@ export const apiEnvSchema = z.object({
   ),
   PORTCULLIS_BOOTSTRAP_TOKEN: opt(z.string().min(16, 'must be at least 16 characters')),
   PORTCULLIS_ISSUER: withDefault(z.string().min(1), 'portcullis'),
-  API_PORT: withDefault(port, 8080),
+  API_PORT: withDefault(portSchema, 8080),
   API_TOKEN_TTL_SECONDS: withDefault(seconds, 3600),
   GATEWAY_TOKEN_TTL_SECONDS: withDefault(seconds, 900),
   GATEWAY_PUBLIC_HOST: withDefault(z.string().min(1), '127.0.0.1'),
-  GATEWAY_PUBLIC_PORT: withDefault(port, 15432),
-  LOG_LEVEL: withDefault(z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']), 'info'),
+  GATEWAY_PUBLIC_PORT: withDefault(portSchema, 15432),
+  LOG_LEVEL: withDefault(logLevelSchema, 'info'),
   OIDC_ISSUER_URL: opt(z.url()),
   OIDC_CLIENT_ID: opt(z.string()),
   OIDC_CLIENT_SECRET: opt(z.string()),

@@ -1,5 +1,5 @@
 import { Injectable } from '@nestjs/common';
-import { PrismaClient, Prisma, type ConnectionModel as Connection } from '@portcullis/db';
+import { PrismaClient, type ConnectionModel as Connection } from '@portcullis/db';
 import { deriveKey, encryptAtRest } from '@portcullis/protocol';
 import { ApiConfig } from '../config/env.js';
 import { BadRequestError, ConflictError, ForbiddenError, NotFoundError } from '../common/errors.js';
@@ -8,6 +8,7 @@ import { ConfigPublisherService } from '../config-publisher/config-publisher.ser
 import { TokensService, type GatewayCredential } from '../auth/tokens.service.js';
 import { hasRole, type ApiPrincipal } from '../auth/principal.js';
 import type { ConnectionUserView, ConnectionView, CreateConnection, CredentialsBody, UpdateConnection } from './dto/connection.dto.js';
+import { isUniqueViolation } from '../common/prisma-errors.js';
 
 export function toConnectionView(c: Connection): ConnectionView {
   return {
@@ -91,7 +92,7 @@ export class ConnectionsService {
         },
       });
     } catch (err) {
-      if (err instanceof Prisma.PrismaClientKnownRequestError && err.code === 'P2002') throw new ConflictError(`connection "${input.name}" already exists`, 'connection_exists');
+      if (isUniqueViolation(err)) throw new ConflictError(`connection "${input.name}" already exists`, 'connection_exists');
       throw err;
     }
     const view = toConnectionView(row);

@@ -4,6 +4,7 @@ import { BadRequestError, ConflictError, NotFoundError } from '../common/errors.
 import { ControlEventsService } from '../control-events/control-events.service.js';
 import { ConfigPublisherService } from '../config-publisher/config-publisher.service.js';
 import type { CreateGroup, GroupView, SetMembers, UpdateGroup } from './dto/group.dto.js';
+import { isUniqueViolation } from '../common/prisma-errors.js';
 
 const withMembers = { members: { include: { identity: { select: { subject: true, kind: true } } } } } as const;
 type GroupWithMembers = Prisma.GroupGetPayload<{ include: typeof withMembers }>;
@@ -45,7 +46,7 @@ export class GroupsService {
         include: withMembers,
       });
     } catch (err) {
-      if (err instanceof Prisma.PrismaClientKnownRequestError && err.code === 'P2002') throw new ConflictError(`group "${input.name}" already exists`, 'group_exists');
+      if (isUniqueViolation(err)) throw new ConflictError(`group "${input.name}" already exists`, 'group_exists');
       throw err;
     }
     const view = toView(row);

@@ -6,6 +6,7 @@ import { ControlEventsService } from '../control-events/control-events.service.j
 import { ConfigPublisherService } from '../config-publisher/config-publisher.service.js';
 import { TokensService } from '../auth/tokens.service.js';
 import type { CreateIdentity, IdentityView, UpdateIdentity } from './dto/identity.dto.js';
+import { isUniqueViolation } from '../common/prisma-errors.js';
 
 export interface ExternalIdentityInput {
   kind: 'person' | 'agent';
@@ -76,7 +77,7 @@ export class IdentitiesService {
         include: withMemberships,
       });
     }).catch((err: unknown) => {
-      if (err instanceof Prisma.PrismaClientKnownRequestError && err.code === 'P2002') throw new ConflictError(`identity ${input.subject} already exists`, 'identity_exists');
+      if (isUniqueViolation(err)) throw new ConflictError(`identity ${input.subject} already exists`, 'identity_exists');
       throw err;
     });
     const view = toIdentityView(created);
@@ -163,7 +164,7 @@ export class IdentitiesService {
       result = await run();
     } catch (err) {
       // Two first logins of the same subject at once: the loser retries and finds the row.
-      if (err instanceof Prisma.PrismaClientKnownRequestError && err.code === 'P2002') result = await run();
+      if (isUniqueViolation(err)) result = await run();
       else throw err;
     }
     const { before, after } = result;

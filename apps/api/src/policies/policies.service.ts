@@ -6,6 +6,7 @@ import { ControlEventsService } from '../control-events/control-events.service.j
 import { ConfigPublisherService } from '../config-publisher/config-publisher.service.js';
 import type { ValidPolicyBody } from './policy-body.pipe.js';
 import type { EvaluateBody, PolicyVersionView, PolicyView } from './dto/policy.dto.js';
+import { isUniqueViolation } from '../common/prisma-errors.js';
 
 function toView(p: Policy): PolicyView {
   return { name: p.name, version: p.version, document: p.document, createdAt: p.createdAt.toISOString(), updatedAt: p.updatedAt.toISOString() };
@@ -53,7 +54,7 @@ export class PoliciesService {
         return p;
       });
     } catch (err) {
-      if (err instanceof Prisma.PrismaClientKnownRequestError && err.code === 'P2002') {
+      if (isUniqueViolation(err)) {
         throw new ConflictError(`policy "${body.name}" already exists; replace it with PUT /v1/policies/${body.name}`, 'policy_exists');
       }
       throw err;

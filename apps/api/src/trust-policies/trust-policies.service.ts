@@ -1,8 +1,9 @@
 import { Injectable } from '@nestjs/common';
-import { Prisma, PrismaClient, type TrustPolicyModel as TrustPolicy } from '@portcullis/db';
+import { PrismaClient, type TrustPolicyModel as TrustPolicy } from '@portcullis/db';
 import { BadRequestError, ConflictError, NotFoundError } from '../common/errors.js';
 import { ControlEventsService } from '../control-events/control-events.service.js';
 import type { CreateTrustPolicyDto, TrustPolicyView } from './dto/trust-policy.dto.js';
+import { isUniqueViolation } from '../common/prisma-errors.js';
 
 export function toView(p: TrustPolicy): TrustPolicyView {
   return {
@@ -58,7 +59,7 @@ export class TrustPoliciesService {
         },
       });
     } catch (err) {
-      if (err instanceof Prisma.PrismaClientKnownRequestError && err.code === 'P2002') {
+      if (isUniqueViolation(err)) {
         throw new ConflictError(`trust policy "${dto.name}" already exists`);
       }
       throw err;

@@ -2,7 +2,7 @@ import type { RowField } from '@portcullis/protocol';
 import type { ResolvedPolicy } from '../config/config-store.js';
 import type { Logger } from '../logger.js';
 import type { SideConnection } from '../postgres/side-connection.js';
-import type { MaskingFieldLike, MaskingPlanLike, PolicyLib } from './policy-lib.js';
+import type { MaskingPlanLike, PolicyLib } from './policy-lib.js';
 import type { ResultField, RowMasker, RowPlan, SessionHooks, StatementInfo, Verdict } from './session-hooks.js';
 
 export interface PolicyHooksOptions {
@@ -55,7 +55,7 @@ export function createPolicyHooks(opts: PolicyHooksOptions): SessionHooks & { cl
     }
   };
 
-  const toFields = (fields: RowField[]): MaskingFieldLike[] =>
+  const toFields = (fields: RowField[]): ResultField[] =>
     fields.map((f) => {
       const table = tableNames.get(f.tableOid);
       const r: ResultField = { name: f.name, tableOid: f.tableOid, columnAttr: f.columnAttr, typeOid: f.typeOid, format: f.format };
@@ -67,7 +67,7 @@ export function createPolicyHooks(opts: PolicyHooksOptions): SessionHooks & { cl
   // statements gets the same layouts again (every Execute of a prepared statement), so plans are
   // kept per layout for the session instead of being rebuilt per result.
   const plans = new Map<string, RowPlan>();
-  const plan = (fields: MaskingFieldLike[]): RowPlan => {
+  const plan = (fields: ResultField[]): RowPlan => {
     let key = '';
     for (const f of fields) key += `${f.name}\0${f.tableOid}\0${f.columnAttr}\0${f.typeOid}\0${f.format}\0${f.table ?? ''}\x01`;
     const known = plans.get(key);
@@ -77,7 +77,7 @@ export function createPolicyHooks(opts: PolicyHooksOptions): SessionHooks & { cl
     plans.set(key, made);
     return made;
   };
-  const buildPlan = (fields: MaskingFieldLike[]): RowPlan => {
+  const buildPlan = (fields: ResultField[]): RowPlan => {
     let p: MaskingPlanLike | { kind: 'refuse'; reason: string } | null;
     try {
       p = lib.createMaskingPlan(policy.document, fields, { hmacKey: maskingKey });
@@ -134,7 +134,7 @@ export function createPolicyHooks(opts: PolicyHooksOptions): SessionHooks & { cl
   };
 }
 
-function wrapPlan(p: MaskingPlanLike, fields: MaskingFieldLike[]): RowMasker {
+function wrapPlan(p: MaskingPlanLike, fields: ResultField[]): RowMasker {
   const columns = (p.maskedColumns ?? []).map((c) => {
     if (typeof c === 'string') return c;
     if (typeof c === 'number') return fields[c]?.name ?? String(c);

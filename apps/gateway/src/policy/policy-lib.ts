@@ -1,3 +1,5 @@
+import type { ResultField } from './session-hooks.js';
+
 /**
  * The slice of @portcullis/policy the gateway uses, loaded at start. Kept behind this seam so the
  * data path can start (and refuse policy-bound sessions, fail closed) even if the policy module
@@ -15,15 +17,6 @@ export interface PolicyEngineLike {
   evaluate(sql: string, ctx: { protocol: 'simple' | 'extended' }): PolicyDecisionLike;
 }
 
-export interface MaskingFieldLike {
-  name: string;
-  tableOid: number;
-  columnAttr: number;
-  typeOid: number;
-  format: number;
-  table?: string;
-}
-
 export interface MaskingPlanLike {
   maskRow(values: (Buffer | null)[]): { values: (Buffer | string | null)[]; changed: number };
   maskCopyLine(line: Buffer | string): unknown;
@@ -35,7 +28,7 @@ export interface PolicyLib {
   initPolicyEngine(): Promise<unknown>;
   parsePolicyDocument(doc: unknown): unknown;
   PolicyEngine: new (doc: unknown, opts: { revision: number }) => PolicyEngineLike;
-  createMaskingPlan(doc: unknown, fields: MaskingFieldLike[], opts: { hmacKey: Buffer }): MaskingPlanLike | { kind: 'refuse'; reason: string } | null;
+  createMaskingPlan(doc: unknown, fields: ResultField[], opts: { hmacKey: Buffer }): MaskingPlanLike | { kind: 'refuse'; reason: string } | null;
 }
 
 let loaded: Promise<PolicyLib> | null = null;
