@@ -5,7 +5,10 @@
 // (stream publish → Postgres commit) and whether count in = count out.
 // Needs `pnpm exec tsc -b apps/recorder` first, Postgres and NATS (JetStream) on their default ports.
 //
-//   node bench/recorder-bench.mjs [--events 200000] [--sessions 1000] [--inflight 4000] [--batch 500] [--json]
+//   node bench/recorder-bench.mjs [--events 200000] [--sessions 1000] [--inflight 4000] [--batch <RECORDER_BATCH, default the recorder's>] [--backlog] [--json]
+//
+// --backlog publishes everything first and then times the recorder draining it: the recorder's own rate,
+// without the publisher (same process, same cores) competing with it.
 import { randomBytes, randomUUID } from 'node:crypto';
 import { createRequire } from 'node:module';
 import { pathToFileURL } from 'node:url';
@@ -17,7 +20,7 @@ const { values: args } = parseArgs({
     events: { type: 'string', default: '200000' },
     sessions: { type: 'string', default: '1000' },
     inflight: { type: 'string', default: '4000' },
-    batch: { type: 'string', default: '500' },
+    batch: { type: 'string' },
     json: { type: 'boolean', default: false },
     // backlog: publish everything first, then start the recorder and time the drain
     backlog: { type: 'boolean', default: false },
@@ -67,7 +70,7 @@ for (let i = 0; i < N; i++) {
 
 const recorder = new Recorder(parseRecorderEnv({
   DATABASE_URL, NATS_URL, NATS_PREFIX: prefix, PORTCULLIS_MASTER_KEY: master.toString('hex'),
-  RECORDER_HTTP_PORT: '0', RECORDER_HTTP_HOST: '127.0.0.1', RECORDER_BATCH: args.batch, CHECKPOINT_SECONDS: '3600', LOG_LEVEL: 'warn',
+  RECORDER_HTTP_PORT: '0', RECORDER_HTTP_HOST: '127.0.0.1', ...(args.batch ? { RECORDER_BATCH: args.batch } : {}), CHECKPOINT_SECONDS: '3600', LOG_LEVEL: 'warn',
 }), { http: false });
 if (!args.backlog) await recorder.start();
 
@@ -137,7 +140,7 @@ const pct = (p) => lags[Math.min(lags.length - 1, Math.floor(p * lags.length))] 
 const result = {
   events: N,
   sessions: SESSIONS,
-  batch: Number(args.batch),
+  batch: recorder.env.RECORDER_BATCH,
   publishedPerSec: Math.round(N / ((tPub - t0) / 1000)),
   persistedPerSecOverall: Math.round(persisted / ((tDone - tStart) / 1000)),
   persistedPerSecSustained: Math.round(sustained),
@@ -170,6 +173,9 @@ if (process.env.BENCH_DEBUG) {
 await recorder.stop();
 await db.query(`DELETE FROM "Event" WHERE chain = ANY($1::text[])`, [sessionIds]);
 await db.query(`DELETE FROM "Session" WHERE id = ANY($1::text[])`, [sessionIds]);
+// Autovacuum may be off (it is on the shared dev server): without this every run inserts into the
+// dead rows and bloated indexes of the runs before it, and the numbers drift down run after run.
+await db.query(`VACUUM "Event", "Session"`);
 await db.end();
 const jsm = await jetstreamManager(nc);
 await jsm.streams.delete(names.eventStream).catch(() => undefined);

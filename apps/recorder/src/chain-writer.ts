@@ -1,5 +1,8 @@
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
 import type { Pool, PoolClient } from 'pg';
-import { CONTROL_CHAIN, GENESIS_HASH, type WireEvent } from '@portcullis/protocol';
+import { from as copyFrom } from 'pg-copy-streams';
+import { canonicalJson, CONTROL_CHAIN, GENESIS_HASH, type WireEvent } from '@portcullis/protocol';
 import type { DeadLetterReason } from './event-decoder.js';
 import { fastHash, hashOf, normaliseTime, type ChainedEvent } from './recorded-event.js';
 
@@ -51,6 +54,8 @@ interface SessionRow {
 export interface StoredRow extends ChainedEvent {
   chain: string;
   hash: string;
+  /** canonicalJson(data), when the decoder already computed it */
+  canonicalData?: string;
 }
 
 /**
@@ -76,30 +81,52 @@ export async function controlHead(client: PoolClient): Promise<ChainHead> {
   return r.rows[0] ?? { seq: 0, hash: GENESIS_HASH };
 }
 
+const COPY_EVENT_SQL = `COPY "Event" (id, chain, "sessionId", seq, time, type, identity, connection, gateway, data, "prevHash", hash) FROM STDIN`;
+
+/** COPY text format: backslash, newline, carriage return and tab are escaped; `\N` is NULL. */
+function copyText(v: string | null): string {
+  if (v === null) return '\\N';
+  return /[\\\n\r\t]/.test(v) ? v.replace(/[\\\n\r\t]/g, (c) => COPY_ESCAPES[c]) : v;
+}
+const COPY_ESCAPES: Record<string, string> = { '\\': '\\\\', '\n': '\\n', '\r': '\\r', '\t': '\\t' };
+
+/** One row of `COPY "Event" ... FROM STDIN` (text format); `data` as its canonical JSON. */
+function copyLine(r: StoredRow): string {
+  const data = r.canonicalData ?? canonicalJson(r.data);
+  return `${r.id}\t${copyText(r.chain)}\t${copyText(r.sessionId)}\t${r.seq}\t${r.time}\t${copyText(r.type)}\t${copyText(r.identity)}\t${copyText(r.connection)}\t${copyText(r.gateway)}\t${copyText(data)}\t${r.prevHash}\t${r.hash}\n`;
+}
+
 /**
  * Inserts chained rows. Positions (the export order) come from a sequence, and a transaction that
  * commits later could otherwise hold a lower position than rows a SIEM has already paged past.
  * Holding one advisory lock from the INSERT to COMMIT makes position order equal commit order, so
  * the export can page by position with no gaps. Returns how many rows were inserted.
+ *
+ * The rows go in with COPY (measured ~30% cheaper per row than INSERT .. SELECT from a JSON or
+ * array parameter, and no JSON.stringify of the batch). COPY has no ON CONFLICT: an id that is
+ * already stored (by another recorder, after the duplicate lookup) fails the statement with a
+ * unique violation, which is reported as a ChainConflictError so the batch is retried with every
+ * id looked up first.
  */
 export async function appendRows(client: PoolClient, rows: StoredRow[]): Promise<number> {
   if (!rows.length) return 0;
+  let text = '';
+  for (const r of rows) text += copyLine(r);
   await client.query(POSITION_LOCK_SQL);
-  const r = await client.query(
-    `INSERT INTO "Event" (id, chain, "sessionId", seq, time, type, identity, connection, gateway, data, "prevHash", hash)
-     SELECT id, chain, "sessionId", seq, time, type, identity, connection, gateway, data, "prevHash", hash
-       FROM jsonb_to_recordset($1::jsonb) AS x(id uuid, chain text, "sessionId" text, seq int, time timestamptz, type text,
-            identity text, connection text, gateway text, data jsonb, "prevHash" text, hash text)
-     ON CONFLICT (id) DO NOTHING`,
-    [JSON.stringify(rows)],
-  );
-  return r.rowCount ?? 0;
+  const stream = client.query(copyFrom(COPY_EVENT_SQL));
+  try {
+    await pipeline(Readable.from([text]), stream);
+  } catch (err) {
+    if ((err as { code?: unknown }).code === '23505') throw new ChainConflictError(`an event of the batch is already stored: ${(err as Error).message}`, { cause: err });
+    throw err;
+  }
+  return stream.rowCount;
 }
 
 /** A batch could not be applied as planned (a concurrent writer broke an assumption); retry it. */
 export class ChainConflictError extends Error {
-  constructor(message: string) {
-    super(message);
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
     this.name = 'ChainConflictError';
   }
 }
@@ -240,7 +267,7 @@ export class ChainWriter {
           };
           const cd = items[i].canonicalData;
           const hash = cd === undefined ? hashOf(chained) : fastHash(chained, cd);
-          rows.push({ ...chained, chain, hash });
+          rows.push({ ...chained, chain, hash, canonicalData: cd });
           head = { seq, hash };
           outcomes[i] = { kind: 'stored', chain, seq, hash, gap };
         }
@@ -250,10 +277,12 @@ export class ChainWriter {
         if (!isControl) sessionRows.push(sessionRowFor(chain, rows, head));
       }
 
+      // Sessions first: their rows are covered by the chain locks, so only the Event insert needs
+      // to run under the position lock (shorter hold when two recorders write).
+      if (sessionRows.length) await upsertSessions(client, sessionRows);
       const ordered = exportOrder(items, byChain, appended);
       const inserted = await appendRows(client, ordered);
       if (inserted !== ordered.length) throw new ChainConflictError(`expected to insert ${ordered.length} events, inserted ${inserted}`);
-      if (sessionRows.length) await upsertSessions(client, sessionRows);
       await client.query('COMMIT');
       settleCopies();
       return { outcomes, heads };
@@ -317,17 +346,28 @@ function sessionRowFor(sessionId: string, rows: StoredRow[], head: ChainHead): S
  */
 async function upsertSessions(client: PoolClient, rows: SessionRow[]): Promise<void> {
   rows.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+  // Array parameters (one per column) rather than a JSON document: far less to build and parse.
   await client.query(
     `INSERT INTO "Session" (id, identity, connection, gateway, pool, "clientAddr", "startedAt", "endedAt", "lastSeq", "lastHash", events)
-     SELECT id, identity, connection, gateway, pool, "clientAddr", "startedAt", "endedAt", "lastSeq", "lastHash", events
-       FROM json_to_recordset($1::json) AS x(id text, identity text, connection text, gateway text, pool text, "clientAddr" text,
-            "startedAt" timestamptz, "endedAt" timestamptz, "lastSeq" int, "lastHash" text, events int)
+     SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::timestamptz[], $8::timestamptz[], $9::int[], $10::text[], $11::int[])
      ON CONFLICT (id) DO UPDATE SET
        "lastSeq" = EXCLUDED."lastSeq",
        "lastHash" = EXCLUDED."lastHash",
        events = "Session".events + EXCLUDED.events,
        "endedAt" = COALESCE(EXCLUDED."endedAt", "Session"."endedAt")`,
-    [JSON.stringify(rows)],
+    [
+      rows.map((r) => r.id),
+      rows.map((r) => r.identity),
+      rows.map((r) => r.connection),
+      rows.map((r) => r.gateway),
+      rows.map((r) => r.pool),
+      rows.map((r) => r.clientAddr),
+      rows.map((r) => r.startedAt),
+      rows.map((r) => r.endedAt),
+      rows.map((r) => r.lastSeq),
+      rows.map((r) => r.lastHash),
+      rows.map((r) => r.events),
+    ],
   );
 }
 

@@ -20,7 +20,10 @@ export const recorderEnvSchema = z.object({
   RECORDER_HTTP_HOST: z.string().default('0.0.0.0'),
   /** durable consumer name; recorders sharing it split the work */
   RECORDER_CONSUMER: z.string().regex(/^[A-Za-z0-9_-]+$/, 'letters, digits, _ and - only').default('recorder'),
-  RECORDER_BATCH: z.coerce.number().int().min(1).max(5000).default(500),
+  /** events per transaction at most; bigger batches spread the per-batch cost (locks, Session upserts, commit) */
+  RECORDER_BATCH: z.coerce.number().int().min(1).max(20_000).default(5000),
+  /** payload bytes per transaction at most (a batch always takes at least one event) */
+  RECORDER_BATCH_BYTES: z.coerce.number().int().min(1024).default(8 * 1024 * 1024),
   /** JetStream redelivers an unacknowledged event after this long (also bounds recovery after a crash) */
   RECORDER_ACK_WAIT_SECONDS: z.coerce.number().int().min(1).max(3600).default(30),
   /** how long a session event may wait for a missing predecessor before it is chained across the gap */

@@ -23,6 +23,7 @@ export interface EventConsumerOptions {
   metrics: RecorderMetrics;
   logger: Logger;
   batchSize: number;
+  batchBytes: number;
   gapSeconds: number;
   ackWaitSeconds: number;
   onBatch: (report: BatchReport) => void;
@@ -135,7 +136,7 @@ export class EventConsumer {
         });
         continue;
       }
-      const fresh = this.queue.splice(0, this.o.batchSize);
+      const fresh = this.queue.splice(0, this.takeCount(this.o.batchSize));
       const batch = [...due.map((d) => d.m), ...fresh];
       const tries = new Map<JsMsg, Held>(due.map((d) => [d.m, d]));
       // Decoding (JSON, schema, HMAC, canonical data) of this batch overlaps the previous batch's
@@ -149,6 +150,17 @@ export class EventConsumer {
       });
     }
     await inflight;
+  }
+
+  /** How many queued messages fit in one batch: at most `max` and `batchBytes` of payload, at least one. */
+  private takeCount(max: number): number {
+    const n = Math.min(max, this.queue.length);
+    let bytes = 0;
+    for (let i = 0; i < n; i++) {
+      bytes += this.queue[i].data.byteLength;
+      if (bytes > this.o.batchBytes) return Math.max(i, 1);
+    }
+    return n;
   }
 
   /** Held messages must not hit ack_wait (JetStream would hand a copy to another recorder). */

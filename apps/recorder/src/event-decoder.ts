@@ -1,5 +1,5 @@
-import { canonicalJson, CONTROL_CHAIN, CONTROL_EVENT_TYPES, SESSION_EVENT_TYPES, wireEventSchema, type WireEvent } from '@portcullis/protocol';
-import { verifySignatureFast } from './recorded-event.js';
+import { CONTROL_CHAIN, CONTROL_EVENT_TYPES, SESSION_EVENT_TYPES, wireEventSchema, type WireEvent } from '@portcullis/protocol';
+import { canonicalJsonFast, verifySignatureFast } from './recorded-event.js';
 
 export type DeadLetterReason =
   | 'malformed-json'
@@ -36,7 +36,7 @@ export function decodeEvent(payload: Uint8Array, eventKey: Buffer): Decoded {
   }
   const event = r.data;
   if (!event.sig) return { ok: false, reason: 'unsigned', detail: 'no sig' };
-  const canonicalData = canonicalJson(event.data);
+  const canonicalData = canonicalJsonFast(event.data);
   if (!verifySignatureFast(event, canonicalData, eventKey)) return { ok: false, reason: 'bad-signature', detail: 'sig does not match the event key' };
 
   if (event.sessionId === null) {

@@ -87,6 +87,7 @@ export class Recorder {
       metrics: this.metrics,
       logger,
       batchSize: env.RECORDER_BATCH,
+      batchBytes: env.RECORDER_BATCH_BYTES,
       gapSeconds: env.RECORDER_GAP_SECONDS,
       ackWaitSeconds: env.RECORDER_ACK_WAIT_SECONDS,
       onBatch: (r) => {

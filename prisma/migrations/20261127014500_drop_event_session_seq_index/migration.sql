@@ -1,0 +1,3 @@
+-- DropIndex
+DROP INDEX "Event_sessionId_seq_idx";
+
