@@ -23,6 +23,7 @@ import { apiClient } from '../scripts/lib/http.mjs';
 import { demoPolicy, seedDemo } from '../scripts/lib/seed.mjs';
 // @ts-expect-error idem
 import { checkServices } from '../scripts/lib/services.mjs';
+import { freePort } from './support/free-port.js';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const ADMIN_URL = 'postgresql://postgres@127.0.0.1:5432/postgres';
@@ -43,13 +44,6 @@ async function dropDatabase(name: string, role?: string): Promise<void> {
   }
 }
 
-async function freePort(): Promise<number> {
-  const srv = createTcpServer();
-  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
-  const { port } = srv.address() as AddressInfo;
-  await new Promise<void>((r) => srv.close(() => r()));
-  return port;
-}
 
 function tempHome(): string {
   const dir = mkdtempSync(join(tmpdir(), 'portcullis-home-'));

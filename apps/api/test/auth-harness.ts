@@ -3,12 +3,13 @@
  * on another, wired to each other, with a random NATS prefix and random group/policy names. Not a test itself.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { createServer } from 'node:net';
 import type { INestApplication } from '@nestjs/common';
 import { createPrismaClient, type PrismaClient } from '@portcullis/db';
 import { createApiApp } from '../src/app.factory.js';
 import { NatsService } from '../src/nats/nats.service.js';
 import { startDevIdp, type DevIdp } from '../src/dev-idp/dev-idp.js';
+import { freePort } from '../../../test/support/free-port.js';
+export { freePort };
 
 export interface AuthStack {
   idp: DevIdp;
@@ -23,16 +24,6 @@ export interface AuthStack {
   close(): Promise<void>;
 }
 
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as { port: number };
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 // One fixed master key for these files: the api's signing key in the shared test DB is reused, not piled up.
 const MASTER_KEY = createHash('sha256').update('portcullis auth tests').digest('hex');

@@ -3,27 +3,18 @@
 // port and its own store directory, kills it (SIGKILL) mid-stream and starts it again on the same store.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { createServer, connect as tcp } from 'node:net';
+import { connect as tcp } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { WireEvent } from '@portcullis/protocol';
+import { freePort } from '../../../test/support/free-port.js';
 
 const NATS_BIN = '/usr/sbin/nats-server';
 const store = mkdtempSync(join(tmpdir(), 'portcullis-nats-'));
 let port = 0;
 let server: ChildProcess | null = null;
 
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const p = (s.address() as { port: number }).port;
-      s.close(() => resolve(p));
-    });
-  });
-}
 
 async function startNats(): Promise<void> {
   server = spawn(NATS_BIN, ['-a', '127.0.0.1', '-p', String(port), '-js', '-sd', store], { stdio: 'ignore' });

@@ -1,10 +1,12 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes, randomUUID } from 'node:crypto';
-import { createServer, Socket } from 'node:net';
+import { Socket } from 'node:net';
 import { exportJWK, generateKeyPair, type JWK } from 'jose';
 import { signingMasterKeyId, type PrismaClient } from '@portcullis/db';
 import { deriveKey, encryptAtRest, type ApprovalJob } from '@portcullis/protocol';
 import { approvalsEnvSchema, type ApprovalsEnv } from '../../src/env.js';
+import { freePort } from '../../../../test/support/free-port.js';
+export { freePort };
 
 export function randomPrefix(what = 't'): string {
   return `${what}${randomBytes(5).toString('hex')}`;
@@ -57,16 +59,6 @@ export function makeJob(connection: string, over: Partial<ApprovalJob> = {}): Ap
   };
 }
 
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 /** A private, throwaway redis-server (never the shared one) that a test may kill and restart. */
 export class PrivateRedis {
