@@ -5,8 +5,12 @@
 // (stream publish → Postgres commit) and whether count in = count out.
 // Needs `pnpm exec tsc -b apps/recorder` first, Postgres and NATS (JetStream) on their default ports.
 //
-//   node bench/recorder-bench.mjs [--events 200000] [--sessions 1000] [--inflight 4000] [--batch <RECORDER_BATCH, default the recorder's>] [--backlog] [--json]
+//   node bench/recorder-bench.mjs [--events 200000] [--sessions 1000] [--inflight 4000] [--per-message 64] [--single]
+//                                 [--batch <RECORDER_BATCH, default the recorder's>] [--backlog] [--json]
 //
+// Events are published as the gateway publishes them: batch messages of --per-message events of
+// many sessions (libs/protocol event-batch.ts, one HMAC per message). --single publishes one signed
+// event per message instead (what the api and approvals do).
 // --backlog publishes everything first and then times the recorder draining it: the recorder's own rate,
 // without the publisher (same process, same cores) competing with it.
 import { randomBytes, randomUUID } from 'node:crypto';
@@ -21,6 +25,8 @@ const { values: args } = parseArgs({
     sessions: { type: 'string', default: '1000' },
     inflight: { type: 'string', default: '4000' },
     batch: { type: 'string' },
+    'per-message': { type: 'string', default: '64' },
+    single: { type: 'boolean', default: false },
     json: { type: 'boolean', default: false },
     // backlog: publish everything first, then start the recorder and time the drain
     backlog: { type: 'boolean', default: false },
@@ -29,13 +35,14 @@ const { values: args } = parseArgs({
 const N = Number(args.events);
 const SESSIONS = Number(args.sessions);
 const INFLIGHT = Number(args.inflight);
+const PER_MESSAGE = args.single ? 1 : Number(args['per-message']);
 
 // The recorder's own dependencies (pnpm keeps them under apps/recorder).
 const req = createRequire(new URL('../apps/recorder/package.json', import.meta.url));
 const load = (name) => import(pathToFileURL(req.resolve(name)).href);
-const { connect } = await load('@nats-io/transport-node');
+const { connect, headers } = await load('@nats-io/transport-node');
 const { jetstream, jetstreamManager } = await load('@nats-io/jetstream');
-const { deriveKey, signEvent, natsNames, GENESIS_HASH } = await load('@portcullis/protocol');
+const { deriveKey, signEvent, encodeEventBatch, EVENT_BATCH_SIG_HEADER, natsNames, GENESIS_HASH } = await load('@portcullis/protocol');
 const { ensureDatabase, migrate } = await load('@portcullis/db');
 const { Recorder, parseRecorderEnv, hashOf, normaliseTime } = await import('../apps/recorder/dist/index.js');
 
@@ -64,8 +71,19 @@ for (let i = 0; i < N; i++) {
     : kind === 'query' ? { sql: `SELECT * FROM customers WHERE id = ${seq}`, protocol: 'extended' }
     : kind === 'decision' ? { action: 'allow', rule: 'default', reason: 'no guardrail matched' }
     : { tag: 'SELECT 1', rows: 1, durationMs: 0.4, masking: { columns: ['email', 'ssn'], values: 2 } };
-  const e = signEvent({ id: randomUUID(), sessionId: sessionIds[s], seq, time: now, type: kind, identity: 'agent:bench', connection: 'bench', gateway: 'gw-bench', data }, eventKey);
-  events[i] = { subject: names.sessionEvents(sessionIds[s]), body: JSON.stringify(e), id: e.id };
+  const e = { id: randomUUID(), sessionId: sessionIds[s], seq, time: now, type: kind, identity: 'agent:bench', connection: 'bench', gateway: 'gw-bench', data };
+  events[i] = args.single ? { subject: names.sessionEvents(sessionIds[s]), body: JSON.stringify(signEvent(e, eventKey)), id: e.id } : e;
+}
+// The messages to publish: single signed events, or batches as the gateway sends them.
+const messages = [];
+if (args.single) messages.push(...events);
+else {
+  for (let i = 0; i < N; i += PER_MESSAGE) {
+    const { body, sig } = encodeEventBatch(events.slice(i, i + PER_MESSAGE), eventKey);
+    const h = headers();
+    h.set(EVENT_BATCH_SIG_HEADER, sig);
+    messages.push({ subject: names.gatewayEvents('gw-bench'), body, id: `batch-${i}-${randomUUID()}`, headers: h });
+  }
 }
 
 const recorder = new Recorder(parseRecorderEnv({
@@ -91,17 +109,17 @@ const js = jetstream(nc);
 // like the gateway: make sure the stream exists before publishing (idempotent, same config)
 const jsm0 = await jetstreamManager(nc);
 await jsm0.streams.info(names.eventStream).catch(() => jsm0.streams.add({ name: names.eventStream, subjects: [names.eventsAll], storage: 'file', duplicate_window: 120_000_000_000 }));
-log(`publishing (≤ ${INFLIGHT} in flight)…`);
+log(`publishing ${messages.length} messages of ${PER_MESSAGE} event(s) (≤ ${INFLIGHT} in flight)…`);
 const t0 = performance.now();
 let next = 0;
 let failed = 0;
 async function lane() {
-  while (next < N) {
-    const e = events[next++];
+  while (next < messages.length) {
+    const m = messages[next++];
     try {
-      await js.publish(e.subject, e.body, { msgID: e.id });
+      await js.publish(m.subject, m.body, { msgID: m.id, ...(m.headers ? { headers: m.headers } : {}) });
     } catch {
-      failed++;
+      failed += args.single ? 1 : Math.min(PER_MESSAGE, N - (next - 1) * PER_MESSAGE);
     }
   }
 }
@@ -140,6 +158,7 @@ const pct = (p) => lags[Math.min(lags.length - 1, Math.floor(p * lags.length))] 
 const result = {
   events: N,
   sessions: SESSIONS,
+  eventsPerMessage: PER_MESSAGE,
   batch: recorder.env.RECORDER_BATCH,
   publishedPerSec: Math.round(N / ((tPub - t0) / 1000)),
   persistedPerSecOverall: Math.round(persisted / ((tDone - tStart) / 1000)),

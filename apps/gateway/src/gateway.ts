@@ -92,7 +92,7 @@ export class Gateway {
     this.config.on('change', (c: ActiveConfig) => this.metrics.configRevision.set(c.revision));
     this.nc = await connect({ servers: env.NATS_URL, name: `gateway-${env.GATEWAY_ID}`, maxReconnectAttempts: -1, reconnectTimeWait: 1000 });
     void this.watchNatsStatus(this.nc);
-    this.publisher = new EventPublisher(this.nc, env.NATS_PREFIX, this.logger);
+    this.publisher = new EventPublisher(this.nc, env.NATS_PREFIX, this.logger, 5000, env.GATEWAY_ID);
     void this.ensureStream();
     this.config.start(this.nc);
     this.subscribeCancels(this.nc);

@@ -3,7 +3,8 @@ import type { ConsumerMessages, JetStreamClient, JsMsg } from '@nats-io/jetstrea
 import type { NatsNames } from '@portcullis/protocol';
 import type { Logger } from 'pino';
 import { ChainWriter, type ChainHead, type Outcome, type PendingEvent } from './chain-writer.js';
-import { decodeEvent, type DeadLetterReason } from './event-decoder.js';
+import { EVENT_BATCH_SIG_HEADER } from '@portcullis/protocol';
+import { decodeMessage, type DeadLetterReason } from './event-decoder.js';
 import type { RecorderMetrics } from './metrics.js';
 
 export interface BatchReport {
@@ -29,17 +30,34 @@ export interface EventConsumerOptions {
   onBatch: (report: BatchReport) => void;
 }
 
-/** Headers on a dead-lettered message. */
-export const DEAD_LETTER_HEADERS = { reason: 'Portcullis-Reason', detail: 'Portcullis-Detail', subject: 'Portcullis-Subject', streamSeq: 'Portcullis-Stream-Seq' } as const;
+/**
+ * Headers on a dead-lettered message. An event refused inside a batch is parked as the whole batch
+ * body (its signature header kept, so it can still be verified) with the event's index.
+ */
+export const DEAD_LETTER_HEADERS = {
+  reason: 'Portcullis-Reason', detail: 'Portcullis-Detail', subject: 'Portcullis-Subject', streamSeq: 'Portcullis-Stream-Seq', batchIndex: 'Portcullis-Batch-Index',
+} as const;
 
 const BACKOFF_MS = 1000;
 const MAX_RETRY_MS = 500;
 
+/** One message of a batch being written: acked once every event in it is stored or parked. */
+interface MsgState {
+  m: JsMsg;
+  /** some event must wait for its predecessor: hold the whole message */
+  deferred: boolean;
+  /** dead-letter publishes of refused events; false = not parked (redeliver) */
+  parks: Promise<boolean>[];
+}
+
 interface Prepared {
   started: bigint;
-  batch: JsMsg[];
   pending: PendingEvent[];
-  msgs: JsMsg[];
+  /** the message each pending event came in, and its index there */
+  owners: MsgState[];
+  indexes: number[];
+  states: MsgState[];
+  /** whole messages being parked (acked or NAKed when done) */
   parking: Promise<void>[];
   held: Map<JsMsg, Held>;
   now: number;
@@ -88,7 +106,8 @@ export class EventConsumer {
     const consumer = await this.o.js.consumers.get(this.o.names.eventStream, this.o.durable);
     this.running = true;
     this.messages = await consumer.consume({
-      max_messages: Math.max(this.o.batchSize * 2, 100),
+      // Bounded by bytes: a message may be one event or a batch of hundreds.
+      max_bytes: Math.max(this.o.batchBytes * 4, 4 * 1024 * 1024),
       // Pull requests of a recorder that died stay on the server until they expire and swallow
       // redeliveries meanwhile; a short expiry bounds that window after a crash.
       expires: 5000,
@@ -136,31 +155,18 @@ export class EventConsumer {
         });
         continue;
       }
-      const fresh = this.queue.splice(0, this.takeCount(this.o.batchSize));
-      const batch = [...due.map((d) => d.m), ...fresh];
       const tries = new Map<JsMsg, Held>(due.map((d) => [d.m, d]));
       // Decoding (JSON, schema, HMAC, canonical data) of this batch overlaps the previous batch's
       // transaction; the writes themselves stay strictly one after the other.
-      const prepared = this.prepare(batch, tries);
+      const prepared = this.prepare(due.map((d) => d.m), tries);
       await inflight;
       inflight = this.commit(prepared).catch((err: unknown) => {
         // commit() handles its own failures; this is a last guard so the loop never dies.
         this.o.logger.error({ err }, 'batch failed unexpectedly');
-        for (const m of prepared.msgs) m.nak(BACKOFF_MS);
+        for (const st of prepared.states) st.m.nak(BACKOFF_MS);
       });
     }
     await inflight;
-  }
-
-  /** How many queued messages fit in one batch: at most `max` and `batchBytes` of payload, at least one. */
-  private takeCount(max: number): number {
-    const n = Math.min(max, this.queue.length);
-    let bytes = 0;
-    for (let i = 0; i < n; i++) {
-      bytes += this.queue[i].data.byteLength;
-      if (bytes > this.o.batchBytes) return Math.max(i, 1);
-    }
-    return n;
   }
 
   /** Held messages must not hit ack_wait (JetStream would hand a copy to another recorder). */
@@ -186,29 +192,57 @@ export class EventConsumer {
     this.poke();
   }
 
-  private prepare(batch: JsMsg[], held: Map<JsMsg, Held>): Prepared {
+  /**
+   * Decodes the held messages that are due, then queued ones until the batch has `batchSize` events
+   * or `batchBytes` of payload (at least one message).
+   */
+  private prepare(due: JsMsg[], held: Map<JsMsg, Held>): Prepared {
     const started = process.hrtime.bigint();
-    const pending: PendingEvent[] = [];
-    const msgs: JsMsg[] = [];
-    const parking: Promise<void>[] = [];
-    const now = Date.now();
-    for (const m of batch) {
-      const d = decodeEvent(m.data, this.o.eventKey);
-      if (!d.ok) {
-        parking.push(this.deadLetter(m, d.reason, d.detail));
-        continue;
-      }
-      const since = this.deferredSince.get(d.event.id);
-      // In-memory wait time, with the delivery count as a backstop when another recorder deferred it.
-      const gapExpired = (since !== undefined && now - since >= this.o.gapSeconds * 1000) || m.info.deliveryCount > 5 + this.o.gapSeconds;
-      pending.push({ event: d.event, canonicalData: d.canonicalData, streamSeq: m.seq, gapExpired });
-      msgs.push(m);
+    const p: Prepared = { started, pending: [], owners: [], indexes: [], states: [], parking: [], held, now: Date.now() };
+    let bytes = 0;
+    for (const m of due) {
+      bytes += m.data.byteLength;
+      this.decodeInto(p, m);
     }
-    return { started, batch, pending, msgs, parking, held, now };
+    let taken = 0;
+    while (taken < this.queue.length && (p.states.length + p.parking.length === 0 || (p.pending.length < this.o.batchSize && bytes + this.queue[taken].data.byteLength <= this.o.batchBytes))) {
+      const m = this.queue[taken++];
+      bytes += m.data.byteLength;
+      this.decodeInto(p, m);
+    }
+    this.queue.splice(0, taken);
+    return p;
+  }
+
+  private decodeInto(p: Prepared, m: JsMsg): void {
+    const sig = m.headers?.has(EVENT_BATCH_SIG_HEADER) ? m.headers.get(EVENT_BATCH_SIG_HEADER) : undefined;
+    const d = decodeMessage(m.data, sig, this.o.eventKey);
+    if (!d.ok) {
+      p.parking.push(this.parkWhole(m, d.reason, d.detail));
+      return;
+    }
+    if (!d.batch && !d.events[0].ok) {
+      p.parking.push(this.parkWhole(m, d.events[0].reason, d.events[0].detail));
+      return;
+    }
+    const st: MsgState = { m, deferred: false, parks: [] };
+    p.states.push(st);
+    d.events.forEach((e, i) => {
+      if (!e.ok) {
+        st.parks.push(this.park(m, e.reason, e.detail, i));
+        return;
+      }
+      const since = this.deferredSince.get(e.event.id);
+      // In-memory wait time, with the delivery count as a backstop when another recorder deferred it.
+      const gapExpired = (since !== undefined && p.now - since >= this.o.gapSeconds * 1000) || m.info.deliveryCount > 5 + this.o.gapSeconds;
+      p.pending.push({ event: e.event, canonicalData: e.canonicalData, streamSeq: m.seq, gapExpired });
+      p.owners.push(st);
+      p.indexes.push(i);
+    });
   }
 
   private async commit(p: Prepared): Promise<void> {
-    const { started, batch, pending, msgs, parking, held, now } = p;
+    const { started, pending, owners, states, parking, held, now } = p;
     if (pending.length) {
       let outcomes: Outcome[];
       let heads = new Map<string, ChainHead>();
@@ -227,7 +261,7 @@ export class EventConsumer {
         } else {
           this.o.metrics.batchErrors.inc();
           this.o.logger.error({ err }, 'batch not written; will be redelivered');
-          for (const m of msgs) m.nak(BACKOFF_MS);
+          for (const st of states) st.m.nak(BACKOFF_MS);
           await Promise.all(parking);
           await new Promise((r) => setTimeout(r, BACKOFF_MS / 4));
           return;
@@ -236,12 +270,11 @@ export class EventConsumer {
       const committed = Date.now();
       const lagsMs: number[] = [];
       outcomes.forEach((o, i) => {
-        const m = msgs[i];
+        const st = owners[i];
         const id = pending[i].event.id;
         switch (o.kind) {
           case 'stored': {
-            m.ack();
-            const lag = committed - streamTimeMs(m);
+            const lag = committed - streamTimeMs(st.m);
             lagsMs.push(lag);
             this.o.metrics.lag.observe(lag / 1000);
             if (o.gap) {
@@ -252,7 +285,6 @@ export class EventConsumer {
             break;
           }
           case 'duplicate':
-            m.ack();
             this.o.metrics.duplicates.inc();
             this.deferredSince.delete(id);
             break;
@@ -262,12 +294,12 @@ export class EventConsumer {
               this.deferredSince.set(id, now);
             }
             this.o.metrics.deferred.inc();
-            this.hold(m, held.get(m), committed);
+            st.deferred = true;
             break;
           }
           case 'reject':
             this.deferredSince.delete(id);
-            parking.push(this.deadLetter(m, o.reason, o.detail));
+            st.parks.push(this.park(st.m, o.reason, o.detail, st.m.headers?.has(EVENT_BATCH_SIG_HEADER) ? p.indexes[i] : undefined));
             break;
         }
       });
@@ -279,11 +311,17 @@ export class EventConsumer {
       if (this.o.logger.isLevelEnabled('debug')) {
         const kinds: Record<string, number> = {};
         for (const o of outcomes) kinds[o.kind] = (kinds[o.kind] ?? 0) + 1;
-        this.o.logger.debug({ batch: batch.length, ...kinds }, 'batch written');
+        this.o.logger.debug({ messages: states.length, events: pending.length, ...kinds }, 'batch written');
       }
       this.o.onBatch({ persisted: lagsMs.length, lagsMs, heads });
     }
-    await Promise.all(parking);
+    const settling = states.map(async (st) => {
+      const parked = await Promise.all(st.parks);
+      if (st.deferred) this.hold(st.m, held.get(st.m), Date.now());
+      else if (parked.every(Boolean)) st.m.ack();
+      else st.m.nak(BACKOFF_MS);
+    });
+    await Promise.all([...parking, ...settling]);
   }
 
   /** Writes the events of a batch the database refused one by one, so one bad event cannot block the rest. */
@@ -301,21 +339,34 @@ export class EventConsumer {
     return out;
   }
 
-  /** Parks a message on the dead-letter subject (reason in a header), counts it, then acks the original. */
-  private async deadLetter(m: JsMsg, reason: DeadLetterReason, detail: string): Promise<void> {
+  /** Parks a whole message, then acks it (NAKs it when the dead-letter publish failed). */
+  private async parkWhole(m: JsMsg, reason: DeadLetterReason, detail: string): Promise<void> {
+    if (await this.park(m, reason, detail)) m.ack();
+    else m.nak(BACKOFF_MS);
+  }
+
+  /**
+   * Copies a message (with the reason in a header, and the refused event's index for a batch) to
+   * the dead-letter subject and counts it. True when parked; the caller acks the original.
+   */
+  private async park(m: JsMsg, reason: DeadLetterReason, detail: string, batchIndex?: number): Promise<boolean> {
     const h = headers();
     h.set(DEAD_LETTER_HEADERS.reason, reason);
     h.set(DEAD_LETTER_HEADERS.detail, detail.replace(/[\r\n]+/g, ' ').slice(0, 500));
     h.set(DEAD_LETTER_HEADERS.subject, m.subject);
     h.set(DEAD_LETTER_HEADERS.streamSeq, String(m.seq));
+    const batchSig = m.headers?.has(EVENT_BATCH_SIG_HEADER) ? m.headers.get(EVENT_BATCH_SIG_HEADER) : undefined;
+    if (batchSig !== undefined) h.set(EVENT_BATCH_SIG_HEADER, batchSig);
+    if (batchIndex !== undefined) h.set(DEAD_LETTER_HEADERS.batchIndex, String(batchIndex));
+    const msgID = `${this.o.names.eventStream}:${m.seq}${batchIndex === undefined ? '' : `:${batchIndex}`}`;
     try {
-      await this.o.js.publish(this.o.names.deadLetter, m.data, { headers: h, msgID: `${this.o.names.eventStream}:${m.seq}` });
-      m.ack();
+      await this.o.js.publish(this.o.names.deadLetter, m.data, { headers: h, msgID });
       this.o.metrics.deadLetters.inc({ reason });
-      this.o.logger.warn({ reason, detail, subject: m.subject, streamSeq: m.seq }, 'event parked on the dead-letter subject');
+      this.o.logger.warn({ reason, detail, subject: m.subject, streamSeq: m.seq, batchIndex }, 'event parked on the dead-letter subject');
+      return true;
     } catch (err) {
       this.o.logger.error({ err }, 'dead-letter publish failed; will retry');
-      m.nak(BACKOFF_MS);
+      return false;
     }
   }
 }

@@ -1,8 +1,8 @@
 import { randomBytes, randomUUID } from 'node:crypto';
-import { connect, type NatsConnection } from '@nats-io/transport-node';
+import { connect, headers, type NatsConnection } from '@nats-io/transport-node';
 import { jetstream, jetstreamManager, type JetStreamClient } from '@nats-io/jetstream';
 import pg from 'pg';
-import { deriveKey, GENESIS_HASH, natsNames, signEvent, type NatsNames, type WireEvent } from '@portcullis/protocol';
+import { deriveKey, encodeEventBatch, EVENT_BATCH_SIG_HEADER, GENESIS_HASH, natsNames, signEvent, type NatsNames, type WireEvent } from '@portcullis/protocol';
 import { hashOf, normaliseTime } from '../src/recorded-event.js';
 import { Recorder } from '../src/recorder.js';
 import { parseRecorderEnv } from '../src/env.js';
@@ -18,6 +18,8 @@ export class Harness {
   readonly db = new pg.Pool({ connectionString: process.env.DATABASE_URL, max: 3 });
   nc!: NatsConnection;
   js!: JetStreamClient;
+  /** publish() sends batch messages of this many events (as the gateway does); 0 = one event per message */
+  batchEvents = 0;
   private recorders: Recorder[] = [];
   private sessions: string[] = [];
 
@@ -82,8 +84,23 @@ export class Harness {
   }
 
   async publish(events: WireEvent[], opts: { dedup?: boolean } = {}): Promise<void> {
+    if (this.batchEvents > 0) {
+      const acks: Promise<unknown>[] = [];
+      for (let i = 0; i < events.length; i += this.batchEvents) acks.push(this.publishBatch(events.slice(i, i + this.batchEvents), opts));
+      await Promise.all(acks);
+      return;
+    }
     const acks = events.map((e) => this.js.publish(this.subjectOf(e), JSON.stringify(e), opts.dedup === false ? {} : { msgID: e.id }));
     await Promise.all(acks);
+  }
+
+  /** One batch message as the gateway sends it: unsigned events, one HMAC over the body in a header. */
+  async publishBatch(events: WireEvent[], opts: { dedup?: boolean; sig?: string; body?: string } = {}): Promise<void> {
+    const enc = encodeEventBatch(events.map(({ sig: _sig, ...e }) => e), this.eventKey);
+    const h = headers();
+    h.set(EVENT_BATCH_SIG_HEADER, opts.sig ?? enc.sig);
+    const msgID = opts.dedup === false ? undefined : `batch:${events[0]?.id}:${events.length}`;
+    await this.js.publish(this.names.gatewayEvents('gw-1'), opts.body ?? enc.body, { headers: h, ...(msgID ? { msgID } : {}) });
   }
 
   async publishRaw(subject: string, body: string | Uint8Array): Promise<void> {

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { jetstreamManager } from '@nats-io/jetstream';
-import { CONTROL_CHAIN } from '@portcullis/protocol';
+import { CONTROL_CHAIN, type WireEvent } from '@portcullis/protocol';
 import { DEAD_LETTER_HEADERS } from '../src/event-consumer.js';
 import type { Recorder } from '../src/recorder.js';
 import { brokenAt, Harness } from './helpers.js';
@@ -127,6 +127,46 @@ describe('recorder: chaining', () => {
     expect(dl?.header.get(DEAD_LETTER_HEADERS.reason)).toBeTruthy();
     expect(dl?.header.get(DEAD_LETTER_HEADERS.subject)).toBeTruthy();
     // nothing is left unacknowledged on the consumer
+    await h.waitFor(async () => (await jsm.consumers.info(h.names.eventStream, 'recorder')).num_ack_pending, (n) => n === 0);
+  });
+
+  it('stores batch messages of several sessions, parking a bad batch whole and a bad event inside a good batch alone', async () => {
+    const a = h.newSession();
+    const b = h.newSession();
+    const ea = h.sessionEvents(a, 3);
+    const eb = h.sessionEvents(b, 3);
+    const mixed: WireEvent[] = [];
+    for (let i = 0; i < ea.length; i++) mixed.push(ea[i], eb[i]);
+    const before = Object.fromEntries((await rec.metrics.deadLetters.get()).values.map((v) => [v.labels.reason, v.value]));
+    // a forged batch (valid events, wrong signature) stores nothing
+    const forged = h.sessionEvent(h.newSession(), 1, 'session.start', {});
+    await h.publishBatch([forged], { sig: 'a'.repeat(64) });
+    // a good batch carrying one inconsistent event (session.start at seq 5) and one off-schema event
+    const inconsistent = h.sessionEvent(b, 99, 'session.start', {});
+    const offSchema = { ...h.sessionEvent(b, 98, 'query', {}), seq: -1 };
+    await h.publishBatch([...mixed.slice(0, 5), inconsistent, offSchema, ...mixed.slice(5, 9)]);
+    await h.publishBatch(mixed.slice(9));
+    await h.waitFor(() => h.countFor([a, b]), (n) => n === mixed.length);
+    for (const sid of [a, b]) {
+      const rows = await h.eventsOf(sid);
+      expect(rows.map((r) => r.seq)).toEqual(rows.map((_, i) => i + 1));
+      expect(brokenAt(rows)).toBeNull();
+    }
+    const after = await h.waitFor(
+      async () => Object.fromEntries((await rec.metrics.deadLetters.get()).values.map((v) => [v.labels.reason, v.value])),
+      (c) => (c.inconsistent ?? 0) > (before.inconsistent ?? 0),
+    );
+    expect((after['bad-signature'] ?? 0) - (before['bad-signature'] ?? 0)).toBe(1);
+    expect((after.schema ?? 0) - (before.schema ?? 0)).toBe(1);
+    const jsm = await jetstreamManager(h.nc);
+    const info = await jsm.streams.info(h.names.deadLetterStream);
+    const indexes: string[] = [];
+    for (let seq = info.state.first_seq; seq <= info.state.last_seq; seq++) {
+      const m = await jsm.streams.getMessage(h.names.deadLetterStream, { seq });
+      const idx = m?.header.get(DEAD_LETTER_HEADERS.batchIndex);
+      if (idx) indexes.push(idx);
+    }
+    expect(indexes.sort()).toEqual(['5', '6']);
     await h.waitFor(async () => (await jsm.consumers.info(h.names.eventStream, 'recorder')).num_ack_pending, (n) => n === 0);
   });
 

@@ -23,11 +23,16 @@ async function assertExactlyOnce(h: Harness, ids: string[], events: WireEvent[])
   }
 }
 
-describe('recorder: crashes, restarts and concurrency', () => {
+// Once with one event per message (api, approvals), once with batch messages (the gateway).
+describe.each([
+  { mode: 'single events', batchEvents: 0 },
+  { mode: 'gateway batches', batchEvents: 7 },
+])('recorder: crashes, restarts and concurrency ($mode)', ({ batchEvents }) => {
   let h: Harness;
 
   beforeAll(async () => {
     h = await new Harness().setup();
+    h.batchEvents = batchEvents;
   });
   afterEach(async () => {
     await h.stopRecorders();

@@ -8,6 +8,10 @@ export {
   type WireEvent, type RecordedEvent, type EventType,
 } from './events.js';
 export {
+  EVENT_BATCH_SIG_HEADER, MAX_EVENT_BATCH_BYTES, MAX_EVENT_BATCH_EVENTS, signEventBatchBody, verifyEventBatchBody, encodeEventBatch,
+  type UnsignedWireEvent,
+} from './event-batch.js';
+export {
   parseMasterKey, deriveKey, encryptAtRest, decryptAtRest, sealForPool, openSealed, generatePoolKeyPair, sealedSecretSchema,
   type SealedSecret, type PoolKeyPair,
 } from './keys.js';

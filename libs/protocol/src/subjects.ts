@@ -15,6 +15,8 @@ export interface NatsNames {
   eventStream: string;
   /** Subject of one session's events (gateway publishes). */
   sessionEvents(sessionId: string): string;
+  /** Subject of the event batches one gateway publishes (events of many sessions; see event-batch.ts). */
+  gatewayEvents(gatewayId: string): string;
   /** Subject of control-plane audit events (api publishes). */
   controlEvents: string;
   /** Wildcard covering every event subject of the stream. */
@@ -39,6 +41,8 @@ export function natsNames(prefix: string = DEFAULT_NATS_PREFIX): NatsNames {
     heartbeatAll: `${p}.gateway.heartbeat.>`,
     eventStream: `${streamBase}_EVENTS`,
     sessionEvents: (sessionId) => `${p}.events.session.${sessionId}`,
+    // A subject token may not hold '.', '*', '>' or whitespace: anything but [A-Za-z0-9_-] becomes '_'.
+    gatewayEvents: (id) => `${p}.events.gateway.${id.replace(/[^A-Za-z0-9_-]/g, '_') || '_'}`,
     controlEvents: `${p}.events.control`,
     eventsAll: `${p}.events.>`,
     deadLetter: `${p}.deadletter.events`,

@@ -1,7 +1,7 @@
 import { createHmac, createSecretKey, randomUUID, type KeyObject } from 'node:crypto';
 import { createInbox, headers, type NatsConnection, type Subscription } from '@nats-io/transport-node';
 import { DiscardPolicy, jetstreamManager, RetentionPolicy, StorageType } from '@nats-io/jetstream';
-import { canonicalJson, natsNames, type WireEvent } from '@portcullis/protocol';
+import { canonicalJson, EVENT_BATCH_SIG_HEADER, MAX_EVENT_BATCH_BYTES, MAX_EVENT_BATCH_EVENTS, natsNames, type WireEvent } from '@portcullis/protocol';
 import type { Logger } from '../logger.js';
 
 export type SessionEventType = 'session.start' | 'query' | 'decision' | 'result' | 'approval.requested' | 'approval.decided' | 'session.end';
@@ -58,20 +58,25 @@ interface InFlight {
   subject: string;
   body: string;
   msgId: string;
-  type: string;
+  /** Portcullis-Batch-Sig of a batch message; null for a single signed event */
+  batchSig: string | null;
+  /** events carried (for the pending cap and messages) */
+  events: number;
+  what: string;
   attempt: number;
   sentAt: number;
   done: (err: Error | null) => void;
 }
 
 /**
- * Publishes session events on JetStream, pipelined: each event is one core-NATS publish with a
- * reply subject on one shared inbox subscription, and JetStream's PubAck (or error) comes back on it.
- * Nothing is awaited per event and no per-event timer, promise or stack-capturing error is made
- * (nats.js `js.publish` is a full request per event: a RequestError + TimeoutError for async stack
- * traces, a timer, a promise chain — that was most of the gateway's CPU per statement). Acks are
- * matched by token; one sweep timer fails or retries (same msgID: JetStream dedups) what is overdue.
- * Publishes on one connection reach the stream in the order they were made.
+ * Publishes session events on JetStream, pipelined: each message (normally a batch of events of
+ * many sessions, libs/protocol event-batch.ts) is one core-NATS publish with a reply subject on one
+ * shared inbox subscription, and JetStream's PubAck (or error) comes back on it. Nothing is awaited
+ * per message and no per-message timer, promise or stack-capturing error is made (nats.js
+ * `js.publish` is a full request each time: a RequestError + TimeoutError for async stack traces, a
+ * timer, a promise chain). Acks are matched by token; one sweep timer fails or retries (same msgID:
+ * JetStream dedups) what is overdue. Publishes on one connection reach the stream in the order
+ * they were made.
  */
 export class EventPublisher {
   private readonly names;
@@ -79,26 +84,32 @@ export class EventPublisher {
   private readonly inFlight = new Map<number, InFlight>();
   private nextToken = 1;
   private pendingBytes = 0;
+  private pendingEvents = 0;
   private sweepTimer: NodeJS.Timeout | null = null;
   private sub: Subscription | null = null;
   private readonly msgHeaders = headers();
+  private readonly batchHeaders = headers();
+  /** subject of this gateway's event batches */
+  readonly batchSubject: string;
 
   constructor(
     private readonly nc: NatsConnection,
     prefix: string,
     private readonly logger: Logger,
     private readonly timeoutMs = 5000,
+    gatewayId = 'gateway',
   ) {
     this.names = natsNames(prefix);
     this.inbox = `${createInbox()}.`;
+    this.batchSubject = this.names.gatewayEvents(gatewayId);
   }
 
-  /** Subject of one session's events. */
+  /** Subject of one session's events (single-event messages). */
   subjectFor(sessionId: string | null): string {
     return this.names.sessionEvents(sessionId ?? 'none');
   }
 
-  /** Publishes one signed event and resolves when JetStream has it. */
+  /** Publishes one signed event on its own and resolves when JetStream has it. */
   publish(event: WireEvent): Promise<void> {
     return new Promise((resolve, reject) => {
       this.send(this.subjectFor(event.sessionId), JSON.stringify(event), event.id, event.type, (err) => (err ? reject(err) : resolve()));
@@ -106,16 +117,20 @@ export class EventPublisher {
   }
 
   /**
-   * Publishes an already serialised event; `done` is called once: null when persisted, else a
-   * RecordingError. Never throws.
+   * Publishes an already serialised single event; `done` is called once: null when persisted,
+   * else a RecordingError. Never throws.
    */
   send(subject: string, body: string, msgId: string, type: string, done: (err: Error | null) => void): void {
-    if (this.inFlight.size >= MAX_PENDING_EVENTS || this.pendingBytes + body.length > MAX_PENDING_BYTES) {
-      done(new RecordingError(`event ${type} not persisted: too many events awaiting acknowledgement`));
-      return;
-    }
-    this.pendingBytes += body.length;
-    this.transmit({ subject, body, msgId, type, attempt: 1, sentAt: 0, done });
+    this.enqueue({ subject, body, msgId, batchSig: null, events: 1, what: `event ${type}`, attempt: 1, sentAt: 0, done });
+  }
+
+  /**
+   * Publishes a batch body (a JSON array of unsigned wire events) with its HMAC; `done` is called
+   * once for the whole batch. Never throws.
+   */
+  sendBatch(body: string, sig: string, events: number, done: (err: Error | null) => void): void {
+    const msgId = randomUUID();
+    this.enqueue({ subject: this.batchSubject, body, msgId, batchSig: sig, events, what: `${events} event(s)`, attempt: 1, sentAt: 0, done });
   }
 
   /** Fails everything still awaiting an ack (gateway stopping). */
@@ -127,15 +142,30 @@ export class EventPublisher {
     for (const [token, f] of this.inFlight) this.settle(token, f, new Error('the gateway stopped before the event was acknowledged'));
   }
 
+  private enqueue(f: InFlight): void {
+    if (this.pendingEvents + f.events > MAX_PENDING_EVENTS || this.pendingBytes + f.body.length > MAX_PENDING_BYTES) {
+      f.done(new RecordingError(`${f.what} not persisted: too many events awaiting acknowledgement`));
+      return;
+    }
+    this.pendingBytes += f.body.length;
+    this.pendingEvents += f.events;
+    this.transmit(f);
+  }
+
   private transmit(f: InFlight): void {
     if (!this.sub) this.subscribe();
     const token = this.nextToken++;
     f.sentAt = Date.now();
     this.inFlight.set(token, f);
     try {
-      // One headers object, reused: publish() encodes it before it returns.
-      this.msgHeaders.set('Nats-Msg-Id', f.msgId);
-      this.nc.publish(f.subject, f.body, { reply: this.inbox + token, headers: this.msgHeaders });
+      // Header objects are reused: publish() encodes them before it returns.
+      let h = this.msgHeaders;
+      if (f.batchSig !== null) {
+        h = this.batchHeaders;
+        h.set(EVENT_BATCH_SIG_HEADER, f.batchSig);
+      }
+      h.set('Nats-Msg-Id', f.msgId);
+      this.nc.publish(f.subject, f.body, { reply: this.inbox + token, headers: h });
     } catch (err) {
       this.settle(token, f, err as Error);
       return;
@@ -195,7 +225,8 @@ export class EventPublisher {
   private settle(token: number, f: InFlight, err: Error | null): void {
     this.inFlight.delete(token);
     this.pendingBytes -= f.body.length;
-    f.done(err ? new RecordingError(`event ${f.type} not persisted: ${err.message}`, { cause: err }) : null);
+    this.pendingEvents -= f.events;
+    f.done(err ? new RecordingError(`${f.what} not persisted: ${err.message}`, { cause: err }) : null);
   }
 
   private sweep(): void {
@@ -230,15 +261,15 @@ interface QueuedEvent {
 }
 
 /**
- * Events emitted on the relay's hot path are only queued there. Every EVENT_FLUSH_MS they are signed,
- * serialised and published together: the NATS connection then gets one write (and JetStream answers
- * with one burst of acks) per flush instead of per statement. On a busy host each write that wakes
- * another process costs far more than the bytes it carries, and the statement's own replies have
- * already gone out, so recording adds no latency to it. An awaited record() (session.start) or a
- * full batch flushes at the next turn of the event loop.
+ * Events emitted on the relay's hot path are only queued there. Every EVENT_FLUSH_MS the queue
+ * (events of every session of this gateway) is serialised and published as batch messages
+ * (libs/protocol event-batch.ts: one body, one HMAC, one JetStream message and one ack for many
+ * events). On a busy host each write that wakes another process costs far more than the bytes it
+ * carries, and the statement's own replies have already gone out, so recording adds no latency to
+ * it. An awaited record() (session.start) or a full queue flushes at the next turn of the event loop.
  */
 const EVENT_FLUSH_MS = 2;
-const EVENT_FLUSH_AT = 256;
+const EVENT_FLUSH_AT = 512;
 const queue: QueuedEvent[] = [];
 let flushTimer: NodeJS.Timeout | null = null;
 let flushSoon = false;
@@ -254,16 +285,63 @@ function scheduleDrain(urgent: boolean): void {
   }
 }
 
+/** Events bound for one publisher under one event key, being assembled into batch bodies. */
+class BatchBuilder {
+  private parts: string[] = [];
+  private events: QueuedEvent[] = [];
+  private bytes = 2;
+
+  constructor(
+    private readonly publisher: EventPublisher,
+    private readonly key: KeyObject,
+  ) {}
+
+  add(e: QueuedEvent, json: string): void {
+    if (this.events.length && (this.bytes + json.length + 1 > MAX_EVENT_BATCH_BYTES || this.events.length >= MAX_EVENT_BATCH_EVENTS)) this.send();
+    this.parts.push(json);
+    this.events.push(e);
+    this.bytes += json.length + 1;
+  }
+
+  send(): void {
+    if (!this.events.length) return;
+    const events = this.events;
+    const body = `[${this.parts.join(',')}]`;
+    this.parts = [];
+    this.events = [];
+    this.bytes = 2;
+    const sig = createHmac('sha256', this.key).update(body).digest('hex');
+    this.publisher.sendBatch(body, sig, events.length, (err) => {
+      for (const e of events) e.recorder.settled(e, err);
+    });
+  }
+}
+
 function drainQueue(): void {
   flushSoon = false;
   if (flushTimer) clearTimeout(flushTimer);
   flushTimer = null;
   const batch = queue.splice(0, queue.length);
-  for (const e of batch) e.recorder.publishQueued(e);
+  // Usually one builder: one publisher, one event key (a key rotation briefly makes two).
+  const builders = new Map<EventPublisher, Map<KeyObject, BatchBuilder>>();
+  for (const e of batch) {
+    const r = e.recorder;
+    const publisher = r.publisherOrNull();
+    if (!publisher) {
+      r.settled(e, new RecordingError('event stream unavailable (not connected to NATS)'));
+      continue;
+    }
+    let byKey = builders.get(publisher);
+    if (!byKey) builders.set(publisher, (byKey = new Map()));
+    let b = byKey.get(r.key);
+    if (!b) byKey.set(r.key, (b = new BatchBuilder(publisher, r.key)));
+    b.add(e, r.canonical(randomUUID(), e));
+  }
+  for (const byKey of builders.values()) for (const b of byKey.values()) b.send();
 }
 
 /**
- * One session's event sequence: seq 1..n, signed with the event key. Events are published in
+ * One session's event sequence: seq 1..n, signed with the event key (per batch). Events are published in
  * order on one NATS connection (JetStream stores them in that order); acks come back in the
  * background except where the caller awaits them (session.start).
  * `required`: a failed event makes `onFailure` fire once (the session is then ended).
@@ -273,22 +351,21 @@ export class SessionRecorder {
   private failed = false;
   private outstanding = 0;
   private waiters: (() => void)[] = [];
-  private readonly subject: string | null;
   /** canonical JSON of the members that are the same in every event of the session */
   private readonly fixedHead: string;
   private readonly fixedIds: string;
-  private readonly hmacKey: KeyObject;
+  /** @internal the event key, as a KeyObject (also groups batches by key) */
+  readonly key: KeyObject;
 
   constructor(
     private readonly publisher: EventPublisher | null,
     private readonly who: SessionIdentity,
-    private readonly eventKey: Buffer,
+    eventKey: Buffer,
     readonly mode: 'required' | 'best-effort',
     private readonly logger: Logger,
     private readonly onFailure: (err: Error) => void,
   ) {
-    this.subject = publisher ? publisher.subjectFor(who.sessionId) : null;
-    this.hmacKey = createSecretKey(eventKey);
+    this.key = createSecretKey(eventKey);
     this.fixedHead = `{"connection":${JSON.stringify(who.connection)},"data":`;
     this.fixedIds = `,"gateway":${JSON.stringify(who.gateway)},"id":`;
   }
@@ -315,32 +392,33 @@ export class SessionRecorder {
     scheduleDrain(done !== null);
   }
 
-  /** @internal called by the queue drain */
-  publishQueued(e: QueuedEvent): void {
-    const id = randomUUID();
-    const { body } = this.serialise(id, e);
-    if (!this.publisher || !this.subject) {
-      this.settled(e, new RecordingError('event stream unavailable (not connected to NATS)'));
-      return;
-    }
-    this.publisher.send(this.subject, body, id, e.type, (err) => this.settled(e, err));
+  /** @internal the publisher events go to, null when NATS is not available */
+  publisherOrNull(): EventPublisher | null {
+    return this.publisher;
   }
 
   /**
-   * The signed wire event as JSON: the canonical JSON of the event without `sig` (what the HMAC
-   * covers, protocol `signEvent`) with `sig` appended. Built by hand for the fixed members; `data`
-   * goes through canonicalJson.
+   * The event as it goes into a batch: the canonical JSON of the unsigned wire event (what
+   * protocol `signEvent` would sign). Built by hand for the fixed members; `data` goes through
+   * canonicalJson.
    */
-  serialise(id: string, e: Pick<QueuedEvent, 'seq' | 'time' | 'type' | 'data'>): { body: string; sig: string } {
+  canonical(id: string, e: Pick<QueuedEvent, 'seq' | 'time' | 'type' | 'data'>): string {
     const w = this.who;
-    const canonical =
+    return (
       `${this.fixedHead}${canonicalJson(e.data)}${this.fixedIds}"${id}","identity":${JSON.stringify(w.identity)},"seq":${e.seq},` +
-      `"sessionId":${JSON.stringify(w.sessionId)},"time":"${new Date(e.time).toISOString()}","type":"${e.type}"}`;
-    const sig = createHmac('sha256', this.hmacKey).update(canonical).digest('hex');
+      `"sessionId":${JSON.stringify(w.sessionId)},"time":"${new Date(e.time).toISOString()}","type":"${e.type}"}`
+    );
+  }
+
+  /** The event as a single signed wire event: canonical JSON with `sig` appended. */
+  serialise(id: string, e: Pick<QueuedEvent, 'seq' | 'time' | 'type' | 'data'>): { body: string; sig: string } {
+    const canonical = this.canonical(id, e);
+    const sig = createHmac('sha256', this.key).update(canonical).digest('hex');
     return { body: `${canonical.slice(0, -1)},"sig":"${sig}"}`, sig };
   }
 
-  private settled(e: QueuedEvent, err: Error | null): void {
+  /** @internal called once per event by the queue drain */
+  settled(e: QueuedEvent, err: Error | null): void {
     if (err) {
       if (this.mode === 'required') {
         if (!this.failed) {

@@ -5,7 +5,8 @@ import { jetstreamManager } from '@nats-io/jetstream';
 import { SignJWT, exportJWK, generateKeyPair, type CryptoKey, type JWK } from 'jose';
 import pg from 'pg';
 import {
-  GATEWAY_AUDIENCE, configSnapshotSchema, generatePoolKeyPair, natsNames, sealForPool,
+  EVENT_BATCH_SIG_HEADER, GATEWAY_AUDIENCE, configSnapshotSchema, generatePoolKeyPair, natsNames, sealForPool, verifyEventBatchBody, verifyEventSignature,
+  type WireEvent,
   type ConfigSnapshot, type ConnectionConfig, type PoolKeyPair,
 } from '@portcullis/protocol';
 import { Gateway, type HooksFactory } from '../../src/gateway.js';
@@ -56,6 +57,8 @@ export interface Harness {
   publicJwk: JWK;
   issuer: string;
   nc: NatsConnection;
+  /** the event key of the snapshot (signs session events) */
+  eventKey: Buffer;
   /** scratch database on the local Postgres, the default connection's target */
   dbName: string;
   /** name of the default connection (`target`) */
@@ -209,6 +212,7 @@ export async function startHarness(opts: HarnessOptions = {}): Promise<Harness> 
 
   return {
     natsPrefix,
+    eventKey: Buffer.from(eventKeyHex, 'hex'),
     pool,
     poolKeys,
     signingKey,
@@ -249,7 +253,11 @@ export async function waitFor(cond: () => boolean | Promise<boolean>, timeoutMs 
   }
 }
 
-/** Reads events from the JetStream stream in stream order (optionally one session's), waiting for at least `wantAtLeast`. */
+/**
+ * Reads events from the JetStream stream in stream order (optionally one session's), waiting for at
+ * least `wantAtLeast`. Batch messages are expanded; every batch and single session event must verify
+ * with the snapshot's event key, or this throws.
+ */
 export async function readSessionEvents(h: Harness, sessionId?: string, wantAtLeast = 1, timeoutMs = 5000): Promise<Record<string, unknown>[]> {
   const names = natsNames(h.natsPrefix);
   const jsm = await jetstreamManager(h.nc);
@@ -261,8 +269,18 @@ export async function readSessionEvents(h: Harness, sessionId?: string, wantAtLe
     for (let seq = info.state.first_seq; seq <= info.state.last_seq && info.state.messages > 0; seq++) {
       const m = await jsm.streams.getMessage(names.eventStream, { seq }).catch(() => null);
       if (!m) continue;
-      const e = m.json<Record<string, unknown>>();
-      if (!sessionId || e.sessionId === sessionId) events.push(e);
+      const batchSig = m.header?.has(EVENT_BATCH_SIG_HEADER) ? m.header.get(EVENT_BATCH_SIG_HEADER) : undefined;
+      let batch: Record<string, unknown>[];
+      if (batchSig !== undefined) {
+        if (!verifyEventBatchBody(m.data, batchSig, h.eventKey)) throw new Error(`stream message ${seq}: bad batch signature`);
+        batch = m.json<Record<string, unknown>[]>();
+      } else {
+        const single = m.json<Record<string, unknown>>();
+        // control-plane events (sessionId null) are the api's and approvals', signed with their key
+        if (single.sessionId !== null && !verifyEventSignature(single as unknown as WireEvent, h.eventKey)) throw new Error(`stream message ${seq}: bad event signature`);
+        batch = [single];
+      }
+      for (const e of batch) if (!sessionId || e.sessionId === sessionId) events.push(e);
     }
     if (events.length >= wantAtLeast || Date.now() > end) return events;
     await new Promise((r) => setTimeout(r, 100));
