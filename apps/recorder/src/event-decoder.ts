@@ -1,8 +1,8 @@
 import {
-  CONTROL_CHAIN, CONTROL_EVENT_TYPES, EVENT_TYPES, MAX_EVENT_BATCH_EVENTS, SESSION_EVENT_TYPES, verifyEventBatchBody, wireEventSchema,
+  canonicalJsonFast, CONTROL_CHAIN, CONTROL_EVENT_TYPES, EVENT_TYPES, MAX_EVENT_BATCH_EVENTS, SESSION_EVENT_TYPES, verifyEventBatchBody, wireEventSchema,
   type WireEvent,
 } from '@portcullis/protocol';
-import { canonicalJsonFast, verifySignatureFast } from './recorded-event.js';
+import { verifySignatureFast } from './recorded-event.js';
 
 export type DeadLetterReason =
   | 'malformed-json'

@@ -1,5 +1,5 @@
 import { createHmac, hash as oneShotHash, timingSafeEqual } from 'node:crypto';
-import { canonicalJson, chainHash, type WireEvent } from '@portcullis/protocol';
+import { chainHash, type WireEvent } from '@portcullis/protocol';
 
 /**
  * The stored form of an event, exactly as it is hashed: the wire event without `sig`, with the
@@ -54,52 +54,4 @@ export function verifySignatureFast(e: WireEvent, canonicalData: string, key: Bu
   const body = `{"connection":${J(e.connection)},"data":${canonicalData},"gateway":${J(e.gateway)},"id":${J(e.id)},"identity":${J(e.identity)},"seq":${e.seq},"sessionId":${J(e.sessionId)},"time":${J(e.time)},"type":${J(e.type)}}`;
   const want = createHmac('sha256', key).update(body).digest();
   return timingSafeEqual(want, Buffer.from(e.sig, 'hex'));
-}
-
-/**
- * canonicalJson() for what JSON.parse produces (null, booleans, numbers, strings, arrays, plain
- * objects), without the intermediate arrays; anything else goes to canonicalJson itself.
- * Keys are sorted only when they are not already in order. recorded-event.spec.ts holds it equal.
- */
-export function canonicalJsonFast(value: unknown): string {
-  switch (typeof value) {
-    case 'string':
-      return J(value);
-    case 'number':
-      return Number.isFinite(value) ? J(value) : 'null';
-    case 'boolean':
-      return value ? 'true' : 'false';
-    case 'object':
-      break;
-    default:
-      return canonicalJson(value);
-  }
-  if (value === null) return 'null';
-  if (Array.isArray(value)) {
-    let out = '[';
-    for (let i = 0; i < value.length; i++) {
-      const v: unknown = value[i];
-      out += (i ? ',' : '') + (v === undefined ? 'null' : canonicalJsonFast(v));
-    }
-    return `${out}]`;
-  }
-  const proto = Object.getPrototypeOf(value) as unknown;
-  if (proto !== Object.prototype && proto !== null) return canonicalJson(value);
-  const obj = value as Record<string, unknown>;
-  let keys = Object.keys(obj);
-  for (let i = 1; i < keys.length; i++) {
-    if (keys[i - 1] > keys[i]) {
-      keys = keys.sort();
-      break;
-    }
-  }
-  let out = '{';
-  let first = true;
-  for (const k of keys) {
-    const v = obj[k];
-    if (v === undefined) continue;
-    out += `${first ? '' : ','}${J(k)}:${canonicalJsonFast(v)}`;
-    first = false;
-  }
-  return `${out}}`;
 }

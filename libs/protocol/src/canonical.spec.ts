@@ -1,6 +1,6 @@
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { canonicalJson, chainHash, GENESIS_HASH } from './canonical.js';
+import { canonicalJson, canonicalJsonFast, chainHash, GENESIS_HASH } from './canonical.js';
 import { signEvent, verifyEventSignature, wireEventSchema, type WireEvent } from './events.js';
 
 describe('canonicalJson', () => {
@@ -15,6 +15,22 @@ describe('canonicalJson', () => {
     { name: 'unicode key order by code unit', input: { é: 1, z: 2, Z: 3 }, expected: '{"Z":3,"z":2,"é":1}' },
   ])('$name', ({ input, expected }) => {
     expect(canonicalJson(input)).toBe(expected);
+  });
+});
+
+describe('canonicalJsonFast', () => {
+  const values: unknown[] = [
+    {}, { sql: 'SELECT "a", \'b\' FROM t -- ü ✓ \u2028', protocol: 'simple' },
+    { nested: { z: 1, a: [1, 'two', null, { y: true, b: false }] }, big: 1e21, small: 1e-7, neg: -0, emoji: '😀', ctrl: '\t\n' },
+    { undef: undefined, keep: 'x' },
+    null, 0, -0, 1.5, 1e21, NaN, Infinity, '', 'é\u2028"\\', true, false, [], [undefined, null, 1, [2, { b: 1, a: 2 }]],
+    { b: 1, a: { d: [1, 2], c: null }, 'é': 1, E: 2, _: 3, '10': 4, '9': 5 },
+    JSON.parse('{"__proto__": {"x": 1}, "z": 1, "a": [1e400, -1e-400]}'),
+    Object.create(null),
+    { d: new Date('2026-01-02T03:04:05.678Z'), big: 12n },
+  ];
+  it.each(values.map((v, i) => ({ name: `value #${i}`, v })))('$name: equals canonicalJson', ({ v }) => {
+    expect(canonicalJsonFast(v)).toBe(canonicalJson(v));
   });
 });
 

@@ -1,7 +1,7 @@
 import { createHmac, createSecretKey, randomUUID, type KeyObject } from 'node:crypto';
 import { createInbox, headers, type NatsConnection, type Subscription } from '@nats-io/transport-node';
 import { DiscardPolicy, jetstreamManager, RetentionPolicy, StorageType } from '@nats-io/jetstream';
-import { canonicalJson, EVENT_BATCH_SIG_HEADER, MAX_EVENT_BATCH_BYTES, MAX_EVENT_BATCH_EVENTS, natsNames, type WireEvent } from '@portcullis/protocol';
+import { canonicalJsonFast, EVENT_BATCH_SIG_HEADER, MAX_EVENT_BATCH_BYTES, MAX_EVENT_BATCH_EVENTS, natsNames, type WireEvent } from '@portcullis/protocol';
 import type { Logger } from '../logger.js';
 
 export type SessionEventType = 'session.start' | 'query' | 'decision' | 'result' | 'approval.requested' | 'approval.decided' | 'session.end';
@@ -285,6 +285,17 @@ function scheduleDrain(urgent: boolean): void {
   }
 }
 
+/** Events of one flush mostly share their millisecond: format each one once. */
+let lastMs = -1;
+let lastIso = '';
+function isoTime(ms: number): string {
+  if (ms !== lastMs) {
+    lastMs = ms;
+    lastIso = new Date(ms).toISOString();
+  }
+  return lastIso;
+}
+
 /** Events bound for one publisher under one event key, being assembled into batch bodies. */
 class BatchBuilder {
   private parts: string[] = [];
@@ -405,8 +416,8 @@ export class SessionRecorder {
   canonical(id: string, e: Pick<QueuedEvent, 'seq' | 'time' | 'type' | 'data'>): string {
     const w = this.who;
     return (
-      `${this.fixedHead}${canonicalJson(e.data)}${this.fixedIds}"${id}","identity":${JSON.stringify(w.identity)},"seq":${e.seq},` +
-      `"sessionId":${JSON.stringify(w.sessionId)},"time":"${new Date(e.time).toISOString()}","type":"${e.type}"}`
+      `${this.fixedHead}${canonicalJsonFast(e.data)}${this.fixedIds}"${id}","identity":${JSON.stringify(w.identity)},"seq":${e.seq},` +
+      `"sessionId":${JSON.stringify(w.sessionId)},"time":"${isoTime(e.time)}","type":"${e.type}"}`
     );
   }
 
