@@ -48,6 +48,14 @@ const { Recorder, parseRecorderEnv, hashOf, normaliseTime } = await import('../a
 
 const DATABASE_URL = process.env.BENCH_DATABASE_URL ?? 'postgresql://postgres@127.0.0.1:5432/portcullis_bench';
 const NATS_URL = process.env.NATS_URL ?? 'nats://127.0.0.1:4222';
+// The bench's own database starts empty every run: inserts into the bloated indexes of earlier runs
+// (rows deleted, autovacuum off here) made later runs slower and the numbers drift.
+if (!process.env.BENCH_DATABASE_URL) {
+  const admin = new pg.Client({ connectionString: DATABASE_URL.replace(/\/[^/]*$/, '/postgres') });
+  await admin.connect();
+  await admin.query('DROP DATABASE IF EXISTS portcullis_bench WITH (FORCE)');
+  await admin.end();
+}
 await ensureDatabase(DATABASE_URL);
 await migrate(DATABASE_URL, new URL('../prisma/migrations', import.meta.url).pathname);
 
@@ -192,8 +200,8 @@ if (process.env.BENCH_DEBUG) {
 await recorder.stop();
 await db.query(`DELETE FROM "Event" WHERE chain = ANY($1::text[])`, [sessionIds]);
 await db.query(`DELETE FROM "Session" WHERE id = ANY($1::text[])`, [sessionIds]);
-// Autovacuum may be off (it is on the shared dev server): without this every run inserts into the
-// dead rows and bloated indexes of the runs before it, and the numbers drift down run after run.
+// Autovacuum may be off (it is on the shared dev server): leave no dead rows behind for a database
+// given by BENCH_DATABASE_URL (the default one is recreated at the start of every run).
 await db.query(`VACUUM "Event", "Session"`);
 await db.end();
 const jsm = await jetstreamManager(nc);

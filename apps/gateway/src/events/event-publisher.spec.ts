@@ -1,6 +1,11 @@
-import { describe, expect, it } from 'vitest';
-import { signEvent, verifyEventSignature, wireEventSchema } from '@portcullis/protocol';
-import { SessionRecorder } from './event-publisher.js';
+import { randomBytes } from 'node:crypto';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { connect, type NatsConnection } from '@nats-io/transport-node';
+import { jetstreamManager } from '@nats-io/jetstream';
+import {
+  EVENT_BATCH_SIG_HEADER, MAX_EVENT_BATCH_BYTES, natsNames, signEvent, verifyEventBatchBody, verifyEventSignature, wireEventSchema,
+} from '@portcullis/protocol';
+import { EventPublisher, SessionRecorder, ensureEventStream } from './event-publisher.js';
 import { createLogger } from '../logger.js';
 
 const key = Buffer.alloc(32, 7);
@@ -34,5 +39,62 @@ describe('SessionRecorder.serialise', () => {
     r.emit('query', { sql: 'select 1' });
     await r.flush();
     expect(failures).toHaveLength(1);
+  });
+});
+
+describe('EventPublisher batches (real NATS JetStream)', () => {
+  const prefix = `pubspec${randomBytes(4).toString('hex')}`;
+  const names = natsNames(prefix);
+  let nc: NatsConnection;
+
+  beforeAll(async () => {
+    nc = await connect({ servers: process.env.NATS_URL ?? 'nats://127.0.0.1:4222' });
+    await ensureEventStream(nc, prefix);
+  });
+  afterAll(async () => {
+    const jsm = await jetstreamManager(nc);
+    await jsm.streams.delete(names.eventStream).catch(() => undefined);
+    await nc.close();
+  });
+
+  it('one flush of many sessions goes out as signed batch messages under the size cap, every event acked, in seq order', async () => {
+    const publisher = new EventPublisher(nc, prefix, createLogger('silent', {}), 5000, 'gw.1 test');
+    const failures: Error[] = [];
+    const recorders = [0, 1, 2].map((i) => new SessionRecorder(publisher, { ...who, sessionId: `sess-${i}` }, key, 'required', createLogger('silent', {}), (e) => failures.push(e)));
+    // ~1.5 MB of events in one flush: more than one batch must be made
+    const sql = `select '${'x'.repeat(700)}'`;
+    for (let n = 0; n < 700; n++) for (const r of recorders) r.emit('query', { sql, protocol: 'simple', n });
+    await Promise.all(recorders.map((r) => r.record('result', { rows: 0 })));
+    await Promise.all(recorders.map((r) => r.flush()));
+    expect(failures).toEqual([]);
+    publisher.close();
+
+    const jsm = await jetstreamManager(nc);
+    const info = await jsm.streams.info(names.eventStream);
+    expect(info.state.messages).toBeGreaterThanOrEqual(3);
+    const bySession = new Map<string, number[]>();
+    for (let seq = info.state.first_seq; seq <= info.state.last_seq; seq++) {
+      const m = await jsm.streams.getMessage(names.eventStream, { seq });
+      expect(m.subject).toBe(names.gatewayEvents('gw.1 test'));
+      expect(m.subject.endsWith('.gw_1_test')).toBe(true);
+      expect(m.data.length).toBeLessThanOrEqual(MAX_EVENT_BATCH_BYTES);
+      expect(verifyEventBatchBody(m.data, m.header.get(EVENT_BATCH_SIG_HEADER), key)).toBe(true);
+      for (const e of m.json<Array<Record<string, unknown>>>()) {
+        expect(wireEventSchema.safeParse(e).success).toBe(true);
+        const seqs = bySession.get(e.sessionId as string) ?? [];
+        seqs.push(e.seq as number);
+        bySession.set(e.sessionId as string, seqs);
+      }
+    }
+    for (const i of [0, 1, 2]) expect(bySession.get(`sess-${i}`)).toEqual(Array.from({ length: 701 }, (_, k) => k + 1));
+  });
+
+  it('a batch the stream refuses fails every required session in it (fail closed)', async () => {
+    const publisher = new EventPublisher(nc, `${prefix}none`, createLogger('silent', {}), 1000, 'gw-2');
+    const failures: Error[] = [];
+    const r = new SessionRecorder(publisher, who, key, 'required', createLogger('silent', {}), (e) => failures.push(e));
+    await expect(r.record('session.start', {})).rejects.toThrow(/not persisted/);
+    expect(failures).toHaveLength(1);
+    publisher.close();
   });
 });

@@ -308,10 +308,12 @@ class BatchBuilder {
   ) {}
 
   add(e: QueuedEvent, json: string): void {
-    if (this.events.length && (this.bytes + json.length + 1 > MAX_EVENT_BATCH_BYTES || this.events.length >= MAX_EVENT_BATCH_EVENTS)) this.send();
+    // UTF-8 bytes, not string length: the cap is on what goes over the wire
+    const size = Buffer.byteLength(json, 'utf8') + 1;
+    if (this.events.length && (this.bytes + size > MAX_EVENT_BATCH_BYTES || this.events.length >= MAX_EVENT_BATCH_EVENTS)) this.send();
     this.parts.push(json);
     this.events.push(e);
-    this.bytes += json.length + 1;
+    this.bytes += size;
   }
 
   send(): void {
