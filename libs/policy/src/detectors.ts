@@ -13,8 +13,13 @@ export interface Detector {
   regex: RegExp;
   /** confirms a candidate; may narrow it (returns the confirmed length from the match start) */
   confirm?: (match: string) => number;
-  /** cheap test on the whole value (and its digit count): false means this detector cannot match */
-  mayMatch?: (s: string, digits: number) => boolean;
+  /**
+   * Prefilter on the value's facts (see textFacts): false means the regex cannot find a candidate
+   * in it, so it is not run. It must be a necessary condition of the regex, never a guess: the spec
+   * checks every builtin detector against an ungated run over generated texts. Absent (custom
+   * detectors): the regex always runs.
+   */
+  mayMatch?: (f: TextFacts) => boolean;
 }
 
 export interface Finding {
@@ -37,40 +42,64 @@ export function luhnValid(digits: string): boolean {
 }
 
 /** Issuer prefixes of the card networks; a Luhn-valid number outside them is most likely not a card. */
-function plausibleCard(d: string): boolean {
-  const n = d.length;
-  const p2 = Number(d.slice(0, 2));
-  const p3 = Number(d.slice(0, 3));
-  const p4 = Number(d.slice(0, 4));
-  const p6 = Number(d.slice(0, 6));
-  if (d[0] === '4') return n === 13 || n === 16 || n === 19; // Visa
+function plausibleCard(d: Uint8Array, n: number): boolean {
+  const p2 = d[0] * 10 + d[1];
+  const p3 = p2 * 10 + d[2];
+  const p4 = p3 * 10 + d[3];
+  const p6 = (p4 * 10 + d[4]) * 10 + d[5];
+  if (d[0] === 4) return n === 13 || n === 16 || n === 19; // Visa
   if ((p2 >= 51 && p2 <= 55) || (p4 >= 2221 && p4 <= 2720)) return n === 16; // Mastercard
   if (p2 === 34 || p2 === 37) return n === 15; // Amex
   if (p4 === 6011 || p2 === 65 || (p3 >= 644 && p3 <= 649) || (p6 >= 622126 && p6 <= 622925)) return n >= 16 && n <= 19; // Discover
   if (p4 >= 3528 && p4 <= 3589) return n >= 16 && n <= 19; // JCB
   if (p2 === 36 || p2 === 38 || p2 === 39 || (p3 >= 300 && p3 <= 305)) return n >= 14 && n <= 19; // Diners
   if (p2 === 62) return n >= 16 && n <= 19; // UnionPay
-  if (d[0] === '6' && (p2 === 50 || (p2 >= 56 && p2 <= 69))) return n >= 12 && n <= 19; // Maestro
+  if (d[0] === 6 && (p2 === 50 || (p2 >= 56 && p2 <= 69))) return n >= 12 && n <= 19; // Maestro
+  return false;
+}
+
+// scratch for confirmCard (candidates have at most 19 digits and 18 separators; synchronous use only)
+const cardDigits = new Uint8Array(20);
+const cardGroups = new Uint8Array(20);
+
+/** Groups as printed on cards: 4-4-4-4[-3], 4-6-5, 4-6-4 (the sizes before each separator; the last group is free). */
+function cardGroupsValid(g: Uint8Array, n: number): boolean {
+  if (n === 2) return g[0] === 4 && g[1] === 6;
+  if (n === 3) return g[0] === 4 && g[1] === 4 && g[2] === 4;
+  if (n === 4 || n === 5) return g[0] === 4 && g[1] === 4 && g[2] === 4 && g[3] === 4 && (n === 4 || (g[4] >= 1 && g[4] <= 3));
   return false;
 }
 
 function confirmCard(m: string): number {
-  let digits = '';
+  let n = 0;
   let sep = 0;
-  let groups = '';
+  let groups = 0;
   let run = 0;
   for (let i = 0; i < m.length; i++) {
     const c = m.charCodeAt(i);
-    if (c >= 48 && c <= 57) { digits += m[i]; run++; continue; }
+    if (c >= 48 && c <= 57) {
+      if (n === 19) return 0;
+      cardDigits[n++] = c - 48;
+      run++;
+      continue;
+    }
     // grouped numbers: one separator kind
-    if (sep !== 0 && c !== sep) return 0;
+    if ((sep !== 0 && c !== sep) || groups === 19) return 0;
     sep = c;
-    groups += `${run}-`;
+    cardGroups[groups++] = run;
     run = 0;
   }
-  if (digits.length < 13 || digits.length > 19 || !luhnValid(digits) || !plausibleCard(digits)) return 0;
-  // groups as printed on cards: 4-4-4-4[-3], 4-6-5, 4-6-4
-  if (sep !== 0 && !/^4-4-4-4-([1-3]-)?$|^4-6-$|^4-4-4-$/.test(groups)) return 0;
+  if (n < 13) return 0;
+  let sum = 0;
+  let dbl = false;
+  for (let k = n - 1; k >= 0; k--) {
+    let d = cardDigits[k];
+    if (dbl) { d *= 2; if (d > 9) d -= 9; }
+    sum += d;
+    dbl = !dbl;
+  }
+  if (sum % 10 !== 0 || !plausibleCard(cardDigits, n)) return 0;
+  if (sep !== 0 && !cardGroupsValid(cardGroups, groups)) return 0;
   return m.length;
 }
 
@@ -82,23 +111,53 @@ function confirmSsn(m: string): number {
   return m.length;
 }
 
-function confirmPhone(m: string): number {
-  const digits = m.replace(/\D/g, '').length;
-  if (m.startsWith('+')) return digits >= 8 && digits <= 15 && balancedParens(m) ? m.length : 0;
-  return digits >= 10 && digits <= 12 && balancedParens(m) ? m.length : 0;
+/** Digits of a phone candidate, and whether its parentheses are balanced (at most one pair). */
+function phoneDigits(m: string): number {
+  let digits = 0;
+  let open = 0;
+  let close = 0;
+  for (let i = 0; i < m.length; i++) {
+    const c = m.charCodeAt(i);
+    if (c >= 48 && c <= 57) digits++;
+    else if (c === 40) open++;
+    else if (c === 41) close++;
+  }
+  return open === close && open <= 1 ? digits : -1;
 }
 
-function balancedParens(m: string): boolean {
-  const open = m.split('(').length - 1;
-  return open === m.split(')').length - 1 && open <= 1;
+function confirmPhone(m: string): number {
+  const digits = phoneDigits(m);
+  if (m.charCodeAt(0) === 43) return digits >= 8 && digits <= 15 ? m.length : 0;
+  return digits >= 10 && digits <= 12 ? m.length : 0;
 }
 
 function confirmNanp(m: string): number {
-  const d = m.replace(/\D/g, '');
-  const ten = d.length === 11 ? d.slice(1) : d;
-  if (ten.length !== 10 || ten[0] < '2' || ten[3] < '2') return 0;
-  if (ten.slice(3, 6) === '555' && ten.slice(6) >= '0200') return 0; // fictional 555 numbers except 0100-0199
+  // the ten digits of the number (after an optional leading 1)
+  let n = 0;
+  for (let i = 0; i < m.length; i++) { const c = m.charCodeAt(i); if (c >= 48 && c <= 57) n++; }
+  if (n !== 10 && n !== 11) return 0;
+  let skip = n - 10;
+  let k = 0;
+  let area = 0; let exchange = 0; let line = 0;
+  for (let i = 0; i < m.length; i++) {
+    const c = m.charCodeAt(i);
+    if (c < 48 || c > 57) continue;
+    if (skip > 0) { skip--; continue; }
+    const d = c - 48;
+    if (k < 3) area = area * 10 + d;
+    else if (k < 6) exchange = exchange * 10 + d;
+    else line = line * 10 + d;
+    k++;
+  }
+  if (area < 200 || exchange < 200) return 0; // first digit of area code and exchange is 2-9
+  if (exchange === 555 && line >= 200) return 0; // fictional 555 numbers except 0100-0199
   return m.length;
+}
+
+function confirmNationalPhone(m: string): number {
+  let d = 0;
+  for (let i = 0; i < m.length; i++) { const c = m.charCodeAt(i); if (c >= 48 && c <= 57) d++; }
+  return d >= 10 && d <= 11 ? m.length : 0;
 }
 
 const IBAN_LENGTHS: Record<string, number> = {
@@ -122,18 +181,30 @@ export function ibanChecksumValid(iban: string): boolean {
   return rem === 1;
 }
 
+/** IBAN lengths by the two country letters as one number (charCode(0) << 8 | charCode(1)). */
+const IBAN_LENGTH_BY_CODE = new Map(Object.entries(IBAN_LENGTHS).map(([cc, n]) => [(cc.charCodeAt(0) << 8) | cc.charCodeAt(1), n]));
+
 /** Takes exactly the country's IBAN length from the start of the candidate (spaces allowed between groups). */
 function confirmIban(m: string): number {
-  const len = IBAN_LENGTHS[m.slice(0, 2)];
+  const len = IBAN_LENGTH_BY_CODE.get((m.charCodeAt(0) << 8) | m.charCodeAt(1));
   if (!len) return 0;
   let chars = 0;
   let i = 0;
-  for (; i < m.length && chars < len; i++) if (m[i] !== ' ') chars++;
+  for (; i < m.length && chars < len; i++) if (m.charCodeAt(i) !== 32) chars++;
   if (chars !== len) return 0;
   // must end at a group boundary: end of candidate or a space next
-  if (i < m.length && m[i] !== ' ') return 0;
-  const iban = m.slice(0, i).replace(/ /g, '');
-  return ibanChecksumValid(iban) ? i : 0;
+  if (i < m.length && m.charCodeAt(i) !== 32) return 0;
+  // mod 97 of the IBAN with its first four characters moved to the end, spaces skipped
+  // (the candidate's first four characters are letters and digits: the regex has no space there)
+  let rem = 0;
+  for (let k = 4; k < i + 4; k++) {
+    const c = m.charCodeAt(k < i ? k : k - i);
+    if (c === 32) continue;
+    if (c >= 48 && c <= 57) rem = (rem * 10 + (c - 48)) % 97;
+    else if (c >= 65 && c <= 90) rem = (rem * 100 + (c - 55)) % 97;
+    else return 0;
+  }
+  return rem === 1 ? i : 0;
 }
 
 function confirmJwt(m: string): number {
@@ -147,6 +218,141 @@ function confirmJwt(m: string): number {
 }
 
 
+// ---- prefilter facts: one pass over the value's UTF-8 bytes ----
+
+/**
+ * What one pass over a value's bytes learns: its digit count and which shapes occur in it, each
+ * shape a necessary condition of one builtin detector's regex. Computed on the bytes, before any
+ * decoding: ASCII bytes are the same characters in the decoded text, and every byte of a multi-byte
+ * UTF-8 sequence (or of an invalid one, decoded as U+FFFD) is >= 0x80, which no builtin regex's
+ * ASCII classes (\d, \w, [A-Z], separators) match, just as they do not match the decoded character.
+ */
+export interface TextFacts {
+  digits: number;
+  /** bits of FACT */
+  flags: number;
+}
+
+export const FACT = {
+  /** 13+ digits chained by at most single spaces or dashes */
+  CARD_CHAIN: 1 << 0,
+  /** digit runs of 3, 2, 4 joined by single dashes */
+  SSN_SHAPE: 1 << 1,
+  /** '+' right before 1-9 */
+  PLUS_DIGIT: 1 << 2,
+  /** a 3-digit run, one of '-', '.', ' ', a 4-digit run */
+  NANP_SHAPE: 1 << 3,
+  /** a digit run of 2-5 starting with 0, not preceded by a word character, '.', '+' or '-' */
+  ZERO_RUN: 1 << 4,
+  /** two uppercase letters right before two digits */
+  IBAN_START: 1 << 5,
+  /** a run of 20+ [A-Z0-9] starting with 'A' */
+  AWS_RUN: 1 << 6,
+  /** "eyJ" at least twice */
+  JWT_TWICE: 1 << 7,
+  /** four runs of 1-3 digits joined by single dots */
+  IPV4_SHAPE: 1 << 8,
+  /** '@' with a '.' somewhere after it */
+  AT_DOT: 1 << 9,
+  /** some byte >= 0x80: the text is not plain ASCII */
+  NON_ASCII: 1 << 10,
+} as const;
+
+// byte classes; below C_LOUD the facts loop only has to skip them (their role, as the byte before a
+// digit run, is read from the bytes when that run is checked)
+const C_OTHER = 0;
+const C_SPACE_DASH = 1;
+const C_WORD = 2; // a-z and _ (\w that is not a digit or uppercase)
+const C_PLUS = 3;
+const C_LOUD = 4;
+const C_DIGIT = 4;
+const C_UPPER = 5;
+const C_DOT = 6;
+const C_AT = 7;
+const C_HIGH = 8;
+const BYTE_CLASS = new Uint8Array(256);
+for (let b = 0; b < 256; b++) {
+  BYTE_CLASS[b] = b >= 48 && b <= 57 ? C_DIGIT
+    : b >= 65 && b <= 90 ? C_UPPER
+      : b === 32 || b === 45 ? C_SPACE_DASH
+        : b === 46 ? C_DOT
+          : (b >= 97 && b <= 122) || b === 95 ? C_WORD
+            : b === 43 ? C_PLUS
+              : b === 64 ? C_AT
+                : b >= 128 ? C_HIGH : C_OTHER;
+}
+
+/**
+ * Facts of `bytes[start, end)` (UTF-8). Runs of digits, of uppercase letters and of the rest
+ * (lowercase, spaces, most punctuation) are each consumed by a tight inner loop; the shapes are
+ * checked once per digit run, from that run, the bytes around it and the two runs before it.
+ */
+export function textFacts(bytes: Uint8Array, start = 0, end = bytes.length): TextFacts {
+  let flags = 0;
+  let digits = 0;
+  // the last two digit runs before the current one: [r1Start, r1End), and r2
+  let r1Start = -2; let r1End = -2; let r1Len = 0;
+  let r2End = -2; let r2Len = 0;
+  let dotChain = 0; // runs of 1-3 digits joined by single dots, ending with r1
+  let chain = 0; // digits chained by single spaces/dashes, ending with r1
+  // the current [A-Z0-9] run (AWS keys)
+  let keyStart = -2; let keyEnd = -2;
+  let eyj = 0;
+  let sawAt = false;
+  let i = start;
+  while (i < end) {
+    const b = bytes[i];
+    const cls = BYTE_CLASS[b];
+    if (cls < C_LOUD) {
+      do i++; while (i < end && BYTE_CLASS[bytes[i]] < C_LOUD);
+      continue;
+    }
+    if (cls === C_DIGIT) {
+      const s = i;
+      do i++; while (i < end && BYTE_CLASS[bytes[i]] === C_DIGIT);
+      const len = i - s;
+      digits += len;
+      const before = s > start ? bytes[s - 1] : -1;
+      if (before === 43 && b !== 48) flags |= FACT.PLUS_DIGIT;
+      if (len >= 2 && s - start >= 2 && BYTE_CLASS[bytes[s - 1]] === C_UPPER && BYTE_CLASS[bytes[s - 2]] === C_UPPER) flags |= FACT.IBAN_START;
+      const glued = r1End === s - 1; // one byte between the previous run and this one
+      chain = glued && (before === 32 || before === 45) ? chain + len : len;
+      if (chain >= 13) flags |= FACT.CARD_CHAIN;
+      if (len === 4 && glued && r1Len === 3 && (before === 45 || before === 46 || before === 32)) flags |= FACT.NANP_SHAPE;
+      if (len === 4 && glued && before === 45 && r1Len === 2 && r1Start > start && bytes[r1Start - 1] === 45 && r2End === r1Start - 1 && r2Len === 3) flags |= FACT.SSN_SHAPE;
+      if (b === 48 && len >= 2 && len <= 5) {
+        const bc = before < 0 ? C_OTHER : BYTE_CLASS[before];
+        if (bc !== C_UPPER && bc !== C_WORD && bc !== C_DOT && bc !== C_PLUS && before !== 45) flags |= FACT.ZERO_RUN;
+      }
+      if (len <= 3) {
+        dotChain = glued && before === 46 && r1Len <= 3 && dotChain > 0 ? dotChain + 1 : 1;
+        if (dotChain >= 4) flags |= FACT.IPV4_SHAPE;
+      } else dotChain = 0;
+      r2End = r1End; r2Len = r1Len;
+      r1Start = s; r1End = i; r1Len = len;
+      if (keyEnd !== s) keyStart = s;
+      keyEnd = i;
+      if (keyEnd - keyStart >= 20 && bytes[keyStart] === 65) flags |= FACT.AWS_RUN;
+      continue;
+    }
+    if (cls === C_UPPER) {
+      const s = i;
+      do i++; while (i < end && BYTE_CLASS[bytes[i]] === C_UPPER);
+      // "eyJ": a J right after lowercase "ey" starts an uppercase run
+      if (b === 74 && s - start >= 2 && bytes[s - 1] === 121 && bytes[s - 2] === 101 && ++eyj >= 2) flags |= FACT.JWT_TWICE;
+      if (keyEnd !== s) keyStart = s;
+      keyEnd = i;
+      if (keyEnd - keyStart >= 20 && bytes[keyStart] === 65) flags |= FACT.AWS_RUN;
+      continue;
+    }
+    if (cls === C_AT) sawAt = true;
+    else if (cls === C_DOT) { if (sawAt) flags |= FACT.AT_DOT; }
+    else flags |= FACT.NON_ASCII; // C_HIGH
+    i++;
+  }
+  return { digits, flags };
+}
+
 const OCTET = '(?:25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)';
 
 export const BUILTIN_DETECTORS: readonly Detector[] = [
@@ -156,74 +362,80 @@ export const BUILTIN_DETECTORS: readonly Detector[] = [
     // (the lookbehinds follow the first digits so the regex engine can scan for a digit first)
     regex: /\d(?<!\d\d)(?<!\d-\d)\d(?:[ -]?\d){10,17}(?!\d)(?!-\d)/g,
     confirm: confirmCard,
-    mayMatch: (_s, digits) => digits >= 13,
+    mayMatch: (f) => (f.flags & FACT.CARD_CHAIN) !== 0,
   },
   {
     name: 'US_SSN',
     regex: /(?<![\d-])\d{3}-\d{2}-\d{4}(?![\d-])/g,
     confirm: confirmSsn,
-    mayMatch: (s, digits) => digits >= 9 && s.includes('-'),
+    mayMatch: (f) => (f.flags & FACT.SSN_SHAPE) !== 0,
   },
   {
     name: 'EMAIL',
     // internationalised local parts and domains are letters too
     regex: /(?<![\p{L}\p{N}._%+-])[\p{L}\p{N}](?:[\p{L}\p{N}._%+-]{0,62}[\p{L}\p{N}_%+-])?@(?:[\p{L}\p{N}](?:[\p{L}\p{N}-]{0,61}[\p{L}\p{N}])?\.)+\p{L}{2,24}(?![\p{L}\p{N}-]|\.[\p{L}\p{N}])/gu,
-    mayMatch: (s) => s.includes('@'),
+    mayMatch: (f) => (f.flags & FACT.AT_DOT) !== 0,
   },
   {
     name: 'PHONE',
     regex: /(?<![\w+])\+[1-9](?:[ .-]?\(?\d\)?){7,14}(?![\w-])/g,
     confirm: confirmPhone,
-    mayMatch: (s, digits) => digits >= 8 && s.includes('+'),
+    mayMatch: (f) => f.digits >= 8 && (f.flags & FACT.PLUS_DIGIT) !== 0,
   },
   {
     // North American: (415) 555-0132, 415-555-0132, 415.555.0132, 1-415-555-0132
     name: 'PHONE',
     regex: /(?<![\w.+-])(?:1[ .-])?(?:\(\d{3}\) ?\d{3}-\d{4}|\d{3}-\d{3}-\d{4}|\d{3}\.\d{3}\.\d{4}|\d{3} \d{3} \d{4})(?![\w-]|\.\d)/g,
     confirm: confirmNanp,
-    mayMatch: (_s, digits) => digits >= 10,
+    mayMatch: (f) => (f.flags & FACT.NANP_SHAPE) !== 0,
   },
   {
     // European national forms with a trunk 0: 020 7946 0958, 07700 900123, 030 12345678, 01 23 45 67 89
     name: 'PHONE',
     regex: /(?<![\w.+-])(?:0[1-9](?:[ .]\d{2}){4}|0\d{2,4} \d{3,4} ?\d{3,4})(?![\w-]|[ .]\d|\.\w)/g,
-    confirm: (m) => { const d = m.replace(/\D/g, '').length; return d >= 10 && d <= 11 ? m.length : 0; },
-    mayMatch: (_s, digits) => digits >= 10,
+    confirm: confirmNationalPhone,
+    mayMatch: (f) => f.digits >= 10 && (f.flags & FACT.ZERO_RUN) !== 0,
   },
   {
     name: 'IBAN',
     regex: /(?<![A-Za-z0-9])[A-Z]{2}\d{2} ?[A-Z0-9]{4}(?: ?[A-Z0-9]{1,4}){2,7}(?![a-z0-9])/g,
     confirm: confirmIban,
-    mayMatch: (_s, digits) => digits >= 4,
+    mayMatch: (f) => (f.flags & FACT.IBAN_START) !== 0,
   },
   {
     name: 'AWS_ACCESS_KEY',
     regex: /(?<![A-Za-z0-9/+])(?:AKIA|ASIA|AGPA|AIDA|AROA|AIPA|ANPA|ANVA|ABIA|ACCA)[A-Z0-9]{16}(?![A-Za-z0-9/+])/g,
-    mayMatch: (s) => s.length >= 20 && s.includes('A'),
+    mayMatch: (f) => (f.flags & FACT.AWS_RUN) !== 0,
   },
   {
     name: 'JWT',
     regex: /(?<![\w-])eyJ[A-Za-z0-9_-]{4,}\.eyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*(?![\w-])/g,
     confirm: confirmJwt,
-    mayMatch: (s) => s.includes('eyJ'),
+    mayMatch: (f) => (f.flags & FACT.JWT_TWICE) !== 0,
   },
   {
     name: 'IPV4',
     regex: new RegExp(`(?<![\\w.])(?:${OCTET}\\.){3}${OCTET}(?!\\w|\\.\\d|-[A-Za-z])`, 'g'),
-    mayMatch: (s, digits) => digits >= 4 && s.includes('.'),
+    mayMatch: (f) => (f.flags & FACT.IPV4_SHAPE) !== 0,
   },
 ];
 
-/** Runs `detectors` over `text`; returns non-overlapping findings in order (earliest, then longest, wins). */
-export function findAll(text: string, detectors: readonly Detector[]): Finding[] {
+/** Whether any of `detectors` may find something in a text with these facts (a custom detector always may). */
+export function anyMayMatch(detectors: readonly Detector[], facts: TextFacts): boolean {
+  for (const d of detectors) if (!d.mayMatch || d.mayMatch(facts)) return true;
+  return false;
+}
+
+/**
+ * Runs `detectors` over `text`; returns non-overlapping findings in order (earliest, then longest, wins).
+ * `facts` are textFacts of the text's UTF-8 bytes (computed here when not given); a detector whose
+ * prefilter rules it out is skipped. `prefilter: false` runs every regex (the spec's reference).
+ */
+export function findAll(text: string, detectors: readonly Detector[], facts?: TextFacts, prefilter = true): Finding[] {
+  const f = prefilter ? facts ?? textFacts(Buffer.from(text, 'utf8')) : null;
   let found: Finding[] | null = null;
-  let digits = 0;
-  for (let i = 0; i < text.length; i++) {
-    const c = text.charCodeAt(i);
-    if (c >= 48 && c <= 57) digits++;
-  }
   for (const d of detectors) {
-    if (d.mayMatch && !d.mayMatch(text, digits)) continue;
+    if (f && d.mayMatch && !d.mayMatch(f)) continue;
     const re = d.regex;
     re.lastIndex = 0;
     let m: RegExpExecArray | null;
@@ -238,8 +450,8 @@ export function findAll(text: string, detectors: readonly Detector[]): Finding[]
   found.sort((a, b) => a.start - b.start || b.end - a.end);
   const out: Finding[] = [];
   let end = -1;
-  for (const f of found) {
-    if (f.start >= end) { out.push(f); end = f.end; }
+  for (const x of found) {
+    if (x.start >= end) { out.push(x); end = x.end; }
   }
   return out;
 }

@@ -1,3 +1,4 @@
+import { createHmac } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { luhnValid, ibanChecksumValid } from './detectors.js';
 import { createMaskingPlan, explainMaskingPlan, maskText, partialMask, type MaskingPlan, type ResultField } from './masking.js';
@@ -228,6 +229,94 @@ describe('strategies', () => {
     const p = contractPlan();
     for (let i = 0; i < 20000; i++) p.maskRow(row(String(i), 'n', `a${i}@example.com`));
     expect(p.stats().values).toBe(20000);
+  });
+});
+
+// The plan reads a value's bytes before decoding it (textFacts): rows through maskRow and COPY,
+// values the prefilter lets through that must be masked, and lookalikes that must stay as they are.
+describe('byte-level prefilter in plans', () => {
+  const fields: ResultField[] = [{ name: 'note', tableOid: 1, columnAttr: 1, typeOid: 25, format: 0 }];
+  const p = createMaskingPlan(all, fields, { hmacKey: key }) as MaskingPlan;
+  const viaRow = (v: string) => {
+    const r = p.maskRow([Buffer.from(v, 'utf8')]);
+    return r.values[0] === null ? null : r.values[0]!.toString('utf8');
+  };
+  const viaCopy = (v: string) => p.maskCopyLine(Buffer.from(`${v}\n`, 'utf8')).toString('utf8').slice(0, -1);
+
+  it.each(rows)('row: %s', (_name, input, expected) => {
+    expect(viaRow(input)).toBe(expected);
+  });
+  it.each(rows.filter(([, input]) => !/[\\\t\n]/.test(input)))('COPY: %s', (_name, input, expected) => {
+    expect(viaCopy(input)).toBe(expected);
+  });
+
+  it.each([
+    // [name, COPY field as sent, masked field]: the shapes only appear once the escapes are decoded
+    ['SSN dashes written as octal escapes', 'ssn 123\\05545\\0556789', 'ssn [REDACTED]'],
+    ['email @ written as a hex escape', 'mail alice\\x40example.com', 'mail [REDACTED]'],
+    ['card digits split by an escaped tab stay two numbers', '4111111111111111\\t4', '[REDACTED]\\t4'],
+    ['escaped lookalike stays', 'order 4111111111111112\\nnext', 'order 4111111111111112\\nnext'],
+  ])('COPY escapes: %s', (_name, field, expected) => {
+    expect(p.maskCopyLine(Buffer.from(`${field}\n`)).toString()).toBe(`${expected}\n`);
+  });
+
+  it('returns the very same buffer and array for values no detector can match', () => {
+    const values = [Buffer.from('Customer prefers morning delivery slots and paper invoices, v2.4.1 since 2024-03-02.')];
+    const r = p.maskRow(values);
+    expect(r.values).toBe(values);
+    expect(r.changed).toBe(0);
+    const line = Buffer.from('order 4111111111111112 shipped\n');
+    expect(p.maskCopyLine(line)).toBe(line);
+  });
+
+  it('non-ASCII text around findings and in lookalikes', () => {
+    expect(viaRow('Grüße, Karte 4111 1111 1111 1111 – danke ✓')).toBe('Grüße, Karte [REDACTED] – danke ✓');
+    expect(viaRow('Bestellnr. 4111 1111 1111 1112 – ok ✓')).toBe('Bestellnr. 4111 1111 1111 1112 – ok ✓');
+    expect(viaRow('ゆうこ@例え.jp')).toBe('[REDACTED]');
+  });
+
+  it('jsonb binary and text[] binary elements go through the same prefilter', () => {
+    const bin = createMaskingPlan(all, [{ name: 'j', tableOid: 1, columnAttr: 1, typeOid: 3802, format: 1 }, { name: 'a', tableOid: 1, columnAttr: 2, typeOid: 1009, format: 1 }], { hmacKey: key }) as MaskingPlan;
+    const arr = Buffer.concat([int32s(1, 0, 25, 2, 1), lenPrefixed('ip 10.0.0.1'), lenPrefixed('v1.2.3')]);
+    const r = bin.maskRow([Buffer.concat([Buffer.from([1]), Buffer.from('{"ssn": "123-45-6789", "v": "1.2.3.400"}')]), arr]);
+    expect(r.values[0]!.subarray(1).toString()).toBe('{"ssn": "[REDACTED]", "v": "1.2.3.400"}');
+    expect(r.values[1]!.subarray(24).toString()).toBe(`ip [REDACTED]${lenPrefixed('v1.2.3').toString('latin1')}`);
+  });
+});
+
+describe('hash strategy cache', () => {
+  const hmac = (v: string, k: Buffer) => `h:${createHmac('sha256', k).update(v).digest('hex').slice(0, 16)}`;
+  const doc = parsePolicyDocument({
+    name: 'h',
+    masking: [{ name: 'emails', columns: ['email'], strategy: 'hash' }, { name: 'pii', detectors: ['EMAIL', 'CREDIT_CARD'], strategy: 'hash' }],
+  });
+  const fields: ResultField[] = [{ name: 'email', tableOid: 1, columnAttr: 1, typeOid: 25, format: 0 }, { name: 'note', tableOid: 1, columnAttr: 2, typeOid: 25, format: 0 }];
+
+  it('gives the HMAC of the value, the same on a cache hit, across plans with the same key', () => {
+    const k = Buffer.alloc(32, 3);
+    const a = createMaskingPlan(doc, fields, { hmacKey: k }) as MaskingPlan;
+    const b = createMaskingPlan(doc, fields, { hmacKey: k }) as MaskingPlan;
+    for (let round = 0; round < 3; round++) {
+      for (const plan of [a, b]) {
+        const out = plan.maskRow([Buffer.from('User@Example.com'), Buffer.from('mail User@Example.com, card 4111 1111 1111 1111')]).values.map((v) => v!.toString());
+        expect(out[0]).toBe(hmac('User@Example.com', k));
+        expect(out[1]).toBe(`mail ${hmac('user@example.com', k)}, card ${hmac('4111111111111111', k)}`);
+      }
+    }
+    const other = createMaskingPlan(doc, fields, { hmacKey: Buffer.alloc(32, 4) }) as MaskingPlan;
+    expect(other.maskRow([Buffer.from('User@Example.com'), null]).values[0]!.toString()).toBe(hmac('User@Example.com', Buffer.alloc(32, 4)));
+  });
+
+  it('stays correct past its bound and for long values', () => {
+    const k = Buffer.alloc(32, 5);
+    const p = createMaskingPlan(doc, fields, { hmacKey: k }) as MaskingPlan;
+    const long = `${'x'.repeat(300)}@example.com`;
+    for (let i = 0; i < 9000; i += 7) {
+      const v = `user${i % 9001}@example.com`;
+      expect(p.maskRow([Buffer.from(v), null]).values[0]!.toString()).toBe(hmac(v, k));
+    }
+    expect(p.maskRow([Buffer.from(long), null]).values[0]!.toString()).toBe(hmac(long, k));
+    expect(p.maskRow([Buffer.from(long), null]).values[0]!.toString()).toBe(hmac(long, k));
   });
 });
 

@@ -1,5 +1,5 @@
-import { createHmac } from 'node:crypto';
-import { BUILTIN_DETECTORS, findAll, type Detector, type Finding } from './detectors.js';
+import { createHmac, createSecretKey, type KeyObject } from 'node:crypto';
+import { BUILTIN_DETECTORS, anyMayMatch, findAll, textFacts, FACT, type Detector, type Finding, type TextFacts } from './detectors.js';
 import { MaskingError } from './errors.js';
 import {
   FIRST_NORMAL_OID, JSON_OIDS, JSONB_OID, TEXT_ARRAY_ELEMENT, TEXT_LIKE_OIDS, TYPE_NAMES, canonicalTypeName,
@@ -239,9 +239,11 @@ function isAlnum(c: string): boolean {
 export function partialMask(s: string, keepLast: number): string {
   const at = s.lastIndexOf('@');
   if (at > 0 && EMAIL_WHOLE.test(s)) {
+    if (isAscii(s, at)) return s[0] + '*'.repeat(at - 1) + s.slice(at);
     const local = [...s.slice(0, at)];
     return local[0] + '*'.repeat(local.length - 1) + s.slice(at);
   }
+  if (isAscii(s, s.length)) return partialAscii(s, keepLast);
   const chars = [...s];
   let alnum = 0;
   for (const c of chars) if (isAlnum(c)) alnum++;
@@ -254,19 +256,85 @@ export function partialMask(s: string, keepLast: number): string {
   return chars.join('');
 }
 
-function hashValue(s: string, key: Buffer, detector?: string): string {
+function isAscii(s: string, end: number): boolean {
+  for (let i = 0; i < end; i++) if (s.charCodeAt(i) > 127) return false;
+  return true;
+}
+
+function isAlnumCode(x: number): boolean {
+  return (x >= 48 && x <= 57) || (x >= 65 && x <= 90) || (x >= 97 && x <= 122);
+}
+
+/** partialMask of an ASCII string: one character per code unit, no code point splitting needed. */
+function partialAscii(s: string, keepLast: number): string {
+  let alnum = 0;
+  for (let i = 0; i < s.length; i++) if (isAlnumCode(s.charCodeAt(i))) alnum++;
+  // the last `keep` letters/digits stay: find where the kept tail starts
+  let keep = alnum > keepLast ? keepLast : 0;
+  let tail = s.length;
+  while (keep > 0) { tail--; if (isAlnumCode(s.charCodeAt(tail))) keep--; }
+  let out = '';
+  for (let i = 0; i < tail; i++) out += isAlnumCode(s.charCodeAt(i)) ? '*' : s[i];
+  return out + s.slice(tail);
+}
+
+/** Inputs longer than this are hashed every time: the cache holds short values (emails, cards, names). */
+const HASH_CACHE_MAX_INPUT = 128;
+/** Entries per key: at most ~8192 × (128 + 18) characters. */
+const HASH_CACHE_ENTRIES = 8192;
+
+/**
+ * Keyed HMAC-SHA256 of masked values with a bounded LRU of recent results. The mapping is a pure
+ * function of (key, input), so a cached output is exactly what hashing again would give; one
+ * Hasher per key Buffer is shared by every plan made with it (sessions of the same tenant see the
+ * same emails again and again).
+ */
+class Hasher {
+  private readonly key: KeyObject;
+  private readonly cache = new Map<string, string>();
+
+  constructor(key: Buffer) {
+    this.key = createSecretKey(key);
+  }
+
+  hash(v: string): string {
+    const hit = this.cache.get(v);
+    if (hit !== undefined) {
+      // refresh: Map order is the LRU order
+      this.cache.delete(v);
+      this.cache.set(v, hit);
+      return hit;
+    }
+    const out = `h:${createHmac('sha256', this.key).update(v).digest('hex').slice(0, 16)}`;
+    if (v.length <= HASH_CACHE_MAX_INPUT) {
+      if (this.cache.size >= HASH_CACHE_ENTRIES) this.cache.delete(this.cache.keys().next().value!);
+      this.cache.set(v, out);
+    }
+    return out;
+  }
+}
+
+const hashers = new WeakMap<Buffer, Hasher>();
+
+function hasherFor(key: Buffer): Hasher {
+  let h = hashers.get(key);
+  if (!h) { h = new Hasher(key); hashers.set(key, h); }
+  return h;
+}
+
+function hashValue(s: string, hasher: Hasher, detector?: string): string {
   let v = s;
   if (detector === 'CREDIT_CARD' || detector === 'US_SSN' || detector === 'PHONE') v = s.replace(/\D/g, '');
   else if (detector === 'EMAIL') v = s.toLowerCase();
-  return `h:${createHmac('sha256', key).update(v).digest('hex').slice(0, 16)}`;
+  return hasher.hash(v);
 }
 
-function applyStrategy(rule: CompiledRule, s: string, key: Buffer, detector?: string): string | null {
+function applyStrategy(rule: CompiledRule, s: string, hasher: Hasher, detector?: string): string | null {
   switch (rule.strategy) {
     case 'null': return null;
     case 'redact': return rule.token;
     case 'partial': return partialMask(s, rule.keepLast);
-    case 'hash': return hashValue(s, key, detector);
+    case 'hash': return hashValue(s, hasher, detector);
   }
 }
 
@@ -290,15 +358,15 @@ interface TextResult {
   findings: Finding[];
 }
 
-/** Detector pass over one text; undefined when nothing was found. */
-function scanText(text: string, scan: NonNullable<ColumnPlan['scan']>, json: boolean, key: Buffer): TextResult | undefined {
-  const findings = findAll(text, scan.detectors);
+/** Detector pass over one text (`facts`: textFacts of its UTF-8 bytes); undefined when nothing was found. */
+function scanText(text: string, scan: NonNullable<ColumnPlan['scan']>, json: boolean, hasher: Hasher, facts?: TextFacts): TextResult | undefined {
+  const findings = findAll(text, scan.detectors, facts);
   if (findings.length === 0) return undefined;
   let out = '';
   let last = 0;
   for (const f of findings) {
     const rule = scan.ruleOf.get(f.detector)!;
-    const masked = applyStrategy(rule, text.slice(f.start, f.end), key, f.detector);
+    const masked = applyStrategy(rule, text.slice(f.start, f.end), hasher, f.detector);
     if (masked === null) return { value: null, findings };
     out += text.slice(last, f.start);
     out += json ? (inJsonString(text, f.start) ? jsonEscapeInner(masked) : JSON.stringify(masked)) : masked;
@@ -307,8 +375,8 @@ function scanText(text: string, scan: NonNullable<ColumnPlan['scan']>, json: boo
   return { value: out + text.slice(last), findings };
 }
 
-function wholeValue(rule: CompiledRule, text: string, json: boolean, key: Buffer): string | null {
-  if (!json) return applyStrategy(rule, text, key);
+function wholeValue(rule: CompiledRule, text: string, json: boolean, hasher: Hasher): string | null {
+  if (!json) return applyStrategy(rule, text, hasher);
   let inner = text;
   try {
     const parsed = JSON.parse(text) as unknown;
@@ -316,7 +384,7 @@ function wholeValue(rule: CompiledRule, text: string, json: boolean, key: Buffer
   } catch {
     // not valid JSON text: mask it as it is
   }
-  const masked = applyStrategy(rule, inner, key);
+  const masked = applyStrategy(rule, inner, hasher);
   return masked === null ? null : JSON.stringify(masked);
 }
 
@@ -356,8 +424,9 @@ function maskBinaryArray(buf: Buffer, maskElement: (b: Buffer) => Buffer | null 
 
 // ---- COPY text format (https://www.postgresql.org/docs/current/sql-copy.html, "Text Format") ----
 
-function copyDecode(field: Buffer): string {
-  if (field.indexOf(92) < 0) return field.toString('utf8');
+/** The bytes a COPY text field stands for (the field itself when it has no backslash). */
+function copyDecode(field: Buffer): Buffer {
+  if (field.indexOf(92) < 0) return field;
   const out: number[] = [];
   for (let i = 0; i < field.length; i++) {
     const c = field[i];
@@ -384,7 +453,7 @@ function copyDecode(field: Buffer): string {
         } else out.push(n);
     }
   }
-  return Buffer.from(out).toString('utf8');
+  return Buffer.from(out);
 }
 
 const COPY_ESCAPES: Record<string, string> = { '\\': '\\\\', '\n': '\\n', '\r': '\\r', '\t': '\\t', '\b': '\\b', '\f': '\\f', '\v': '\\v' };
@@ -402,7 +471,7 @@ class Plan implements MaskingPlan {
   constructor(
     private readonly columns: ColumnPlan[],
     private readonly fieldCount: number,
-    private readonly key: Buffer,
+    private readonly hasher: Hasher,
   ) {
     this.maskedColumns = columns.map((c) => c.field.name);
   }
@@ -416,35 +485,50 @@ class Plan implements MaskingPlan {
   }
 
   /** Masks one text; undefined = unchanged, null = SQL NULL. */
-  private maskString(c: ColumnPlan, text: string, json: boolean): string | null | undefined {
+  private maskString(c: ColumnPlan, text: string, json: boolean, facts?: TextFacts): string | null | undefined {
     if (c.rule) {
       this.count(c.rule.name);
-      return wholeValue(c.rule, text, json, this.key);
+      return wholeValue(c.rule, text, json, this.hasher);
     }
-    const r = scanText(text, c.scan!, json, this.key);
+    const r = scanText(text, c.scan!, json, this.hasher, facts);
     if (!r) return undefined;
-    const rules = new Set(r.findings.map((f) => c.scan!.ruleOf.get(f.detector)!.name));
-    for (const name of rules) this.count(name);
+    if (r.findings.length === 1) this.count(c.scan!.ruleOf.get(r.findings[0].detector)!.name);
+    else {
+      const rules = new Set(r.findings.map((f) => c.scan!.ruleOf.get(f.detector)!.name));
+      for (const name of rules) this.count(name);
+    }
     return r.value;
+  }
+
+  /**
+   * Masks the UTF-8 text in bytes[start..]. A scanned column looks at the bytes first (textFacts):
+   * when no detector can match, the value is left as it is without ever being decoded.
+   */
+  private maskBytes(c: ColumnPlan, bytes: Buffer, start: number, json: boolean): string | null | undefined {
+    if (c.rule) return this.maskString(c, bytes.toString('utf8', start), json);
+    const facts = textFacts(bytes, start, bytes.length);
+    if (!anyMayMatch(c.scan!.detectors, facts)) return undefined;
+    // ASCII decodes the same as latin1, which skips UTF-8 validation
+    const text = facts.flags & FACT.NON_ASCII ? bytes.toString('utf8', start) : bytes.toString('latin1', start);
+    return this.maskString(c, text, json, facts);
   }
 
   private maskBuffer(c: ColumnPlan, v: Buffer): Buffer | null | undefined {
     switch (c.codec) {
       case 'text': {
-        const s = this.maskString(c, v.toString('utf8'), c.json);
+        const s = this.maskBytes(c, v, 0, c.json);
         return s === undefined ? undefined : s === null ? null : Buffer.from(s, 'utf8');
       }
       case 'jsonb-binary': {
         if (v.length === 0 || v[0] !== 1) throw new MaskingError('unsupported jsonb binary version');
-        const s = this.maskString(c, v.toString('utf8', 1), true);
+        const s = this.maskBytes(c, v, 1, true);
         return s === undefined ? undefined : s === null ? null : Buffer.concat([v.subarray(0, 1), Buffer.from(s, 'utf8')]);
       }
       case 'text-array-binary': {
         const elementJson = c.field.typeOid === 199 || c.field.typeOid === 3807;
         const jsonbElements = c.field.typeOid === 3807;
         return maskBinaryArray(v, (el) => {
-          const text = jsonbElements ? el.toString('utf8', 1) : el.toString('utf8');
-          const s = this.maskString(c, text, elementJson);
+          const s = this.maskBytes(c, el, jsonbElements ? 1 : 0, elementJson);
           if (s === undefined || s === null) return s;
           const body = Buffer.from(s, 'utf8');
           return jsonbElements ? Buffer.concat([el.subarray(0, 1), body]) : body;
@@ -487,7 +571,7 @@ class Plan implements MaskingPlan {
     for (const c of this.columns) {
       const f = fields[c.index];
       if (f.length === 2 && f[0] === 92 && f[1] === 78) continue; // \N
-      const s = this.maskString(c, copyDecode(f), c.json);
+      const s = this.maskBytes(c, copyDecode(f), 0, c.json);
       if (s === undefined) continue;
       fields[c.index] = Buffer.from(s === null ? '\\N' : copyEncode(s), 'utf8');
       this.masked++;
@@ -512,7 +596,7 @@ export function createMaskingPlan(doc: PolicyDocument, fields: ResultField[], op
   const draft = draftPlan(doc, fields);
   if (draft.refusal) return { kind: 'refuse', reason: draft.refusal };
   if (draft.columns.length === 0) return null;
-  return new Plan(draft.columns, fields.length, opts.hmacKey);
+  return new Plan(draft.columns, fields.length, hasherFor(opts.hmacKey));
 }
 
 /** JSON-able description of the plan: which rule covers which column, which detectors run where. */
@@ -525,7 +609,7 @@ export function explainMaskingPlan(doc: PolicyDocument, fields: ResultField[]): 
 export function maskText(value: string, doc: PolicyDocument, opts: MaskingOptions): { value: string; findings: { detector: string; rule: string }[] } {
   const all = compileMasking(doc).all;
   if (!all) return { value, findings: [] };
-  const r = scanText(value, all, false, opts.hmacKey);
+  const r = scanText(value, all, false, hasherFor(opts.hmacKey));
   if (!r) return { value, findings: [] };
   return {
     value: r.value ?? '',
