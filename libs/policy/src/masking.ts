@@ -37,8 +37,13 @@ export interface MaskingOptions {
 
 export interface MaskingPlan {
   kind: 'plan';
-  /** Masks one row (DataRow values in field order). Same array and changed=0 when nothing changed. */
-  maskRow(values: (Buffer | null)[]): { values: (Buffer | null)[]; changed: number };
+  /**
+   * Masks one row (DataRow values in field order). Same array and changed=0 when nothing changed.
+   * A masked text-format value comes back as a string (its UTF-8 is the new value), so an encoder
+   * writes it straight into the new DataRow (encodeDataRow does) instead of through a Buffer copy;
+   * binary values (jsonb, arrays) come back as Buffers.
+   */
+  maskRow(values: (Buffer | null)[]): { values: (Buffer | string | null)[]; changed: number };
   /** Masks one COPY … TO STDOUT text-format line (tab-separated, \N null, backslash escapes). */
   maskCopyLine(line: Buffer): Buffer;
   maskedColumns: string[];
@@ -280,35 +285,38 @@ function partialAscii(s: string, keepLast: number): string {
 
 /** Inputs longer than this are hashed every time: the cache holds short values (emails, cards, names). */
 const HASH_CACHE_MAX_INPUT = 128;
-/** Entries per key: at most ~8192 × (128 + 18) characters. */
-const HASH_CACHE_ENTRIES = 8192;
+/** Entries per cache generation; two generations are kept: at most 16384 entries of <= 128 + 18 characters per key (a few MB). */
+const HASH_CACHE_GENERATION = 8192;
 
 /**
- * Keyed HMAC-SHA256 of masked values with a bounded LRU of recent results. The mapping is a pure
+ * Keyed HMAC-SHA256 of masked values with a bounded cache of recent results. The mapping is a pure
  * function of (key, input), so a cached output is exactly what hashing again would give; one
  * Hasher per key Buffer is shared by every plan made with it (sessions of the same tenant see the
- * same emails again and again).
+ * same emails again and again). The cache is two generations of Maps, an LRU approximation with
+ * O(1) eviction: a hit in the old generation moves to the current one, and a full current
+ * generation becomes the old one (the old one is dropped whole). Evicting single entries from the
+ * front of one big Map instead costs a scan over its deleted slots on every miss.
  */
 class Hasher {
   private readonly key: KeyObject;
-  private readonly cache = new Map<string, string>();
+  private current = new Map<string, string>();
+  private previous = new Map<string, string>();
 
   constructor(key: Buffer) {
     this.key = createSecretKey(key);
   }
 
   hash(v: string): string {
-    const hit = this.cache.get(v);
-    if (hit !== undefined) {
-      // refresh: Map order is the LRU order
-      this.cache.delete(v);
-      this.cache.set(v, hit);
-      return hit;
-    }
-    const out = `h:${createHmac('sha256', this.key).update(v).digest('hex').slice(0, 16)}`;
+    const hit = this.current.get(v);
+    if (hit !== undefined) return hit;
+    const old = this.previous.get(v);
+    const out = old ?? `h:${createHmac('sha256', this.key).update(v).digest('hex').slice(0, 16)}`;
     if (v.length <= HASH_CACHE_MAX_INPUT) {
-      if (this.cache.size >= HASH_CACHE_ENTRIES) this.cache.delete(this.cache.keys().next().value!);
-      this.cache.set(v, out);
+      if (this.current.size >= HASH_CACHE_GENERATION) {
+        this.previous = this.current;
+        this.current = new Map();
+      }
+      this.current.set(v, out);
     }
     return out;
   }
@@ -513,12 +521,10 @@ class Plan implements MaskingPlan {
     return this.maskString(c, text, json, facts);
   }
 
-  private maskBuffer(c: ColumnPlan, v: Buffer): Buffer | null | undefined {
+  private maskBuffer(c: ColumnPlan, v: Buffer): Buffer | string | null | undefined {
     switch (c.codec) {
-      case 'text': {
-        const s = this.maskBytes(c, v, 0, c.json);
-        return s === undefined ? undefined : s === null ? null : Buffer.from(s, 'utf8');
-      }
+      case 'text':
+        return this.maskBytes(c, v, 0, c.json);
       case 'jsonb-binary': {
         if (v.length === 0 || v[0] !== 1) throw new MaskingError('unsupported jsonb binary version');
         const s = this.maskBytes(c, v, 1, true);
@@ -537,8 +543,8 @@ class Plan implements MaskingPlan {
     }
   }
 
-  maskRow(values: (Buffer | null)[]): { values: (Buffer | null)[]; changed: number } {
-    let out: (Buffer | null)[] | null = null;
+  maskRow(values: (Buffer | null)[]): { values: (Buffer | string | null)[]; changed: number } {
+    let out: (Buffer | string | null)[] | null = null;
     let changed = 0;
     for (const c of this.columns) {
       const v = values[c.index];
