@@ -307,6 +307,15 @@ describe('hash strategy cache', () => {
     expect(other.maskRow([Buffer.from('User@Example.com'), null]).values[0]!.toString()).toBe(hmac('User@Example.com', Buffer.alloc(32, 4)));
   });
 
+  it('follows a key Buffer rewritten in place', () => {
+    const k = Buffer.alloc(32, 6);
+    const before = (createMaskingPlan(doc, fields, { hmacKey: k }) as MaskingPlan).maskRow([Buffer.from('a@b.io'), null]).values[0];
+    k.fill(9);
+    const after = (createMaskingPlan(doc, fields, { hmacKey: k }) as MaskingPlan).maskRow([Buffer.from('a@b.io'), null]).values[0];
+    expect(before).toBe(hmac('a@b.io', Buffer.alloc(32, 6)));
+    expect(after).toBe(hmac('a@b.io', Buffer.alloc(32, 9)));
+  });
+
   it('stays correct past its bound and for long values', () => {
     const k = Buffer.alloc(32, 5);
     const p = createMaskingPlan(doc, fields, { hmacKey: k }) as MaskingPlan;

@@ -299,11 +299,14 @@ const HASH_CACHE_GENERATION = 8192;
  */
 class Hasher {
   private readonly key: KeyObject;
+  /** a copy of the key bytes: a caller that rewrites its key Buffer in place gets a new Hasher */
+  readonly keyBytes: Buffer;
   private current = new Map<string, string>();
   private previous = new Map<string, string>();
 
   constructor(key: Buffer) {
-    this.key = createSecretKey(key);
+    this.keyBytes = Buffer.from(key);
+    this.key = createSecretKey(this.keyBytes);
   }
 
   hash(v: string): string {
@@ -324,9 +327,10 @@ class Hasher {
 
 const hashers = new WeakMap<Buffer, Hasher>();
 
+/** The Hasher of a key (once per plan, not per value). */
 function hasherFor(key: Buffer): Hasher {
   let h = hashers.get(key);
-  if (!h) { h = new Hasher(key); hashers.set(key, h); }
+  if (!h || !h.keyBytes.equals(key)) { h = new Hasher(key); hashers.set(key, h); }
   return h;
 }
 
