@@ -148,6 +148,7 @@ describe('strategies', () => {
     expect(r.changed).toBe(4);
     expect(p.maskedColumns).toEqual(['email', 'ssn', 'number', 'born']);
     expect(p.stats()).toEqual({ values: 4, byRule: { emails: 1, ssn: 1, cards: 1, dates: 1 } });
+    expect(p.maskedValues).toBe(4);
   });
 
   it('returns the same array when nothing changed', () => {

@@ -48,6 +48,8 @@ export interface MaskingPlan {
   maskCopyLine(line: Buffer): Buffer;
   maskedColumns: string[];
   stats(): { values: number; byRule: Record<string, number> };
+  /** values masked so far: stats().values without copying the per-rule counts (read per COPY line) */
+  readonly maskedValues: number;
 }
 
 export interface MaskingRefusal {
@@ -490,6 +492,10 @@ class Plan implements MaskingPlan {
 
   stats() {
     return { values: this.masked, byRule: { ...this.byRule } };
+  }
+
+  get maskedValues(): number {
+    return this.masked;
   }
 
   private count(rule: string): void {

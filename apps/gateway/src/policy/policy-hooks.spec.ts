@@ -1,5 +1,8 @@
 import { describe, expect, it } from 'vitest';
-import { isDefaultTextCopy, parseCopyTo } from './policy-hooks.js';
+import type { Logger } from '../logger.js';
+import type { SideConnection } from '../postgres/side-connection.js';
+import { createPolicyHooks, isDefaultTextCopy, parseCopyTo } from './policy-hooks.js';
+import type { PolicyLib } from './policy-lib.js';
 
 describe('parseCopyTo', () => {
   it.each([
@@ -31,5 +34,41 @@ describe('isDefaultTextCopy', () => {
     { options: '-- comment', expected: false },
   ])('$options → $expected', ({ options, expected }) => {
     expect(isDefaultTextCopy(options)).toBe(expected);
+  });
+});
+
+describe('createPolicyHooks masking (real policy library)', () => {
+  const field = (name: string, attr: number) => ({ name, tableOid: 0, columnAttr: attr, typeOid: 25, typeSize: -1, typeModifier: -1, format: 0 as const });
+  const hooks = async () => {
+    const lib = (await import('@portcullis/policy')) as unknown as PolicyLib;
+    const document = lib.parsePolicyDocument({
+      name: 'm',
+      masking: [{ name: 'emails', columns: ['email'], strategy: 'partial' }, { name: 'pii', detectors: ['CREDIT_CARD', 'US_SSN'], strategy: 'redact' }],
+    });
+    const side = { query: async () => [], describe: async () => [field('email', 1), field('note', 2)], close: () => {} } as unknown as SideConnection;
+    const logger = { info: () => {}, warn: () => {}, error: () => {}, debug: () => {} } as unknown as Logger;
+    return createPolicyHooks({ policy: { name: 'm', version: 1, document, engine: { evaluate: () => ({ action: 'allow', rule: null, reason: null }) }, masks: true }, lib, maskingKey: Buffer.alloc(32, 1), side, logger });
+  };
+
+  it('counts the values masked in each COPY line; an untouched line is passed as it is', async () => {
+    const h = await hooks();
+    const plan = await h.onCopyOut({ format: 0, columnFormats: [0, 0], sql: 'COPY t TO STDOUT' });
+    if (!plan || plan.kind !== 'mask') throw new Error(`expected a masking plan, got ${JSON.stringify(plan)}`);
+    const r = h.onCopyData(plan.masker, Buffer.from('bob@example.com\tssn 123-45-6789 card 4111111111111111\n'));
+    expect(r.line.toString()).toBe('b**@example.com\tssn [REDACTED] card [REDACTED]\n');
+    expect(r.changed).toBe(2);
+    const clean = Buffer.from('\\N\torder 4111111111111112, 2024-01-15\n');
+    expect(h.onCopyData(plan.masker, clean)).toEqual({ line: clean, changed: 0 });
+  });
+
+  it('DataRow values: masked text comes back ready for encodeDataRow, the rest untouched', async () => {
+    const h = await hooks();
+    const plan = await h.onRowDescription([field('email', 1), field('note', 2)]);
+    if (!plan || plan.kind !== 'mask') throw new Error('expected a masking plan');
+    const values = [Buffer.from('bob@example.com'), Buffer.from('v1.2.3 on 2024-01-15')];
+    const r = h.onDataRow(plan.masker, values);
+    expect(r.changed).toBe(1);
+    expect(r.values.map((v) => v?.toString())).toEqual(['b**@example.com', 'v1.2.3 on 2024-01-15']);
+    expect(r.values[1]).toBe(values[1]);
   });
 });

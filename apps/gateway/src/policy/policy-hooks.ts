@@ -141,18 +141,19 @@ function wrapPlan(p: MaskingPlanLike, fields: ResultField[]): RowMasker {
     const o = c as { name?: string; column?: string; index?: number };
     return o.name ?? o.column ?? (o.index !== undefined ? fields[o.index]?.name : undefined) ?? '?';
   });
+  const maskedSoFar = (): number | undefined => (typeof p.maskedValues === 'number' ? p.maskedValues : p.stats?.().values);
   return {
     columns,
     maskRow: (values) => p.maskRow(values),
     maskCopyLine: (line) => {
-      const before = p.stats?.().values;
+      const before = maskedSoFar();
       const r = p.maskCopyLine(line) as unknown;
       if (r && typeof r === 'object' && 'line' in (r as object)) {
         const o = r as { line: Buffer | string; changed: number };
         return { line: o.line, changed: o.changed };
       }
       const out = (typeof r === 'string' || Buffer.isBuffer(r) ? r : line) as Buffer | string;
-      const after = p.stats?.().values;
+      const after = maskedSoFar();
       const changed =
         before !== undefined && after !== undefined
           ? after - before

@@ -22,6 +22,8 @@ export interface MaskingPlanLike {
   maskCopyLine(line: Buffer | string): unknown;
   readonly maskedColumns: readonly unknown[];
   stats?(): { values: number };
+  /** values masked so far, read before and after each COPY line (cheaper than stats()) */
+  readonly maskedValues?: number;
 }
 
 export interface PolicyLib {
