@@ -83,8 +83,8 @@ for (let i = 0; i < N; i++) {
   events[i] = args.single ? { subject: names.sessionEvents(sessionIds[s]), body: JSON.stringify(signEvent(e, eventKey)), id: e.id } : e;
 }
 // The messages to publish: single signed events, or batches as the gateway sends them.
-const messages = [];
-if (args.single) messages.push(...events);
+let messages = [];
+if (args.single) messages = events;
 else {
   for (let i = 0; i < N; i += PER_MESSAGE) {
     const { body, sig } = encodeEventBatch(events.slice(i, i + PER_MESSAGE), eventKey);
