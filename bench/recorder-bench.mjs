@@ -6,11 +6,12 @@
 // Needs `pnpm exec tsc -b apps/recorder` first, Postgres and NATS (JetStream) on their default ports.
 //
 //   node bench/recorder-bench.mjs [--events 200000] [--sessions 1000] [--inflight 4000] [--per-message 64] [--single]
-//                                 [--batch <RECORDER_BATCH, default the recorder's>] [--backlog] [--json]
+//                                 [--rate <events/s>] [--batch <RECORDER_BATCH, default the recorder's>] [--backlog] [--json]
 //
 // Events are published as the gateway publishes them: batch messages of --per-message events of
 // many sessions (libs/protocol event-batch.ts, one HMAC per message). --single publishes one signed
 // event per message instead (what the api and approvals do).
+// --rate paces publishing (e.g. --rate 20000: the lag at the target load rather than behind a flood).
 // --backlog publishes everything first and then times the recorder draining it: the recorder's own rate,
 // without the publisher (same process, same cores) competing with it.
 import { randomBytes, randomUUID } from 'node:crypto';
@@ -27,6 +28,7 @@ const { values: args } = parseArgs({
     batch: { type: 'string' },
     'per-message': { type: 'string', default: '64' },
     single: { type: 'boolean', default: false },
+    rate: { type: 'string' },
     json: { type: 'boolean', default: false },
     // backlog: publish everything first, then start the recorder and time the drain
     backlog: { type: 'boolean', default: false },
@@ -121,13 +123,21 @@ log(`publishing ${messages.length} messages of ${PER_MESSAGE} event(s) (≤ ${IN
 const t0 = performance.now();
 let next = 0;
 let failed = 0;
+// --rate: publish at that many events/s (end-to-end lag at a sustainable load) instead of flat out.
+const RATE = args.rate ? Number(args.rate) : 0;
 async function lane() {
   while (next < messages.length) {
-    const m = messages[next++];
+    const i = next++;
+    const m = messages[i];
+    if (RATE) {
+      const due = t0 + ((i * PER_MESSAGE) / RATE) * 1000;
+      const wait = due - performance.now();
+      if (wait > 1) await new Promise((r) => setTimeout(r, wait));
+    }
     try {
       await js.publish(m.subject, m.body, { msgID: m.id, ...(m.headers ? { headers: m.headers } : {}) });
     } catch {
-      failed += args.single ? 1 : Math.min(PER_MESSAGE, N - (next - 1) * PER_MESSAGE);
+      failed += args.single ? 1 : Math.min(PER_MESSAGE, N - i * PER_MESSAGE);
     }
   }
 }
@@ -167,6 +177,7 @@ const result = {
   events: N,
   sessions: SESSIONS,
   eventsPerMessage: PER_MESSAGE,
+  rate: RATE || 'flat out',
   batch: recorder.env.RECORDER_BATCH,
   publishedPerSec: Math.round(N / ((tPub - t0) / 1000)),
   persistedPerSecOverall: Math.round(persisted / ((tDone - tStart) / 1000)),
