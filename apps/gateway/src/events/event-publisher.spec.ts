@@ -89,6 +89,21 @@ describe('EventPublisher batches (real NATS JetStream)', () => {
     for (const i of [0, 1, 2]) expect(bySession.get(`sess-${i}`)).toEqual(Array.from({ length: 701 }, (_, k) => k + 1));
   });
 
+  it('the events of every session flushed together share one message', async () => {
+    const jsm = await jetstreamManager(nc);
+    const before = (await jsm.streams.info(names.eventStream)).state.messages;
+    const publisher = new EventPublisher(nc, prefix, createLogger('silent', {}), 5000, 'gw-3');
+    // each session holds its own copy of the key bytes, as sessions of one snapshot do
+    const recorders = [0, 1, 2, 3, 4].map((i) => new SessionRecorder(publisher, { ...who, sessionId: `one-${i}` }, Buffer.from(key), 'required', createLogger('silent', {}), () => undefined));
+    for (const r of recorders) r.emit('query', { sql: 'select 1', protocol: 'simple' });
+    await Promise.all(recorders.map((r) => r.record('result', { rows: 1 })));
+    publisher.close();
+    const info = await jsm.streams.info(names.eventStream);
+    expect(info.state.messages - before).toBe(1);
+    const m = await jsm.streams.getMessage(names.eventStream, { seq: info.state.last_seq });
+    expect(m.json<unknown[]>()).toHaveLength(10);
+  });
+
   it('a batch the stream refuses fails every required session in it (fail closed)', async () => {
     const publisher = new EventPublisher(nc, `${prefix}none`, createLogger('silent', {}), 1000, 'gw-2');
     const failures: Error[] = [];

@@ -285,6 +285,22 @@ function scheduleDrain(urgent: boolean): void {
   }
 }
 
+/**
+ * One KeyObject per event key, shared by every session signed with it: batches are grouped by key
+ * identity, so sessions holding their own KeyObject of the same key would each get their own batch.
+ * Keys change only on rotation; the map is cleared if it ever grows past a few.
+ */
+const keyObjects = new Map<string, KeyObject>();
+function eventKeyObject(key: Buffer): KeyObject {
+  const hex = key.toString('hex');
+  let k = keyObjects.get(hex);
+  if (!k) {
+    if (keyObjects.size >= 8) keyObjects.clear();
+    keyObjects.set(hex, (k = createSecretKey(key)));
+  }
+  return k;
+}
+
 /** Events of one flush mostly share their millisecond: format each one once. */
 let lastMs = -1;
 let lastIso = '';
@@ -378,7 +394,7 @@ export class SessionRecorder {
     private readonly logger: Logger,
     private readonly onFailure: (err: Error) => void,
   ) {
-    this.key = createSecretKey(eventKey);
+    this.key = eventKeyObject(eventKey);
     this.fixedHead = `{"connection":${JSON.stringify(who.connection)},"data":`;
     this.fixedIds = `,"gateway":${JSON.stringify(who.gateway)},"id":`;
   }
