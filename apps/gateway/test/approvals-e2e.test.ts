@@ -1,7 +1,7 @@
 import { spawn } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startApprovalsStack, type ApprovalsStack } from './support/approvals-stack.js';
-import { readSessionEvents } from './support/harness.js';
+import { readSessionEvents, waitFor } from './support/harness.js';
 
 let s: ApprovalsStack;
 
@@ -207,8 +207,12 @@ describe('approvals through the gateway', () => {
   });
 
   it('records approval.requested and approval.decided session events', async () => {
-    const events = await readSessionEvents(s.h, undefined, 1);
-    const types = new Set(events.map((e) => e.type));
+    // events go out in batches every few ms: wait until both kinds are on the stream
+    let types = new Set<unknown>();
+    await waitFor(async () => {
+      types = new Set((await readSessionEvents(s.h, undefined, 1)).map((e) => e.type));
+      return types.has('approval.requested') && types.has('approval.decided');
+    }, 5000, 50).catch(() => undefined);
     expect(types.has('approval.requested')).toBe(true);
     expect(types.has('approval.decided')).toBe(true);
   });

@@ -100,9 +100,14 @@ describe('relay features', () => {
     await c.query('select 1 as n');
     await c.end();
     await waitFor(() => h.gateway.liveSessions === 0);
-    const events = await readSessionEvents(h, undefined, 5);
-    const sessions = [...new Set(events.map((e) => e.sessionId as string))];
-    const mine = events.filter((e) => e.sessionId === sessions.at(-1));
+    // events go out in batches every few ms: wait for this session's last one
+    let mine: Record<string, unknown>[] = [];
+    await waitFor(async () => {
+      const events = await readSessionEvents(h, undefined, 5);
+      const sessions = [...new Set(events.map((e) => e.sessionId as string))];
+      mine = events.filter((e) => e.sessionId === sessions.at(-1));
+      return mine.at(-1)?.type === 'session.end';
+    }, 5000, 50);
     expect(mine.map((e) => e.type)).toEqual(['session.start', 'query', 'decision', 'result', 'session.end']);
     expect(mine.map((e) => e.seq)).toEqual([1, 2, 3, 4, 5]);
     expect(mine[0].connection).toBe(h.connectionName);
