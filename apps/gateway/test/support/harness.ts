@@ -102,6 +102,9 @@ export async function startHarness(opts: HarnessOptions = {}): Promise<Harness> 
   await admin.end();
   const targetUrl = PG_ADMIN_URL.replace(/\/[^/?]*(\?|$)/, `/${dbName}$1`);
   const target = new pg.Pool({ connectionString: targetUrl, max: 2 });
+  // Teardown drops the database WITH (FORCE): a client still closing then gets 57P01 after the pool
+  // has let go of it, and an 'error' with no listener would fail the whole run.
+  target.on('connect', (c) => c.on('error', () => undefined));
   if (opts.setupSql) await target.query(opts.setupSql);
 
   const natsUrl = opts.natsUrl ?? NATS_URL;
