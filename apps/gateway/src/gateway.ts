@@ -93,6 +93,7 @@ export class Gateway {
     this.nc = await connect({ servers: env.NATS_URL, name: `gateway-${env.GATEWAY_ID}`, maxReconnectAttempts: -1, reconnectTimeWait: 1000 });
     void this.watchNatsStatus(this.nc);
     this.publisher = new EventPublisher(this.nc, env.NATS_PREFIX, this.logger, 5000, env.GATEWAY_ID);
+    this.metrics.eventCounts = () => this.publisher?.counts ?? null;
     void this.ensureStream();
     this.config.start(this.nc);
     this.subscribeCancels(this.nc);

@@ -116,6 +116,20 @@ describe('relay features', () => {
     expect(mine.every((e) => e.sig === undefined)).toBe(true);
     expect((mine[3].data as { tag: string; rows: number }).tag).toBe('SELECT 1');
     expect((mine[1].data as { sql: string }).sql).toBe('select 1 as n');
+    // the gateway counts what JetStream acknowledged: every event of this gateway on the stream, in fewer messages
+    let fromThisGateway = 0;
+    let persisted = 0;
+    let messages = 0;
+    await waitFor(async () => {
+      fromThisGateway = (await readSessionEvents(h, undefined, 5)).filter((e) => e.gateway === h.gateway.id).length;
+      const metrics = await h.gateway.metrics.registry.metrics();
+      persisted = Number(/portcullis_gateway_events_total\{result="persisted"\} (\d+)/.exec(metrics)?.[1] ?? 0);
+      messages = Number(/portcullis_gateway_event_messages_total (\d+)/.exec(metrics)?.[1] ?? 0);
+      return persisted === fromThisGateway;
+    }, 5000, 50).catch(() => undefined);
+    expect(persisted).toBe(fromThisGateway);
+    expect(messages).toBeGreaterThanOrEqual(1);
+    expect(messages).toBeLessThanOrEqual(persisted);
   });
 });
 

@@ -91,6 +91,8 @@ export class EventPublisher {
   private readonly batchHeaders = headers();
   /** subject of this gateway's event batches */
   readonly batchSubject: string;
+  /** running totals, read by the metrics at scrape time */
+  readonly counts = { messages: 0, events: 0, failedEvents: 0 };
 
   constructor(
     private readonly nc: NatsConnection,
@@ -144,6 +146,7 @@ export class EventPublisher {
 
   private enqueue(f: InFlight): void {
     if (this.pendingEvents + f.events > MAX_PENDING_EVENTS || this.pendingBytes + f.body.length > MAX_PENDING_BYTES) {
+      this.counts.failedEvents += f.events;
       f.done(new RecordingError(`${f.what} not persisted: too many events awaiting acknowledgement`));
       return;
     }
@@ -226,6 +229,11 @@ export class EventPublisher {
     this.inFlight.delete(token);
     this.pendingBytes -= f.body.length;
     this.pendingEvents -= f.events;
+    if (err) this.counts.failedEvents += f.events;
+    else {
+      this.counts.messages++;
+      this.counts.events += f.events;
+    }
     f.done(err ? new RecordingError(`${f.what} not persisted: ${err.message}`, { cause: err }) : null);
   }
 

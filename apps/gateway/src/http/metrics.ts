@@ -49,6 +49,37 @@ export class GatewayMetrics {
     for (const [action, n] of this.pendingDecisions) this.decisions.inc({ action }, n);
     this.pendingDecisions.clear();
   }
+  /** Set by the gateway: the event publisher's running totals, read when scraped. */
+  eventCounts: () => { messages: number; events: number; failedEvents: number } | null = () => null;
+  private lastEventCounts = { messages: 0, events: 0, failedEvents: 0 };
+  readonly events = new Counter({
+    name: 'portcullis_gateway_events_total',
+    help: 'Session events by result (persisted = acknowledged by JetStream; failed = not persisted)',
+    labelNames: ['result'] as const,
+    registers: [this.registry],
+    collect: () => this.flushEventCounts(),
+  });
+  readonly eventMessages = new Counter({
+    name: 'portcullis_gateway_event_messages_total',
+    help: 'JetStream messages (event batches) acknowledged; events_total / this = events per batch',
+    registers: [this.registry],
+    collect: () => this.flushEventCounts(),
+  });
+
+  private flushEventCounts(): void {
+    const c = this.eventCounts();
+    if (!c) return;
+    const last = this.lastEventCounts;
+    // a new publisher starts from zero: count what it has so far
+    const delta = (now: number, before: number) => (now >= before ? now - before : now);
+    const persisted = delta(c.events, last.events);
+    const failed = delta(c.failedEvents, last.failedEvents);
+    const messages = delta(c.messages, last.messages);
+    if (persisted) this.events.inc({ result: 'persisted' }, persisted);
+    if (failed) this.events.inc({ result: 'failed' }, failed);
+    if (messages) this.eventMessages.inc(messages);
+    this.lastEventCounts = { ...c };
+  }
   readonly errors = new Counter({
     name: 'portcullis_gateway_errors_total',
     help: 'Errors by kind (protocol, auth, upstream, recording, internal)',
