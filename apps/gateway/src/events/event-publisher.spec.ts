@@ -3,7 +3,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { jetstreamManager } from '@nats-io/jetstream';
 import {
-  EVENT_BATCH_SIG_HEADER, MAX_EVENT_BATCH_BYTES, natsNames, signEvent, verifyEventBatchBody, verifyEventSignature, wireEventSchema,
+  canonicalJson, encodeEventBatch, EVENT_BATCH_SIG_HEADER, MAX_EVENT_BATCH_BYTES, natsNames, signEvent, verifyEventBatchBody, verifyEventSignature,
+  wireEventSchema,
 } from '@portcullis/protocol';
 import { EventPublisher, SessionRecorder, ensureEventStream } from './event-publisher.js';
 import { createLogger } from '../logger.js';
@@ -11,25 +12,24 @@ import { createLogger } from '../logger.js';
 const key = Buffer.alloc(32, 7);
 const who = { sessionId: 'sess-"1"', identity: 'user:ünï\\code', connection: 'db\nx', gateway: 'gw-1' };
 
-describe('SessionRecorder.serialise', () => {
+describe('SessionRecorder.canonical', () => {
   it.each([
     { name: 'query with quotes and unicode', type: 'query' as const, data: { sql: "select 'é\"\\' \u2028", protocol: 'simple' } },
     { name: 'result with nested masking and undefined members', type: 'result' as const, data: { tag: 'SELECT 1', rows: 1, durationMs: 0, skip: undefined, masking: { values: 2, columns: ['b', 'a'] } } },
     { name: 'empty data', type: 'session.end' as const, data: {} },
-  ])('$name: the body is the signed wire event protocol signEvent would make', ({ type, data }) => {
+  ])('$name: the batch entry is exactly the canonical JSON of the unsigned wire event', ({ type, data }) => {
     const r = new SessionRecorder(null, who, key, 'best-effort', createLogger('silent', {}), () => undefined);
     const id = '0b6f3d1e-8c4a-4d7e-9f41-2b1c3d4e5f60';
     const time = Date.UTC(2026, 10, 27, 1, 2, 3, 456);
-    const { body, sig } = r.serialise(id, { seq: 3, time, type, data });
-    const parsed = JSON.parse(body);
-    expect(wireEventSchema.safeParse(parsed).success).toBe(true);
-    expect(verifyEventSignature(parsed, key)).toBe(true);
-    const expected = signEvent(
-      { id, sessionId: who.sessionId, seq: 3, time: new Date(time).toISOString(), type, identity: who.identity, connection: who.connection, gateway: who.gateway, data },
-      key,
-    );
-    expect(sig).toBe(expected.sig);
-    expect(parsed).toEqual(JSON.parse(JSON.stringify(expected)));
+    const json = r.canonical(id, { seq: 3, time, type, data });
+    const expected = { id, sessionId: who.sessionId, seq: 3, time: new Date(time).toISOString(), type, identity: who.identity, connection: who.connection, gateway: who.gateway, data };
+    expect(json).toBe(canonicalJson(expected));
+    expect(wireEventSchema.safeParse(JSON.parse(json)).success).toBe(true);
+    // in a batch it verifies as the signed single event would: same bytes under the HMAC
+    const { body, sig } = encodeEventBatch([expected], key);
+    expect(body).toBe(`[${json}]`);
+    expect(verifyEventBatchBody(Buffer.from(body), sig, key)).toBe(true);
+    expect(verifyEventSignature(signEvent(JSON.parse(json), key), key)).toBe(true);
   });
 
   it('without a publisher, required recording fails once and record() rejects', async () => {

@@ -1,7 +1,7 @@
 import { createHmac, createSecretKey, randomUUID, type KeyObject } from 'node:crypto';
 import { createInbox, headers, type NatsConnection, type Subscription } from '@nats-io/transport-node';
 import { DiscardPolicy, jetstreamManager, RetentionPolicy, StorageType } from '@nats-io/jetstream';
-import { canonicalJsonFast, EVENT_BATCH_SIG_HEADER, MAX_EVENT_BATCH_BYTES, MAX_EVENT_BATCH_EVENTS, natsNames, type WireEvent } from '@portcullis/protocol';
+import { canonicalJsonFast, EVENT_BATCH_SIG_HEADER, MAX_EVENT_BATCH_BYTES, MAX_EVENT_BATCH_EVENTS, natsNames } from '@portcullis/protocol';
 import type { Logger } from '../logger.js';
 
 export type SessionEventType = 'session.start' | 'query' | 'decision' | 'result' | 'approval.requested' | 'approval.decided' | 'session.end';
@@ -58,11 +58,10 @@ interface InFlight {
   subject: string;
   body: string;
   msgId: string;
-  /** Portcullis-Batch-Sig of a batch message; null for a single signed event */
-  batchSig: string | null;
+  /** Portcullis-Batch-Sig: HMAC of the body */
+  batchSig: string;
   /** events carried (for the pending cap and messages) */
   events: number;
-  what: string;
   attempt: number;
   sentAt: number;
   done: (err: Error | null) => void;
@@ -88,7 +87,6 @@ export class EventPublisher {
   private sweepTimer: NodeJS.Timeout | null = null;
   private sub: Subscription | null = null;
   private readonly msgHeaders = headers();
-  private readonly batchHeaders = headers();
   /** subject of this gateway's event batches */
   readonly batchSubject: string;
   /** running totals, read by the metrics at scrape time */
@@ -106,33 +104,13 @@ export class EventPublisher {
     this.batchSubject = this.names.gatewayEvents(gatewayId);
   }
 
-  /** Subject of one session's events (single-event messages). */
-  subjectFor(sessionId: string | null): string {
-    return this.names.sessionEvents(sessionId ?? 'none');
-  }
-
-  /** Publishes one signed event on its own and resolves when JetStream has it. */
-  publish(event: WireEvent): Promise<void> {
-    return new Promise((resolve, reject) => {
-      this.send(this.subjectFor(event.sessionId), JSON.stringify(event), event.id, event.type, (err) => (err ? reject(err) : resolve()));
-    });
-  }
-
-  /**
-   * Publishes an already serialised single event; `done` is called once: null when persisted,
-   * else a RecordingError. Never throws.
-   */
-  send(subject: string, body: string, msgId: string, type: string, done: (err: Error | null) => void): void {
-    this.enqueue({ subject, body, msgId, batchSig: null, events: 1, what: `event ${type}`, attempt: 1, sentAt: 0, done });
-  }
-
   /**
    * Publishes a batch body (a JSON array of unsigned wire events) with its HMAC; `done` is called
    * once for the whole batch. Never throws.
    */
   sendBatch(body: string, sig: string, events: number, done: (err: Error | null) => void): void {
     const msgId = randomUUID();
-    this.enqueue({ subject: this.batchSubject, body, msgId, batchSig: sig, events, what: `${events} event(s)`, attempt: 1, sentAt: 0, done });
+    this.enqueue({ subject: this.batchSubject, body, msgId, batchSig: sig, events, attempt: 1, sentAt: 0, done });
   }
 
   /** Fails everything still awaiting an ack (gateway stopping). */
@@ -147,7 +125,7 @@ export class EventPublisher {
   private enqueue(f: InFlight): void {
     if (this.pendingEvents + f.events > MAX_PENDING_EVENTS || this.pendingBytes + f.body.length > MAX_PENDING_BYTES) {
       this.counts.failedEvents += f.events;
-      f.done(new RecordingError(`${f.what} not persisted: too many events awaiting acknowledgement`));
+      f.done(new RecordingError(`${f.events} event(s) not persisted: too many events awaiting acknowledgement`));
       return;
     }
     this.pendingBytes += f.body.length;
@@ -161,14 +139,10 @@ export class EventPublisher {
     f.sentAt = Date.now();
     this.inFlight.set(token, f);
     try {
-      // Header objects are reused: publish() encodes them before it returns.
-      let h = this.msgHeaders;
-      if (f.batchSig !== null) {
-        h = this.batchHeaders;
-        h.set(EVENT_BATCH_SIG_HEADER, f.batchSig);
-      }
-      h.set('Nats-Msg-Id', f.msgId);
-      this.nc.publish(f.subject, f.body, { reply: this.inbox + token, headers: h });
+      // One headers object, reused: publish() encodes it before it returns.
+      this.msgHeaders.set(EVENT_BATCH_SIG_HEADER, f.batchSig);
+      this.msgHeaders.set('Nats-Msg-Id', f.msgId);
+      this.nc.publish(f.subject, f.body, { reply: this.inbox + token, headers: this.msgHeaders });
     } catch (err) {
       this.settle(token, f, err as Error);
       return;
@@ -234,7 +208,7 @@ export class EventPublisher {
       this.counts.messages++;
       this.counts.events += f.events;
     }
-    f.done(err ? new RecordingError(`${f.what} not persisted: ${err.message}`, { cause: err }) : null);
+    f.done(err ? new RecordingError(`${f.events} event(s) not persisted: ${err.message}`, { cause: err }) : null);
   }
 
   private sweep(): void {
@@ -445,13 +419,6 @@ export class SessionRecorder {
       `${this.fixedHead}${canonicalJsonFast(e.data)}${this.fixedIds}"${id}","identity":${JSON.stringify(w.identity)},"seq":${e.seq},` +
       `"sessionId":${JSON.stringify(w.sessionId)},"time":"${isoTime(e.time)}","type":"${e.type}"}`
     );
-  }
-
-  /** The event as a single signed wire event: canonical JSON with `sig` appended. */
-  serialise(id: string, e: Pick<QueuedEvent, 'seq' | 'time' | 'type' | 'data'>): { body: string; sig: string } {
-    const canonical = this.canonical(id, e);
-    const sig = createHmac('sha256', this.key).update(canonical).digest('hex');
-    return { body: `${canonical.slice(0, -1)},"sig":"${sig}"}`, sig };
   }
 
   /** @internal called once per event by the queue drain */
