@@ -44,6 +44,8 @@ const MAX_RETRY_MS = 500;
 /** One message of a batch being written: acked once every event in it is stored or parked. */
 interface MsgState {
   m: JsMsg;
+  /** a batch message (refused events are parked with their index in it) */
+  batch: boolean;
   /** some event must wait for its predecessor: hold the whole message */
   deferred: boolean;
   /** dead-letter publishes of refused events; false = not parked (redeliver) */
@@ -74,6 +76,11 @@ interface Held {
 function isDataError(err: unknown): boolean {
   const code = (err as { code?: unknown }).code;
   return typeof code === 'string' && (code.startsWith('22') || code === '23502' || code === '23514');
+}
+
+/** The Portcullis-Batch-Sig header of a batch message; undefined for a single event. */
+function batchSigOf(m: JsMsg): string | undefined {
+  return m.headers?.has(EVENT_BATCH_SIG_HEADER) ? m.headers.get(EVENT_BATCH_SIG_HEADER) : undefined;
 }
 
 function streamTimeMs(m: JsMsg): number {
@@ -215,8 +222,7 @@ export class EventConsumer {
   }
 
   private decodeInto(p: Prepared, m: JsMsg): void {
-    const sig = m.headers?.has(EVENT_BATCH_SIG_HEADER) ? m.headers.get(EVENT_BATCH_SIG_HEADER) : undefined;
-    const d = decodeMessage(m.data, sig, this.o.eventKey);
+    const d = decodeMessage(m.data, batchSigOf(m), this.o.eventKey);
     if (!d.ok) {
       p.parking.push(this.parkWhole(m, d.reason, d.detail));
       return;
@@ -225,7 +231,7 @@ export class EventConsumer {
       p.parking.push(this.parkWhole(m, d.events[0].reason, d.events[0].detail));
       return;
     }
-    const st: MsgState = { m, deferred: false, parks: [] };
+    const st: MsgState = { m, batch: d.batch, deferred: false, parks: [] };
     p.states.push(st);
     d.events.forEach((e, i) => {
       if (!e.ok) {
@@ -299,7 +305,7 @@ export class EventConsumer {
           }
           case 'reject':
             this.deferredSince.delete(id);
-            st.parks.push(this.park(st.m, o.reason, o.detail, st.m.headers?.has(EVENT_BATCH_SIG_HEADER) ? p.indexes[i] : undefined));
+            st.parks.push(this.park(st.m, o.reason, o.detail, st.batch ? p.indexes[i] : undefined));
             break;
         }
       });
@@ -355,7 +361,7 @@ export class EventConsumer {
     h.set(DEAD_LETTER_HEADERS.detail, detail.replace(/[\r\n]+/g, ' ').slice(0, 500));
     h.set(DEAD_LETTER_HEADERS.subject, m.subject);
     h.set(DEAD_LETTER_HEADERS.streamSeq, String(m.seq));
-    const batchSig = m.headers?.has(EVENT_BATCH_SIG_HEADER) ? m.headers.get(EVENT_BATCH_SIG_HEADER) : undefined;
+    const batchSig = batchSigOf(m);
     if (batchSig !== undefined) h.set(EVENT_BATCH_SIG_HEADER, batchSig);
     if (batchIndex !== undefined) h.set(DEAD_LETTER_HEADERS.batchIndex, String(batchIndex));
     const msgID = `${this.o.names.eventStream}:${m.seq}${batchIndex === undefined ? '' : `:${batchIndex}`}`;

@@ -78,7 +78,6 @@ interface InFlight {
  * they were made.
  */
 export class EventPublisher {
-  private readonly names;
   private readonly inbox: string;
   private readonly inFlight = new Map<number, InFlight>();
   private nextToken = 1;
@@ -99,9 +98,8 @@ export class EventPublisher {
     private readonly timeoutMs = 5000,
     gatewayId = 'gateway',
   ) {
-    this.names = natsNames(prefix);
     this.inbox = `${createInbox()}.`;
-    this.batchSubject = this.names.gatewayEvents(gatewayId);
+    this.batchSubject = natsNames(prefix).gatewayEvents(gatewayId);
   }
 
   /**
