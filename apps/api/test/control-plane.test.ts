@@ -38,12 +38,14 @@ describe('control plane e2e: groups, identities, pools, connections, tokens, sna
     if (!e || e.operation !== 'PUT') throw new Error('no snapshot yet');
     return configSnapshotSchema.parse(e.json());
   };
+  // Rows of this file only (every name it makes carries the suffix): other test files write to the
+  // same database at the same time, and a global count raced them.
   const counts = async () => ({
-    connections: await prisma.connection.count(),
-    groups: await prisma.group.count(),
-    identities: await prisma.identity.count(),
-    pools: await prisma.gatewayPool.count(),
-    policies: await prisma.policy.count(),
+    connections: await prisma.connection.count({ where: { name: { contains: s } } }),
+    groups: await prisma.group.count({ where: { name: { contains: s } } }),
+    identities: await prisma.identity.count({ where: { subject: { contains: s } } }),
+    pools: await prisma.gatewayPool.count({ where: { name: { contains: s } } }),
+    policies: await prisma.policy.count({ where: { name: { contains: s } } }),
   });
 
   beforeAll(async () => {
