@@ -263,11 +263,22 @@ export async function waitFor(cond: () => boolean | Promise<boolean>, timeoutMs 
  */
 export async function readSessionEvents(h: Harness, sessionId?: string, wantAtLeast = 1, timeoutMs = 5000): Promise<Record<string, unknown>[]> {
   const names = natsNames(h.natsPrefix);
-  const jsm = await jetstreamManager(h.nc);
   const end = Date.now() + timeoutMs;
+  // The test's own connection may still be reconnecting (a test restarted its NATS): retry until the deadline.
+  const untilDeadline = async <T>(fn: () => Promise<T>): Promise<T> => {
+    for (;;) {
+      try {
+        return await fn();
+      } catch (err) {
+        if (Date.now() > end) throw err;
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    }
+  };
+  const jsm = await untilDeadline(() => jetstreamManager(h.nc));
   let events: Record<string, unknown>[] = [];
   for (;;) {
-    const info = await jsm.streams.info(names.eventStream);
+    const info = await untilDeadline(() => jsm.streams.info(names.eventStream));
     events = [];
     for (let seq = info.state.first_seq; seq <= info.state.last_seq && info.state.messages > 0; seq++) {
       const m = await jsm.streams.getMessage(names.eventStream, { seq }).catch(() => null);
