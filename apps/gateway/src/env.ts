@@ -23,6 +23,8 @@ export const gatewayEnvSchema = z.object({
   GATEWAY_ALLOW_PLAINTEXT: bool,
   /** Address clients are told to use (heartbeats); optional */
   GATEWAY_PUBLIC_ADDRESS: z.string().optional(),
+  /** How long session events may wait in the gateway before they go out as one batch message */
+  GATEWAY_EVENT_FLUSH_MS: z.coerce.number().int().min(1).max(1000).default(20),
   REDIS_URL: z.string().default('redis://127.0.0.1:6379'),
   LOG_LEVEL: logLevelSchema.default('info'),
 }).refine((e) => !!e.GATEWAY_TLS_CERT === !!e.GATEWAY_TLS_KEY, {

@@ -7,7 +7,7 @@ import { generate as generateCert } from 'selfsigned';
 import { natsNames } from '@portcullis/protocol';
 import { ConfigStore, type ActiveConfig } from './config/config-store.js';
 import type { GatewayEnv } from './env.js';
-import { EventPublisher, ensureEventStream } from './events/event-publisher.js';
+import { EventPublisher, ensureEventStream, setEventFlushInterval } from './events/event-publisher.js';
 import { startHeartbeat } from './heartbeat.js';
 import { createHttpServer, listen } from './http/http-server.js';
 import { GatewayMetrics } from './http/metrics.js';
@@ -92,6 +92,7 @@ export class Gateway {
     this.config.on('change', (c: ActiveConfig) => this.metrics.configRevision.set(c.revision));
     this.nc = await connect({ servers: env.NATS_URL, name: `gateway-${env.GATEWAY_ID}`, maxReconnectAttempts: -1, reconnectTimeWait: 1000 });
     void this.watchNatsStatus(this.nc);
+    setEventFlushInterval(env.GATEWAY_EVENT_FLUSH_MS);
     this.publisher = new EventPublisher(this.nc, env.NATS_PREFIX, this.logger, 5000, env.GATEWAY_ID);
     this.metrics.eventCounts = () => this.publisher?.counts ?? null;
     void this.ensureStream();

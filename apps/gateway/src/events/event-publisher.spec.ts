@@ -6,7 +6,7 @@ import {
   canonicalJson, encodeEventBatch, EVENT_BATCH_SIG_HEADER, MAX_EVENT_BATCH_BYTES, natsNames, signEvent, verifyEventBatchBody, verifyEventSignature,
   wireEventSchema,
 } from '@portcullis/protocol';
-import { EventPublisher, SessionRecorder, ensureEventStream } from './event-publisher.js';
+import { DEFAULT_EVENT_FLUSH_MS, EventPublisher, SessionRecorder, ensureEventStream, setEventFlushInterval } from './event-publisher.js';
 import { createLogger } from '../logger.js';
 
 const key = Buffer.alloc(32, 7);
@@ -102,6 +102,33 @@ describe('EventPublisher batches (real NATS JetStream)', () => {
     expect(info.state.messages - before).toBe(1);
     const m = await jsm.streams.getMessage(names.eventStream, { seq: info.state.last_seq });
     expect(m.json<unknown[]>()).toHaveLength(10);
+  });
+
+  it('fire-and-forget events wait for the flush interval and then go out as one message', async () => {
+    const jsm = await jetstreamManager(nc);
+    const before = (await jsm.streams.info(names.eventStream)).state.messages;
+    const publisher = new EventPublisher(nc, prefix, createLogger('silent', {}), 5000, 'gw-4');
+    const r = new SessionRecorder(publisher, { ...who, sessionId: 'interval' }, key, 'required', createLogger('silent', {}), () => undefined);
+    setEventFlushInterval(150);
+    try {
+      const start = Date.now();
+      for (let i = 0; i < 20; i++) r.emit('query', { sql: `select ${i}`, protocol: 'simple' });
+      await new Promise((res) => setTimeout(res, 60));
+      // nothing is published before the interval has passed
+      expect((await jsm.streams.info(names.eventStream)).state.messages).toBe(before);
+      await r.flush();
+      expect(Date.now() - start).toBeGreaterThanOrEqual(140);
+      const info = await jsm.streams.info(names.eventStream);
+      expect(info.state.messages - before).toBe(1);
+      expect((await jsm.streams.getMessage(names.eventStream, { seq: info.state.last_seq })).json<unknown[]>()).toHaveLength(20);
+    } finally {
+      setEventFlushInterval(DEFAULT_EVENT_FLUSH_MS);
+      publisher.close();
+    }
+  });
+
+  it.each([0, -1, 1.5, 1001, Number.NaN])('refuses a flush interval of %s ms', (ms) => {
+    expect(() => setEventFlushInterval(ms)).toThrow(/1\.\.1000 ms/);
   });
 
   it('a batch the stream refuses fails every required session in it (fail closed)', async () => {

@@ -241,18 +241,30 @@ interface QueuedEvent {
 }
 
 /**
- * Events emitted on the relay's hot path are only queued there. Every EVENT_FLUSH_MS the queue
+ * Events emitted on the relay's hot path are only queued there. Every flush interval the queue
  * (events of every session of this gateway) is serialised and published as batch messages
  * (libs/protocol event-batch.ts: one body, one HMAC, one JetStream message and one ack for many
- * events). On a busy host each write that wakes another process costs far more than the bytes it
- * carries, and the statement's own replies have already gone out, so recording adds no latency to
- * it. An awaited record() (session.start) or a full queue flushes at the next turn of the event loop.
+ * events). On a busy host each message costs far more than the bytes it carries — the write that
+ * wakes nats-server, its JetStream store and ack, the ack read and the timer wake-up here — and the
+ * statement's own replies have already gone out, so the interval adds no latency to statements:
+ * it is how late events reach the stream (docs/performance.md measured 2 ms against 20 ms).
+ * An awaited record() (session.start) or a full queue flushes at the next turn of the event loop.
  */
-const EVENT_FLUSH_MS = 2;
-const EVENT_FLUSH_AT = 512;
+export const DEFAULT_EVENT_FLUSH_MS = 20;
+const EVENT_FLUSH_AT = 1024;
+let flushMs = DEFAULT_EVENT_FLUSH_MS;
 const queue: QueuedEvent[] = [];
 let flushTimer: NodeJS.Timeout | null = null;
 let flushSoon = false;
+
+/**
+ * Sets how long queued events may wait before they are published (GATEWAY_EVENT_FLUSH_MS). The
+ * queue is per process: every gateway in it shares the last value set.
+ */
+export function setEventFlushInterval(ms: number): void {
+  if (!Number.isInteger(ms) || ms < 1 || ms > 1000) throw new RangeError(`event flush interval must be 1..1000 ms, got ${ms}`);
+  flushMs = ms;
+}
 
 function scheduleDrain(urgent: boolean): void {
   if (urgent || queue.length >= EVENT_FLUSH_AT) {
@@ -261,7 +273,7 @@ function scheduleDrain(urgent: boolean): void {
       setImmediate(drainQueue);
     }
   } else if (!flushTimer && !flushSoon) {
-    flushTimer = setTimeout(drainQueue, EVENT_FLUSH_MS);
+    flushTimer = setTimeout(drainQueue, flushMs);
   }
 }
 
