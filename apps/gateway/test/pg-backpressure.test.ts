@@ -1,4 +1,6 @@
+import { createHash } from 'node:crypto';
 import { connect as netConnect } from 'node:net';
+import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { encodePassword, encodeQuery, encodeStartupMessage } from '@portcullis/protocol';
 import { startHarness, type Harness } from './support/harness.js';
@@ -45,5 +47,29 @@ describe('backpressure', () => {
     expect(received).toBeGreaterThan(200 * 1000 * 1000);
     // Bounded by socket buffers and a few chunks, nowhere near the 200 MB result.
     expect(growthMb).toBeLessThan(40);
+  }, 60_000);
+
+  it('a client that stops reading mid-result still gets every byte right (the gateway reuses its read buffers)', async () => {
+    const token = await h.credential();
+    const c = new pg.Client(h.clientConfig(token));
+    await c.connect();
+    try {
+      const stream = (c as unknown as { connection: { stream: import('node:net').Socket } }).connection.stream;
+      // ~8 MB in many upstream reads (a short sleep every 8 rows of ~1 KB) while we read nothing:
+      // the gateway's writes to us queue, it pauses upstream, and frames straddle its reads. Each
+      // read lands in a buffer the gateway reuses unless a frame or a queued write still holds it.
+      const q = c.query(
+        `select g, repeat(md5(g::text), 30) || repeat('.', g % 97) as h, case when g % 8 = 0 then pg_sleep(0.001)::text end as s from generate_series(1, 8000) g`,
+      );
+      stream.pause();
+      await new Promise((r) => setTimeout(r, 2000));
+      stream.resume();
+      const { rows } = await q;
+      expect(rows).toHaveLength(8_000);
+      const bad = rows.filter((r: { g: number; h: string }) => r.h !== createHash('md5').update(String(r.g)).digest('hex').repeat(30) + '.'.repeat(r.g % 97));
+      expect(bad).toEqual([]);
+    } finally {
+      await c.end();
+    }
   }, 60_000);
 });

@@ -29,6 +29,7 @@ import type { SessionHooks } from '../policy/session-hooks.js';
 import { sendUpstreamCancel, type CancelRegistry } from './cancel-registry.js';
 import { MessageReader } from './message-reader.js';
 import { RelayMachine } from './relay-machine.js';
+import type { SocketReads } from './socket-reads.js';
 import { connectUpstream, UpstreamError, type UpstreamSession } from './upstream.js';
 
 /** What a session needs from its gateway. */
@@ -102,6 +103,7 @@ export class ClientSession {
   private upstream: Socket | null = null;
   private clientFramer = new PgFramer({ startup: true, from: 'client' });
   private upstreamFramer: PgFramer | null = null;
+  private upstreamReads: SocketReads | null = null;
   private machine: RelayMachine | null = null;
   private recorder: SessionRecorder | null = null;
   private cancelPid: number | null = null;
@@ -371,6 +373,7 @@ export class ClientSession {
     }
     this.upstream = up.socket;
     this.upstreamFramer = up.framer;
+    this.upstreamReads = up.reads;
     if (up.backendKey) {
       const key = this.ctx.cancels.register({ host: conn.host, port: conn.port, pid: up.backendKey.pid, secret: up.backendKey.secret });
       this.cancelPid = key.pid;
@@ -423,10 +426,19 @@ export class ClientSession {
       if (this.clientBusy && (this.heldBytes += chunk.length) > MAX_HELD_BYTES) this.pause(this.clientPause, client, 'busy');
       this.pumpClient();
     });
-    upstream.on('data', (chunk: Buffer) => {
-      this.upstreamFramer!.push(chunk);
-      this.pumpUpstream();
-    });
+    if (this.upstreamReads) {
+      // The chunk's memory is reused by the next read unless something still holds it.
+      this.upstreamReads.setSink((chunk) => {
+        this.upstreamFramer!.push(chunk);
+        this.pumpUpstream();
+        return this.upstreamFramer!.buffered() > 0 || this.upstreamBusy || this.client.writableLength > 0;
+      });
+    } else {
+      upstream.on('data', (chunk: Buffer) => {
+        this.upstreamFramer!.push(chunk);
+        this.pumpUpstream();
+      });
+    }
     client.on('close', () => this.endSession('client_closed'));
     client.on('end', () => this.endSession('client_closed'));
     upstream.on('close', () => this.upstreamClosed());

@@ -18,6 +18,7 @@ import {
 } from '@portcullis/protocol';
 import type { ResolvedConnection } from '../config/config-store.js';
 import { MessageReader } from './message-reader.js';
+import { SocketReads } from './socket-reads.js';
 
 /** The upstream connection failed. `message` is for logs only: it may name the target's host or user. */
 export class UpstreamError extends Error {
@@ -39,6 +40,8 @@ export interface UpstreamSession {
   parameters: Map<string, string>;
   backendKey: { pid: number; secret: Buffer } | null;
   tls: boolean;
+  /** Plain TCP: the socket reads into a reused buffer; the relay must set a sink (socket-reads.ts). TLS: null, use 'data'. */
+  reads: SocketReads | null;
 }
 
 /**
@@ -49,7 +52,9 @@ export interface UpstreamSession {
 export async function connectUpstream(conn: ResolvedConnection, params: Record<string, string>, timeoutMs = 10_000): Promise<UpstreamSession> {
   const deadline = Date.now() + timeoutMs;
   const left = (): number => Math.max(1, deadline - Date.now());
-  let socket: Socket | TLSSocket = await openTcp(conn.host, conn.port, left());
+  // A socket that may turn into TLS keeps Node's own reads: TLS takes over the handle's reading.
+  const reads = conn.tls === 'disable' ? new SocketReads() : null;
+  let socket: Socket | TLSSocket = await openTcp(conn.host, conn.port, left(), reads);
   let tls = false;
   try {
     if (conn.tls !== 'disable') {
@@ -124,7 +129,7 @@ export async function connectUpstream(conn: ResolvedConnection, params: Record<s
         case B.ReadyForQuery:
           reader.detach();
           socket.on('error', () => undefined); // the relay attaches its own handlers
-          return { socket, framer: reader.framer, parameters, backendKey, tls };
+          return { socket, framer: reader.framer, parameters, backendKey, tls, reads };
         default:
           throw new UpstreamError(`unexpected message 0x${f.type.toString(16)} during startup`);
       }
@@ -162,8 +167,10 @@ function whenReady<S extends Socket>(s: S, ready: 'connect' | 'secureConnect', t
   });
 }
 
-function openTcp(host: string, port: number, timeoutMs: number): Promise<Socket> {
-  return whenReady(netConnect({ host, port, noDelay: true }), 'connect', timeoutMs, {
+function openTcp(host: string, port: number, timeoutMs: number, reads: SocketReads | null): Promise<Socket> {
+  const socket = netConnect({ host, port, noDelay: true, ...(reads ? { onread: reads.onread } : {}) });
+  reads?.attach(socket);
+  return whenReady(socket, 'connect', timeoutMs, {
     timeout: 'timed out connecting to the target',
     failed: 'cannot reach the target',
   });
