@@ -62,7 +62,7 @@ describe('EventPublisher batches (real NATS JetStream)', () => {
     const failures: Error[] = [];
     const recorders = [0, 1, 2].map((i) => new SessionRecorder(publisher, { ...who, sessionId: `sess-${i}` }, key, 'required', createLogger('silent', {}), (e) => failures.push(e)));
     // ~1.5 MB of events in one flush: more than one batch must be made
-    const sql = `select '${'x'.repeat(700)}'`;
+    const sql = `select '${'x'.repeat(700)} é ✓ 😀'`;
     for (let n = 0; n < 700; n++) for (const r of recorders) r.emit('query', { sql, protocol: 'simple', n });
     await Promise.all(recorders.map((r) => r.record('result', { rows: 0 })));
     await Promise.all(recorders.map((r) => r.flush()));
@@ -80,6 +80,7 @@ describe('EventPublisher batches (real NATS JetStream)', () => {
       expect(m.data.length).toBeLessThanOrEqual(MAX_EVENT_BATCH_BYTES);
       expect(verifyEventBatchBody(m.data, m.header.get(EVENT_BATCH_SIG_HEADER), key)).toBe(true);
       for (const e of m.json<Array<Record<string, unknown>>>()) {
+        if (e.type === 'query') expect((e.data as { sql: string }).sql).toBe(sql);
         expect(wireEventSchema.safeParse(e).success).toBe(true);
         const seqs = bySession.get(e.sessionId as string) ?? [];
         seqs.push(e.seq as number);
