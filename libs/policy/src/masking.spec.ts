@@ -1,4 +1,5 @@
 import { createHmac } from 'node:crypto';
+import { DataRowView, DataRowWriter, decodeDataRow, encodeDataRow } from '@portcullis/protocol';
 import { describe, expect, it } from 'vitest';
 import { luhnValid, ibanChecksumValid } from './detectors.js';
 import { createMaskingPlan, explainMaskingPlan, maskText, partialMask, type MaskingPlan, type ResultField } from './masking.js';
@@ -317,17 +318,185 @@ describe('hash strategy cache', () => {
     expect(after).toBe(hmac('a@b.io', Buffer.alloc(32, 9)));
   });
 
+  it.each([
+    { name: 'ASCII', bytes: Buffer.from('user4@example.com') },
+    { name: 'non-ASCII', bytes: Buffer.from('zoë@exämple.de') },
+    { name: 'invalid UTF-8 (hashed as the text it decodes to, U+FFFD)', bytes: Buffer.from([0x61, 0xff, 0x62]) },
+    { name: 'an encoded surrogate (invalid UTF-8)', bytes: Buffer.from([0xed, 0xa0, 0x80]) },
+    { name: 'empty', bytes: Buffer.alloc(0) },
+    { name: '129 bytes (not cached)', bytes: Buffer.from('x'.repeat(129)) },
+  ])('a DataRow value is hashed as the text it decodes to: $name', ({ bytes }) => {
+    const k = Buffer.alloc(32, 2);
+    const p = createMaskingPlan(doc, fields, { hmacKey: k }) as MaskingPlan;
+    for (let round = 0; round < 2; round++) {
+      const view = new DataRowView().read(encodeDataRow([bytes, null]).subarray(5));
+      const out = new DataRowWriter();
+      out.begin(view);
+      expect(p.maskDataRow(view, out)).toBe(1);
+      expect(decodeDataRow(out.finish().subarray(5))[0]!.toString()).toBe(hmac(bytes.toString('utf8'), k));
+    }
+  });
+
   it('stays correct past its bound and for long values', () => {
     const k = Buffer.alloc(32, 5);
     const p = createMaskingPlan(doc, fields, { hmacKey: k }) as MaskingPlan;
     const long = `${'x'.repeat(300)}@example.com`;
-    // two passes over more distinct values than the cache holds (two generations of 8192), then a hot set
-    const values = Array.from({ length: 20_000 }, (_, i) => `user${i}@example.com`);
+    // two passes over more distinct values than the cache holds (two generations of 16384), then a hot
+    // set; through maskRow (strings) and maskDataRow (bytes), which share the cache
+    const values = Array.from({ length: 40_000 }, (_, i) => `user${i}@example.com`);
+    const view = new DataRowView();
+    const out = new DataRowWriter();
+    let k2 = 0;
     for (const v of [...values, ...values, ...values.slice(0, 50), ...values.slice(0, 50)]) {
-      expect(p.maskRow([Buffer.from(v), null]).values[0]!.toString()).toBe(hmac(v, k));
+      if (k2++ % 2) {
+        expect(p.maskRow([Buffer.from(v), null]).values[0]!.toString()).toBe(hmac(v, k));
+      } else {
+        view.read(encodeDataRow([v, null]).subarray(5));
+        out.begin(view);
+        expect(p.maskDataRow(view, out)).toBe(1);
+        expect(out.finish().equals(encodeDataRow([hmac(v, k), null]))).toBe(true);
+      }
     }
     expect(p.maskRow([Buffer.from(long), null]).values[0]!.toString()).toBe(hmac(long, k));
     expect(p.maskRow([Buffer.from(long), null]).values[0]!.toString()).toBe(hmac(long, k));
+  });
+});
+
+function prng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+// maskDataRow (the relay's path: the row read in place, replaced values written into a new row)
+// must give exactly what maskRow on the decoded values gives, re-encoded: same bytes, same count of
+// values changed, same per-rule counts, and the same error where maskRow throws.
+describe('maskDataRow is maskRow in place', () => {
+  const doc = parsePolicyDocument({
+    name: 'every-path',
+    detectors: [{ name: 'TICKET', pattern: 'TCK-\\d{4}' }],
+    masking: [
+      { name: 'cards', columns: ['public.customers.card'], strategy: 'partial', keepLast: 4 },
+      { name: 'emails', columns: ['customers.email'], strategy: 'hash' },
+      { name: 'secrets', columns: ['secret'], strategy: 'redact', token: 'géheim' },
+      { name: 'gone', columns: ['gone', 'gone_int'], strategy: 'null' },
+      { name: 'json-partial', columns: ['jdoc'], strategy: 'partial' },
+      { name: 'json-redact', columns: ['jred'], strategy: 'redact' },
+      { name: 'json-hash', columns: ['jhash'], strategy: 'hash' },
+      { name: 'bin-partial', columns: ['bcard'], strategy: 'partial', keepLast: 2 },
+      { name: 'uuids', types: ['uuid'], strategy: 'hash' },
+      { name: 'pii', detectors: ['EMAIL', 'CREDIT_CARD', 'PHONE', 'US_SSN'], strategy: 'redact' },
+      { name: 'keys', detectors: ['AWS_ACCESS_KEY', 'JWT', 'IBAN', 'IPV4', 'TICKET'], strategy: 'hash' },
+      { name: 'ssn-null', detectors: ['US_SSN'], strategy: 'null', columns: ['nulled_note'] },
+    ],
+  });
+  const f = (name: string, typeOid: number, format: 0 | 1 = 0): ResultField => ({ name, tableOid: 16390, columnAttr: 1, typeOid, format, table: 'public.customers' });
+  const fields: ResultField[] = [
+    f('id', 23), f('name', 25), f('email', 25), f('card', 25), f('note', 1043), f('secret', 25), f('gone', 25), f('gone_int', 23, 1),
+    f('jdoc', 114), f('jred', 3802), f('jhash', 114), f('bcard', 25, 1), f('uid', 2950), f('nulled_note', 25), f('jb', 3802, 1), f('arr', 1009, 1),
+    f('when', 1184), f('tags', 1009),
+  ];
+  const snippets = [
+    'alice@example.com', 'Zoë@exämple.de', 'User@Example.COM', '4111 1111 1111 1111', '4111111111111111', '4111-1111-1111-1112',
+    '+44 20 7946 0958', '415-555-0132', '(415) 555-0132', '020 7946 0958', '123-45-6789', '666-12-3456', 'AKIAIOSFODNN7EXAMPLE',
+    JWT, 'DE89 3704 0044 0532 0130 00', '192.168.1.10', 'TCK-1234', 'v1.2.3.4', '2024-01-15', 'call back', ' ', ', ', '"', '\\', '@', '.',
+    'Grüße ✓', '例え', '😀', 'a@b', 'x@y.z', '12', '0042', '', 'customer since 2004, prefers email contact',
+  ];
+  const text = (rnd: () => number): string => {
+    let s = '';
+    const n = Math.floor(rnd() * 6);
+    for (let k = 0; k < n; k++) s += snippets[Math.floor(rnd() * snippets.length)];
+    return s;
+  };
+  const bytesOf = (rnd: () => number): Buffer => {
+    const r = rnd();
+    if (r < 0.06) return Buffer.from([0xff, 0x41, 0xc3]); // invalid UTF-8
+    if (r < 0.1) return Buffer.concat([Buffer.from(text(rnd)), Buffer.from([0xe2, 0x82]), Buffer.from(text(rnd))]); // a cut sequence
+    return Buffer.from(text(rnd));
+  };
+  const jsonOf = (rnd: () => number): string => {
+    const r = rnd();
+    if (r < 0.3) return JSON.stringify(text(rnd));
+    if (r < 0.6) return JSON.stringify({ a: text(rnd), n: Math.floor(rnd() * 1e6), b: [text(rnd)] });
+    if (r < 0.7) return `{"broken": ${text(rnd)}`;
+    return JSON.stringify(text(rnd)).slice(1, -1);
+  };
+  const arrayOf = (rnd: () => number): Buffer => {
+    const n = Math.floor(rnd() * 4);
+    const els = Array.from({ length: n }, () => (rnd() < 0.15 ? null : bytesOf(rnd)));
+    return Buffer.concat([int32s(1, els.some((e) => e === null) ? 1 : 0, 25, n, 1), ...els.map((e) => (e === null ? int32s(-1) : Buffer.concat([int32s(e.length), e])))]);
+  };
+  const valueOf = (rnd: () => number, fld: ResultField): Buffer | null => {
+    if (rnd() < 0.12) return null;
+    if (fld.typeOid === 23) return fld.format === 1 ? int32s(Math.floor(rnd() * 1000)) : Buffer.from(String(Math.floor(rnd() * 1000)));
+    if (fld.typeOid === 3802 && fld.format === 1) return rnd() < 0.03 ? Buffer.from([2, 0x7b]) : Buffer.concat([Buffer.from([1]), Buffer.from(jsonOf(rnd))]);
+    if (fld.typeOid === 114 || fld.typeOid === 3802) return Buffer.from(jsonOf(rnd));
+    if (fld.typeOid === 1009 && fld.format === 1) return rnd() < 0.03 ? Buffer.from([0, 0, 0, 9]) : arrayOf(rnd);
+    return bytesOf(rnd);
+  };
+  const outcome = (run: () => Buffer | null): { bytes: string | null } | { error: string } => {
+    try {
+      const b = run();
+      return { bytes: b === null ? null : b.toString('hex') };
+    } catch (err) {
+      return { error: `${(err as Error).name}: ${(err as Error).message}` };
+    }
+  };
+
+  it.each([1, 2, 3])('on 6000 generated rows (seed %i)', (seed) => {
+    const rnd = prng(seed);
+    const a = createMaskingPlan(doc, fields, { hmacKey: key }) as MaskingPlan;
+    const b = createMaskingPlan(doc, fields, { hmacKey: key }) as MaskingPlan;
+    expect(a.kind).toBe('plan');
+    const view = new DataRowView();
+    const out = new DataRowWriter();
+    let changed = 0;
+    for (let k = 0; k < 6000; k++) {
+      // now and then a row shorter or longer than its layout
+      const n = rnd() < 0.05 ? Math.floor(rnd() * (fields.length + 3)) : fields.length;
+      const values = Array.from({ length: n }, (_, i) => valueOf(rnd, fields[i] ?? f('extra', 25)));
+      const payload = encodeDataRow(values).subarray(5);
+      let oldChanged = 0;
+      const want = outcome(() => {
+        const r = a.maskRow(values);
+        oldChanged = r.changed;
+        return r.changed > 0 ? encodeDataRow(r.values) : null;
+      });
+      let newChanged = 0;
+      const got = outcome(() => {
+        view.read(payload);
+        out.begin(view);
+        newChanged = b.maskDataRow(view, out);
+        return out.started ? out.finish() : null;
+      });
+      expect(got).toEqual(want);
+      if (!('error' in want)) {
+        expect(newChanged).toBe(oldChanged);
+        changed += oldChanged;
+      }
+    }
+    expect(changed).toBeGreaterThan(10_000);
+    expect(b.stats()).toEqual(a.stats());
+  });
+
+  it('bench rows: the card keeps its last 4 digits, the email is its HMAC, a note email is redacted', () => {
+    const p = createMaskingPlan(doc, [f('id', 23), f('name', 25), f('email', 25), f('card', 25), f('note', 25)], { hmacKey: key }) as MaskingPlan;
+    const payload = encodeDataRow(['4', 'Customer 4', 'user4@example.com', '4000 0000 0000 0044', 'call back, new address is person4@mail.example.org']).subarray(5);
+    const view = new DataRowView().read(payload);
+    const out = new DataRowWriter();
+    out.begin(view);
+    expect(p.maskDataRow(view, out)).toBe(3);
+    const hmac = `h:${createHmac('sha256', key).update('user4@example.com').digest('hex').slice(0, 16)}`;
+    expect(out.finish().equals(encodeDataRow(['4', 'Customer 4', hmac, '**** **** **** 0044', 'call back, new address is [REDACTED]']))).toBe(true);
+    const clean = new DataRowView().read(encodeDataRow(['5', 'Customer 5', null, null, 'customer since 2005, prefers email contact']).subarray(5));
+    out.begin(clean);
+    expect(p.maskDataRow(clean, out)).toBe(0);
+    expect(out.started).toBe(false);
   });
 });
 

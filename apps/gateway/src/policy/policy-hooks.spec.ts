@@ -1,3 +1,4 @@
+import { DataRowView, DataRowWriter, decodeDataRow, encodeDataRow } from '@portcullis/protocol';
 import { describe, expect, it } from 'vitest';
 import type { Logger } from '../logger.js';
 import type { SideConnection } from '../postgres/side-connection.js';
@@ -61,14 +62,31 @@ describe('createPolicyHooks masking (real policy library)', () => {
     expect(h.onCopyData(plan.masker, clean)).toEqual({ line: clean, changed: 0 });
   });
 
-  it('DataRow values: masked text comes back ready for encodeDataRow, the rest untouched', async () => {
+  it('DataRow: masked values are written into the new row, the rest copied as they came', async () => {
     const h = await hooks();
     const plan = await h.onRowDescription([field('email', 1), field('note', 2)]);
     if (!plan || plan.kind !== 'mask') throw new Error('expected a masking plan');
-    const values = [Buffer.from('bob@example.com'), Buffer.from('v1.2.3 on 2024-01-15')];
-    const r = h.onDataRow(plan.masker, values);
-    expect(r.changed).toBe(1);
-    expect(r.values.map((v) => v?.toString())).toEqual(['b**@example.com', 'v1.2.3 on 2024-01-15']);
-    expect(r.values[1]).toBe(values[1]);
+    const row = new DataRowView().read(encodeDataRow(['bob@example.com', 'v1.2.3 on 2024-01-15']).subarray(5));
+    const out = new DataRowWriter();
+    out.begin(row);
+    expect(h.onDataRow(plan.masker, row, out)).toBe(1);
+    expect(decodeDataRow(out.finish().subarray(5)).map((v) => v?.toString())).toEqual(['b**@example.com', 'v1.2.3 on 2024-01-15']);
+    // nothing to mask: nothing written, the relay sends the row as it came
+    const clean = new DataRowView().read(encodeDataRow([null, 'v1.2.3 on 2024-01-15']).subarray(5));
+    out.begin(clean);
+    expect(h.onDataRow(plan.masker, clean, out)).toBe(0);
+    expect(out.started).toBe(false);
+  });
+
+  it('the same layout again gets the same plan without a lookup; another layout its own', async () => {
+    const h = await hooks();
+    const a = await h.onRowDescription([field('email', 1), field('note', 2)]);
+    const b = h.onRowDescription([field('email', 1), field('note', 2)]);
+    expect(b).toBe(a);
+    const other = h.onRowDescription([field('email', 1), { ...field('note', 2), format: 1 }]);
+    expect(other).not.toBe(a);
+    expect(other).toMatchObject({ kind: 'mask' });
+    expect(h.onRowDescription([{ ...field('id', 1), typeOid: 23 }])).toBeNull();
+    expect(h.onRowDescription([field('email', 1), field('note', 2)])).toBe(a);
   });
 });

@@ -90,10 +90,21 @@ export function createPolicyHooks(opts: PolicyHooksOptions): SessionHooks & { cl
     return { kind: 'mask', masker: wrapPlan(p as MaskingPlanLike, fields) };
   };
 
+  // The layout of the previous result and its plan: a session mostly runs the same statement again
+  // (each Execute of a prepared one), and comparing a few fields costs less than the plan key.
+  // A table name, once looked up, does not change for the session, so the same fields give the same plan.
+  let lastFields: RowField[] | null = null;
+  let lastPlan: RowPlan = null;
+  const remember = (fields: RowField[], p: RowPlan): RowPlan => {
+    lastFields = fields;
+    lastPlan = p;
+    return p;
+  };
   const onRowDescription = (fields: RowField[]): RowPlan | Promise<RowPlan> => {
+    if (lastFields !== null && sameLayout(fields, lastFields)) return lastPlan;
     const needLookup = fields.some((f) => f.tableOid !== 0 && !tableNames.has(f.tableOid));
-    if (!needLookup) return plan(toFields(fields));
-    return resolveTables(fields.map((f) => f.tableOid)).then(() => plan(toFields(fields)));
+    if (!needLookup) return remember(fields, plan(toFields(fields)));
+    return resolveTables(fields.map((f) => f.tableOid)).then(() => remember(fields, plan(toFields(fields))));
   };
 
   const onCopyOut = async (info: { format: number; columnFormats: number[]; sql: string | null }): Promise<RowPlan> => {
@@ -127,11 +138,22 @@ export function createPolicyHooks(opts: PolicyHooksOptions): SessionHooks & { cl
     onQuery: evaluate,
     onParse: evaluate,
     onRowDescription,
-    onDataRow: (m, values) => m.maskRow(values),
+    onDataRow: (m, row, out) => m.maskDataRow(row, out),
     onCopyOut,
     onCopyData: (m, line) => m.maskCopyLine(line),
     close: () => side.close(),
   };
+}
+
+/** Same columns for a masking plan: what its cache key is made of (the table name follows from tableOid). */
+function sameLayout(a: RowField[], b: RowField[]): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) {
+    const x = a[i];
+    const y = b[i];
+    if (x.name !== y.name || x.tableOid !== y.tableOid || x.columnAttr !== y.columnAttr || x.typeOid !== y.typeOid || x.format !== y.format) return false;
+  }
+  return true;
 }
 
 function wrapPlan(p: MaskingPlanLike, fields: ResultField[]): RowMasker {
@@ -144,7 +166,7 @@ function wrapPlan(p: MaskingPlanLike, fields: ResultField[]): RowMasker {
   const maskedSoFar = (): number | undefined => (typeof p.maskedValues === 'number' ? p.maskedValues : p.stats?.().values);
   return {
     columns,
-    maskRow: (values) => p.maskRow(values),
+    maskDataRow: (row, out) => p.maskDataRow(row, out),
     maskCopyLine: (line) => {
       const before = maskedSoFar();
       const r = p.maskCopyLine(line) as unknown;

@@ -1,3 +1,4 @@
+import type { DataRowView, DataRowWriter } from '@portcullis/protocol';
 import type { ResultField } from './session-hooks.js';
 
 /**
@@ -18,7 +19,8 @@ export interface PolicyEngineLike {
 }
 
 export interface MaskingPlanLike {
-  maskRow(values: (Buffer | null)[]): { values: (Buffer | string | null)[]; changed: number };
+  /** replaced values go to `out`; returns how many (see RowMasker.maskDataRow) */
+  maskDataRow(row: DataRowView, out: DataRowWriter): number;
   maskCopyLine(line: Buffer | string): unknown;
   readonly maskedColumns: readonly unknown[];
   stats?(): { values: number };

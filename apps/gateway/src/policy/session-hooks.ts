@@ -1,4 +1,4 @@
-import type { RowField } from '@portcullis/protocol';
+import type { DataRowView, DataRowWriter, RowField } from '@portcullis/protocol';
 
 /** A statement as the relay sees it at a policy point. */
 export interface StatementInfo {
@@ -43,7 +43,12 @@ export interface ResultField {
 export interface RowMasker {
   /** column names masked (for the session events) */
   readonly columns: readonly string[];
-  maskRow(values: (Buffer | null)[]): { values: (Buffer | string | null)[]; changed: number };
+  /**
+   * Masks one DataRow read in place: the values it replaces go to `out` (begun on `row` by the
+   * caller), the others are not touched; returns how many values it replaced (0: relay the row as it
+   * came, `out` holds nothing). Throws when a value cannot be masked (the result is then withheld).
+   */
+  maskDataRow(row: DataRowView, out: DataRowWriter): number;
   /** One line of COPY TO STDOUT text data (without or with its trailing newline); null when the plan cannot mask copy data. */
   maskCopyLine(line: Buffer): { line: Buffer | string; changed: number };
 }
@@ -72,7 +77,8 @@ export interface SessionHooks {
   onParse(stmt: StatementInfo): Verdict | Promise<Verdict>;
   onApprovalRequired?(stmt: StatementInfo, verdict: Verdict): Promise<ApprovalOutcome>;
   onRowDescription(fields: RowField[]): RowPlan | Promise<RowPlan>;
-  onDataRow(masker: RowMasker, values: (Buffer | null)[]): { values: (Buffer | string | null)[]; changed: number };
+  /** one row through `masker.maskDataRow`: the number of values replaced in `out` */
+  onDataRow(masker: RowMasker, row: DataRowView, out: DataRowWriter): number;
   onCopyOut(info: { format: number; columnFormats: number[]; sql: string | null }): RowPlan | Promise<RowPlan>;
   onCopyData(masker: RowMasker, line: Buffer): { line: Buffer | string; changed: number };
   /** the session ended: release anything held (side connections, pending approvals) */
@@ -85,7 +91,7 @@ export const ALLOW_ALL_HOOKS: SessionHooks = {
   onQuery: () => ({ action: 'allow', rule: null, reason: 'no policy on this connection' }),
   onParse: () => ({ action: 'allow', rule: null, reason: 'no policy on this connection' }),
   onRowDescription: () => null,
-  onDataRow: (m, v) => m.maskRow(v),
+  onDataRow: (m, row, out) => m.maskDataRow(row, out),
   onCopyOut: () => null,
   onCopyData: (m, l) => m.maskCopyLine(l),
 };

@@ -1,11 +1,12 @@
 import { randomBytes } from 'node:crypto';
 import {
   BackendMessageType as B,
+  DataRowView,
+  DataRowWriter,
   FrontendMessageType as F,
   ProtocolError,
   decodeCommandComplete,
   decodeCopyOutResponse,
-  decodeDataRow,
   decodeDescribe,
   decodeErrorResponse,
   decodeExecute,
@@ -14,7 +15,6 @@ import {
   decodeQuery,
   decodeRowDescription,
   encodeCopyData,
-  encodeDataRow,
   encodeDescribe,
   encodeErrorResponse,
   encodeParameterStatus,
@@ -131,6 +131,9 @@ export class RelayMachine {
   private masker: RowMasker | null = null;
   private layoutKnown = false;
   private copyMasker: RowMasker | null = null;
+  /** DataRows being masked are read and rewritten in place through these (made at the first masked row) */
+  private rowView: DataRowView | null = null;
+  private rowWriter: DataRowWriter | null = null;
   private rows = 0;
   private readonly nonce = randomBytes(6).toString('hex');
   private markerSeq = 0;
@@ -421,20 +424,25 @@ export class RelayMachine {
   }
 
   private maskRow(f: PgFrame, m: RowMasker): void {
-    const values = decodeDataRow(f.payload);
-    let r: { values: (Buffer | string | null)[]; changed: number };
+    const row = (this.rowView ??= new DataRowView()).read(f.payload);
+    const out = (this.rowWriter ??= new DataRowWriter());
+    out.begin(row);
+    let changed: number;
     try {
-      r = this.hooks.onDataRow(m, values);
+      changed = this.hooks.onDataRow(m, row, out);
     } catch {
+      row.release();
       this.refuseResult('masking failed on a row of this result; the rest of the result was withheld');
       return;
     }
-    if (r.changed > 0) {
-      this.noteMasked(m, r.changed);
-      this.out.toClient(encodeDataRow(r.values));
+    // whatever went into the writer goes out, whatever the count says (never the clear row by mistake)
+    if (out.started) {
+      if (changed > 0) this.noteMasked(m, changed);
+      this.out.toClient(out.finish());
     } else {
       this.out.toClient(f.frame);
     }
+    row.release();
   }
 
   private noteMasked(m: RowMasker, n: number): void {

@@ -6,6 +6,7 @@
 import { BufferReader } from './buffer-reader.js';
 import { BufferWriter, cstringLength } from './buffer-writer.js';
 import { AuthenticationCode as A, BackendMessageType as B, MAX_CANCEL_KEY_LENGTH } from './codes.js';
+import { DataRowView } from './data-row.js';
 import { ProtocolError } from './errors.js';
 import { decodeEmpty } from './frontend.js';
 import type { PgFrame } from './framer.js';
@@ -447,31 +448,22 @@ export function encodeRowDescription(fields: readonly RowField[]): Buffer {
 
 /**
  * DataRow: int16 column count, then per column an int32 length (-1 = NULL) and the bytes.
- * Values are zero-copy views into the payload (hot path: the masking engine reads every one).
+ * Values are zero-copy views into the payload. The checks are DataRowView's; the masking hot path
+ * uses a DataRowView directly (offsets, no Buffer per value).
  */
 export function decodeDataRow(payload: Buffer): (Buffer | null)[] {
-  const end = payload.length;
-  if (end < 2) throw new ProtocolError('malformed', 'DataRow: no column count');
-  const n = payload.readUInt16BE(0);
-  if (n * 4 > end - 2) throw new ProtocolError('malformed', `DataRow: column count ${n} does not fit in ${end - 2} bytes`);
+  const row = decodeView.read(payload);
+  const n = row.count;
   const values = new Array<Buffer | null>(n);
-  let pos = 2;
   for (let i = 0; i < n; i++) {
-    if (end - pos < 4) throw new ProtocolError('malformed', `DataRow: column ${i} length runs past the end`);
-    const len = payload.readInt32BE(pos);
-    pos += 4;
-    if (len === -1) {
-      values[i] = null;
-    } else if (len < 0 || len > end - pos) {
-      throw new ProtocolError('malformed', `DataRow: column ${i} length ${len} is out of range`);
-    } else {
-      values[i] = payload.subarray(pos, pos + len);
-      pos += len;
-    }
+    const len = row.lengths[i];
+    values[i] = len < 0 ? null : payload.subarray(row.starts[i], row.starts[i] + len);
   }
-  if (pos !== end) throw new ProtocolError('malformed', `DataRow: ${end - pos} unexpected trailing bytes`);
+  row.release();
   return values;
 }
+
+const decodeView = new DataRowView();
 
 /** One exact-size allocation: lengths are computed first, strings written as UTF-8 in place. */
 export function encodeDataRow(values: readonly (Buffer | string | null)[]): Buffer {

@@ -40,4 +40,5 @@ export {
   type PgNotice, type PgNoticeInput, type RowField, type RowDescription, type CommandComplete, type ParameterDescription,
   type CopyResponse, type NotificationResponse, type FunctionCallResponse, type NegotiateProtocolVersion, type BackendMessage,
 } from './backend.js';
+export { DataRowView, DataRowWriter } from './data-row.js';
 export { ScramClient, md5Password, saslPrep, SCRAM_SHA_256, SCRAM_SHA_256_PLUS, type ScramClientOptions, type ScramChannelBinding } from './scram.js';
