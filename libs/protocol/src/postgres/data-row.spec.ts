@@ -2,17 +2,8 @@ import { describe, expect, it } from 'vitest';
 import * as be from './backend.js';
 import { DataRowView, DataRowWriter } from './data-row.js';
 import { ProtocolError } from './errors.js';
+import { prng } from './prng.test-support.js';
 
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** decodeDataRow as it was before DataRowView (one Buffer per value): the reference for the checks. */
 function referenceDecode(payload: Buffer): (Buffer | null)[] {

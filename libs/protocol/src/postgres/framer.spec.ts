@@ -4,18 +4,8 @@ import { CANCEL_REQUEST_CODE, DEFAULT_MAX_CLIENT_MESSAGE_LENGTH } from './codes.
 import { ProtocolError } from './errors.js';
 import { PgFramer, type PgFrame, type PgFramerOptions } from './framer.js';
 import * as fe from './frontend.js';
+import { prng } from './prng.test-support.js';
 
-/** Small deterministic PRNG so a failing seed can be replayed. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function drain(f: PgFramer): PgFrame[] {
   const out: PgFrame[] = [];
