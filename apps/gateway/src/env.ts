@@ -1,5 +1,6 @@
 import { hostname } from 'node:os';
 import { z } from 'zod';
+import { DEFAULT_EVENT_FLUSH_MS, EVENT_FLUSH_MS_MAX, EVENT_FLUSH_MS_MIN } from './events/event-publisher.js';
 import { DEFAULT_NATS_PREFIX, loadEnvOrExit, logLevelSchema, parseEnvOrThrow, portSchema, tokenNameSchema } from '@portcullis/protocol';
 
 const bool = z
@@ -24,7 +25,7 @@ export const gatewayEnvSchema = z.object({
   /** Address clients are told to use (heartbeats); optional */
   GATEWAY_PUBLIC_ADDRESS: z.string().optional(),
   /** How long session events may wait in the gateway before they go out as one batch message */
-  GATEWAY_EVENT_FLUSH_MS: z.coerce.number().int().min(1).max(1000).default(20),
+  GATEWAY_EVENT_FLUSH_MS: z.coerce.number().int().min(EVENT_FLUSH_MS_MIN).max(EVENT_FLUSH_MS_MAX).default(DEFAULT_EVENT_FLUSH_MS),
   REDIS_URL: z.string().default('redis://127.0.0.1:6379'),
   LOG_LEVEL: logLevelSchema.default('info'),
 }).refine((e) => !!e.GATEWAY_TLS_CERT === !!e.GATEWAY_TLS_KEY, {

@@ -252,6 +252,9 @@ interface QueuedEvent {
  * An awaited record() (session.start) or a full queue flushes at the next turn of the event loop.
  */
 export const DEFAULT_EVENT_FLUSH_MS = 20;
+/** Bounds of the flush interval (GATEWAY_EVENT_FLUSH_MS), in ms */
+export const EVENT_FLUSH_MS_MIN = 1;
+export const EVENT_FLUSH_MS_MAX = 1000;
 const EVENT_FLUSH_AT = 1024;
 let flushMs = DEFAULT_EVENT_FLUSH_MS;
 const queue: QueuedEvent[] = [];
@@ -263,7 +266,9 @@ let flushSoon = false;
  * queue is per process: every gateway in it shares the last value set.
  */
 export function setEventFlushInterval(ms: number): void {
-  if (!Number.isInteger(ms) || ms < 1 || ms > 1000) throw new RangeError(`event flush interval must be 1..1000 ms, got ${ms}`);
+  if (!Number.isInteger(ms) || ms < EVENT_FLUSH_MS_MIN || ms > EVENT_FLUSH_MS_MAX) {
+    throw new RangeError(`event flush interval must be ${EVENT_FLUSH_MS_MIN}..${EVENT_FLUSH_MS_MAX} ms, got ${ms}`);
+  }
   flushMs = ms;
 }
 
