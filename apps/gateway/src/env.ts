@@ -26,6 +26,14 @@ export const gatewayEnvSchema = z.object({
   GATEWAY_PUBLIC_ADDRESS: z.string().optional(),
   /** How long session events may wait in the gateway before they go out as one batch message */
   GATEWAY_EVENT_FLUSH_MS: z.coerce.number().int().min(EVENT_FLUSH_MS_MIN).max(EVENT_FLUSH_MS_MAX).default(DEFAULT_EVENT_FLUSH_MS),
+  /**
+   * Plaintext sessions whose policy masks nothing are relayed by the native fast lane (Query, Parse
+   * and errors still go through the JavaScript relay); `false` relays everything in JavaScript
+   */
+  GATEWAY_FAST_LANE: z
+    .enum(['true', 'false', '1', '0', 'yes', 'no'])
+    .default('true')
+    .transform((v) => v === 'true' || v === '1' || v === 'yes'),
   REDIS_URL: z.string().default('redis://127.0.0.1:6379'),
   LOG_LEVEL: logLevelSchema.default('info'),
 }).refine((e) => !!e.GATEWAY_TLS_CERT === !!e.GATEWAY_TLS_KEY, {

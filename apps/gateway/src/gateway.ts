@@ -17,6 +17,7 @@ import { loadPolicyLib, type PolicyLib } from './policy/policy-lib.js';
 import { ALLOW_ALL_HOOKS, type SessionHooks } from './policy/session-hooks.js';
 import { CancelRegistry, sendUpstreamCancel } from './postgres/cancel-registry.js';
 import { ClientSession, type SessionInfo } from './postgres/client-session.js';
+import { fastLaneUnavailable } from './postgres/fast-lane.js';
 import { SideConnection } from './postgres/side-connection.js';
 
 export const GATEWAY_VERSION = '0.1.0';
@@ -48,6 +49,8 @@ export class Gateway {
   private pgServer: Server | null = null;
   private httpServer: HttpServer | null = null;
   private tls: SecureContext | null = null;
+  /** GATEWAY_FAST_LANE, and the native module loaded */
+  private fastLane = false;
   private policyLib: PolicyLib | null = null;
   private stopHeartbeat: (() => void) | null = null;
   private cancelSub: Subscription | null = null;
@@ -99,6 +102,9 @@ export class Gateway {
     this.config.start(this.nc);
     this.subscribeCancels(this.nc);
 
+    const laneMissing = fastLaneUnavailable();
+    this.fastLane = env.GATEWAY_FAST_LANE && !laneMissing;
+    if (env.GATEWAY_FAST_LANE && laneMissing) this.logger.warn({ reason: laneMissing }, 'fast lane unavailable: every session is relayed in JavaScript (slower, same behaviour)');
     this.pgServer = createServer({ pauseOnConnect: false, noDelay: true }, (socket) => this.accept(socket));
     this.pgServer.on('error', (err) => this.logger.error({ err: err.message }, 'postgres listener error'));
     await new Promise<void>((resolve, reject) => {
@@ -127,7 +133,7 @@ export class Gateway {
       },
       this.heartbeatMs,
     );
-    this.logger.info({ pgPort: this.pgPort, httpPort: this.httpPort, pool: env.GATEWAY_POOL, tls: !!this.tls, allowPlaintext: env.GATEWAY_ALLOW_PLAINTEXT }, 'gateway listening');
+    this.logger.info({ pgPort: this.pgPort, httpPort: this.httpPort, pool: env.GATEWAY_POOL, tls: !!this.tls, allowPlaintext: env.GATEWAY_ALLOW_PLAINTEXT, fastLane: this.fastLane }, 'gateway listening');
   }
 
   private async ensureStream(): Promise<void> {
@@ -206,6 +212,7 @@ export class Gateway {
       config: () => this.config.current,
       tls: this.tls,
       allowPlaintext: this.env.GATEWAY_ALLOW_PLAINTEXT,
+      fastLane: this.fastLane,
       cancels: this.cancels,
       relayCancel: (pid, secret) => this.relayCancel(pid, secret),
       publisher: () => this.publisher,

@@ -86,6 +86,11 @@ export class GatewayMetrics {
     labelNames: ['kind'] as const,
     registers: [this.registry],
   });
+  readonly fastLaneSessions = new Counter({
+    name: 'portcullis_gateway_fast_lane_sessions_total',
+    help: 'Sessions relayed by the native fast lane (plaintext, no masking); the others are relayed in JavaScript',
+    registers: [this.registry],
+  });
   readonly maskedValues = new Counter({ name: 'portcullis_gateway_masked_values_total', help: 'Values rewritten by masking', registers: [this.registry] });
   readonly upstreamConnect = new Histogram({
     name: 'portcullis_gateway_upstream_connect_seconds',

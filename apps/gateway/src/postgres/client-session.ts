@@ -18,6 +18,7 @@ import {
   encodeParameterStatus,
   encodeReadyForQuery,
   encodeTerminate,
+  BackendMessageType as B,
   type PgFrame,
 } from '@portcullis/protocol';
 import { CredentialError, verifyCredential, type VerifiedCredential } from '../auth/credential-verifier.js';
@@ -27,6 +28,7 @@ import type { GatewayMetrics } from '../http/metrics.js';
 import type { Logger } from '../logger.js';
 import type { SessionHooks } from '../policy/session-hooks.js';
 import { sendUpstreamCancel, type CancelRegistry } from './cancel-registry.js';
+import { LOG_HEAD, LaneSide, laneLengthError, openLane, type NativeLane } from './fast-lane.js';
 import { MessageReader } from './message-reader.js';
 import { RelayMachine } from './relay-machine.js';
 import type { SocketReads } from './socket-reads.js';
@@ -41,6 +43,8 @@ export interface SessionContext {
   config(): ActiveConfig | null;
   tls: SecureContext | null;
   allowPlaintext: boolean;
+  /** relay plaintext sessions that mask nothing through the native fast lane (fast-lane.ts) */
+  fastLane?: boolean;
   cancels: CancelRegistry;
   /** A CancelRequest for a key this gateway does not know: ask the pool's other gateways. */
   relayCancel(pid: number, secret: Buffer): void;
@@ -119,6 +123,15 @@ export class ClientSession {
   private readonly aborter = new AbortController();
   private upstreamBusy = false;
   private clientTls = false;
+  private upstreamTls = false;
+  /** The native relay of this session's sockets, when it took them (see tryFastLane). */
+  private lane: NativeLane | null = null;
+  private laneCaps: { client: Uint32Array; upstream: Uint32Array } | null = null;
+  /** lane.bytesRead() at the last count, and upstream bytes handed to the relay since (it counts what it writes) */
+  private laneSeen = [0, 0];
+  private laneHanded = 0;
+  /** while the lane's log is replayed into the machine: its output was already forwarded */
+  private replaying = false;
   /** set once the relay is running (counted as live) */
   live = false;
 
@@ -372,6 +385,7 @@ export class ClientSession {
       return;
     }
     this.upstream = up.socket;
+    this.upstreamTls = up.tls;
     this.upstreamFramer = up.framer;
     this.upstreamReads = up.reads;
     if (up.backendKey) {
@@ -419,6 +433,7 @@ export class ClientSession {
   private startRelay(): void {
     const client = this.client;
     const upstream = this.upstream!;
+    if (this.tryFastLane(client, upstream)) return;
     client.on('data', (chunk: Buffer) => {
       this.bytesIn += chunk.length;
       this.ctx.metrics.countBytes('in', chunk.length);
@@ -465,7 +480,115 @@ export class ClientSession {
   private readonly partsUpstream: Buffer[] = [];
   private pumping = 0;
 
+  // -------------------------------------------------------------------------------------------
+  // Fast lane: the native module relays the sockets and hands the machine what it must see
+
+  /**
+   * Hands both sockets to the native fast lane when nothing in this session needs the JavaScript
+   * relay on every message: both sides plaintext, a policy that masks nothing, nothing buffered.
+   * The machine still sees every Query, Parse, error and unusual message (the lane hands them over
+   * and waits), and replays what the lane forwarded by itself, so decisions and events are the same.
+   */
+  private tryFastLane(client: Socket, upstream: Socket): boolean {
+    if (!this.ctx.fastLane || this.clientTls || this.upstreamTls || this.hooks?.masksResults !== false) return false;
+    if (this.clientFramer.buffered() > 0 || this.upstreamFramer!.buffered() > 0) return false;
+    const caps = { client: this.clientFramer.lengthCaps(), upstream: this.upstreamFramer!.lengthCaps() };
+    let lane: NativeLane | string;
+    try {
+      lane = openLane(client, upstream, caps, {
+        onMessage: (side, frame, logBytes) => this.laneMessage(side, frame, logBytes),
+        onLog: (n) => this.replayLane(n),
+        onClose: (side, errno, type, length) => this.laneClosed(side, errno, type, length),
+      });
+    } catch (err) {
+      lane = (err as Error).message;
+    }
+    if (typeof lane === 'string') {
+      this.log.debug({ reason: lane }, 'fast lane not used for this session');
+      return false;
+    }
+    this.lane = lane;
+    this.laneCaps = caps;
+    this.ctx.metrics.fastLaneSessions.inc();
+    client.on('close', () => this.endSession('client_closed'));
+    upstream.on('close', () => this.upstreamClosed());
+    upstream.on('error', (err) => this.log.debug({ err: err.message }, 'upstream socket error'));
+    return true;
+  }
+
+  /** A message the lane does not forward by itself: through the framer and machine as usual. */
+  private laneMessage(side: LaneSide, frame: Buffer, logBytes: number): void {
+    if (logBytes > 0) this.replayLane(logBytes);
+    if (this.ended) return;
+    if (side === LaneSide.Client) {
+      this.clientFramer.push(frame);
+      this.pumpClient();
+    } else {
+      this.laneHanded += frame.length;
+      this.upstreamFramer!.push(frame);
+      this.pumpUpstream();
+    }
+  }
+
+  /** Replays the lane's log (what it forwarded by itself) into the machine, with its output muted. */
+  private replayLane(n: number): void {
+    const lane = this.lane;
+    const m = this.machine;
+    if (!lane || !m) return;
+    const log = n > 0 ? lane.log() : null;
+    if (log) {
+      this.replaying = true;
+      try {
+        for (let o = 0; o < n; ) {
+          const kind = log[o];
+          const side = log[o + 1];
+          const len = log.readUInt32LE(o + 2);
+          const at = log.readDoubleLE(o + 6);
+          const start = o + LOG_HEAD;
+          o = start + len;
+          if (side === LaneSide.Upstream && kind === B.DataRow) {
+            m.replayedRows(log.readUInt32LE(start));
+            continue;
+          }
+          const payload = log.subarray(start, o);
+          m.replayed(side === LaneSide.Client ? 'client' : 'upstream', { type: kind, payload, frame: payload }, at);
+        }
+      } catch (err) {
+        this.replaying = false;
+        this.relayFailed(err, 'upstream');
+        return;
+      } finally {
+        this.replaying = false;
+      }
+    }
+    const cin = lane.bytesRead(LaneSide.Client);
+    const uin = lane.bytesRead(LaneSide.Upstream);
+    const dIn = cin - this.laneSeen[0];
+    const dOut = uin - this.laneSeen[1] - this.laneHanded;
+    this.laneSeen[0] = cin;
+    this.laneSeen[1] = uin;
+    this.laneHanded = 0;
+    this.bytesIn += dIn;
+    this.bytesOut += dOut;
+    if (dIn > 0) this.ctx.metrics.countBytes('in', dIn);
+    if (dOut > 0) this.ctx.metrics.countBytes('out', dOut);
+  }
+
+  private laneClosed(side: LaneSide, errno: number, type: number, length: number): void {
+    if (this.ended || !this.lane) return;
+    this.replayLane(this.lane.take());
+    const who = side === LaneSide.Client ? 'client' : 'upstream';
+    if (errno === -1) {
+      this.relayFailed(laneLengthError(type, length, who === 'client' ? this.laneCaps!.client : this.laneCaps!.upstream), who);
+      return;
+    }
+    if (errno > 0) this.log.debug({ side: who, errno }, 'socket error in the fast lane');
+    if (side === LaneSide.Client) this.endSession('client_closed');
+    else this.upstreamClosed();
+  }
+
   private toClient(b: Buffer): void {
+    if (this.replaying) return;
     this.bytesOut += b.length;
     if (this.pumping === 0) {
       this.writeClient(b);
@@ -481,6 +604,7 @@ export class ClientSession {
   }
 
   private toUpstream(b: Buffer): void {
+    if (this.replaying) return;
     if (this.pumping === 0) {
       this.writeUpstream(b);
       return;
@@ -496,10 +620,18 @@ export class ClientSession {
 
   private writeClient(b: Buffer): void {
     this.ctx.metrics.countBytes('out', b.length);
+    if (this.lane) {
+      this.lane.write(LaneSide.Client, b);
+      return;
+    }
     if (!this.client.write(b) && !this.upstreamPause.has('drain')) this.pause(this.upstreamPause, this.upstream!, 'drain');
   }
 
   private writeUpstream(b: Buffer): void {
+    if (this.lane) {
+      this.lane.write(LaneSide.Upstream, b);
+      return;
+    }
     if (!this.upstream!.write(b) && !this.clientPause.has('drain')) this.pause(this.clientPause, this.client, 'drain');
   }
 
@@ -552,7 +684,8 @@ export class ClientSession {
         if (!f) break;
         if (f.type === F.Terminate) {
           this.flushOut();
-          upstream.write(encodeTerminate());
+          if (this.lane) this.lane.write(LaneSide.Upstream, encodeTerminate());
+          else upstream.write(encodeTerminate());
           this.endSession('client_terminated');
           return;
         }
@@ -577,6 +710,7 @@ export class ClientSession {
     } finally {
       this.pumping--;
       this.flushOut();
+      if (this.lane && !this.clientBusy && !this.ended) this.lane.resume(LaneSide.Client);
     }
   }
 
@@ -608,6 +742,7 @@ export class ClientSession {
     } finally {
       this.pumping--;
       this.flushOut();
+      if (this.lane && !this.upstreamBusy && !this.ended) this.lane.resume(LaneSide.Upstream);
     }
   }
 
@@ -643,6 +778,11 @@ export class ClientSession {
 
   private fatal(code: string, message: string, detail?: string): void {
     if (this.pumping > 0) this.flushOut();
+    if (this.lane) {
+      // written before endSession closes the lane (which gives the queue one more try)
+      this.lane.write(LaneSide.Client, encodeErrorResponse({ severity: 'FATAL', code, message, ...(detail ? { detail } : {}) }));
+      return;
+    }
     if (this.client.destroyed || !this.client.writable) return;
     try {
       this.client.end(encodeErrorResponse({ severity: 'FATAL', code, message, ...(detail ? { detail } : {}) }));
@@ -655,6 +795,8 @@ export class ClientSession {
   endSession(reason: string, graceful = false, record = true): void {
     if (this.ended) return;
     if (this.pumping > 0) this.flushOut();
+    // what the lane forwarded since its last log still counts (result events, statements, bytes)
+    if (this.lane) this.replayLane(this.lane.take());
     this.ended = true;
     this.aborter.abort();
     if (this.cancelPid !== null) this.ctx.cancels.unregister(this.cancelPid);
@@ -662,6 +804,12 @@ export class ClientSession {
       this.hooks?.close?.();
     } catch (err) {
       this.log.warn({ err: (err as Error).message }, 'hooks close failed');
+    }
+    if (this.lane) {
+      const lane = this.lane;
+      this.lane = null;
+      if (!graceful && this.upstream && !this.upstream.destroyed) lane.write(LaneSide.Upstream, encodeTerminate());
+      lane.close();
     }
     if (this.upstream && !this.upstream.destroyed) {
       if (graceful) this.upstream.destroy();

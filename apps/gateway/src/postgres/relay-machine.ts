@@ -136,6 +136,8 @@ export class RelayMachine {
   private rowWriter: DataRowWriter | null = null;
   private rows = 0;
   private readonly nonce = randomBytes(6).toString('hex');
+  /** When set (ms since the epoch), the time of the frame being replayed (see replayed()) instead of now. */
+  private at = 0;
   private markerSeq = 0;
 
   constructor(
@@ -146,6 +148,30 @@ export class RelayMachine {
     /** what the client sees as session_authorization (never the target's user) */
     private readonly clientUser: string,
   ) {}
+
+  private now(): number {
+    return this.at || Date.now();
+  }
+
+  /**
+   * Bookkeeping for a frame that was already forwarded by someone else (the fast lane), at time `at`:
+   * the same state changes and events as fromClient/fromUpstream, with the output the caller mutes.
+   * Only frames the relay would forward untouched in a session that masks nothing may come here.
+   */
+  replayed(side: 'client' | 'upstream', f: PgFrame, at: number): void {
+    this.at = at;
+    try {
+      if (side === 'client') void this.fromClient(f);
+      else void this.fromUpstream(f);
+    } finally {
+      this.at = 0;
+    }
+  }
+
+  /** `n` DataRows already forwarded by someone else (the fast lane). */
+  replayedRows(n: number): void {
+    if (this.step !== UpstreamStep.SkipUntilReady) this.rows += n;
+  }
 
   /** True when no statement is in flight upstream. */
   get idle(): boolean {
@@ -190,7 +216,7 @@ export class RelayMachine {
           }
           this.describedPortal = null;
         }
-        this.pending.push({ batch: this.sentBatches, kind: 'execute', startedAt: Date.now(), rows: 0, maskedValues: 0 });
+        this.pending.push({ batch: this.sentBatches, kind: 'execute', startedAt: this.now(), rows: 0, maskedValues: 0 });
         this.out.toUpstream(f.frame);
         return;
       }
@@ -262,7 +288,7 @@ export class RelayMachine {
 
   private forwardStatement(f: PgFrame, kind: 'query' | 'parse', stmt: StatementInfo): void {
     if (kind === 'query') {
-      this.pending.push({ batch: this.sentBatches, kind: 'query', startedAt: Date.now(), rows: 0, maskedValues: 0, sql: stmt.sql });
+      this.pending.push({ batch: this.sentBatches, kind: 'query', startedAt: this.now(), rows: 0, maskedValues: 0, sql: stmt.sql });
       this.sentBatches++;
     }
     this.out.toUpstream(f.frame);
@@ -505,7 +531,7 @@ export class RelayMachine {
 
   private emitResult(r: PendingResult): void {
     // Built member by member (no spreads): this runs once per statement.
-    const data: ResultEventData = { rows: r.rows, durationMs: Date.now() - r.startedAt };
+    const data: ResultEventData = { rows: r.rows, durationMs: this.now() - r.startedAt };
     if (r.tag !== undefined) data.tag = r.tag;
     if (r.error) data.error = r.error;
     if (r.maskedColumns) data.masking = { columns: [...r.maskedColumns], values: r.maskedValues };

@@ -108,6 +108,11 @@ export class PgFramer {
     this.total += chunk.length;
   }
 
+  /** The cap on each typed message's length field, by type byte (a copy). */
+  lengthCaps(): Uint32Array {
+    return this.caps.slice();
+  }
+
   /** Bytes held that no returned frame covers yet. */
   buffered(): number {
     return this.total;
