@@ -2,7 +2,8 @@
 // Builds the gateway's native fast lane (apps/gateway/native/fast_lane.c) with node-gyp against the
 // headers of the Node.js that runs this script (no download: node-gyp is pointed at them).
 // Without a C compiler or the headers, the gateway still works (it relays in JavaScript): this
-// prints why and exits 0 — except under CI=true, where a missing lane is a failed build.
+// prints why and exits 0 — except under CI=true or PORTCULLIS_REQUIRE_NATIVE=1 (the Docker image),
+// where a missing lane is a failed build.
 import { execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
@@ -11,7 +12,7 @@ import { fileURLToPath } from 'node:url';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const native = join(root, 'apps/gateway/native');
-const strict = process.env.CI === 'true';
+const strict = process.env.CI === 'true' || process.env.PORTCULLIS_REQUIRE_NATIVE === '1';
 
 function giveUp(why) {
   const msg = `fast lane not built: ${why}. The gateway will relay every session in JavaScript.`;

@@ -28,6 +28,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -131,7 +132,8 @@ static int outq_append(side_t *s, const uint8_t *p, size_t n) {
 /* ---------------------------------------------------------------------------------------------
  * Calls into JavaScript */
 
-static void call_js(lane_t *l, napi_ref fn_ref, size_t argc, napi_value *argv) {
+/* Calls a handler; returns 1 when it returned true. */
+static int call_js(lane_t *l, napi_ref fn_ref, size_t argc, napi_value *argv) {
   napi_env env = l->env;
   napi_handle_scope scope;
   napi_open_handle_scope(env, &scope);
@@ -141,12 +143,16 @@ static void call_js(lane_t *l, napi_ref fn_ref, size_t argc, napi_value *argv) {
   l->in_cb++;
   napi_status st = napi_make_callback(env, l->actx, recv, fn, argc, argv, &result);
   l->in_cb--;
+  bool yes = false;
   if (st == napi_pending_exception) {
     napi_value err;
     napi_get_and_clear_last_exception(env, &err);
     napi_fatal_exception(env, err);
+  } else if (st == napi_ok) {
+    napi_get_value_bool(env, result, &yes);
   }
   napi_close_handle_scope(env, scope);
+  return yes ? 1 : 0;
 }
 
 static void fail(lane_t *l, int side, int err, int type, int64_t len) {
@@ -329,7 +335,8 @@ static void whole_message(side_t *s, int cls, const uint8_t *msg, uint32_t total
   napi_create_uint32(env, (uint32_t)l->log_len, &argv[2]);
   l->log_len = 0;
   s->js_wait = 1;
-  call_js(l, l->on_message, 3, argv);
+  /* true: dealt with already (the usual case, no resume() call needed) */
+  if (call_js(l, l->on_message, 3, argv)) s->js_wait = 0;
   napi_close_handle_scope(env, scope);
 }
 
@@ -733,7 +740,7 @@ static napi_value get_named(napi_env env, napi_value obj, const char *name) {
 /*
  * open(clientFd, upstreamFd, options) -> lane
  * options: { clientClasses: Uint8Array(256), clientCaps: Uint32Array(256), upstreamClasses,
- *            upstreamCaps, onMessage(side, frame, logBytes), onLog(logBytes),
+ *            upstreamCaps, onMessage(side, frame, logBytes) -> true when done (else resume() later), onLog(logBytes),
  *            onClose(side, errno | 0 for end of stream | -1 for a bad length, type, length) }
  * The descriptors are duplicated: the caller keeps (and eventually closes) its own.
  */

@@ -132,6 +132,8 @@ export class ClientSession {
   private laneHanded = 0;
   /** while the lane's log is replayed into the machine: its output was already forwarded */
   private replaying = false;
+  /** inside laneMessage: the lane reads on by its return value, not by resume() */
+  private inLaneMessage = false;
   /** set once the relay is running (counted as live) */
   live = false;
 
@@ -516,17 +518,26 @@ export class ClientSession {
     return true;
   }
 
-  /** A message the lane does not forward by itself: through the framer and machine as usual. */
-  private laneMessage(side: LaneSide, frame: Buffer, logBytes: number): void {
+  /**
+   * A message the lane does not forward by itself: through the framer and machine as usual. True
+   * when it is dealt with; else (a hook answers later) the pump resumes the lane when it settles.
+   */
+  private laneMessage(side: LaneSide, frame: Buffer, logBytes: number): boolean {
     if (logBytes > 0) this.replayLane(logBytes);
-    if (this.ended) return;
-    if (side === LaneSide.Client) {
-      this.clientFramer.push(frame);
-      this.pumpClient();
-    } else {
+    if (this.ended) return false;
+    this.inLaneMessage = true;
+    try {
+      if (side === LaneSide.Client) {
+        this.clientFramer.push(frame);
+        this.pumpClient();
+        return !this.clientBusy && !this.ended;
+      }
       this.laneHanded += frame.length;
       this.upstreamFramer!.push(frame);
       this.pumpUpstream();
+      return !this.upstreamBusy && !this.ended;
+    } finally {
+      this.inLaneMessage = false;
     }
   }
 
@@ -710,7 +721,7 @@ export class ClientSession {
     } finally {
       this.pumping--;
       this.flushOut();
-      if (this.lane && !this.clientBusy && !this.ended) this.lane.resume(LaneSide.Client);
+      if (this.lane && !this.inLaneMessage && !this.clientBusy && !this.ended) this.lane.resume(LaneSide.Client);
     }
   }
 
@@ -742,7 +753,7 @@ export class ClientSession {
     } finally {
       this.pumping--;
       this.flushOut();
-      if (this.lane && !this.upstreamBusy && !this.ended) this.lane.resume(LaneSide.Upstream);
+      if (this.lane && !this.inLaneMessage && !this.upstreamBusy && !this.ended) this.lane.resume(LaneSide.Upstream);
     }
   }
 

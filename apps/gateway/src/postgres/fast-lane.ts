@@ -41,7 +41,8 @@ export interface LaneOptions {
   clientCaps: Uint32Array;
   upstreamClasses: Uint8Array;
   upstreamCaps: Uint32Array;
-  onMessage(side: LaneSide, frame: Buffer, logBytes: number): void;
+  /** true: the frame is dealt with, read on; false: resume(side) comes later */
+  onMessage(side: LaneSide, frame: Buffer, logBytes: number): boolean;
   onLog(logBytes: number): void;
   /** errno (0: end of stream; -1: a length outside the caps, with its type and length) */
   onClose(side: LaneSide, errno: number, type: number, length: number): void;
