@@ -174,6 +174,9 @@ async function main() {
     cleanups.unshift(() => gw.stop());
     const gwMask = await startGateway({ target: { port: cluster.port, database: 'bench' }, policy: maskingPolicy });
     cleanups.unshift(() => gwMask.stop());
+    // The same gateway with every session relayed in JavaScript: what the native fast lane is worth, in the same run.
+    const gwJs = await startGateway({ target: { port: cluster.port, database: 'bench' }, policy, env: { GATEWAY_FAST_LANE: 'false' } });
+    cleanups.unshift(() => gwJs.stop());
 
     const maskCheck = await checkMasking(gwMask);
     log(`masking check: ${maskCheck}`);
@@ -183,10 +186,11 @@ async function main() {
       { name: 'pgbouncer', port: bouncer.port, db: 'bench', password: () => '' },
       { name: 'gateway', port: gw.port, db: 'bench', password: () => gw.credential() },
     ];
+    const withJs = [...targets, { name: 'gateway-js', port: gwJs.port, db: 'bench', password: () => gwJs.credential() }];
     const scenarios = [
-      { name: `select-only simple, ${CLIENTS} clients`, clients: CLIENTS, mode: 'simple', script: 'select' },
-      { name: `select-only prepared, ${CLIENTS} clients`, clients: CLIENTS, mode: 'prepared', script: 'select' },
-      { name: `write mix (simple-update), ${CLIENTS} clients`, clients: CLIENTS, mode: 'prepared', script: 'write' },
+      { name: `select-only simple, ${CLIENTS} clients`, clients: CLIENTS, mode: 'simple', script: 'select', targets: withJs },
+      { name: `select-only prepared, ${CLIENTS} clients`, clients: CLIENTS, mode: 'prepared', script: 'select', targets: withJs },
+      { name: `write mix (simple-update), ${CLIENTS} clients`, clients: CLIENTS, mode: 'prepared', script: 'write', targets: withJs },
       { name: 'select-only prepared, 1 client (latency)', clients: 1, mode: 'prepared', script: 'select', latency: true },
       {
         name: `masking: 10 rows × 5 text cols, prepared, ${CLIENTS} clients`, clients: CLIENTS, mode: 'prepared', script: 'masking', masking: true,
@@ -218,6 +222,7 @@ async function main() {
       const row = {
         scenario: sc.name, direct: tps.direct, pgbouncer: tps.pgbouncer ?? null, gateway: tps.gateway,
         gatewayVsPgbouncer: tps.pgbouncer ? tps.gateway / tps.pgbouncer : null, gatewayVsDirect: tps.gateway / tps.direct,
+        gatewayJs: tps['gateway-js'] ?? null, gatewayJsVsPgbouncer: tps['gateway-js'] && tps.pgbouncer ? tps['gateway-js'] / tps.pgbouncer : null,
       };
       if (sc.latency) {
         row.p50 = Object.fromEntries(targets.map((t) => [t.name, mean(r[t.name], 'p50')]));
@@ -226,13 +231,15 @@ async function main() {
       rows.push(row);
     }
     const out = [];
-    out.push('| scenario | direct tps | pgbouncer tps | gateway tps | gateway/pgbouncer | gateway/direct |');
-    out.push('|---|---:|---:|---:|---:|---:|');
-    for (const r of rows) out.push(`| ${r.scenario} | ${r.direct.toFixed(0)} | ${r.pgbouncer?.toFixed(0) ?? '–'} | ${r.gateway.toFixed(0)} | ${r.gatewayVsPgbouncer === null ? '–' : `${r.gatewayVsPgbouncer.toFixed(2)}×`} | ${r.gatewayVsDirect.toFixed(2)}× |`);
+    out.push('| scenario | direct tps | pgbouncer tps | gateway tps | gateway/pgbouncer | gateway/direct | gateway, JS relay only (tps, /pgbouncer) |');
+    out.push('|---|---:|---:|---:|---:|---:|---:|');
+    for (const r of rows) out.push(`| ${r.scenario} | ${r.direct.toFixed(0)} | ${r.pgbouncer?.toFixed(0) ?? '–'} | ${r.gateway.toFixed(0)} | ${r.gatewayVsPgbouncer === null ? '–' : `${r.gatewayVsPgbouncer.toFixed(2)}×`} | ${r.gatewayVsDirect.toFixed(2)}× | ${r.gatewayJs === null ? '–' : `${r.gatewayJs.toFixed(0)}, ${r.gatewayJsVsPgbouncer.toFixed(2)}×`} |`);
     const lat = rows.find((r) => r.p50);
     out.push('');
     out.push(`p50 latency at 1 client: direct ${lat.p50.direct.toFixed(3)} ms, pgbouncer ${lat.p50.pgbouncer.toFixed(3)} ms, gateway ${lat.p50.gateway.toFixed(3)} ms → added by the gateway: ${(lat.addedLatencyP50Ms).toFixed(3)} ms (target ≤ 0.1 ms)`);
     out.push(`idle sessions: ${idle.sessions} open → gateway RSS ${idle.rssWithSessionsMiB.toFixed(1)} MiB (${idle.rssBeforeMiB.toFixed(1)} MiB before, ${idle.perSessionKiB.toFixed(1)} KiB/session; target ≤ 150 MB)`);
+    const laneSessions = await gw.metric('portcullis_gateway_fast_lane_sessions_total');
+    out.push(`fast lane: ${laneSessions} sessions of the gateway took it (the masking gateway's sessions never do; gateway-js has it off)`);
     const eight = rows.find((r) => r.scenario.startsWith('select-only prepared'));
     const simple = rows.find((r) => r.scenario.startsWith('select-only simple'));
     out.push(`gateway vs pgbouncer at ${CLIENTS} clients: select-only prepared ${eight.gatewayVsPgbouncer.toFixed(2)}×, simple ${simple.gatewayVsPgbouncer.toFixed(2)}× (target ≥ 0.8×, stretch ≥ 1.0×)`);

@@ -121,7 +121,7 @@ export const GATEWAY_NODE_ARGS = ['--max-semi-space-size=2'];
  * A gateway child process (apps/gateway/dist/main.js) with its own NATS prefix and pool,
  * configured through a KV snapshot that points connection `bench` at `target`.
  */
-export async function startGateway({ target, policy = null, recording = 'required', nodeArgs = [], entry = join(ROOT, 'apps/gateway/dist/main.js'), natsUrl = process.env.NATS_URL ?? 'nats://127.0.0.1:4222' }) {
+export async function startGateway({ target, policy = null, recording = 'required', nodeArgs = [], env = {}, entry = join(ROOT, 'apps/gateway/dist/main.js'), natsUrl = process.env.NATS_URL ?? 'nats://127.0.0.1:4222' }) {
   const protocol = await import(join(ROOT, 'libs/protocol/dist/index.js'));
   const prefix = `bench${randomBytes(4).toString('hex')}`;
   const pool = 'bench';
@@ -147,7 +147,7 @@ export async function startGateway({ target, policy = null, recording = 'require
     env: {
       ...process.env, NATS_URL: natsUrl, NATS_PREFIX: prefix, GATEWAY_POOL: pool, GATEWAY_ID: `bench-${process.pid}`,
       GATEWAY_POOL_KEY: poolKeys.privateKey, GATEWAY_PG_PORT: String(pgPort), GATEWAY_PG_HOST: '127.0.0.1',
-      GATEWAY_HTTP_PORT: String(httpPort), GATEWAY_HTTP_HOST: '127.0.0.1', GATEWAY_ALLOW_PLAINTEXT: 'true', LOG_LEVEL: 'warn',
+      GATEWAY_HTTP_PORT: String(httpPort), GATEWAY_HTTP_HOST: '127.0.0.1', GATEWAY_ALLOW_PLAINTEXT: 'true', LOG_LEVEL: 'warn', ...env,
     },
     stdio: ['ignore', 'inherit', 'inherit'],
   });
@@ -168,6 +168,12 @@ export async function startGateway({ target, policy = null, recording = 'require
   return {
     port: pgPort,
     pid: child.pid,
+    /** a counter of the gateway's /metrics (0 when absent) */
+    async metric(name) {
+      const text = await fetch(`http://127.0.0.1:${httpPort}/metrics`).then((r) => r.text());
+      const m = new RegExp(`^${name} (\\S+)$`, 'm').exec(text);
+      return m ? Number(m[1]) : 0;
+    },
     credential,
     rssKiB() {
       const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${child.pid}/status`, 'utf8'));

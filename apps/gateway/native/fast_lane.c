@@ -39,7 +39,7 @@
 #define READ_BUF 65536
 #define LOG_CAP 16384
 #define HOLD_CAP (1024 * 1024) /* input read ahead while JavaScript holds a side (so a disconnect is seen) */
-#define MAX_IOV 64
+#define MAX_IOV 8 /* contiguous output merges into one entry: a read rarely needs more */
 #define DRAIN_MS 5
 #define LOG_HEAD 14            /* kind u8, side u8, payload length u32 LE, time f64 LE (ms) */
 #define MAX_LOGGED_PAYLOAD 4096 /* a longer "logged" message goes to JavaScript instead */
@@ -55,8 +55,9 @@ typedef struct side {
   uv_poll_t poll;
   int inited;
   int mask;
-  uint8_t cls[256];
-  uint32_t caps[256];
+  /* the message tables, shared by every lane given the same ones (see shared_tables) */
+  const uint8_t *cls;
+  const uint32_t *caps;
   /* framing */
   uint8_t hdr[5];
   int hdr_len;
@@ -95,6 +96,36 @@ struct lane {
   int handles_open;
   int finalized;
 };
+
+/* Per module instance: the read buffer all its lanes share (they run on one thread) and the message
+ * tables they were opened with (one set in practice: an idle session costs no table copy). */
+#define MAX_TABLE_SETS 8
+typedef struct {
+  uint8_t cls[2][256];
+  uint32_t caps[2][256];
+} tables_t;
+typedef struct {
+  uint8_t rbuf[READ_BUF];
+  tables_t *tables[MAX_TABLE_SETS];
+  int ntables;
+} instance_t;
+
+static void free_instance(napi_env env, void *data, void *hint) {
+  (void)env; (void)hint;
+  instance_t *in = data;
+  for (int i = 0; i < in->ntables; i++) free(in->tables[i]);
+  free(in);
+}
+
+static const tables_t *shared_tables(instance_t *in, const tables_t *t) {
+  for (int i = 0; i < in->ntables; i++) if (memcmp(in->tables[i], t, sizeof *t) == 0) return in->tables[i];
+  if (in->ntables == MAX_TABLE_SETS) return NULL;
+  tables_t *c = malloc(sizeof *c);
+  if (!c) return NULL;
+  memcpy(c, t, sizeof *c);
+  in->tables[in->ntables++] = c;
+  return c;
+}
 
 static void update_polls(lane_t *l);
 static void on_poll(uv_poll_t *h, int status, int events);
@@ -761,13 +792,26 @@ static napi_value js_open(napi_env env, napi_callback_info info) {
   napi_value opts = argv[2];
   const char *cls_names[2] = { "clientClasses", "upstreamClasses" };
   const char *cap_names[2] = { "clientCaps", "upstreamCaps" };
+  tables_t t;
   for (int k = 0; k < 2; k++) {
-    if (table_arg(env, get_named(env, opts, cls_names[k]), napi_uint8_array, l->s[k].cls, 256) < 0 ||
-        table_arg(env, get_named(env, opts, cap_names[k]), napi_uint32_array, l->s[k].caps, 256 * 4) < 0) {
+    if (table_arg(env, get_named(env, opts, cls_names[k]), napi_uint8_array, t.cls[k], 256) < 0 ||
+        table_arg(env, get_named(env, opts, cap_names[k]), napi_uint32_array, t.caps[k], 256 * 4) < 0) {
       free(l);
       napi_throw_type_error(env, NULL, "fast lane: classes must be Uint8Array(256) and caps Uint32Array(256)");
       return NULL;
     }
+  }
+  instance_t *inst = NULL;
+  napi_get_instance_data(env, (void **)&inst);
+  const tables_t *shared = inst ? shared_tables(inst, &t) : NULL;
+  if (!shared) {
+    free(l);
+    napi_throw_error(env, NULL, "fast lane: too many distinct message tables");
+    return NULL;
+  }
+  for (int k = 0; k < 2; k++) {
+    l->s[k].cls = shared->cls[k];
+    l->s[k].caps = shared->caps[k];
   }
   napi_value fn_msg = get_named(env, opts, "onMessage"), fn_log = get_named(env, opts, "onLog"), fn_close = get_named(env, opts, "onClose");
   napi_valuetype t1, t2, t3;
@@ -790,9 +834,7 @@ static napi_value js_open(napi_env env, napi_callback_info info) {
       return NULL;
     }
   }
-  void *shared = NULL;
-  napi_get_instance_data(env, &shared);
-  l->rbuf = shared;
+  l->rbuf = inst->rbuf;
   uv_loop_t *loop;
   CHECK(napi_get_uv_event_loop(env, &loop));
   CHECK(napi_create_object(env, &self));
@@ -842,12 +884,10 @@ static napi_value js_open(napi_env env, napi_callback_info info) {
   return self;
 }
 
-static void free_instance(napi_env env, void *data, void *hint) { (void)env; (void)hint; free(data); }
-
 static napi_value init(napi_env env, napi_value exports) {
   napi_value fn, v;
-  void *rbuf = malloc(READ_BUF);
-  if (!rbuf || napi_set_instance_data(env, rbuf, free_instance, NULL) != napi_ok) {
+  instance_t *in = calloc(1, sizeof(instance_t));
+  if (!in || napi_set_instance_data(env, in, free_instance, NULL) != napi_ok) {
     napi_throw_error(env, NULL, "fast lane: out of memory");
     return NULL;
   }

@@ -391,6 +391,8 @@ export class SessionRecorder {
   /** canonical JSON of the members that are the same in every event of the session */
   private readonly fixedHead: string;
   private readonly fixedIds: string;
+  private readonly fixedIdentity: string;
+  private readonly fixedSession: string;
   /** @internal the event key, as a KeyObject (also groups batches by key) */
   readonly key: KeyObject;
 
@@ -405,6 +407,8 @@ export class SessionRecorder {
     this.key = eventKeyObject(eventKey);
     this.fixedHead = `{"connection":${JSON.stringify(who.connection)},"data":`;
     this.fixedIds = `,"gateway":${JSON.stringify(who.gateway)},"id":`;
+    this.fixedIdentity = `","identity":${JSON.stringify(who.identity)},"seq":`;
+    this.fixedSession = `,"sessionId":${JSON.stringify(who.sessionId)},"time":"`;
   }
 
   /** Publishes an event; the returned promise resolves when it is persisted (or rejects). */
@@ -440,11 +444,7 @@ export class SessionRecorder {
    * canonicalJson.
    */
   canonical(id: string, e: Pick<QueuedEvent, 'seq' | 'time' | 'type' | 'data'>): string {
-    const w = this.who;
-    return (
-      `${this.fixedHead}${canonicalJsonFast(e.data)}${this.fixedIds}"${id}","identity":${JSON.stringify(w.identity)},"seq":${e.seq},` +
-      `"sessionId":${JSON.stringify(w.sessionId)},"time":"${isoTime(e.time)}","type":"${e.type}"}`
-    );
+    return `${this.fixedHead}${canonicalJsonFast(e.data)}${this.fixedIds}"${id}${this.fixedIdentity}${e.seq}${this.fixedSession}${isoTime(e.time)}","type":"${e.type}"}`;
   }
 
   /** @internal called once per event by the queue drain */

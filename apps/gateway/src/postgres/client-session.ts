@@ -126,7 +126,6 @@ export class ClientSession {
   private upstreamTls = false;
   /** The native relay of this session's sockets, when it took them (see tryFastLane). */
   private lane: NativeLane | null = null;
-  private laneCaps: { client: Uint32Array; upstream: Uint32Array } | null = null;
   /** lane.bytesRead() at the last count, and upstream bytes handed to the relay since (it counts what it writes) */
   private laneSeen = [0, 0];
   private laneHanded = 0;
@@ -510,7 +509,6 @@ export class ClientSession {
       return false;
     }
     this.lane = lane;
-    this.laneCaps = caps;
     this.ctx.metrics.fastLaneSessions.inc();
     client.on('close', () => this.endSession('client_closed'));
     upstream.on('close', () => this.upstreamClosed());
@@ -590,7 +588,7 @@ export class ClientSession {
     this.replayLane(this.lane.take());
     const who = side === LaneSide.Client ? 'client' : 'upstream';
     if (errno === -1) {
-      this.relayFailed(laneLengthError(type, length, who === 'client' ? this.laneCaps!.client : this.laneCaps!.upstream), who);
+      this.relayFailed(laneLengthError(type, length, (who === 'client' ? this.clientFramer : this.upstreamFramer!).lengthCaps()), who);
       return;
     }
     if (errno > 0) this.log.debug({ side: who, errno }, 'socket error in the fast lane');

@@ -250,18 +250,14 @@ export class RelayMachine {
 
   private applyVerdict(stmt: StatementInfo, v: Verdict, f: PgFrame, kind: 'query' | 'parse', name: string): void | Promise<void> {
     this.statements++;
-    this.events.query({
-      sql: stmt.sql.length > MAX_EVENT_SQL ? `${stmt.sql.slice(0, MAX_EVENT_SQL)}…` : stmt.sql,
-      protocol: stmt.protocol,
-      ...(stmt.statement !== undefined ? { statement: stmt.statement } : {}),
-    });
-    this.events.decision({
-      action: v.action,
-      rule: v.rule,
-      reason: v.reason,
-      ...(v.kinds ? { kinds: v.kinds } : {}),
-      ...(v.cached !== undefined ? { cached: v.cached } : {}),
-    });
+    // Built member by member (no spreads): this runs for every statement.
+    const query: Parameters<RelayEvents['query']>[0] = { sql: stmt.sql.length > MAX_EVENT_SQL ? `${stmt.sql.slice(0, MAX_EVENT_SQL)}…` : stmt.sql, protocol: stmt.protocol };
+    if (stmt.statement !== undefined) query.statement = stmt.statement;
+    this.events.query(query);
+    const decision: Parameters<RelayEvents['decision']>[0] = { action: v.action, rule: v.rule, reason: v.reason };
+    if (v.kinds) decision.kinds = v.kinds;
+    if (v.cached !== undefined) decision.cached = v.cached;
+    this.events.decision(decision);
     this.counters.decision(v.action);
     if (v.action === 'allow') return this.forwardStatement(f, kind, stmt);
     if (v.action === 'require_approval') {
