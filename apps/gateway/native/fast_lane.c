@@ -86,6 +86,7 @@ struct lane {
   int timer_on;
   side_t s[2];
   uint8_t *rbuf; /* the module instance's read buffer, shared by its lanes (one thread) */
+  void *inst;
   uint8_t *log;
   size_t log_len;
   uint32_t rows_pending;
@@ -108,7 +109,14 @@ typedef struct {
   uint8_t rbuf[READ_BUF];
   tables_t *tables[MAX_TABLE_SETS];
   int ntables;
+  /* a JavaScript Buffer handed messages are copied into (the relay copies them out into pooled
+   * memory): no malloc'd Buffer per Query, which fragmented the heap (~10 MiB of RSS) */
+  napi_ref handoff_ref;
+  uint8_t *handoff;
+  /* the lane class: its methods live once on the prototype, not on every lane */
+  napi_ref class_ref;
 } instance_t;
+#define HANDOFF_CAP 16384
 
 static void free_instance(napi_env env, void *data, void *hint) {
   (void)env; (void)hint;
@@ -359,15 +367,24 @@ static void whole_message(side_t *s, int cls, const uint8_t *msg, uint32_t total
   napi_env env = l->env;
   napi_handle_scope scope;
   napi_open_handle_scope(env, &scope);
-  napi_value argv[3];
+  napi_value argv[4];
   void *data;
+  instance_t *in = l->inst;
   napi_create_int32(env, s->idx, &argv[0]);
-  napi_create_buffer_copy(env, total, msg, &data, &argv[1]);
+  if (total <= HANDOFF_CAP && in->handoff) {
+    /* the relay copies [0, total) out of the shared handoff buffer before anything else runs */
+    memcpy(in->handoff, msg, total);
+    napi_get_reference_value(env, in->handoff_ref, &argv[1]);
+    napi_create_int32(env, (int32_t)total, &argv[3]);
+  } else {
+    napi_create_buffer_copy(env, total, msg, &data, &argv[1]);
+    napi_create_int32(env, -1, &argv[3]);
+  }
   napi_create_uint32(env, (uint32_t)l->log_len, &argv[2]);
   l->log_len = 0;
   s->js_wait = 1;
   /* true: dealt with already (the usual case, no resume() call needed) */
-  if (call_js(l, l->on_message, 3, argv)) s->js_wait = 0;
+  if (call_js(l, l->on_message, 4, argv)) s->js_wait = 0;
   napi_close_handle_scope(env, scope);
 }
 
@@ -771,7 +788,9 @@ static napi_value get_named(napi_env env, napi_value obj, const char *name) {
 /*
  * open(clientFd, upstreamFd, options) -> lane
  * options: { clientClasses: Uint8Array(256), clientCaps: Uint32Array(256), upstreamClasses,
- *            upstreamCaps, onMessage(side, frame, logBytes) -> true when done (else resume() later), onLog(logBytes),
+ *            upstreamCaps, onMessage(side, buffer, logBytes, length) -> true when done (else resume()
+ *            later; length >= 0: the frame is buffer[0, length), to be copied out at once; -1: buffer is
+ *            the frame, the relay's own), onLog(logBytes),
  *            onClose(side, errno | 0 for end of stream | -1 for a bad length, type, length) }
  * The descriptors are duplicated: the caller keeps (and eventually closes) its own.
  */
@@ -835,19 +854,12 @@ static napi_value js_open(napi_env env, napi_callback_info info) {
     }
   }
   l->rbuf = inst->rbuf;
+  l->inst = inst;
   uv_loop_t *loop;
   CHECK(napi_get_uv_event_loop(env, &loop));
-  CHECK(napi_create_object(env, &self));
-  napi_property_descriptor props[] = {
-    { "write", NULL, js_write, NULL, NULL, NULL, napi_default, NULL },
-    { "resume", NULL, js_resume, NULL, NULL, NULL, napi_default, NULL },
-    { "take", NULL, js_take, NULL, NULL, NULL, napi_default, NULL },
-    { "bytesRead", NULL, js_bytes, NULL, NULL, NULL, napi_default, NULL },
-    { "queued", NULL, js_queued, NULL, NULL, NULL, napi_default, NULL },
-    { "close", NULL, js_close, NULL, NULL, NULL, napi_default, NULL },
-    { "log", NULL, js_log, NULL, NULL, NULL, napi_default, NULL },
-  };
-  CHECK(napi_define_properties(env, self, sizeof(props) / sizeof(props[0]), props));
+  napi_value cls;
+  CHECK(napi_get_reference_value(env, inst->class_ref, &cls));
+  CHECK(napi_new_instance(env, cls, 0, NULL, &self));
   CHECK(napi_create_reference(env, fn_msg, 1, &l->on_message));
   CHECK(napi_create_reference(env, fn_log, 1, &l->on_log));
   CHECK(napi_create_reference(env, fn_close, 1, &l->on_close));
@@ -884,11 +896,36 @@ static napi_value js_open(napi_env env, napi_callback_info info) {
   return self;
 }
 
+static napi_value js_ctor(napi_env env, napi_callback_info info) {
+  napi_value self;
+  napi_get_cb_info(env, info, NULL, NULL, &self, NULL);
+  return self;
+}
+
 static napi_value init(napi_env env, napi_value exports) {
   napi_value fn, v;
   instance_t *in = calloc(1, sizeof(instance_t));
-  if (!in || napi_set_instance_data(env, in, free_instance, NULL) != napi_ok) {
+  napi_value handoff;
+  void *hdata;
+  if (!in || napi_create_buffer(env, HANDOFF_CAP, &hdata, &handoff) != napi_ok || napi_create_reference(env, handoff, 1, &in->handoff_ref) != napi_ok ||
+      napi_set_instance_data(env, in, free_instance, NULL) != napi_ok) {
     napi_throw_error(env, NULL, "fast lane: out of memory");
+    return NULL;
+  }
+  in->handoff = hdata;
+  napi_property_descriptor props[] = {
+    { "write", NULL, js_write, NULL, NULL, NULL, napi_default, NULL },
+    { "resume", NULL, js_resume, NULL, NULL, NULL, napi_default, NULL },
+    { "take", NULL, js_take, NULL, NULL, NULL, napi_default, NULL },
+    { "bytesRead", NULL, js_bytes, NULL, NULL, NULL, napi_default, NULL },
+    { "queued", NULL, js_queued, NULL, NULL, NULL, napi_default, NULL },
+    { "close", NULL, js_close, NULL, NULL, NULL, napi_default, NULL },
+    { "log", NULL, js_log, NULL, NULL, NULL, napi_default, NULL },
+  };
+  napi_value cls;
+  if (napi_define_class(env, "FastLane", NAPI_AUTO_LENGTH, js_ctor, NULL, sizeof(props) / sizeof(props[0]), props, &cls) != napi_ok ||
+      napi_create_reference(env, cls, 1, &in->class_ref) != napi_ok) {
+    napi_throw_error(env, NULL, "fast lane: cannot define its class");
     return NULL;
   }
   napi_create_function(env, "open", NAPI_AUTO_LENGTH, js_open, NULL, &fn);

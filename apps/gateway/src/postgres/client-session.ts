@@ -497,7 +497,8 @@ export class ClientSession {
     let lane: NativeLane | string;
     try {
       lane = openLane(client, upstream, caps, {
-        onMessage: (side, frame, logBytes) => this.laneMessage(side, frame, logBytes),
+        // a frame in the lane's reused buffer is copied out into Node's pooled memory
+        onMessage: (side, buf, logBytes, length) => this.laneMessage(side, length < 0 ? buf : Buffer.from(buf.subarray(0, length)), logBytes),
         onLog: (n) => this.replayLane(n),
         onClose: (side, errno, type, length) => this.laneClosed(side, errno, type, length),
       });

@@ -41,8 +41,12 @@ export interface LaneOptions {
   clientCaps: Uint32Array;
   upstreamClasses: Uint8Array;
   upstreamCaps: Uint32Array;
-  /** true: the frame is dealt with, read on; false: resume(side) comes later */
-  onMessage(side: LaneSide, frame: Buffer, logBytes: number): boolean;
+  /**
+   * true: the frame is dealt with, read on; false: resume(side) comes later. `length` >= 0: the
+   * frame is buffer[0, length) of a buffer the lane reuses (copy it out before anything else);
+   * -1: `buffer` is the frame, a copy of its own.
+   */
+  onMessage(side: LaneSide, buffer: Buffer, logBytes: number, length: number): boolean;
   onLog(logBytes: number): void;
   /** errno (0: end of stream; -1: a length outside the caps, with its type and length) */
   onClose(side: LaneSide, errno: number, type: number, length: number): void;
