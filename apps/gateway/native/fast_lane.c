@@ -658,24 +658,27 @@ static lane_t *unwrap(napi_env env, napi_callback_info info, size_t *argc, napi_
   return data;
 }
 
-static int side_arg(napi_env env, napi_value v) {
+/* The lane of a method called as lane.m(side, ...), and the side (or NULL, an exception thrown). */
+static lane_t *unwrap_side(napi_env env, napi_callback_info info, size_t *argc, napi_value *argv, int *side) {
+  lane_t *l = unwrap(env, info, argc, argv);
+  if (!l) return NULL;
   int32_t k = -1;
-  napi_get_value_int32(env, v, &k);
+  napi_get_value_int32(env, argv[0], &k);
   if (k != 0 && k != 1) {
     napi_throw_range_error(env, NULL, "fast lane: side must be 0 (client) or 1 (upstream)");
-    return -1;
+    return NULL;
   }
-  return k;
+  *side = k;
+  return l;
 }
 
 /* lane.write(side, buffer) -> true when the kernel took all of it */
 static napi_value js_write(napi_env env, napi_callback_info info) {
   size_t argc = 2;
   napi_value argv[2], ret;
-  lane_t *l = unwrap(env, info, &argc, argv);
+  int k;
+  lane_t *l = unwrap_side(env, info, &argc, argv, &k);
   if (!l) return NULL;
-  int k = side_arg(env, argv[0]);
-  if (k < 0) return NULL;
   void *data;
   size_t len;
   if (napi_get_buffer_info(env, argv[1], &data, &len) != napi_ok) {
@@ -700,11 +703,9 @@ static napi_value js_write(napi_env env, napi_callback_info info) {
 static napi_value js_resume(napi_env env, napi_callback_info info) {
   size_t argc = 1;
   napi_value argv[1];
-  lane_t *l = unwrap(env, info, &argc, argv);
-  if (!l) return NULL;
-  int k = side_arg(env, argv[0]);
-  if (k < 0) return NULL;
-  if (l->closed) return NULL;
+  int k;
+  lane_t *l = unwrap_side(env, info, &argc, argv, &k);
+  if (!l || l->closed) return NULL;
   l->s[k].js_wait = 0;
   l->deferred = 1;
   if (l->in_cb == 0) run_deferred(l);
@@ -728,24 +729,10 @@ static napi_value js_take(napi_env env, napi_callback_info info) {
 static napi_value js_bytes(napi_env env, napi_callback_info info) {
   size_t argc = 1;
   napi_value argv[1], ret;
-  lane_t *l = unwrap(env, info, &argc, argv);
+  int k;
+  lane_t *l = unwrap_side(env, info, &argc, argv, &k);
   if (!l) return NULL;
-  int k = side_arg(env, argv[0]);
-  if (k < 0) return NULL;
   napi_create_double(env, l->s[k].bytes_read, &ret);
-  return ret;
-}
-
-/* lane.queued(side) -> bytes waiting to be written to that side */
-static napi_value js_queued(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
-  napi_value argv[1], ret;
-  lane_t *l = unwrap(env, info, &argc, argv);
-  if (!l) return NULL;
-  int k = side_arg(env, argv[0]);
-  if (k < 0) return NULL;
-  side_t *s = &l->s[k];
-  napi_create_double(env, (double)(s->outq_len - s->outq_off), &ret);
   return ret;
 }
 
@@ -918,7 +905,6 @@ static napi_value init(napi_env env, napi_value exports) {
     { "resume", NULL, js_resume, NULL, NULL, NULL, napi_default, NULL },
     { "take", NULL, js_take, NULL, NULL, NULL, napi_default, NULL },
     { "bytesRead", NULL, js_bytes, NULL, NULL, NULL, napi_default, NULL },
-    { "queued", NULL, js_queued, NULL, NULL, NULL, napi_default, NULL },
     { "close", NULL, js_close, NULL, NULL, NULL, napi_default, NULL },
     { "log", NULL, js_log, NULL, NULL, NULL, napi_default, NULL },
   };

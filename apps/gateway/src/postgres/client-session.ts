@@ -788,14 +788,15 @@ export class ClientSession {
 
   private fatal(code: string, message: string, detail?: string): void {
     if (this.pumping > 0) this.flushOut();
+    const frame = encodeErrorResponse({ severity: 'FATAL', code, message, ...(detail ? { detail } : {}) });
     if (this.lane) {
       // written before endSession closes the lane (which gives the queue one more try)
-      this.lane.write(LaneSide.Client, encodeErrorResponse({ severity: 'FATAL', code, message, ...(detail ? { detail } : {}) }));
+      this.lane.write(LaneSide.Client, frame);
       return;
     }
     if (this.client.destroyed || !this.client.writable) return;
     try {
-      this.client.end(encodeErrorResponse({ severity: 'FATAL', code, message, ...(detail ? { detail } : {}) }));
+      this.client.end(frame);
     } catch {
       this.client.destroy();
     }

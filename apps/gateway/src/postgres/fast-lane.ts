@@ -32,7 +32,6 @@ export interface NativeLane {
   take(): number;
   log(): Buffer | null;
   bytesRead(side: LaneSide): number;
-  queued(side: LaneSide): number;
   close(): void;
 }
 
@@ -71,8 +70,8 @@ export function fastLaneUnavailable(): string | null {
   return native ? null : `native module not loaded (${loadError}); run pnpm build on a machine with a C compiler`;
 }
 
-/** Header of a log record: kind u8, side u8, payload length u32 LE, time f64 LE (ms since the epoch). */
-export const LOG_HEAD = 14;
+/** Header of a log record: kind u8, side u8, payload length u32 LE, time f64 LE (ms since the epoch); the C side's size. */
+export const LOG_HEAD: number = native ? native.LOG_HEAD : 0;
 
 /**
  * The relay's rules as tables, for a session whose policy does not mask results (the lane is never
