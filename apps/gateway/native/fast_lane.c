@@ -35,6 +35,9 @@
 #include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 
 #define READ_BUF 65536
 #define LOG_CAP 16384
@@ -889,6 +892,23 @@ static napi_value js_ctor(napi_env env, napi_callback_info info) {
   return self;
 }
 
+/*
+ * trimHeap(): hands the C heap's free pages back to the kernel (glibc's malloc_trim). The gateway
+ * calls it once when it goes quiet after work, right after a full garbage collection has freed the
+ * Buffers that work left behind; without it glibc keeps most of those pages. Returns whether any
+ * memory was released (false where the C library has no malloc_trim).
+ */
+static napi_value js_trim_heap(napi_env env, napi_callback_info info) {
+  (void)info;
+  napi_value v;
+#ifdef __GLIBC__
+  napi_get_boolean(env, malloc_trim(0) == 1, &v);
+#else
+  napi_get_boolean(env, false, &v);
+#endif
+  return v;
+}
+
 static napi_value init(napi_env env, napi_value exports) {
   napi_value fn, v;
   instance_t *in = calloc(1, sizeof(instance_t));
@@ -916,6 +936,8 @@ static napi_value init(napi_env env, napi_value exports) {
   }
   napi_create_function(env, "open", NAPI_AUTO_LENGTH, js_open, NULL, &fn);
   napi_set_named_property(env, exports, "open", fn);
+  napi_create_function(env, "trimHeap", NAPI_AUTO_LENGTH, js_trim_heap, NULL, &fn);
+  napi_set_named_property(env, exports, "trimHeap", fn);
   napi_create_uint32(env, LOG_HEAD, &v);
   napi_set_named_property(env, exports, "LOG_HEAD", v);
   return exports;

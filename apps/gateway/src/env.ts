@@ -34,6 +34,11 @@ export const gatewayEnvSchema = z.object({
     .enum(['true', 'false', '1', '0', 'yes', 'no'])
     .default('true')
     .transform((v) => v === 'true' || v === '1' || v === 'yes'),
+  /**
+   * After work, the first quiet interval of this many ms runs one full garbage collection and trims
+   * the C heap, returning what the burst left behind (see idle-compaction.ts); 0 turns it off
+   */
+  GATEWAY_IDLE_COMPACTION_MS: z.coerce.number().int().min(0).max(600_000).default(2000),
   REDIS_URL: z.string().default('redis://127.0.0.1:6379'),
   LOG_LEVEL: logLevelSchema.default('info'),
 }).refine((e) => !!e.GATEWAY_TLS_CERT === !!e.GATEWAY_TLS_KEY, {

@@ -9,6 +9,7 @@ import { ConfigStore, type ActiveConfig } from './config/config-store.js';
 import type { GatewayEnv } from './env.js';
 import { EventPublisher, ensureEventStream, setEventFlushInterval } from './events/event-publisher.js';
 import { startHeartbeat } from './heartbeat.js';
+import { startIdleCompaction } from './idle-compaction.js';
 import { createHttpServer, listen } from './http/http-server.js';
 import { GatewayMetrics } from './http/metrics.js';
 import { createLogger, type Logger } from './logger.js';
@@ -17,7 +18,7 @@ import { loadPolicyLib, type PolicyLib } from './policy/policy-lib.js';
 import { ALLOW_ALL_HOOKS, type SessionHooks } from './policy/session-hooks.js';
 import { CancelRegistry, sendUpstreamCancel } from './postgres/cancel-registry.js';
 import { ClientSession, type SessionInfo } from './postgres/client-session.js';
-import { fastLaneUnavailable } from './postgres/fast-lane.js';
+import { fastLaneUnavailable, trimNativeHeap } from './postgres/fast-lane.js';
 import { SideConnection } from './postgres/side-connection.js';
 
 export const GATEWAY_VERSION = '0.1.0';
@@ -53,6 +54,9 @@ export class Gateway {
   private fastLane = false;
   private policyLib: PolicyLib | null = null;
   private stopHeartbeat: (() => void) | null = null;
+  private stopIdleCompaction: (() => void) | null = null;
+  /** sessions accepted since start (with the events published: the idle compaction's activity) */
+  private accepted = 0;
   private cancelSub: Subscription | null = null;
   private hooksFactory: HooksFactory | null;
   private readonly startedAt = new Date().toISOString();
@@ -133,6 +137,14 @@ export class Gateway {
       },
       this.heartbeatMs,
     );
+    if (env.GATEWAY_IDLE_COMPACTION_MS > 0) {
+      this.stopIdleCompaction = startIdleCompaction({
+        activity: () => this.accepted + (this.publisher?.counts.events ?? 0),
+        trimNativeHeap,
+        intervalMs: env.GATEWAY_IDLE_COMPACTION_MS,
+        logger: this.logger,
+      });
+    }
     this.logger.info({ pgPort: this.pgPort, httpPort: this.httpPort, pool: env.GATEWAY_POOL, tls: !!this.tls, allowPlaintext: env.GATEWAY_ALLOW_PLAINTEXT, fastLane: this.fastLane }, 'gateway listening');
   }
 
@@ -204,6 +216,7 @@ export class Gateway {
   }
 
   private accept(socket: Socket): void {
+    this.accepted++;
     const session = new ClientSession(socket, {
       gatewayId: this.id,
       pool: this.env.GATEWAY_POOL,
@@ -240,6 +253,7 @@ export class Gateway {
 
   async stop(): Promise<void> {
     this.stopHeartbeat?.();
+    this.stopIdleCompaction?.();
     await new Promise<void>((resolve) => (this.pgServer ? this.pgServer.close(() => resolve()) : resolve()));
     for (const s of [...this.sessions]) s.shutdown();
     await Promise.allSettled([...this.sessions].map((s) => s.flushEvents()));

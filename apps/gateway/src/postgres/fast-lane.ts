@@ -53,6 +53,7 @@ export interface LaneOptions {
 
 interface NativeModule {
   open(clientFd: number, upstreamFd: number, options: LaneOptions): NativeLane;
+  trimHeap(): boolean;
   LOG_HEAD: number;
 }
 
@@ -68,6 +69,14 @@ try {
 /** null when the lane can be used; else why not (not built on this machine). */
 export function fastLaneUnavailable(): string | null {
   return native ? null : `native module not loaded (${loadError}); run pnpm build on a machine with a C compiler`;
+}
+
+/**
+ * Returns the C heap's free pages to the kernel (malloc_trim); false when nothing was released or
+ * the native module is not built. Lives in the lane's module because it is the gateway's only one.
+ */
+export function trimNativeHeap(): boolean {
+  return native ? native.trimHeap() : false;
 }
 
 /** Header of a log record: kind u8, side u8, payload length u32 LE, time f64 LE (ms since the epoch); the C side's size. */

@@ -1,0 +1,67 @@
+import { describe, expect, it } from 'vitest';
+import { trimNativeHeap } from './postgres/fast-lane.js';
+import { fullGc, startIdleCompaction, type CompactionResult } from './idle-compaction.js';
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** Old-space garbage: objects that survive long enough to be promoted, then dropped. */
+async function burst(mib: number): Promise<void> {
+  let keep: unknown[] = [];
+  for (let i = 0; i < mib * 1024; i++) keep.push({ i, s: `row-${i}-`.repeat(20), b: Buffer.alloc(512, i) });
+  await sleep(20); // scavenges promote what is still referenced
+  keep = [];
+  void keep;
+}
+
+describe('idle compaction', () => {
+  it('finds a full collection without --expose-gc', () => {
+    expect(typeof fullGc()).toBe('function');
+    expect((globalThis as { gc?: unknown }).gc).toBeUndefined();
+  });
+
+  it('collects once after work, when the first quiet interval comes, and gives the memory back', async () => {
+    let activity = 0;
+    const runs: CompactionResult[] = [];
+    const stop = startIdleCompaction({ activity: () => activity, trimNativeHeap, intervalMs: 100, minGrowthBytes: 1 << 20, onCompact: (r) => runs.push(r) });
+    try {
+      await burst(64);
+      activity++;
+      for (let i = 0; i < 30 && runs.length === 0; i++) await sleep(50);
+      expect(runs).toHaveLength(1);
+      const r = runs[0]!;
+      expect(r.gcMs).toBeGreaterThan(0);
+      // the burst's garbage (V8 collects some of it on its own while it is made, never all)
+      expect(r.heapUsedBeforeBytes - r.heapUsedAfterBytes).toBeGreaterThan(4 << 20);
+      // quiet afterwards: nothing more
+      await sleep(400);
+      expect(runs).toHaveLength(1);
+    } finally {
+      stop();
+    }
+  });
+
+  it('never runs while the gateway stays busy, nor when work left too little behind', async () => {
+    let activity = 0;
+    const runs: CompactionResult[] = [];
+    const busy = setInterval(() => activity++, 10);
+    const stop = startIdleCompaction({ activity: () => activity, intervalMs: 60, minGrowthBytes: 1 << 20, onCompact: (r) => runs.push(r) });
+    try {
+      await burst(16);
+      await sleep(400);
+      expect(runs).toHaveLength(0);
+    } finally {
+      clearInterval(busy);
+      stop();
+    }
+    // a trickle: activity, then quiet, but RSS has not grown by the threshold
+    let trickle = 0;
+    const stop2 = startIdleCompaction({ activity: () => trickle, intervalMs: 60, minGrowthBytes: 1 << 30, onCompact: (r) => runs.push(r) });
+    try {
+      trickle++;
+      await sleep(300);
+      expect(runs).toHaveLength(0);
+    } finally {
+      stop2();
+    }
+  });
+});
