@@ -143,6 +143,7 @@ export class Gateway {
         trimNativeHeap,
         intervalMs: env.GATEWAY_IDLE_COMPACTION_MS,
         logger: this.logger,
+        onCompact: () => this.metrics.idleCompactions.inc(),
       });
     }
     this.logger.info({ pgPort: this.pgPort, httpPort: this.httpPort, pool: env.GATEWAY_POOL, tls: !!this.tls, allowPlaintext: env.GATEWAY_ALLOW_PLAINTEXT, fastLane: this.fastLane }, 'gateway listening');

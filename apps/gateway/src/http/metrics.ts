@@ -91,6 +91,11 @@ export class GatewayMetrics {
     help: 'Sessions relayed by the native fast lane (plaintext, no masking); the others are relayed in JavaScript',
     registers: [this.registry],
   });
+  readonly idleCompactions = new Counter({
+    name: 'portcullis_gateway_idle_compactions_total',
+    help: 'Full garbage collections (and C heap trims) run when the gateway went quiet after traffic',
+    registers: [this.registry],
+  });
   readonly maskedValues = new Counter({ name: 'portcullis_gateway_masked_values_total', help: 'Values rewritten by masking', registers: [this.registry] });
   readonly upstreamConnect = new Histogram({
     name: 'portcullis_gateway_upstream_connect_seconds',
