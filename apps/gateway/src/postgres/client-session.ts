@@ -23,6 +23,7 @@ import {
 } from '@portcullis/protocol';
 import { CredentialError, verifyCredential, type VerifiedCredential } from '../auth/credential-verifier.js';
 import type { ActiveConfig, ResolvedPolicy } from '../config/config-store.js';
+import { decisionJson, queryJson, resultJson } from '../events/event-json.js';
 import { SessionRecorder, type EventPublisher } from '../events/event-publisher.js';
 import type { GatewayMetrics } from '../http/metrics.js';
 import type { Logger } from '../logger.js';
@@ -401,9 +402,9 @@ export class ClientSession {
       hooks,
       { toClient: (b) => this.toClient(b), toUpstream: (b) => this.toUpstream(b) },
       {
-        query: (d) => this.recorder?.emit('query', d),
-        decision: (d) => this.recorder?.emit('decision', d),
-        result: (d) => this.recorder?.emit('result', d),
+        query: (d) => this.recorder?.emitJson('query', queryJson(d)),
+        decision: (d) => this.recorder?.emitJson('decision', decisionJson(d)),
+        result: (d) => this.recorder?.emitJson('result', resultJson(d)),
       },
       {
         decision: (a) => this.ctx.metrics.countDecision(a),
