@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import pg from 'pg';
-import { GATEWAY_NODE_ARGS, ROOT, startCluster, startGateway, startPgbouncer, sleep } from './lib/stack.mjs';
+import { GATEWAY_NODE_ARGS, ROOT, makeTlsCert, startCluster, startGateway, startPgbouncer, sleep } from './lib/stack.mjs';
 
 const run = promisify(execFile);
 const args = Object.fromEntries(
@@ -88,7 +88,7 @@ function percentile(sorted, p) {
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
 }
 
-async function pgbench({ port, db, password, clients, mode, script, logDir, scriptDir }) {
+async function pgbench({ port, db, password, clients, mode, script, logDir, scriptDir, tls = false }) {
   const a = ['-h', '127.0.0.1', '-p', String(port), '-U', 'postgres', '-c', String(clients), '-j', String(Math.min(clients, 2)), '-T', String(SECONDS), '-M', mode, '-n'];
   if (script === 'select') a.push('-S');
   else if (script === 'write') a.push('-N'); // simple-update: UPDATE accounts, SELECT, INSERT history
@@ -99,7 +99,7 @@ async function pgbench({ port, db, password, clients, mode, script, logDir, scri
   }
   if (logDir) a.push('-l', `--log-prefix=${join(logDir, 'tx')}`);
   a.push(db);
-  const env = { ...process.env, PGPASSWORD: password ?? '', PGSSLMODE: 'disable' };
+  const env = { ...process.env, PGPASSWORD: password ?? '', PGSSLMODE: tls ? 'require' : 'disable' };
   const { stdout } = await run('pgbench', a, { env, cwd: logDir ?? tmpdir(), maxBuffer: 64 << 20 });
   const tps = Number(/tps = ([\d.]+)/.exec(stdout)?.[1]);
   const latAvg = Number(/latency average = ([\d.]+) ms/.exec(stdout)?.[1]);
@@ -155,8 +155,10 @@ async function idleSessions(gw, n) {
 
 async function main() {
   log(`pg-bench: ${SECONDS}s per run, ${ROUNDS} round(s), ${CLIENTS} clients, scale ${SCALE}; gateway: node ${GATEWAY_NODE_ARGS.join(' ')}, guardrails on, recording required`);
-  const cluster = await startCluster({ maxConnections: IDLE + 200 });
-  const cleanups = [() => cluster.stop()];
+  // One certificate for the TLS scenario: Postgres, pgbouncer and the gateway each terminate TLS with it.
+  const tlsCert = makeTlsCert();
+  const cluster = await startCluster({ maxConnections: IDLE + 200, tls: tlsCert });
+  const cleanups = [() => cluster.stop(), () => tlsCert.remove()];
   const work = mkdtempSync(join(tmpdir(), 'portcullis-bench-'));
   cleanups.push(() => rmSync(work, { recursive: true, force: true }));
   try {
@@ -168,9 +170,9 @@ async function main() {
     await run('pgbench', ['-i', '-q', '-s', String(SCALE), '-h', '127.0.0.1', '-p', String(cluster.port), '-U', 'postgres', 'bench']);
     await createMaskingTable(cluster.url('bench'));
 
-    const bouncer = await startPgbouncer(cluster.port, { poolSize: CLIENTS * 2 });
+    const bouncer = await startPgbouncer(cluster.port, { poolSize: CLIENTS * 2, tls: tlsCert });
     cleanups.unshift(() => bouncer.stop());
-    const gw = await startGateway({ target: { port: cluster.port, database: 'bench' }, policy });
+    const gw = await startGateway({ target: { port: cluster.port, database: 'bench' }, policy, env: { GATEWAY_TLS_CERT: tlsCert.cert, GATEWAY_TLS_KEY: tlsCert.key } });
     cleanups.unshift(() => gw.stop());
     const gwMask = await startGateway({ target: { port: cluster.port, database: 'bench' }, policy: maskingPolicy });
     cleanups.unshift(() => gwMask.stop());
@@ -192,6 +194,9 @@ async function main() {
       { name: `select-only prepared, ${CLIENTS} clients`, clients: CLIENTS, mode: 'prepared', script: 'select', targets: withJs },
       { name: `write mix (simple-update), ${CLIENTS} clients`, clients: CLIENTS, mode: 'prepared', script: 'write', targets: withJs },
       { name: 'select-only prepared, 1 client (latency)', clients: 1, mode: 'prepared', script: 'select', latency: true },
+      // Clients over TLS, as in production (the gateway refuses plaintext unless told otherwise): TLS
+      // sessions never take the fast lane. Postgres, pgbouncer and the gateway each terminate TLS.
+      { name: `select-only prepared over TLS, ${CLIENTS} clients`, clients: CLIENTS, mode: 'prepared', script: 'select', tls: true },
       {
         name: `masking: 10 rows × 5 text cols, prepared, ${CLIENTS} clients`, clients: CLIENTS, mode: 'prepared', script: 'masking', masking: true,
         targets: [targets[0], { name: 'gateway', port: gwMask.port, db: 'bench', password: () => gwMask.credential() }],
@@ -205,7 +210,7 @@ async function main() {
         const order = ts.map((_, i) => ts[(i + round) % ts.length]);
         for (const t of order) {
           const logDir = sc.latency ? mkdtempSync(join(work, 'lat-')) : undefined;
-          const r = await pgbench({ port: t.port, db: t.db, password: t.password(), clients: sc.clients, mode: sc.mode, script: sc.script, logDir, scriptDir: work });
+          const r = await pgbench({ port: t.port, db: t.db, password: t.password(), clients: sc.clients, mode: sc.mode, script: sc.script, logDir, scriptDir: work, tls: !!sc.tls });
           log(`  round ${round + 1} ${sc.name.padEnd(44)} ${t.name.padEnd(9)} ${r.tps.toFixed(0).padStart(7)} tps  avg ${r.latAvg.toFixed(3)} ms${sc.latency ? `  p50 ${r.p50.toFixed(3)} ms p99 ${r.p99.toFixed(3)} ms` : ''}${r.failed ? `  FAILED ${r.failed}` : ''}`);
           ((results[sc.name] ??= {})[t.name] ??= []).push(r);
         }
@@ -243,6 +248,8 @@ async function main() {
     const eight = rows.find((r) => r.scenario.startsWith('select-only prepared'));
     const simple = rows.find((r) => r.scenario.startsWith('select-only simple'));
     out.push(`gateway vs pgbouncer at ${CLIENTS} clients: select-only prepared ${eight.gatewayVsPgbouncer.toFixed(2)}×, simple ${simple.gatewayVsPgbouncer.toFixed(2)}× (target ≥ 0.8×, stretch ≥ 1.0×)`);
+    const tlsRow = rows.find((r) => r.scenario.includes('over TLS'));
+    out.push(`over TLS (production; never the fast lane): gateway ${tlsRow.gatewayVsPgbouncer.toFixed(2)}× pgbouncer, ${tlsRow.gatewayVsDirect.toFixed(2)}× direct`);
     const masking = rows.find((r) => r.scenario.startsWith('masking'));
     out.push(`masking on vs direct: ${masking.gatewayVsDirect.toFixed(2)}× (target ≥ 0.5×); ${maskCheck}`);
     process.stdout.write(out.join('\n') + '\n');

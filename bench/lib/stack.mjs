@@ -46,8 +46,23 @@ async function waitTcp(port, timeoutMs = 20_000) {
 const asPostgres = (cmd, args, opts = {}) =>
   process.getuid?.() === 0 ? execFileSync('runuser', ['-u', 'postgres', '--', cmd, ...args], opts) : execFileSync(cmd, args, opts);
 
-/** initdb + postgres on a free port, trust auth, tuned for many connections. */
-export async function startCluster({ maxConnections = 1200 } = {}) {
+/**
+ * A self-signed certificate and key (openssl, in a temp dir owned by the postgres user, mode 0600 as
+ * Postgres requires of a key), for the TLS scenarios of Postgres, pgbouncer and the gateway alike.
+ */
+export function makeTlsCert() {
+  const dir = mkdtempSync(join(tmpdir(), 'portcullis-bench-tls-'));
+  const cert = join(dir, 'server.crt');
+  const key = join(dir, 'server.key');
+  execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-subj', '/CN=localhost', '-days', '2', '-keyout', key, '-out', cert], { stdio: 'ignore' });
+  chmodSync(key, 0o600);
+  chmodSync(dir, 0o755);
+  if (process.getuid?.() === 0) execFileSync('chown', ['-R', 'postgres', dir]);
+  return { cert, key, remove: () => rmSync(dir, { recursive: true, force: true }) };
+}
+
+/** initdb + postgres on a free port, trust auth, tuned for many connections; TLS too when `tls` is given. */
+export async function startCluster({ maxConnections = 1200, tls = null } = {}) {
   const dir = mkdtempSync(join(tmpdir(), 'portcullis-bench-pg-'));
   chmodSync(dir, 0o777);
   const data = join(dir, 'data');
@@ -57,6 +72,7 @@ export async function startCluster({ maxConnections = 1200 } = {}) {
   const conf = [
     `port = ${port}`, `listen_addresses = '127.0.0.1'`, `unix_socket_directories = '${dir}'`,
     `max_connections = ${maxConnections}`, 'shared_buffers = 256MB', 'fsync = off', 'synchronous_commit = off', 'full_page_writes = off',
+    ...(tls ? ['ssl = on', `ssl_cert_file = '${tls.cert}'`, `ssl_key_file = '${tls.key}'`] : []),
   ].join('\n');
   writeFileSync(join(data, 'postgresql.auto.conf'), conf + '\n');
   asPostgres(`${PGBIN}/pg_ctl`, ['-D', data, '-l', join(dir, 'log'), '-w', 'start'], { stdio: 'ignore' });
@@ -71,7 +87,7 @@ export async function startCluster({ maxConnections = 1200 } = {}) {
 }
 
 /** pgbouncer (Debian package) in session mode in front of `pgPort`. */
-export async function startPgbouncer(pgPort, { poolSize = 64 } = {}) {
+export async function startPgbouncer(pgPort, { poolSize = 64, tls = null } = {}) {
   try { execFileSync('which', ['pgbouncer'], { stdio: 'ignore' }); } catch {
     throw new Error('pgbouncer is not installed: apt-get update && apt-get install -y pgbouncer');
   }
@@ -84,6 +100,8 @@ export async function startPgbouncer(pgPort, { poolSize = 64 } = {}) {
     '[databases]', `* = host=127.0.0.1 port=${pgPort}`, '[pgbouncer]', `listen_addr = 127.0.0.1`, `listen_port = ${port}`,
     'auth_type = trust', `auth_file = ${join(dir, 'users.txt')}`, 'pool_mode = session', `default_pool_size = ${poolSize}`,
     'max_client_conn = 2000', `unix_socket_dir = ${dir}`, `logfile = ${join(dir, 'log')}`, `pidfile = ${join(dir, 'pid')}`,
+    // clients may ask for TLS (the TLS scenario); pgbouncer → Postgres stays plaintext, as the gateway's upstream does
+    ...(tls ? ['client_tls_sslmode = allow', `client_tls_cert_file = ${tls.cert}`, `client_tls_key_file = ${tls.key}`] : []),
   ].join('\n') + '\n');
   writeFileSync(join(dir, 'users.txt'), '"postgres" ""\n');
   const args = [join(dir, 'pgbouncer.ini')];

@@ -50,6 +50,32 @@ describe('postgres relay', () => {
     await g.stop();
   });
 
+  it('a TLS client: results stay exact and the upstream read buffer is reused, not reallocated per read', async () => {
+    const token = await h.credential();
+    const c = new pg.Client({ ...h.clientConfig(token), ssl: { rejectUnauthorized: false } });
+    const sessions = [...h.gateway.sessions];
+    await c.connect();
+    try {
+      for (let i = 0; i < 300; i++) {
+        const r = await c.query('select id, name from items where id <= $1 order by id', [(i % 100) + 1]);
+        expect(r.rows.length).toBe((i % 100) + 1);
+        expect(r.rows.at(-1)).toEqual({ id: (i % 100) + 1, name: `item ${(i % 100) + 1}` });
+      }
+      // a result larger than one read, and than one TLS record
+      const big = await c.query("select repeat('x', 300000) || 'end' as v, (select string_agg(name, ',') from items) as names");
+      expect(big.rows[0].v.length).toBe(300003);
+      expect(big.rows[0].v.endsWith('xend')).toBe(true);
+      expect(big.rows[0].names.split(',').length).toBe(100);
+      const mine = [...h.gateway.sessions].find((s) => !sessions.includes(s));
+      const reads = (mine as unknown as { upstreamReads: { freshBuffers: number } | null }).upstreamReads;
+      expect(reads).not.toBeNull();
+      // before the fix: one fresh 64 KiB buffer per upstream read (> 300 here)
+      expect(reads!.freshBuffers).toBeLessThan(20);
+    } finally {
+      await c.end();
+    }
+  });
+
   it('the pg driver: simple, extended, named statements, pipelining', async () => {
     const token = await h.credential();
     const c = new pg.Client(h.clientConfig(token));

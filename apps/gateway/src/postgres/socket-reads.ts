@@ -20,6 +20,8 @@ const READ_BUFFER_BYTES = 64 * 1024;
 export class SocketReads {
   private buffer: Buffer = Buffer.allocUnsafe(READ_BUFFER_BYTES);
   private retained = false;
+  /** buffers allocated because a sink held the previous one (a regression check: TLS used to make one per read) */
+  freshBuffers = 0;
   private socket: Socket | null = null;
   private sink: ((chunk: Buffer) => boolean) | null = null;
 
@@ -55,6 +57,7 @@ export class SocketReads {
   private nextBuffer(): Buffer {
     if (this.retained) {
       this.retained = false;
+      this.freshBuffers++;
       this.buffer = Buffer.allocUnsafe(READ_BUFFER_BYTES);
     }
     return this.buffer;
