@@ -638,8 +638,9 @@ export class ClientSession {
       this.lane.write(LaneSide.Client, b);
       return;
     }
-    // TLS: the cleartext gets its own copy (see the upstream sink in startRelay); the bytes are small
-    // next to the 64 KiB read buffer that would otherwise be retained
+    // TLS: the cleartext gets its own copy (see the upstream sink in startRelay) — a copy of what is
+    // written, usually a few hundred bytes and at most one read, instead of a new 64 KiB read buffer
+    // per read. (A buffer writeParts has just concatenated is copied once more here.)
     if (!this.client.write(this.clientTls ? Buffer.from(b) : b) && !this.upstreamPause.has('drain')) this.pause(this.upstreamPause, this.upstream!, 'drain');
   }
 
