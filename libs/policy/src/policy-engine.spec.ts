@@ -35,6 +35,9 @@ const mustNotShare: [string, string, string][] = [
   ['set_config setting name', "SELECT set_config('search_path', 'off', false)", "SELECT set_config('standard_conforming_strings', 'off', false)"],
   ['set_config value', "SELECT set_config('standard_conforming_strings', 'on', false)", "SELECT set_config('standard_conforming_strings', 'off', false)"],
   ['MERGE condition', 'MERGE INTO t USING s ON 1 = 2 WHEN MATCHED THEN DELETE', 'MERGE INTO t USING s ON 1 = 1 WHEN MATCHED THEN DELETE'],
+  ['SQL function body', "CREATE FUNCTION f() RETURNS int LANGUAGE sql AS 'SELECT 1'", "CREATE FUNCTION f() RETURNS int LANGUAGE sql AS 'TRUNCATE t'"],
+  ['PL/pgSQL function body', 'CREATE FUNCTION f() RETURNS void LANGUAGE plpgsql AS $$ BEGIN NULL; END $$', 'CREATE FUNCTION f() RETURNS void LANGUAGE plpgsql AS $$ BEGIN DROP TABLE t; END $$'],
+  ['function language as a string', "CREATE FUNCTION f() RETURNS int LANGUAGE 'sql' AS 'SELECT 1'", "CREATE FUNCTION f() RETURNS int LANGUAGE 'plperlu' AS 'SELECT 1'"],
   ['nested EXECUTE in a CTE-free DO', "DO $$ BEGIN EXECUTE 'DELETE FROM t WHERE id = 1'; END $$", "DO $$ BEGIN EXECUTE 'DELETE FROM t WHERE 1 = 1'; END $$"],
 ];
 

@@ -6,9 +6,10 @@ import { isUnbounded } from './where-analysis.js';
 /**
  * Finds every statement a SQL text would run — each statement of a multi-statement query, DML in
  * CTEs, the statement under EXPLAIN ANALYZE, PREPARE's body, COPY's query, the SQL of a DO block
- * (its static statements and the constant strings its EXECUTEs run), SQL handed to functions that
- * execute it (query_to_xml, dblink, …) — and describes each as a StatementUnit. What cannot be
- * analysed (a string built at run time, a DO block in another language) is listed in `dynamic`.
+ * (its static statements and the constant strings its EXECUTEs run), the body of CREATE FUNCTION /
+ * PROCEDURE, SQL handed to functions that execute it (query_to_xml, dblink, …) — and describes each
+ * as a StatementUnit. What cannot be analysed (a string built at run time, a DO block or routine in
+ * another language) is listed in `dynamic`.
  */
 
 type Node = Record<string, unknown>;
@@ -114,7 +115,7 @@ class Analyzer {
     }
     if (sql.trim() === '') return;
     const tree = this.parse(sql);
-    if (tree) this.tree(tree, nesting);
+    if (tree) this.tree(tree, sql, nesting);
   }
 
   /** The parse tree of `sql`, or undefined when it does not parse (recorded by fail). */
@@ -127,9 +128,15 @@ class Analyzer {
     }
   }
 
-  private tree(tree: Node, nesting: number): void {
+  /** `sql` is the text `tree` was parsed from: a function body in PL/pgSQL is parsed again from its statement's text. */
+  private tree(tree: Node, sql: string, nesting: number): void {
     const stmts = (tree.stmts as Node[] | undefined) ?? [];
-    for (const raw of stmts) this.walk(raw.stmt, null, false, nesting, 0);
+    for (const raw of stmts) {
+      this.walk(raw.stmt, null, false, nesting, 0);
+      // CREATE FUNCTION / PROCEDURE is only ever a statement of its own, never nested in another
+      const fn = only(raw.stmt);
+      if (fn && fn[0] === 'CreateFunctionStmt') this.functionBody(fn[1], () => statementText(sql, raw), nesting);
+    }
   }
 
   private fail(err: unknown): void {
@@ -384,19 +391,64 @@ class Analyzer {
       this.dynamic.push('a DO block without a body cannot be analysed');
       return;
     }
+    this.plpgsql(`DO ${quoteLiteral(code)}`, 'DO block', nesting);
+  }
+
+  /**
+   * CREATE FUNCTION / CREATE PROCEDURE: the body runs whenever the routine is called, so its
+   * statements are this statement's. A BEGIN ATOMIC / RETURN body is part of the parse tree (the
+   * generic walk saw it); a body given as a string is parsed here: SQL as SQL, PL/pgSQL like a DO
+   * block, any other language (C, plpython, plperl, …) cannot be analysed.
+   */
+  private functionBody(body: Node, statement: () => string, nesting: number): void {
+    let language: string | null = null;
+    let code: string[] | null = null;
+    for (const o of (body.options as unknown[]) ?? []) {
+      const e = only(o);
+      if (!e || e[0] !== 'DefElem') continue;
+      const v = only(e[1].arg);
+      if (e[1].defname === 'language' && v && v[0] === 'String') language = String(v[1].sval ?? '').toLowerCase();
+      if (e[1].defname === 'as') code = v && v[0] === 'List' ? stringsOf(v[1].items) : [];
+    }
+    if (code === null) return; // no string body: nothing beyond the parse tree runs
+    this.literalDependent = true; // the body is a string literal
+    const what = `a ${body.is_procedure ? 'procedure' : 'function'}`;
+    if (language === 'sql') {
+      const params = new Set<string>();
+      for (const p of (body.parameters as unknown[]) ?? []) {
+        const name = only(p)?.[1].name;
+        if (typeof name === 'string') params.add(name.toLowerCase());
+      }
+      // parameters are not columns: `WHERE id = p_id` is bounded, `WHERE p_all` is not
+      this.withPlVars(params, () => { for (const c of code) this.text(c, nesting + 1); });
+    } else if (language === 'plpgsql') {
+      this.plpgsql(statement(), `${what} body`, nesting);
+    } else {
+      this.dynamic.push(`${what} in language ${language ?? '(none given)'} cannot be analysed`);
+    }
+  }
+
+  /** Analyses the PL/pgSQL routine of `text` (one DO or CREATE FUNCTION statement). */
+  private plpgsql(text: string, what: string, nesting: number): void {
     let tree: Node;
     try {
-      tree = parsePlPgSQLSync(`DO ${quoteLiteral(code)}`) as unknown as Node;
+      tree = parsePlPgSQLSync(text) as unknown as Node;
     } catch (err) {
       // PL/pgSQL errors come back as plain Errors: they are syntax errors of the block, not crashes
       if (err instanceof Error && !(err instanceof RangeError)) {
-        if (!this.parseError) this.parseError = { reason: `DO block could not be parsed: ${err.message}`, crashed: false };
+        if (!this.parseError) this.parseError = { reason: `${what} could not be parsed: ${err.message}`, crashed: false };
       } else this.fail(err);
       return;
     }
-    for (const f of (tree.plpgsql_funcs as unknown[]) ?? []) {
+    const funcs = (tree.plpgsql_funcs as unknown[]) ?? [];
+    for (const f of funcs) {
       const fn = only(f)?.[1];
-      if (!fn) continue;
+      // The parser leaves out what it does not take for PL/pgSQL (it compares the language name
+      // case-sensitively, for one): an empty routine would let its real body go unchecked.
+      if (funcs.length !== 1 || !fn || fn.action === undefined) {
+        this.dynamic.push(`${what} could not be analysed`);
+        return;
+      }
       const vars = new Set<string>();
       for (const d of (fn.datums as unknown[]) ?? []) {
         const e = only(d);
@@ -446,7 +498,7 @@ class Analyzer {
     const tree = this.parse(sql);
     if (!tree) return;
     // the expression itself is evaluated: its function calls count
-    this.tree(tree, nesting);
+    this.tree(tree, sql, nesting);
     if (!dynamic) return;
     const stmts = (tree.stmts as Node[] | undefined) ?? [];
     const select = only(stmts[0]?.stmt);
@@ -498,6 +550,14 @@ function assignmentValue(query: string): string {
     }
   }
   throw new SqlAnalysisError('PL/pgSQL assignment without := could not be analysed');
+}
+
+/** The text of one statement of a parse (`stmt_location`/`stmt_len` are UTF-8 byte offsets; len 0 = to the end). */
+function statementText(sql: string, raw: Node): string {
+  const bytes = Buffer.from(sql, 'utf8');
+  const start = Number(raw.stmt_location ?? 0);
+  const len = Number(raw.stmt_len ?? 0);
+  return bytes.subarray(start, len > 0 ? start + len : bytes.length).toString('utf8');
 }
 
 /** Analyses a SQL text; never throws (failures become `parseError`). */
