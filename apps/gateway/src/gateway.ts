@@ -96,7 +96,11 @@ export class Gateway {
       this.logger.error({ err: (err as Error).message }, 'policy library failed to load; connections with a policy refuse sessions');
     }
     this.config = new ConfigStore({ prefix: env.NATS_PREFIX, pool: env.GATEWAY_POOL, poolKey: env.GATEWAY_POOL_KEY, logger: this.logger, policyLib: this.policyLib });
-    this.config.on('change', (c: ActiveConfig) => this.metrics.configRevision.set(c.revision));
+    this.config.on('change', (c: ActiveConfig) => {
+      this.metrics.configRevision.set(c.revision);
+      // live sessions answer to the new config now, not at their next login
+      for (const session of [...this.sessions]) session.configChanged(c);
+    });
     this.nc = await connect({ servers: env.NATS_URL, name: `gateway-${env.GATEWAY_ID}`, maxReconnectAttempts: -1, reconnectTimeWait: 1000 });
     void this.watchNatsStatus(this.nc);
     setEventFlushInterval(env.GATEWAY_EVENT_FLUSH_MS);
@@ -242,7 +246,8 @@ export class Gateway {
     let hooks: SessionHooks = ALLOW_ALL_HOOKS;
     if (info.policy && this.policyLib) {
       hooks = createPolicyHooks({
-        policy: info.policy,
+        // read at each statement: configChanged may move the session to a newer version of its policy
+        policy: () => info.policy!,
         lib: this.policyLib,
         maskingKey: info.config.maskingKey,
         side: new SideConnection(info.openSide),

@@ -35,11 +35,12 @@ describe('per-statement event JSON equals canonicalJson', () => {
   it('decision', () => {
     let n = 0;
     for (const action of ['allow', 'block', 'require_approval']) {
-      for (const d of combos({ action } as { action: string; rule: string | null; reason: string | null; kinds?: string[]; cached?: boolean }, {
+      for (const d of combos({ action } as { action: string; rule: string | null; reason: string | null; kinds?: string[]; cached?: boolean; policyVersion?: number }, {
         rule: [null, 'no-ddl', 'ünï "x"'],
         reason: [null, '', 'because\nreasons "quoted"'],
         kinds: [[], ['SELECT'], ['DELETE', 'SELECT', 'é"']],
         cached: [true, false],
+        policyVersion: [1, 42],
       })) {
         expect(decisionJson(d)).toBe(canonicalJson(d));
         n++;

@@ -23,7 +23,7 @@ export function queryJson(d: QueryData): string {
   return `${out}}`;
 }
 
-/** action < cached < kinds < reason < rule */
+/** action < cached < kinds < policyVersion < reason < rule */
 export function decisionJson(d: DecisionData): string {
   let out = `{"action":${J(d.action)}`;
   if (d.cached !== undefined) out += d.cached ? ',"cached":true' : ',"cached":false';
@@ -33,6 +33,7 @@ export function decisionJson(d: DecisionData): string {
     for (let i = 0; i < k.length; i++) out += (i ? ',' : '') + (k[i] === undefined ? 'null' : J(k[i]));
     out += ']';
   }
+  if (d.policyVersion !== undefined) out += `,"policyVersion":${J(d.policyVersion)}`;
   if (d.reason !== undefined) out += `,"reason":${d.reason === null ? 'null' : J(d.reason)}`;
   if (d.rule !== undefined) out += `,"rule":${d.rule === null ? 'null' : J(d.rule)}`;
   return `${out}}`;

@@ -86,6 +86,12 @@ export class GatewayMetrics {
     labelNames: ['kind'] as const,
     registers: [this.registry],
   });
+  readonly sessionsEndedByConfig = new Counter({
+    name: 'portcullis_gateway_sessions_ended_by_config_total',
+    help: 'Live sessions ended because a new config revoked their credential, removed their connection or changed their policy',
+    labelNames: ['reason'] as const,
+    registers: [this.registry],
+  });
   readonly fastLaneSessions = new Counter({
     name: 'portcullis_gateway_fast_lane_sessions_total',
     help: 'Sessions relayed by the native fast lane (plaintext, no masking); the others are relayed in JavaScript',

@@ -48,7 +48,7 @@ describe('createPolicyHooks masking (real policy library)', () => {
     });
     const side = { query: async () => [], describe: async () => [field('email', 1), field('note', 2)], close: () => {} } as unknown as SideConnection;
     const logger = { info: () => {}, warn: () => {}, error: () => {}, debug: () => {} } as unknown as Logger;
-    return createPolicyHooks({ policy: { name: 'm', version: 1, document, engine: { evaluate: () => ({ action: 'allow', rule: null, reason: null }) }, masks: true }, lib, maskingKey: Buffer.alloc(32, 1), side, logger });
+    return createPolicyHooks({ policy: () => ({ name: 'm', version: 1, document, engine: { evaluate: () => ({ action: 'allow', rule: null, reason: null }) }, masks: true }), lib, maskingKey: Buffer.alloc(32, 1), side, logger });
   };
 
   it('counts the values masked in each COPY line; an untouched line is passed as it is', async () => {

@@ -6,7 +6,11 @@ import type { MaskingPlanLike, PolicyLib } from './policy-lib.js';
 import type { ResultField, RowMasker, RowPlan, SessionHooks, StatementInfo, Verdict } from './session-hooks.js';
 
 export interface PolicyHooksOptions {
-  policy: ResolvedPolicy;
+  /**
+   * The session's policy now: a new version of it (guardrails only) applies from the next statement
+   * on (client-session.ts configChanged); masking and approval rules stay those the session began with.
+   */
+  policy: () => ResolvedPolicy;
   lib: PolicyLib;
   maskingKey: Buffer;
   /** lazily opened side connection to the target, for table names and COPY layouts */
@@ -27,13 +31,18 @@ const MAX_CACHED_PLANS = 64;
  * detectors still apply.
  */
 export function createPolicyHooks(opts: PolicyHooksOptions): SessionHooks & { close(): void } {
-  const { policy, lib, maskingKey, side, logger } = opts;
+  const { lib, maskingKey, side, logger } = opts;
+  const started = opts.policy();
   const tableNames = new Map<number, string | null>();
 
   const evaluate = (stmt: StatementInfo): Verdict => {
     try {
+      const policy = opts.policy();
       const d = policy.engine.evaluate(stmt.sql, { protocol: stmt.protocol });
-      return { action: d.action, rule: d.rule ?? null, reason: d.reason ?? null, ...(d.kinds ? { kinds: d.kinds } : {}), ...(d.cached !== undefined ? { cached: d.cached } : {}) };
+      const v: Verdict = { action: d.action, rule: d.rule ?? null, reason: d.reason ?? null, ...(d.kinds ? { kinds: d.kinds } : {}), ...(d.cached !== undefined ? { cached: d.cached } : {}) };
+      // session.start names the version the session began with; a decision by a later one says so
+      if (policy.version !== started.version) v.policyVersion = policy.version;
+      return v;
     } catch (err) {
       logger.error({ err: (err as Error).message }, 'policy evaluation failed; blocking');
       return { action: 'block', rule: 'policy-error', reason: 'the policy could not evaluate this statement' };
@@ -80,7 +89,7 @@ export function createPolicyHooks(opts: PolicyHooksOptions): SessionHooks & { cl
   const buildPlan = (fields: ResultField[]): RowPlan => {
     let p: MaskingPlanLike | { kind: 'refuse'; reason: string } | null;
     try {
-      p = lib.createMaskingPlan(policy.document, fields, { hmacKey: maskingKey });
+      p = lib.createMaskingPlan(started.document, fields, { hmacKey: maskingKey });
     } catch (err) {
       logger.error({ err: (err as Error).message }, 'masking plan failed; refusing the result');
       return { kind: 'refuse', reason: 'the gateway could not build a masking plan for this result; it was withheld' };
@@ -134,7 +143,7 @@ export function createPolicyHooks(opts: PolicyHooksOptions): SessionHooks & { cl
   };
 
   return {
-    masksResults: policy.masks,
+    masksResults: started.masks,
     onQuery: evaluate,
     onParse: evaluate,
     onRowDescription,

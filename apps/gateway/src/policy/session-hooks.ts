@@ -18,6 +18,8 @@ export interface Verdict {
   reason: string | null;
   kinds?: string[];
   cached?: boolean;
+  /** the policy version that decided, when it is not the one the session started with */
+  policyVersion?: number;
 }
 
 /**

@@ -30,6 +30,7 @@ import type { Logger } from '../logger.js';
 import type { SessionHooks } from '../policy/session-hooks.js';
 import { sendUpstreamCancel, type CancelRegistry } from './cancel-registry.js';
 import { LOG_HEAD, LaneSide, laneLengthError, openLane, type NativeLane } from './fast-lane.js';
+import { reviewLiveSession } from './live-config.js';
 import { MessageReader } from './message-reader.js';
 import { RelayMachine } from './relay-machine.js';
 import type { SocketReads } from './socket-reads.js';
@@ -321,6 +322,7 @@ export class ClientSession {
 
   private async connect(info: SessionInfo, params: Record<string, string>): Promise<void> {
     const { credential, config } = info;
+    this.info = info;
     const conn = credential.connection;
     this.recorder = new SessionRecorder(
       this.ctx.publisher(),
@@ -424,8 +426,12 @@ export class ClientSession {
     this.ctx.metrics.liveSessions.inc();
     this.log.info({ connection: conn.name, subject: credential.claims.sub, tls: this.clientTls, upstreamTls: up.tls }, 'session started');
     this.startRelay();
+    // a config that arrived while this session was connecting upstream
+    const now = this.ctx.config();
+    if (now && now !== config) this.configChanged(now);
   }
 
+  private info: SessionInfo | null = null;
   private clientKey: { pid: number; secret: Buffer } | null = null;
   private hooks: SessionHooks | null = null;
 
@@ -860,6 +866,29 @@ export class ClientSession {
   recordingLost(): void {
     if (this.ended || this.recorder?.mode !== 'required') return;
     this.recordingFailed(new Error('disconnected from NATS'));
+  }
+
+  /**
+   * A config arrived after this session authenticated (the gateway calls this for every session; a
+   * session still connecting upstream reviews the newest one when it goes live). See reviewLiveSession.
+   */
+  configChanged(config: ActiveConfig): void {
+    const info = this.info;
+    if (this.ended || !info || !this.live) return;
+    const v = reviewLiveSession(
+      { tokenId: info.credential.claims.jti, connection: info.credential.connection.name, policy: info.policy, preparedStatements: this.machine?.preparedStatements ?? false },
+      config,
+    );
+    if (v.kind === 'keep') return;
+    if (v.kind === 'adopt') {
+      this.log.info({ policy: v.policy.name, from: info.policy?.version, to: v.policy.version }, 'session adopts the new version of its policy');
+      info.policy = v.policy;
+      return;
+    }
+    this.log.info({ reason: v.reason, revision: config.revision }, 'session ended by a config change');
+    this.ctx.metrics.sessionsEndedByConfig.inc({ reason: v.reason });
+    this.fatal(v.code, v.message);
+    this.endSession(v.reason);
   }
 
   /** Gateway shutdown. */

@@ -64,7 +64,7 @@ async function benchHooks(): Promise<SessionHooks> {
   const side = { query: async () => [['16390', 'public', 'customers']], describe: async () => null, close: () => {} } as unknown as SideConnection;
   const logger = { info: () => {}, warn: () => {}, error: () => {}, debug: () => {} } as unknown as Logger;
   return createPolicyHooks({
-    policy: { name: 'bench-masking', version: 1, document, engine: { evaluate: () => ({ action: 'allow', rule: null, reason: null }) }, masks: true },
+    policy: () => ({ name: 'bench-masking', version: 1, document, engine: { evaluate: () => ({ action: 'allow', rule: null, reason: null }) }, masks: true }),
     lib, maskingKey: Buffer.alloc(32, 1), side, logger,
   });
 }

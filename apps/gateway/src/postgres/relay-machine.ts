@@ -33,7 +33,7 @@ export interface RelayOutput {
 /** Session events the machine produces (the adapter signs and publishes them). */
 export interface RelayEvents {
   query(data: { sql: string; protocol: 'simple' | 'extended'; statement?: string; portal?: string }): void;
-  decision(data: { action: string; rule: string | null; reason: string | null; kinds?: string[]; cached?: boolean }): void;
+  decision(data: { action: string; rule: string | null; reason: string | null; kinds?: string[]; cached?: boolean; policyVersion?: number }): void;
   result(data: ResultEventData): void;
 }
 
@@ -116,6 +116,11 @@ export class RelayMachine {
   /** ReadyForQuery status of the upstream session ('I', 'T', 'E'). */
   txStatus = 'I';
   statements = 0;
+  /**
+   * Set once a named prepared statement (a named Parse, or SQL PREPARE) may exist upstream: its later
+   * executions are not decided again, so a session holding one cannot adopt a new policy version in place.
+   */
+  preparedStatements = false;
   step: UpstreamStep = UpstreamStep.Relay;
 
   /** Sync/Query messages forwarded: the batch the next forwarded message belongs to. */
@@ -257,8 +262,10 @@ export class RelayMachine {
     const decision: Parameters<RelayEvents['decision']>[0] = { action: v.action, rule: v.rule, reason: v.reason };
     if (v.kinds) decision.kinds = v.kinds;
     if (v.cached !== undefined) decision.cached = v.cached;
+    if (v.policyVersion !== undefined) decision.policyVersion = v.policyVersion;
     this.events.decision(decision);
     this.counters.decision(v.action);
+    if (v.action !== 'block' && ((kind === 'parse' && name !== '') || v.kinds?.includes('PREPARE'))) this.preparedStatements = true;
     if (v.action === 'allow') return this.forwardStatement(f, kind, stmt);
     if (v.action === 'require_approval') {
       if (!this.hooks.onApprovalRequired) {

@@ -1,0 +1,77 @@
+import { isDeepStrictEqual } from 'node:util';
+import type { ActiveConfig, ResolvedPolicy } from '../config/config-store.js';
+
+/** What a live session is, as far as a new config is concerned. */
+export interface LiveSessionFacts {
+  /** the gateway credential's id (`jti`) */
+  tokenId: string;
+  connection: string;
+  /** the policy the session applies now */
+  policy: ResolvedPolicy | null;
+  /** the session may hold named prepared statements, allowed once and executed later without a new decision */
+  preparedStatements: boolean;
+}
+
+/** What a new config means for one live session. */
+export type LiveConfigVerdict =
+  | { kind: 'keep' }
+  /** a newer version of the same policy whose masking and approval rules are unchanged: decide the next statements by it */
+  | { kind: 'adopt'; policy: ResolvedPolicy }
+  /** end the session: a FATAL ErrorResponse with `code`/`message`, session.end with `reason` */
+  | { kind: 'end'; code: string; message: string; reason: string };
+
+/** 57P01 admin_shutdown: what pg_terminate_backend gives, which pools and drivers know to reconnect after. */
+const ENDED = '57P01';
+
+/**
+ * Reviews a live session against a config that arrived after it started. A session must not outlive
+ * what allowed it: a revoked credential, a removed connection, or a policy the gateway no longer has
+ * ends it at once (fail closed). A new version of its policy is adopted in place when only guardrails
+ * (or dynamicSql) changed; when masking or approval rules changed the session ends, since its result
+ * plans and held statements follow the rules it began with, and so does a session holding prepared
+ * statements (their executions are not decided again).
+ */
+export function reviewLiveSession(s: LiveSessionFacts, config: ActiveConfig): LiveConfigVerdict {
+  if (config.revoked.has(s.tokenId)) {
+    return { kind: 'end', code: ENDED, message: 'terminating connection: the gateway credential of this session was revoked', reason: 'credential_revoked' };
+  }
+  const conn = config.connections.get(s.connection);
+  if (!conn) {
+    return { kind: 'end', code: ENDED, message: `terminating connection: connection "${s.connection}" was removed or disabled`, reason: 'connection_removed' };
+  }
+  const name = conn.policy ?? null;
+  const before = s.policy;
+  if (name !== (before?.name ?? null)) {
+    return {
+      kind: 'end', code: ENDED, reason: 'policy_changed',
+      message: `terminating connection: connection "${s.connection}" now uses ${name === null ? 'no policy' : `policy "${name}"`}; reconnect to continue under it`,
+    };
+  }
+  if (name === null || before === null) return { kind: 'keep' };
+  const next = config.policies.get(name);
+  if (!next) {
+    const why = config.brokenPolicies.get(name);
+    return {
+      kind: 'end', code: ENDED, reason: 'policy_unavailable',
+      message: `terminating connection: policy "${name}" is no longer available on this gateway${why ? ' (its new version is invalid)' : ''}`,
+    };
+  }
+  if (next === before || next.version === before.version) return { kind: 'keep' };
+  if (!sameSection(before.document, next.document, 'masking') || !sameSection(before.document, next.document, 'approval')) {
+    return {
+      kind: 'end', code: ENDED, reason: 'policy_changed',
+      message: `terminating connection: policy "${name}" changed its masking or approval rules (version ${before.version} → ${next.version}); reconnect to continue under them`,
+    };
+  }
+  if (s.preparedStatements) {
+    return {
+      kind: 'end', code: ENDED, reason: 'policy_changed',
+      message: `terminating connection: policy "${name}" changed (version ${before.version} → ${next.version}) and this session holds prepared statements the previous version allowed; reconnect to continue under the new one`,
+    };
+  }
+  return { kind: 'adopt', policy: next };
+}
+
+function sameSection(a: unknown, b: unknown, key: 'masking' | 'approval'): boolean {
+  return isDeepStrictEqual((a as Record<string, unknown> | null)?.[key] ?? null, (b as Record<string, unknown> | null)?.[key] ?? null);
+}
