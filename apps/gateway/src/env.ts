@@ -39,6 +39,11 @@ export const gatewayEnvSchema = z.object({
    * the C heap, returning what the burst left behind (see idle-compaction.ts); 0 turns it off
    */
   GATEWAY_IDLE_COMPACTION_MS: z.coerce.number().int().min(0).max(600_000).default(2000),
+  /**
+   * End a session when the gateway credential it was opened with expires (57P01). Off by default:
+   * a credential's expiry bounds when a session may start, as with Postgres passwords' VALID UNTIL
+   */
+  GATEWAY_END_SESSIONS_AT_EXPIRY: bool,
   REDIS_URL: z.string().default('redis://127.0.0.1:6379'),
   LOG_LEVEL: logLevelSchema.default('info'),
 }).refine((e) => !!e.GATEWAY_TLS_CERT === !!e.GATEWAY_TLS_KEY, {

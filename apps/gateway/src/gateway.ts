@@ -231,6 +231,7 @@ export class Gateway {
       tls: this.tls,
       allowPlaintext: this.env.GATEWAY_ALLOW_PLAINTEXT,
       fastLane: this.fastLane,
+      endAtExpiry: this.env.GATEWAY_END_SESSIONS_AT_EXPIRY,
       cancels: this.cancels,
       relayCancel: (pid, secret) => this.relayCancel(pid, secret),
       publisher: () => this.publisher,

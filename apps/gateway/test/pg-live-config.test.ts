@@ -180,3 +180,39 @@ describe('live sessions follow config changes', () => {
     }
   });
 });
+
+describe('credential expiry', () => {
+  let hx: Harness;
+  beforeAll(async () => {
+    hx = await startHarness({ env: { GATEWAY_END_SESSIONS_AT_EXPIRY: 'true' } });
+  });
+  afterAll(async () => {
+    await hx?.stop();
+  });
+
+  it('by default a session outlives its credential; with GATEWAY_END_SESSIONS_AT_EXPIRY it ends when the credential expires', async () => {
+    const outlivesToken = await h.credential({ expiresIn: '1s' });
+    const outlivesExp = (JSON.parse(Buffer.from(outlivesToken.split('.')[1]!, 'base64url').toString()) as { exp: number }).exp * 1000;
+    const outlives = await connect(outlivesToken);
+    const ends = new pg.Client(hx.clientConfig(await hx.credential({ expiresIn: '1s' })));
+    const endsErrors: pg.DatabaseError[] = [];
+    ends.on('error', (e) => endsErrors.push(e as pg.DatabaseError));
+    await ends.connect();
+    const stays = new pg.Client(hx.clientConfig(await hx.credential()));
+    await stays.connect();
+    try {
+      await waitFor(() => endsErrors.length > 0, 5000, 50);
+      expect(endsErrors[0]!.code).toBe('57P01');
+      expect(endsErrors[0]!.message).toMatch(/gateway credential of this session expired/);
+      expect((await stays.query('SELECT 1 AS n')).rows[0].n).toBe(1);
+      // on the default gateway, past the same kind of credential's expiry: the session is still there
+      await waitFor(() => Date.now() > outlivesExp + 100, 3000, 50);
+      expect((await outlives.c.query('SELECT 2 AS n')).rows[0].n).toBe(2);
+      expect(outlives.errors).toEqual([]);
+    } finally {
+      await outlives.c.end().catch(() => {});
+      await ends.end().catch(() => {});
+      await stays.end().catch(() => {});
+    }
+  });
+});

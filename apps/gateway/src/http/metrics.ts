@@ -86,9 +86,9 @@ export class GatewayMetrics {
     labelNames: ['kind'] as const,
     registers: [this.registry],
   });
-  readonly sessionsEndedByConfig = new Counter({
-    name: 'portcullis_gateway_sessions_ended_by_config_total',
-    help: 'Live sessions ended because a new config revoked their credential, removed their connection or changed their policy',
+  readonly sessionsTerminated = new Counter({
+    name: 'portcullis_gateway_sessions_terminated_total',
+    help: 'Live sessions the gateway ended on its own: a new config revoked their credential, removed their connection or changed their policy, or (GATEWAY_END_SESSIONS_AT_EXPIRY) their credential expired',
     labelNames: ['reason'] as const,
     registers: [this.registry],
   });

@@ -47,6 +47,8 @@ export interface SessionContext {
   allowPlaintext: boolean;
   /** relay plaintext sessions that mask nothing through the native fast lane (fast-lane.ts) */
   fastLane?: boolean;
+  /** end each session when its credential expires (GATEWAY_END_SESSIONS_AT_EXPIRY) */
+  endAtExpiry?: boolean;
   cancels: CancelRegistry;
   /** A CancelRequest for a key this gateway does not know: ask the pool's other gateways. */
   relayCancel(pid: number, secret: Buffer): void;
@@ -429,6 +431,23 @@ export class ClientSession {
     // a config that arrived while this session was connecting upstream
     const now = this.ctx.config();
     if (now && now !== config) this.configChanged(now);
+    if (this.ctx.endAtExpiry && credential.expiresAt !== null) this.endAtExpiry(credential.expiresAt);
+  }
+
+  private expiryTimer: NodeJS.Timeout | null = null;
+
+  private endAtExpiry(expiresAt: number): void {
+    // setTimeout holds at most ~24.8 days: a longer wait is taken in steps
+    const wait = Math.min(expiresAt - Date.now(), 2 ** 31 - 1);
+    this.expiryTimer = setTimeout(() => {
+      if (this.ended) return;
+      if (Date.now() < expiresAt) return this.endAtExpiry(expiresAt);
+      this.log.info('session ended: its credential expired');
+      this.ctx.metrics.sessionsTerminated.inc({ reason: 'credential_expired' });
+      this.fatal('57P01', 'terminating connection: the gateway credential of this session expired');
+      this.endSession('credential_expired');
+    }, Math.max(0, wait));
+    this.expiryTimer.unref();
   }
 
   private info: SessionInfo | null = null;
@@ -823,6 +842,7 @@ export class ClientSession {
     if (this.lane) this.replayLane(this.lane.take());
     this.ended = true;
     this.aborter.abort();
+    if (this.expiryTimer) clearTimeout(this.expiryTimer);
     if (this.cancelPid !== null) this.ctx.cancels.unregister(this.cancelPid);
     try {
       this.hooks?.close?.();
@@ -886,7 +906,7 @@ export class ClientSession {
       return;
     }
     this.log.info({ reason: v.reason, revision: config.revision }, 'session ended by a config change');
-    this.ctx.metrics.sessionsEndedByConfig.inc({ reason: v.reason });
+    this.ctx.metrics.sessionsTerminated.inc({ reason: v.reason });
     this.fatal(v.code, v.message);
     this.endSession(v.reason);
   }
