@@ -142,6 +142,13 @@ describe('policy enforcement', () => {
       expect(text).not.toMatch(/ada@example\.com/);
       expect(text).not.toMatch(/4111 1111 1111 1111/);
       expect(text).toMatch(/Ada/);
+      // CSV with a header: the header as Postgres wrote it, the covered columns masked, the rest exact
+      const csv: Buffer[] = [];
+      await pipeline(
+        c.query(copyStreams.to('COPY (SELECT * FROM customers ORDER BY id) TO STDOUT WITH (FORMAT csv, HEADER)')),
+        new Writable({ write(chunk, _e, cb) { csv.push(chunk); cb(); } }),
+      );
+      expect(Buffer.concat(csv).toString()).toBe('id,name,email,card_number,salary\n1,Ada,a**@example.com,[REDACTED],**3456\n2,Bob,b**@example.org,none,*\n');
     } finally {
       await c.end();
     }

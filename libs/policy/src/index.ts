@@ -13,3 +13,8 @@ export {
 } from './masking.js';
 export { BUILTIN_DETECTOR_NAMES, luhnValid, ibanChecksumValid } from './detectors.js';
 export { TYPE_NAMES } from './pg-types.js';
+export {
+  CopyLineCodec, DEFAULT_COPY_FORMAT, copyFormatProblem, isDefaultCopyFormat,
+  type CopyFormat, type CopyTextFormat, type CopyCsvFormat, type CopyLine,
+} from './copy-format.js';
+export { parseCopyToFormat, type CopyToFormat } from './copy-options.js';

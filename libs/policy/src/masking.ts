@@ -1,4 +1,5 @@
 import { createHmac, createSecretKey, type KeyObject } from 'node:crypto';
+import { CopyLineCodec, copyDecode, copyEncode, isDefaultCopyFormat, type CopyFormat } from './copy-format.js';
 import { BUILTIN_DETECTORS, anyMayMatch, findAll, textFacts, FACT, type Detector, type Finding, type TextFacts } from './detectors.js';
 import { MaskingError } from './errors.js';
 import {
@@ -77,6 +78,15 @@ export interface MaskingPlan {
   maskRow(values: (Buffer | null)[]): { values: (Buffer | string | null)[]; changed: number };
   /** Masks one COPY … TO STDOUT text-format line (tab-separated, \N null, backslash escapes). */
   maskCopyLine(line: Buffer): Buffer;
+  /**
+   * The line masker of one `COPY … TO STDOUT` in `format` (text with any delimiter and NULL string,
+   * or CSV): call it once per CopyData message, in order — with HEADER the first line is the header,
+   * which must name the plan's columns and passes as it came. Returns the line itself when nothing
+   * in it changed. Throws MaskingError for a format it cannot read exactly (see copyFormatProblem)
+   * and for a line that does not fit the format or the plan (wrong column count…).
+   * The default format gets maskCopyLine.
+   */
+  copyLineMasker(format: CopyFormat): (line: Buffer) => Buffer;
   maskedColumns: string[];
   stats(): { values: number; byRule: Record<string, number> };
   /** values masked so far: stats().values without copying the per-rule counts (read per COPY line) */
@@ -112,7 +122,7 @@ interface CompiledMasking {
   all: { detectors: Detector[]; ruleOf: Map<string, CompiledRule> } | null;
 }
 
-function splitName(text: string): string[] {
+export function splitName(text: string): string[] {
   const parts: string[] = [];
   let cur = '';
   let quoted = false;
@@ -615,46 +625,6 @@ function maskBinaryArray(buf: Buffer, maskElement: (b: Buffer) => Buffer | null 
   return out;
 }
 
-// ---- COPY text format (https://www.postgresql.org/docs/current/sql-copy.html, "Text Format") ----
-
-/** The bytes a COPY text field stands for (the field itself when it has no backslash). */
-function copyDecode(field: Buffer): Buffer {
-  if (field.indexOf(92) < 0) return field;
-  const out: number[] = [];
-  for (let i = 0; i < field.length; i++) {
-    const c = field[i];
-    if (c !== 92 || i + 1 >= field.length) { out.push(c); continue; }
-    const n = field[++i];
-    switch (n) {
-      case 98: out.push(8); break; // \b
-      case 102: out.push(12); break; // \f
-      case 110: out.push(10); break; // \n
-      case 114: out.push(13); break; // \r
-      case 116: out.push(9); break; // \t
-      case 118: out.push(11); break; // \v
-      case 120: { // \xH or \xHH
-        let v = 0; let k = 0;
-        while (k < 2 && i + 1 < field.length && /[0-9a-fA-F]/.test(String.fromCharCode(field[i + 1]))) { v = v * 16 + parseInt(String.fromCharCode(field[++i]), 16); k++; }
-        if (k === 0) out.push(120); else out.push(v & 0xff);
-        break;
-      }
-      default:
-        if (n >= 48 && n <= 55) { // \o, \oo, \ooo
-          let v = n - 48; let k = 1;
-          while (k < 3 && i + 1 < field.length && field[i + 1] >= 48 && field[i + 1] <= 55) { v = v * 8 + (field[++i] - 48); k++; }
-          out.push(v & 0xff);
-        } else out.push(n);
-    }
-  }
-  return Buffer.from(out);
-}
-
-const COPY_ESCAPES: Record<string, string> = { '\\': '\\\\', '\n': '\\n', '\r': '\\r', '\t': '\\t', '\b': '\\b', '\f': '\\f', '\v': '\\v' };
-
-function copyEncode(s: string): string {
-  return s.replace(/[\\\n\r\t\b\f\v]/g, (c) => COPY_ESCAPES[c]);
-}
-
 // How maskDataRow treats a column, decided once per plan. The value-independent strategies (null,
 // redact) and the ones with a byte-level fast path (partial, hash of plain text) skip the generic
 // path; JSON columns under a rule and binary jsonb/arrays take it (maskBuffer on a view of the value).
@@ -736,7 +706,8 @@ class Plan implements MaskingPlan {
 
   constructor(
     private readonly columns: ColumnPlan[],
-    private readonly fieldCount: number,
+    /** every column of the result, masked or not, in order */
+    private readonly names: readonly string[],
     private readonly hasher: Hasher,
     private readonly ruleNames: string[],
   ) {
@@ -895,8 +866,8 @@ class Plan implements MaskingPlan {
       if (line[i] === 9) { fields.push(line.subarray(start, i)); start = i + 1; }
     }
     fields.push(line.subarray(start, end));
-    if (fields.length !== this.fieldCount) {
-      throw new MaskingError(`COPY line has ${fields.length} columns, the masking plan expects ${this.fieldCount}`);
+    if (fields.length !== this.names.length) {
+      throw new MaskingError(`COPY line has ${fields.length} columns, the masking plan expects ${this.names.length}`);
     }
     let changed = false;
     for (const c of this.columns) {
@@ -914,6 +885,46 @@ class Plan implements MaskingPlan {
     if (newline) parts.push(NEWLINE);
     return Buffer.concat(parts);
   }
+
+  copyLineMasker(format: CopyFormat): (line: Buffer) => Buffer {
+    if (isDefaultCopyFormat(format)) return (line) => this.maskCopyLine(line);
+    const codec = new CopyLineCodec(format, this.names);
+    let header = format.header;
+    return (line) => {
+      if (!header) return this.maskCopyFields(codec, line);
+      // The server sends the header as the first message. Checked, not assumed: were it a data row
+      // (a HEADER the server read differently), it would pass unmasked.
+      header = false;
+      const { fields } = codec.split(line);
+      if (fields.length !== this.names.length || fields.some((f, i) => codec.decode(f).toString('utf8') !== this.names[i])) {
+        throw new MaskingError('the first line of a COPY with HEADER is not the header of its columns');
+      }
+      return line;
+    };
+  }
+
+  private maskCopyFields(codec: CopyLineCodec, line: Buffer): Buffer {
+    // \. alone is the old end-of-data marker, not a row (a value \. is sent as \\.), as in maskCopyLine
+    if (codec.format.format === 'text' && line.length <= 3 && line[0] === 92 && line[1] === 46 && (line.length === 2 || line[2] === 10)) return line;
+    const split = codec.split(line);
+    const fields = split.fields;
+    if (fields.length !== this.names.length) {
+      throw new MaskingError(`COPY line has ${fields.length} columns, the masking plan expects ${this.names.length}`);
+    }
+    let changed = false;
+    for (const c of this.columns) {
+      const f = fields[c.index];
+      // A text-format NULL string is not escaped by the server: a value equal to it reads as NULL
+      // here as it would in COPY FROM (see the policy README, "COPY").
+      if (codec.isNull(f)) continue;
+      const s = this.maskBytes(c, codec.decode(f), 0, c.json);
+      if (s === undefined) continue;
+      fields[c.index] = s === null ? codec.nullField : codec.encode(s, c.index);
+      this.masked++;
+      changed = true;
+    }
+    return changed ? codec.join(split) : line;
+  }
 }
 
 const TAB = Buffer.from('\t');
@@ -927,7 +938,7 @@ export function createMaskingPlan(doc: PolicyDocument, fields: ResultField[], op
   const draft = draftPlan(doc, fields);
   if (draft.refusal) return { kind: 'refuse', reason: draft.refusal };
   if (draft.columns.length === 0) return null;
-  return new Plan(draft.columns, fields.length, hasherFor(opts.hmacKey), draft.ruleNames);
+  return new Plan(draft.columns, fields.map((f) => f.name), hasherFor(opts.hmacKey), draft.ruleNames);
 }
 
 /** JSON-able description of the plan: which rule covers which column, which detectors run where. */

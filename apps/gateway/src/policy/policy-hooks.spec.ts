@@ -2,7 +2,7 @@ import { DataRowView, DataRowWriter, decodeDataRow, encodeDataRow } from '@portc
 import { describe, expect, it } from 'vitest';
 import type { Logger } from '../logger.js';
 import type { SideConnection } from '../postgres/side-connection.js';
-import { createPolicyHooks, isDefaultTextCopy, parseCopyTo } from './policy-hooks.js';
+import { createPolicyHooks, parseCopyTo } from './policy-hooks.js';
 import type { PolicyLib } from './policy-lib.js';
 
 describe('parseCopyTo', () => {
@@ -18,23 +18,6 @@ describe('parseCopyTo', () => {
     { name: 'not first', sql: 'select 1; COPY t TO STDOUT', expected: null },
   ])('$name', ({ sql, expected }) => {
     expect(parseCopyTo(sql)).toEqual(expected);
-  });
-});
-
-describe('isDefaultTextCopy', () => {
-  it.each([
-    { options: '', expected: true },
-    { options: '(FORMAT text)', expected: true },
-    { options: "WITH ( format 'text' )", expected: true },
-    { options: '(FORMAT csv)', expected: false },
-    { options: 'csv', expected: false },
-    { options: "(DELIMITER ',')", expected: false },
-    { options: '(FORMAT text, DELIMITER \'|\')', expected: false },
-    { options: "(ENCODING 'LATIN1')", expected: false },
-    { options: 'binary', expected: false },
-    { options: '-- comment', expected: false },
-  ])('$options → $expected', ({ options, expected }) => {
-    expect(isDefaultTextCopy(options)).toBe(expected);
   });
 });
 
@@ -60,6 +43,40 @@ describe('createPolicyHooks masking (real policy library)', () => {
     expect(r.changed).toBe(2);
     const clean = Buffer.from('\\N\torder 4111111111111112, 2024-01-15\n');
     expect(h.onCopyData(plan.masker, clean)).toEqual({ line: clean, changed: 0 });
+  });
+
+  it('CSV with HEADER: each COPY gets its own line masker, whose first line is the header', async () => {
+    const h = await hooks();
+    for (let run = 0; run < 2; run++) {
+      const plan = await h.onCopyOut({ format: 0, columnFormats: [0, 0], sql: 'COPY t TO STDOUT WITH (FORMAT csv, HEADER)' });
+      if (!plan || plan.kind !== 'mask') throw new Error(`expected a masking plan, got ${JSON.stringify(plan)}`);
+      const header = Buffer.from('email,note\n');
+      expect(h.onCopyData(plan.masker, header)).toEqual({ line: header, changed: 0 });
+      const r = h.onCopyData(plan.masker, Buffer.from('bob@example.com,"card 4111111111111111, ssn 123-45-6789"\n'));
+      expect(r.line.toString()).toBe('b**@example.com,"card [REDACTED], ssn [REDACTED]"\n');
+      expect(r.changed).toBe(2);
+    }
+  });
+
+  it('text with a custom delimiter (legacy syntax)', async () => {
+    const h = await hooks();
+    const plan = await h.onCopyOut({ format: 0, columnFormats: [0, 0], sql: "COPY (select email, note from t) TO STDOUT DELIMITER '|' NULL ''" });
+    if (!plan || plan.kind !== 'mask') throw new Error(`expected a masking plan, got ${JSON.stringify(plan)}`);
+    expect(h.onCopyData(plan.masker, Buffer.from('|a\\|b 4111111111111111\n')).line.toString()).toBe('|a\\|b [REDACTED]\n');
+    expect(() => h.onCopyData(plan.masker, Buffer.from('one field only\n'))).toThrow(/expects 2/);
+  });
+
+  it.each([
+    { name: 'binary on the wire', format: 1, sql: 'COPY t TO STDOUT (FORMAT binary)', reason: /binary COPY of masked columns is refused/ },
+    { name: 'a non-UTF-8 encoding', format: 0, sql: "COPY t TO STDOUT (FORMAT csv, ENCODING 'LATIN1')", reason: /COPY TO is refused where masking applies: ENCODING 'LATIN1'/ },
+    { name: 'a COPY FROM option', format: 0, sql: 'COPY t TO STDOUT (FORMAT csv, FORCE_NOT_NULL (email))', reason: /FORCE_NOT_NULL is not a COPY TO option/ },
+    { name: 'another statement after it', format: 0, sql: 'COPY t TO STDOUT (FORMAT csv); SELECT 1', reason: /only statement/ },
+    { name: 'FORCE_QUOTE of a column it does not send', format: 0, sql: 'COPY t TO STDOUT (FORMAT csv, FORCE_QUOTE (nope))', reason: /format options do not fit its columns/ },
+  ])('refuses COPY TO with $name where masking applies', async ({ format, sql, reason }) => {
+    const h = await hooks();
+    const plan = await h.onCopyOut({ format, columnFormats: [format, format], sql });
+    expect(plan?.kind).toBe('refuse');
+    expect(plan && plan.kind === 'refuse' ? plan.reason : '').toMatch(reason);
   });
 
   it('DataRow: masked values are written into the new row, the rest copied as they came', async () => {

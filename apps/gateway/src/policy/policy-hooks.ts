@@ -76,6 +76,8 @@ export function createPolicyHooks(opts: PolicyHooksOptions): SessionHooks & { cl
   // statements gets the same layouts again (every Execute of a prepared statement), so plans are
   // kept per layout for the session instead of being rebuilt per result.
   const plans = new Map<string, RowPlan>();
+  /** the library plan behind a cached masker, for COPY (which gets a line masker of its own format) */
+  const planOf = new WeakMap<RowMasker, MaskingPlanLike>();
   const plan = (fields: ResultField[]): RowPlan => {
     let key = '';
     for (const f of fields) key += `${f.name}\0${f.tableOid}\0${f.columnAttr}\0${f.typeOid}\0${f.format}\0${f.table ?? ''}\x01`;
@@ -96,7 +98,9 @@ export function createPolicyHooks(opts: PolicyHooksOptions): SessionHooks & { cl
     }
     if (!p) return null;
     if ('kind' in p && p.kind === 'refuse') return { kind: 'refuse', reason: `result refused by masking policy: ${p.reason}` };
-    return { kind: 'mask', masker: wrapPlan(p as MaskingPlanLike, fields) };
+    const masker = wrapPlan(p as MaskingPlanLike, fields);
+    planOf.set(masker, p as MaskingPlanLike);
+    return { kind: 'mask', masker };
   };
 
   // The layout of the previous result and its plan: a session mostly runs the same statement again
@@ -131,15 +135,34 @@ export function createPolicyHooks(opts: PolicyHooksOptions): SessionHooks & { cl
     const format = info.format;
     const withFormat = fields.map((f) => ({ ...f, format }));
     await resolveTables(withFormat.map((f) => f.tableOid));
-    const p = plan(toFields(withFormat));
-    if (p && p.kind === 'mask' && format !== 0) return { kind: 'refuse', reason: 'binary COPY of masked columns is refused' };
-    // The masker parses the default text format. CSV (or a custom DELIMITER, QUOTE, ENCODING...) is
-    // also "format 0" on the wire, but there a tab in the data is not escaped, so the masker would
-    // split the columns in the wrong places and a masked value could pass in the clear: refuse.
-    if (p && p.kind === 'mask' && !isDefaultTextCopy(copy!.options)) {
-      return { kind: 'refuse', reason: 'COPY TO with options (CSV, DELIMITER, ENCODING...) is refused where masking applies: the gateway masks the default text format only' };
+    const resultFields = toFields(withFormat);
+    const p = plan(resultFields);
+    if (!p || p.kind !== 'mask') return p;
+    if (format !== 0) return { kind: 'refuse', reason: 'binary COPY of masked columns is refused' };
+    // CSV and the text format with options are "format 0" on the wire too: the statement says how
+    // the lines are written. Read as the default text format, CSV (where a tab is not escaped) would
+    // be split in the wrong places and a masked value could pass in the clear; so the options are
+    // read from the statement's parse tree and whatever cannot be read exactly is refused.
+    const refused = (why: string): RowPlan => ({ kind: 'refuse', reason: `COPY TO is refused where masking applies: ${why}` });
+    let parsed: ReturnType<PolicyLib['parseCopyToFormat']>;
+    try {
+      parsed = lib.parseCopyToFormat(info.sql!);
+    } catch (err) {
+      logger.error({ err: (err as Error).message }, 'cannot read the COPY options');
+      return refused('the gateway could not read its options');
     }
-    return p;
+    if (parsed.kind === 'refuse') return refused(parsed.reason);
+    const libPlan = planOf.get(p.masker);
+    if (!libPlan) return refused('the gateway could not build a masking plan for it');
+    let maskLine: (line: Buffer) => Buffer;
+    try {
+      maskLine = libPlan.copyLineMasker(parsed.format);
+    } catch (err) {
+      logger.info({ err: (err as Error).message }, 'cannot mask this COPY format');
+      return refused('its format options do not fit its columns');
+    }
+    // a masker per COPY: with HEADER, its first line is the header
+    return { kind: 'mask', masker: wrapPlan(libPlan, resultFields, maskLine) };
   };
 
   return {
@@ -165,7 +188,7 @@ function sameLayout(a: RowField[], b: RowField[]): boolean {
   return true;
 }
 
-function wrapPlan(p: MaskingPlanLike, fields: ResultField[]): RowMasker {
+function wrapPlan(p: MaskingPlanLike, fields: ResultField[], maskLine: (line: Buffer) => unknown = (line) => p.maskCopyLine(line)): RowMasker {
   const columns = (p.maskedColumns ?? []).map((c) => {
     if (typeof c === 'string') return c;
     if (typeof c === 'number') return fields[c]?.name ?? String(c);
@@ -178,7 +201,7 @@ function wrapPlan(p: MaskingPlanLike, fields: ResultField[]): RowMasker {
     maskDataRow: (row, out) => p.maskDataRow(row, out),
     maskCopyLine: (line) => {
       const before = maskedSoFar();
-      const r = p.maskCopyLine(line) as unknown;
+      const r = maskLine(line);
       if (r && typeof r === 'object' && 'line' in (r as object)) {
         const o = r as { line: Buffer | string; changed: number };
         return { line: o.line, changed: o.changed };
@@ -206,6 +229,8 @@ export function copySource(sql: string): string | null {
  * `COPY ... TO STDOUT <options>` split into the query its columns come from (see copySource) and
  * the text after `TO STDOUT` (options, trimmed). The subquery match is greedy, so `options` is what
  * follows the last `) TO STDOUT`: anything cleverer leaves a source that does not describe (refused).
+ * The output format the masker reads is not taken from this text but from the statement's parse
+ * tree (@portcullis/policy parseCopyToFormat).
  */
 export function parseCopyTo(sql: string): { source: string; options: string } | null {
   const s = sql.trim().replace(/;\s*$/, '');
@@ -214,9 +239,4 @@ export function parseCopyTo(sql: string): { source: string; options: string } | 
   const tbl = /^copy\s+((?:"[^"]+"|[\w$]+)(?:\s*\.\s*(?:"[^"]+"|[\w$]+))?)\s*(?:\(([^)]*)\))?\s*to\s+stdout\b/i.exec(s);
   if (tbl) return { source: `SELECT ${tbl[2]?.trim() || '*'} FROM ${tbl[1]}`, options: s.slice(tbl[0].length).trim() };
   return null;
-}
-
-/** No COPY options but (at most) `[WITH] (FORMAT text)`: the output is the text format the masker reads. */
-export function isDefaultTextCopy(options: string): boolean {
-  return /^(?:(?:with\s*)?\(\s*format\s+(?:text|'text'|"text")\s*\))?$/i.test(options.trim());
 }

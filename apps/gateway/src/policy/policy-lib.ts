@@ -22,10 +22,17 @@ export interface MaskingPlanLike {
   /** replaced values go to `out`; returns how many (see RowMasker.maskDataRow) */
   maskDataRow(row: DataRowView, out: DataRowWriter): number;
   maskCopyLine(line: Buffer | string): unknown;
+  /** the masker of one COPY's lines in a format parseCopyToFormat gave (stateful: a HEADER line comes first) */
+  copyLineMasker(format: CopyFormatLike): (line: Buffer) => Buffer;
   readonly maskedColumns: readonly unknown[];
   stats?(): { values: number };
   /** values masked so far, read before and after each COPY line (cheaper than stats()) */
   readonly maskedValues?: number;
+}
+
+/** A COPY TO output format as @portcullis/policy describes it (opaque here: handed back to the plan). */
+export interface CopyFormatLike {
+  readonly format: string;
 }
 
 export interface PolicyLib {
@@ -33,6 +40,8 @@ export interface PolicyLib {
   parsePolicyDocument(doc: unknown): unknown;
   PolicyEngine: new (doc: unknown, opts: { revision: number }) => PolicyEngineLike;
   createMaskingPlan(doc: unknown, fields: ResultField[], opts: { hmacKey: Buffer }): MaskingPlanLike | { kind: 'refuse'; reason: string } | null;
+  /** the output format of a `COPY … TO STDOUT` statement, or why it cannot be masked */
+  parseCopyToFormat(sql: string): { kind: 'format'; format: CopyFormatLike } | { kind: 'refuse'; reason: string };
 }
 
 let loaded: Promise<PolicyLib> | null = null;
