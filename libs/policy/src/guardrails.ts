@@ -1,4 +1,6 @@
 import type { Action, Guardrail, PolicyDocument } from './policy-document.js';
+import type { ColumnFlow } from './column-flows.js';
+import { splitName } from './masking.js';
 import { analyzeSql, type Analysis, type QualifiedName, type StatementUnit } from './sql-analyzer.js';
 import { kindMatches } from './statement-kinds.js';
 
@@ -32,10 +34,19 @@ interface CompiledRule {
   copy: 'program' | 'file' | 'any' | undefined;
 }
 
+/** A column a masking rule names (`col`, `table.col`, `schema.table.col`), lower-cased. */
+interface MaskedColumn {
+  rule: string;
+  column: string;
+  table: QualifiedName | null;
+}
+
 export interface CompiledPolicy {
   rules: CompiledRule[];
   dynamicSql: Action;
   maxStatementBytes: number;
+  /** columns of masking rules: they may leave only as plain result columns (column-flows.ts) */
+  maskedColumns: MaskedColumn[];
 }
 
 const SEVERITY: Record<Action, number> = { allow: 0, require_approval: 1, block: 2 };
@@ -85,6 +96,13 @@ export function compilePolicy(doc: PolicyDocument, maxStatementBytes?: number): 
     rules: (doc.guardrails ?? []).map(compileRule),
     dynamicSql: doc.dynamicSql ?? 'block',
     maxStatementBytes: maxStatementBytes ?? doc.maxStatementBytes ?? DEFAULT_MAX_STATEMENT_BYTES,
+    maskedColumns: (doc.masking ?? []).flatMap((r) =>
+      (r.columns ?? []).map((c) => {
+        const parts = splitName(c);
+        const table = parts.length >= 2 ? { schema: parts.length >= 3 ? parts[parts.length - 3]! : null, name: parts[parts.length - 2]! } : null;
+        return { rule: r.name, column: parts[parts.length - 1]!, table };
+      }),
+    ),
   };
   if (maxStatementBytes === undefined) compiledCache.set(doc, compiled);
   return compiled;
@@ -159,6 +177,10 @@ export function decide(analysis: Analysis, policy: CompiledPolicy): Verdict {
       if (m) consider(r.action, r.name, r.reason ?? describe(m));
     }
   }
+  if (analysis.flows.length && policy.maskedColumns.length) {
+    const leak = maskedFlow(analysis, policy.maskedColumns);
+    if (leak) consider('block', leak.masked.rule, flowReason(leak.flow, leak.masked));
+  }
   for (const d of analysis.dynamic) consider(policy.dynamicSql, 'dynamicSql', d);
   if (analysis.parseError) {
     consider(analysis.parseError.crashed ? 'block' : policy.dynamicSql, 'parse-error', analysis.parseError.reason);
@@ -168,6 +190,60 @@ export function decide(analysis: Analysis, policy: CompiledPolicy): Verdict {
     // a parse error may come from a literal's value (an out-of-range number, a bad escape): never share it
     shareable: !analysis.literalDependent && analysis.parseError === null,
   };
+}
+
+/**
+ * The masked column a flow names, if any. An unqualified reference counts when a table the
+ * statement names could hold the column (or it names none); a whole row or `*` counts for every
+ * masked column of its table (every one, when the table is unknown).
+ */
+function maskedBy(f: ColumnFlow, masked: MaskedColumn[], tables: QualifiedName[]): MaskedColumn | null {
+  for (const m of masked) {
+    if (f.column !== '*' && f.column !== m.column) continue;
+    if (m.table === null) return m;
+    if (f.relation !== null) {
+      if (nameMatches(m.table, f.relation)) return m;
+      continue;
+    }
+    if (tables.length === 0 || tables.some((t) => nameMatches(m.table!, t))) return m;
+  }
+  return null;
+}
+
+/**
+ * The first flow that lets a masked column out other than as a plain result column. Names a masked
+ * column goes on under (subquery and CTE aliases, alias column lists) are masked too, by name.
+ */
+function maskedFlow(analysis: Analysis, masked: MaskedColumn[]): { flow: ColumnFlow; masked: MaskedColumn } | null {
+  const tables = analysis.units.flatMap((u) => u.tables);
+  let all = masked;
+  const renames = analysis.flows.filter((f) => f.how === 'rename');
+  for (let grew = renames.length > 0; grew; ) {
+    grew = false;
+    for (const f of renames) {
+      if (all.some((m) => m.table === null && m.column === f.as)) continue;
+      const m = maskedBy(f, all, tables);
+      if (m) {
+        all = [...all, { rule: m.rule, column: f.as!, table: null }];
+        grew = true;
+      }
+    }
+  }
+  for (const f of analysis.flows) {
+    if (f.how === 'rename') continue;
+    const m = maskedBy(f, all, tables);
+    if (m) return { flow: f, masked: m };
+  }
+  return null;
+}
+
+function flowReason(f: ColumnFlow, m: MaskedColumn): string {
+  const col = m.table ? `${show(m.table)}.${m.column}` : m.column;
+  const how =
+    f.how === 'copy' ? 'it may not be copied into a table, view, variable or routine'
+      : 'it may not be used inside an expression (function, cast, operator, aggregate, row value)';
+  const what = f.column === '*' ? `a whole-row reference${f.relation ? ` to ${show(f.relation)}` : ''} would carry column ${col}` : `column ${col}`;
+  return `${what}, masked by rule ${m.rule}, can be read only as a plain column of a result: ${how}`;
 }
 
 /** Byte length of `sql` if it is over `limit`, else -1; avoids encoding the text in the common case. */
@@ -194,5 +270,5 @@ export function evaluateUncached(sql: string, policy: CompiledPolicy): Verdict {
   }
   const big = oversize(sql, policy.maxStatementBytes);
   if (big >= 0) return { decision: tooLargeDecision(big, policy.maxStatementBytes), shareable: false };
-  return decide(analyzeSql(sql), policy);
+  return decide(analyzeSql(sql, { columnFlows: policy.maskedColumns.length > 0 }), policy);
 }

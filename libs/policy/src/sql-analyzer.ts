@@ -1,4 +1,5 @@
 import { parsePlPgSQLSync, parseSync, scanSync } from 'libpg-query';
+import { columnFlows, type ColumnFlow } from './column-flows.js';
 import { SqlAnalysisError } from './errors.js';
 import { isStatementNode, statementKind } from './statement-kinds.js';
 import { isUnbounded } from './where-analysis.js';
@@ -38,6 +39,8 @@ export interface Analysis {
   parseError: { reason: string; crashed: boolean } | null;
   /** the result depends on a literal's value: texts differing only in literals may not share it */
   literalDependent: boolean;
+  /** column values let out other than as plain result columns (only when asked for: column-flows.ts) */
+  flows: ColumnFlow[];
 }
 
 const MAX_NESTED_SQL = 8;
@@ -101,6 +104,10 @@ const RELATION_OBJECTS = new Set(['OBJECT_TABLE', 'OBJECT_VIEW', 'OBJECT_MATVIEW
 class Analyzer {
   readonly units: StatementUnit[] = [];
   readonly dynamic: string[] = [];
+  readonly flows: ColumnFlow[] = [];
+
+  constructor(private readonly wantFlows: boolean) {}
+
   parseError: Analysis['parseError'] = null;
   literalDependent = false;
   /** PL/pgSQL variables of the block being analysed */
@@ -133,6 +140,8 @@ class Analyzer {
     const stmts = (tree.stmts as Node[] | undefined) ?? [];
     for (const raw of stmts) {
       this.walk(raw.stmt, null, false, nesting, 0);
+      // in a routine body, a DO block or a string another statement runs, every reference is a copy
+      if (this.wantFlows) this.flows.push(...columnFlows(raw.stmt, nesting > 0 || this.plVars !== undefined));
       // CREATE FUNCTION / PROCEDURE is only ever a statement of its own, never nested in another
       const fn = only(raw.stmt);
       if (fn && fn[0] === 'CreateFunctionStmt') this.functionBody(fn[1], () => statementText(sql, raw), nesting);
@@ -561,8 +570,8 @@ function statementText(sql: string, raw: Node): string {
 }
 
 /** Analyses a SQL text; never throws (failures become `parseError`). */
-export function analyzeSql(sql: string): Analysis & { crash: SqlAnalysisError | null } {
-  const a = new Analyzer();
+export function analyzeSql(sql: string, opts: { columnFlows?: boolean } = {}): Analysis & { crash: SqlAnalysisError | null } {
+  const a = new Analyzer(opts.columnFlows === true);
   try {
     a.text(sql, 0);
   } catch (err) {
@@ -575,5 +584,5 @@ export function analyzeSql(sql: string): Analysis & { crash: SqlAnalysisError | 
       a.crash = new SqlAnalysisError('SQL analysis failed', { cause: err });
     }
   }
-  return { units: a.units, dynamic: a.dynamic, parseError: a.parseError, literalDependent: a.literalDependent, crash: a.crash };
+  return { units: a.units, dynamic: a.dynamic, parseError: a.parseError, literalDependent: a.literalDependent, flows: a.flows, crash: a.crash };
 }
