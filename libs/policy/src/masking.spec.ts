@@ -152,6 +152,20 @@ describe('strategies', () => {
     expect(p.maskedValues).toBe(4);
   });
 
+  it('a column renamed by the query is still the table column the caller resolved it to', () => {
+    const renamed = (name: string, column: string, table: string): ResultField => ({ ...field(name, 25, 0, table), column });
+    const p = plan(
+      [
+        { name: 'ssn', columns: ['people.ssn'], strategy: 'redact', token: '<ssn>' },
+        { name: 'emails', columns: ['email'], strategy: 'partial' },
+      ],
+      [renamed('x', 'ssn', 'public.people'), renamed('contact', 'email', 'public.people'), renamed('ssn', 'ssn', 'public.other'), renamed('email', 'note', 'public.people')],
+    );
+    const r = p.maskRow(row('123-45-6789', 'bob@example.com', '987-65-4321', 'bob@example.org'));
+    // x is people.ssn; contact is email; ssn of another table is not people.ssn; a column labelled email is masked by name too
+    expect(text(r.values)).toEqual(['<ssn>', 'b**@example.com', '987-65-4321', 'b**@example.org']);
+  });
+
   it('returns the same array when nothing changed', () => {
     const p = contractPlan();
     const values = row('1', 'Bob', 'nothing to see');

@@ -30,6 +30,11 @@ export interface ResultField {
   format: 0 | 1;
   /** `schema.table` when the caller resolved tableOid */
   table?: string;
+  /**
+   * The table column this result column is (from tableOid/columnAttr), when the caller resolved it and
+   * the query named it otherwise (`SELECT ssn AS x`): column rules match either name.
+   */
+  column?: string;
 }
 
 export interface MaskingOptions {
@@ -191,7 +196,7 @@ function typeNameOf(oid: number): string {
 
 function selectorMatches(sel: string[], f: ResultField): boolean {
   const col = sel[sel.length - 1];
-  if (f.name.toLowerCase() !== col) return false;
+  if (f.name.toLowerCase() !== col && f.column?.toLowerCase() !== col) return false;
   if (sel.length === 1) return true;
   // table unknown (not resolved, or a computed column): match on the name alone — mask rather than leak
   if (!f.table) return true;

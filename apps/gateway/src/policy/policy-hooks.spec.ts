@@ -107,3 +107,33 @@ describe('createPolicyHooks masking (real policy library)', () => {
     expect(h.onRowDescription([field('email', 1), field('note', 2)])).toBe(a);
   });
 });
+
+describe('createPolicyHooks: result columns are the table columns the server names', () => {
+  const field = (name: string, tableOid: number, attr: number) => ({ name, tableOid, columnAttr: attr, typeOid: 25, typeSize: -1, typeModifier: -1, format: 0 as const });
+  const setup = async (query: () => Promise<string[][]>) => {
+    const lib = (await import('@portcullis/policy')) as unknown as PolicyLib;
+    const document = lib.parsePolicyDocument({ name: 'm', masking: [{ name: 'ssns', columns: ['people.ssn'], strategy: 'redact' }] });
+    const side = { query, describe: async () => null, close: () => {} } as unknown as SideConnection;
+    const logger = { info: () => {}, warn: () => {}, error: () => {}, debug: () => {} } as unknown as Logger;
+    return createPolicyHooks({ policy: () => ({ name: 'm', version: 1, document, engine: { evaluate: () => ({ action: 'allow', rule: null, reason: null }) }, masks: true }), lib, maskingKey: Buffer.alloc(32, 1), side, logger });
+  };
+
+  it('an aliased column is masked by the rule of the column it is', async () => {
+    const h = await setup(async () => [['16400', 'public', 'people', '1', 'id'], ['16400', 'public', 'people', '2', 'ssn']]);
+    const plan = await h.onRowDescription([field('who', 16400, 1), field('x', 16400, 2)]);
+    if (!plan || plan.kind !== 'mask') throw new Error(`expected a masking plan, got ${JSON.stringify(plan)}`);
+    expect(plan.masker.columns).toEqual(['x']);
+  });
+
+  it('with column rules, a result whose tables cannot be looked up is withheld, and looked up again next time', async () => {
+    let fail = true;
+    const h = await setup(async () => {
+      if (fail) throw new Error('side connection refused');
+      return [['16400', 'public', 'people', '2', 'ssn']];
+    });
+    const fields = [field('x', 16400, 2)];
+    expect(await h.onRowDescription(fields)).toMatchObject({ kind: 'refuse', reason: expect.stringMatching(/could not look up which table columns/) });
+    fail = false;
+    expect(await h.onRowDescription(fields)).toMatchObject({ kind: 'mask' });
+  });
+});

@@ -25,15 +25,17 @@ const MAX_CACHED_PLANS = 64;
  * The default SessionHooks: decisions from the connection's PolicyEngine, masking plans from
  * createMaskingPlan. Fails closed: an engine that throws blocks, a plan that cannot be built refuses.
  *
- * Table names: RowDescription gives table OIDs only. They are resolved to `schema.table` through the
- * session's side connection (one query per new OID, cached for the session) so table-qualified
- * masking rules apply; if that lookup fails, `table` is left out and column-name rules and
- * detectors still apply.
+ * Tables and columns: RowDescription gives a column's table OID and attribute number only. They are
+ * resolved to `schema.table` and the table's column name through the session's side connection (one
+ * query per new OID, cached for the session), so table-qualified rules apply and a renamed column is
+ * still the column a rule names. If that lookup fails and the policy has column rules, the result is
+ * withheld (and the lookup tried again for the next one).
  */
 export function createPolicyHooks(opts: PolicyHooksOptions): SessionHooks & { close(): void } {
   const { lib, maskingKey, side, logger } = opts;
   const started = opts.policy();
-  const tableNames = new Map<number, string | null>();
+  /** table OID → `schema.table` and its column names by attribute number; null when the OID is not a table */
+  const tables = new Map<number, { name: string; columns: Map<number, string> } | null>();
 
   const evaluate = (stmt: StatementInfo): Verdict => {
     try {
@@ -49,28 +51,48 @@ export function createPolicyHooks(opts: PolicyHooksOptions): SessionHooks & { cl
     }
   };
 
+  // Column rules name table columns; a result column is the table column the server says it is
+  // (RowDescription's table OID and attribute number), whatever the query called it: `SELECT ssn AS x`
+  // and `SELECT x FROM (SELECT ssn AS x …) s` still come from ssn. What a rule cannot see that way
+  // (expressions, copies) the policy refuses before the statement runs (libs/policy column-flows.ts).
+  const columnRules = ((started.document as { masking?: { columns?: unknown[] }[] }).masking ?? []).some((r) => (r.columns?.length ?? 0) > 0);
   const resolveTables = async (oids: number[]): Promise<void> => {
-    const missing = [...new Set(oids)].filter((o) => o !== 0 && !tableNames.has(o));
+    const missing = [...new Set(oids)].filter((o) => o !== 0 && !tables.has(o));
     if (missing.length === 0) return;
     try {
       const rows = await side.query(
-        `SELECT c.oid::text, n.nspname, c.relname FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = ANY('{${missing.join(',')}}'::oid[])`,
+        `SELECT c.oid::text, n.nspname, c.relname, a.attnum::text, a.attname FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace LEFT JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 WHERE c.oid = ANY('{${missing.join(',')}}'::oid[])`,
       );
-      for (const o of missing) tableNames.set(o, null);
-      for (const [oid, nsp, rel] of rows) if (oid && nsp && rel) tableNames.set(Number(oid), `${nsp}.${rel}`);
+      for (const o of missing) tables.set(o, null);
+      for (const [oid, nsp, rel, attnum, attname] of rows) {
+        if (!oid || !nsp || !rel) continue;
+        let t = tables.get(Number(oid));
+        if (!t) tables.set(Number(oid), (t = { name: `${nsp}.${rel}`, columns: new Map() }));
+        if (attnum && attname) t.columns.set(Number(attnum), attname);
+      }
     } catch (err) {
-      logger.warn({ err: (err as Error).message }, 'cannot resolve table names; masking by column names and detectors only');
-      for (const o of missing) tableNames.set(o, null);
+      // not remembered: the next result asks again
+      logger.warn({ err: (err as Error).message }, 'cannot resolve the tables of a result');
     }
   };
 
   const toFields = (fields: RowField[]): ResultField[] =>
     fields.map((f) => {
-      const table = tableNames.get(f.tableOid);
+      const t = tables.get(f.tableOid);
       const r: ResultField = { name: f.name, tableOid: f.tableOid, columnAttr: f.columnAttr, typeOid: f.typeOid, format: f.format };
-      if (table) r.table = table;
+      if (t) {
+        r.table = t.name;
+        const column = t.columns.get(f.columnAttr);
+        if (column !== undefined && column !== f.name) r.column = column;
+      }
       return r;
     });
+
+  /** Fail closed: with column rules, a result whose columns' tables could not be looked up is withheld. */
+  const unresolved = (fields: RowField[]): RowPlan =>
+    columnRules && fields.some((f) => f.tableOid !== 0 && !tables.has(f.tableOid))
+      ? { kind: 'refuse', reason: 'result refused by masking policy: the gateway could not look up which table columns it comes from, so its column rules cannot be applied' }
+      : null;
 
   // A plan depends only on the policy, the key and the row layout: an application re-running its
   // statements gets the same layouts again (every Execute of a prepared statement), so plans are
@@ -113,11 +135,13 @@ export function createPolicyHooks(opts: PolicyHooksOptions): SessionHooks & { cl
     lastPlan = p;
     return p;
   };
+  // a refusal for want of a lookup is not remembered: the next result looks up again
+  const planFor = (fields: RowField[]): RowPlan => unresolved(fields) ?? remember(fields, plan(toFields(fields)));
   const onRowDescription = (fields: RowField[]): RowPlan | Promise<RowPlan> => {
     if (lastFields !== null && sameLayout(fields, lastFields)) return lastPlan;
-    const needLookup = fields.some((f) => f.tableOid !== 0 && !tableNames.has(f.tableOid));
-    if (!needLookup) return remember(fields, plan(toFields(fields)));
-    return resolveTables(fields.map((f) => f.tableOid)).then(() => remember(fields, plan(toFields(fields))));
+    const needLookup = fields.some((f) => f.tableOid !== 0 && !tables.has(f.tableOid));
+    if (!needLookup) return planFor(fields);
+    return resolveTables(fields.map((f) => f.tableOid)).then(() => planFor(fields));
   };
 
   const onCopyOut = async (info: { format: number; columnFormats: number[]; sql: string | null }): Promise<RowPlan> => {
@@ -135,6 +159,8 @@ export function createPolicyHooks(opts: PolicyHooksOptions): SessionHooks & { cl
     const format = info.format;
     const withFormat = fields.map((f) => ({ ...f, format }));
     await resolveTables(withFormat.map((f) => f.tableOid));
+    const lookupFailed = unresolved(withFormat);
+    if (lookupFailed) return lookupFailed;
     const resultFields = toFields(withFormat);
     const p = plan(resultFields);
     if (!p || p.kind !== 'mask') return p;

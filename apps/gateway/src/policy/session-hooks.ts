@@ -39,6 +39,8 @@ export interface ResultField {
   format: number;
   /** `schema.table` when the relay could resolve tableOid; absent otherwise */
   table?: string;
+  /** the table column it is (tableOid/columnAttr), when resolved and named otherwise in the query */
+  column?: string;
 }
 
 /** How the rows of one result are rewritten. */

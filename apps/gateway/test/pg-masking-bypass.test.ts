@@ -1,0 +1,92 @@
+import pg from 'pg';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startHarness, type Harness } from './support/harness.js';
+import { killAllPrograms, runProgram } from './support/run-program.js';
+
+/**
+ * What a user tries first against a masking proxy, with psql and the pg driver: rename the column,
+ * wrap it in a subquery or an alias list, compute something from it, take the whole row, copy it
+ * into a table. Column rules alone here (no detector to catch what they miss): renamed columns are
+ * masked by their origin (the table column the server says they are), the rest is refused.
+ */
+
+const policy = {
+  name: 'default',
+  guardrails: [],
+  dynamicSql: 'block',
+  masking: [
+    { name: 'ssns', columns: ['ssn'], strategy: 'redact' },
+    { name: 'cards', columns: ['customers.card_number'], strategy: 'partial' },
+  ],
+};
+const SSN = '123-45-6789';
+const CARD = '4111 1111 1111 1111';
+
+let h: Harness;
+beforeAll(async () => {
+  h = await startHarness({
+    connection: { policy: 'default' },
+    policies: [{ name: 'default', version: 1, document: policy }],
+    setupSql: `CREATE TABLE customers (id int primary key, name text, ssn text, card_number text);
+      INSERT INTO customers VALUES (1, 'Ada', '${SSN}', '${CARD}');`,
+  });
+});
+afterAll(async () => {
+  killAllPrograms();
+  await h?.stop();
+});
+
+async function psql(sql: string) {
+  const token = await h.credential();
+  return runProgram('psql', ['-X', '-A', '-t', '-F', '|', '-v', 'ON_ERROR_STOP=1', '-v', 'VERBOSITY=verbose', '-d', h.connectionUri(token, 'target'), '-c', sql]);
+}
+
+describe('masking holds against renaming', () => {
+  it.each([
+    ['an alias', 'SELECT ssn AS x, card_number AS cc FROM customers'],
+    ['a subquery alias', 'SELECT x, cc FROM (SELECT ssn AS x, card_number AS cc FROM customers) s'],
+    ['a CTE column list', 'WITH w(x, cc) AS (SELECT ssn, card_number FROM customers) SELECT x, cc FROM w'],
+    ['a table alias column list', 'SELECT x, cc FROM customers AS c(i, n, x, cc)'],
+  ])('psql: %s still gets masked values', async (_name, sql) => {
+    const r = await psql(sql);
+    expect(r.stderr).toBe('');
+    expect(r.stdout.trim()).toBe('[REDACTED]|**** **** **** 1111');
+    expect(r.stdout).not.toContain(SSN);
+  });
+
+  it('pg driver, extended protocol: an aliased column is masked too', async () => {
+    const c = new pg.Client(h.clientConfig(await h.credential()));
+    await c.connect();
+    try {
+      const r = await c.query('SELECT ssn AS tax_id, name AS who FROM customers WHERE id = $1', [1]);
+      expect(r.rows).toEqual([{ tax_id: '[REDACTED]', who: 'Ada' }]);
+    } finally {
+      await c.end();
+    }
+  });
+});
+
+describe('masked columns cannot be computed on, taken as a whole row or copied', () => {
+  it.each([
+    ['a function over it', 'SELECT upper(ssn) FROM customers', 'ssns'],
+    ['a concatenation', "SELECT ssn || '' FROM customers", 'ssns'],
+    ['the whole row as JSON', 'SELECT row_to_json(c) FROM customers c', 'ssns'],
+    ['an expression over a renamed column', 'SELECT upper(x) FROM (SELECT card_number AS x FROM customers) s', 'cards'],
+    ['a copy into a new table', 'CREATE TABLE leak AS SELECT ssn FROM customers', 'ssns'],
+    ['a copy into another column', 'UPDATE customers SET name = ssn', 'ssns'],
+  ])('psql: %s is refused by the gateway (42501, the masking rule), and nothing changed', async (_name, sql, rule) => {
+    const r = await psql(sql);
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toMatch(/ERROR:\s+42501:/);
+    expect(r.stderr).toContain(`masked by rule ${rule}`);
+    expect(r.stdout).not.toContain(SSN);
+    const row = (await h.targetQuery('SELECT name, to_regclass($1) IS NULL AS no_leak_table FROM customers', ['leak'])).rows[0];
+    expect(row).toEqual({ name: 'Ada', no_leak_table: true });
+  });
+
+  it('filters on a masked column and plain reads still work', async () => {
+    const r = await psql(`SELECT id, ssn FROM customers WHERE ssn = '${SSN}' ORDER BY ssn`);
+    expect(r.stderr).toBe('');
+    expect(r.stdout.trim()).toBe('1|[REDACTED]');
+  });
+});
