@@ -118,13 +118,17 @@ describe('authentication', () => {
     await expectRefused(await h.credential({ cn: 'nowhere' }), '3D000', /does not exist/, 'nowhere');
   });
 
-  it('revocation in a new snapshot applies without restart; live sessions keep going, new ones are refused', async () => {
+  it('revocation in a new snapshot applies without restart: the live session is ended (57P01), new ones are refused', async () => {
     const token = await h.credential({ jti: 'revoke-me' });
     const live = await connectWith(token);
+    const errors: pg.DatabaseError[] = [];
+    live.on('error', (e) => errors.push(e as pg.DatabaseError));
     await h.putSnapshot({ revokedTokenIds: ['revoke-me'] });
     await expectRefused(token, '28P01', /revoked/);
-    expect((await live.query('select 1 as n')).rows[0].n).toBe(1);
-    await live.end();
+    await waitFor(() => errors.length > 0, 5000);
+    expect(errors[0]?.code).toBe('57P01');
+    await expect(live.query('select 1 as n')).rejects.toThrow();
+    await live.end().catch(() => {});
     await h.putSnapshot({ revokedTokenIds: [] });
   });
 
