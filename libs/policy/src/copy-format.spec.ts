@@ -5,6 +5,8 @@ import { MaskingError } from './errors.js';
 import { createMaskingPlan, type MaskingPlan, type ResultField } from './masking.js';
 import { parsePolicyDocument } from './policy-document.js';
 import { initPolicyEngine } from './policy-engine.js';
+// the protocol package's seeded PRNG (a test-support file, not built): one generator for every spec
+import { prng } from '../../protocol/src/postgres/prng.test-support.js';
 
 const key = Buffer.alloc(32, 7);
 const TOKEN = '[hidden|"n/a", see policy]';
@@ -198,17 +200,6 @@ const FORMATS: { name: string; format: CopyFormat; columns: number }[] = [
 // pieces of values: every character some format treats specially, and plain ones
 const SPECIAL = [',', ';', '|', '"', "'", '\\', '\n', '\r', '\t', '\b', '\v', '\f', '\x01', ' ', '.', '-', '\\.', '€', '✓', '💡', ''];
 const PLAIN = ['a', 'Z', '7', 'ü', 'NULL', 'N', 'x1'];
-
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** Random rows of `columns` values (some NULL) built from `pieces`. */
 function rows(seed: number, count: number, columns: number, pieces: string[]): (string | null)[][] {

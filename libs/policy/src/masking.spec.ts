@@ -5,6 +5,8 @@ import { luhnValid, ibanChecksumValid } from './detectors.js';
 import { createMaskingPlan, explainMaskingPlan, maskText, partialMask, type MaskingPlan, type ResultField } from './masking.js';
 import { parsePolicyDocument } from './policy-document.js';
 import { contractPolicy } from './test-fixtures.js';
+// the protocol package's seeded PRNG (a test-support file, not built): one generator for every spec
+import { prng } from '../../protocol/src/postgres/prng.test-support.js';
 
 const key = Buffer.alloc(32, 7);
 const all = parsePolicyDocument({
@@ -375,17 +377,6 @@ describe('hash strategy cache', () => {
     expect(p.maskRow([Buffer.from(long), null]).values[0]!.toString()).toBe(hmac(long, k));
   });
 });
-
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 // maskDataRow (the relay's path: the row read in place, replaced values written into a new row)
 // must give exactly what maskRow on the decoded values gives, re-encoded: same bytes, same count of
