@@ -101,6 +101,10 @@ describe('policies e2e: JSON and YAML documents, versions, evaluate, snapshot', 
     expect(sel.body.decision.action).toBe('allow');
     const del = await api.http.post(`/v1/policies/${p1}/evaluate`).set('Authorization', api.admin).send({ command: 'DELETE FROM t' });
     expect(del.body.decision).toMatchObject({ action: 'require_approval', rule: 'bulk-writes' });
+    // a masked column inside an expression: the dry run refuses it as the gateway would, naming the masking rule
+    const derived = await api.http.post(`/v1/policies/${p1}/evaluate`).set('Authorization', api.admin).send({ command: 'SELECT lower(email) FROM customers' });
+    expect(derived.body.decision).toMatchObject({ action: 'block', rule: 'emails' });
+    expect(derived.body.decision.reason).toMatch(/can be read only as a plain column/);
     const missing = await api.http.post(`/v1/policies/nope-${api.suffix}/evaluate`).set('Authorization', api.admin).send({ command: 'SELECT 1' });
     expect(missing.status).toBe(404);
     expect(missing.body.error.message).toContain(`nope-${api.suffix}`);
