@@ -1,3 +1,4 @@
+import { SqlAnalysisError } from './errors.js';
 import type { QualifiedName } from './sql-analyzer.js';
 
 /**
@@ -58,6 +59,12 @@ function list(v: unknown): unknown[] {
 
 const MAX_DEPTH = 4000;
 
+/** Past MAX_DEPTH the walk stops with an error (the analysis then fails closed), never with a shorter list. */
+function tooDeep(depth: number): boolean {
+  if (depth > MAX_DEPTH) throw new SqlAnalysisError('statement nested too deeply to trace its columns');
+  return false;
+}
+
 /**
  * What a FROM item name stands for, when a whole row of it (`t`, `t.*`) is let out: a table's
  * every column; the columns a subquery or CTE exposes (its result columns that are plain references);
@@ -81,7 +88,7 @@ class FlowFinder {
   }
 
   private collectNames(v: unknown, depth: number): void {
-    if (v === null || typeof v !== 'object' || depth > MAX_DEPTH) return;
+    if (v === null || typeof v !== 'object' || tooDeep(depth)) return;
     if (Array.isArray(v)) {
       for (const x of v) this.collectNames(x, depth + 1);
       return;
@@ -201,7 +208,7 @@ class FlowFinder {
 
   /** Every reference inside an expression whose value is let out. */
   private expression(v: unknown, how: FlowKind, depth: number): void {
-    if (v === null || typeof v !== 'object' || depth > MAX_DEPTH) return;
+    if (v === null || typeof v !== 'object' || tooDeep(depth)) return;
     if (Array.isArray(v)) {
       for (const x of v) this.expression(x, how, depth + 1);
       return;
@@ -222,7 +229,7 @@ class FlowFinder {
   /** A statement, as the top level of a text (or, `strict`, inside a routine body or another string). */
   statement(stmt: unknown, ctx: 'top' | 'strict', depth = 0): void {
     const e = only(stmt);
-    if (!e || depth > MAX_DEPTH) return;
+    if (!e || tooDeep(depth)) return;
     const [type, s] = e;
     const how: FlowKind = ctx === 'strict' ? 'copy' : 'expression';
     switch (type) {
@@ -318,7 +325,7 @@ class FlowFinder {
    */
   private select(node: unknown, ctx: Ctx, how: FlowKind, depth: number, arm: Arm = null, renameTo: string[] | null = null): void {
     const s = only(node)?.[1];
-    if (!s || depth > MAX_DEPTH || ctx === 'filter') return;
+    if (!s || tooDeep(depth) || ctx === 'filter') return;
     this.ctes(s.withClause, ctx, how, depth);
     if (s.op && s.op !== 'SETOP_NONE') {
       this.select(s.larg === undefined ? undefined : { SelectStmt: s.larg }, ctx, how, depth + 1, arm === 'other' ? 'other' : 'left', renameTo);
@@ -385,7 +392,7 @@ class FlowFinder {
     if (ctx === 'filter') return;
     for (const item of list(items)) {
       const e = only(item);
-      if (!e || depth > MAX_DEPTH) continue;
+      if (!e || tooDeep(depth)) continue;
       const [type, n] = e;
       const renameTo = names((n.alias as Node | undefined)?.colnames);
       switch (type) {
