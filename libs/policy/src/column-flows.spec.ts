@@ -79,6 +79,12 @@ const rows: [string, string, string, string | null][] = [
   ['view', 'CREATE VIEW v AS SELECT ssn FROM customers', B, SSN],
   ['SQL function body', "CREATE FUNCTION f() RETURNS text LANGUAGE sql AS 'SELECT ssn FROM customers'", B, SSN],
   ['DO block into a variable', "DO $$ DECLARE v text; BEGIN SELECT ssn INTO v FROM customers; RAISE NOTICE '%', v; END $$", B, SSN],
+  ['ON CONFLICT DO UPDATE SET another column', "INSERT INTO customers (id) VALUES (1) ON CONFLICT (id) DO UPDATE SET notes = customers.ssn", B, SSN],
+  ['COPY of the table to a program', "COPY customers TO PROGRAM 'cat > /tmp/x'", B, SSN],
+  ['COPY of the column list to a server file', "COPY customers (id, ssn) TO '/tmp/x'", B, SSN],
+  ['COPY of other columns to a server file', "COPY customers (id, name) TO '/tmp/x'", A, null],
+  ['COPY of the table to the client (masked there)', 'COPY customers TO STDOUT', A, null],
+  ['COPY into the table from a file', "COPY customers FROM '/tmp/x'", A, null],
   ['COPY of the column to a server file', "COPY (SELECT ssn FROM customers) TO '/tmp/x'", B, SSN],
   // table-qualified rules
   ['qualified rule, its table', 'SELECT upper(card_number) FROM customers', B, CARD],

@@ -239,6 +239,8 @@ class FlowFinder {
       case 'InsertStmt':
         this.ctes(s.withClause, ctx, how, depth);
         this.select(s.selectStmt, 'strict', 'copy', depth + 1);
+        // ON CONFLICT DO UPDATE SET col = …: assignments like UPDATE's
+        this.assignments((s.onConflictClause as Node | undefined)?.targetList, depth);
         this.returning(s, ctx, how, depth);
         return;
       case 'UpdateStmt':
@@ -271,7 +273,13 @@ class FlowFinder {
       case 'CopyStmt': {
         // COPY (query) TO STDOUT is a result like any other; to a file or program it is a copy
         const toClient = s.filename === undefined && !s.is_program;
-        this.statement(s.query, toClient ? ctx : 'strict', depth + 1);
+        if (s.query !== undefined) this.statement(s.query, toClient ? ctx : 'strict', depth + 1);
+        else if (!toClient && !s.is_from && s.relation) {
+          // COPY table [(cols)] TO a server file or program: a copy of those columns (every one without a list)
+          const rel = tableOf(s.relation as Node);
+          const cols = names(s.attlist);
+          for (const c of cols ?? ['*']) this.add(c, rel, 'copy');
+        }
         return;
       }
       case 'ExplainStmt': // EXPLAIN ANALYZE runs it; a plain EXPLAIN is counted the same way (fail closed)
