@@ -431,7 +431,7 @@ export class ClientSession {
     // a config that arrived while this session was connecting upstream
     const now = this.ctx.config();
     if (now && now !== config) this.configChanged(now);
-    if (this.ctx.endAtExpiry && credential.expiresAt !== null) this.endAtExpiry(credential.expiresAt);
+    if (!this.ended && this.ctx.endAtExpiry && credential.expiresAt !== null) this.endAtExpiry(credential.expiresAt);
   }
 
   private expiryTimer: NodeJS.Timeout | null = null;
@@ -442,10 +442,7 @@ export class ClientSession {
     this.expiryTimer = setTimeout(() => {
       if (this.ended) return;
       if (Date.now() < expiresAt) return this.endAtExpiry(expiresAt);
-      this.log.info('session ended: its credential expired');
-      this.ctx.metrics.sessionsTerminated.inc({ reason: 'credential_expired' });
-      this.fatal('57P01', 'terminating connection: the gateway credential of this session expired');
-      this.endSession('credential_expired');
+      this.terminate('57P01', 'terminating connection: the gateway credential of this session expired', 'credential_expired');
     }, Math.max(0, wait));
     this.expiryTimer.unref();
   }
@@ -905,10 +902,15 @@ export class ClientSession {
       info.policy = v.policy;
       return;
     }
-    this.log.info({ reason: v.reason, revision: config.revision }, 'session ended by a config change');
-    this.ctx.metrics.sessionsTerminated.inc({ reason: v.reason });
-    this.fatal(v.code, v.message);
-    this.endSession(v.reason);
+    this.terminate(v.code, v.message, v.reason);
+  }
+
+  /** The gateway ends a live session on its own: the client gets a FATAL, session.end says why. */
+  private terminate(code: string, message: string, reason: string): void {
+    this.log.info({ reason }, 'session terminated by the gateway');
+    this.ctx.metrics.sessionsTerminated.inc({ reason });
+    this.fatal(code, message);
+    this.endSession(reason);
   }
 
   /** Gateway shutdown. */
