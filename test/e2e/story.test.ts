@@ -197,14 +197,26 @@ describe('the Portcullis story, end to end', () => {
       expect((await direct.query('SELECT count(*)::int AS n FROM customers')).rows[0].n).toBe(0);
       send(`SELECT 1 AS still_alive;`);
       await out.waitFor(/still_alive/, 10_000, mark);
-      send('\\q');
-      await new Promise((r) => psql.once('exit', r));
+
+      // 8. An admin revokes the gateway credential over REST: the live session ends at once (57P01);
+      //    psql learns it at its next command, and cannot reconnect with the revoked credential.
+      const jti = (JSON.parse(Buffer.from(String(cred.json.token).split('.')[1]!, 'base64url').toString()) as { jti: string }).jti;
+      expect((await rest('POST', '/v1/auth/revoke', bootstrap, { jti })).status).toBeLessThan(300);
+      mark = out.text.length;
+      psql.stdin.on('error', () => {}); // psql may exit while a probe is on its way
+      for (let i = 0; i < 60 && !/credential of this session was revoked/.test(out.text.slice(mark)) && psql.exitCode === null; i++) {
+        send(`SELECT 'probe' AS probe;`);
+        await new Promise((r) => setTimeout(r, 300));
+      }
+      await out.waitFor(/FATAL:\s+terminating connection: the gateway credential of this session was revoked/, 10_000, mark);
+      if (psql.exitCode === null) send('\\q');
+      if (psql.exitCode === null) await new Promise((r) => psql.once('exit', r));
     } finally {
       if (psql.exitCode === null) psql.kill();
       await direct.end();
     }
 
-    // 8. The session's events verify (the recorder persists them asynchronously).
+    // 9. The session's events verify (the recorder persists them asynchronously).
     let session: any;
     for (let i = 0; i < 100 && !session?.endedAt; i++) {
       const list = await rest('GET', `/v1/sessions?identity=${encodeURIComponent('agent:demo')}`, bootstrap);
@@ -221,7 +233,7 @@ describe('the Portcullis story, end to end', () => {
     expect(types[0]).toBe('session.start');
     expect(types).toEqual(expect.arrayContaining(['query', 'decision', 'result', 'approval.requested', 'approval.decided', 'session.end']));
 
-    // 9. The audit export, JSONL and OCSF: everything above, incl. the approval and the policy in force.
+    // 10. The audit export, JSONL and OCSF: everything above, incl. the approval and the policy in force.
     const pull = async (format: string) => {
       let cursor = '';
       let body = '';
@@ -244,6 +256,7 @@ describe('the Portcullis story, end to end', () => {
     const blocked = mine.find((e) => e.type === 'decision' && e.data.action === 'block');
     expect(blocked.data.rule).toBe('no-destructive-ddl');
     expect(mine.find((e) => e.type === 'approval.decided').data).toMatchObject({ approvalId: expect.any(String), status: 'approved' });
+    expect(mine.find((e) => e.type === 'session.end').data.reason).toBe('credential_revoked');
     const start = mine.find((e) => e.type === 'session.start');
     expect(start.data.policy).toBe('default');
     expect(start.data.policyVersion).toBeGreaterThanOrEqual(1);
