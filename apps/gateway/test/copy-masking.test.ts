@@ -36,6 +36,8 @@ beforeAll(async () => {
         (1, 'Ada, "the Countess"', 'ada@example.com', '4111 1111 1111 1111', E'line one\\nline two, card 4111111111111111', 's3cr3t', 123456),
         (2, 'Bob|Robert', 'bob@example.org', 'none', 'card|4111111111111111', NULL, 7),
         (3, '', NULL, '', E'tab\\there \\\\ backslash', '', NULL);
+      CREATE TABLE accounts (id int, email text, domain text GENERATED ALWAYS AS (split_part(email, '@', 2)) STORED, note text);
+      INSERT INTO accounts (id, email, note) VALUES (1, 'ada@example.com', 'vip');
       CREATE TABLE symbols (id int, sym text);
       INSERT INTO symbols VALUES (1, ','), (2, '"'), (3, ''), (4, NULL), (5, E'\\n'), (6, E'\\r\\n'), (7, '\\.'), (8, '\\'),
         (9, '|'), (10, E'\\t'), (11, ' '), (12, ';'), (13, ''''), (14, '€ ✓'), (15, '-'), (16, E', "\\n'), (17, '""'), (18, E'\\\\.');`,
@@ -121,6 +123,18 @@ describe('psql \\copy … TO through the gateway: CSV and text with options are 
     const r = await viaGateway('\\copy (SELECT id, email, salary FROM customers ORDER BY id) TO STDOUT CSV HEADER FORCE QUOTE *');
     expect(r.code, r.stderr).toBe(0);
     expect(r.stdout).toBe('id,email,salary\n"1","a**@example.com","**3456"\n"2","b**@example.org","*"\n"3",,\n');
+  });
+
+  it('a table with a generated column: COPY leaves it out, and so does the masking plan', async () => {
+    expect((await direct('\\copy accounts TO STDOUT')).stdout).toBe('1\tada@example.com\tvip\n');
+    for (const [sql, out] of [
+      ['\\copy accounts TO STDOUT', '1\ta**@example.com\tvip\n'],
+      ['\\copy accounts TO STDOUT WITH (FORMAT csv, HEADER)', 'id,email,note\n1,a**@example.com,vip\n'],
+    ]) {
+      const r = await viaGateway(sql!);
+      expect(r.stderr).toBe('');
+      expect(r.stdout).toBe(out);
+    }
   });
 
   it.each([

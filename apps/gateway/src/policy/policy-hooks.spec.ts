@@ -12,8 +12,8 @@ describe('parseCopyTo', () => {
     { name: 'options hiding a fake end: the source does not parse', sql: `COPY (select email from t) TO STDOUT (format csv, null ') to stdout')`, expected: { source: `select email from t) TO STDOUT (format csv, null '`, options: `')` } },
     { name: 'psql \\copy with csv', sql: 'COPY  ( select 1 ) TO STDOUT with (format csv, header)', expected: { source: ' select 1 ', options: 'with (format csv, header)' } },
     { name: 'pg_dump data', sql: 'COPY public.people (id, name) TO stdout;', expected: { source: 'SELECT id, name FROM public.people', options: '' } },
-    { name: 'legacy CSV keyword', sql: 'copy t to stdout csv header', expected: { source: 'SELECT * FROM t', options: 'csv header' } },
-    { name: 'quoted table', sql: 'COPY "Odd"."T" TO STDOUT', expected: { source: 'SELECT * FROM "Odd"."T"', options: '' } },
+    { name: 'legacy CSV keyword', sql: 'copy t to stdout csv header', expected: { source: 'SELECT * FROM t', options: 'csv header', wholeTable: true } },
+    { name: 'quoted table', sql: 'COPY "Odd"."T" TO STDOUT', expected: { source: 'SELECT * FROM "Odd"."T"', options: '', wholeTable: true } },
     { name: 'COPY FROM', sql: 'COPY t FROM STDIN', expected: null },
     { name: 'not first', sql: 'select 1; COPY t TO STDOUT', expected: null },
   ])('$name', ({ sql, expected }) => {

@@ -34,8 +34,11 @@ const MAX_CACHED_PLANS = 64;
 export function createPolicyHooks(opts: PolicyHooksOptions): SessionHooks & { close(): void } {
   const { lib, maskingKey, side, logger } = opts;
   const started = opts.policy();
-  /** table OID → `schema.table` and its column names by attribute number; null when the OID is not a table */
-  const tables = new Map<number, { name: string; columns: Map<number, string> } | null>();
+  /**
+   * table OID → `schema.table`, its column names by attribute number and its generated columns (which
+   * `COPY table TO` leaves out); null when the OID is not a table
+   */
+  const tables = new Map<number, { name: string; columns: Map<number, string>; generated: Set<number> } | null>();
 
   const evaluate = (stmt: StatementInfo): Verdict => {
     try {
@@ -61,14 +64,15 @@ export function createPolicyHooks(opts: PolicyHooksOptions): SessionHooks & { cl
     if (missing.length === 0) return;
     try {
       const rows = await side.query(
-        `SELECT c.oid::text, n.nspname, c.relname, a.attnum::text, a.attname FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace LEFT JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 WHERE c.oid = ANY('{${missing.join(',')}}'::oid[])`,
+        `SELECT c.oid::text, n.nspname, c.relname, a.attnum::text, a.attname, a.attgenerated::text FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace LEFT JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 WHERE c.oid = ANY('{${missing.join(',')}}'::oid[])`,
       );
       for (const o of missing) tables.set(o, null);
-      for (const [oid, nsp, rel, attnum, attname] of rows) {
+      for (const [oid, nsp, rel, attnum, attname, generated] of rows) {
         if (!oid || !nsp || !rel) continue;
         let t = tables.get(Number(oid));
-        if (!t) tables.set(Number(oid), (t = { name: `${nsp}.${rel}`, columns: new Map() }));
+        if (!t) tables.set(Number(oid), (t = { name: `${nsp}.${rel}`, columns: new Map(), generated: new Set() }));
         if (attnum && attname) t.columns.set(Number(attnum), attname);
+        if (attnum && generated) t.generated.add(Number(attnum));
       }
     } catch (err) {
       // not remembered: the next result asks again
@@ -157,10 +161,13 @@ export function createPolicyHooks(opts: PolicyHooksOptions): SessionHooks & { cl
     }
     if (!fields) return null;
     const format = info.format;
-    const withFormat = fields.map((f) => ({ ...f, format }));
+    let withFormat = fields.map((f) => ({ ...f, format }));
     await resolveTables(withFormat.map((f) => f.tableOid));
     const lookupFailed = unresolved(withFormat);
     if (lookupFailed) return lookupFailed;
+    // `COPY table TO` without a column list writes every column but the generated ones; its source
+    // (`SELECT * FROM table`) has them all
+    if (copy!.wholeTable) withFormat = withFormat.filter((f) => !tables.get(f.tableOid)?.generated.has(f.columnAttr));
     const resultFields = toFields(withFormat);
     const p = plan(resultFields);
     if (!p || p.kind !== 'mask') return p;
@@ -258,11 +265,14 @@ export function copySource(sql: string): string | null {
  * The output format the masker reads is not taken from this text but from the statement's parse
  * tree (@portcullis/policy parseCopyToFormat).
  */
-export function parseCopyTo(sql: string): { source: string; options: string } | null {
+export function parseCopyTo(sql: string): { source: string; options: string; wholeTable?: true } | null {
   const s = sql.trim().replace(/;\s*$/, '');
   const sub = /^copy\s*\(([\s\S]*)\)\s*to\s+stdout\b/i.exec(s);
   if (sub) return { source: sub[1], options: s.slice(sub[0].length).trim() };
   const tbl = /^copy\s+((?:"[^"]+"|[\w$]+)(?:\s*\.\s*(?:"[^"]+"|[\w$]+))?)\s*(?:\(([^)]*)\))?\s*to\s+stdout\b/i.exec(s);
-  if (tbl) return { source: `SELECT ${tbl[2]?.trim() || '*'} FROM ${tbl[1]}`, options: s.slice(tbl[0].length).trim() };
+  if (tbl) {
+    const options = s.slice(tbl[0].length).trim();
+    return tbl[2]?.trim() ? { source: `SELECT ${tbl[2].trim()} FROM ${tbl[1]}`, options } : { source: `SELECT * FROM ${tbl[1]}`, options, wholeTable: true };
+  }
   return null;
 }
