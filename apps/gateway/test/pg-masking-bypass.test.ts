@@ -54,6 +54,15 @@ describe('masking holds against renaming', () => {
     expect(r.stdout).not.toContain(SSN);
   });
 
+  it('psql: a UNION keeps a masked column under its own name, so it is masked by name; moved to another name it is refused', async () => {
+    const same = await psql('SELECT ssn, card_number FROM customers UNION ALL SELECT ssn, card_number FROM customers');
+    expect(same.stderr).toBe('');
+    expect(same.stdout.trim().split('\n')).toEqual(['[REDACTED]|**** **** **** 1111', '[REDACTED]|**** **** **** 1111']);
+    const moved = await psql('SELECT name, id FROM customers UNION ALL SELECT ssn, id FROM customers');
+    expect(moved.stderr).toMatch(/ERROR:\s+42501:.*masked by rule ssns/);
+    expect(moved.stdout).not.toContain(SSN);
+  });
+
   it('pg driver, extended protocol: an aliased column is masked too', async () => {
     const c = new pg.Client(h.clientConfig(await h.credential()));
     await c.connect();

@@ -43,6 +43,11 @@ const rows: [string, string, string, string | null][] = [
   ['UNION, masked column in the second arm', "SELECT 'a' AS x UNION ALL SELECT ssn FROM customers", B, SSN],
   ['UNION in a subquery, aliased', "SELECT x FROM (SELECT ssn AS x FROM customers UNION ALL SELECT 'a') s", B, SSN],
   ['UNION, same name in the first arm', "SELECT ssn FROM customers UNION ALL SELECT 'a'", A, null],
+  ['UNION of the same column in both arms', 'SELECT id, ssn FROM customers UNION SELECT id, ssn FROM old_customers', A, null],
+  ['UNION, the second arm puts it under another name', 'SELECT id, name FROM customers UNION SELECT id, ssn FROM old_customers', B, SSN],
+  ['three arms, the third out of place', 'SELECT ssn, name FROM a UNION SELECT ssn, name FROM b UNION SELECT name, ssn FROM c', B, SSN],
+  ['three arms in place', 'SELECT ssn, name FROM a UNION SELECT ssn, name FROM b UNION SELECT ssn, name FROM c', A, null],
+  ['UNION after a star in the first arm', 'SELECT * FROM customers UNION SELECT id, ssn FROM old_customers', B, SSN],
   // expressions
   ['function', 'SELECT upper(ssn) FROM customers', B, SSN],
   ['concatenation', "SELECT ssn || '' FROM customers", B, SSN],

@@ -331,13 +331,16 @@ class FlowFinder {
    * One SELECT. `renameTo`: the alias column list its result is read under (a CTE's or subquery's);
    * `arm`: its place in a set operation.
    */
-  private select(node: unknown, ctx: Ctx, how: FlowKind, depth: number, arm: Arm = null, renameTo: string[] | null = null): void {
+  private select(node: unknown, ctx: Ctx, how: FlowKind, depth: number, arm: Arm = null, renameTo: string[] | null = null, armLabels: Labels = null): void {
     const s = only(node)?.[1];
     if (!s || tooDeep(depth) || ctx === 'filter') return;
     this.ctes(s.withClause, ctx, how, depth);
     if (s.op && s.op !== 'SETOP_NONE') {
-      this.select(s.larg === undefined ? undefined : { SelectStmt: s.larg }, ctx, how, depth + 1, arm === 'other' ? 'other' : 'left', renameTo);
-      this.select(s.rarg === undefined ? undefined : { SelectStmt: s.rarg }, ctx, how, depth + 1, 'other', renameTo);
+      const larg = s.larg === undefined ? undefined : { SelectStmt: s.larg };
+      // the result's column names are the leftmost arm's
+      const names = arm === 'other' ? armLabels : labelsOf(larg);
+      this.select(larg, ctx, how, depth + 1, arm === 'other' ? 'other' : 'left', renameTo, arm === 'other' ? armLabels : null);
+      this.select(s.rarg === undefined ? undefined : { SelectStmt: s.rarg }, ctx, how, depth + 1, 'other', renameTo, names);
       return;
     }
     if (s.intoClause) {
@@ -349,13 +352,13 @@ class FlowFinder {
     this.expression(s.valuesLists, ctx === 'strict' ? how : 'expression', depth + 1);
     this.scopes.push(list(s.fromClause));
     try {
-      this.targets(list(s.targetList), ctx, how, arm, renameTo, depth + 1);
+      this.targets(list(s.targetList), ctx, how, arm, renameTo, depth + 1, armLabels);
     } finally {
       this.scopes.pop();
     }
   }
 
-  private targets(targets: unknown[], ctx: Ctx, how: FlowKind, arm: Arm, renameTo: string[] | null, depth: number): void {
+  private targets(targets: unknown[], ctx: Ctx, how: FlowKind, arm: Arm, renameTo: string[] | null, depth: number, armLabels: Labels = null): void {
     if (ctx === 'filter') return;
     let i = -1;
     for (const t of targets) {
@@ -387,7 +390,8 @@ class FlowFinder {
       }
       const column = parts[parts.length - 1]!;
       const relation = this.qualifier(parts);
-      if (arm === 'other' || (arm === 'left' && alias !== null && alias !== column)) {
+      // another arm's column reaches the client under the leftmost arm's name: fine when that is its own
+      if ((arm === 'other' && armLabels?.[i] !== column) || (arm === 'left' && alias !== null && alias !== column)) {
         this.add(column, relation, 'expression');
         continue;
       }
@@ -428,6 +432,28 @@ class FlowFinder {
 
 function tableOf(rangeVar: Node): QualifiedName {
   return { schema: typeof rangeVar.schemaname === 'string' ? rangeVar.schemaname.toLowerCase() : null, name: String(rangeVar.relname ?? '').toLowerCase() };
+}
+
+/** The column names of a SELECT's result, by position (null: not a plain name); null when unknown (a `*`). */
+type Labels = (string | null)[] | null;
+
+function labelsOf(select: unknown): Labels {
+  const s = only(select)?.[1];
+  if (!s) return null;
+  if (s.op && s.op !== 'SETOP_NONE') return labelsOf(s.larg === undefined ? undefined : { SelectStmt: s.larg });
+  const out: (string | null)[] = [];
+  for (const t of list(s.targetList)) {
+    const rt = only(t)?.[1];
+    const val = only(rt?.val);
+    if (typeof rt?.name === 'string') out.push(rt.name.toLowerCase());
+    else if (val?.[0] === 'ColumnRef') {
+      const fields = list(val[1].fields).map((f) => only(f));
+      const last = fields[fields.length - 1];
+      if (last?.[0] !== 'String') return null; // `*`: positions unknown
+      out.push(String(last[1].sval ?? '').toLowerCase());
+    } else out.push(null);
+  }
+  return out;
 }
 
 function names(v: unknown): string[] | null {
