@@ -1,4 +1,5 @@
 import { SqlAnalysisError } from './errors.js';
+import { only } from './parse-tree.js';
 import type { QualifiedName } from './sql-analyzer.js';
 
 /**
@@ -46,12 +47,6 @@ type Ctx = 'top' | 'inner' | 'strict' | 'filter';
  * reach the client under a name no rule knows.
  */
 type Arm = 'left' | 'other' | null;
-
-function only(node: unknown): [string, Node] | null {
-  if (!node || typeof node !== 'object' || Array.isArray(node)) return null;
-  for (const k in node as Node) return [k, (node as Node)[k] as Node];
-  return null;
-}
 
 function list(v: unknown): unknown[] {
   return Array.isArray(v) ? v : [];

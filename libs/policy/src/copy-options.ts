@@ -1,5 +1,6 @@
 import { parseSync } from 'libpg-query';
 import { DEFAULT_COPY_FORMAT, copyFormatProblem, type CopyFormat } from './copy-format.js';
+import { only } from './parse-tree.js';
 
 /**
  * The output format of a `COPY … TO STDOUT`, read from its parse tree (CopyStmt.options: one
@@ -10,16 +11,9 @@ import { DEFAULT_COPY_FORMAT, copyFormatProblem, type CopyFormat } from './copy-
  */
 export type CopyToFormat = { kind: 'format'; format: CopyFormat } | { kind: 'refuse'; reason: string };
 
-type Node = Record<string, unknown>;
 
 /** Options the server takes for COPY FROM only (or never from a client). */
 const NOT_COPY_TO = new Set(['force_not_null', 'force_null', 'freeze', 'default', 'on_error', 'log_verbosity', 'reject_limit', 'convert_selectively']);
-
-function only(node: unknown): [string, Node] | null {
-  if (!node || typeof node !== 'object' || Array.isArray(node)) return null;
-  for (const k in node as Node) return [k, (node as Node)[k] as Node];
-  return null;
-}
 
 /** defGetString: what a string option's value reads as; undefined when it has none or a list. */
 function stringValue(arg: unknown): string | undefined {

@@ -1,6 +1,7 @@
 import { parsePlPgSQLSync, parseSync, scanSync } from 'libpg-query';
 import { columnFlows, type ColumnFlow } from './column-flows.js';
 import { SqlAnalysisError } from './errors.js';
+import { only } from './parse-tree.js';
 import { isStatementNode, statementKind } from './statement-kinds.js';
 import { isUnbounded } from './where-analysis.js';
 
@@ -71,12 +72,6 @@ function lastNonBoolean(args: unknown[]): number {
     if (!(a && a[0] === 'A_Const' && a[1].boolval !== undefined)) return i;
   }
   return 0;
-}
-
-function only(node: unknown): [string, Node] | null {
-  if (!node || typeof node !== 'object' || Array.isArray(node)) return null;
-  for (const k in node as Node) return [k, (node as Node)[k] as Node];
-  return null;
 }
 
 function stringsOf(list: unknown): string[] {
