@@ -181,6 +181,51 @@ describe('live sessions follow config changes', () => {
   });
 });
 
+describe('the access rule is asked again for live sessions', () => {
+  it('removing a group from allowedGroups ends that group\'s open sessions (57P01, access_removed); other groups go on; new logins are refused', async () => {
+    // a plaintext connection without a policy (the native fast lane) that two groups may use
+    const others = h.snapshotInput.connections.filter((c) => c.name !== 'lane');
+    const lane = { ...others.find((c) => c.name === 'target')!, name: 'lane', policy: null, allowedGroups: ['engineers', 'dba'] };
+    await h.putSnapshot({ connections: [...others, lane] });
+    const engineer = await connect(await h.credential({ cn: 'lane' }), 'lane');
+    const dba = await connect(await h.credential({ cn: 'lane', groups: ['dba'] }), 'lane');
+    const guarded = await connect(await h.credential());
+    try {
+      await engineer.c.query('SELECT 1');
+      await h.putSnapshot({ connections: [...others, { ...lane, allowedGroups: ['dba'] }] });
+      await waitFor(() => engineer.errors.length > 0, 5000);
+      expect(engineer.errors[0]!.code).toBe('57P01');
+      expect(engineer.errors[0]!.message).toMatch(/groups are no longer allowed to use connection "lane"/);
+      await expect(engineer.c.query('SELECT 1')).rejects.toThrow();
+      expect((await dba.c.query('SELECT 2 AS n')).rows[0].n).toBe(2);
+      expect((await guarded.c.query('SELECT 3 AS n')).rows[0].n).toBe(3);
+      expect(dba.errors).toEqual([]);
+      const again = await connect(await h.credential({ cn: 'lane' }), 'lane').then(() => null, (e: pg.DatabaseError) => e);
+      expect(again?.code).toBe('28P01');
+      expect((await endsWithReason('access_removed', 1)).length).toBeGreaterThanOrEqual(1);
+    } finally {
+      for (const x of [engineer, dba, guarded]) await x.c.end().catch(() => {});
+      await h.putSnapshot({ connections: others });
+    }
+  });
+
+  it('a session resting on an access grant ends when the grant ends, with no config change', async () => {
+    const gexp = Math.floor(Date.now() / 1000) + 2;
+    const granted = await connect(await h.credential({ groups: ['sales'], grant: `ar-${randomUUID()}`, gexp, expiresIn: '5m' }));
+    try {
+      expect((await granted.c.query('SELECT 1 AS n')).rows[0].n).toBe(1);
+      await waitFor(() => granted.errors.length > 0, 6000);
+      expect(Date.now()).toBeGreaterThanOrEqual(gexp * 1000);
+      expect(granted.errors[0]!.code).toBe('57P01');
+      expect(granted.errors[0]!.message).toMatch(/access grant for connection "target" has expired/);
+      const again = await connect(await h.credential({ groups: ['sales'], grant: `ar-${randomUUID()}`, gexp: Math.floor(Date.now() / 1000) - 1 })).then(() => null, (e: pg.DatabaseError) => e);
+      expect(again?.code).toBe('28P01');
+    } finally {
+      await granted.c.end().catch(() => {});
+    }
+  });
+});
+
 describe('credential expiry', () => {
   let hx: Harness;
   beforeAll(async () => {

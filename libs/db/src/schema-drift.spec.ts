@@ -57,7 +57,7 @@ describe('schema.prisma matches the migrated database', () => {
     await db.gateway.create({ data: { id: `gw-${tag}`, pool: 'p', version: '1', address: 'a', liveSessions: 2, configRevision: 3, startedAt: now, lastHeartbeat: now } });
     expect((await db.gateway.findUniqueOrThrow({ where: { id: `gw-${tag}` } })).lastHeartbeat.toISOString()).toBe(now.toISOString());
 
-    await db.token.create({ data: { id: `t-${tag}`, identityId: identity.id, kind: 'gateway', audience: 'a', connection: 'c', expiresAt: now, revokedAt: now, revokedBy: 'x' } });
+    await db.token.create({ data: { id: `t-${tag}`, identityId: identity.id, kind: 'gateway', audience: 'a', connection: 'c', expiresAt: now, revokedAt: now, revokedBy: 'x', parentId: `p-${tag}` } });
     await db.signingKey.create({ data: { kid: `k-${tag}`, alg: 'EdDSA', publicJwk: { kty: 'OKP' }, privateJwkEncrypted: 'x', active: false } });
     const ar = await db.accessRequest.create({ data: { identity: 'i', connection: 'c', reason: 'r', durationSeconds: 60, status: 'approved', decidedBy: 'b', decidedAt: now, comment: 'c', grantedUntil: now } });
     const ap = await db.approval.create({

@@ -20,6 +20,7 @@ export {
   API_AUDIENCE, GATEWAY_AUDIENCE, TOKEN_ALG, ROLES, apiTokenClaimsSchema, gatewayTokenClaimsSchema,
   type Role, type ApiTokenClaims, type GatewayTokenClaims,
 } from './tokens.js';
+export { mayUseConnection, type AccessGrant, type AccessCaller, type AccessDecision } from './access-rule.js';
 export {
   approvalJobSchema, approvalDecisionSchema, APPROVAL_STATUSES, approvalSubjects, approvalCancelSchema, approvalConsumeRequestSchema,
   approvalConsumeResultSchema, signApprovalMessage, verifyApprovalMessage, approvalDecisionOf, approvalDecidedEventData,

@@ -35,6 +35,8 @@ export const gatewayTokenClaimsSchema = z.object({
   cn: z.string(),
   /** set when the credential rests on a time-boxed access request (its id) rather than group membership */
   grant: z.string().optional(),
+  /** when that access request's grant ends (epoch seconds): a session resting on it ends then */
+  gexp: z.number().int().optional(),
   /** overrides the connection's approvalMode for this credential (non-interactive agents) */
   amode: z.enum(['wait', 'fail-fast']).optional(),
 });

@@ -3,7 +3,7 @@ import { Injectable } from '@nestjs/common';
 import { CompactSign, SignJWT, decodeProtectedHeader, errors as joseErrors, jwtVerify, type JWTPayload } from 'jose';
 import { PrismaClient } from '@portcullis/db';
 import {
-  API_AUDIENCE, GATEWAY_AUDIENCE, ROLES, TOKEN_ALG, apiTokenClaimsSchema,
+  API_AUDIENCE, GATEWAY_AUDIENCE, ROLES, TOKEN_ALG, apiTokenClaimsSchema, mayUseConnection,
   type ApiTokenClaims, type GatewayTokenClaims, type Role,
 } from '@portcullis/protocol';
 import { ApiConfig } from '../config/env.js';
@@ -39,6 +39,8 @@ export interface GatewayCredentialOptions {
   ttlSeconds?: number;
   /** subject recorded as the actor of the token.issued event (defaults to the identity's own subject) */
   actor?: string;
+  /** jti of the api token the caller asked with: revoking that token revokes this credential too */
+  parentTokenId?: string | null;
 }
 
 export interface RevokedToken {
@@ -115,22 +117,26 @@ export class TokensService {
     const now = Math.floor(Date.now() / 1000);
     const maxTtl = this.config.env.GATEWAY_TOKEN_TTL_SECONDS;
     let exp = now + Math.min(opts.ttlSeconds ?? maxTtl, maxTtl);
+    const requests = await this.prisma.accessRequest.findMany({
+      where: { identity: { in: [identity.subject, identity.id] }, connection: connection.name, status: 'approved', grantedUntil: { gt: new Date() } },
+      select: { id: true, grantedUntil: true },
+    });
+    const grants = requests.flatMap((r) => (r.grantedUntil ? [{ id: r.id, until: r.grantedUntil.getTime() }] : []));
+    const access = mayUseConnection({ groups, grants }, connection, Date.now());
+    if (!access.allowed) {
+      throw new ForbiddenError(
+        `identity ${identity.subject} may not use connection "${connection.name}": none of its groups [${groups.join(', ')}] is allowed ` +
+          `(allowed: [${connection.allowedGroups.join(', ')}]) and it has no approved access request`,
+        'connection_not_allowed',
+      );
+    }
     let grant: string | undefined;
-    if (!groups.some((g) => connection.allowedGroups.includes(g))) {
-      const request = await this.prisma.accessRequest.findFirst({
-        where: { identity: { in: [identity.subject, identity.id] }, connection: connection.name, status: 'approved', grantedUntil: { gt: new Date() } },
-        orderBy: { grantedUntil: 'desc' },
-      });
-      if (!request?.grantedUntil) {
-        throw new ForbiddenError(
-          `identity ${identity.subject} may not use connection "${connection.name}": none of its groups [${groups.join(', ')}] is allowed ` +
-            `(allowed: [${connection.allowedGroups.join(', ')}]) and it has no approved access request`,
-          'connection_not_allowed',
-        );
-      }
-      grant = request.id;
-      exp = Math.min(exp, Math.floor(request.grantedUntil.getTime() / 1000));
-      if (exp <= now) throw new ForbiddenError(`access grant ${request.id} for connection "${connection.name}" has expired`, 'connection_not_allowed');
+    let gexp: number | undefined;
+    if (access.via === 'grant') {
+      grant = access.grant.id;
+      gexp = Math.floor(access.grant.until / 1000);
+      exp = Math.min(exp, gexp);
+      if (exp <= now) throw new ForbiddenError(`access grant ${grant} for connection "${connection.name}" has expired`, 'connection_not_allowed');
     }
     const jti = randomUUID();
     const claims: Omit<GatewayTokenClaims, 'sub' | 'jti'> = {
@@ -139,12 +145,23 @@ export class TokensService {
       kind: identity.kind,
       groups,
       cn: connection.name,
-      ...(grant ? { grant } : {}),
+      ...(grant ? { grant, gexp } : {}),
       ...(opts.mode ? { amode: opts.mode } : {}),
     };
     const token = await this.sign(claims, { sub: identity.subject, jti, aud: GATEWAY_AUDIENCE, iat: now, exp });
     const expiresAt = new Date(exp * 1000);
-    await this.prisma.token.create({ data: { id: jti, identityId: identity.id, kind: 'gateway', audience: GATEWAY_AUDIENCE, connection: connection.name, issuedAt: new Date(now * 1000), expiresAt } });
+    const parentId = opts.parentTokenId ?? null;
+    await this.prisma.token.create({ data: { id: jti, identityId: identity.id, kind: 'gateway', audience: GATEWAY_AUDIENCE, connection: connection.name, issuedAt: new Date(now * 1000), expiresAt, parentId } });
+    if (parentId) {
+      // The parent may have been revoked between the caller's authentication and the row above; its
+      // cascade would then have missed this credential. Look again after the write and never hand it out.
+      const parent = await this.prisma.token.findUnique({ where: { id: parentId }, select: { revokedAt: true, revokedBy: true } });
+      if (!parent || parent.revokedAt) {
+        await this.prisma.token.update({ where: { id: jti }, data: { revokedAt: parent?.revokedAt ?? new Date(), revokedBy: parent?.revokedBy ?? 'cascade' } });
+        this.publisher.requestPublish();
+        throw new UnauthorizedError(`token ${parentId} has been revoked`, 'token_revoked');
+      }
+    }
     this.metrics.tokensIssued.inc({ kind: 'gateway' });
     await this.events.record({
       type: 'token.issued',
@@ -206,11 +223,15 @@ export class TokensService {
     // Conditional update: two concurrent revocations record one revoker.
     const { count } = await this.prisma.token.updateMany({ where: { id: jti, revokedAt: null }, data: { revokedAt, revokedBy: by } });
     if (!count) return this.revoke(jti, by);
+    // Credentials minted with this token fall with it: a stolen api token must not leave live gateway
+    // credentials behind. They join the snapshot's revocation list, which also ends their open sessions.
+    const children = await this.prisma.token.findMany({ where: { parentId: jti, revokedAt: null, expiresAt: { gt: revokedAt } }, select: { id: true } });
+    if (children.length) await this.prisma.token.updateMany({ where: { id: { in: children.map((c) => c.id) }, revokedAt: null }, data: { revokedAt, revokedBy: by } });
     this.publisher.requestPublish();
     await this.events.record({
       type: 'token.revoked',
       actor: by,
-      data: { action: 'revoke', target: jti, before: { revokedAt: null }, after: { kind: row.kind, identity: row.identity.subject, connection: row.connection, revokedAt: revokedAt.toISOString() } },
+      data: { action: 'revoke', target: jti, before: { revokedAt: null }, after: { kind: row.kind, identity: row.identity.subject, connection: row.connection, revokedAt: revokedAt.toISOString(), ...(children.length ? { cascaded: children.map((c) => c.id) } : {}) } },
     });
     return { jti, revokedAt: revokedAt.toISOString(), revokedBy: by, alreadyRevoked: false };
   }

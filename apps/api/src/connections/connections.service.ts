@@ -140,7 +140,7 @@ export class ConnectionsService {
     if (!principal.identityId) {
       throw new ForbiddenError(`${principal.subject} has no identity and cannot hold a gateway credential; sign in as a person or agent`, 'no_identity');
     }
-    return this.tokens.issueGatewayCredential(principal.identityId, name, { mode: body.mode });
+    return this.tokens.issueGatewayCredential(principal.identityId, name, { mode: body.mode, parentTokenId: principal.tokenId });
   }
 
   private async find(name: string): Promise<Connection> {

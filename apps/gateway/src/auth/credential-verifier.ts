@@ -1,5 +1,5 @@
 import { errors as joseErrors, jwtVerify } from 'jose';
-import { GATEWAY_AUDIENCE, TOKEN_ALG, gatewayTokenClaimsSchema, type GatewayTokenClaims } from '@portcullis/protocol';
+import { GATEWAY_AUDIENCE, TOKEN_ALG, gatewayTokenClaimsSchema, mayUseConnection, type AccessCaller, type GatewayTokenClaims } from '@portcullis/protocol';
 import type { ActiveConfig, ResolvedConnection } from '../config/config-store.js';
 
 /** Why a credential was refused. `message` is safe to show the client; `reason` is for logs and metrics. */
@@ -50,7 +50,19 @@ export async function verifyCredential(token: string, database: string, config: 
   if (claims.cn !== database) throw new CredentialError('wrong_connection', 'gateway credential is for another connection');
   const connection = config.connections.get(database);
   if (!connection) throw new CredentialError('unknown_connection', `connection "${database}" does not exist`);
-  const allowed = claims.grant !== undefined || claims.groups.some((g) => connection.allowedGroups.includes(g));
-  if (!allowed) throw new CredentialError('not_allowed', `not allowed to use connection "${database}"`);
-  return { claims, connection, expiresAt: typeof payload.exp === 'number' ? payload.exp * 1000 : null };
+  const expiresAt = typeof payload.exp === 'number' ? payload.exp * 1000 : null;
+  if (!mayUseConnection(accessCallerOf(claims, expiresAt), connection, Date.now()).allowed) {
+    throw new CredentialError('not_allowed', `not allowed to use connection "${database}"`);
+  }
+  return { claims, connection, expiresAt };
+}
+
+/**
+ * The caller as the access rule sees it: the credential's groups, and the access grant it rests on.
+ * A grant claim without its end (credentials minted before `gexp` existed) ends with the credential.
+ */
+export function accessCallerOf(claims: GatewayTokenClaims, expiresAt: number | null): AccessCaller {
+  if (claims.grant === undefined) return { groups: claims.groups, grants: [] };
+  const until = claims.gexp !== undefined ? claims.gexp * 1000 : (expiresAt ?? 0);
+  return { groups: claims.groups, grants: [{ id: claims.grant, until }] };
 }

@@ -21,7 +21,7 @@ import {
   BackendMessageType as B,
   type PgFrame,
 } from '@portcullis/protocol';
-import { CredentialError, verifyCredential, type VerifiedCredential } from '../auth/credential-verifier.js';
+import { CredentialError, accessCallerOf, verifyCredential, type VerifiedCredential } from '../auth/credential-verifier.js';
 import type { ActiveConfig, ResolvedPolicy } from '../config/config-store.js';
 import { decisionJson, queryJson, resultJson } from '../events/event-json.js';
 import { SessionRecorder, type EventPublisher } from '../events/event-publisher.js';
@@ -432,9 +432,24 @@ export class ClientSession {
     const now = this.ctx.config();
     if (now && now !== config) this.configChanged(now);
     if (!this.ended && this.ctx.endAtExpiry && credential.expiresAt !== null) this.endAtExpiry(credential.expiresAt);
+    // A session resting on an access grant is reviewed again the moment the grant ends, not at the next config.
+    const grantEnds = accessCallerOf(credential.claims, credential.expiresAt).grants[0]?.until;
+    if (!this.ended && grantEnds !== undefined) this.reviewAt(grantEnds);
   }
 
   private expiryTimer: NodeJS.Timeout | null = null;
+  private reviewTimer: NodeJS.Timeout | null = null;
+
+  private reviewAt(when: number): void {
+    const wait = Math.min(when - Date.now(), 2 ** 31 - 1);
+    this.reviewTimer = setTimeout(() => {
+      if (this.ended) return;
+      if (Date.now() < when) return this.reviewAt(when);
+      const config = this.ctx.config();
+      if (config) this.configChanged(config);
+    }, Math.max(0, wait));
+    this.reviewTimer.unref();
+  }
 
   private endAtExpiry(expiresAt: number): void {
     // setTimeout holds at most ~24.8 days: a longer wait is taken in steps
@@ -840,6 +855,7 @@ export class ClientSession {
     this.ended = true;
     this.aborter.abort();
     if (this.expiryTimer) clearTimeout(this.expiryTimer);
+    if (this.reviewTimer) clearTimeout(this.reviewTimer);
     if (this.cancelPid !== null) this.ctx.cancels.unregister(this.cancelPid);
     try {
       this.hooks?.close?.();
@@ -893,7 +909,13 @@ export class ClientSession {
     const info = this.info;
     if (this.ended || !info || !this.live) return;
     const v = reviewLiveSession(
-      { tokenId: info.credential.claims.jti, connection: info.credential.connection.name, policy: info.policy, preparedStatements: this.machine?.preparedStatements ?? false },
+      {
+        tokenId: info.credential.claims.jti,
+        connection: info.credential.connection.name,
+        caller: accessCallerOf(info.credential.claims, info.credential.expiresAt),
+        policy: info.policy,
+        preparedStatements: this.machine?.preparedStatements ?? false,
+      },
       config,
     );
     if (v.kind === 'keep') return;

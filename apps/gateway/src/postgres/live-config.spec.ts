@@ -10,9 +10,11 @@ function policy(version: number, doc: Record<string, unknown> = {}): ResolvedPol
 }
 const v1 = policy(1);
 
-function config(o: { revoked?: string[]; connections?: Record<string, string | null>; policies?: ResolvedPolicy[]; broken?: string[] } = {}): ActiveConfig {
+function config(o: { revoked?: string[]; connections?: Record<string, string | null>; allowedGroups?: string[]; policies?: ResolvedPolicy[]; broken?: string[] } = {}): ActiveConfig {
   const connections = new Map<string, ResolvedConnection>();
-  for (const [name, p] of Object.entries(o.connections ?? { db: 'p' })) connections.set(name, { name, policy: p } as unknown as ResolvedConnection);
+  for (const [name, p] of Object.entries(o.connections ?? { db: 'p' })) {
+    connections.set(name, { name, policy: p, allowedGroups: o.allowedGroups ?? ['engineers'] } as unknown as ResolvedConnection);
+  }
   return {
     revoked: new Set(o.revoked ?? []),
     connections,
@@ -20,13 +22,21 @@ function config(o: { revoked?: string[]; connections?: Record<string, string | n
     brokenPolicies: new Map((o.broken ?? []).map((n) => [n, 'invalid'])),
   } as unknown as ActiveConfig;
 }
-const session: LiveSessionFacts = { tokenId: 'tok-1', connection: 'db', policy: v1, preparedStatements: false };
+const session: LiveSessionFacts = { tokenId: 'tok-1', connection: 'db', caller: { groups: ['engineers'], grants: [] }, policy: v1, preparedStatements: false };
+const NOW = 1_800_000_000_000;
+const granted = (until: number): LiveSessionFacts => ({ ...session, caller: { groups: ['sales'], grants: [{ id: 'ar-1', until }] } });
 
 // [name, session, config, expected kind, expected reason (end) or adopted version]
 const rows: [string, LiveSessionFacts, ActiveConfig, string, string | number | null][] = [
   ['nothing that concerns it changed', session, config({ revoked: ['someone-else'] }), 'keep', null],
   ['its credential was revoked', session, config({ revoked: ['tok-1'] }), 'end', 'credential_revoked'],
   ['revocation wins over a policy change', session, config({ revoked: ['tok-1'], policies: [policy(2)] }), 'end', 'credential_revoked'],
+  ['its group was removed from allowedGroups', session, config({ allowedGroups: ['dba'] }), 'end', 'access_removed'],
+  ['revocation wins over a removed group', session, config({ revoked: ['tok-1'], allowedGroups: [] }), 'end', 'credential_revoked'],
+  ['a removed group ends it before a policy change is looked at', session, config({ allowedGroups: [], policies: [policy(2)] }), 'end', 'access_removed'],
+  ['one of its groups is still allowed', { ...session, caller: { groups: ['dba', 'engineers'], grants: [] } }, config({ allowedGroups: ['dba'] }), 'keep', null],
+  ['its access grant runs on', granted(NOW + 1000), config({ allowedGroups: ['dba'] }), 'keep', null],
+  ['its access grant ended', granted(NOW), config({ allowedGroups: ['dba'] }), 'end', 'access_removed'],
   ['its connection was removed', session, config({ connections: { other: 'p' } }), 'end', 'connection_removed'],
   ['its connection moved to another policy', session, config({ connections: { db: 'q' } }), 'end', 'policy_changed'],
   ['its connection dropped its policy', session, config({ connections: { db: null } }), 'end', 'policy_changed'],
@@ -45,7 +55,7 @@ const rows: [string, LiveSessionFacts, ActiveConfig, string, string | number | n
 
 describe('reviewLiveSession', () => {
   it.each(rows)('%s', (_name, s, c, kind, detail) => {
-    const v = reviewLiveSession(s, c);
+    const v = reviewLiveSession(s, c, NOW);
     expect(v.kind).toBe(kind);
     if (v.kind === 'end') {
       expect(v.reason).toBe(detail);

@@ -1,4 +1,5 @@
 import { isDeepStrictEqual } from 'node:util';
+import { mayUseConnection, type AccessCaller } from '@portcullis/protocol';
 import type { ActiveConfig, ResolvedPolicy } from '../config/config-store.js';
 
 /** What a live session is, as far as a new config is concerned. */
@@ -6,6 +7,8 @@ export interface LiveSessionFacts {
   /** the gateway credential's id (`jti`) */
   tokenId: string;
   connection: string;
+  /** who the credential says the caller is: its groups and the access grant it rests on */
+  caller: AccessCaller;
   /** the policy the session applies now */
   policy: ResolvedPolicy | null;
   /** the session may hold named prepared statements, allowed once and executed later without a new decision */
@@ -25,19 +28,31 @@ const ENDED = '57P01';
 
 /**
  * Reviews a live session against a config that arrived after it started. A session must not outlive
- * what allowed it: a revoked credential, a removed connection, or a policy the gateway no longer has
+ * what allowed it: a revoked credential, a removed connection, a lost right to the connection (its
+ * group no longer allowed, its access grant over), or a policy the gateway no longer has
  * ends it at once (fail closed). A new version of its policy is adopted in place when only guardrails
  * (or dynamicSql) changed; when masking or approval rules changed the session ends, since its result
  * plans and held statements follow the rules it began with, and so does a session holding prepared
  * statements (their executions are not decided again).
  */
-export function reviewLiveSession(s: LiveSessionFacts, config: ActiveConfig): LiveConfigVerdict {
+export function reviewLiveSession(s: LiveSessionFacts, config: ActiveConfig, now = Date.now()): LiveConfigVerdict {
   if (config.revoked.has(s.tokenId)) {
     return { kind: 'end', code: ENDED, message: 'terminating connection: the gateway credential of this session was revoked', reason: 'credential_revoked' };
   }
   const conn = config.connections.get(s.connection);
   if (!conn) {
     return { kind: 'end', code: ENDED, message: `terminating connection: connection "${s.connection}" was removed or disabled`, reason: 'connection_removed' };
+  }
+  // The rule that admitted the login, asked again: a group removed from allowedGroups, or an access
+  // grant that ran out, ends the session like a revoked credential does.
+  const access = mayUseConnection(s.caller, conn, now);
+  if (!access.allowed) {
+    return {
+      kind: 'end', code: ENDED, reason: 'access_removed',
+      message: access.reason === 'grant_expired'
+        ? `terminating connection: the access grant for connection "${s.connection}" has expired`
+        : `terminating connection: this session's groups are no longer allowed to use connection "${s.connection}"`,
+    };
   }
   const name = conn.policy ?? null;
   const before = s.policy;

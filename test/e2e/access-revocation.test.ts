@@ -1,0 +1,108 @@
+// A live session must not outlive what let it in: the api token its credential was minted with, and the
+// connection's access rule. The stack as `pnpm start` runs it; real clients only (fetch, the pg driver).
+import pg from 'pg';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { clientCredentialsToken } from '../support/dev-idp-login.js';
+import { startDemoStack, type DemoStack } from '../support/demo-stack.js';
+
+let s: DemoStack;
+beforeAll(async () => {
+  s = await startDemoStack('access');
+}, 300_000);
+afterAll(async () => {
+  await s?.stop();
+}, 60_000);
+
+const jtiOf = (jwt: string): string => (JSON.parse(Buffer.from(jwt.split('.')[1]!, 'base64url').toString()) as { jti: string }).jti;
+
+/** demo-agent's workload JWT exchanged for a Portcullis api token (identity agent:demo, group engineers). */
+async function agentToken(): Promise<string> {
+  const workloadJwt = await clientCredentialsToken(s.idp, 'demo-agent', 'demo-agent-secret', 'portcullis');
+  const res = await fetch(`${s.api}/v1/auth/token`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/x-www-form-urlencoded' },
+    body: new URLSearchParams({
+      grant_type: 'urn:ietf:params:oauth:grant-type:token-exchange',
+      subject_token: workloadJwt,
+      subject_token_type: 'urn:ietf:params:oauth:token-type:jwt',
+    }),
+  });
+  expect(res.status).toBe(200);
+  return ((await res.json()) as { access_token: string }).access_token;
+}
+
+/** A pg client through the gateway with a credential; asynchronous errors (a FATAL while idle) are kept. */
+async function connect(credential: { host: string; port: number; database: string; token: string }): Promise<{ c: pg.Client; errors: pg.DatabaseError[] }> {
+  const c = new pg.Client({ host: credential.host, port: credential.port, database: credential.database, user: 'agent', password: credential.token, ssl: false });
+  const errors: pg.DatabaseError[] = [];
+  c.on('error', (e) => errors.push(e as pg.DatabaseError));
+  await c.connect();
+  return { c, errors };
+}
+
+async function until(check: () => boolean | Promise<boolean>, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`condition not met within ${timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+describe('live sessions follow the api', () => {
+  it('revoking an api token revokes the gateway credentials minted with it: the open session ends (57P01) and the credential no longer logs in', async () => {
+    const token = await agentToken();
+    const cred = await s.rest('POST', '/v1/connections/demo/credentials', token, {});
+    expect(cred.status).toBe(201);
+    const session = await connect(cred.json);
+    const bystanderCred = await s.rest('POST', '/v1/connections/demo/credentials', await agentToken(), {});
+    const bystander = await connect(bystanderCred.json);
+    try {
+      expect((await session.c.query('SELECT 1 AS n')).rows[0].n).toBe(1);
+      const revoked = await s.rest('POST', '/v1/auth/revoke', token, { jti: jtiOf(token) });
+      expect(revoked.status).toBeLessThan(300);
+      const t0 = Date.now();
+      await until(() => session.errors.length > 0, 10_000);
+      const tookMs = Date.now() - t0;
+      expect(session.errors[0]!.code).toBe('57P01');
+      expect(session.errors[0]!.message).toMatch(/gateway credential of this session was revoked/);
+      expect(tookMs).toBeLessThan(5000);
+      const again = await connect(cred.json).then(() => null, (e: pg.DatabaseError) => e);
+      expect(again?.code).toBe('28P01');
+      expect((await s.rest('GET', '/v1/me', token)).status).toBe(401);
+      // a session of another api token goes on
+      expect((await bystander.c.query('SELECT 2 AS n')).rows[0].n).toBe(2);
+      expect(bystander.errors).toEqual([]);
+    } finally {
+      await session.c.end().catch(() => {});
+      await bystander.c.end().catch(() => {});
+    }
+  }, 60_000);
+
+  it('removing a group from a connection\'s allowedGroups ends that group\'s open sessions (57P01, access_removed) and refuses new credentials', async () => {
+    const before = await s.rest('GET', '/v1/connections/demo', s.bootstrap);
+    expect(before.json.allowedGroups).toContain('engineers');
+    const token = await agentToken();
+    const cred = await s.rest('POST', '/v1/connections/demo/credentials', token, {});
+    const session = await connect(cred.json);
+    try {
+      expect((await session.c.query('SELECT 1 AS n')).rows[0].n).toBe(1);
+      const patched = await s.rest('PATCH', '/v1/connections/demo', s.bootstrap, { allowedGroups: ['admins'] });
+      expect(patched.status).toBe(200);
+      await until(() => session.errors.length > 0, 10_000);
+      expect(session.errors[0]!.code).toBe('57P01');
+      expect(session.errors[0]!.message).toMatch(/no longer allowed to use connection "demo"/);
+      expect((await s.rest('POST', '/v1/connections/demo/credentials', token, {})).status).toBe(403);
+      const again = await connect(cred.json).then(() => null, (e: pg.DatabaseError) => e);
+      expect(again?.code).toBe('28P01');
+      let ends: { data: { reason?: string } }[] = [];
+      await until(async () => {
+        const page = await s.rest('GET', '/v1/audit/events?format=jsonl&limit=1000', s.bootstrap);
+        ends = page.text.split('\n').filter((l) => l.trim()).map((l) => JSON.parse(l)).filter((e) => e.type === 'session.end');
+        return ends.some((e) => e.data.reason === 'access_removed');
+      }, 10_000);
+    } finally {
+      await session.c.end().catch(() => {});
+      await s.rest('PATCH', '/v1/connections/demo', s.bootstrap, { allowedGroups: before.json.allowedGroups });
+    }
+  }, 60_000);
+});
