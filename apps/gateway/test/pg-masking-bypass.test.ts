@@ -99,3 +99,49 @@ describe('masked columns cannot be computed on, taken as a whole row or copied',
     expect(r.stdout.trim()).toBe('1|[REDACTED]');
   });
 });
+
+describe('functions that read whole tables or run SQL given as text', () => {
+  it.each([
+    ['table_to_xml by name', "SELECT table_to_xml('customers', true, true, '')", 'ssns'],
+    ['table_to_xml by a regclass cast, through xpath', "SELECT xpath('//ssn/text()', table_to_xml('public.customers'::regclass, true, true, ''))", 'ssns'],
+    ['table_to_xmlschema and table_to_xml together', "SELECT table_to_xml_and_xmlschema('customers', true, true, '')", 'ssns'],
+    ['query_to_xml of a masked column', "SELECT query_to_xml('select ssn from customers', true, true, '')", 'ssns'],
+    ['query_to_xml of a whole row', "SELECT query_to_xml('select * from customers', true, true, '')", 'ssns'],
+    ['schema_to_xml', "SELECT schema_to_xml('public', true, true, '')", 'ssns'],
+    ['database_to_xml', "SELECT database_to_xml(true, true, '')", 'ssns'],
+    ['ts_rewrite running a query string', "SELECT ts_rewrite('a'::tsquery, 'SELECT replace(ssn, ''-'', '''')::tsquery, ''b''::tsquery FROM customers')", 'ssns'],
+    ['ts_stat over a masked column', "SELECT * FROM ts_stat('SELECT to_tsvector(''simple'', ssn) FROM customers')", 'ssns'],
+    ['a row cast to text', 'SELECT c::text FROM customers c', 'ssns'],
+    ['to_jsonb of t.*', 'SELECT to_jsonb(c.*) FROM customers c', 'ssns'],
+  ])('psql: %s is refused naming the masking rule', async (_name, sql, rule) => {
+    const r = await psql(sql);
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toMatch(/ERROR:\s+42501:/);
+    expect(r.stderr).toContain(`masked by rule ${rule}`);
+    expect(r.stdout + r.stderr).not.toContain('6789');
+  });
+
+  it('pg driver: a cursor read through cursor_to_xml is refused (the cursor may read anything); its FETCH is masked', async () => {
+    const c = new pg.Client(h.clientConfig(await h.credential()));
+    await c.connect();
+    try {
+      await c.query('BEGIN');
+      await c.query('DECLARE cur CURSOR FOR SELECT ssn FROM customers');
+      await expect(c.query("SELECT cursor_to_xml('cur', 10, true, true, '')")).rejects.toMatchObject({ code: '42501', message: expect.stringContaining('masked by rule ssns') });
+      await c.query('ROLLBACK');
+      await c.query('BEGIN');
+      await c.query('DECLARE cur CURSOR FOR SELECT ssn FROM customers');
+      const r = await c.query('FETCH ALL FROM cur');
+      expect(r.rows).toEqual([{ ssn: '[REDACTED]' }]);
+      await c.query('ROLLBACK');
+    } finally {
+      await c.end();
+    }
+  });
+
+  it('psql: query_to_xml of unmasked columns still runs', async () => {
+    const r = await psql("SELECT query_to_xml('select id, name from customers', true, true, '')::text");
+    expect(r.stderr).toBe('');
+    expect(r.stdout).toContain('<name>Ada</name>');
+  });
+});

@@ -26,9 +26,12 @@ export interface ColumnFlow {
    */
   how: FlowKind;
   as?: string;
+  /** read: the function that reads the whole table (table-readers.ts) */
+  via?: string;
 }
 
-export type FlowKind = 'expression' | 'copy' | 'rename';
+/** read: a function reads every column of `relation` (table-readers.ts); `*` of ANY_RELATION: of any table */
+export type FlowKind = 'expression' | 'copy' | 'rename' | 'read';
 
 type Node = Record<string, unknown>;
 

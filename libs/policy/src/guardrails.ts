@@ -3,6 +3,7 @@ import type { ColumnFlow } from './column-flows.js';
 import { splitName } from './masking.js';
 import { analyzeSql, type Analysis, type QualifiedName, type StatementUnit } from './sql-analyzer.js';
 import { kindMatches } from './statement-kinds.js';
+import { ANY_RELATION } from './table-readers.js';
 
 /** What the policy says about one SQL text. */
 export interface Decision {
@@ -202,7 +203,7 @@ function maskedBy(f: ColumnFlow, masked: MaskedColumn[], tables: QualifiedName[]
     if (f.column !== '*' && f.column !== m.column) continue;
     if (m.table === null) return m;
     if (f.relation !== null) {
-      if (nameMatches(m.table, f.relation)) return m;
+      if (f.relation === ANY_RELATION || nameMatches(m.table, f.relation)) return m;
       continue;
     }
     if (tables.length === 0 || tables.some((t) => nameMatches(m.table!, t))) return m;
@@ -239,6 +240,10 @@ function maskedFlow(analysis: Analysis, masked: MaskedColumn[]): { flow: ColumnF
 
 function flowReason(f: ColumnFlow, m: MaskedColumn): string {
   const col = m.table ? `${show(m.table)}.${m.column}` : m.column;
+  if (f.how === 'read') {
+    const what = f.relation === ANY_RELATION || !f.relation ? 'may read any table' : `reads every column of ${show(f.relation)}`;
+    return `${f.via ?? 'a function'} ${what}, so column ${col}, masked by rule ${m.rule}, would leave unmasked: a masked column can be read only as a plain column of a result`;
+  }
   const how =
     f.how === 'copy' ? 'it may not be copied into a table, view, variable or routine'
       : 'it may not be used inside an expression (function, cast, operator, aggregate, row value)';

@@ -3,6 +3,7 @@ import { columnFlows, type ColumnFlow } from './column-flows.js';
 import { SqlAnalysisError } from './errors.js';
 import { only } from './parse-tree.js';
 import { isStatementNode, statementKind } from './statement-kinds.js';
+import { tableReads } from './table-readers.js';
 import { isUnbounded } from './where-analysis.js';
 
 /**
@@ -47,12 +48,19 @@ export interface Analysis {
 const MAX_NESTED_SQL = 8;
 const MAX_TREE_DEPTH = 4000;
 
-/** Functions that run SQL passed as text, and which argument holds it. */
-const SQL_TEXT_ARGUMENT: Record<string, (args: unknown[]) => number> = {
+/** Functions that run SQL passed as text, and which arguments hold it (none: this form takes no SQL). */
+const SQL_TEXT_ARGUMENT: Record<string, (args: unknown[]) => number | number[]> = {
   query_to_xml: () => 0,
   query_to_xmlschema: () => 0,
   query_to_xml_and_xmlschema: () => 0,
   ts_stat: () => 0,
+  // ts_rewrite(query, 'SELECT target, substitute …'); the three-argument form takes no SQL
+  ts_rewrite: (args) => (args.length === 2 ? 1 : []),
+  // tablefunc: the source SQL, and crosstab(source, categories)'s category SQL
+  crosstab: (args) => (args.length === 2 && (only(args[1])?.[1].ival as unknown) === undefined ? [0, 1] : 0),
+  crosstab2: () => 0,
+  crosstab3: () => 0,
+  crosstab4: () => 0,
   pg_background_launch: () => 0,
   dblink: lastNonBoolean,
   dblink_exec: lastNonBoolean,
@@ -233,6 +241,10 @@ class Analyzer {
       const name = qualified(stringsOf(body.funcname));
       unit?.functions.push(name);
       this.functionCall(name, (body.args as unknown[]) ?? [], nesting);
+      // functions that read whole tables (table_to_xml('customers', …)): a read of every column
+      const read = tableReads(name, (body.args as unknown[]) ?? []);
+      if (read.table) unit?.tables.push(read.table);
+      if (this.wantFlows) this.flows.push(...read.flows);
     }
     this.walk(body, unit, planOnly, nesting, depth + 1);
   }
@@ -358,13 +370,15 @@ class Analyzer {
       this.dynamic.push(`SQL passed to ${name.name} by named argument cannot be analysed`);
       return;
     }
-    const arg = args[pick(args)];
-    const sql = arg === undefined ? null : constantString(arg);
-    if (sql === null) {
-      this.dynamic.push(`SQL passed to ${name.name} is built at run time and cannot be analysed`);
-      return;
+    for (const at of [pick(args)].flat()) {
+      const arg = args[at];
+      const sql = arg === undefined ? null : constantString(arg);
+      if (sql === null) {
+        this.dynamic.push(`SQL passed to ${name.name} is built at run time and cannot be analysed`);
+        return;
+      }
+      this.withPlVars(undefined, () => this.text(sql, nesting + 1));
     }
-    this.withPlVars(undefined, () => this.text(sql, nesting + 1));
   }
 
   private withPlVars(vars: ReadonlySet<string> | undefined, fn: () => void): void {
