@@ -23,6 +23,9 @@ import { SideConnection } from './postgres/side-connection.js';
 
 export const GATEWAY_VERSION = '0.1.0';
 
+/** How long a client's cancel socket stays open while another gateway of the pool may deliver its cancel. */
+const RELAYED_CANCEL_WAIT_MS = 2000;
+
 /**
  * Lets another component (the approvals engineer's) replace or wrap the policy hooks of each
  * session: receives the session and the default hooks, returns the hooks to use.
@@ -193,7 +196,10 @@ export class Gateway {
           const target = this.cancels.lookup(body.pid, Buffer.from(body.secret, 'base64'));
           if (target) {
             this.logger.info({ pid: body.pid, from: body.from }, 'cancel relayed from another gateway');
-            void sendUpstreamCancel(target);
+            // answered once delivered: the asking gateway closes its client's cancel socket only then
+            void sendUpstreamCancel(target).then(() => {
+              if (msg.reply) msg.respond('delivered');
+            });
           }
         } catch {
           // not ours to parse
@@ -202,12 +208,14 @@ export class Gateway {
     });
   }
 
-  private relayCancel(pid: number, secret: Buffer): void {
+  /** Settles when the gateway holding the key answered that it delivered the cancel, or after RELAYED_CANCEL_WAIT_MS. */
+  private async relayCancel(pid: number, secret: Buffer): Promise<void> {
     if (!this.nc || this.nc.isClosed()) return;
     try {
-      this.nc.publish(natsNames(this.env.NATS_PREFIX).cancel(this.env.GATEWAY_POOL), JSON.stringify({ pid, secret: secret.toString('base64'), from: this.id }));
+      const body = JSON.stringify({ pid, secret: secret.toString('base64'), from: this.id });
+      await this.nc.request(natsNames(this.env.NATS_PREFIX).cancel(this.env.GATEWAY_POOL), body, { timeout: RELAYED_CANCEL_WAIT_MS });
     } catch {
-      // cancels are best effort, as in Postgres
+      // no gateway knows the key (or none answered in time): cancels are best effort, as in Postgres
     }
   }
 

@@ -50,8 +50,11 @@ export interface SessionContext {
   /** end each session when its credential expires (GATEWAY_END_SESSIONS_AT_EXPIRY) */
   endAtExpiry?: boolean;
   cancels: CancelRegistry;
-  /** A CancelRequest for a key this gateway does not know: ask the pool's other gateways. */
-  relayCancel(pid: number, secret: Buffer): void;
+  /**
+   * A CancelRequest for a key this gateway does not know: ask the pool's other gateways. Settles once
+   * the gateway holding the key has delivered it upstream, or when none answered in time.
+   */
+  relayCancel(pid: number, secret: Buffer): Promise<void>;
   publisher(): EventPublisher | null;
   /** false while the gateway knows it is cut off from NATS: required recording then refuses at once */
   recordingAvailable?(): boolean;
@@ -182,6 +185,9 @@ export class ClientSession {
       this.client.destroy();
       if (this.recorder) this.endSession('startup_failed');
       else this.ended = true;
+    } finally {
+      // a session that ended before its relay started (a CancelRequest, a refusal) leaves the gateway's set too
+      if (this.ended) this.ctx.onEnd(this);
     }
   }
 
@@ -215,9 +221,12 @@ export class ClientSession {
       if (code === CANCEL_REQUEST_CODE) {
         reader.detach();
         const c = decodeCancelRequest(f.payload);
-        this.handleCancel(c.pid, Buffer.from(c.secretKey));
-        this.client.end();
         this.ended = true;
+        // Closed only once the cancel reached the server (as Postgres closes it once it has signalled the
+        // backend): libpq's PQcancel returns on this close, and a cancel still in flight then would hit
+        // the client's next statement instead of the one it meant.
+        await this.handleCancel(c.pid, Buffer.from(c.secretKey));
+        this.client.end();
         return null;
       }
       const startup = decodeStartupMessage(f.payload);
@@ -249,13 +258,13 @@ export class ClientSession {
     });
   }
 
-  private handleCancel(pid: number, secret: Buffer): void {
+  private async handleCancel(pid: number, secret: Buffer): Promise<void> {
     const target = this.ctx.cancels.lookup(pid, secret);
     if (target) {
       this.log.info({ pid }, 'cancel request forwarded upstream');
-      void sendUpstreamCancel(target);
+      await sendUpstreamCancel(target);
     } else {
-      this.ctx.relayCancel(pid, secret);
+      await this.ctx.relayCancel(pid, secret);
     }
   }
 
