@@ -18,3 +18,7 @@ export {
   type CopyFormat, type CopyTextFormat, type CopyCsvFormat, type CopyLine,
 } from './copy-format.js';
 export { parseCopyToFormat, type CopyToFormat } from './copy-options.js';
+export {
+  SQL_TEXT_FUNCTIONS, sqlTextFunction, sqlOfCall,
+  type SqlTextFunction, type SqlTextReads, type SqlTextCall,
+} from './sql-text-functions.js';

@@ -1,7 +1,8 @@
 import { parsePlPgSQLSync, parseSync, scanSync } from 'libpg-query';
 import { columnFlows, type ColumnFlow } from './column-flows.js';
 import { SqlAnalysisError } from './errors.js';
-import { only } from './parse-tree.js';
+import { constantString, only, stringsOf } from './parse-tree.js';
+import { sqlOfCall, sqlTextFunction } from './sql-text-functions.js';
 import { isStatementNode, statementKind } from './statement-kinds.js';
 import { tableReads } from './table-readers.js';
 import { isUnbounded } from './where-analysis.js';
@@ -10,7 +11,7 @@ import { isUnbounded } from './where-analysis.js';
  * Finds every statement a SQL text would run — each statement of a multi-statement query, DML in
  * CTEs, the statement under EXPLAIN ANALYZE, PREPARE's body, COPY's query, the SQL of a DO block
  * (its static statements and the constant strings its EXECUTEs run), the body of CREATE FUNCTION /
- * PROCEDURE, SQL handed to functions that execute it (query_to_xml, dblink, …) — and describes each
+ * PROCEDURE, SQL handed to functions that execute it (sql-text-functions.ts) — and describes each
  * as a StatementUnit. What cannot be analysed (a string built at run time, a DO block or routine in
  * another language) is listed in `dynamic`.
  */
@@ -47,50 +48,6 @@ export interface Analysis {
 
 const MAX_NESTED_SQL = 8;
 const MAX_TREE_DEPTH = 4000;
-
-/** Functions that run SQL passed as text, and which arguments hold it (none: this form takes no SQL). */
-const SQL_TEXT_ARGUMENT: Record<string, (args: unknown[]) => number | number[]> = {
-  query_to_xml: () => 0,
-  query_to_xmlschema: () => 0,
-  query_to_xml_and_xmlschema: () => 0,
-  ts_stat: () => 0,
-  // ts_rewrite(query, 'SELECT target, substitute …'); the three-argument form takes no SQL
-  ts_rewrite: (args) => (args.length === 2 ? 1 : []),
-  // tablefunc: the source SQL, and crosstab(source, categories)'s category SQL
-  crosstab: (args) => (args.length === 2 && (only(args[1])?.[1].ival as unknown) === undefined ? [0, 1] : 0),
-  crosstab2: () => 0,
-  crosstab3: () => 0,
-  crosstab4: () => 0,
-  pg_background_launch: () => 0,
-  dblink: lastNonBoolean,
-  dblink_exec: lastNonBoolean,
-  dblink_open: lastNonBoolean,
-  dblink_send_query: lastNonBoolean,
-};
-/** pg_cron's functions take SQL that runs later; only matched in schema `cron` (the names are generic). */
-const CRON_SQL_ARGUMENT: Record<string, (args: unknown[]) => number> = {
-  schedule: lastNonBoolean,
-  schedule_in_database: () => 2,
-  alter_job: () => 2,
-};
-
-function lastNonBoolean(args: unknown[]): number {
-  for (let i = args.length - 1; i >= 0; i--) {
-    const a = only(args[i]);
-    if (!(a && a[0] === 'A_Const' && a[1].boolval !== undefined)) return i;
-  }
-  return 0;
-}
-
-function stringsOf(list: unknown): string[] {
-  if (!Array.isArray(list)) return [];
-  const out: string[] = [];
-  for (const item of list) {
-    const e = only(item);
-    if (e && e[0] === 'String') out.push(String(e[1].sval ?? ''));
-  }
-  return out;
-}
 
 function qualified(parts: string[]): QualifiedName {
   const name = (parts[parts.length - 1] ?? '').toLowerCase();
@@ -363,22 +320,15 @@ class Analyzer {
       }
       return;
     }
-    const pick = SQL_TEXT_ARGUMENT[name.name] ?? (name.schema === 'cron' ? CRON_SQL_ARGUMENT[name.name] : undefined);
-    if (!pick) return;
+    const runs = sqlTextFunction(name);
+    if (!runs) return;
     this.literalDependent = true;
-    if (args.some((a) => only(a)?.[0] === 'NamedArgExpr')) {
-      this.dynamic.push(`SQL passed to ${name.name} by named argument cannot be analysed`);
+    const call = sqlOfCall(runs, args);
+    if ('dynamic' in call) {
+      this.dynamic.push(call.dynamic);
       return;
     }
-    for (const at of [pick(args)].flat()) {
-      const arg = args[at];
-      const sql = arg === undefined ? null : constantString(arg);
-      if (sql === null) {
-        this.dynamic.push(`SQL passed to ${name.name} is built at run time and cannot be analysed`);
-        return;
-      }
-      this.withPlVars(undefined, () => this.text(sql, nesting + 1));
-    }
+    this.withPlVars(undefined, () => { for (const sql of call.sql) this.text(sql, nesting + 1); });
   }
 
   private withPlVars(vars: ReadonlySet<string> | undefined, fn: () => void): void {
@@ -529,25 +479,6 @@ class Analyzer {
     }
     this.withPlVars(undefined, () => this.text(constant, nesting + 1));
   }
-}
-
-/** The value of an expression that is a constant string: 'x', 'x'::text, 'a' || 'b'. */
-export function constantString(node: unknown): string | null {
-  const e = only(node);
-  if (!e) return null;
-  const [t, n] = e;
-  if (t === 'A_Const') return n.sval !== undefined ? String((n.sval as Node).sval ?? '') : null;
-  if (t === 'TypeCast') {
-    const names = stringsOf((n.typeName as Node | undefined)?.names);
-    const type = (names[names.length - 1] ?? '').toLowerCase();
-    return type === 'text' || type === 'varchar' ? constantString(n.arg) : null;
-  }
-  if (t === 'A_Expr' && n.kind === 'AEXPR_OP' && stringsOf(n.name).join('.') === '||') {
-    const l = constantString(n.lexpr);
-    const r = l === null ? null : constantString(n.rexpr);
-    return l !== null && r !== null ? l + r : null;
-  }
-  return null;
 }
 
 function isUtf8Name(v: string): boolean {
