@@ -17,18 +17,24 @@ const policy = {
   masking: [
     { name: 'ssns', columns: ['ssn'], strategy: 'redact' },
     { name: 'cards', columns: ['customers.card_number'], strategy: 'partial' },
+    { name: 'emails', columns: ['email'], strategy: 'partial' },
   ],
 };
 const SSN = '123-45-6789';
 const CARD = '4111 1111 1111 1111';
+const EMAIL = 'ada.lovelace@example.com';
 
 let h: Harness;
 beforeAll(async () => {
   h = await startHarness({
     connection: { policy: 'default' },
     policies: [{ name: 'default', version: 1, document: policy }],
-    setupSql: `CREATE TABLE customers (id int primary key, name text, ssn text, card_number text);
-      INSERT INTO customers VALUES (1, 'Ada', '${SSN}', '${CARD}');`,
+    setupSql: `CREATE TABLE customers (id int primary key, name text, ssn text, card_number text, email text UNIQUE);
+      INSERT INTO customers VALUES (1, 'Ada', '${SSN}', '${CARD}', '${EMAIL}');
+      -- made outside the gateway, as an existing function of the target would be
+      CREATE TABLE sink (v text);
+      CREATE FUNCTION leak(v text) RETURNS boolean LANGUAGE plpgsql AS $f$
+        BEGIN RAISE NOTICE 'leak: %', v; INSERT INTO sink VALUES (v); RETURN true; END $f$;`,
   });
 });
 afterAll(async () => {
@@ -143,5 +149,57 @@ describe('functions that read whole tables or run SQL given as text', () => {
     const r = await psql("SELECT query_to_xml('select id, name from customers', true, true, '')::text");
     expect(r.stderr).toBe('');
     expect(r.stdout).toContain('<name>Ada</name>');
+  });
+});
+
+describe('filters may hand masked columns only to side-effect-free built-ins', () => {
+  it.each([
+    ['a user function that raises a notice and writes a row', 'SELECT id FROM customers WHERE leak(ssn)', 'ssns'],
+    ['a user function over an expression of it', "SELECT id FROM customers WHERE leak(lower(ssn) || '')", 'ssns'],
+    ['set_config of the value', "SELECT id FROM customers WHERE set_config('app.leak', ssn, false) <> ''", 'ssns'],
+    ['pg_notify of the value', "SELECT id FROM customers WHERE pg_notify('leak', email) IS NULL", 'emails'],
+    ['a large object made from the value', "SELECT id FROM customers WHERE lo_from_bytea(0, convert_to(ssn, 'UTF8')) > 0", 'ssns'],
+    ['a user function in a DELETE filter', 'DELETE FROM customers WHERE id = 2 AND leak(ssn)', 'ssns'],
+  ])('psql: %s is refused, and nothing was written', async (_name, sql, rule) => {
+    const r = await psql(`${sql}; SELECT current_setting('app.leak', true)`);
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toMatch(/ERROR:\s+42501:/);
+    expect(r.stderr).toContain(`masked by rule ${rule}`);
+    expect(r.stdout + r.stderr).not.toContain('6789');
+    expect(r.stdout + r.stderr).not.toContain('lovelace');
+    const sink = await h.targetQuery('SELECT (SELECT count(*)::int FROM sink) AS sink, (SELECT count(*)::int FROM pg_largeobject_metadata) AS lobs');
+    expect(sink.rows[0]).toEqual({ sink: 0, lobs: 0 });
+  });
+
+  it('pg driver: a LISTENing client gets no notification carrying a masked value', async () => {
+    const c = new pg.Client(h.clientConfig(await h.credential()));
+    await c.connect();
+    const got: string[] = [];
+    c.on('notification', (n) => got.push(n.payload ?? ''));
+    try {
+      await c.query('LISTEN leak');
+      await expect(c.query("SELECT id FROM customers WHERE pg_notify('leak', ssn) IS NULL")).rejects.toMatchObject({ code: '42501' });
+      await c.query('SELECT 1');
+      expect(got).toEqual([]);
+    } finally {
+      await c.end();
+    }
+  });
+
+  it('psql: DELETE … USING a temporary table joined on a masked column runs (a filter, not an output)', async () => {
+    await h.targetQuery("INSERT INTO customers VALUES (7, 'Temp', '000-00-0000', NULL, 'gone@example.com') ON CONFLICT DO NOTHING");
+    const r = await psql(
+      "CREATE TEMP TABLE tmp (email text); INSERT INTO tmp VALUES ('gone@example.com'); DELETE FROM customers USING tmp WHERE customers.email = tmp.email",
+    );
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    const left = await h.targetQuery('SELECT count(*)::int AS n FROM customers WHERE id = 7');
+    expect(left.rows[0]).toEqual({ n: 0 });
+  });
+
+  it('psql: built-in functions in a filter still work', async () => {
+    const r = await psql(`SELECT id FROM customers WHERE lower(email) LIKE '%@example.com' AND substring(ssn FROM 1 FOR 3) = '123'`);
+    expect(r.stderr).toBe('');
+    expect(r.stdout.trim()).toBe('1');
   });
 });

@@ -1,6 +1,8 @@
 import { SqlAnalysisError } from './errors.js';
 import { only } from './parse-tree.js';
+import { shadowsBuiltin, unsafeCall } from './side-effect-free.js';
 import type { QualifiedName } from './sql-analyzer.js';
+import { ANY_RELATION } from './table-readers.js';
 
 /**
  * Where a statement lets column values out other than as plain columns of its result.
@@ -12,7 +14,10 @@ import type { QualifiedName } from './sql-analyzer.js';
  * function body) moves the value somewhere it can be read under another name later. This walker
  * lists every column reference in such places; the policy refuses the statement when one of them
  * names a masked column (guardrails.ts decide). Filters (WHERE, JOIN ON, HAVING, ORDER BY, EXISTS/IN
- * subqueries) are not listed: masking hides values in results, it cannot stop inference by filtering.
+ * subqueries) are not listed as such: masking hides values in results, it cannot stop inference by
+ * filtering — but a filter that hands the value to code with side effects (a user-defined function,
+ * set_config, pg_notify, …) lets it out: every reference in such a call's arguments is listed,
+ * wherever the call is (`call`, side-effect-free.ts).
  */
 export interface ColumnFlow {
   /** lower-cased column name; `*` for every column of `relation` (a whole-row reference or `t.*`) */
@@ -26,12 +31,16 @@ export interface ColumnFlow {
    */
   how: FlowKind;
   as?: string;
-  /** read: the function that reads the whole table (table-readers.ts) */
+  /** read: the function that reads the whole table (table-readers.ts); call: the code that receives it; shadow: the statement */
   via?: string;
 }
 
-/** read: a function reads every column of `relation` (table-readers.ts); `*` of ANY_RELATION: of any table */
-export type FlowKind = 'expression' | 'copy' | 'rename' | 'read';
+/**
+ * read: a function reads every column of `relation` (table-readers.ts); `*` of ANY_RELATION: of any table.
+ * call: passed to a function, operator or cast that may have side effects, filters included.
+ * shadow: the statement would make a side-effect-free built-in's name run user code (side-effect-free.ts).
+ */
+export type FlowKind = 'expression' | 'copy' | 'rename' | 'read' | 'call' | 'shadow';
 
 type Node = Record<string, unknown>;
 
@@ -108,7 +117,45 @@ class FlowFinder {
   }
 
   private add(column: string, relation: QualifiedName | null, how: FlowKind, as?: string): void {
-    this.flows.push(as === undefined ? { column, relation, how } : { column, relation, how, as });
+    const f: ColumnFlow = as === undefined ? { column, relation, how } : { column, relation, how, as };
+    if (how === 'call' && this.via !== undefined) f.via = this.via;
+    this.flows.push(f);
+  }
+
+  /** the call whose arguments `calls` is listing */
+  private via: string | undefined;
+
+  /**
+   * Every call in the statement that may have side effects, wherever it is (filters included): the
+   * references in its arguments reach it. Statements that would let a built-in's name run user code.
+   */
+  calls(v: unknown, depth: number): void {
+    if (v === null || typeof v !== 'object' || tooDeep(depth)) return;
+    if (Array.isArray(v)) {
+      for (const x of v) this.calls(x, depth + 1);
+      return;
+    }
+    for (const key in v as Node) {
+      const child = (v as Node)[key] as Node;
+      if (child === null || typeof child !== 'object') continue;
+      if (!Array.isArray(child)) {
+        // CALL's FuncCall comes unwrapped
+        const type = key === 'funccall' ? 'FuncCall' : key;
+        const shadow = shadowsBuiltin(type, child);
+        if (shadow) this.flows.push({ column: '*', relation: ANY_RELATION, how: 'shadow', via: shadow });
+        const call = unsafeCall(type, child);
+        if (call !== null) {
+          const saved = this.via;
+          this.via = call;
+          try {
+            this.expression(type === 'FuncCall' ? child.args : type === 'A_Expr' ? [child.lexpr, child.rexpr] : child.arg, 'call', depth + 1);
+          } finally {
+            this.via = saved;
+          }
+        }
+      }
+      this.calls(child, depth + 1);
+    }
   }
 
   /** `a.b.c` → the table a column reference is qualified with (alias resolved), or null. */
@@ -470,5 +517,6 @@ function names(v: unknown): string[] | null {
 export function columnFlows(stmt: unknown, strict: boolean): ColumnFlow[] {
   const f = new FlowFinder(stmt);
   f.statement(stmt, strict ? 'strict' : 'top');
+  f.calls(stmt, 0);
   return f.flows;
 }

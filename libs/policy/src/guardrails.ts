@@ -240,6 +240,13 @@ function maskedFlow(analysis: Analysis, masked: MaskedColumn[]): { flow: ColumnF
 
 function flowReason(f: ColumnFlow, m: MaskedColumn): string {
   const col = m.table ? `${show(m.table)}.${m.column}` : m.column;
+  if (f.how === 'shadow') {
+    return `${f.via ?? 'this statement'} would let a built-in name run user code where column ${col}, masked by rule ${m.rule}, may be used in a filter: not allowed while columns are masked`;
+  }
+  if (f.how === 'call') {
+    const what = f.column === '*' ? `a whole-row reference${f.relation ? ` to ${show(f.relation)}` : ''} carrying column ${col}` : `column ${col}`;
+    return `${what}, masked by rule ${m.rule}, may not be passed to ${f.via ?? 'a function'}, which is not a side-effect-free built-in (a filter may use masked columns only with those)`;
+  }
   if (f.how === 'read') {
     const what = f.relation === ANY_RELATION || !f.relation ? 'may read any table' : `reads every column of ${show(f.relation)}`;
     return `${f.via ?? 'a function'} ${what}, so column ${col}, masked by rule ${m.rule}, would leave unmasked: a masked column can be read only as a plain column of a result`;
