@@ -105,4 +105,48 @@ describe('live sessions follow the api', () => {
       await s.rest('PATCH', '/v1/connections/demo', s.bootstrap, { allowedGroups: before.json.allowedGroups });
     }
   }, 60_000);
+
+  it('refused logins leave an audit trail (auth.failed: address, claimed identity, reason), aggregated so a flood is a few events', async () => {
+    const token = await agentToken();
+    const cred = await s.rest('POST', '/v1/connections/demo/credentials', token, {});
+    // A credential for demo presented for another connection, 25 times: one event now (the rest are summarised per minute).
+    for (let i = 0; i < 25; i++) {
+      const e = await connect({ ...cred.json, database: 'not-demo' }).then(() => null, (err: pg.DatabaseError) => err);
+      expect(e?.code).toBe('28P01');
+    }
+    // The api: a forged bearer token (claims alice, bad signature) and a refused token exchange.
+    const [h, p] = token.split('.');
+    const forged = `${h}.${Buffer.from(JSON.stringify({ ...JSON.parse(Buffer.from(p!, 'base64url').toString()), sub: 'user:alice' })).toString('base64url')}.${token.split('.')[2]}`;
+    expect((await s.rest('GET', '/v1/me', forged)).status).toBe(401);
+    const wrongAud = await clientCredentialsToken(s.idp, 'demo-agent', 'demo-agent-secret', 'elsewhere');
+    const exchange = await fetch(`${s.api}/v1/auth/token`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body: new URLSearchParams({ grant_type: 'urn:ietf:params:oauth:grant-type:token-exchange', subject_token: wrongAud, subject_token_type: 'urn:ietf:params:oauth:token-type:jwt' }),
+    });
+    expect(exchange.status).toBe(400);
+    // the unauthenticated caller learns that the audience did not match, not which ones would
+    expect(((await exchange.json()) as { error: { message: string } }).error.message).not.toMatch(/portcullis/);
+
+    type Ev = { type: string; gateway: string | null; data: Record<string, unknown> };
+    let failed: Ev[] = [];
+    await until(async () => {
+      const page = await s.rest('GET', '/v1/audit/events?format=jsonl&limit=1000', s.bootstrap);
+      failed = page.text.split('\n').filter((l) => l.trim()).map((l) => JSON.parse(l) as Ev).filter((e) => e.type === 'auth.failed');
+      return failed.some((e) => e.data.identity === 'user:alice') && ['gateway', 'token-exchange'].every((surface) => failed.some((e) => e.data.surface === surface));
+    }, 15_000);
+    const gateway = failed.filter((e) => e.data.surface === 'gateway' && e.data.reason === 'wrong_connection');
+    expect(gateway).toHaveLength(1);
+    expect(gateway[0]!.data).toMatchObject({ source: '127.0.0.1', identity: 'agent:demo', count: 1, summary: false, target: 'not-demo' });
+    expect(gateway[0]!.gateway).toMatch(/^e2e-/);
+    expect(failed.find((e) => e.data.surface === 'api' && e.data.identity === 'user:alice')!.data).toMatchObject({ source: '127.0.0.1', reason: 'invalid_token', target: 'GET /v1/me' });
+    // the revoked api token of the first test was refused too, under its own reason
+    expect(failed.some((e) => e.data.surface === 'api' && e.data.identity === 'agent:demo' && e.data.reason === 'token_revoked')).toBe(true);
+    expect(failed.find((e) => e.data.surface === 'token-exchange')!.data).toMatchObject({ reason: 'invalid_grant', identity: expect.stringMatching(/^demo-agent \(http/) });
+    // OCSF: an Authentication (3002) Logon failure with the client's address
+    const ocsf = (await s.rest('GET', '/v1/audit/events?format=ocsf&limit=1000', s.bootstrap)).text.split('\n').filter((l) => l.trim()).map((l) => JSON.parse(l));
+    const logon = ocsf.find((e) => e.unmapped.portcullis.type === 'auth.failed' && e.unmapped.portcullis.data.surface === 'gateway');
+    expect(logon).toMatchObject({ class_uid: 3002, activity_id: 1, status: 'Failure', src_endpoint: { ip: '127.0.0.1' } });
+  }, 60_000);
 });
+

@@ -7,6 +7,7 @@ import { generate as generateCert } from 'selfsigned';
 import { natsNames } from '@portcullis/protocol';
 import { ConfigStore, type ActiveConfig } from './config/config-store.js';
 import type { GatewayEnv } from './env.js';
+import { AuthFailureRecorder } from './events/auth-failure-recorder.js';
 import { EventPublisher, ensureEventStream, setEventFlushInterval } from './events/event-publisher.js';
 import { startHeartbeat } from './heartbeat.js';
 import { startIdleCompaction } from './idle-compaction.js';
@@ -50,6 +51,7 @@ export class Gateway {
   config!: ConfigStore;
   nc: NatsConnection | null = null;
   private publisher: EventPublisher | null = null;
+  private authFailures: AuthFailureRecorder | null = null;
   private pgServer: Server | null = null;
   private httpServer: HttpServer | null = null;
   private tls: SecureContext | null = null;
@@ -109,6 +111,7 @@ export class Gateway {
     setEventFlushInterval(env.GATEWAY_EVENT_FLUSH_MS);
     this.publisher = new EventPublisher(this.nc, env.NATS_PREFIX, this.logger, 5000, env.GATEWAY_ID);
     this.metrics.eventCounts = () => this.publisher?.counts ?? null;
+    this.authFailures = new AuthFailureRecorder({ gatewayId: env.GATEWAY_ID, logger: this.logger, publisher: () => this.publisher, eventKey: () => this.config.current?.eventKey ?? null });
     void this.ensureStream();
     this.config.start(this.nc);
     this.subscribeCancels(this.nc);
@@ -243,6 +246,7 @@ export class Gateway {
       cancels: this.cancels,
       relayCancel: (pid, secret) => this.relayCancel(pid, secret),
       publisher: () => this.publisher,
+      authFailed: (f, connection) => this.authFailures?.report(f, connection),
       recordingAvailable: () => this.natsConnected && !!this.publisher,
       hooksFor: (info) => this.hooksFor(info),
       onEnd: (s) => this.sessions.delete(s),
@@ -267,6 +271,7 @@ export class Gateway {
   }
 
   async stop(): Promise<void> {
+    this.authFailures?.stop();
     this.stopHeartbeat?.();
     this.stopIdleCompaction?.();
     await new Promise<void>((resolve) => (this.pgServer ? this.pgServer.close(() => resolve()) : resolve()));

@@ -5,7 +5,7 @@ import { canonicalJson } from './canonical.js';
 export const SESSION_EVENT_TYPES = ['session.start', 'query', 'decision', 'result', 'approval.requested', 'approval.decided', 'session.end'] as const;
 export const CONTROL_EVENT_TYPES = [
   'policy.changed', 'connection.changed', 'identity.changed', 'group.changed', 'trust-policy.changed',
-  'token.issued', 'token.revoked', 'access-request.changed', 'approval.decided', 'retention.deleted', 'checkpoint',
+  'token.issued', 'token.revoked', 'access-request.changed', 'approval.decided', 'retention.deleted', 'checkpoint', 'auth.failed',
 ] as const;
 export const EVENT_TYPES = [...new Set([...SESSION_EVENT_TYPES, ...CONTROL_EVENT_TYPES])] as [string, ...string[]];
 export type EventType = (typeof SESSION_EVENT_TYPES)[number] | (typeof CONTROL_EVENT_TYPES)[number];

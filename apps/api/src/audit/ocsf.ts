@@ -37,6 +37,8 @@ function classify(e: RecordedEvent): ClassInfo {
       return { ...AUTH, activity_id: 1, activity_name: 'Logon' };
     case 'session.end':
       return { ...AUTH, activity_id: 2, activity_name: 'Logoff' };
+    case 'auth.failed':
+      return { ...AUTH, activity_id: 1, activity_name: 'Logon' };
     case 'query':
     case 'result':
       return { ...DATASTORE, activity_id: 4, activity_name: 'Query' };
@@ -56,11 +58,12 @@ function severityOf(e: RecordedEvent): SeverityId {
   }
   if (e.type === 'result' && e.data.error) return 2;
   if (e.type === 'approval.decided' && e.data.status === 'denied') return 2;
+  if (e.type === 'auth.failed') return 3;
   return 1;
 }
 
 function failed(e: RecordedEvent): boolean {
-  return (e.type === 'result' && !!e.data.error) || (e.type === 'decision' && e.data.action === 'block');
+  return (e.type === 'result' && !!e.data.error) || (e.type === 'decision' && e.data.action === 'block') || e.type === 'auth.failed';
 }
 
 /** `host:port` or `[v6]:port` → ip and port, when it looks like one. */
@@ -98,7 +101,7 @@ export function toOcsf(e: RecordedEvent, position: bigint): Record<string, unkno
     out.user = { name: e.identity ?? 'unknown' };
     out.service = { name: e.connection ?? undefined };
     out.is_mfa = false;
-    const src = endpoint(e.data.clientAddr);
+    const src = endpoint(e.data.clientAddr ?? e.data.source);
     if (src) out.src_endpoint = src;
     out.dst_endpoint = { name: e.gateway ?? undefined };
   } else if (c.class_uid === 6005) {
@@ -125,6 +128,8 @@ export function summary(e: RecordedEvent): string {
   switch (e.type) {
     case 'session.start':
       return `${e.identity ?? '?'} connected to ${e.connection ?? '?'}`;
+    case 'auth.failed':
+      return `${String(d.surface ?? '?')} login refused (${String(d.reason ?? '?')}) for ${String(d.identity ?? '?')} from ${String(d.source ?? '?')}${Number(d.count) > 1 ? `, ${String(d.count)} times` : ''}`;
     case 'session.end':
       return `session ended (${String(d.reason ?? 'unknown')}) after ${String(d.statements ?? '?')} statements`;
     case 'query':

@@ -1,6 +1,7 @@
-import { Catch, HttpException, Logger, type ArgumentsHost, type ExceptionFilter } from '@nestjs/common';
+import { Catch, HttpException, Logger, Optional, type ArgumentsHost, type ExceptionFilter } from '@nestjs/common';
 import type { Response, Request } from 'express';
 import { ApiError } from './errors.js';
+import { AuthFailuresService } from '../control-events/auth-failures.service.js';
 
 const CODES: Record<number, string> = {
   400: 'bad_request', 401: 'unauthorized', 403: 'forbidden', 404: 'not_found', 405: 'method_not_allowed',
@@ -52,11 +53,14 @@ export function toErrorResponse(err: unknown, logger: Logger, req?: Request): { 
 export class AllExceptionsFilter implements ExceptionFilter {
   private readonly logger = new Logger('http');
 
+  constructor(@Optional() private readonly authFailures?: AuthFailuresService) {}
+
   catch(exception: unknown, host: ArgumentsHost): void {
     const ctx = host.switchToHttp();
     const res = ctx.getResponse<Response>();
     const req = ctx.getRequest<Request>();
     const { status, body } = toErrorResponse(exception, this.logger, req);
+    this.authFailures?.httpRefused(req, status, body.error.code, body.error.message);
     if (res.headersSent) return;
     res.status(status).json(body);
   }

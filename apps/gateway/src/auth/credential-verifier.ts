@@ -1,4 +1,4 @@
-import { errors as joseErrors, jwtVerify } from 'jose';
+import { decodeJwt, errors as joseErrors, jwtVerify } from 'jose';
 import { GATEWAY_AUDIENCE, TOKEN_ALG, gatewayTokenClaimsSchema, mayUseConnection, type AccessCaller, type GatewayTokenClaims } from '@portcullis/protocol';
 import type { ActiveConfig, ResolvedConnection } from '../config/config-store.js';
 
@@ -65,4 +65,15 @@ export function accessCallerOf(claims: GatewayTokenClaims, expiresAt: number | n
   if (claims.grant === undefined) return { groups: claims.groups, grants: [] };
   const until = claims.gexp !== undefined ? claims.gexp * 1000 : (expiresAt ?? 0);
   return { groups: claims.groups, grants: [{ id: claims.grant, until }] };
+}
+
+/** Who a refused credential claimed to be (its unverified `sub`), for the audit trail only; null when it is no JWT. */
+export function claimedSubject(token: string): string | null {
+  if (!token || token.length > MAX_TOKEN_LENGTH) return null;
+  try {
+    const sub = decodeJwt(token).sub;
+    return typeof sub === 'string' ? sub : null;
+  } catch {
+    return null;
+  }
 }

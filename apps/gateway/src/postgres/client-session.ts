@@ -19,9 +19,10 @@ import {
   encodeReadyForQuery,
   encodeTerminate,
   BackendMessageType as B,
+  type AuthFailure,
   type PgFrame,
 } from '@portcullis/protocol';
-import { CredentialError, accessCallerOf, verifyCredential, type VerifiedCredential } from '../auth/credential-verifier.js';
+import { CredentialError, accessCallerOf, claimedSubject, verifyCredential, type VerifiedCredential } from '../auth/credential-verifier.js';
 import type { ActiveConfig, ResolvedPolicy } from '../config/config-store.js';
 import { decisionJson, queryJson, resultJson } from '../events/event-json.js';
 import { SessionRecorder, type EventPublisher } from '../events/event-publisher.js';
@@ -56,6 +57,8 @@ export interface SessionContext {
    */
   relayCancel(pid: number, secret: Buffer): Promise<void>;
   publisher(): EventPublisher | null;
+  /** a refused credential, for the audit trail (auth.failed) */
+  authFailed?(f: Omit<AuthFailure, 'surface'>, connection: string | null): void;
   /** false while the gateway knows it is cut off from NATS: required recording then refuses at once */
   recordingAvailable?(): boolean;
   hooksFor(s: SessionInfo): SessionHooks;
@@ -308,6 +311,10 @@ export class ClientSession {
     } catch (err) {
       if (err instanceof CredentialError) {
         this.ctx.metrics.errors.inc({ kind: 'auth' });
+        this.ctx.authFailed?.(
+          { source: this.client.remoteAddress ?? null, identity: claimedSubject(password) ?? (params.user || null), reason: err.reason, target: database, detail: err.message },
+          database,
+        );
         if (err.reason === 'unknown_connection') throw new SessionRefused('3D000', err.message, 'unknown_connection');
         throw new SessionRefused('28P01', `password authentication failed: ${err.message}`, `auth_${err.reason}`);
       }

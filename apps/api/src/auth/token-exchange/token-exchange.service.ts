@@ -130,7 +130,9 @@ export class TokenExchangeService {
       throw this.reject(`subject "${sub}" matches no trust policy of ${issuer}`, issuer);
     }
     if (audienceMisses.length) {
-      throw this.reject(`subject_token audience is not accepted (expected ${[...new Set(audienceMisses)].join(' or ')})`, issuer);
+      // The accepted audiences are configuration, not the caller's business: say only that it did not match.
+      this.logger.warn(`token exchange refused (${issuer}): audience not one of ${[...new Set(audienceMisses)].join(', ')}`);
+      throw invalidGrant('subject_token audience is not accepted');
     }
     throw this.reject(describeJoseError(failure), issuer);
   }
