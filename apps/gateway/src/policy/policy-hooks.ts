@@ -3,7 +3,7 @@ import type { ResolvedPolicy } from '../config/config-store.js';
 import type { Logger } from '../logger.js';
 import type { SideConnection } from '../postgres/side-connection.js';
 import type { MaskingPlanLike, PolicyLib } from './policy-lib.js';
-import type { ResultField, RowMasker, RowPlan, SessionHooks, StatementInfo, Verdict } from './session-hooks.js';
+import type { FunctionCallDecision, FunctionCallInfo, ResultField, RowMasker, RowPlan, SessionHooks, StatementInfo, Verdict } from './session-hooks.js';
 
 export interface PolicyHooksOptions {
   /**
@@ -43,7 +43,8 @@ export function createPolicyHooks(opts: PolicyHooksOptions): SessionHooks & { cl
   const evaluate = (stmt: StatementInfo): Verdict => {
     try {
       const policy = opts.policy();
-      const d = policy.engine.evaluate(stmt.sql, { protocol: stmt.protocol });
+      // a function call is decided as the one-statement SELECT it amounts to (onFunctionCall)
+      const d = policy.engine.evaluate(stmt.sql, { protocol: stmt.protocol === 'simple' ? 'simple' : 'extended' });
       const v: Verdict = { action: d.action, rule: d.rule ?? null, reason: d.reason ?? null, ...(d.kinds ? { kinds: d.kinds } : {}), ...(d.cached !== undefined ? { cached: d.cached } : {}) };
       // session.start names the version the session began with; a decision by a later one says so
       if (policy.version !== started.version) v.policyVersion = policy.version;
@@ -198,8 +199,48 @@ export function createPolicyHooks(opts: PolicyHooksOptions): SessionHooks & { cl
     return { kind: 'mask', masker: wrapPlan(libPlan, resultFields, maskLine) };
   };
 
+  /** function OID → its schema, name and return type (null: no such function), looked up once per session */
+  const functions = new Map<number, { schema: string; name: string; returns: number } | null>();
+  /**
+   * A FunctionCall ('F') is the call `SELECT schema.fn($1, …)` makes: that statement is what the policy
+   * decides (function guardrails, dynamic SQL for arguments it cannot see, masking analysis) and what
+   * is recorded, and the call's one value gets the masking plan that statement's one column would.
+   */
+  const onFunctionCall = async (call: FunctionCallInfo): Promise<FunctionCallDecision> => {
+    const oid = call.oid >>> 0;
+    let fn = functions.get(oid);
+    if (fn === undefined) {
+      try {
+        const rows = await side.query(
+          `SELECT n.nspname, p.proname, p.prorettype::text FROM pg_catalog.pg_proc p JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace WHERE p.oid = ${oid}::oid`,
+        );
+        const [nsp, name, returns] = rows[0] ?? [];
+        fn = nsp && name ? { schema: nsp, name, returns: Number(returns) } : null;
+        functions.set(oid, fn);
+      } catch (err) {
+        logger.warn({ err: (err as Error).message }, 'cannot look up the function of a function call');
+        return {
+          sql: `-- function call: OID ${oid}`,
+          verdict: { action: 'block', rule: null, reason: null },
+          refusal: { code: '42501', message: 'function call refused: the gateway could not look up which function it calls' },
+        };
+      }
+    }
+    if (!fn) {
+      // (a function created in the session's own open transaction is not visible to the lookup either)
+      return { sql: `-- function call: OID ${oid}`, verdict: { action: 'block', rule: null, reason: null }, refusal: { code: '42883', message: `function with OID ${oid} does not exist` } };
+    }
+    const params = Array.from({ length: call.args }, (_, i) => `$${i + 1}`).join(', ');
+    const sql = `SELECT ${quoteIdent(fn.schema)}.${quoteIdent(fn.name)}(${params})`;
+    const verdict = evaluate({ sql, protocol: 'extended' });
+    if (verdict.action === 'block' || !started.masks) return { sql, verdict };
+    const field: RowField = { name: fn.name, tableOid: 0, columnAttr: 0, typeOid: fn.returns, typeSize: -1, typeModifier: -1, format: call.resultFormat };
+    return { sql, verdict, plan: planFor([field]) };
+  };
+
   return {
     masksResults: started.masks,
+    onFunctionCall,
     onQuery: evaluate,
     onParse: evaluate,
     onRowDescription,
@@ -208,6 +249,10 @@ export function createPolicyHooks(opts: PolicyHooksOptions): SessionHooks & { cl
     onCopyData: (m, line) => m.maskCopyLine(line),
     close: () => side.close(),
   };
+}
+
+function quoteIdent(s: string): string {
+  return `"${s.replace(/"/g, '""')}"`;
 }
 
 /** Same columns for a masking plan: what its cache key is made of (the table name follows from tableOid). */

@@ -3,7 +3,8 @@ import type { DataRowView, DataRowWriter, RowField } from '@portcullis/protocol'
 /** A statement as the relay sees it at a policy point. */
 export interface StatementInfo {
   sql: string;
-  protocol: 'simple' | 'extended';
+  /** 'function-call': a FunctionCall ('F') message, `sql` being the `SELECT schema.fn($1, …)` it amounts to */
+  protocol: 'simple' | 'extended' | 'function-call';
   /** prepared statement name (extended protocol; '' = unnamed) */
   statement?: string;
   portal?: string;
@@ -57,6 +58,28 @@ export interface RowMasker {
   maskCopyLine(line: Buffer): { line: Buffer | string; changed: number };
 }
 
+/** A FunctionCall ('F') message as the policy sees it. */
+export interface FunctionCallInfo {
+  /** the function's OID (pg_proc.oid) */
+  oid: number;
+  /** how many arguments it passes */
+  args: number;
+  /** the result format it asks for (0 text, 1 binary) */
+  resultFormat: number;
+}
+
+/**
+ * How a function call is decided: `sql` is the statement it amounts to (recorded as the statement),
+ * `verdict` the policy's decision on it, `plan` how the call's one value is masked. `refusal`: it
+ * cannot be decided (no function has the OID, or it could not be looked up); nothing runs.
+ */
+export interface FunctionCallDecision {
+  sql: string;
+  verdict: Verdict;
+  plan?: RowPlan;
+  refusal?: { code: string; message: string };
+}
+
 /** null: pass rows through untouched; refuse: the statement fails, rows never leave the gateway. */
 export type RowPlan = null | { kind: 'mask'; masker: RowMasker } | { kind: 'refuse'; reason: string };
 
@@ -85,6 +108,8 @@ export interface SessionHooks {
   onDataRow(masker: RowMasker, row: DataRowView, out: DataRowWriter): number;
   onCopyOut(info: { format: number; columnFormats: number[]; sql: string | null }): RowPlan | Promise<RowPlan>;
   onCopyData(masker: RowMasker, line: Buffer): { line: Buffer | string; changed: number };
+  /** a FunctionCall message; absent: refused (fail closed) */
+  onFunctionCall?(call: FunctionCallInfo): FunctionCallDecision | Promise<FunctionCallDecision>;
   /** the session ended: release anything held (side connections, pending approvals) */
   close?(): void;
 }
@@ -98,4 +123,5 @@ export const ALLOW_ALL_HOOKS: SessionHooks = {
   onDataRow: (m, row, out) => m.maskDataRow(row, out),
   onCopyOut: () => null,
   onCopyData: (m, l) => m.maskCopyLine(l),
+  onFunctionCall: (c) => ({ sql: `-- function call: OID ${c.oid >>> 0}`, verdict: { action: 'allow', rule: null, reason: 'no policy on this connection' } }),
 };

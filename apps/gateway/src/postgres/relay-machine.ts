@@ -10,6 +10,7 @@ import {
   decodeDescribe,
   decodeErrorResponse,
   decodeExecute,
+  decodeFunctionCall,
   decodeParameterStatus,
   decodeParse,
   decodeQuery,
@@ -17,12 +18,13 @@ import {
   encodeCopyData,
   encodeDescribe,
   encodeErrorResponse,
+  encodeFunctionCallResponse,
   encodeParameterStatus,
   encodeParse,
   encodeQuery,
   type PgFrame,
 } from '@portcullis/protocol';
-import type { RowMasker, RowPlan, SessionHooks, StatementInfo, Verdict } from '../policy/session-hooks.js';
+import type { FunctionCallDecision, RowMasker, RowPlan, SessionHooks, StatementInfo, Verdict } from '../policy/session-hooks.js';
 
 /** Where the relay's output goes. The adapter owns the sockets; the machine only hands it bytes. */
 export interface RelayOutput {
@@ -32,7 +34,7 @@ export interface RelayOutput {
 
 /** Session events the machine produces (the adapter signs and publishes them). */
 export interface RelayEvents {
-  query(data: { sql: string; protocol: 'simple' | 'extended'; statement?: string; portal?: string }): void;
+  query(data: { sql: string; protocol: StatementInfo['protocol']; statement?: string; portal?: string }): void;
   decision(data: { action: string; rule: string | null; reason: string | null; kinds?: string[]; cached?: boolean; policyVersion?: number }): void;
   result(data: ResultEventData): void;
 }
@@ -80,6 +82,8 @@ interface PendingResult {
   error?: { code: string; message: string };
   maskedColumns?: Set<string>;
   maskedValues: number;
+  /** a function call's result: how its one value is masked (as the same `SELECT fn(…)`'s column) */
+  fnPlan?: RowPlan;
 }
 
 /**
@@ -229,11 +233,15 @@ export class RelayMachine {
         this.sentBatches++;
         this.out.toUpstream(f.frame);
         return;
-      case F.FunctionCall:
-        // The fast-path function call runs any function by OID, past any SQL policy: refused.
-        this.substituteQuery({ code: '42501', message: 'the function call protocol is not allowed through the gateway' });
-        this.events.result({ rows: 0, durationMs: 0, error: { code: '42501', message: 'function call protocol refused' } });
-        return;
+      case F.FunctionCall: {
+        // The fast-path call names a function by OID: decided as the `SELECT schema.fn($1, …)` it
+        // amounts to (the hooks resolve the OID), so the policy's function guardrails apply to it.
+        const call = decodeFunctionCall(f.payload);
+        const info = { oid: call.functionOid, args: call.args.length, resultFormat: call.resultFormat };
+        const d = this.hooks.onFunctionCall ? this.hooks.onFunctionCall(info) : noFunctionCalls(info.oid);
+        if (d instanceof Promise) return d.then((x) => this.applyFunctionCall(x, f));
+        return this.applyFunctionCall(d, f);
+      }
       case F.Close:
       case F.Flush:
       case F.CopyData:
@@ -248,12 +256,26 @@ export class RelayMachine {
     }
   }
 
+  private applyFunctionCall(d: FunctionCallDecision, f: PgFrame): void | Promise<void> {
+    const stmt: StatementInfo = { sql: d.sql, protocol: 'function-call' };
+    if (d.refusal) {
+      // the call cannot be decided at all (an OID that names no function): nothing runs
+      this.statements++;
+      this.events.query({ sql: d.sql, protocol: 'function-call' });
+      this.events.decision({ action: 'block', rule: null, reason: d.refusal.message });
+      this.counters.decision('block');
+      this.refuse('query', '', d.refusal);
+      return;
+    }
+    return this.applyVerdict(stmt, d.verdict, f, 'query', '', d.plan ?? null);
+  }
+
   private decide(stmt: StatementInfo, verdict: Verdict | Promise<Verdict>, f: PgFrame, kind: 'query' | 'parse', name = ''): void | Promise<void> {
     if (verdict instanceof Promise) return verdict.then((v) => this.applyVerdict(stmt, v, f, kind, name));
     return this.applyVerdict(stmt, verdict, f, kind, name);
   }
 
-  private applyVerdict(stmt: StatementInfo, v: Verdict, f: PgFrame, kind: 'query' | 'parse', name: string): void | Promise<void> {
+  private applyVerdict(stmt: StatementInfo, v: Verdict, f: PgFrame, kind: 'query' | 'parse', name: string, fnPlan?: RowPlan): void | Promise<void> {
     this.statements++;
     // Built member by member (no spreads): this runs for every statement.
     const query: Parameters<RelayEvents['query']>[0] = { sql: stmt.sql.length > MAX_EVENT_SQL ? `${stmt.sql.slice(0, MAX_EVENT_SQL)}…` : stmt.sql, protocol: stmt.protocol };
@@ -266,7 +288,7 @@ export class RelayMachine {
     this.events.decision(decision);
     this.counters.decision(v.action);
     if (v.action !== 'block' && ((kind === 'parse' && name !== '') || v.kinds?.includes('PREPARE'))) this.preparedStatements = true;
-    if (v.action === 'allow') return this.forwardStatement(f, kind, stmt);
+    if (v.action === 'allow') return this.forwardStatement(f, kind, stmt, fnPlan);
     if (v.action === 'require_approval') {
       if (!this.hooks.onApprovalRequired) {
         return this.refuse(kind, name, {
@@ -277,7 +299,7 @@ export class RelayMachine {
       }
       return this.hooks.onApprovalRequired(stmt, v).then(
         (o) => {
-          if (o.approved) return this.forwardStatement(f, kind, stmt);
+          if (o.approved) return this.forwardStatement(f, kind, stmt, fnPlan);
           return this.refuse(kind, name, { code: o.code ?? '42501', message: o.message, ...(o.detail ? { detail: o.detail } : {}) });
         },
         () => this.refuse(kind, name, { code: '42501', message: `statement requires approval by rule "${v.rule ?? 'unnamed'}" and the approval could not be obtained` }),
@@ -289,9 +311,12 @@ export class RelayMachine {
     });
   }
 
-  private forwardStatement(f: PgFrame, kind: 'query' | 'parse', stmt: StatementInfo): void {
+  private forwardStatement(f: PgFrame, kind: 'query' | 'parse', stmt: StatementInfo, fnPlan?: RowPlan): void {
     if (kind === 'query') {
-      this.pending.push({ batch: this.sentBatches, kind: 'query', startedAt: this.now(), rows: 0, maskedValues: 0, sql: stmt.sql });
+      // a Query, or a FunctionCall (answered like one: its result or an error, then ReadyForQuery)
+      const p: PendingResult = { batch: this.sentBatches, kind: 'query', startedAt: this.now(), rows: 0, maskedValues: 0, sql: stmt.sql };
+      if (fnPlan !== undefined) p.fnPlan = fnPlan;
+      this.pending.push(p);
       this.sentBatches++;
     }
     this.out.toUpstream(f.frame);
@@ -410,11 +435,60 @@ export class RelayMachine {
       case B.BackendKeyData:
         // The client keeps the key the gateway gave it.
         return;
+      case B.FunctionCallResponse:
+        if (skipping) return;
+        this.onFunctionResult(f);
+        return;
       default:
         // ParseComplete, BindComplete, CloseComplete, ParameterDescription, CopyIn/BothResponse, FunctionCallResponse...
         if (!skipping) this.out.toClient(f.frame);
         return;
     }
+  }
+
+  /** A function call's value, masked by the plan its decision made (the one `SELECT fn(…)` would get). */
+  private onFunctionResult(f: PgFrame): void {
+    const r = this.currentResult();
+    if (r) {
+      r.rows = 1;
+      r.tag = 'FUNCTION CALL';
+    }
+    const plan = r?.fnPlan ?? null;
+    if (this.hooks.masksResults && !r) {
+      this.refuseResult('the gateway could not determine the layout of this result; it was withheld');
+      return;
+    }
+    if (plan === null) {
+      this.out.toClient(f.frame);
+      return;
+    }
+    if (plan.kind === 'refuse') {
+      this.refuseResult(plan.reason);
+      return;
+    }
+    // the value as a one-column DataRow (count 1, then the same length and bytes) through the masker
+    const count = Buffer.from([0, 1]);
+    const row = (this.rowView ??= new DataRowView()).read(Buffer.concat([count, f.payload]));
+    const out = (this.rowWriter ??= new DataRowWriter());
+    out.begin(row);
+    let changed: number;
+    try {
+      changed = this.hooks.onDataRow(plan.masker, row, out);
+    } catch {
+      row.release();
+      this.refuseResult('masking failed on the result of this function call; it was withheld');
+      return;
+    }
+    if (out.started) {
+      const d = out.finish();
+      // DataRow: type, length, count, then the value's length and bytes; the value is what V carries
+      const len = d.readInt32BE(7);
+      if (changed > 0) this.noteMasked(plan.masker, changed);
+      this.out.toClient(encodeFunctionCallResponse(len < 0 ? null : Buffer.from(d.subarray(11, 11 + len))));
+    } else {
+      this.out.toClient(f.frame);
+    }
+    row.release();
   }
 
   private shiftDescribe(): PendingDescribe | null {
@@ -593,6 +667,12 @@ export class RelayMachine {
     this.copyMasker = null;
     this.out.toClient(f.frame);
   }
+}
+
+/** Hooks that cannot decide function calls: refused (fail closed). */
+function noFunctionCalls(oid: number): FunctionCallDecision {
+  const message = 'the function call protocol is not allowed on this connection';
+  return { sql: `-- function call: OID ${oid >>> 0}`, verdict: { action: 'block', rule: null, reason: message }, refusal: { code: '42501', message } };
 }
 
 function isFatal(f: PgFrame): boolean {
