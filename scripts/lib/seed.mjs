@@ -23,8 +23,18 @@ export function demoPolicy(name = 'default') {
     guardrails: [
       {
         name: 'no-destructive-ddl', action: 'block',
-        reason: 'Schema and role changes go through migrations, not ad-hoc sessions.',
-        match: { statements: ['DROP', 'TRUNCATE', 'ALTER', 'GRANT', 'REVOKE', 'CREATE ROLE', 'ALTER ROLE'] },
+        reason: 'Schema, role, ownership, extension and server changes go through migrations, not ad-hoc sessions.',
+        match: {
+          statements: [
+            'DROP', 'TRUNCATE', 'ALTER', 'GRANT', 'REVOKE', 'CREATE ROLE', 'ALTER ROLE', 'REASSIGN OWNED', 'SECURITY LABEL',
+            // code and connections that run as the server: extensions, languages, foreign servers, event triggers
+            'CREATE EXTENSION', 'CREATE LANGUAGE', 'LOAD', 'CREATE FOREIGN DATA WRAPPER', 'CREATE SERVER', 'CREATE USER MAPPING',
+            'IMPORT FOREIGN SCHEMA', 'CREATE SUBSCRIPTION', 'CREATE PUBLICATION', 'CREATE EVENT TRIGGER', 'CREATE ACCESS METHOD',
+            'CREATE DATABASE', 'CREATE TABLESPACE',
+            // locks that stall other sessions' writes or reads (pg_dump's ACCESS SHARE stays allowed)
+            'LOCK TABLE IN SHARE MODE', 'LOCK TABLE IN SHARE ROW EXCLUSIVE MODE', 'LOCK TABLE IN EXCLUSIVE MODE', 'LOCK TABLE IN ACCESS EXCLUSIVE MODE',
+          ],
+        },
       },
       {
         name: 'no-session-killing', action: 'block',

@@ -11,7 +11,7 @@ export const STATEMENT_VERBS: ReadonlySet<string> = new Set([
   'COPY', 'EXPLAIN', 'PREPARE', 'EXECUTE', 'DEALLOCATE', 'DO', 'CALL', 'SET', 'RESET', 'SHOW', 'BEGIN',
   'COMMIT', 'ROLLBACK', 'SAVEPOINT', 'RELEASE', 'VACUUM', 'ANALYZE', 'LOCK', 'DECLARE', 'FETCH', 'MOVE',
   'CLOSE', 'LISTEN', 'NOTIFY', 'UNLISTEN', 'LOAD', 'DISCARD', 'CHECKPOINT', 'REINDEX', 'CLUSTER', 'REFRESH',
-  'REASSIGN', 'COMMENT', 'SECURITY', 'IMPORT', 'VALUES',
+  'REASSIGN', 'COMMENT', 'SECURITY', 'IMPORT', 'VALUES', 'RETURN',
 ]);
 
 /** Canonical spelling of a rule entry: upper case, single spaces. */
@@ -65,7 +65,7 @@ const FIXED: Record<string, string> = {
   CreateEnumStmt: 'CREATE TYPE', CreateRangeStmt: 'CREATE TYPE', AlterEnumStmt: 'ALTER TYPE', CreateDomainStmt: 'CREATE DOMAIN',
   AlterDomainStmt: 'ALTER DOMAIN', CommentStmt: 'COMMENT', SecLabelStmt: 'SECURITY LABEL', VariableShowStmt: 'SHOW',
   ExplainStmt: 'EXPLAIN', PrepareStmt: 'PREPARE', ExecuteStmt: 'EXECUTE', DeallocateStmt: 'DEALLOCATE', DoStmt: 'DO',
-  CallStmt: 'CALL', LockStmt: 'LOCK', DeclareCursorStmt: 'DECLARE', ClosePortalStmt: 'CLOSE', ListenStmt: 'LISTEN',
+  CallStmt: 'CALL', DeclareCursorStmt: 'DECLARE', ClosePortalStmt: 'CLOSE', ListenStmt: 'LISTEN',
   NotifyStmt: 'NOTIFY', UnlistenStmt: 'UNLISTEN', LoadStmt: 'LOAD', DiscardStmt: 'DISCARD', CheckPointStmt: 'CHECKPOINT',
   ReindexStmt: 'REINDEX', ClusterStmt: 'CLUSTER', RefreshMatViewStmt: 'REFRESH MATERIALIZED VIEW',
   ReassignOwnedStmt: 'REASSIGN OWNED', DropOwnedStmt: 'DROP OWNED', AlterFunctionStmt: 'ALTER FUNCTION',
@@ -84,6 +84,18 @@ const FIXED: Record<string, string> = {
   AlterTSDictionaryStmt: 'ALTER TEXT SEARCH DICTIONARY', AlterTSConfigurationStmt: 'ALTER TEXT SEARCH CONFIGURATION',
   ReturnStmt: 'RETURN', PLAssignStmt: 'SELECT',
 };
+
+/** LOCK's modes, by LockStmt.mode (lockdefs.h: AccessShareLock = 1 … AccessExclusiveLock = 8). */
+const LOCK_MODES = ['', 'ACCESS SHARE', 'ROW SHARE', 'ROW EXCLUSIVE', 'SHARE UPDATE EXCLUSIVE', 'SHARE', 'SHARE ROW EXCLUSIVE', 'EXCLUSIVE', 'ACCESS EXCLUSIVE'];
+
+/**
+ * `LOCK TABLE IN <mode> MODE`, so a rule can match `LOCK` (any), `LOCK TABLE`, or one mode: pg_dump
+ * takes ACCESS SHARE, while `LOCK t` (ACCESS EXCLUSIVE) stalls every other session's reads.
+ */
+function lockKind(node: Record<string, unknown>): string {
+  const mode = LOCK_MODES[Number(node.mode ?? 8)] || 'ACCESS EXCLUSIVE';
+  return `LOCK TABLE IN ${mode} MODE`;
+}
 
 /** Turns an unknown `FooBarStmt` node name into `FOO BAR` so new node types still get a readable kind. */
 function fallbackKind(nodeType: string): string {
@@ -109,11 +121,29 @@ export function statementKind(nodeType: string, node: Record<string, unknown>): 
     case 'CopyStmt': return node.is_from ? 'COPY FROM' : 'COPY TO';
     case 'VacuumStmt': return node.is_vacuumcmd ? 'VACUUM' : 'ANALYZE';
     case 'FetchStmt': return node.ismove ? 'MOVE' : 'FETCH';
+    case 'LockStmt': return lockKind(node);
     default: return FIXED[nodeType] ?? fallbackKind(nodeType);
   }
 }
 
+/** Node types the switch of statementKind maps (the rest are in FIXED). */
+const SWITCHED = [
+  'DropStmt', 'AlterTableStmt', 'RenameStmt', 'AlterObjectSchemaStmt', 'AlterOwnerStmt', 'AlterObjectDependsStmt', 'DefineStmt',
+  'CreateTableAsStmt', 'CreateFunctionStmt', 'GrantStmt', 'GrantRoleStmt', 'VariableSetStmt', 'TransactionStmt', 'CopyStmt',
+  'VacuumStmt', 'FetchStmt', 'LockStmt',
+];
+
+/** Every statement node type with a kind of its own (statement-kinds.spec.ts checks it against the parser's node types). */
+export const MAPPED_STATEMENT_NODES: ReadonlySet<string> = new Set([...Object.keys(FIXED), ...SWITCHED]);
+
+/**
+ * Node types named `…Stmt` that are parts of a statement, not statements: RawStmt wraps each
+ * statement of a parse, ReplicaIdentityStmt is `ALTER TABLE … REPLICA IDENTITY`'s argument, and
+ * SetOperationStmt only exists after analysis (a raw UNION is a SelectStmt).
+ */
+export const NOT_STATEMENT_NODES: ReadonlySet<string> = new Set(['RawStmt', 'ReplicaIdentityStmt', 'SetOperationStmt']);
+
 /** Whether an AST node type is a statement (it gets its own unit in the analysis). */
 export function isStatementNode(nodeType: string): boolean {
-  return nodeType.endsWith('Stmt') && nodeType !== 'RawStmt';
+  return nodeType.endsWith('Stmt') && !NOT_STATEMENT_NODES.has(nodeType);
 }
