@@ -178,6 +178,13 @@ export class ClientSession {
         this.ctx.metrics.errors.inc({ kind: 'protocol' });
         this.ctx.metrics.sessions.inc({ outcome: 'protocol_error' });
         this.log.info({ err: err.message, code: err.code }, 'protocol error during startup');
+        if (err.code === 'length_out_of_range' && this.clientFramer.awaitingStartup) {
+          // As Postgres does (a COMMERROR: logged, nothing sent): what cannot be a startup packet's
+          // length — a Terminate sent before any startup packet, a stray probe — is just closed.
+          this.client.destroy();
+          this.ended = true;
+          return;
+        }
         if (err.code === 'unsupported_protocol') this.fatal('0A000', err.message);
         else this.fatal('08P01', `invalid startup packet: ${err.message}`);
         this.ended = true;
@@ -432,6 +439,7 @@ export class ClientSession {
       },
       clientUser,
     );
+    if (up.backendKey && this.clientKey) this.machine.setBackendPids(up.backendKey.pid, this.clientKey.pid);
     // Greet the client as Postgres would, with the gateway's own cancel key.
     this.client.cork();
     this.client.write(encodeAuthenticationOk());

@@ -92,12 +92,13 @@ function tables(): { client: Uint8Array; upstream: Uint8Array } {
   for (const t of [F.Bind, F.Describe, F.Close, F.Flush, F.CopyData, F.CopyDone, F.CopyFail, F.Password]) client[t] = LaneClass.Pass;
   client[F.Execute] = LaneClass.PassLogged;
   client[F.Sync] = LaneClass.PassLogged;
-  const upstream = new Uint8Array(256); // ToRelay: ErrorResponse, ParameterStatus, BackendKeyData, anything unknown
+  const upstream = new Uint8Array(256); // ToRelay: ErrorResponse, ParameterStatus, BackendKeyData, NotificationResponse, anything unknown
   for (const t of [
     B.ParseComplete, B.BindComplete, B.CloseComplete, B.NoData, B.ParameterDescription, B.RowDescription,
     B.CopyOutResponse, B.CopyInResponse, B.CopyBothResponse, B.CopyData, B.CopyDone, B.NoticeResponse,
-    B.NotificationResponse, B.FunctionCallResponse,
+    B.FunctionCallResponse,
   ]) upstream[t] = LaneClass.Pass;
+  // NotificationResponse goes to the relay: its pid is relabelled (RelayMachine.setBackendPids)
   for (const t of [B.CommandComplete, B.EmptyQueryResponse, B.PortalSuspended, B.ReadyForQuery]) upstream[t] = LaneClass.PassLoggedWithPayload;
   upstream[B.DataRow] = LaneClass.PassCounted;
   return { client, upstream };

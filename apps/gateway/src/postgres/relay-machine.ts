@@ -148,6 +148,8 @@ export class RelayMachine {
   /** When set (ms since the epoch), the time of the frame being replayed (see replayed()) instead of now. */
   private at = 0;
   private markerSeq = 0;
+  /** the session's upstream backend pid and the pid the gateway gave its client (BackendKeyData) */
+  private pids: { upstream: number; client: number } | null = null;
 
   constructor(
     private readonly hooks: SessionHooks,
@@ -180,6 +182,15 @@ export class RelayMachine {
   /** `n` DataRows already forwarded by someone else (the fast lane). */
   replayedRows(n: number): void {
     if (this.step !== UpstreamStep.SkipUntilReady) this.rows += n;
+  }
+
+  /**
+   * The client knows its backend by the gateway's pid (BackendKeyData): a NotificationResponse from
+   * the session's own upstream backend is relabelled with it, so a client that skips its own
+   * notifications (pid equal to its BackendKeyData's) still does.
+   */
+  setBackendPids(upstream: number, client: number): void {
+    this.pids = { upstream, client };
   }
 
   /** True when no statement is in flight upstream. */
@@ -428,8 +439,18 @@ export class RelayMachine {
         else this.out.toClient(f.frame);
         return;
       }
+      case B.NotificationResponse: {
+        const pids = this.pids;
+        if (pids && f.payload.length >= 4 && f.payload.readInt32BE(0) === pids.upstream) {
+          const own = Buffer.from(f.frame);
+          own.writeInt32BE(pids.client, f.frame.length - f.payload.length);
+          this.out.toClient(own);
+          return;
+        }
+        this.out.toClient(f.frame);
+        return;
+      }
       case B.NoticeResponse:
-      case B.NotificationResponse:
         this.out.toClient(f.frame);
         return;
       case B.BackendKeyData:
