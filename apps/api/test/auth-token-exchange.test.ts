@@ -37,6 +37,7 @@ beforeAll(async () => {
     { name: `demo-${s.sfx}`, issuer: s.idp.issuer, audience: 'portcullis', subjectPattern: 'demo-agent', identity: demoAgent, groups: [engineers] },
     { name: `ci-${s.sfx}`, issuer: ci.issuer, audience: 'portcullis-ci', subjectPattern: 'system:serviceaccount:ci:*', identity: ciAgent, groups: [engineers] },
     { name: `bare-${s.sfx}`, issuer: bare.issuer, audience: 'portcullis-bare', subjectPattern: 'job-*', identity: `agent:bare-${s.sfx}`, groups: [], jwksUri: bare.jwksUri },
+    { name: `once-${s.sfx}`, issuer: ci.issuer, audience: 'portcullis-once', subjectPattern: 'once-*', identity: `agent:once-${s.sfx}`, groups: [], singleUse: true },
   ];
   for (const p of policies) expect((await s.api('/v1/trust-policies', { method: 'POST', json: p })).status).toBe(201);
 });
@@ -44,7 +45,7 @@ beforeAll(async () => {
 afterAll(async () => {
   if (!s) return;
   await s.prisma.trustPolicy.deleteMany({ where: { name: { endsWith: `-${s.sfx}` } } });
-  await s.prisma.identity.deleteMany({ where: { subject: { in: [demoAgent, ciAgent, `agent:bare-${s.sfx}`] } } });
+  await s.prisma.identity.deleteMany({ where: { subject: { in: [demoAgent, ciAgent, `agent:bare-${s.sfx}`, `agent:once-${s.sfx}`] } } });
   await s.prisma.group.deleteMany({ where: { name: engineers } });
   await ci?.close();
   await bare?.close();
@@ -94,6 +95,8 @@ describe('POST /v1/auth/token (RFC 8693) — refusals', () => {
     const r = await exchangeForm(await ci.sign({ sub: 'system:serviceaccount:ci:x', aud: 'some-other-service' }));
     expect(r.status).toBe(400);
     expect(r.body.error).toMatchObject({ code: 'invalid_grant', message: expect.stringMatching(/audience/) });
+    // which audiences would do is not told to an unauthenticated caller
+    expect(r.body.error.message).not.toMatch(/portcullis/);
   });
 
   it('refuses a dev IdP token minted for another audience', async () => {
@@ -151,6 +154,39 @@ describe('POST /v1/auth/token (RFC 8693) — exchanges', () => {
     expect(events.some((e) => e.type === 'token.issued' && e.identity === demoAgent)).toBe(true);
     const row = await s.prisma.identity.findUnique({ where: { subject: demoAgent } });
     expect(row).toMatchObject({ kind: 'agent', issuer: s.idp.issuer });
+  });
+
+  it('takes tokens in one spelling only: a subject token or api token with trailing == or a space is refused', async () => {
+    const workload = await clientCredentialsToken(s.idp.issuer, 'demo-agent', 'demo-agent-secret');
+    for (const respelled of [`${workload}==`, `${workload} `, workload.replace('.', '=.')]) {
+      const r = await exchangeForm(respelled);
+      expect(r.status).toBe(400);
+      expect(r.body.error.code).toBe('invalid_grant');
+    }
+    const token = (await exchangeForm(workload)).body.access_token as string;
+    expect((await s.api('/v1/me', { token })).status).toBe(200);
+    for (const respelled of [`${token}==`, `${token}=`, token.replace('.', '=.')]) {
+      const me = await s.api('/v1/me', { token: respelled });
+      expect(me.status).toBe(401);
+      expect(me.body.error.code).toBe('invalid_token');
+    }
+  });
+
+  it('a single-use trust policy exchanges each subject token once (by iss + jti) and refuses tokens without jti', async () => {
+    const once = await ci.sign({ sub: 'once-1', aud: 'portcullis-once', jti: `j-${s.sfx}` });
+    expect((await exchangeForm(once)).status).toBe(200);
+    const replay = await exchangeForm(once);
+    expect(replay.status).toBe(400);
+    expect(replay.body.error).toMatchObject({ code: 'invalid_grant', message: expect.stringMatching(/already exchanged/) });
+    const noJti = await exchangeForm(await ci.sign({ sub: 'once-1', aud: 'portcullis-once' }));
+    expect(noJti.status).toBe(400);
+    expect(noJti.body.error.message).toMatch(/no jti/);
+    expect((await exchangeForm(await ci.sign({ sub: 'once-1', aud: 'portcullis-once', jti: `j2-${s.sfx}` }))).status).toBe(200);
+    // policies without the flag keep accepting a token more than once (until it expires)
+    const ciToken = await ci.sign({ sub: 'system:serviceaccount:ci:runner', aud: 'portcullis-ci', jti: `j-${s.sfx}` });
+    expect((await exchangeForm(ciToken)).status).toBe(200);
+    expect((await exchangeForm(ciToken)).status).toBe(200);
+    expect((await s.api('/v1/trust-policies', {})).body.find((p: { name: string }) => p.name === `once-${s.sfx}`).singleUse).toBe(true);
   });
 
   it('accepts JSON and subject_token_type access_token; a second exchange reuses the identity', async () => {

@@ -89,6 +89,23 @@ describe('authentication', () => {
     expect(await targetConnections()).toBe(before);
   });
 
+  it.each([
+    ['trailing ==', (t: string) => `${t}==`],
+    ['a trailing space', (t: string) => `${t} `],
+    ['a leading space', (t: string) => ` ${t}`],
+    ['padding inside', (t: string) => t.replace('.', '=.')],
+    // the signature's last character also carries 4 unused bits: another spelling of the same bytes
+    ['non-canonical trailing bits', (t: string) => {
+      const A = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_';
+      return t.slice(0, -1) + A[A.indexOf(t.at(-1)!) | 1];
+    }],
+  ])('a valid credential spelled another way (%s) → 28P01', async (_name, respell) => {
+    const token = await h.credential();
+    const other = respell(token);
+    expect(other).not.toBe(token);
+    await expectRefused(other, '28P01', /invalid gateway credential/);
+  });
+
   it('a token for another connection, a wrong audience, an expired one, outside the groups → refused', async () => {
     await expectRefused(await h.credential({ cn: 'other' }), '28P01', /another connection/);
     await expectRefused(await h.credential({ aud: 'portcullis-api' }), '28P01', /invalid gateway credential/);

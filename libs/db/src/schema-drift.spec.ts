@@ -28,9 +28,12 @@ describe('schema.prisma matches the migrated database', () => {
     expect(back.kind).toBe('agent');
 
     const tp = await db.trustPolicy.create({
-      data: { name: `tp-${tag}`, issuer: 'i', audience: 'a', subjectPattern: 's*', jwksUri: 'https://j', identity: 'agent:x', groups: ['g'] },
+      data: { name: `tp-${tag}`, issuer: 'i', audience: 'a', subjectPattern: 's*', jwksUri: 'https://j', identity: 'agent:x', groups: ['g'], singleUse: true },
     });
     expect((await db.trustPolicy.findUniqueOrThrow({ where: { id: tp.id } })).groups).toEqual(['g']);
+    const used = await db.exchangedSubjectToken.create({ data: { id: `x-${tag}`, trustPolicy: tp.name, expiresAt: now } });
+    cleanups.push(() => db.exchangedSubjectToken.delete({ where: { id: used.id } }));
+    expect((await db.exchangedSubjectToken.findUniqueOrThrow({ where: { id: used.id } })).expiresAt).toEqual(now);
 
     const conn = await db.connection.create({
       data: { name: `c-${tag}`, kind: 'postgres', pool: 'p', host: 'h', port: 1, database: 'd', username: 'u', secretCiphertext: 'x', tls: 'require', allowedGroups: ['g'], policy: 'default', recording: 'best-effort', approvalMode: 'fail-fast' },

@@ -20,6 +20,7 @@ export {
   API_AUDIENCE, GATEWAY_AUDIENCE, TOKEN_ALG, ROLES, apiTokenClaimsSchema, gatewayTokenClaimsSchema,
   type Role, type ApiTokenClaims, type GatewayTokenClaims,
 } from './tokens.js';
+export { Base64UrlError, decodeBase64UrlStrict, assertCompactJws } from './base64url.js';
 export { AuthFailureAggregator, AUTH_FAILURE_WINDOW_MS, AUTH_FAILURE_MAX_KEYS, type AuthFailure, type AuthFailedData } from './auth-failures.js';
 export { mayUseConnection, type AccessGrant, type AccessCaller, type AccessDecision } from './access-rule.js';
 export {

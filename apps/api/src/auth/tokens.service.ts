@@ -3,7 +3,7 @@ import { Injectable } from '@nestjs/common';
 import { CompactSign, SignJWT, decodeProtectedHeader, errors as joseErrors, jwtVerify, type JWTPayload } from 'jose';
 import { PrismaClient } from '@portcullis/db';
 import {
-  API_AUDIENCE, GATEWAY_AUDIENCE, ROLES, TOKEN_ALG, apiTokenClaimsSchema, mayUseConnection,
+  API_AUDIENCE, GATEWAY_AUDIENCE, ROLES, TOKEN_ALG, apiTokenClaimsSchema, assertCompactJws, mayUseConnection,
   type ApiTokenClaims, type GatewayTokenClaims, type Role,
 } from '@portcullis/protocol';
 import { ApiConfig } from '../config/env.js';
@@ -178,6 +178,8 @@ export class TokensService {
   async verifyApiToken(token: string): Promise<ApiPrincipal> {
     let payload: JWTPayload;
     try {
+      // one spelling per token: jose would also take `token==` or `token ` (lenient base64url)
+      assertCompactJws(token);
       const header = decodeProtectedHeader(token);
       if (header.alg !== TOKEN_ALG || typeof header.kid !== 'string') throw new UnauthorizedError('invalid token: unexpected header', 'invalid_token');
       const key = await this.keys.verificationKey(header.kid);

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { Injectable } from '@nestjs/common';
 import { PrismaClient, type TrustPolicyModel as TrustPolicy } from '@portcullis/db';
 import { BadRequestError, ConflictError, NotFoundError } from '../common/errors.js';
@@ -15,6 +16,7 @@ export function toView(p: TrustPolicy): TrustPolicyView {
     jwksUri: p.jwksUri,
     identity: p.identity,
     groups: p.groups,
+    singleUse: p.singleUse,
     createdAt: p.createdAt.toISOString(),
     updatedAt: p.updatedAt.toISOString(),
   };
@@ -43,6 +45,22 @@ export class TrustPoliciesService {
     return this.prisma.trustPolicy.findMany({ where: { issuer }, orderBy: { name: 'asc' } });
   }
 
+  /**
+   * Marks a subject token of a single-use policy as exchanged; false when it already was (a replay).
+   * The row lives until the token could no longer be accepted anyway (`acceptedUntil`), then goes.
+   */
+  async claimSubjectToken(policy: TrustPolicy, issuer: string, jti: string, acceptedUntil: Date): Promise<boolean> {
+    const id = createHash('sha256').update(`${issuer}\u0000${jti}`).digest('hex');
+    await this.prisma.exchangedSubjectToken.deleteMany({ where: { expiresAt: { lt: new Date() } } });
+    try {
+      await this.prisma.exchangedSubjectToken.create({ data: { id, trustPolicy: policy.name, expiresAt: acceptedUntil } });
+      return true;
+    } catch (err) {
+      if (isUniqueViolation(err)) return false;
+      throw err;
+    }
+  }
+
   async create(dto: CreateTrustPolicyDto, actor: string): Promise<TrustPolicyView> {
     await this.assertGroupsExist(dto.groups);
     let row: TrustPolicy;
@@ -56,6 +74,7 @@ export class TrustPoliciesService {
           jwksUri: dto.jwksUri ?? null,
           identity: dto.identity,
           groups: dto.groups,
+          singleUse: dto.singleUse,
         },
       });
     } catch (err) {

@@ -1,5 +1,5 @@
 import { decodeJwt, errors as joseErrors, jwtVerify } from 'jose';
-import { GATEWAY_AUDIENCE, TOKEN_ALG, gatewayTokenClaimsSchema, mayUseConnection, type AccessCaller, type GatewayTokenClaims } from '@portcullis/protocol';
+import { GATEWAY_AUDIENCE, TOKEN_ALG, assertCompactJws, gatewayTokenClaimsSchema, mayUseConnection, type AccessCaller, type GatewayTokenClaims } from '@portcullis/protocol';
 import type { ActiveConfig, ResolvedConnection } from '../config/config-store.js';
 
 /** Why a credential was refused. `message` is safe to show the client; `reason` is for logs and metrics. */
@@ -29,6 +29,12 @@ const MAX_TOKEN_LENGTH = 16 * 1024;
  */
 export async function verifyCredential(token: string, database: string, config: ActiveConfig): Promise<VerifiedCredential> {
   if (!token || token.length > MAX_TOKEN_LENGTH) throw new CredentialError('invalid', 'invalid gateway credential');
+  try {
+    // one spelling per token: jose would also take `token==` or `token ` (lenient base64url)
+    assertCompactJws(token);
+  } catch (err) {
+    throw new CredentialError('invalid', 'invalid gateway credential', { cause: err });
+  }
   let payload: Record<string, unknown>;
   try {
     const r = await jwtVerify(token, config.jwks, {

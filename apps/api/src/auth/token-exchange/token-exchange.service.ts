@@ -1,6 +1,7 @@
 import { Injectable, Logger } from '@nestjs/common';
 import type { TrustPolicyModel as TrustPolicy } from '@portcullis/db';
 import { decodeJwt, errors as joseErrors, jwtVerify, type JWTPayload } from 'jose';
+import { assertCompactJws } from '@portcullis/protocol';
 import { BadRequestError, ServiceUnavailableError } from '../../common/errors.js';
 import { describeZodIssues } from '../../common/zod-validation.pipe.js';
 import { IdentitiesService } from '../../identities/identities.service.js';
@@ -80,6 +81,7 @@ export class TokenExchangeService {
   private async verify(token: string): Promise<{ policy: TrustPolicy; claims: JWTPayload & { sub: string } }> {
     let unverified: JWTPayload;
     try {
+      assertCompactJws(token);
       unverified = decodeJwt(token);
     } catch {
       throw invalidGrant('subject_token is not a JWT');
@@ -126,7 +128,10 @@ export class TokenExchangeService {
         continue;
       }
       const match = audOk.find((p) => subjectMatches(p.subjectPattern, sub));
-      if (match) return { policy: match, claims: { ...payload, sub } };
+      if (match) {
+        if (match.singleUse) await this.claimOnce(match, issuer, payload);
+        return { policy: match, claims: { ...payload, sub } };
+      }
       throw this.reject(`subject "${sub}" matches no trust policy of ${issuer}`, issuer);
     }
     if (audienceMisses.length) {
@@ -135,6 +140,16 @@ export class TokenExchangeService {
       throw invalidGrant('subject_token audience is not accepted');
     }
     throw this.reject(describeJoseError(failure), issuer);
+  }
+
+  /** Replay protection of a single-use trust policy: one exchange per subject token (iss + jti) while it is valid. */
+  private async claimOnce(policy: TrustPolicy, issuer: string, payload: JWTPayload): Promise<void> {
+    const jti = payload.jti;
+    if (typeof jti !== 'string' || !jti || jti.length > 1000) throw this.reject(`subject_token has no jti claim; trust policy ${policy.name} accepts each token once and needs it`, issuer);
+    const acceptedUntil = new Date(((payload.exp as number) + CLOCK_TOLERANCE_S) * 1000);
+    if (!(await this.trustPolicies.claimSubjectToken(policy, issuer, jti, acceptedUntil))) {
+      throw this.reject('subject_token was already exchanged (single use)', issuer);
+    }
   }
 
   private reject(message: string, issuer: string): BadRequestError {

@@ -21,6 +21,8 @@ export const createTrustPolicySchema = z.strictObject({
   groups: z.array(z.string().min(1).max(100)).max(50).refine((g) => new Set(g).size === g.length, 'groups must be unique').default([]),
   /** JWKS URL when the issuer has no discovery document. */
   jwksUri: httpUrl.optional(),
+  /** Replay protection: each subject token (iss + jti) is exchanged at most once until it expires; tokens without jti are refused. */
+  singleUse: z.boolean().default(false),
 }).refine((p) => p.jwksUri !== undefined || isHttpUrl(p.issuer), {
   path: ['issuer'],
   message: 'expected an http(s) URL (an OIDC issuer), or give jwksUri',
@@ -36,6 +38,7 @@ export const trustPolicySchema = z.object({
   jwksUri: z.string().nullable(),
   identity: z.string(),
   groups: z.array(z.string()),
+  singleUse: z.boolean(),
   createdAt: z.string(),
   updatedAt: z.string(),
 });
