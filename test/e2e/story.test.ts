@@ -231,7 +231,8 @@ describe('the Portcullis story, end to end', () => {
     const events = await rest('GET', `/v1/sessions/${session.id}/events`, bootstrap);
     const types = (Array.isArray(events.json) ? events.json : events.json.events).map((e: { type: string }) => e.type);
     expect(types[0]).toBe('session.start');
-    expect(types).toEqual(expect.arrayContaining(['query', 'decision', 'result', 'approval.requested', 'approval.decided', 'session.end']));
+    // statements psql ran or that were blocked are one `statement` event each; the one held for approval is query, decision, approval, result
+    expect(types).toEqual(expect.arrayContaining(['statement', 'query', 'decision', 'result', 'approval.requested', 'approval.decided', 'session.end']));
 
     // 10. The audit export, JSONL and OCSF: everything above, incl. the approval and the policy in force.
     const pull = async (format: string) => {
@@ -253,7 +254,7 @@ describe('the Portcullis story, end to end', () => {
     const jsonl = await pull('jsonl');
     const mine = jsonl.filter((e) => e.sessionId === session.id);
     expect(mine.map((e) => e.type)).toEqual(types);
-    const blocked = mine.find((e) => e.type === 'decision' && e.data.action === 'block');
+    const blocked = mine.find((e) => (e.type === 'decision' || e.type === 'statement') && e.data.action === 'block');
     expect(blocked.data.rule).toBe('no-destructive-ddl');
     expect(mine.find((e) => e.type === 'approval.decided').data).toMatchObject({ approvalId: expect.any(String), status: 'approved' });
     expect(mine.find((e) => e.type === 'session.end').data.reason).toBe('credential_revoked');

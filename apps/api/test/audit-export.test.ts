@@ -150,6 +150,37 @@ describe('audit export (SIEM pull)', () => {
     expect(lines[1]).toContain(`externalId=${evs[1].id}`);
   });
 
+  it('a statement event (query, decision and result in one, as the gateway records simple-protocol statements) carries every field of the three in jsonl, ocsf and cef', async () => {
+    const s = rec.newSession();
+    const allowed = { sql: 'SELECT name, email FROM customers LIMIT 2', protocol: 'simple', action: 'allow', rule: 'default', reason: 'no guardrail matched', kinds: ['SELECT'], cached: true, policyVersion: 2, tag: 'SELECT 2', rows: 2, durationMs: 3.2, masking: { columns: ['email'], values: 2 } };
+    const blocked = { sql: 'DROP TABLE customers', protocol: 'simple', action: 'block', rule: 'no-destructive-ddl', reason: 'DDL is not allowed', rows: 0, durationMs: 0, error: { code: '42501', message: 'statement blocked' } };
+    const evs = [rec.event(s, 1, 'session.start', { clientAddr: '10.1.2.3:50000' }), rec.event(s, 2, 'statement', allowed), rec.event(s, 3, 'statement', blocked)];
+    await rec.publish(evs);
+    await rec.waitStored([s], 3);
+    const at = await rec.prisma.event.findFirstOrThrow({ where: { chain: s, seq: 1 } });
+    const from = encodeCursor(at.position - 1n);
+    const jsonl = (await page(from, 1000)).lines.map((l) => JSON.parse(l)).filter((e) => e.sessionId === s);
+    expect(jsonl.map((e) => e.type)).toEqual(['session.start', 'statement', 'statement']);
+    expect(Object.keys(jsonl[1]).sort()).toEqual(JSONL_KEYS);
+    // every member the query, decision and result events carried, under the same names
+    expect(jsonl[1].data).toEqual(allowed);
+    expect(jsonl[2].data).toEqual(blocked);
+    expect(jsonl[1].hash).toBe((await rec.prisma.event.findFirstOrThrow({ where: { chain: s, seq: 2 } })).hash);
+
+    const ocsf = (await page(from, 1000, 'ocsf')).lines.map((l) => JSON.parse(l)).filter((r) => r.metadata.correlation_uid === s);
+    expect(ocsf[1]).toMatchObject({ class_uid: 6005, activity_id: 4, type_uid: 600504, disposition: 'Allowed', status_id: 1, duration: 3, severity_id: 1, unmapped: { portcullis: { type: 'statement', data: allowed } } });
+    expect(ocsf[1].message).toContain('SELECT name, email FROM customers LIMIT 2');
+    expect(ocsf[2]).toMatchObject({ class_uid: 6005, disposition: 'Blocked', status_id: 2, status: 'Failure', severity_id: 4 });
+    expect(ocsf[2].message).toMatch(/DROP TABLE customers → block by no-destructive-ddl: error 42501/);
+
+    const cef = (await page(from, 1000, 'cef')).lines.filter((l) => l.includes(`cs1=${s}`));
+    expect(cef[1]).toMatch(/^CEF:0\|Portcullis\|Portcullis\|0\.1\.0\|statement\|statement\|3\|/);
+    expect(cef[1]).toContain('act=allow');
+    expect(cef[2]).toMatch(/\|statement\|statement\|8\|/);
+    expect(cef[2]).toContain('act=block');
+    expect(cef[2]).toContain('"rule":"no-destructive-ddl"');
+  });
+
   it('rejects a bad cursor, format or limit with 400', async () => {
     for (const cursor of ['not a cursor!', 'Zm9v', Buffer.from('v1:-5').toString('base64url'), Buffer.from('v1:99999999999999999999').toString('base64url')]) {
       const r = await api.http.get('/v1/audit/events').query({ cursor }).set('Authorization', auditor).expect(400);

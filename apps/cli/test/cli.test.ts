@@ -322,6 +322,8 @@ describe('portcullis CLI', () => {
     expect(pageLines('{"a":1}\n{"b":2}', 'application/json')).toEqual(['{"a":1}', '{"b":2}']);
     expect(describeEvent({ seq: 1, time: '', type: 'result', data: { tag: 'SELECT 5', rows: 5, durationMs: 3, masking: { columns: ['email'], values: 5 } } }))
       .toBe('SELECT 5 rows=5 3ms masked=5 in email');
+    expect(describeEvent({ seq: 2, time: '', type: 'statement', data: { sql: 'DROP\n TABLE t', protocol: 'simple', action: 'block', rule: 'no-ddl', reason: 'r', rows: 0, durationMs: 0, error: { code: '42501', message: 'blocked' } } }))
+      .toBe('DROP TABLE t → block by no-ddl: error 42501 blocked');
   });
 });
 

@@ -97,12 +97,12 @@ function shape(events: Record<string, unknown>[]): unknown[] {
     .map((e) => {
       const d = { ...(e.data as Record<string, unknown>) };
       delete d.durationMs;
-      if (e.type === 'query') d.sql = String(d.sql).replace(/lane_t_\w+/g, 'T');
+      if (e.type === 'query' || e.type === 'statement') d.sql = String(d.sql).replace(/lane_t_\w+/g, 'T');
       if (e.type === 'session.end') {
         delete d.bytesIn;
         delete d.bytesOut;
       }
-      if (e.type === 'decision' && typeof d.reason === 'string') d.reason = d.reason.replace(/lane_t_\w+/g, 'T');
+      if ((e.type === 'decision' || e.type === 'statement') && typeof d.reason === 'string') d.reason = d.reason.replace(/lane_t_\w+/g, 'T');
       if (d.error) d.error = (d.error as { code: string }).code;
       return { type: e.type, seq: e.seq, ...d };
     });
@@ -144,7 +144,7 @@ describe('fast lane', () => {
     const on = await sessionOf('lane-on');
     const off = await sessionOf('lane-off');
     expect(shape(on.events)).toEqual(shape(off.events));
-    const results = on.events.filter((e) => e.type === 'result');
+    const results = on.events.filter((e) => e.type === 'result' || e.type === 'statement');
     expect(results.length).toBeGreaterThan(30);
     expect(results.map((e) => (e.data as { tag?: string }).tag)).toContain('COPY 1000');
     // bytes are counted on both paths (not equal: the lane counts what it read, the relay what it wrote)

@@ -108,14 +108,14 @@ describe('relay features', () => {
       mine = events.filter((e) => e.sessionId === sessions.at(-1));
       return mine.at(-1)?.type === 'session.end';
     }, 5000, 50);
-    expect(mine.map((e) => e.type)).toEqual(['session.start', 'query', 'decision', 'result', 'session.end']);
-    expect(mine.map((e) => e.seq)).toEqual([1, 2, 3, 4, 5]);
+    // a simple-protocol statement is one event: its query, decision and result together
+    expect(mine.map((e) => e.type)).toEqual(['session.start', 'statement', 'session.end']);
+    expect(mine.map((e) => e.seq)).toEqual([1, 2, 3]);
+    expect(mine[1].data).toMatchObject({ sql: 'select 1 as n', protocol: 'simple', action: 'allow', tag: 'SELECT 1', rows: 1 });
     expect(mine[0].connection).toBe(h.connectionName);
     expect(mine[0].identity).toBe('user:carol');
     // signed per batch message: readSessionEvents verified every batch's HMAC with the event key
     expect(mine.every((e) => e.sig === undefined)).toBe(true);
-    expect((mine[3].data as { tag: string; rows: number }).tag).toBe('SELECT 1');
-    expect((mine[1].data as { sql: string }).sql).toBe('select 1 as n');
     // the gateway counts what JetStream acknowledged: every event of this gateway on the stream, in fewer messages
     let fromThisGateway = 0;
     let persisted = 0;

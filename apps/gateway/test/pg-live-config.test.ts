@@ -52,7 +52,7 @@ async function sessionIdOf(c: pg.Client): Promise<string> {
   await c.query(`SELECT '${marker}' AS m`);
   let found: Record<string, unknown> | undefined;
   await waitFor(async () => {
-    found = (await readSessionEvents(h, undefined, 1)).find((e) => e.type === 'query' && String((e.data as { sql?: string }).sql).includes(marker));
+    found = (await readSessionEvents(h, undefined, 1)).find((e) => (e.type === 'query' || e.type === 'statement') && String((e.data as { sql?: string }).sql).includes(marker));
     return found !== undefined;
   }, 5000, 100);
   return String(found!.sessionId);
@@ -83,7 +83,8 @@ describe('live sessions follow config changes', () => {
       expect(errors).toEqual([]);
       let decisions: Record<string, unknown>[] = [];
       await waitFor(async () => {
-        decisions = (await readSessionEvents(h, sessionId, 1)).filter((e) => e.type === 'decision').map((e) => e.data as Record<string, unknown>);
+        // a simple-protocol statement's decision travels in its `statement` event
+        decisions = (await readSessionEvents(h, sessionId, 1)).filter((e) => e.type === 'decision' || e.type === 'statement').map((e) => e.data as Record<string, unknown>);
         return decisions.some((d) => d.rule === 'no-truncate');
       }, 5000, 100);
       expect(decisions[0]).not.toHaveProperty('policyVersion');

@@ -182,10 +182,9 @@ describe('policy enforcement', () => {
     let all: Record<string, unknown>[] = [];
     await waitFor(async () => (all = await readSessionEvents(h, undefined, 1)).at(-1)?.type === 'session.end', 5000, 100);
     const last = all.filter((e) => e.sessionId === all.at(-1)!.sessionId);
-    expect(last.map((e) => e.type)).toEqual(['session.start', 'query', 'decision', 'result', 'query', 'decision', 'result', 'session.end']);
-    expect(last[2].data).toMatchObject({ action: 'allow' });
-    expect(last[3].data).toMatchObject({ rows: 1, masking: { columns: ['email'], values: 1 } });
-    expect(last[5].data).toMatchObject({ action: 'block', rule: 'no-destructive-ddl' });
-    expect(last[6].data).toMatchObject({ error: { code: '42501' } });
+    // one `statement` event per simple-protocol statement: query, decision and result together
+    expect(last.map((e) => e.type)).toEqual(['session.start', 'statement', 'statement', 'session.end']);
+    expect(last[1].data).toMatchObject({ sql: 'select email from customers where id = 1', action: 'allow', rows: 1, masking: { columns: ['email'], values: 1 } });
+    expect(last[2].data).toMatchObject({ sql: 'drop table victim', action: 'block', rule: 'no-destructive-ddl', error: { code: '42501' } });
   });
 });

@@ -113,7 +113,7 @@ describe('NATS goes away', () => {
     expect(await one(after)).toBe(1);
     const sessionId = [...h.gateway.sessions].at(-1)!.id;
     const events = await readSessionEvents(h, sessionId, 2);
-    expect(events.map((e) => e.type)).toEqual(expect.arrayContaining(['session.start', 'query']));
+    expect(events.map((e) => e.type)).toEqual(expect.arrayContaining(['session.start', 'statement']));
     // the best-effort session opened during the outage is served and recorded from now on
     expect(await one(fresh)).toBe(1);
     // config changes apply again (the KV watch came back)

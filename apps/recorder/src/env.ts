@@ -18,8 +18,24 @@ export const recorderEnvSchema = z.object({
   PORTCULLIS_MASTER_KEY: masterKey,
   RECORDER_HTTP_PORT: z.coerce.number().int().min(0).max(65535).default(8082),
   RECORDER_HTTP_HOST: z.string().default('0.0.0.0'),
-  /** durable consumer name; recorders sharing it split the work */
+  /**
+   * durable consumer name prefix: `<name>-p<k>` per event partition, `<name>-control` for
+   * control-plane events (recorders sharing a consumer split its work)
+   */
   RECORDER_CONSUMER: z.string().regex(/^[A-Za-z0-9_-]+$/, 'letters, digits, _ and - only').default('recorder'),
+  /**
+   * `i/n`: this is recorder i of n (0-based) and owns the event partitions p with p mod n = i
+   * (shard 0 also takes control-plane events). Each partition's sessions are then chained by
+   * one recorder; a partition owned by two (a mis-set shard) is still recorded correctly, slower.
+   */
+  RECORDER_SHARD: z.string().regex(/^\d+\/[1-9]\d*$/, 'i/n, e.g. 0/2').default('0/1').transform((v, ctx) => {
+    const [index, count] = v.split('/').map(Number) as [number, number];
+    if (index >= count) {
+      ctx.addIssue({ code: 'custom', message: `shard index ${index} must be below the shard count ${count}` });
+      return z.NEVER;
+    }
+    return { index, count };
+  }),
   /** events per transaction at most; bigger batches spread the per-batch cost (locks, Session upserts, commit) */
   RECORDER_BATCH: z.coerce.number().int().min(1).max(20_000).default(5000),
   /** payload bytes per transaction at most (a batch always takes at least one event) */

@@ -18,7 +18,8 @@ export interface EventConsumerOptions {
   nc: NatsConnection;
   js: JetStreamClient;
   names: NatsNames;
-  durable: string;
+  /** the durable consumers this recorder pulls from (its partitions, and control-plane events on shard 0), with the bytes each may buffer */
+  durables: { name: string; maxBytes: number }[];
   writer: ChainWriter;
   eventKey: Buffer;
   metrics: RecorderMetrics;
@@ -88,9 +89,11 @@ function streamTimeMs(m: JsMsg): number {
 }
 
 /**
- * Pulls from the durable consumer, writes batches through the ChainWriter, then acknowledges.
- * Messages are buffered by the pull subscription while a batch is being written, so the next
- * batch is ready when the transaction commits; the server's max_ack_pending bounds the buffer.
+ * Pulls from its durable consumers into one queue, writes batches through the ChainWriter, then
+ * acknowledges. Each consumer delivers in stream order, and a session's events are all on one
+ * consumer (its partition), so they arrive in order. Messages are buffered by the pull
+ * subscriptions while a batch is being written, so the next batch is ready when the transaction
+ * commits; max_bytes and the server's max_ack_pending bound the buffer.
  */
 export class EventConsumer {
   private queue: JsMsg[] = [];
@@ -101,7 +104,7 @@ export class EventConsumer {
    */
   private deferred: Held[] = [];
   private wake: (() => void) | null = null;
-  private messages: ConsumerMessages | null = null;
+  private messages: ConsumerMessages[] = [];
   private running = false;
   private loopDone: Promise<void> = Promise.resolve();
   /** first time (ms) an event was deferred for a missing predecessor, by event id */
@@ -110,21 +113,23 @@ export class EventConsumer {
   constructor(private readonly o: EventConsumerOptions) {}
 
   async start(): Promise<void> {
-    const consumer = await this.o.js.consumers.get(this.o.names.eventStream, this.o.durable);
     this.running = true;
-    this.messages = await consumer.consume({
-      // Bounded by bytes: a message may be one event or a batch of hundreds.
-      max_bytes: Math.max(this.o.batchBytes * 4, 4 * 1024 * 1024),
-      // Pull requests of a recorder that died stay on the server until they expire and swallow
-      // redeliveries meanwhile; a short expiry bounds that window after a crash.
-      expires: 5000,
-      callback: (m) => {
-        this.queue.push(m);
-        const w = this.wake;
-        this.wake = null;
-        w?.();
-      },
-    });
+    for (const d of this.o.durables) {
+      const consumer = await this.o.js.consumers.get(this.o.names.eventStream, d.name);
+      this.messages.push(await consumer.consume({
+        // Bounded by bytes: a message may be one event or a batch of hundreds.
+        max_bytes: d.maxBytes,
+        // Pull requests of a recorder that died stay on the server until they expire and swallow
+        // redeliveries meanwhile; a short expiry bounds that window after a crash.
+        expires: 5000,
+        callback: (m) => {
+          this.queue.push(m);
+          const w = this.wake;
+          this.wake = null;
+          w?.();
+        },
+      }));
+    }
     this.loopDone = this.loop();
   }
 
@@ -132,7 +137,7 @@ export class EventConsumer {
   async stop(): Promise<void> {
     this.running = false;
     this.poke();
-    await this.messages?.close().catch(() => undefined);
+    await Promise.all(this.messages.map((m) => m.close().catch(() => undefined)));
     await this.loopDone;
     for (const m of this.queue.splice(0)) m.nak();
     for (const d of this.deferred.splice(0)) d.m.nak();

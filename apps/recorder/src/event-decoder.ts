@@ -92,8 +92,8 @@ function checkInvariants(event: WireEvent, canonicalData: string): Decoded {
     if (event.type === 'session.start' && event.seq !== 1) return { ok: false, reason: 'inconsistent', detail: 'session.start must be seq 1' };
   }
   // Results are recorded as counts (and masked samples), never as row data.
-  if (event.type === 'result' && 'rows' in event.data && typeof event.data.rows !== 'number') {
-    return { ok: false, reason: 'result-not-counts', detail: 'result.rows must be a count' };
+  if ((event.type === 'result' || event.type === 'statement') && 'rows' in event.data && typeof event.data.rows !== 'number') {
+    return { ok: false, reason: 'result-not-counts', detail: `${event.type}.rows must be a count` };
   }
   // Postgres jsonb cannot hold U+0000; refuse it here rather than fail a whole batch.
   if (canonicalData.includes('\\u0000') || hasNul(event)) return { ok: false, reason: 'unsupported-data', detail: 'NUL character in event' };

@@ -2,7 +2,7 @@ import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import pg from 'pg';
 import { pino, type Logger } from 'pino';
-import { CONTROL_CHAIN, GENESIS_HASH, deriveKey, natsNames, type NatsNames } from '@portcullis/protocol';
+import { CONTROL_CHAIN, EVENT_PARTITIONS, GENESIS_HASH, deriveKey, natsNames, type NatsNames } from '@portcullis/protocol';
 import { ChainWriter, type ChainHead } from './chain-writer.js';
 import { Checkpointer, checkpointKey, type CheckpointKey } from './checkpoints.js';
 import type { RecorderEnv } from './env.js';
@@ -69,11 +69,14 @@ export class Recorder {
     void this.watchNats(this.nc);
     const jsm = await jetstreamManager(this.nc);
     await ensureStreams(jsm, this.names);
-    await ensureConsumer(jsm, this.names.eventStream, this.names.eventsAll, {
-      durable: env.RECORDER_CONSUMER,
-      ackWaitSeconds: env.RECORDER_ACK_WAIT_SECONDS,
-      maxAckPending: Math.max(env.RECORDER_BATCH * 20, 10_000),
-    });
+    const durables = this.ownedConsumers();
+    for (const d of durables) {
+      await ensureConsumer(jsm, this.names.eventStream, d.filter, {
+        durable: d.name,
+        ackWaitSeconds: env.RECORDER_ACK_WAIT_SECONDS,
+        maxAckPending: Math.max(env.RECORDER_BATCH * 20, 10_000),
+      });
+    }
 
     this.checkpointer = new Checkpointer(this.pool, this.checkpointKey, this.metrics, logger);
     this.retention = new RetentionJob(this.pool, env.RETENTION_DAYS, this.metrics, logger);
@@ -81,7 +84,7 @@ export class Recorder {
       nc: this.nc,
       js: jetstream(this.nc),
       names: this.names,
-      durable: env.RECORDER_CONSUMER,
+      durables,
       writer: new ChainWriter(this.pool),
       eventKey: deriveKey(env.PORTCULLIS_MASTER_KEY, 'event-signing'),
       metrics: this.metrics,
@@ -111,7 +114,30 @@ export class Recorder {
       });
       this.httpPort = await this.http.listen(env.RECORDER_HTTP_PORT, env.RECORDER_HTTP_HOST);
     }
-    logger.info({ stream: this.names.eventStream, consumer: env.RECORDER_CONSUMER, port: this.httpPort }, 'recorder started');
+    logger.info({ stream: this.names.eventStream, consumers: durables.map((d) => d.name), shard: `${env.RECORDER_SHARD.index}/${env.RECORDER_SHARD.count}`, port: this.httpPort }, 'recorder started');
+  }
+
+  /**
+   * The durable consumers of this shard: one per event partition it owns (sessions are hashed to
+   * partitions by the publisher, so every session's events come through one of them, in order),
+   * and on shard 0 the control-plane events and the subjects of publishers that predate
+   * partitions (a gateway of the previous version during a rolling upgrade).
+   */
+  private ownedConsumers(): { name: string; filter: string; maxBytes: number }[] {
+    const { env, names } = this;
+    const { index, count } = env.RECORDER_SHARD;
+    const prefix = env.RECORDER_CONSUMER;
+    const partitions = Array.from({ length: EVENT_PARTITIONS }, (_, p) => p).filter((p) => p % count === index);
+    if (!partitions.length) this.logger.warn({ shard: `${index}/${count}`, partitions: EVENT_PARTITIONS }, 'more recorder shards than event partitions: this one owns none');
+    // Bounded by bytes: a message may be one event or a batch of hundreds; the partitions share the budget.
+    const budget = Math.max(env.RECORDER_BATCH_BYTES * 4, 4 * 1024 * 1024);
+    const out = partitions.map((p) => ({ name: `${prefix}-p${p}`, filter: names.partitionEvents(p), maxBytes: Math.max(Math.floor(budget / partitions.length), 1024 * 1024) }));
+    if (index === 0) {
+      const small = 1024 * 1024;
+      out.push({ name: `${prefix}-control`, filter: names.controlEvents, maxBytes: small });
+      for (const [name, filter] of Object.entries(names.unpartitionedEvents)) out.push({ name: `${prefix}-${name}`, filter, maxBytes: small });
+    }
+    return out;
   }
 
   /** Writes a signed checkpoint of the chains changed since the last one (null if none changed). */

@@ -2,7 +2,7 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import { connect, headers, type NatsConnection } from '@nats-io/transport-node';
 import { jetstream, jetstreamManager, type JetStreamClient } from '@nats-io/jetstream';
 import pg from 'pg';
-import { deriveKey, encodeEventBatch, EVENT_BATCH_SIG_HEADER, GENESIS_HASH, natsNames, signEvent, type NatsNames, type WireEvent } from '@portcullis/protocol';
+import { deriveKey, encodeEventBatch, EVENT_BATCH_SIG_HEADER, eventPartition, GENESIS_HASH, natsNames, signEvent, type NatsNames, type WireEvent } from '@portcullis/protocol';
 import { hashOf, normaliseTime } from '../src/recorded-event.js';
 import { Recorder } from '../src/recorder.js';
 import { parseRecorderEnv } from '../src/env.js';
@@ -79,14 +79,34 @@ export class Harness {
     return out;
   }
 
+  /** A whole session as the gateway records simple-protocol statements: start, n `statement` events, end. */
+  statementSession(sessionId: string, statements: number, time = new Date()): WireEvent[] {
+    const out: WireEvent[] = [this.sessionEvent(sessionId, 1, 'session.start', { clientAddr: '127.0.0.1:5555', user: 'alice', database: 'demo', pool: 'default', tls: false }, time)];
+    for (let i = 0; i < statements; i++) {
+      out.push(this.sessionEvent(sessionId, out.length + 1, 'statement', {
+        sql: `SELECT ${i}`, protocol: 'simple', action: 'allow', rule: 'default', reason: 'allowed', cached: true, tag: 'SELECT 1', rows: 1, durationMs: 0.4,
+      }, time));
+    }
+    out.push(this.sessionEvent(sessionId, out.length + 1, 'session.end', { reason: 'client', durationMs: 10, statements, bytesIn: 1, bytesOut: 2 }, time));
+    return out;
+  }
+
   subjectOf(e: WireEvent): string {
     return e.sessionId === null ? this.names.controlEvents : this.names.sessionEvents(e.sessionId);
   }
 
   async publish(events: WireEvent[], opts: { dedup?: boolean } = {}): Promise<void> {
     if (this.batchEvents > 0) {
+      // as the gateway does: a batch carries sessions of one partition, on that partition's subject
+      const byPartition = new Map<number, WireEvent[]>();
+      for (const e of events) {
+        const p = e.sessionId === null ? 0 : eventPartition(e.sessionId);
+        byPartition.set(p, [...(byPartition.get(p) ?? []), e]);
+      }
       const acks: Promise<unknown>[] = [];
-      for (let i = 0; i < events.length; i += this.batchEvents) acks.push(this.publishBatch(events.slice(i, i + this.batchEvents), opts));
+      for (const [p, evs] of byPartition) {
+        for (let i = 0; i < evs.length; i += this.batchEvents) acks.push(this.publishBatch(evs.slice(i, i + this.batchEvents), { ...opts, partition: p }));
+      }
       await Promise.all(acks);
       return;
     }
@@ -95,12 +115,12 @@ export class Harness {
   }
 
   /** One batch message as the gateway sends it: unsigned events, one HMAC over the body in a header. */
-  async publishBatch(events: WireEvent[], opts: { dedup?: boolean; sig?: string; body?: string } = {}): Promise<void> {
+  async publishBatch(events: WireEvent[], opts: { dedup?: boolean; sig?: string; body?: string; partition?: number } = {}): Promise<void> {
     const enc = encodeEventBatch(events.map(({ sig: _sig, ...e }) => e), this.eventKey);
     const h = headers();
     h.set(EVENT_BATCH_SIG_HEADER, opts.sig ?? enc.sig);
     const msgID = opts.dedup === false ? undefined : `batch:${events[0]?.id}:${events.length}`;
-    await this.js.publish(this.names.gatewayEvents('gw-1'), opts.body ?? enc.body, { headers: h, ...(msgID ? { msgID } : {}) });
+    await this.js.publish(this.names.gatewayEvents('gw-1', opts.partition ?? 0), opts.body ?? enc.body, { headers: h, ...(msgID ? { msgID } : {}) });
   }
 
   async publishRaw(subject: string, body: string | Uint8Array): Promise<void> {
@@ -115,6 +135,14 @@ export class Harness {
       if (Date.now() > deadline) throw new Error(`timed out waiting; last value ${JSON.stringify(v)}; ${await this.consumerState()}`);
       await new Promise((r) => setTimeout(r, 50));
     }
+  }
+
+  /** Messages delivered to the recorders' consumers and not acknowledged yet, over all of them. */
+  async ackPending(): Promise<number> {
+    const jsm = await jetstreamManager(this.nc);
+    let n = 0;
+    for await (const c of jsm.consumers.list(this.names.eventStream)) n += c.num_ack_pending;
+    return n;
   }
 
   /** Consumer positions, for failure messages. */

@@ -127,7 +127,7 @@ describe('recorder: chaining', () => {
     expect(dl?.header.get(DEAD_LETTER_HEADERS.reason)).toBeTruthy();
     expect(dl?.header.get(DEAD_LETTER_HEADERS.subject)).toBeTruthy();
     // nothing is left unacknowledged on the consumer
-    await h.waitFor(async () => (await jsm.consumers.info(h.names.eventStream, 'recorder')).num_ack_pending, (n) => n === 0);
+    await h.waitFor(() => h.ackPending(), (n) => n === 0);
   });
 
   it('stores batch messages of several sessions, parking a bad batch whole and a bad event inside a good batch alone', async () => {
@@ -167,7 +167,7 @@ describe('recorder: chaining', () => {
       if (idx) indexes.push(idx);
     }
     expect(indexes.sort()).toEqual(['5', '6']);
-    await h.waitFor(async () => (await jsm.consumers.info(h.names.eventStream, 'recorder')).num_ack_pending, (n) => n === 0);
+    await h.waitFor(() => h.ackPending(), (n) => n === 0);
   });
 
   it('serves healthz, readyz, metrics and the checkpoint key', async () => {

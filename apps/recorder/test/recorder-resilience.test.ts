@@ -1,5 +1,4 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { jetstreamManager } from '@nats-io/jetstream';
 import type { WireEvent } from '@portcullis/protocol';
 import { brokenAt, Harness } from './helpers.js';
 
@@ -69,8 +68,7 @@ describe.each([
     // redeliveries of what the killed recorder committed but never acked are skipped as duplicates
     await new Promise((r) => setTimeout(r, 2500));
     await assertExactlyOnce(h, ids, events);
-    const jsm = await jetstreamManager(h.nc);
-    await h.waitFor(async () => (await jsm.consumers.info(h.names.eventStream, 'recorder')).num_ack_pending, (n) => n === 0);
+    await h.waitFor(() => h.ackPending(), (n) => n === 0);
   });
 
   it('two recorders on one durable consumer store every event exactly once with unforked chains', async () => {

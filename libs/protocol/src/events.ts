@@ -2,7 +2,13 @@ import { createHmac, timingSafeEqual } from 'node:crypto';
 import { z } from 'zod';
 import { canonicalJson } from './canonical.js';
 
-export const SESSION_EVENT_TYPES = ['session.start', 'query', 'decision', 'result', 'approval.requested', 'approval.decided', 'session.end'] as const;
+/**
+ * `statement` is one statement's query, decision and result in one event (its data is the union of
+ * theirs: no member names collide). The gateway records a statement that way when it completes or
+ * is refused; a statement still running after a second, held for approval, or cut off by the end of
+ * its session is recorded as separate `query` and `decision` events first, then its `result`.
+ */
+export const SESSION_EVENT_TYPES = ['session.start', 'query', 'decision', 'result', 'statement', 'approval.requested', 'approval.decided', 'session.end'] as const;
 export const CONTROL_EVENT_TYPES = [
   'policy.changed', 'connection.changed', 'identity.changed', 'group.changed', 'trust-policy.changed',
   'token.issued', 'token.revoked', 'access-request.changed', 'approval.decided', 'retention.deleted', 'checkpoint', 'auth.failed',

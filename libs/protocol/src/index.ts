@@ -2,7 +2,7 @@ export { PortcullisError, SchemaError, SealError, EnvError } from './errors.js';
 export { formatIssues, parseWith, parseEnv, parseEnvOrThrow, loadEnvOrExit } from './validate.js';
 export { LOG_LEVELS, logLevelSchema, portSchema, tokenNameSchema, masterKeySchema } from './env.js';
 export { canonicalJson, canonicalJsonFast, chainHash, GENESIS_HASH } from './canonical.js';
-export { natsNames, DEFAULT_NATS_PREFIX, APPROVALS_QUEUE, type NatsNames } from './subjects.js';
+export { natsNames, eventPartition, EVENT_PARTITIONS, DEFAULT_NATS_PREFIX, APPROVALS_QUEUE, type NatsNames } from './subjects.js';
 export {
   wireEventSchema, signEvent, verifyEventSignature, CONTROL_CHAIN, EVENT_TYPES, SESSION_EVENT_TYPES, CONTROL_EVENT_TYPES,
   type WireEvent, type RecordedEvent, type EventType,

@@ -1,14 +1,14 @@
 import type { RecordedEvent } from '@portcullis/protocol';
-import { summary } from './ocsf.js';
+import { carriesDecision, carriesResult, summary } from './ocsf.js';
 
 // CEF (ArcSight Common Event Format) rev 0: `CEF:Version|Device Vendor|Device Product|Device Version|Signature ID|Name|Severity|Extension`.
 const header = (s: string) => s.replace(/\\/g, '\\\\').replace(/\|/g, '\\|').replace(/[\r\n]+/g, ' ');
 const value = (s: string) => s.replace(/\\/g, '\\\\').replace(/=/g, '\\=').replace(/\r/g, '\\r').replace(/\n/g, '\\n');
 
 function severity(e: RecordedEvent): number {
-  if (e.type === 'decision' && e.data.action === 'block') return 8;
-  if (e.type === 'decision' && e.data.action === 'require_approval') return 6;
-  if (e.type === 'result' && e.data.error) return 4;
+  if (carriesDecision(e) && e.data.action === 'block') return 8;
+  if (carriesDecision(e) && e.data.action === 'require_approval') return 6;
+  if (carriesResult(e) && e.data.error) return 4;
   if (e.sessionId === null) return 5;
   return 3;
 }

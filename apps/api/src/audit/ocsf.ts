@@ -31,6 +31,13 @@ const API_ACTIVITIES: Record<string, [number, string]> = {
   issue: [1, 'Create'], revoke: [4, 'Delete'], approve: [3, 'Update'], deny: [3, 'Update'],
 };
 
+/**
+ * A `statement` event is a simple-protocol statement's query, decision and result in one (its data
+ * holds their members under the same names), so it is read as each of them.
+ */
+export const carriesDecision = (e: RecordedEvent): boolean => e.type === 'decision' || e.type === 'statement';
+export const carriesResult = (e: RecordedEvent): boolean => e.type === 'result' || e.type === 'statement';
+
 function classify(e: RecordedEvent): ClassInfo {
   switch (e.type) {
     case 'session.start':
@@ -41,6 +48,7 @@ function classify(e: RecordedEvent): ClassInfo {
       return { ...AUTH, activity_id: 1, activity_name: 'Logon' };
     case 'query':
     case 'result':
+    case 'statement':
       return { ...DATASTORE, activity_id: 4, activity_name: 'Query' };
     default:
       break;
@@ -52,18 +60,18 @@ function classify(e: RecordedEvent): ClassInfo {
 }
 
 function severityOf(e: RecordedEvent): SeverityId {
-  if (e.type === 'decision') {
+  if (carriesDecision(e)) {
     if (e.data.action === 'block') return 4;
     if (e.data.action === 'require_approval') return 3;
   }
-  if (e.type === 'result' && e.data.error) return 2;
+  if (carriesResult(e) && e.data.error) return 2;
   if (e.type === 'approval.decided' && e.data.status === 'denied') return 2;
   if (e.type === 'auth.failed') return 3;
   return 1;
 }
 
 function failed(e: RecordedEvent): boolean {
-  return (e.type === 'result' && !!e.data.error) || (e.type === 'decision' && e.data.action === 'block') || e.type === 'auth.failed';
+  return (carriesResult(e) && !!e.data.error) || (carriesDecision(e) && e.data.action === 'block') || e.type === 'auth.failed';
 }
 
 /** `host:port` or `[v6]:port` → ip and port, when it looks like one. */
@@ -109,11 +117,11 @@ export function toOcsf(e: RecordedEvent, position: bigint): Record<string, unkno
     out.type_id = 1;
     out.type_name = 'Database';
     out.src_endpoint = { name: e.gateway ?? undefined };
-    if (e.type === 'decision') {
+    if (carriesDecision(e)) {
       out.disposition_id = e.data.action === 'block' ? 2 : 1;
       out.disposition = e.data.action === 'block' ? 'Blocked' : 'Allowed';
     }
-    if (e.type === 'result' && typeof e.data.durationMs === 'number') out.duration = Math.round(e.data.durationMs);
+    if (carriesResult(e) && typeof e.data.durationMs === 'number') out.duration = Math.round(e.data.durationMs);
   } else {
     out.api = { operation: e.type, service: { name: 'portcullis-api' } };
     out.src_endpoint = { name: 'portcullis-api' };
@@ -137,8 +145,14 @@ export function summary(e: RecordedEvent): string {
     case 'decision':
       return `${String(d.action)} by ${String(d.rule ?? '?')}: ${String(d.reason ?? '')}`.trim();
     case 'result':
-      return d.error ? `error ${String((d.error as { code?: unknown }).code ?? '')}` : `${String(d.tag ?? 'ok')} rows=${String(d.rows ?? '?')}`;
+      return resultSummary(d);
+    case 'statement':
+      return `${typeof d.sql === 'string' ? d.sql.slice(0, 400) : 'statement'} → ${String(d.action)}${d.rule ? ` by ${String(d.rule)}` : ''}: ${resultSummary(d)}`;
     default:
       return typeof d.action === 'string' && typeof d.target === 'string' ? `${d.action} ${d.target}` : e.type;
   }
+}
+
+function resultSummary(d: Record<string, unknown>): string {
+  return d.error ? `error ${String((d.error as { code?: unknown }).code ?? '')}` : `${String(d.tag ?? 'ok')} rows=${String(d.rows ?? '?')}`;
 }

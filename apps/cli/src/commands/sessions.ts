@@ -39,13 +39,11 @@ export function describeEvent(e: EventView): string {
       return s(d.sql).replace(/\s+/g, ' ');
     case 'decision':
       return `${s(d.action)}${d.rule ? ` by ${s(d.rule)}` : ''}${d.reason ? `: ${s(d.reason)}` : ''}`;
-    case 'result': {
-      const err = d.error as { code?: string; message?: string } | undefined;
-      const masking = d.masking as { columns?: string[]; values?: number } | undefined;
-      return err
-        ? `error ${err.code ?? ''} ${err.message ?? ''}`.trim()
-        : `${s(d.tag) || 'ok'} rows=${s(d.rows)} ${s(d.durationMs)}ms${masking?.values ? ` masked=${masking.values} in ${(masking.columns ?? []).join(',')}` : ''}`;
-    }
+    case 'result':
+      return describeResult(d, s);
+    // one simple-protocol statement: its query, decision and result in one event
+    case 'statement':
+      return `${s(d.sql).replace(/\s+/g, ' ')} → ${s(d.action)}${d.rule ? ` by ${s(d.rule)}` : ''}: ${describeResult(d, s)}`;
     case 'approval.requested':
       return `approval ${s(d.approvalId)} requested by rule ${s(d.rule)}`;
     case 'approval.decided':
@@ -55,6 +53,14 @@ export function describeEvent(e: EventView): string {
     default:
       return JSON.stringify(d);
   }
+}
+
+function describeResult(d: Record<string, unknown>, s: (v: unknown) => string): string {
+  const err = d.error as { code?: string; message?: string } | undefined;
+  const masking = d.masking as { columns?: string[]; values?: number } | undefined;
+  return err
+    ? `error ${err.code ?? ''} ${err.message ?? ''}`.trim()
+    : `${s(d.tag) || 'ok'} rows=${s(d.rows)} ${s(d.durationMs)}ms${masking?.values ? ` masked=${masking.values} in ${(masking.columns ?? []).join(',')}` : ''}`;
 }
 
 export async function sessions(ctx: CliContext, args: ParsedArgs): Promise<number> {

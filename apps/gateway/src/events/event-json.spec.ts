@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { canonicalJson } from '@portcullis/protocol';
-import { decisionJson, queryJson, resultJson } from './event-json.js';
+import { decisionJson, queryJson, resultJson, statementJson } from './event-json.js';
 
 /** Every combination of present/absent optional members, each with awkward values. */
 function* combos<T extends Record<string, unknown>>(base: T, optional: Record<string, unknown[]>): Generator<T> {
@@ -64,5 +64,28 @@ describe('per-statement event JSON equals canonicalJson', () => {
       }
     }
     expect(n).toBeGreaterThan(500);
+  });
+
+  it('statement: the union of the three, every member combination of each', () => {
+    type Q = { sql: string; protocol: 'simple' | 'extended'; statement?: string; portal?: string };
+    type D = { action: string; rule: string | null; reason: string | null; kinds?: string[]; cached?: boolean; policyVersion?: number };
+    type R = { rows: number; durationMs: number; tag?: string; error?: { code: string; message: string }; masking?: { columns: string[]; values: number } };
+    const queries = [...combos<Q>({ sql: strings[2]!, protocol: 'simple' }, { statement: ['s1'], portal: ['p"1'] })];
+    const decisions = [...combos({ action: 'allow' } as D, { rule: [null, 'ünï "x"'], reason: [null, 'r\n'], kinds: [['SELECT']], cached: [true, false], policyVersion: [3] })];
+    const results = [...combos({ rows: 2, durationMs: 0.25 } as R, { tag: ['SELECT 2'], error: [{ code: '42501', message: 'no' }], masking: [{ columns: ['email'], values: 2 }] })];
+    let n = 0;
+    for (const q of queries) {
+      for (const d of decisions) {
+        for (const r of results) {
+          const json = statementJson(q, d, r);
+          expect(json).toBe(canonicalJson({ ...q, ...d, ...r }));
+          // no member of one part hides a member of another
+          const defined = (o: object) => Object.values(o).filter((v) => v !== undefined).length;
+          expect(Object.keys(JSON.parse(json) as object).length).toBe(defined(q) + defined(d) + defined(r));
+          n++;
+        }
+      }
+    }
+    expect(n).toBeGreaterThan(1000);
   });
 });

@@ -1,5 +1,5 @@
 import { canonicalJsonFast } from '@portcullis/protocol';
-import type { RelayEvents, ResultEventData } from '../postgres/relay-machine.js';
+import type { DecisionEventData, QueryEventData, ResultEventData } from '../postgres/relay-machine.js';
 
 /**
  * The canonical JSON (libs/protocol canonicalJson: keys sorted, undefined members dropped) of the
@@ -11,8 +11,8 @@ import type { RelayEvents, ResultEventData } from '../postgres/relay-machine.js'
 
 const J = JSON.stringify;
 
-type QueryData = Parameters<RelayEvents['query']>[0];
-type DecisionData = Parameters<RelayEvents['decision']>[0];
+type QueryData = QueryEventData;
+type DecisionData = DecisionEventData;
 
 /** portal < protocol < sql < statement */
 export function queryJson(d: QueryData): string {
@@ -48,5 +48,36 @@ export function resultJson(d: ResultEventData): string {
   if (d.masking !== undefined) out += `,"masking":${canonicalJsonFast(d.masking)}`;
   out += `,"rows":${num(d.rows)}`;
   if (d.tag !== undefined) out += `,"tag":${J(d.tag)}`;
+  return `${out}}`;
+}
+
+const optStr = (name: string, v: string | null | undefined) => (v === undefined ? '' : `,"${name}":${v === null ? 'null' : J(v)}`);
+
+/**
+ * The `statement` event's data: the members of the query, decision and result data in one object
+ * (no name is in two of them), in sorted order: action < cached < durationMs < error < kinds <
+ * masking < policyVersion < portal < protocol < reason < rows < rule < sql < statement < tag.
+ */
+export function statementJson(q: QueryData, d: DecisionData, r: ResultEventData): string {
+  let out = `{"action":${J(d.action)}`;
+  if (d.cached !== undefined) out += d.cached ? ',"cached":true' : ',"cached":false';
+  out += `,"durationMs":${num(r.durationMs)}`;
+  if (r.error !== undefined) out += `,"error":${canonicalJsonFast(r.error)}`;
+  if (d.kinds !== undefined) {
+    out += ',"kinds":[';
+    const k = d.kinds;
+    for (let i = 0; i < k.length; i++) out += (i ? ',' : '') + (k[i] === undefined ? 'null' : J(k[i]));
+    out += ']';
+  }
+  if (r.masking !== undefined) out += `,"masking":${canonicalJsonFast(r.masking)}`;
+  if (d.policyVersion !== undefined) out += `,"policyVersion":${J(d.policyVersion)}`;
+  out += optStr('portal', q.portal);
+  out += `,"protocol":${J(q.protocol)}`;
+  out += optStr('reason', d.reason);
+  out += `,"rows":${num(r.rows)}`;
+  out += optStr('rule', d.rule);
+  out += `,"sql":${J(q.sql)}`;
+  out += optStr('statement', q.statement);
+  out += optStr('tag', r.tag);
   return `${out}}`;
 }

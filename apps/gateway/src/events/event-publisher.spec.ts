@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { jetstreamManager } from '@nats-io/jetstream';
 import {
-  canonicalJson, encodeEventBatch, EVENT_BATCH_SIG_HEADER, MAX_EVENT_BATCH_BYTES, natsNames, signEvent, verifyEventBatchBody, verifyEventSignature,
+  canonicalJson, encodeEventBatch, EVENT_BATCH_SIG_HEADER, eventPartition, MAX_EVENT_BATCH_BYTES, natsNames, signEvent, verifyEventBatchBody, verifyEventSignature,
   wireEventSchema,
 } from '@portcullis/protocol';
 import { DEFAULT_EVENT_FLUSH_MS, EventPublisher, SessionRecorder, ensureEventStream, setEventFlushInterval } from './event-publisher.js';
@@ -75,11 +75,12 @@ describe('EventPublisher batches (real NATS JetStream)', () => {
     const bySession = new Map<string, number[]>();
     for (let seq = info.state.first_seq; seq <= info.state.last_seq; seq++) {
       const m = await jsm.streams.getMessage(names.eventStream, { seq });
-      expect(m.subject).toBe(names.gatewayEvents('gw.1 test'));
       expect(m.subject.endsWith('.gw_1_test')).toBe(true);
       expect(m.data.length).toBeLessThanOrEqual(MAX_EVENT_BATCH_BYTES);
       expect(verifyEventBatchBody(m.data, m.header.get(EVENT_BATCH_SIG_HEADER), key)).toBe(true);
       for (const e of m.json<Array<Record<string, unknown>>>()) {
+        // a batch carries the sessions of one partition, on that partition's subject
+        expect(m.subject).toBe(names.gatewayEvents('gw.1 test', eventPartition(e.sessionId as string)));
         if (e.type === 'query') expect((e.data as { sql: string }).sql).toBe(sql);
         expect(wireEventSchema.safeParse(e).success).toBe(true);
         const seqs = bySession.get(e.sessionId as string) ?? [];
@@ -90,7 +91,7 @@ describe('EventPublisher batches (real NATS JetStream)', () => {
     for (const i of [0, 1, 2]) expect(bySession.get(`sess-${i}`)).toEqual(Array.from({ length: 701 }, (_, k) => k + 1));
   });
 
-  it('the events of every session flushed together share one message', async () => {
+  it('the events of every session of a partition flushed together share one message', async () => {
     const jsm = await jetstreamManager(nc);
     const before = (await jsm.streams.info(names.eventStream)).state.messages;
     const publisher = new EventPublisher(nc, prefix, createLogger('silent', {}), 5000, 'gw-3');
@@ -100,9 +101,12 @@ describe('EventPublisher batches (real NATS JetStream)', () => {
     await Promise.all(recorders.map((r) => r.record('result', { rows: 1 })));
     publisher.close();
     const info = await jsm.streams.info(names.eventStream);
-    expect(info.state.messages - before).toBe(1);
-    const m = await jsm.streams.getMessage(names.eventStream, { seq: info.state.last_seq });
-    expect(m.json<unknown[]>()).toHaveLength(10);
+    const partitions = new Set(recorders.map((_, i) => eventPartition(`one-${i}`)));
+    expect(partitions.size).toBeLessThan(recorders.length);
+    expect(info.state.messages - before).toBe(partitions.size);
+    let events = 0;
+    for (let seq = before + 1; seq <= info.state.last_seq; seq++) events += (await jsm.streams.getMessage(names.eventStream, { seq })).json<unknown[]>().length;
+    expect(events).toBe(10);
   });
 
   it('fire-and-forget events wait for the flush interval and then go out as one message', async () => {

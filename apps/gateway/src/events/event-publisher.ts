@@ -1,10 +1,10 @@
 import { createHmac, createSecretKey, randomUUID, type KeyObject } from 'node:crypto';
 import { createInbox, headers, type NatsConnection, type Subscription } from '@nats-io/transport-node';
 import { DiscardPolicy, jetstreamManager, RetentionPolicy, StorageType } from '@nats-io/jetstream';
-import { canonicalJsonFast, EVENT_BATCH_SIG_HEADER, MAX_EVENT_BATCH_BYTES, MAX_EVENT_BATCH_EVENTS, natsNames } from '@portcullis/protocol';
+import { canonicalJsonFast, EVENT_BATCH_SIG_HEADER, EVENT_PARTITIONS, eventPartition, MAX_EVENT_BATCH_BYTES, MAX_EVENT_BATCH_EVENTS, natsNames } from '@portcullis/protocol';
 import type { Logger } from '../logger.js';
 
-export type SessionEventType = 'session.start' | 'query' | 'decision' | 'result' | 'approval.requested' | 'approval.decided' | 'session.end';
+export type SessionEventType = 'session.start' | 'query' | 'decision' | 'result' | 'statement' | 'approval.requested' | 'approval.decided' | 'session.end';
 
 /** An event could not be persisted on JetStream. */
 export class RecordingError extends Error {
@@ -87,8 +87,8 @@ export class EventPublisher {
   private sweepTimer: NodeJS.Timeout | null = null;
   private sub: Subscription | null = null;
   private readonly msgHeaders = headers();
-  /** subject of this gateway's event batches */
-  readonly batchSubject: string;
+  /** subjects of this gateway's event batches, by partition (libs/protocol eventPartition) */
+  readonly batchSubjects: string[];
   /** running totals, read by the metrics at scrape time */
   readonly counts = { messages: 0, events: 0, failedEvents: 0 };
 
@@ -100,16 +100,17 @@ export class EventPublisher {
     gatewayId = 'gateway',
   ) {
     this.inbox = `${createInbox()}.`;
-    this.batchSubject = natsNames(prefix).gatewayEvents(gatewayId);
+    const names = natsNames(prefix);
+    this.batchSubjects = Array.from({ length: EVENT_PARTITIONS }, (_, p) => names.gatewayEvents(gatewayId, p));
   }
 
   /**
-   * Publishes a batch body (a JSON array of unsigned wire events) with its HMAC; `done` is called
-   * once for the whole batch. Never throws.
+   * Publishes a batch body (a JSON array of unsigned wire events of sessions of one partition) with
+   * its HMAC; `done` is called once for the whole batch. Never throws.
    */
-  sendBatch(body: Buffer, sig: string, events: number, done: (err: Error | null) => void): void {
+  sendBatch(body: Buffer, sig: string, events: number, done: (err: Error | null) => void, partition = 0): void {
     const msgId = randomUUID();
-    this.enqueue({ subject: this.batchSubject, body, msgId, batchSig: sig, events, attempt: 1, sentAt: 0, done });
+    this.enqueue({ subject: this.batchSubjects[partition] ?? this.batchSubjects[0], body, msgId, batchSig: sig, events, attempt: 1, sentAt: 0, done });
   }
 
   /** Fails everything still awaiting an ack (gateway stopping). */
@@ -320,6 +321,7 @@ class BatchBuilder {
   constructor(
     private readonly publisher: EventPublisher,
     private readonly key: KeyObject,
+    private readonly partition: number,
   ) {}
 
   add(e: QueuedEvent, json: string): void {
@@ -351,7 +353,7 @@ class BatchBuilder {
     const sig = createHmac('sha256', this.key).update(body).digest('hex');
     this.publisher.sendBatch(body, sig, events.length, (err) => {
       for (const e of events) e.recorder.settled(e, err);
-    });
+    }, this.partition);
   }
 }
 
@@ -360,8 +362,9 @@ function drainQueue(): void {
   if (flushTimer) clearTimeout(flushTimer);
   flushTimer = null;
   const batch = queue.splice(0, queue.length);
-  // Usually one builder: one publisher, one event key (a key rotation briefly makes two).
-  const builders = new Map<EventPublisher, Map<KeyObject, BatchBuilder>>();
+  // One builder per publisher, event key (a key rotation briefly makes two) and partition in use:
+  // a batch holds the sessions of one partition, so the recorder that owns it gets all of them.
+  const builders = new Map<EventPublisher, Map<KeyObject, BatchBuilder[]>>();
   for (const e of batch) {
     const r = e.recorder;
     const publisher = r.publisherOrNull();
@@ -371,11 +374,12 @@ function drainQueue(): void {
     }
     let byKey = builders.get(publisher);
     if (!byKey) builders.set(publisher, (byKey = new Map()));
-    let b = byKey.get(r.key);
-    if (!b) byKey.set(r.key, (b = new BatchBuilder(publisher, r.key)));
+    let parts = byKey.get(r.key);
+    if (!parts) byKey.set(r.key, (parts = new Array<BatchBuilder>(EVENT_PARTITIONS)));
+    const b = (parts[r.partition] ??= new BatchBuilder(publisher, r.key, r.partition));
     b.add(e, r.canonical(randomUUID(), e));
   }
-  for (const byKey of builders.values()) for (const b of byKey.values()) b.send();
+  for (const byKey of builders.values()) for (const parts of byKey.values()) for (const b of parts) b?.send();
 }
 
 /**
@@ -396,6 +400,8 @@ export class SessionRecorder {
   private readonly fixedSession: string;
   /** @internal the event key, as a KeyObject (also groups batches by key) */
   readonly key: KeyObject;
+  /** @internal the session's event partition (groups batches by partition) */
+  readonly partition: number;
 
   constructor(
     private readonly publisher: EventPublisher | null,
@@ -406,6 +412,7 @@ export class SessionRecorder {
     private readonly onFailure: (err: Error) => void,
   ) {
     this.key = eventKeyObject(eventKey);
+    this.partition = eventPartition(who.sessionId);
     this.fixedHead = `{"connection":${JSON.stringify(who.connection)},"data":`;
     this.fixedIds = `,"gateway":${JSON.stringify(who.gateway)},"id":`;
     this.fixedIdentity = `","identity":${JSON.stringify(who.identity)},"seq":`;
@@ -424,10 +431,11 @@ export class SessionRecorder {
 
   /**
    * Fire and forget, with the data given as its canonical JSON already (event-json.ts builds it
-   * for the per-statement events, faster than the generic serialiser).
+   * for the per-statement events, faster than the generic serialiser). `at`: the event's time (ms
+   * since the epoch) when it is not now.
    */
-  emitJson(type: SessionEventType, canonicalData: string): void {
-    this.enqueue(type, canonicalData, null);
+  emitJson(type: SessionEventType, canonicalData: string, at?: number): void {
+    this.enqueue(type, canonicalData, null, at);
   }
 
   /** Waits for every event emitted so far to be acked or failed. */
@@ -436,9 +444,9 @@ export class SessionRecorder {
     return new Promise((resolve) => this.waiters.push(resolve));
   }
 
-  private enqueue(type: SessionEventType, data: Record<string, unknown> | string, done: QueuedEvent['done']): void {
+  private enqueue(type: SessionEventType, data: Record<string, unknown> | string, done: QueuedEvent['done'], at?: number): void {
     this.outstanding++;
-    queue.push({ recorder: this, seq: ++this.seq, time: Date.now(), type, data, done });
+    queue.push({ recorder: this, seq: ++this.seq, time: at ?? Date.now(), type, data, done });
     scheduleDrain(done !== null);
   }
 

@@ -24,7 +24,7 @@ import {
 } from '@portcullis/protocol';
 import { CredentialError, accessCallerOf, claimedSubject, verifyCredential, type VerifiedCredential } from '../auth/credential-verifier.js';
 import type { ActiveConfig, ResolvedPolicy } from '../config/config-store.js';
-import { decisionJson, queryJson, resultJson } from '../events/event-json.js';
+import { decisionJson, queryJson, resultJson, statementJson } from '../events/event-json.js';
 import { SessionRecorder, type EventPublisher } from '../events/event-publisher.js';
 import type { GatewayMetrics } from '../http/metrics.js';
 import type { Logger } from '../logger.js';
@@ -90,6 +90,8 @@ const UNSAFE_CLIENT_ENCODINGS = new Set(['SJIS', 'SHIFTJIS', 'SHIFTJIS2004', 'MS
 /** Startup parameters passed on to the target. `user`/`database` are the gateway's; `options` and `replication` never pass. */
 const PASSED_PARAMS = new Set(['application_name', 'client_encoding', 'DateStyle', 'TimeZone', 'IntervalStyle', 'extra_float_digits', 'search_path', 'datestyle', 'timezone']);
 const STARTUP_TIMEOUT_MS = 30_000;
+/** a statement still running this long after its decision has its query and decision recorded on their own */
+const HELD_START_MS = 1000;
 /** A pump's output up to this size is copied into one buffer rather than written as a corked writev. */
 const COALESCE_MAX_BYTES = 64 * 1024;
 /** Client bytes buffered while a hook (an approval) holds the session before reading stops. */
@@ -429,9 +431,11 @@ export class ClientSession {
       hooks,
       { toClient: (b) => this.toClient(b), toUpstream: (b) => this.toUpstream(b) },
       {
-        query: (d) => this.recorder?.emitJson('query', queryJson(d)),
-        decision: (d) => this.recorder?.emitJson('decision', decisionJson(d)),
+        query: (d, at) => this.recorder?.emitJson('query', queryJson(d), at),
+        decision: (d, at) => this.recorder?.emitJson('decision', decisionJson(d), at),
         result: (d) => this.recorder?.emitJson('result', resultJson(d)),
+        statement: (q, d, r, at) => this.recorder?.emitJson('statement', statementJson(q, d, r), at),
+        holding: () => this.watchHeldStarts(),
       },
       {
         decision: (a) => this.ctx.metrics.countDecision(a),
@@ -474,6 +478,8 @@ export class ClientSession {
     }, Math.max(0, wait));
     this.reviewTimer.unref();
   }
+  /** armed while the machine holds statements' starts (see watchHeldStarts) */
+  private heldStartsTimer: NodeJS.Timeout | null = null;
 
   private endAtExpiry(expiresAt: number): void {
     // setTimeout holds at most ~24.8 days: a longer wait is taken in steps
@@ -870,6 +876,21 @@ export class ClientSession {
     }
   }
 
+  /**
+   * A statement whose query and decision travel with its result must not stay unrecorded while it
+   * runs long: a second after it was decided they are recorded on their own. One timer per session,
+   * armed only while something is held (at most once a second under a steady load).
+   */
+  private watchHeldStarts(): void {
+    if (this.heldStartsTimer || this.ended) return;
+    this.heldStartsTimer = setTimeout(() => {
+      this.heldStartsTimer = null;
+      if (this.ended || !this.machine) return;
+      if (this.machine.releaseStarts(Date.now() - HELD_START_MS) > 0) this.watchHeldStarts();
+    }, HELD_START_MS);
+    this.heldStartsTimer.unref();
+  }
+
   /** Ends the session once: closes both sides, unregisters the cancel key, records session.end. */
   endSession(reason: string, graceful = false, record = true): void {
     if (this.ended) return;
@@ -880,6 +901,9 @@ export class ClientSession {
     this.aborter.abort();
     if (this.expiryTimer) clearTimeout(this.expiryTimer);
     if (this.reviewTimer) clearTimeout(this.reviewTimer);
+    if (this.heldStartsTimer) clearTimeout(this.heldStartsTimer);
+    // statements still running: their query and decision are recorded before the end
+    this.machine?.releaseStarts(Infinity);
     if (this.cancelPid !== null) this.ctx.cancels.unregister(this.cancelPid);
     try {
       this.hooks?.close?.();

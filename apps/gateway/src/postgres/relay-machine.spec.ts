@@ -37,7 +37,7 @@ function session(hooks: SessionHooks) {
   const m = new RelayMachine(
     hooks,
     { toClient: (b) => toClient.push(b), toUpstream: () => {} },
-    { query: () => {}, decision: () => {}, result: (d) => results.push(d) },
+    { query: () => {}, decision: () => {}, result: (d) => results.push(d), statement: (_q, _d, r) => results.push(r) },
     { decision: () => {}, masked: (n) => { masked += n; } },
     'alice',
   );
@@ -122,7 +122,7 @@ describe('RelayMachine masking DataRows in place', () => {
     const machine = new RelayMachine(
       await benchHooks(),
       { toClient: () => {}, toUpstream: () => {} },
-      { query: () => {}, decision: () => {}, result: () => {} },
+      { query: () => {}, decision: () => {}, result: () => {}, statement: () => {} },
       { decision: () => {}, masked: () => {} },
       'alice',
     );

@@ -32,11 +32,34 @@ export interface RelayOutput {
   toUpstream(buf: Buffer): void;
 }
 
-/** Session events the machine produces (the adapter signs and publishes them). */
+export type QueryEventData = { sql: string; protocol: StatementInfo['protocol']; statement?: string; portal?: string };
+export type DecisionEventData = { action: string; rule: string | null; reason: string | null; kinds?: string[]; cached?: boolean; policyVersion?: number };
+
+/**
+ * Session events the machine produces (the adapter signs and publishes them). `at` is the event's
+ * time (ms since the epoch) when it is not now: a held statement is recorded with the time it was decided.
+ */
 export interface RelayEvents {
-  query(data: { sql: string; protocol: StatementInfo['protocol']; statement?: string; portal?: string }): void;
-  decision(data: { action: string; rule: string | null; reason: string | null; kinds?: string[]; cached?: boolean; policyVersion?: number }): void;
+  query(data: QueryEventData, at?: number): void;
+  decision(data: DecisionEventData, at?: number): void;
   result(data: ResultEventData): void;
+  /** One simple-protocol statement's query, decision and result as one event (libs/protocol SESSION_EVENT_TYPES). */
+  statement(query: QueryEventData, decision: DecisionEventData, result: ResultEventData, at: number): void;
+  /** A statement's query and decision are now held (none were before): call releaseStarts() within a second. */
+  holding?(): void;
+}
+
+/**
+ * A simple-protocol statement's query and decision, held until its result so that the three travel
+ * as one `statement` event: a third of the events the recorder has to chain. Released as separate
+ * query/decision events when the statement is still running after a second (releaseStarts), before
+ * any other event of the session (so the chain keeps the order statements were sent in), and at the
+ * end of the session: a statement that reached the target is never missing from the record.
+ */
+interface HeldStart {
+  query: QueryEventData;
+  decision: DecisionEventData;
+  at: number;
 }
 
 // a type, not an interface: it must fit the recorder's Record<string, unknown>
@@ -84,6 +107,8 @@ interface PendingResult {
   maskedValues: number;
   /** a function call's result: how its one value is masked (as the same `SELECT fn(…)`'s column) */
   fnPlan?: RowPlan;
+  /** its query and decision, not recorded yet */
+  start?: HeldStart;
 }
 
 /**
@@ -150,6 +175,8 @@ export class RelayMachine {
   private markerSeq = 0;
   /** the session's upstream backend pid and the pid the gateway gave its client (BackendKeyData) */
   private pids: { upstream: number; client: number } | null = null;
+  /** pending results holding their statement's start */
+  private held = 0;
 
   constructor(
     private readonly hooks: SessionHooks,
@@ -272,6 +299,7 @@ export class RelayMachine {
     if (d.refusal) {
       // the call cannot be decided at all (an OID that names no function): nothing runs
       this.statements++;
+      this.releaseStarts(Infinity);
       this.events.query({ sql: d.sql, protocol: 'function-call' });
       this.events.decision({ action: 'block', rule: null, reason: d.refusal.message });
       this.counters.decision('block');
@@ -289,17 +317,24 @@ export class RelayMachine {
   private applyVerdict(stmt: StatementInfo, v: Verdict, f: PgFrame, kind: 'query' | 'parse', name: string, fnPlan?: RowPlan): void | Promise<void> {
     this.statements++;
     // Built member by member (no spreads): this runs for every statement.
-    const query: Parameters<RelayEvents['query']>[0] = { sql: stmt.sql.length > MAX_EVENT_SQL ? `${stmt.sql.slice(0, MAX_EVENT_SQL)}…` : stmt.sql, protocol: stmt.protocol };
+    const query: QueryEventData = { sql: stmt.sql.length > MAX_EVENT_SQL ? `${stmt.sql.slice(0, MAX_EVENT_SQL)}…` : stmt.sql, protocol: stmt.protocol };
     if (stmt.statement !== undefined) query.statement = stmt.statement;
-    this.events.query(query);
-    const decision: Parameters<RelayEvents['decision']>[0] = { action: v.action, rule: v.rule, reason: v.reason };
+    const decision: DecisionEventData = { action: v.action, rule: v.rule, reason: v.reason };
     if (v.kinds) decision.kinds = v.kinds;
     if (v.cached !== undefined) decision.cached = v.cached;
     if (v.policyVersion !== undefined) decision.policyVersion = v.policyVersion;
-    this.events.decision(decision);
+    // A simple Query (or a function call) that runs or is refused travels with its result; a Parse (its
+    // executions come later, maybe many) and a statement held for approval are recorded at once.
+    let start: HeldStart | undefined;
+    if (kind === 'query' && v.action !== 'require_approval') start = { query, decision, at: this.now() };
+    else {
+      this.releaseStarts(Infinity);
+      this.events.query(query);
+      this.events.decision(decision);
+    }
     this.counters.decision(v.action);
     if (v.action !== 'block' && ((kind === 'parse' && name !== '') || v.kinds?.includes('PREPARE'))) this.preparedStatements = true;
-    if (v.action === 'allow') return this.forwardStatement(f, kind, stmt, fnPlan);
+    if (v.action === 'allow') return this.forwardStatement(f, kind, stmt, fnPlan, start);
     if (v.action === 'require_approval') {
       if (!this.hooks.onApprovalRequired) {
         return this.refuse(kind, name, {
@@ -319,22 +354,47 @@ export class RelayMachine {
     return this.refuse(kind, name, {
       code: '42501',
       message: `statement blocked by rule "${v.rule ?? 'unnamed'}"${v.reason ? `: ${v.reason}` : ''}`,
-    });
+    }, start);
   }
 
-  private forwardStatement(f: PgFrame, kind: 'query' | 'parse', stmt: StatementInfo, fnPlan?: RowPlan): void {
+  private forwardStatement(f: PgFrame, kind: 'query' | 'parse', stmt: StatementInfo, fnPlan?: RowPlan, start?: HeldStart): void {
     if (kind === 'query') {
       // a Query, or a FunctionCall (answered like one: its result or an error, then ReadyForQuery)
       const p: PendingResult = { batch: this.sentBatches, kind: 'query', startedAt: this.now(), rows: 0, maskedValues: 0, sql: stmt.sql };
       if (fnPlan !== undefined) p.fnPlan = fnPlan;
+      if (start) {
+        p.start = start;
+        if (this.held++ === 0) this.events.holding?.();
+      }
       this.pending.push(p);
       this.sentBatches++;
     }
     this.out.toUpstream(f.frame);
   }
 
-  private refuse(kind: 'query' | 'parse', name: string, r: Refusal): void {
-    this.events.result({ rows: 0, durationMs: 0, error: { code: r.code, message: r.message } });
+  /**
+   * Records the held query/decision of statements decided at or before `decidedBy` (ms; Infinity:
+   * all) that are still running, as separate events. Returns how many are still held.
+   */
+  releaseStarts(decidedBy: number): number {
+    if (this.held === 0) return 0;
+    for (const p of this.pending) if (p.start && p.start.at <= decidedBy) this.release(p);
+    return this.held;
+  }
+
+  private release(p: PendingResult): void {
+    const s = p.start;
+    if (!s) return;
+    p.start = undefined;
+    this.held--;
+    this.events.query(s.query, s.at);
+    this.events.decision(s.decision, s.at);
+  }
+
+  private refuse(kind: 'query' | 'parse', name: string, r: Refusal, start?: HeldStart): void {
+    const result: ResultEventData = { rows: 0, durationMs: 0, error: { code: r.code, message: r.message } };
+    if (start) this.events.statement(start.query, start.decision, result, start.at);
+    else this.events.result(result);
     if (kind === 'query') this.substituteQuery(r);
     else this.substituteParse(name, r);
   }
@@ -606,7 +666,7 @@ export class RelayMachine {
 
   /** The result the upstream is producing now: the oldest pending one of the current batch. */
   private currentResult(): PendingResult | null {
-    while (this.pending.length && this.pending[0].batch < this.doneBatches) this.pending.shift();
+    while (this.pending.length && this.pending[0].batch < this.doneBatches) this.release(this.pending.shift()!);
     const p = this.pending[0];
     return p && p.batch === this.doneBatches ? p : null;
   }
@@ -633,7 +693,14 @@ export class RelayMachine {
     if (r.tag !== undefined) data.tag = r.tag;
     if (r.error) data.error = r.error;
     if (r.maskedColumns) data.masking = { columns: [...r.maskedColumns], values: r.maskedValues };
-    this.events.result(data);
+    const s = r.start;
+    if (s) {
+      r.start = undefined;
+      this.held--;
+      this.events.statement(s.query, s.decision, data, s.at);
+    } else {
+      this.events.result(data);
+    }
   }
 
   private onError(f: PgFrame): void {
@@ -677,6 +744,7 @@ export class RelayMachine {
     while (this.pending.length && this.pending[0].batch <= batch) {
       const p = this.pending.shift()!;
       if (p.kind === 'query' && p.batch === batch) this.emitResult(p);
+      else this.release(p);
     }
     this.describes = this.describes.filter((d) => d.batch > batch);
     this.substitutions = this.substitutions.filter((s) => s.batch > batch);
