@@ -110,7 +110,9 @@ describe('function calls (F) through the gateway, under a policy', () => {
 
   it('each call is recorded as the statement it amounts to, with its decision', async () => {
     const events = await readSessionEvents(h, undefined, 1, 5000);
-    const calls = events.filter((e) => e.type === 'query' && (e.data as { protocol?: string }).protocol === 'function-call');
+    // a call that ran is one `statement` event (query, decision and result together), like a simple Query
+    const calls = events.filter((e) => (e.type === 'statement' || e.type === 'query') && (e.data as { protocol?: string }).protocol === 'function-call');
+    expect(calls.some((e) => e.type === 'statement' && (e.data as { action?: string }).action === 'allow')).toBe(true);
     const sqls = new Set(calls.map((e) => (e.data as { sql: string }).sql));
     expect(sqls).toContain('SELECT "pg_catalog"."lo_open"($1, $2)');
     expect(sqls).toContain('SELECT "pg_catalog"."lowrite"($1, $2)');
