@@ -6,6 +6,7 @@ let stack: AuthStack;
 let bob: TestPerson;
 let carol: TestPerson;
 let erin: TestPerson;
+let dave: TestPerson;
 let conn: string;
 
 beforeAll(async () => {
@@ -15,8 +16,12 @@ beforeAll(async () => {
   await makeGroup(stack.prisma, `ar-approvers-${s}`, ['approver']);
   await makeGroup(stack.prisma, `ar-eng-${s}`, ['user']);
   await makeGroup(stack.prisma, `ar-dba-${s}`, ['user']);
-  await stack.prisma.connection.create({ data: { name: conn, host: '127.0.0.1', port: 5432, database: 'postgres', username: 'postgres', allowedGroups: [`ar-dba-${s}`] } });
+  await makeGroup(stack.prisma, `ar-other-approvers-${s}`, ['approver']);
+  // the connection's policy names who approves for it
+  await stack.prisma.policy.create({ data: { name: `ar-policy-${s}`, version: 1, document: { name: `ar-policy-${s}`, guardrails: [], approval: { approvers: [`ar-approvers-${s}`] } } } });
+  await stack.prisma.connection.create({ data: { name: conn, host: '127.0.0.1', port: 5432, database: 'postgres', username: 'postgres', allowedGroups: [`ar-dba-${s}`], policy: `ar-policy-${s}` } });
   bob = await makePerson(stack, `ar-bob-${s}`, [`ar-approvers-${s}`]);
+  dave = await makePerson(stack, `ar-dave-${s}`, [`ar-other-approvers-${s}`]);
   carol = await makePerson(stack, `ar-carol-${s}`, [`ar-eng-${s}`]);
   erin = await makePerson(stack, `ar-erin-${s}`, [`ar-eng-${s}`]);
 });
@@ -24,6 +29,7 @@ beforeAll(async () => {
 afterAll(async () => {
   if (!stack) return;
   await cleanup(stack.prisma, stack.sfx);
+  await stack.prisma.policy.deleteMany({ where: { name: `ar-policy-${stack.sfx}` } });
   await stack.close();
 });
 
@@ -45,6 +51,10 @@ describe('access requests', () => {
     const other = await stack.api(`/v1/access-requests/${id}/approve`, { method: 'POST', token: erin.token, json: {} });
     expect(other.status).toBe(403);
     expect(other.body.error.code).toBe('not_an_approver');
+    // an approver, but not one the connection's policy names
+    const elsewhere = await stack.api(`/v1/access-requests/${id}/approve`, { method: 'POST', token: dave.token, json: {} });
+    expect(elsewhere.status).toBe(403);
+    expect(elsewhere.body.error).toMatchObject({ code: 'not_an_approver', message: expect.stringContaining(`connection "${conn}"`) });
 
     // approvers see it pending; the requester sees their own, others nothing
     expect((await stack.api(`/v1/access-requests?status=pending&connection=${conn}`, { token: bob.token })).body.map((r: { id: string }) => r.id)).toContain(id);

@@ -101,10 +101,17 @@ describe('approvals api', () => {
 
   it('only members of the approver groups (or admins) decide', async () => {
     const a = await makeApproval(stack.prisma, { identity: carol.subject, connection: conn, approverGroups: [approvers] });
-    const res = await stack.api(`/v1/approvals/${a.id}/approve`, { method: 'POST', token: dave.token, json: {} });
-    expect(res.status).toBe(403);
-    expect(res.body.error.code).toBe('not_an_approver');
-    expect(res.body.error.message).toContain(approvers);
+    // dave may not see it (GET answers 404), so deciding it answers the same: nothing about who may, or its state
+    expect((await stack.api(`/v1/approvals/${a.id}`, { token: dave.token })).status).toBe(404);
+    for (const verb of ['approve', 'deny']) {
+      const res = await stack.api(`/v1/approvals/${a.id}/${verb}`, { method: 'POST', token: dave.token, json: {} });
+      expect(res.status).toBe(404);
+      expect(res.body.error).toEqual({ code: 'approval_not_found', message: `approval ${a.id} does not exist` });
+    }
+    expect((await stack.api(`/v1/approvals/${a.id}/approve`, { method: 'POST', token: bob.token, json: {} })).status).toBe(200);
+    const decided = await stack.api(`/v1/approvals/${a.id}/deny`, { method: 'POST', token: dave.token, json: {} });
+    expect(decided.status).toBe(404); // not 409 "already approved by bob"
+    expect(JSON.stringify(decided.body)).not.toContain(bob.subject);
     // an approver of another group is not enough either
     const b = await makeApproval(stack.prisma, { identity: carol.subject, connection: conn, approverGroups: ['some-other-group'] });
     expect((await stack.api(`/v1/approvals/${b.id}/approve`, { method: 'POST', token: bob.token, json: {} })).status).toBe(403);

@@ -106,7 +106,7 @@ export class AccessRequestsService {
       throw new ForbiddenError(`access request ${id} was made by ${p.subject}: nobody decides their own request (four-eyes)`, 'four_eyes');
     }
     if (!(await this.mayDecide(row, p))) {
-      throw new ForbiddenError(`access request ${id} can only be decided by an approver or admin`, 'not_an_approver');
+      throw new ForbiddenError(`access request ${id} can only be decided by an admin or a member of the approver groups of connection "${row.connection}"'s policy`, 'not_an_approver');
     }
     const pendingCutoff = new Date(Date.now() - PENDING_TTL_MS);
     const decidedAt = new Date();
@@ -127,9 +127,12 @@ export class AccessRequestsService {
     return toAccessRequestView(after);
   }
 
-  /** Admins and approvers; also members of the approver groups of the connection's policy. */
+  /**
+   * Admins; otherwise only members of the approver groups the connection's policy names — the approver
+   * role alone does not make someone an approver of every connection.
+   */
   private async mayDecide(row: AccessRequest, p: ApiPrincipal): Promise<boolean> {
-    if (hasRole(p, 'approver')) return true;
+    if (hasRole(p, 'admin')) return true;
     const connection = await this.prisma.connection.findUnique({ where: { name: row.connection }, select: { policy: true } });
     if (!connection?.policy) return false;
     const policy = await this.prisma.policy.findUnique({ where: { name: connection.policy }, select: { document: true } });

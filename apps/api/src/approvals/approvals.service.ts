@@ -73,11 +73,7 @@ export class ApprovalsService {
   }
 
   async get(id: string, p: ApiPrincipal): Promise<ApprovalView> {
-    const row = await this.load(id);
-    if (!seesAll(p) && row.identity !== p.subject && !p.groups.some((g) => row.approverGroups.includes(g))) {
-      throw new NotFoundError(`approval ${id} does not exist`, 'approval_not_found');
-    }
-    return toApprovalView(row);
+    return toApprovalView(await this.loadVisible(id, p));
   }
 
   async decide(id: string, status: 'approved' | 'denied', comment: string | null, p: ApiPrincipal): Promise<ApprovalView> {
@@ -101,7 +97,8 @@ export class ApprovalsService {
 
   /** The error for a decision that changed nothing: unknown, already decided, four-eyes, not an approver, expired. */
   private async whyNot(id: string, p: ApiPrincipal): Promise<Error> {
-    const row = await this.load(id);
+    // An approval the caller may not see is one that does not exist, whatever its state (as GET says).
+    const row = await this.loadVisible(id, p);
     if (row.status !== 'pending') return this.alreadyDecided(row);
     if (row.identity === p.subject) {
       return new ForbiddenError(`approval ${id} was requested by ${p.subject}: nobody decides their own request (four-eyes)`, 'four_eyes');
@@ -134,6 +131,15 @@ export class ApprovalsService {
     if (row.status === 'expired' || row.status === 'pending') return expiredError(row.id, row.expiresAt);
     const by = row.decidedBy ? ` by ${row.decidedBy}` : '';
     return new ConflictError(`approval ${row.id} is already ${row.status}${by}; a decision is final`, 'approval_already_decided');
+  }
+
+  /** The row, if the caller may see it: those who see all, its requester, its approver groups. Else not found. */
+  private async loadVisible(id: string, p: ApiPrincipal): Promise<Approval> {
+    const row = await this.load(id);
+    if (!seesAll(p) && row.identity !== p.subject && !p.groups.some((g) => row.approverGroups.includes(g))) {
+      throw new NotFoundError(`approval ${id} does not exist`, 'approval_not_found');
+    }
+    return row;
   }
 
   private async load(id: string): Promise<Approval> {
