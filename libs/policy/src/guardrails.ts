@@ -145,7 +145,9 @@ const show = (n: QualifiedName) => (n.schema ? `${n.schema}.${n.name}` : n.name)
 
 function describe(m: Match): string {
   let what: string;
-  if (m.fn) what = `call to ${show(m.fn)}`;
+  // binding a function (CREATE OPERATOR / CAST / AGGREGATE / TRIGGER …) is calling it: function-bindings.ts
+  if (m.fn && m.unit.binds?.includes(m.fn)) what = `${m.unit.kind} over ${show(m.fn)} (it calls the function)`;
+  else if (m.fn) what = `call to ${show(m.fn)}`;
   else if (m.rule.copy) what = `${m.unit.kind} ${m.unit.copy === 'program' ? 'PROGRAM' : 'a server file'}`;
   else if (m.rule.unbounded) what = `${m.unit.kind} without a WHERE that bounds the rows`;
   else what = `statement ${m.unit.kind}`;

@@ -1,6 +1,8 @@
 import { parsePlPgSQLSync, parseSync, scanSync } from 'libpg-query';
+import { operatorsOf, unknownOperator } from './builtin-operators.js';
 import { columnFlows, type ColumnFlow } from './column-flows.js';
 import { SqlAnalysisError } from './errors.js';
+import { functionBindings, type Binding } from './function-bindings.js';
 import { constantString, only, stringsOf } from './parse-tree.js';
 import { sqlOfCall, sqlTextFunction } from './sql-text-functions.js';
 import { isStatementNode, statementKind } from './statement-kinds.js';
@@ -30,6 +32,8 @@ export interface StatementUnit {
   functions: QualifiedName[];
   /** DELETE/UPDATE (and MERGE actions): true when nothing bounds the rows touched */
   unbounded?: boolean;
+  /** DDL only: the functions it binds (an operator's, a cast's, a trigger's …), also in `functions` */
+  binds?: QualifiedName[];
   /** COPY only: where the data goes to or comes from on the server side */
   copy?: 'program' | 'file' | 'stdio';
 }
@@ -152,6 +156,7 @@ class Analyzer {
   private node(type: string, body: Node, unit: StatementUnit | null, planOnly: boolean, nesting: number, depth: number): void {
     if (isStatementNode(type) && !planOnly) {
       const u = this.newUnit(statementKind(type, body));
+      this.bindings(functionBindings(type, body), u);
       switch (type) {
         case 'DeleteStmt':
         case 'UpdateStmt':
@@ -194,6 +199,7 @@ class Analyzer {
       unit?.tables.push(qualified(parts));
       return;
     }
+    for (const op of operatorsOf(type, body)) this.operator(op);
     if (type === 'FuncCall') {
       const name = qualified(stringsOf(body.funcname));
       unit?.functions.push(name);
@@ -204,6 +210,21 @@ class Analyzer {
       if (this.wantFlows) this.flows.push(...read.flows);
     }
     this.walk(body, unit, planOnly, nesting, depth + 1);
+  }
+
+  /** Binding a function by DDL is calling it (function-bindings.ts); an operator class's operators are used. */
+  private bindings(b: Binding, unit: StatementUnit): void {
+    if (b.functions.length) {
+      unit.functions.push(...b.functions);
+      unit.binds = b.functions;
+    }
+    for (const op of b.operators) this.operator(op);
+  }
+
+  /** A use of an operator that is not a built-in one cannot be analysed (builtin-operators.ts). */
+  private operator(names: string[]): void {
+    const why = unknownOperator(names);
+    if (why && !this.dynamic.includes(why)) this.dynamic.push(why);
   }
 
   private whereContext(relation: Node | undefined) {

@@ -1,13 +1,15 @@
 import { randomUUID } from 'node:crypto';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { BUILTIN_OPERATORS } from './builtin-operators.js';
 import { SQL_TEXT_FUNCTIONS, sqlTextFunction } from './sql-text-functions.js';
 
 /**
  * Enumerates the functions of the real Postgres the tests run against — core and every extension it
  * can install — and fails when one that takes SQL, a query or a table by name is neither in
  * SQL_TEXT_FUNCTIONS nor reviewed below as not running SQL. A new Postgres or extension version that
- * adds such a function makes this test fail until someone looks at it.
+ * adds such a function makes this test fail until someone looks at it. The same catalog checks that
+ * BUILTIN_OPERATORS (builtin-operators.ts) names every operator of pg_catalog and of the extensions.
  */
 
 /** Looked at and found not to run SQL from their arguments; the reason says why. */
@@ -130,5 +132,16 @@ describe('functions that run SQL given as text (real catalog)', () => {
     const names = (await functions('true')).map((f) => f.name);
     const missing = SQL_TEXT_FUNCTIONS.filter((f) => installed.has(f.source) && !names.includes(f.name)).map((f) => f.name);
     expect(missing).toEqual([]);
+  });
+});
+
+describe('built-in operators (real catalog)', () => {
+  it('knows every operator name of pg_catalog and of every installable extension', async () => {
+    const { rows } = await client.query<{ name: string }>(`
+      SELECT DISTINCT o.oprname AS name FROM pg_operator o
+       WHERE o.oprnamespace = 'pg_catalog'::regnamespace
+          OR EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_operator'::regclass AND d.objid = o.oid AND d.deptype = 'e')`);
+    expect(rows.length).toBeGreaterThan(50);
+    expect(rows.map((r) => r.name).filter((n) => !BUILTIN_OPERATORS.has(n))).toEqual([]);
   });
 });
