@@ -1,4 +1,4 @@
-import type { ApprovalModel as Approval, PrismaClient } from '@portcullis/db';
+import { recordApprovalJob, type ApprovalModel as Approval, type PrismaClient } from '@portcullis/db';
 import type { ApprovalJob } from '@portcullis/protocol';
 
 export type FinalStatus = 'approved' | 'denied' | 'expired' | 'cancelled';
@@ -15,33 +15,9 @@ export class ApprovalStore {
     private readonly scopeConnectionPrefix: string | null = null,
   ) {}
 
-  /** Inserts the job as a pending approval unless a row with its id exists. */
-  async persist(job: ApprovalJob, webhookStatus: string | null, initialStatus: 'pending' | 'cancelled' | 'expired' = 'pending', comment: string | null = null): Promise<{ inserted: boolean; row: Approval }> {
-    const requestedAt = new Date(job.requestedAt);
-    const { count } = await this.db.approval.createMany({
-      skipDuplicates: true,
-      data: [{
-        id: job.approvalId,
-        sessionId: job.sessionId,
-        identity: job.identity,
-        connection: job.connection,
-        gateway: job.gateway,
-        statement: job.statement,
-        fingerprint: job.fingerprint,
-        policy: job.policy,
-        rule: job.rule,
-        reason: job.reason,
-        approverGroups: job.approverGroups,
-        status: initialStatus,
-        mode: job.mode,
-        requestedAt,
-        expiresAt: new Date(requestedAt.getTime() + job.timeoutSeconds * 1000),
-        webhookStatus,
-        ...(initialStatus === 'pending' ? {} : { decidedAt: new Date(), comment }),
-      }],
-    });
-    const row = await this.db.approval.findUniqueOrThrow({ where: { id: job.approvalId } });
-    return { inserted: count === 1, row };
+  /** Inserts the job as a pending approval unless a row with its id exists (the api may have recorded it first). */
+  persist(job: ApprovalJob, webhookStatus: string | null, initialStatus: 'pending' | 'cancelled' | 'expired' = 'pending', comment: string | null = null): Promise<{ inserted: boolean; row: Approval }> {
+    return recordApprovalJob(this.db, job, { webhookStatus, status: initialStatus, comment });
   }
 
   async get(id: string): Promise<Approval | null> {

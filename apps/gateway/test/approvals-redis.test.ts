@@ -53,8 +53,7 @@ describe('approvals survive a Redis restart (private redis-server, no persistenc
     const c = await s.pgClient(await s.credential({ sub }));
     try {
       const held = c.query('INSERT INTO log (v) VALUES (2001) /*hold*/ RETURNING v');
-      await new Promise((r) => setTimeout(r, 300)); // the job sits in Redis only
-      expect(await s.pendingFor(sub)).toEqual([]);
+      await new Promise((r) => setTimeout(r, 300)); // the job sits in Redis (the api has recorded the row already)
       await redis.stop();
       await redis.start(); // the job is lost
       await s.restartApp();

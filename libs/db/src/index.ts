@@ -3,3 +3,4 @@ export { ensureDatabase, migrate, MigrationError, type MigrateResult } from './m
 export { PrismaClient, Prisma } from './generated/prisma/client.js';
 export type * from './generated/prisma/models.js';
 export { loadActiveSigningKey, signingMasterKeyId, NoSigningKeyError, type ActiveSigningKey } from './signing-keys.js';
+export { recordApprovalJob } from './approval-records.js';

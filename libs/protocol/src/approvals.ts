@@ -84,9 +84,22 @@ export function approvalDecidedEventData(row: DecidedApprovalRow): { action: str
  *   (identity, connection, fingerprint) and consumes it atomically (body `approvalConsumeRequestSchema`,
  *   reply `{"jws": ...}` of `approvalConsumeResultSchema`).
  */
-export function approvalSubjects(prefix = 'portcullis'): { cancel: string; consume: string } {
-  return { cancel: `${prefix}.approvals.cancel`, consume: `${prefix}.approvals.consume` };
+export function approvalSubjects(prefix = 'portcullis'): { cancel: string; consume: string; requested: string } {
+  return { cancel: `${prefix}.approvals.cancel`, consume: `${prefix}.approvals.consume`, requested: `${prefix}.approvals.requested` };
 }
+
+/**
+ * Gateway → api: a statement is held for `job` (sent once the job is queued). The api records the pending
+ * approval from it at once, so approvers see it within a second even while the approvals app (the
+ * queue's worker) is down; the worker later finds the row and changes nothing. HMAC-signed like
+ * approvalCancelSchema.
+ */
+export const approvalRequestedSchema = z.object({
+  typ: z.literal('approval-requested'),
+  job: approvalJobSchema,
+  sig: z.string().optional(),
+});
+export type ApprovalRequested = z.infer<typeof approvalRequestedSchema>;
 
 /**
  * Gateway → approvals: the session that held `job` is gone. Carries the whole job so the approvals app can

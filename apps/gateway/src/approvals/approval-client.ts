@@ -5,7 +5,7 @@ import type { NatsConnection, Subscription } from '@nats-io/transport-node';
 import { Counter, Histogram, Registry } from 'prom-client';
 import {
   APPROVALS_QUEUE, approvalJobSchema, approvalSubjects, natsNames, signApprovalMessage,
-  type ApprovalCancel, type ApprovalConsumeRequest, type ApprovalDecision, type ApprovalJob,
+  type ApprovalCancel, type ApprovalConsumeRequest, type ApprovalDecision, type ApprovalJob, type ApprovalRequested,
 } from '@portcullis/protocol';
 import type { Logger } from '../logger.js';
 import { DecisionVerifier, ForgedMessageError } from './decision-verifier.js';
@@ -146,6 +146,7 @@ export class ApprovalClient {
         this.cancel(job, 'enqueue-failed');
         throw err;
       }
+      this.announce(job);
       const decision = await done;
       this.metrics.outcomes.inc({ status: decision.status });
       this.metrics.wait.observe((Date.now() - started) / 1000);
@@ -171,6 +172,7 @@ export class ApprovalClient {
       this.cancel(job, 'enqueue-failed');
       throw err;
     }
+    this.announce(job);
   }
 
   /**
@@ -230,6 +232,21 @@ export class ApprovalClient {
       this.metrics.reenqueued.inc();
       this.o.log.info({ approvalId: id }, 'redis is back: enqueueing the approval again');
       await this.enqueue(f.job).catch((err: Error) => this.o.log.warn({ approvalId: id, err: err.message }, 're-enqueue failed'));
+    }
+  }
+
+  /**
+   * Tells the api (signed) that the job is queued, so it records the pending approval now: approvers see
+   * it even while the approvals app is down. Best effort: the queued job records it too.
+   */
+  private announce(job: ApprovalJob): void {
+    const key = this.o.gatewayKey();
+    if (!key) return;
+    try {
+      const msg = signApprovalMessage<ApprovalRequested>({ typ: 'approval-requested', job }, key);
+      this.o.nc.publish(this.subjects.requested, JSON.stringify(msg));
+    } catch (err) {
+      this.o.log.warn({ approvalId: job.approvalId, err: err instanceof Error ? err.message : String(err) }, 'could not announce the approval');
     }
   }
 

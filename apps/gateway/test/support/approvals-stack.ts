@@ -8,7 +8,7 @@ import { SignJWT } from 'jose';
 import pg from 'pg';
 import { createPrismaClient, loadActiveSigningKey, type ActiveSigningKey, type PrismaClient } from '@portcullis/db';
 import { Queue } from 'bullmq';
-import { APPROVALS_QUEUE, GATEWAY_AUDIENCE } from '@portcullis/protocol';
+import { APPROVALS_QUEUE, GATEWAY_AUDIENCE, deriveKey } from '@portcullis/protocol';
 import { startApprovalsApp, type ApprovalsApp } from '../../../approvals/src/app.js';
 import { approvalsEnvSchema } from '../../../approvals/src/env.js';
 import { startAuthStack, type AuthStack } from '../../../api/test/auth-harness.js';
@@ -68,6 +68,8 @@ export async function startApprovalsStack(o: { timeoutSeconds?: number; redisUrl
   const h = await startHarness({
     connection: { name: connection, policy: policy.name, allowedGroups: ['engineers'] },
     policies: [{ name: policy.name, version: 1, document: policy }],
+    // the event key an api with this master key verifies gateway messages with, as in production
+    eventKeyHex: deriveKey(Buffer.from(APPROVALS_TEST_MASTER_KEY, 'hex'), 'event-signing').toString('hex'),
     setupSql: 'CREATE TABLE items (id int primary key, note text); INSERT INTO items SELECT g, $$n$$ || g FROM generate_series(1, 5) g; CREATE TABLE log (id serial primary key, v int);',
   });
   const api = await startAuthStack({ NATS_PREFIX: h.natsPrefix, PORTCULLIS_MASTER_KEY: APPROVALS_TEST_MASTER_KEY });
@@ -91,8 +93,7 @@ export async function startApprovalsStack(o: { timeoutSeconds?: number; redisUrl
         ...(o.redisUrl ? { REDIS_URL: o.redisUrl } : {}),
         LOG_LEVEL: process.env.LOG_LEVEL ?? 'silent',
       }),
-      // the harness's snapshot carries a random event key, not the one derived from the master key
-      { scopeConnectionPrefix: connection, gatewayKey: h.gateway.config.current!.eventKey },
+      { scopeConnectionPrefix: connection },
     );
   const app = await startApp();
 

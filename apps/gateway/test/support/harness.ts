@@ -47,6 +47,8 @@ export interface HarnessOptions {
   createStream?: (nc: NatsConnection, streamName: string, subjects: string) => Promise<void>;
   /** a private NATS server for this harness and its gateways (default NATS_URL): a test may stop it */
   natsUrl?: string;
+  /** the snapshot's event key (hex; default random) — an api's deriveKey(master, 'event-signing') to work with it */
+  eventKeyHex?: string;
 }
 
 export interface Harness {
@@ -136,7 +138,7 @@ export async function startHarness(opts: HarnessOptions = {}): Promise<Harness> 
     issuer,
   };
   let revision = 0;
-  const eventKeyHex = randomBytes(32).toString('hex');
+  const eventKeyHex = opts.eventKeyHex ?? randomBytes(32).toString('hex');
   const maskingKeyHex = randomBytes(32).toString('hex');
 
   const buildSnapshot = (): ConfigSnapshot =>
