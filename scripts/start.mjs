@@ -14,7 +14,7 @@ import { buildReason, ENTRY_POINTS, missingEntryPoints, runBuild } from './lib/b
 import { paint, Supervisor, useColour } from './lib/children.mjs';
 import { ConfigError, loadConfig } from './lib/config.mjs';
 import { ensureDemoDatabase } from './lib/demo-db.mjs';
-import { ensureHome } from './lib/home.mjs';
+import { ensureHome, writeConfigKeys } from './lib/home.mjs';
 import { apiClient, waitForOk } from './lib/http.mjs';
 import { nextSteps } from './lib/next-steps.mjs';
 import { seedDemo } from './lib/seed.mjs';
@@ -186,10 +186,22 @@ async function main() {
     APPROVALS_API_URL: cfg.apiUrl,
   });
   run('recorder', ENTRY_POINTS.recorder, { ...withKey, RECORDER_HTTP_PORT: String(cfg.ports.recorder), RECORDER_HTTP_HOST: '127.0.0.1' });
+  await ready('api', `${cfg.apiUrl}/readyz`);
+
+  // The gateway trusts only snapshots signed by the api's key: pin its public half in .portcullis/ and
+  // hand the gateway that file, as a deployment hands it GATEWAY_CONFIG_PUBLIC_KEY.
+  let configKeysFile;
+  try {
+    configKeysFile = await writeConfigKeys(cfg.home, apiClient(cfg.apiUrl, secrets.bootstrapToken));
+  } catch (err) {
+    fail(`cannot read the api's config-signing keys: ${err.message}`);
+    await shutdown(1);
+  }
   run('gateway', ENTRY_POINTS.gateway, {
     GATEWAY_POOL: cfg.pool,
     GATEWAY_ID: process.env.GATEWAY_ID?.trim() || `${cfg.pool}-local-1`,
     GATEWAY_POOL_KEY: secrets.poolPrivateKey,
+    GATEWAY_CONFIG_PUBLIC_KEY_FILE: configKeysFile,
     GATEWAY_PG_PORT: String(cfg.ports.gatewayPg),
     GATEWAY_PG_HOST: '127.0.0.1',
     GATEWAY_HTTP_PORT: String(cfg.ports.gatewayHttp),
@@ -197,8 +209,6 @@ async function main() {
     // Dev mode has no certificate; psql's sslmode=prefer falls back to plaintext on loopback.
     GATEWAY_ALLOW_PLAINTEXT: 'true',
   });
-
-  await ready('api', `${cfg.apiUrl}/readyz`);
 
   // 8. Seed the demo (idempotent), then wait for the rest: the gateway is ready once it has its pool's config.
   try {

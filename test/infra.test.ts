@@ -1,17 +1,22 @@
 // infra/ cannot be run here (no Docker engine, no cluster), so this checks it against the public
 // interface instead: images, ports and env names of CONTRACT.md, and every env name an app is given
 // against that app's own env schema (so a renamed variable breaks this test, not a deployment).
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import yaml from 'js-yaml';
 import { describe, expect, it } from 'vitest';
 import type { z } from 'zod';
-import { natsNames } from '@portcullis/protocol';
+import { Kvm } from '@nats-io/kv';
+import { connect } from '@nats-io/transport-node';
+import { natsConnectOptions, natsNames } from '@portcullis/protocol';
 import { apiEnvSchema } from '../apps/api/src/config/env.js';
 import { approvalsEnvSchema } from '../apps/approvals/src/env.js';
 import { gatewayEnvSchema } from '../apps/gateway/src/env.js';
 import { recorderEnvSchema } from '../apps/recorder/src/env.js';
+import { freePort } from './support/free-port.js';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const infra = join(root, 'infra');
@@ -79,6 +84,10 @@ describe('infra/docker-compose.yml', () => {
     expect(services.nats.image).toMatch(/^nats:2\.10(-alpine)?$/);
     expect(services.nats.command).toContain('-js');
     expect(services.nats.volumes?.some((v) => v.endsWith(':/data'))).toBe(true);
+    // NATS requires a user: one per app, passwords from infra/.env
+    expect(services.nats.command?.slice(0, 2)).toEqual(['-c', '/etc/nats/nats-auth.conf']);
+    expect(services.nats.volumes).toEqual(expect.arrayContaining(['./nats/nats-auth.conf:/etc/nats/nats-auth.conf:ro', './nats/auth.conf:/etc/nats/auth.conf:ro']));
+    for (const u of ['API', 'APPROVALS', 'RECORDER', 'GATEWAY']) expect(services.nats.environment?.[`NATS_${u}_PASSWORD`]).toMatch(new RegExp(`^\\$\\{NATS_${u}_PASSWORD:\\?`));
     // The default local ports, where `pnpm start` looks for them; the default DATABASE_URL has no password.
     expect(services.postgres.ports!.map(portMap)).toEqual([{ host: 5432, container: 5432 }]);
     expect(services.redis.ports!.map(portMap)).toEqual([{ host: 6379, container: 6379 }]);
@@ -112,7 +121,8 @@ describe('infra/docker-compose.yml', () => {
     expect(Number(env.HEALTH_PORT)).toBe(app.ports.at(-1));
     expect(s.healthcheck).toBeDefined();
     // Services, not localhost, inside the compose network.
-    if (env.NATS_URL) expect(env.NATS_URL).toBe('nats://nats:4222');
+    // and NATS as the app's own user (infra/nats/auth.conf)
+    expect(env.NATS_URL).toBe(`nats://${name}:\${NATS_${name.toUpperCase()}_PASSWORD:-}@nats:4222`);
     if (env.REDIS_URL) expect(env.REDIS_URL).toBe('redis://redis:6379');
     if (env.DATABASE_URL) expect(env.DATABASE_URL).toMatch(/^postgresql:\/\/[^@]+@postgres:5432\/portcullis$/);
   });
@@ -128,6 +138,12 @@ describe('infra/docker-compose.yml', () => {
     expect(gw.GATEWAY_POOL).toBe('default');
     expect(gw.GATEWAY_POOL_KEY).toBe('${GATEWAY_POOL_KEY:-}');
     expect(gw.GATEWAY_PG_PORT).toBe(String(PORTS.gatewayPg));
+    // The gateway trusts the api's snapshot keys, fetched once the api is up into a volume it reads.
+    expect(gw.GATEWAY_CONFIG_PUBLIC_KEY_FILE).toBe('/keys/config-keys.json');
+    expect(services.gateway.volumes).toContain('config-keys:/keys:ro');
+    expect(services.gateway.depends_on?.['gateway-config-keys']).toEqual({ condition: 'service_completed_successfully' });
+    expect(services['gateway-config-keys'].volumes).toContain('config-keys:/keys');
+    expect(services['gateway-config-keys'].command!.join(' ')).toContain('http://api:8080/v1/gateway-config-keys');
     // Migrations run before any app touches the database.
     for (const name of ['api', 'approvals', 'recorder']) {
       expect(services[name].depends_on?.migrate).toEqual({ condition: 'service_completed_successfully' });
@@ -218,6 +234,9 @@ describe('infra/k8s', () => {
       expect(env.GATEWAY_POOL.value).toBe(pool);
       expect(env.GATEWAY_POOL_KEY.valueFrom.secretKeyRef).toEqual({ name: `portcullis-pool-${pool}`, key: 'pool-key' });
       expect(env.GATEWAY_ID.valueFrom.fieldRef.fieldPath).toBe('metadata.name');
+      // NATS as the gateway user, and the pinned keys that config snapshots must be signed with
+      expect(env.NATS_URL.valueFrom.secretKeyRef).toEqual({ name: 'portcullis-gateway-nats', key: 'url' });
+      expect(env.GATEWAY_CONFIG_PUBLIC_KEY.valueFrom.configMapKeyRef).toEqual({ name: 'portcullis-config-keys', key: 'config-keys.json' });
       expect(env.GATEWAY_PG_PORT.value).toBe(String(PORTS.gatewayPg));
       expect(env.GATEWAY_HTTP_PORT.value).toBe(String(PORTS.gatewayHttp));
       // TLS from a mounted secret, both halves or neither (the gateway refuses one without the other).
@@ -268,4 +287,48 @@ describe('infra/nats', () => {
     const script = read('nats/create-streams.sh');
     expect(script).toContain(`kv add ${names.configBucket} --replicas 3`);
   });
+});
+
+describe('infra/nats/nats-auth.conf on a real nats-server', () => {
+  it('lets each app in as its own user; the gateway reads the config bucket but cannot write it; no user, no entry', async () => {
+    const port = await freePort();
+    const monitor = await freePort();
+    const store = mkdtempSync(join(tmpdir(), 'portcullis-nats-auth-'));
+    const pw = { api: 'api-pw-1', approvals: 'appr-pw-2', recorder: 'rec-pw-3', gateway: 'gw-pw-4' };
+    const server = spawn('/usr/sbin/nats-server', ['-c', join(infra, 'nats/nats-auth.conf'), '-a', '127.0.0.1', '-p', String(port), '-m', String(monitor), '-sd', store], {
+      env: { NATS_API_PASSWORD: pw.api, NATS_APPROVALS_PASSWORD: pw.approvals, NATS_RECORDER_PASSWORD: pw.recorder, NATS_GATEWAY_PASSWORD: pw.gateway },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let log = '';
+    server.stderr!.on('data', (b: Buffer) => (log += b.toString()));
+    try {
+      const end = Date.now() + 10_000;
+      while (!log.includes('Server is ready')) {
+        if (server.exitCode !== null || Date.now() > end) throw new Error(`nats-server did not start: ${log}`);
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      const as = (user: keyof typeof pw | null, password?: string) =>
+        connect({ ...natsConnectOptions(user ? `nats://${user}:${password ?? pw[user]}@127.0.0.1:${port}` : `nats://127.0.0.1:${port}`), maxReconnectAttempts: 0 });
+      const { configBucket, configKey } = natsNames('portcullis');
+
+      const api = await as('api');
+      const kv = await new Kvm(api).create(configBucket, { history: 1 });
+      await kv.put(configKey('default'), '{"jws":"from the api"}');
+
+      const gw = await as('gateway');
+      const gwKv = await new Kvm(gw).open(configBucket);
+      expect(new TextDecoder().decode((await gwKv.get(configKey('default')))!.value)).toBe('{"jws":"from the api"}');
+      await expect(gwKv.put(configKey('default'), '{"jws":"forged"}')).rejects.toThrow(/permission|timeout|no responders/i);
+      await expect(gwKv.delete(configKey('default'))).rejects.toThrow();
+      expect(new TextDecoder().decode((await kv.get(configKey('default')))!.value)).toBe('{"jws":"from the api"}');
+
+      for (const user of ['approvals', 'recorder'] as const) await (await as(user)).close();
+      await expect(as(null)).rejects.toThrow(/Authorization Violation/);
+      await expect(as('gateway', 'wrong')).rejects.toThrow(/Authorization Violation/);
+      await Promise.all([api.close(), gw.close().catch(() => undefined)]);
+    } finally {
+      server.kill('SIGKILL');
+      rmSync(store, { recursive: true, force: true });
+    }
+  }, 30_000);
 });

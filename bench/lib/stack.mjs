@@ -119,6 +119,8 @@ export function makeSigner() {
   const jwk = { ...publicKey.export({ format: 'jwk' }), kid, alg: 'EdDSA', use: 'sig' };
   return {
     jwk,
+    kid,
+    privateKey,
     sign(claims) {
       const header = b64url(JSON.stringify({ alg: 'EdDSA', kid, typ: 'JWT' }));
       const body = b64url(JSON.stringify(claims));
@@ -158,13 +160,13 @@ export async function startGateway({ target, policy = null, recording = 'require
     }],
     policies: policy ? [{ name: policy.name, version: 1, document: policy }] : [],
   });
-  await kv.put(names.configKey(pool), JSON.stringify(snapshot));
+  await kv.put(names.configKey(pool), protocol.signConfigSnapshot(snapshot, { kid: signer.kid, privateKey: signer.privateKey }));
   const pgPort = await freePort();
   const httpPort = await freePort();
   const child = spawn(process.execPath, [...GATEWAY_NODE_ARGS, ...nodeArgs, entry], {
     env: {
       ...process.env, NATS_URL: natsUrl, NATS_PREFIX: prefix, GATEWAY_POOL: pool, GATEWAY_ID: `bench-${process.pid}`,
-      GATEWAY_POOL_KEY: poolKeys.privateKey, GATEWAY_PG_PORT: String(pgPort), GATEWAY_PG_HOST: '127.0.0.1',
+      GATEWAY_POOL_KEY: poolKeys.privateKey, GATEWAY_CONFIG_PUBLIC_KEY: JSON.stringify(signer.jwk), GATEWAY_PG_PORT: String(pgPort), GATEWAY_PG_HOST: '127.0.0.1',
       GATEWAY_HTTP_PORT: String(httpPort), GATEWAY_HTTP_HOST: '127.0.0.1', GATEWAY_ALLOW_PLAINTEXT: 'true', LOG_LEVEL: 'warn', ...env,
     },
     stdio: ['ignore', 'inherit', 'inherit'],

@@ -67,3 +67,17 @@ export async function ensureHome(home, { root, pool = 'default' }) {
     demoDbPassword: demoDb.value,
   };
 }
+
+/**
+ * Writes the api's config-signing public keys (GET /v1/gateway-config-keys, a JWK set) to
+ * `<home>/config-keys.json` for GATEWAY_CONFIG_PUBLIC_KEY_FILE. Rewritten on every start: the keys belong
+ * to the database and master key this run uses.
+ * @returns {Promise<string>} the file's path
+ */
+export async function writeConfigKeys(home, api) {
+  const jwks = await api.get('/v1/gateway-config-keys');
+  if (!Array.isArray(jwks?.keys) || jwks.keys.length === 0) throw new Error('the api answered no keys');
+  const path = join(home, 'config-keys.json');
+  writeFileSync(path, `${JSON.stringify(jwks, null, 2)}\n`, { mode: 0o600 });
+  return path;
+}

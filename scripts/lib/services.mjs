@@ -69,7 +69,8 @@ export async function checkRedis(redisUrl, timeoutMs = 3000) {
 }
 
 export async function checkNats(natsUrl, timeoutMs = 3000) {
-  const { host, port } = hostPort(new URL(natsUrl), 4222);
+  const url = new URL(natsUrl);
+  const { host, port } = hostPort(url, 4222);
   // A NATS server greets every client with `INFO {json}\r\n` before anything else.
   const greeting = await exchange(host, port, null, /\r\n/, timeoutMs);
   const m = /^INFO\s+(\{.*\})\s*\r\n/.exec(greeting);
@@ -78,6 +79,12 @@ export async function checkNats(natsUrl, timeoutMs = 3000) {
   if (!info.jetstream) {
     const err = new Error(`NATS ${info.version ?? ''} runs without JetStream (start it with -js)`);
     err.code = 'NO_JETSTREAM';
+    throw err;
+  }
+  if (info.auth_required && !url.username) {
+    // infra/docker-compose.yml runs NATS with one user per app (infra/nats/auth.conf)
+    const err = new Error(`NATS at ${host}:${port} requires a user, and NATS_URL has none: set NATS_URL=nats://api:<NATS_API_PASSWORD from infra/.env>@${host}:${port}`);
+    err.code = 'NATS_AUTH';
     throw err;
   }
   return { ok: true, detail: `NATS ${info.version} with JetStream` };
@@ -107,6 +114,7 @@ export async function checkServices(cfg, timeoutMs = 3000) {
       const r = await c.run();
       return { name: c.name, ok: true, line: `${c.name} at ${c.at}: ${r.detail}` };
     } catch (err) {
+      if (err?.code === 'NATS_AUTH') return { name: c.name, ok: false, line: err.message };
       const how = err?.code === 'NO_JETSTREAM'
         ? `restart nats-server with -js (JetStream), or run \`${COMPOSE} ${c.service}\``
         : `start it with \`${COMPOSE} ${c.service}\` (or your own server) or point ${c.env} at one`;

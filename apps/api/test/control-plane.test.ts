@@ -8,6 +8,7 @@ import { PrismaClient } from '@portcullis/db';
 import {
   API_AUDIENCE, GATEWAY_AUDIENCE, configSnapshotSchema, deriveKey, gatewayTokenClaimsSchema, generatePoolKeyPair, natsNames,
   openSealed, parseMasterKey, verifyEventSignature, wireEventSchema, type ConfigSnapshot, type WireEvent,
+  verifyConfigSnapshot,
 } from '@portcullis/protocol';
 import { TokensService } from '../src/auth/tokens.service.js';
 import { SigningKeysService } from '../src/auth/signing-keys.service.js';
@@ -36,7 +37,7 @@ describe('control plane e2e: groups, identities, pools, connections, tokens, sna
   const snapshot = async (): Promise<ConfigSnapshot> => {
     const e = await kv.get(names.configKey(poolName));
     if (!e || e.operation !== 'PUT') throw new Error('no snapshot yet');
-    return configSnapshotSchema.parse(e.json());
+    return configSnapshotSchema.parse(verifyConfigSnapshot(e.value, api.get(ConfigPublisherService).signingKeys()));
   };
   // Rows of this file only (every name it makes carries the suffix): other test files write to the
   // same database at the same time, and a global count raced them.

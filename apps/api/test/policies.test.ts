@@ -2,7 +2,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Kvm, type KV } from '@nats-io/kv';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { PrismaClient } from '@portcullis/db';
-import { configSnapshotSchema, generatePoolKeyPair, natsNames } from '@portcullis/protocol';
+import { configSnapshotSchema, generatePoolKeyPair, natsNames, verifyConfigSnapshot } from '@portcullis/protocol';
+import { ConfigPublisherService } from '../src/config-publisher/config-publisher.service.js';
 import { eventually, startTestApi, type TestApi } from './support.js';
 
 const doc = (name: string) => ({
@@ -123,7 +124,7 @@ describe('policies e2e: JSON and YAML documents, versions, evaluate, snapshot', 
     expect(c.status).toBe(201);
     await eventually(async () => {
       const e = await kv.get(natsNames(api.prefix).configKey(poolName));
-      const snap = configSnapshotSchema.parse(e!.json());
+      const snap = configSnapshotSchema.parse(verifyConfigSnapshot(e!.value, api.get(ConfigPublisherService).signingKeys()));
       expect(snap.connections.find((x) => x.name === conn)?.policy).toBe(p1);
       expect(snap.policies.find((p) => p.name === p2)?.version).toBe(2);
       expect(snap.policies.find((p) => p.name === p1)?.document).toEqual(doc(p1));

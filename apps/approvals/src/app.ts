@@ -4,7 +4,7 @@ import { Worker } from 'bullmq';
 import { Redis } from 'ioredis';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { createPrismaClient, type PrismaClient } from '@portcullis/db';
-import { APPROVALS_QUEUE, approvalSubjects, deriveKey, natsNames } from '@portcullis/protocol';
+import { APPROVALS_QUEUE, approvalSubjects, deriveKey, natsConnectOptions, natsNames } from '@portcullis/protocol';
 import { pino, type Logger } from 'pino';
 import { ApprovalStore } from './approval-store.js';
 import { ApprovalsService } from './approvals.service.js';
@@ -39,7 +39,7 @@ export async function startApprovalsApp(env: ApprovalsEnv, opts: ApprovalsAppOpt
   const subjects = approvalSubjects(env.NATS_PREFIX);
   const db = createPrismaClient(env.DATABASE_URL);
   await db.$queryRaw`SELECT 1`;
-  const nc = await connect({ servers: env.NATS_URL, name: 'portcullis-approvals', maxReconnectAttempts: -1 });
+  const nc = await connect({ ...natsConnectOptions(env.NATS_URL), name: 'portcullis-approvals', maxReconnectAttempts: -1 });
   // Redis may be restarted at any time: the worker reconnects forever, Postgres keeps what matters.
   const redisOpts = { maxRetriesPerRequest: null, retryStrategy: (n: number) => Math.min(n * 100, 2000) } as const;
   const redis = new Redis(env.REDIS_URL, redisOpts);

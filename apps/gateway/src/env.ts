@@ -1,7 +1,10 @@
+import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { z } from 'zod';
 import { DEFAULT_EVENT_FLUSH_MS, EVENT_FLUSH_MS_MAX, EVENT_FLUSH_MS_MIN } from './events/event-publisher.js';
-import { DEFAULT_NATS_PREFIX, loadEnvOrExit, logLevelSchema, parseEnvOrThrow, portSchema, tokenNameSchema } from '@portcullis/protocol';
+import {
+  DEFAULT_NATS_PREFIX, loadEnvOrExit, logLevelSchema, parseEnvOrThrow, parseTrustedKeys, portSchema, tokenNameSchema, type Ed25519PublicJwk,
+} from '@portcullis/protocol';
 
 const bool = z
   .enum(['true', 'false', '1', '0', 'yes', 'no'])
@@ -15,6 +18,13 @@ export const gatewayEnvSchema = z.object({
   GATEWAY_ID: tokenNameSchema.default(`${hostname().replace(/[^A-Za-z0-9_-]/g, '-')}-${process.pid}`),
   /** X25519 private key, PKCS#8 DER base64url: opens the secrets sealed for this pool */
   GATEWAY_POOL_KEY: z.string().regex(/^[A-Za-z0-9_-]{40,}$/, 'an X25519 PKCS#8 key, base64url'),
+  /**
+   * Public keys that verify config snapshots (GET /v1/gateway-config-keys): one Ed25519 JWK, an array, or
+   * a JWK set. Several keys during a rotation. Snapshots signed by anything else are refused.
+   */
+  GATEWAY_CONFIG_PUBLIC_KEY: z.string().optional(),
+  /** The same, read from a file (e.g. a mounted Secret); exactly one of the two */
+  GATEWAY_CONFIG_PUBLIC_KEY_FILE: z.string().optional(),
   GATEWAY_PG_PORT: portSchema.default(15432),
   GATEWAY_PG_HOST: z.string().default('0.0.0.0'),
   GATEWAY_HTTP_PORT: portSchema.default(8085),
@@ -49,7 +59,31 @@ export const gatewayEnvSchema = z.object({
 }).refine((e) => !!e.GATEWAY_TLS_CERT === !!e.GATEWAY_TLS_KEY, {
   message: 'GATEWAY_TLS_CERT and GATEWAY_TLS_KEY go together',
   path: ['GATEWAY_TLS_KEY'],
+}).superRefine((e, ctx) => {
+  const keys = readConfigPublicKeys(e);
+  if (typeof keys === 'string') ctx.addIssue({ code: 'custom', message: keys, path: [e.GATEWAY_CONFIG_PUBLIC_KEY_FILE ? 'GATEWAY_CONFIG_PUBLIC_KEY_FILE' : 'GATEWAY_CONFIG_PUBLIC_KEY'] });
 });
+
+/** The trusted snapshot keys of a (validated) env, or the one line that says what is wrong with them. */
+export function readConfigPublicKeys(e: { GATEWAY_CONFIG_PUBLIC_KEY?: string; GATEWAY_CONFIG_PUBLIC_KEY_FILE?: string }): Ed25519PublicJwk[] | string {
+  const text = e.GATEWAY_CONFIG_PUBLIC_KEY?.trim();
+  const file = e.GATEWAY_CONFIG_PUBLIC_KEY_FILE?.trim();
+  if (text && file) return 'set GATEWAY_CONFIG_PUBLIC_KEY or GATEWAY_CONFIG_PUBLIC_KEY_FILE, not both';
+  if (!text && !file) return 'required: the public key(s) that sign config snapshots (GET /v1/gateway-config-keys); a gateway never runs on unsigned config';
+  let source = text!;
+  if (file) {
+    try {
+      source = readFileSync(file, 'utf8');
+    } catch (err) {
+      return `cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`;
+    }
+  }
+  try {
+    return parseTrustedKeys(source);
+  } catch (err) {
+    return (err as Error).message;
+  }
+}
 
 export type GatewayEnv = z.infer<typeof gatewayEnvSchema>;
 

@@ -4,9 +4,9 @@ import { createServer, type AddressInfo, type Server, type Socket } from 'node:n
 import { createSecureContext, type SecureContext } from 'node:tls';
 import { connect, type NatsConnection, type Subscription } from '@nats-io/transport-node';
 import { generate as generateCert } from 'selfsigned';
-import { natsNames } from '@portcullis/protocol';
+import { natsConnectOptions, natsNames } from '@portcullis/protocol';
 import { ConfigStore, type ActiveConfig } from './config/config-store.js';
-import type { GatewayEnv } from './env.js';
+import { readConfigPublicKeys, type GatewayEnv } from './env.js';
 import { AuthFailureRecorder } from './events/auth-failure-recorder.js';
 import { EventPublisher, ensureEventStream, setEventFlushInterval } from './events/event-publisher.js';
 import { startHeartbeat } from './heartbeat.js';
@@ -100,13 +100,18 @@ export class Gateway {
     } catch (err) {
       this.logger.error({ err: (err as Error).message }, 'policy library failed to load; connections with a policy refuse sessions');
     }
-    this.config = new ConfigStore({ prefix: env.NATS_PREFIX, pool: env.GATEWAY_POOL, poolKey: env.GATEWAY_POOL_KEY, logger: this.logger, policyLib: this.policyLib });
+    const trustedKeys = readConfigPublicKeys(env);
+    if (typeof trustedKeys === 'string') throw new Error(`GATEWAY_CONFIG_PUBLIC_KEY: ${trustedKeys}`);
+    this.config = new ConfigStore({
+      prefix: env.NATS_PREFIX, pool: env.GATEWAY_POOL, poolKey: env.GATEWAY_POOL_KEY, trustedKeys, logger: this.logger, policyLib: this.policyLib,
+      onRejected: (reason) => this.metrics.configRejected.inc({ reason }),
+    });
     this.config.on('change', (c: ActiveConfig) => {
       this.metrics.configRevision.set(c.revision);
       // live sessions answer to the new config now, not at their next login
       for (const session of [...this.sessions]) session.configChanged(c);
     });
-    this.nc = await connect({ servers: env.NATS_URL, name: `gateway-${env.GATEWAY_ID}`, maxReconnectAttempts: -1, reconnectTimeWait: 1000 });
+    this.nc = await connect({ ...natsConnectOptions(env.NATS_URL), name: `gateway-${env.GATEWAY_ID}`, maxReconnectAttempts: -1, reconnectTimeWait: 1000 });
     void this.watchNatsStatus(this.nc);
     setEventFlushInterval(env.GATEWAY_EVENT_FLUSH_MS);
     this.publisher = new EventPublisher(this.nc, env.NATS_PREFIX, this.logger, 5000, env.GATEWAY_ID);

@@ -2,7 +2,7 @@ import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import pg from 'pg';
 import { pino, type Logger } from 'pino';
-import { CONTROL_CHAIN, EVENT_PARTITIONS, GENESIS_HASH, deriveKey, natsNames, type NatsNames } from '@portcullis/protocol';
+import { CONTROL_CHAIN, EVENT_PARTITIONS, GENESIS_HASH, deriveKey, natsConnectOptions, natsNames, type NatsNames } from '@portcullis/protocol';
 import { ChainWriter, type ChainHead } from './chain-writer.js';
 import { Checkpointer, checkpointKey, type CheckpointKey } from './checkpoints.js';
 import type { RecorderEnv } from './env.js';
@@ -65,7 +65,7 @@ export class Recorder {
     const { env, logger } = this;
     this.pool = new pg.Pool({ connectionString: env.DATABASE_URL, max: 4 });
     this.pool.on('error', (err) => logger.warn({ err }, 'idle Postgres connection failed'));
-    this.nc = await connect({ servers: env.NATS_URL, name: `recorder-${env.RECORDER_CONSUMER}`, maxReconnectAttempts: -1, reconnectTimeWait: 500 });
+    this.nc = await connect({ ...natsConnectOptions(env.NATS_URL), name: `recorder-${env.RECORDER_CONSUMER}`, maxReconnectAttempts: -1, reconnectTimeWait: 500 });
     void this.watchNats(this.nc);
     const jsm = await jetstreamManager(this.nc);
     await ensureStreams(jsm, this.names);

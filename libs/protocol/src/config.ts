@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { sealedSecretSchema } from './keys.js';
+import { signCompactJws, SignatureError, verifyCompactJws, type JwsKeyCache, type JwsSigningKey } from './jws.js';
 
 export const connectionConfigSchema = z.object({
   name: z.string(),
@@ -44,6 +45,41 @@ export const configSnapshotSchema = z.object({
   policies: z.array(z.object({ name: z.string(), version: z.number().int(), document: z.unknown() })),
 });
 export type ConfigSnapshot = z.infer<typeof configSnapshotSchema>;
+
+/** JWS `typ` of a config snapshot: a decision or token signed by the same key is never taken for one. */
+export const CONFIG_SNAPSHOT_TYP = 'portcullis-config+jws';
+
+/**
+ * What the KV entry holds: `{"jws": "<compact JWS of the snapshot JSON>"}`, signed (EdDSA) with the api's
+ * token-signing key. Gateways verify it against keys given at deploy time (GATEWAY_CONFIG_PUBLIC_KEY),
+ * never against keys the snapshot itself carries: whoever can write to NATS cannot sign.
+ */
+export const signedConfigSnapshotSchema = z.strictObject({ jws: z.string().min(1) });
+
+export function signConfigSnapshot(snapshot: ConfigSnapshot, key: JwsSigningKey): string {
+  return JSON.stringify({ jws: signCompactJws(JSON.stringify(snapshot), key, CONFIG_SNAPSHOT_TYP) });
+}
+
+/**
+ * Verifies a KV entry's bytes and returns the snapshot JSON it signs (not yet schema-checked).
+ * Throws SignatureError for anything unsigned, forged or tampered with.
+ */
+export function verifyConfigSnapshot(value: string | Uint8Array, trustedKeys: readonly object[], cache?: JwsKeyCache): unknown {
+  let envelope: unknown;
+  try {
+    envelope = JSON.parse(typeof value === 'string' ? value : Buffer.from(value).toString('utf8'));
+  } catch {
+    throw new SignatureError('config entry is not JSON');
+  }
+  const r = signedConfigSnapshotSchema.safeParse(envelope);
+  if (!r.success) throw new SignatureError('config entry is not a signed snapshot {"jws": "..."}');
+  const payload = verifyCompactJws(r.data.jws, trustedKeys, CONFIG_SNAPSHOT_TYP, cache);
+  try {
+    return JSON.parse(payload.toString('utf8')) as unknown;
+  } catch {
+    throw new SignatureError('signed snapshot is not JSON');
+  }
+}
 
 /** Heartbeat a gateway publishes every few seconds on natsNames().heartbeat(pool, id). */
 export const heartbeatSchema = z.object({

@@ -3,6 +3,7 @@ export { formatIssues, parseWith, parseEnv, parseEnvOrThrow, loadEnvOrExit } fro
 export { LOG_LEVELS, logLevelSchema, portSchema, tokenNameSchema, masterKeySchema } from './env.js';
 export { canonicalJson, canonicalJsonFast, chainHash, GENESIS_HASH } from './canonical.js';
 export { natsNames, eventPartition, EVENT_PARTITIONS, DEFAULT_NATS_PREFIX, APPROVALS_QUEUE, type NatsNames } from './subjects.js';
+export { natsConnectOptions, redactNatsUrl, type NatsConnectOptions } from './nats-url.js';
 export {
   wireEventSchema, signEvent, verifyEventSignature, CONTROL_CHAIN, EVENT_TYPES, SESSION_EVENT_TYPES, CONTROL_EVENT_TYPES,
   type WireEvent, type RecordedEvent, type EventType,
@@ -15,7 +16,13 @@ export {
   parseMasterKey, deriveKey, encryptAtRest, decryptAtRest, sealForPool, openSealed, generatePoolKeyPair, sealedSecretSchema,
   type SealedSecret, type PoolKeyPair,
 } from './keys.js';
-export { configSnapshotSchema, connectionConfigSchema, heartbeatSchema, publicJwkSchema, type ConfigSnapshot, type ConnectionConfig, type Heartbeat } from './config.js';
+export {
+  configSnapshotSchema, connectionConfigSchema, heartbeatSchema, publicJwkSchema, CONFIG_SNAPSHOT_TYP, signedConfigSnapshotSchema, signConfigSnapshot,
+  verifyConfigSnapshot, type ConfigSnapshot, type ConnectionConfig, type Heartbeat,
+} from './config.js';
+export {
+  SignatureError, ed25519PublicJwkSchema, parseTrustedKeys, signCompactJws, verifyCompactJws, type Ed25519PublicJwk, type JwsKeyCache, type JwsSigningKey,
+} from './jws.js';
 export {
   API_AUDIENCE, GATEWAY_AUDIENCE, TOKEN_ALG, ROLES, apiTokenClaimsSchema, gatewayTokenClaimsSchema,
   type Role, type ApiTokenClaims, type GatewayTokenClaims,

@@ -1,9 +1,10 @@
+import type { webcrypto } from 'node:crypto';
 import { Injectable, Logger, type OnApplicationBootstrap, type OnApplicationShutdown } from '@nestjs/common';
 import { Kvm, type KV } from '@nats-io/kv';
 import { PrismaClient, type Prisma } from '@portcullis/db';
 import {
-  configSnapshotSchema, decryptAtRest, deriveKey, sealForPool, SchemaError, formatIssues,
-  type ConfigSnapshot, type ConnectionConfig,
+  configSnapshotSchema, decryptAtRest, deriveKey, sealForPool, SchemaError, formatIssues, signConfigSnapshot, verifyConfigSnapshot, ed25519PublicJwkSchema,
+  type ConfigSnapshot, type ConnectionConfig, type Ed25519PublicJwk, type JwsSigningKey,
 } from '@portcullis/protocol';
 import { ApiConfig } from '../config/env.js';
 import { NatsService } from '../nats/nats.service.js';
@@ -29,7 +30,7 @@ interface Shared {
 }
 
 /**
- * Writes one config snapshot per gateway pool to the KV bucket `<p>-config`, key `pool.<pool>`.
+ * Writes one signed config snapshot per gateway pool to the KV bucket `<p>-config`, key `pool.<pool>`.
  * Changes call `requestPublish()` (debounced); a timer republishes every minute so expired revocations drop
  * out; boot publishes once. Each pool's revision is bumped in the same transaction that holds the pool row
  * locked while the snapshot is written, so two api replicas never put revisions out of order.
@@ -103,11 +104,16 @@ export class ConfigPublisherService implements OnApplicationBootstrap, OnApplica
     return this.runRound();
   }
 
-  /** The snapshot currently in the bucket for `pool` (tests, diagnostics). */
+  /** Public JWKs of the keys snapshots are signed with (every active key of this master key: rotation). */
+  signingKeys(): Ed25519PublicJwk[] {
+    return this.keys.publicJwks().map((k) => ed25519PublicJwkSchema.parse(k));
+  }
+
+  /** The snapshot currently in the bucket for `pool`, its signature checked as a gateway does (tests, diagnostics). */
   async current(pool: string): Promise<ConfigSnapshot | null> {
     const entry = await (await this.bucket()).get(this.nats.names.configKey(pool));
     if (!entry || entry.operation !== 'PUT') return null;
-    return configSnapshotSchema.parse(entry.json());
+    return configSnapshotSchema.parse(verifyConfigSnapshot(entry.value, this.keys.publicJwks()));
   }
 
   private runRound(): Promise<void> {
@@ -191,10 +197,17 @@ export class ConfigPublisherService implements OnApplicationBootstrap, OnApplica
         };
         const checked = configSnapshotSchema.safeParse(snapshot);
         if (!checked.success) throw new SnapshotPublishError(pool, 'snapshot failed its schema', { cause: new SchemaError('config snapshot', formatIssues(checked.error)) });
-        await kv.put(this.nats.names.configKey(pool), JSON.stringify(checked.data));
+        // Signed with the token-signing key: gateways trust only the public keys they were deployed with.
+        await kv.put(this.nats.names.configKey(pool), signConfigSnapshot(checked.data, this.signingKey()));
       },
       { timeout: 15_000, maxWait: 15_000 },
     );
+  }
+
+  /** jose's importJWK gives a WebCrypto key for Ed25519 (its type also admits raw bytes, for HMAC keys). */
+  private signingKey(): JwsSigningKey {
+    const { kid, privateKey } = this.keys.activeKey;
+    return { kid, privateKey: privateKey as webcrypto.CryptoKey };
   }
 
   private decryptSecret(pool: string, connection: string, ciphertext: string): string {

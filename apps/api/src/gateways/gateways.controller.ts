@@ -8,7 +8,7 @@ import { resourceName } from '../common/names.js';
 import { CurrentPrincipal, Roles } from '../auth/decorators.js';
 import type { ApiPrincipal } from '../auth/principal.js';
 import { GatewaysService } from './gateways.service.js';
-import { gatewayViewSchema, poolViewSchema, putPoolSchema, type GatewayView, type PoolView, type PutPool } from './dto/gateway.dto.js';
+import { configKeysSchema, gatewayViewSchema, poolViewSchema, putPoolSchema, type ConfigKeys, type GatewayView, type PoolView, type PutPool } from './dto/gateway.dto.js';
 
 @ApiTags('gateways')
 @ApiBearerAuth()
@@ -28,6 +28,16 @@ export class GatewaysController {
   @ApiZodResponse(z.array(poolViewSchema))
   pools(): Promise<PoolView[]> {
     return this.gateways.listPools();
+  }
+
+  /**
+   * The public keys that verify config snapshots (a JWK set): give them to gateways at deploy time as
+   * GATEWAY_CONFIG_PUBLIC_KEY (or a file, GATEWAY_CONFIG_PUBLIC_KEY_FILE).
+   */
+  @Get('gateway-config-keys')
+  @ApiZodResponse(configKeysSchema)
+  configKeys(): ConfigKeys {
+    return this.gateways.configKeys();
   }
 
   @Get('gateway-pools/:name')

@@ -4,7 +4,7 @@ import type { Heartbeat } from '@portcullis/protocol';
 import { NotFoundError } from '../common/errors.js';
 import { ControlEventsService } from '../control-events/control-events.service.js';
 import { ConfigPublisherService } from '../config-publisher/config-publisher.service.js';
-import type { GatewayView, PoolView, PutPool } from './dto/gateway.dto.js';
+import type { ConfigKeys, GatewayView, PoolView, PutPool } from './dto/gateway.dto.js';
 
 export const LIVE_WINDOW_MS = 15_000;
 
@@ -15,6 +15,11 @@ export class GatewaysService {
     private readonly events: ControlEventsService,
     private readonly publisher: ConfigPublisherService,
   ) {}
+
+  /** Public keys that verify config snapshots: what gateways get at deploy time. */
+  configKeys(): ConfigKeys {
+    return { keys: this.publisher.signingKeys() };
+  }
 
   async listGateways(pool?: string): Promise<GatewayView[]> {
     const rows = await this.prisma.gateway.findMany({ where: pool ? { pool } : {}, orderBy: [{ pool: 'asc' }, { id: 'asc' }] });

@@ -1,7 +1,7 @@
 import { Injectable, Logger, type OnApplicationShutdown } from '@nestjs/common';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { jetstream, jetstreamManager, type JetStreamClient, type JetStreamManager } from '@nats-io/jetstream';
-import { natsNames, type NatsNames } from '@portcullis/protocol';
+import { natsConnectOptions, natsNames, redactNatsUrl, type NatsNames } from '@portcullis/protocol';
 import { ApiConfig } from '../config/env.js';
 import { ServiceUnavailableError } from '../common/errors.js';
 
@@ -22,13 +22,13 @@ export class NatsService implements OnApplicationShutdown {
   async start(): Promise<void> {
     try {
       this.conn = await connect({
-        servers: this.config.env.NATS_URL,
+        ...natsConnectOptions(this.config.env.NATS_URL),
         name: 'portcullis-api',
         maxReconnectAttempts: -1,
         reconnectTimeWait: 1000,
       });
     } catch (err) {
-      throw new ServiceUnavailableError(`cannot connect to NATS at ${this.config.env.NATS_URL}`, 'nats_unavailable', { cause: err });
+      throw new ServiceUnavailableError(`cannot connect to NATS at ${redactNatsUrl(this.config.env.NATS_URL)}`, 'nats_unavailable', { cause: err });
     }
     this.jsClient = jetstream(this.conn);
     this.jsm = await jetstreamManager(this.conn);

@@ -1,5 +1,7 @@
-import { compactVerify, importJWK, type JWK } from 'jose';
-import { approvalConsumeResultSchema, approvalDecisionSchema, type ApprovalConsumeResult, type ApprovalDecision } from '@portcullis/protocol';
+import {
+  approvalConsumeResultSchema, approvalDecisionSchema, SignatureError, verifyCompactJws,
+  type ApprovalConsumeResult, type ApprovalDecision, type JwsKeyCache,
+} from '@portcullis/protocol';
 
 /** A message that claims to come from the api or the approvals app but is not signed by a key of the snapshot. */
 export class ForgedMessageError extends Error {
@@ -9,15 +11,13 @@ export class ForgedMessageError extends Error {
   }
 }
 
-type KeyLike = Awaited<ReturnType<typeof importJWK>>;
-
 /**
  * Verifies compact JWS (EdDSA) against the snapshot's verificationKeys, chosen by the `kid` of the
  * protected header. Imported keys are cached per kid; the key list is read on every call, so a
  * snapshot with rotated keys takes effect at once.
  */
 export class DecisionVerifier {
-  private readonly cache = new Map<string, { jwk: string; key: KeyLike }>();
+  private readonly cache: JwsKeyCache = new Map();
 
   constructor(private readonly keys: () => readonly Record<string, unknown>[]) {}
 
@@ -37,24 +37,14 @@ export class DecisionVerifier {
     return r.data;
   }
 
+  // async: callers await it like the jose verifier it replaced; the check itself is synchronous
   private async verify(jws: string): Promise<unknown> {
     try {
-      const { payload } = await compactVerify(jws, async (header) => {
-        if (header.alg !== 'EdDSA') throw new ForgedMessageError(`unexpected alg ${header.alg}`);
-        const kid = header.kid;
-        const jwk = kid ? this.keys().find((k) => k.kid === kid) : undefined;
-        if (!kid || !jwk) throw new ForgedMessageError(`unknown signing key ${kid ?? '(none)'}`);
-        const text = JSON.stringify(jwk);
-        const hit = this.cache.get(kid);
-        if (hit && hit.jwk === text) return hit.key;
-        const key = await importJWK(jwk as JWK, 'EdDSA');
-        this.cache.set(kid, { jwk: text, key });
-        return key;
-      });
-      return JSON.parse(new TextDecoder().decode(payload)) as unknown;
+      // Decisions carry no `typ`: a gateway credential (typ JWT) or a config snapshot never passes for one.
+      return JSON.parse(verifyCompactJws(jws, this.keys(), null, this.cache).toString('utf8')) as unknown;
     } catch (err) {
-      if (err instanceof ForgedMessageError) throw err;
-      throw new ForgedMessageError('signature does not verify', { cause: err });
+      if (err instanceof SignatureError) throw new ForgedMessageError(err.message, { cause: err });
+      throw new ForgedMessageError('signed payload is not JSON', { cause: err });
     }
   }
 }

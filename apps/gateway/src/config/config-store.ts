@@ -3,8 +3,8 @@ import type { NatsConnection } from '@nats-io/transport-node';
 import { Kvm, type KV } from '@nats-io/kv';
 import { createLocalJWKSet, type JSONWebKeySet, type JWTVerifyGetKey } from 'jose';
 import {
-  configSnapshotSchema, formatIssues, natsNames, openSealed,
-  type ConfigSnapshot, type ConnectionConfig,
+  configSnapshotSchema, formatIssues, natsNames, openSealed, verifyConfigSnapshot,
+  type ConfigSnapshot, type ConnectionConfig, type Ed25519PublicJwk, type JwsKeyCache,
 } from '@portcullis/protocol';
 import type { PolicyEngineLike, PolicyLib } from '../policy/policy-lib.js';
 import type { Logger } from '../logger.js';
@@ -135,24 +135,33 @@ export function buildActiveConfig(
   };
 }
 
+/** Why a snapshot was not applied (label of portcullis_gateway_config_rejected_total). */
+export type ConfigRejection = 'signature' | 'invalid' | 'older';
+
 export interface ConfigStoreOptions {
   prefix: string;
   pool: string;
   poolKey: string;
+  /** keys given at deploy time (GATEWAY_CONFIG_PUBLIC_KEY): the only ones a snapshot may be signed with */
+  trustedKeys: readonly Ed25519PublicJwk[];
   logger: Logger;
   policyLib: PolicyLib | null;
+  onRejected?: (reason: ConfigRejection) => void;
 }
 
 /**
  * Watches the pool's key in the config KV bucket: the current snapshot at start, every change after.
- * Keeps the last good config when a snapshot is invalid or NATS goes away.
- * Emits 'change' (ActiveConfig) after each applied snapshot.
+ * Only snapshots signed by a trusted key (GATEWAY_CONFIG_PUBLIC_KEY) are considered: NATS carries them
+ * but is not trusted with them. Anything else (unsigned, forged, tampered, invalid, older) is refused
+ * with a log line and a metric: the gateway keeps its last good config, or stays not ready when it has
+ * none. Emits 'change' (ActiveConfig) after each applied snapshot.
  */
 export class ConfigStore extends EventEmitter {
   private active: ActiveConfig | null = null;
   private stopped = false;
   private watcher: { stop(): void } | null = null;
   private loop: Promise<void> | null = null;
+  private readonly keyCache: JwsKeyCache = new Map();
 
   constructor(private readonly opts: ConfigStoreOptions) {
     super();
@@ -162,12 +171,30 @@ export class ConfigStore extends EventEmitter {
     return this.active;
   }
 
-  /** Applies a snapshot directly (used by the KV watch; tests may call it too). */
-  apply(raw: unknown): ActiveConfig | null {
+  /** Verifies a KV entry's bytes and applies the snapshot they sign; null when refused. */
+  applySigned(value: Uint8Array | string): ActiveConfig | null {
+    let raw: unknown;
+    try {
+      raw = verifyConfigSnapshot(value, this.opts.trustedKeys, this.keyCache);
+    } catch (err) {
+      this.refuse('signature', `config snapshot refused: ${(err as Error).message}`);
+      return null;
+    }
+    return this.apply(raw);
+  }
+
+  private refuse(reason: ConfigRejection, message: string): void {
+    this.opts.onRejected?.(reason);
+    const current = this.active?.revision ?? null;
+    this.opts.logger.error({ reason, current }, `${message}; ${current === null ? 'not ready until a valid signed snapshot arrives' : `keeping revision ${current}`}`);
+  }
+
+  private apply(raw: unknown): ActiveConfig | null {
     try {
       const next = buildActiveConfig(raw, this.opts.pool, this.opts.poolKey, this.active, this.opts.logger, this.opts.policyLib);
       if (this.active && next.revision < this.active.revision) {
-        this.opts.logger.warn({ revision: next.revision, current: this.active.revision }, 'ignoring an older config snapshot');
+        // A replay of an older signed snapshot (or a late one): never roll back.
+        this.refuse('older', `config snapshot revision ${next.revision} is older than the one in use`);
         return this.active;
       }
       this.active = next;
@@ -175,7 +202,7 @@ export class ConfigStore extends EventEmitter {
       this.emit('change', next);
       return next;
     } catch (err) {
-      this.opts.logger.error({ err: (err as Error).message }, 'config snapshot rejected; keeping the last good one');
+      this.refuse('invalid', `config snapshot rejected: ${(err as Error).message}`);
       return null;
     }
   }
@@ -199,14 +226,7 @@ export class ConfigStore extends EventEmitter {
             this.opts.logger.warn({ op: entry.operation }, 'config key deleted; keeping the last good config');
             continue;
           }
-          let raw: unknown;
-          try {
-            raw = entry.json();
-          } catch {
-            this.opts.logger.error({ revision: entry.revision }, 'config snapshot is not JSON; ignored');
-            continue;
-          }
-          this.apply(raw);
+          this.applySigned(entry.value);
         }
       } catch (err) {
         if (this.stopped) break;

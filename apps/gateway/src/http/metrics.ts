@@ -109,6 +109,12 @@ export class GatewayMetrics {
     buckets: [0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
     registers: [this.registry],
   });
+  readonly configRejected = new Counter({
+    name: 'portcullis_gateway_config_rejected_total',
+    help: 'Config snapshots refused: signature (not signed by a GATEWAY_CONFIG_PUBLIC_KEY key: forged, tampered, unsigned), invalid, older (a replay)',
+    labelNames: ['reason'] as const,
+    registers: [this.registry],
+  });
   readonly configRevision = new Gauge({ name: 'portcullis_gateway_config_revision', help: 'Revision of the config snapshot in use (0 = none)', registers: [this.registry] });
 
   constructor(defaults = false) {

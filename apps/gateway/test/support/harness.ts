@@ -5,7 +5,7 @@ import { jetstreamManager } from '@nats-io/jetstream';
 import { SignJWT, exportJWK, generateKeyPair, type CryptoKey, type JWK } from 'jose';
 import pg from 'pg';
 import {
-  EVENT_BATCH_SIG_HEADER, GATEWAY_AUDIENCE, configSnapshotSchema, generatePoolKeyPair, natsNames, sealForPool, verifyEventBatchBody, verifyEventSignature,
+  EVENT_BATCH_SIG_HEADER, GATEWAY_AUDIENCE, configSnapshotSchema, generatePoolKeyPair, natsNames, sealForPool, signConfigSnapshot, verifyEventBatchBody, verifyEventSignature,
   type WireEvent,
   type ConfigSnapshot, type ConnectionConfig, type PoolKeyPair,
 } from '@portcullis/protocol';
@@ -97,6 +97,10 @@ export async function startHarness(opts: HarnessOptions = {}): Promise<Harness> 
   const publicJwk = { ...(await exportJWK(publicKey)), kid: `k-${suffix}`, alg: 'EdDSA', use: 'sig' };
   const issuer = 'portcullis';
   const names = natsNames(natsPrefix);
+  // The harness plays the api: this key signs the snapshots. Fixed here, as a deployment pins it: a test
+  // may swap the snapshot's token keys (publicJwk) for another's without touching what gateways trust.
+  const configSigner = { kid: publicJwk.kid, privateKey: signingKey };
+  const configPublicKey = JSON.stringify(publicJwk);
 
   const admin = new pg.Client({ connectionString: PG_ADMIN_URL });
   await admin.connect();
@@ -166,6 +170,7 @@ export async function startHarness(opts: HarnessOptions = {}): Promise<Harness> 
       GATEWAY_POOL: pool,
       GATEWAY_ID: `gw-${randomBytes(3).toString('hex')}`,
       GATEWAY_POOL_KEY: poolKeys.privateKey,
+      GATEWAY_CONFIG_PUBLIC_KEY: configPublicKey,
       GATEWAY_PG_PORT: '0',
       GATEWAY_PG_HOST: '127.0.0.1',
       GATEWAY_HTTP_PORT: '0',
@@ -185,7 +190,7 @@ export async function startHarness(opts: HarnessOptions = {}): Promise<Harness> 
   const putSnapshot = async (partial: SnapshotInput = {}): Promise<number> => {
     Object.assign(snapshotInput, Object.fromEntries(Object.entries(partial).filter(([, v]) => v !== undefined)));
     revision++;
-    await kv.put(names.configKey(pool), JSON.stringify(buildSnapshot()));
+    await kv.put(names.configKey(pool), signConfigSnapshot(buildSnapshot(), configSigner));
     const want = revision;
     for (const g of gateways) await waitFor(() => g.config.current?.revision === want, 5000);
     return revision;

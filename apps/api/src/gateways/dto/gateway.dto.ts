@@ -1,5 +1,6 @@
 import { createPublicKey } from 'node:crypto';
 import { z } from 'zod';
+import { ed25519PublicJwkSchema } from '@portcullis/protocol';
 
 /** Raw 32-byte X25519 public key, base64url (what generatePoolKeyPair() returns as publicKey). */
 export const poolPublicKey = z
@@ -41,3 +42,7 @@ export const gatewayViewSchema = z.object({
   live: z.boolean(),
 });
 export type GatewayView = z.infer<typeof gatewayViewSchema>;
+
+/** The JWK set gateways are deployed with (GATEWAY_CONFIG_PUBLIC_KEY): the keys that sign config snapshots. */
+export const configKeysSchema = z.object({ keys: z.array(ed25519PublicJwkSchema) });
+export type ConfigKeys = z.infer<typeof configKeysSchema>;
