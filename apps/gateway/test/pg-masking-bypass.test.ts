@@ -18,6 +18,8 @@ const policy = {
     { name: 'ssns', columns: ['ssn'], strategy: 'redact' },
     { name: 'cards', columns: ['customers.card_number'], strategy: 'partial' },
     { name: 'emails', columns: ['email'], strategy: 'partial' },
+    // a net for free text, e.g. error and notice texts of statements that name no masked column
+    { name: 'pii', detectors: ['US_SSN'], strategy: 'redact' },
   ],
 };
 const SSN = '123-45-6789';
@@ -34,7 +36,10 @@ beforeAll(async () => {
       -- made outside the gateway, as an existing function of the target would be
       CREATE TABLE sink (v text);
       CREATE FUNCTION leak(v text) RETURNS boolean LANGUAGE plpgsql AS $f$
-        BEGIN RAISE NOTICE 'leak: %', v; INSERT INTO sink VALUES (v); RETURN true; END $f$;`,
+        BEGIN RAISE NOTICE 'leak: %', v; INSERT INTO sink VALUES (v); RETURN true; END $f$;
+      CREATE FUNCTION noisy() RETURNS int LANGUAGE plpgsql AS $f$
+        BEGIN RAISE NOTICE 'first customer: %', (SELECT ssn FROM customers ORDER BY id LIMIT 1)
+          USING DETAIL = 'ssn ' || (SELECT ssn FROM customers ORDER BY id LIMIT 1); RETURN 1; END $f$;`,
   });
 });
 afterAll(async () => {
@@ -201,5 +206,111 @@ describe('filters may hand masked columns only to side-effect-free built-ins', (
     const r = await psql(`SELECT id FROM customers WHERE lower(email) LIKE '%@example.com' AND substring(ssn FROM 1 FOR 3) = '123'`);
     expect(r.stderr).toBe('');
     expect(r.stdout.trim()).toBe('1');
+  });
+});
+
+describe('error and notice texts leave through masking', () => {
+  const noValue = (text: string) => {
+    expect(text).not.toContain('6789');
+    expect(text).not.toContain('lovelace');
+  };
+
+  it.each([
+    ['a failing cast of a masked column in a filter', 'SELECT id FROM customers WHERE ssn::int > 0', '22P02', 'ssns'],
+    ['a failing cast in ORDER BY', 'SELECT id FROM customers ORDER BY ssn::numeric', '22P02', 'ssns'],
+    ['a failing cast inside a CTE', 'WITH x AS (SELECT id FROM customers WHERE card_number::bigint > 0) SELECT id FROM x', '22P02', 'cards'],
+    ['a failing cast beside a star (every column of customers counts)', "SELECT * FROM customers WHERE name = 'Ada' AND card_number::bigint > 0", '22P02', 'ssns'],
+    ['ALTER COLUMN … TYPE converting every value', 'ALTER TABLE customers ALTER COLUMN ssn TYPE int USING ssn::int', '22P02', 'ssns'],
+  ])('psql: %s fails with its SQLSTATE and no value', async (_name, sql, code, rule) => {
+    const r = await psql(sql);
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toMatch(new RegExp(`ERROR:\\s+${code}:`));
+    expect(r.stderr).toContain(`masked by rule "${rule}"`);
+    expect(r.stderr).not.toMatch(/DETAIL|CONTEXT/);
+    noValue(r.stdout + r.stderr);
+  });
+
+  it('psql: a unique violation on a masked column keeps 23505 and the constraint, not the other row\'s value', async () => {
+    await h.targetQuery("INSERT INTO customers VALUES (8, 'Twin', '000-00-0000', NULL, 'ADA.LOVELACE@example.com')");
+    try {
+      const r = await psql('UPDATE customers SET email = lower(email) WHERE id = 8');
+      expect(r.stderr).toMatch(/ERROR:\s+23505:/);
+      expect(r.stderr).toContain('customers_email_key');
+      noValue(r.stdout + r.stderr);
+    } finally {
+      await h.targetQuery('DELETE FROM customers WHERE id = 8');
+    }
+  });
+
+  it('pg driver: the error keeps its code and constraint fields, message generic, detail and where withheld', async () => {
+    await h.targetQuery("INSERT INTO customers VALUES (8, 'Twin', '000-00-0000', NULL, 'ADA.LOVELACE@example.com')");
+    const c = new pg.Client(h.clientConfig(await h.credential()));
+    await c.connect();
+    try {
+      const err = await c.query('UPDATE customers SET email = lower(email) WHERE id = $1', [8]).catch((e: unknown) => e as pg.DatabaseError);
+      expect(err).toMatchObject({ code: '23505', constraint: 'customers_email_key', table: 'customers', detail: undefined, where: undefined });
+      noValue(JSON.stringify(err) + (err as Error).message);
+    } finally {
+      await c.end();
+      await h.targetQuery('DELETE FROM customers WHERE id = 8');
+    }
+  });
+
+  it('pg driver: a named prepared statement executed again (Bind only) still has its error withheld', async () => {
+    const c = new pg.Client(h.clientConfig(await h.credential()));
+    await c.connect();
+    try {
+      for (let i = 0; i < 2; i++) {
+        const err = await c.query({ name: 'by_ssn', text: 'SELECT id FROM customers WHERE ssn::int = $1', values: [1] }).catch((e: unknown) => e as pg.DatabaseError);
+        expect(err).toMatchObject({ code: '22P02' });
+        noValue((err as Error).message);
+      }
+    } finally {
+      await c.end();
+    }
+  });
+
+  it('pg driver: SQL-level PREPARE … EXECUTE and DECLARE … FETCH have their errors withheld', async () => {
+    const c = new pg.Client(h.clientConfig(await h.credential()));
+    await c.connect();
+    try {
+      await c.query('PREPARE p AS SELECT id FROM customers WHERE ssn::int = 1');
+      const e1 = await c.query('EXECUTE p').catch((e: unknown) => e as pg.DatabaseError);
+      expect(e1).toMatchObject({ code: '22P02' });
+      noValue((e1 as Error).message);
+      await c.query('BEGIN');
+      await c.query('DECLARE cur CURSOR FOR SELECT id FROM customers WHERE card_number::bigint > 0');
+      const e2 = await c.query('FETCH ALL FROM cur').catch((e: unknown) => e as pg.DatabaseError);
+      expect(e2).toMatchObject({ code: '22P02' });
+      expect((e2 as Error).message).not.toContain('4111');
+      await c.query('ROLLBACK');
+    } finally {
+      await c.end();
+    }
+  });
+
+  it('pg driver: a notice of a statement that names no masked column goes through the content detectors', async () => {
+    const c = new pg.Client(h.clientConfig(await h.credential()));
+    await c.connect();
+    const notices: pg.NoticeMessage[] = [];
+    c.on('notice', (n) => notices.push(n));
+    try {
+      await c.query('SELECT noisy()');
+      expect(notices).toHaveLength(1);
+      expect(notices[0]!.message).toBe('first customer: [REDACTED]');
+      expect(notices[0]!.detail).toBe('ssn [REDACTED]');
+      // naming a masked column withholds the notice's text whole
+      await c.query("SELECT noisy() FROM customers WHERE ssn <> ''");
+      expect(notices[1]!.message).toContain('masked by rule "ssns"');
+      expect(notices[1]!.detail).toBeUndefined();
+      noValue(JSON.stringify(notices));
+    } finally {
+      await c.end();
+    }
+  });
+
+  it('psql: errors of statements that touch no masked column keep their text', async () => {
+    const r = await psql('SELECT name::int FROM customers');
+    expect(r.stderr).toContain('invalid input syntax for type integer: "Ada"');
   });
 });

@@ -16,6 +16,11 @@ export interface Decision {
   kinds: string[];
   /** true when the decision came from the cache */
   cached: boolean;
+  /**
+   * The masking rule of a masked column the statement reads or writes (by name, or through a whole
+   * row): its error and notice texts may carry that column's values and are withheld by the gateway.
+   */
+  masked?: string;
 }
 
 export interface EvaluateContext {
@@ -188,8 +193,9 @@ export function decide(analysis: Analysis, policy: CompiledPolicy): Verdict {
   if (analysis.parseError) {
     consider(analysis.parseError.crashed ? 'block' : policy.dynamicSql, 'parse-error', analysis.parseError.reason);
   }
+  const masked = analysis.names && policy.maskedColumns.length ? touchedRule(analysis, policy.maskedColumns) : null;
   return {
-    decision: { action, rule, reason, kinds },
+    decision: masked === null ? { action, rule, reason, kinds } : { action, rule, reason, kinds, masked },
     // a parse error may come from a literal's value (an out-of-range number, a bad escape): never share it
     shareable: !analysis.literalDependent && analysis.parseError === null,
   };
@@ -238,6 +244,18 @@ function maskedFlow(analysis: Analysis, masked: MaskedColumn[]): { flow: ColumnF
     if (m) return { flow: f, masked: m };
   }
   return null;
+}
+
+/** The rule of the first masked column the statement names or takes in a whole row (masked-references.ts). */
+function touchedRule(analysis: Analysis, masked: MaskedColumn[]): string | null {
+  const names = analysis.names!;
+  const tables = analysis.units.flatMap((u) => u.tables);
+  for (const m of masked) {
+    if (names.identifiers.has(m.column)) return m.rule;
+    if (names.wholeRows && (m.table === null || tables.length === 0 || tables.some((t) => nameMatches(m.table!, t)))) return m.rule;
+  }
+  const leak = analysis.flows.length ? maskedFlow(analysis, masked) : null;
+  return leak ? leak.masked.rule : null;
 }
 
 function flowReason(f: ColumnFlow, m: MaskedColumn): string {

@@ -1,6 +1,7 @@
 import { parsePlPgSQLSync, parseSync, scanSync } from 'libpg-query';
 import { operatorsOf, unknownOperator } from './builtin-operators.js';
 import { columnFlows, type ColumnFlow } from './column-flows.js';
+import { collectNames, type StatementNames } from './masked-references.js';
 import { SqlAnalysisError } from './errors.js';
 import { functionBindings, type Binding } from './function-bindings.js';
 import { constantString, only, stringsOf } from './parse-tree.js';
@@ -48,6 +49,8 @@ export interface Analysis {
   literalDependent: boolean;
   /** column values let out other than as plain result columns (only when asked for: column-flows.ts) */
   flows: ColumnFlow[];
+  /** the names the text uses, nested SQL included (asked for with the flows: masked-references.ts) */
+  names?: StatementNames;
 }
 
 const MAX_NESTED_SQL = 8;
@@ -69,6 +72,7 @@ class Analyzer {
   readonly units: StatementUnit[] = [];
   readonly dynamic: string[] = [];
   readonly flows: ColumnFlow[] = [];
+  readonly names: StatementNames = { identifiers: new Set(), wholeRows: false };
 
   constructor(private readonly wantFlows: boolean) {}
 
@@ -105,7 +109,10 @@ class Analyzer {
     for (const raw of stmts) {
       this.walk(raw.stmt, null, false, nesting, 0);
       // in a routine body, a DO block or a string another statement runs, every reference is a copy
-      if (this.wantFlows) this.flows.push(...columnFlows(raw.stmt, nesting > 0 || this.plVars !== undefined));
+      if (this.wantFlows) {
+        this.flows.push(...columnFlows(raw.stmt, nesting > 0 || this.plVars !== undefined));
+        collectNames(raw.stmt, this.names);
+      }
       // CREATE FUNCTION / PROCEDURE is only ever a statement of its own, never nested in another
       const fn = only(raw.stmt);
       if (fn && fn[0] === 'CreateFunctionStmt') this.functionBody(fn[1], () => statementText(sql, raw), nesting);
@@ -545,5 +552,5 @@ export function analyzeSql(sql: string, opts: { columnFlows?: boolean } = {}): A
       a.crash = new SqlAnalysisError('SQL analysis failed', { cause: err });
     }
   }
-  return { units: a.units, dynamic: a.dynamic, parseError: a.parseError, literalDependent: a.literalDependent, flows: a.flows, crash: a.crash };
+  return { units: a.units, dynamic: a.dynamic, parseError: a.parseError, literalDependent: a.literalDependent, flows: a.flows, ...(opts.columnFlows ? { names: a.names } : {}), crash: a.crash };
 }

@@ -46,6 +46,7 @@ export function createPolicyHooks(opts: PolicyHooksOptions): SessionHooks & { cl
       // a function call is decided as the one-statement SELECT it amounts to (onFunctionCall)
       const d = policy.engine.evaluate(stmt.sql, { protocol: stmt.protocol === 'simple' ? 'simple' : 'extended' });
       const v: Verdict = { action: d.action, rule: d.rule ?? null, reason: d.reason ?? null, ...(d.kinds ? { kinds: d.kinds } : {}), ...(d.cached !== undefined ? { cached: d.cached } : {}) };
+      if (d.masked !== undefined) v.masked = d.masked;
       // session.start names the version the session began with; a decision by a later one says so
       if (policy.version !== started.version) v.policyVersion = policy.version;
       return v;
@@ -247,6 +248,8 @@ export function createPolicyHooks(opts: PolicyHooksOptions): SessionHooks & { cl
     onDataRow: (m, row, out) => m.maskDataRow(row, out),
     onCopyOut,
     onCopyData: (m, line) => m.maskCopyLine(line),
+    // masking rules are those the session began with, as for results
+    scrubServerMessage: (fields, maskedRule) => lib.scrubServerMessage(fields, started.document, { hmacKey: maskingKey }, maskedRule),
     close: () => side.close(),
   };
 }

@@ -12,6 +12,8 @@ export interface PolicyDecisionLike {
   reason: string | null;
   kinds?: string[];
   cached?: boolean;
+  /** the masking rule of a masked column the statement reads or writes: its error/notice texts are withheld */
+  masked?: string;
 }
 
 export interface PolicyEngineLike {
@@ -40,6 +42,8 @@ export interface PolicyLib {
   parsePolicyDocument(doc: unknown): unknown;
   PolicyEngine: new (doc: unknown, opts: { revision: number }) => PolicyEngineLike;
   createMaskingPlan(doc: unknown, fields: ResultField[], opts: { hmacKey: Buffer }): MaskingPlanLike | { kind: 'refuse'; reason: string } | null;
+  /** ErrorResponse/NoticeResponse fields as the client may see them (null: unchanged) */
+  scrubServerMessage(fields: Readonly<Record<string, string>>, doc: unknown, opts: { hmacKey: Buffer }, maskedRule: string | null): Record<string, string> | null;
   /** the output format of a `COPY … TO STDOUT` statement, or why it cannot be masked */
   parseCopyToFormat(sql: string): { kind: 'format'; format: CopyFormatLike } | { kind: 'refuse'; reason: string };
 }

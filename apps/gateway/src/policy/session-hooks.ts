@@ -21,6 +21,8 @@ export interface Verdict {
   cached?: boolean;
   /** the policy version that decided, when it is not the one the session started with */
   policyVersion?: number;
+  /** the masking rule of a masked column the statement reads or writes: its error and notice texts are withheld */
+  masked?: string;
 }
 
 /**
@@ -110,6 +112,12 @@ export interface SessionHooks {
   onCopyData(masker: RowMasker, line: Buffer): { line: Buffer | string; changed: number };
   /** a FunctionCall message; absent: refused (fail closed) */
   onFunctionCall?(call: FunctionCallInfo): FunctionCallDecision | Promise<FunctionCallDecision>;
+  /**
+   * The fields of an ErrorResponse / NoticeResponse as the client may see them (null: unchanged).
+   * `maskedRule`: the statement it belongs to reads or writes a column that rule masks.
+   * Absent: server messages pass as they come.
+   */
+  scrubServerMessage?(fields: Readonly<Record<string, string>>, maskedRule: string | null): Record<string, string> | null;
   /** the session ended: release anything held (side connections, pending approvals) */
   close?(): void;
 }

@@ -11,6 +11,7 @@ import {
   decodeErrorResponse,
   decodeExecute,
   decodeFunctionCall,
+  decodeNoticeResponse,
   decodeParameterStatus,
   decodeParse,
   decodeQuery,
@@ -19,6 +20,7 @@ import {
   encodeDescribe,
   encodeErrorResponse,
   encodeFunctionCallResponse,
+  encodeNoticeResponse,
   encodeParameterStatus,
   encodeParse,
   encodeQuery,
@@ -169,6 +171,15 @@ export class RelayMachine {
   private rowView: DataRowView | null = null;
   private rowWriter: DataRowWriter | null = null;
   private rows = 0;
+  /**
+   * Batches whose statements read or write a masked column, by batch, with the rule: their error and
+   * notice texts are withheld (a failing `ssn::int` quotes the value). Prepared statements (extended
+   * protocol) carry it to the batches that bind them; SQL-level PREPARE and DECLARE to every later
+   * EXECUTE / FETCH / MOVE of the session (which one they run is not tracked: fail closed).
+   */
+  private readonly maskedBatches = new Map<number, string>();
+  private readonly maskedStatements = new Map<string, string>();
+  private maskedDeferred: string | null = null;
   private readonly nonce = randomBytes(6).toString('hex');
   /** When set (ms since the epoch), the time of the frame being replayed (see replayed()) instead of now. */
   private at = 0;
@@ -242,6 +253,10 @@ export class RelayMachine {
       }
       case F.Bind:
         this.describedPortal = null;
+        if (this.maskedStatements.size > 0) {
+          const rule = this.maskedStatements.get(boundStatement(f.payload));
+          if (rule !== undefined) this.markMasked(this.sentBatches, rule);
+        }
         this.out.toUpstream(f.frame);
         return;
       case F.Describe:
@@ -334,6 +349,7 @@ export class RelayMachine {
     }
     this.counters.decision(v.action);
     if (v.action !== 'block' && ((kind === 'parse' && name !== '') || v.kinds?.includes('PREPARE'))) this.preparedStatements = true;
+    if (v.action !== 'block') this.noteMaskedStatement(v, kind, name);
     if (v.action === 'allow') return this.forwardStatement(f, kind, stmt, fnPlan, start);
     if (v.action === 'require_approval') {
       if (!this.hooks.onApprovalRequired) {
@@ -355,6 +371,45 @@ export class RelayMachine {
       code: '42501',
       message: `statement blocked by rule "${v.rule ?? 'unnamed'}"${v.reason ? `: ${v.reason}` : ''}`,
     }, start);
+  }
+
+  /** Where the texts of a statement about to run must be withheld (see maskedBatches). */
+  private noteMaskedStatement(v: Verdict, kind: 'query' | 'parse', name: string): void {
+    let rule = v.masked ?? null;
+    const kinds = v.kinds ?? [];
+    if (rule !== null && (kinds.includes('PREPARE') || kinds.includes('DECLARE'))) this.maskedDeferred ??= rule;
+    if (rule === null && this.maskedDeferred !== null && (kinds.includes('EXECUTE') || kinds.includes('FETCH') || kinds.includes('MOVE'))) rule = this.maskedDeferred;
+    if (kind === 'parse') {
+      if (rule !== null) this.maskedStatements.set(name, rule);
+      else if (this.maskedStatements.size > 0) this.maskedStatements.delete(name);
+    }
+    if (rule !== null) this.markMasked(this.sentBatches, rule);
+  }
+
+  private markMasked(batch: number, rule: string): void {
+    if (!this.maskedBatches.has(batch)) this.maskedBatches.set(batch, rule);
+  }
+
+  /**
+   * An ErrorResponse / NoticeResponse of the batch upstream is answering, as the client may see it:
+   * the same frame when nothing in it changes. A message that cannot be re-encoded is replaced whole.
+   */
+  private scrubbed(f: PgFrame, notice: boolean): { frame: Buffer; message: string | null } {
+    const scrub = this.hooks.scrubServerMessage;
+    if (!scrub || !this.hooks.masksResults) return { frame: f.frame, message: null };
+    const rule = this.maskedBatches.get(this.doneBatches) ?? null;
+    try {
+      const n = notice ? decodeNoticeResponse(f.payload) : decodeErrorResponse(f.payload);
+      const fields = scrub(n.fields, rule);
+      if (!fields) return { frame: f.frame, message: null };
+      const { S, V, C, M, ...rest } = fields;
+      const input = { severity: S ?? n.severity, severityNonLocalized: V ?? S ?? n.severity, code: C ?? n.code, message: M ?? '', fields: rest };
+      return { frame: notice ? encodeNoticeResponse(input) : encodeErrorResponse(input), message: input.message };
+    } catch {
+      const message = 'the server sent a message the gateway could not check; its text was withheld';
+      if (notice) return { frame: encodeNoticeResponse({ severity: 'NOTICE', code: '01000', message }), message };
+      return { frame: encodeErrorResponse({ severity: isFatal(f) ? 'FATAL' : 'ERROR', code: 'XX000', message }), message };
+    }
   }
 
   private forwardStatement(f: PgFrame, kind: 'query' | 'parse', stmt: StatementInfo, fnPlan?: RowPlan, start?: HeldStart): void {
@@ -511,7 +566,7 @@ export class RelayMachine {
         return;
       }
       case B.NoticeResponse:
-        this.out.toClient(f.frame);
+        this.out.toClient(this.scrubbed(f, true).frame);
         return;
       case B.BackendKeyData:
         // The client keeps the key the gateway gave it.
@@ -716,11 +771,13 @@ export class RelayMachine {
         break;
       }
     }
+    // The client (and the session's events) get the error as masking lets it out.
+    const clean = replaced ? null : this.scrubbed(f, false);
     // Upstream now skips the rest of the batch: nothing more comes for its describes and executes.
     const r = this.currentResult();
     if (!replaced && r) {
       const e = decodeErrorResponse(f.payload);
-      r.error = { code: e.code, message: e.message };
+      r.error = { code: e.code, message: clean?.message ?? e.message };
       if (r.kind === 'execute') {
         this.pending.shift();
         this.emitResult(r);
@@ -734,8 +791,8 @@ export class RelayMachine {
     this.masker = null;
     this.layoutKnown = false;
     this.copyMasker = null;
-    if (!replaced && this.step !== UpstreamStep.SkipUntilReady) this.out.toClient(f.frame);
-    else if (!replaced && isFatal(f)) this.out.toClient(f.frame);
+    if (!replaced && this.step !== UpstreamStep.SkipUntilReady) this.out.toClient(clean!.frame);
+    else if (!replaced && isFatal(f)) this.out.toClient(clean!.frame);
   }
 
   private onReady(f: PgFrame): void {
@@ -748,6 +805,7 @@ export class RelayMachine {
     }
     this.describes = this.describes.filter((d) => d.batch > batch);
     this.substitutions = this.substitutions.filter((s) => s.batch > batch);
+    this.maskedBatches.delete(batch);
     this.doneBatches++;
     this.step = UpstreamStep.Relay;
     this.rows = 0;
@@ -762,6 +820,13 @@ export class RelayMachine {
 function noFunctionCalls(oid: number): FunctionCallDecision {
   const message = 'the function call protocol is not allowed on this connection';
   return { sql: `-- function call: OID ${oid >>> 0}`, verdict: { action: 'block', rule: null, reason: message }, refusal: { code: '42501', message } };
+}
+
+/** The statement name of a Bind (portal name, then statement name, each a C string). */
+function boundStatement(payload: Buffer): string {
+  const portalEnd = payload.indexOf(0);
+  const end = portalEnd < 0 ? -1 : payload.indexOf(0, portalEnd + 1);
+  return end < 0 ? '' : payload.toString('utf8', portalEnd + 1, end);
 }
 
 function isFatal(f: PgFrame): boolean {
