@@ -4,13 +4,21 @@
 // Needs `pnpm build` first, NATS on 127.0.0.1:4222, pgbouncer (apt-get install -y pgbouncer).
 //
 //   node bench/pg-bench.mjs [--seconds 10] [--rounds 2] [--clients 8] [--idle 1000] [--scale 10] [--quick]
+//                           [--recorders 1] [--baseline <checkout>]
+//
+// --recorders N: every gateway's events are chained by N recorder processes (RECORDER_SHARD i/N) into a
+// database on the bench cluster, as in production; the report gives events/s and the recorder lag
+// (stream publish → commit, from recorder_lag_seconds) of each gateway run. 0: no recorder.
+// --baseline <dir>: a built checkout of another version (e.g. `git worktree add /tmp/base main && cd
+// /tmp/base && pnpm install --offline && pnpm db:generate && pnpm build`); its gateway (and its
+// recorder) run as `gateway-base` beside this one in the simple, prepared and masking scenarios.
 import { execFile } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import pg from 'pg';
-import { GATEWAY_NODE_ARGS, ROOT, makeTlsCert, startCluster, startGateway, startPgbouncer, sleep } from './lib/stack.mjs';
+import { GATEWAY_NODE_ARGS, ROOT, lagSummary, makeTlsCert, recorderDatabase, recorderKeys, startCluster, startGateway, startPgbouncer, startRecorder, sleep } from './lib/stack.mjs';
 
 const run = promisify(execFile);
 const args = Object.fromEntries(
@@ -22,6 +30,8 @@ const ROUNDS = Number(args.rounds ?? (quick ? 1 : 2));
 const CLIENTS = Number(args.clients ?? 8);
 const IDLE = Number(args.idle ?? (quick ? 200 : 1000));
 const SCALE = Number(args.scale ?? (quick ? 2 : 10));
+const RECORDERS = Number(args.recorders ?? 1);
+const BASELINE = args.baseline && args.baseline !== 'true' ? args.baseline : null;
 
 // The policy of CONTRACT.md: guardrails on, so every statement is parsed/decided.
 const policy = {
@@ -172,13 +182,28 @@ async function main() {
 
     const bouncer = await startPgbouncer(cluster.port, { poolSize: CLIENTS * 2, tls: tlsCert });
     cleanups.unshift(() => bouncer.stop());
-    const gw = await startGateway({ target: { port: cluster.port, database: 'bench' }, policy, env: { GATEWAY_TLS_CERT: tlsCert.cert, GATEWAY_TLS_KEY: tlsCert.key } });
-    cleanups.unshift(() => gw.stop());
-    const gwMask = await startGateway({ target: { port: cluster.port, database: 'bench' }, policy: maskingPolicy });
-    cleanups.unshift(() => gwMask.stop());
+    const keys = await recorderKeys();
+    const recDb = RECORDERS ? await recorderDatabase(cluster.url('recorder')) : null;
+    const baseDb = RECORDERS && BASELINE ? await recorderDatabase(cluster.url('recorder_base'), BASELINE) : null;
+    /** a gateway and, with --recorders, its recorder processes (each gateway its own stream) */
+    const gateway = async (opts, root = ROOT, db = recDb) => {
+      const g = await startGateway({ ...opts, eventKeyHex: keys.eventKeyHex, entry: join(root, 'apps/gateway/dist/main.js'), root });
+      cleanups.unshift(() => g.stop());
+      g.recorders = [];
+      for (let i = 0; i < RECORDERS; i++) {
+        const r = await startRecorder({ prefix: g.prefix, databaseUrl: db, masterKeyHex: keys.masterKeyHex, shard: `${i}/${RECORDERS}`, entry: join(root, 'apps/recorder/dist/main.js') });
+        cleanups.unshift(() => r.stop());
+        g.recorders.push(r);
+      }
+      return g;
+    };
+    const gw = await gateway({ target: { port: cluster.port, database: 'bench' }, policy, env: { GATEWAY_TLS_CERT: tlsCert.cert, GATEWAY_TLS_KEY: tlsCert.key } });
+    const gwMask = await gateway({ target: { port: cluster.port, database: 'bench' }, policy: maskingPolicy });
     // The same gateway with every session relayed in JavaScript: what the native fast lane is worth, in the same run.
-    const gwJs = await startGateway({ target: { port: cluster.port, database: 'bench' }, policy, env: { GATEWAY_FAST_LANE: 'false' } });
-    cleanups.unshift(() => gwJs.stop());
+    const gwJs = await gateway({ target: { port: cluster.port, database: 'bench' }, policy, env: { GATEWAY_FAST_LANE: 'false' } });
+    // Another version's gateway and recorder, same run (--baseline).
+    const gwBase = BASELINE ? await gateway({ target: { port: cluster.port, database: 'bench' }, policy }, BASELINE, baseDb) : null;
+    const gwBaseMask = BASELINE ? await gateway({ target: { port: cluster.port, database: 'bench' }, policy: maskingPolicy }, BASELINE, baseDb) : null;
 
     const maskCheck = await checkMasking(gwMask);
     log(`masking check: ${maskCheck}`);
@@ -186,12 +211,13 @@ async function main() {
     const targets = [
       { name: 'direct', port: cluster.port, db: 'bench', password: () => '' },
       { name: 'pgbouncer', port: bouncer.port, db: 'bench', password: () => '' },
-      { name: 'gateway', port: gw.port, db: 'bench', password: () => gw.credential() },
+      { name: 'gateway', port: gw.port, db: 'bench', password: () => gw.credential(), gw },
     ];
-    const withJs = [...targets, { name: 'gateway-js', port: gwJs.port, db: 'bench', password: () => gwJs.credential() }];
+    const withJs = [...targets, { name: 'gateway-js', port: gwJs.port, db: 'bench', password: () => gwJs.credential(), gw: gwJs }];
+    const base = gwBase ? [{ name: 'gateway-base', port: gwBase.port, db: 'bench', password: () => gwBase.credential(), gw: gwBase }] : [];
     const scenarios = [
-      { name: `select-only simple, ${CLIENTS} clients`, clients: CLIENTS, mode: 'simple', script: 'select', targets: withJs },
-      { name: `select-only prepared, ${CLIENTS} clients`, clients: CLIENTS, mode: 'prepared', script: 'select', targets: withJs },
+      { name: `select-only simple, ${CLIENTS} clients`, clients: CLIENTS, mode: 'simple', script: 'select', targets: [...withJs, ...base] },
+      { name: `select-only prepared, ${CLIENTS} clients`, clients: CLIENTS, mode: 'prepared', script: 'select', targets: [...withJs, ...base] },
       { name: `write mix (simple-update), ${CLIENTS} clients`, clients: CLIENTS, mode: 'prepared', script: 'write', targets: withJs },
       { name: 'select-only prepared, 1 client (latency)', clients: 1, mode: 'prepared', script: 'select', latency: true },
       // Clients over TLS, as in production (the gateway refuses plaintext unless told otherwise): TLS
@@ -199,7 +225,10 @@ async function main() {
       { name: `select-only prepared over TLS, ${CLIENTS} clients`, clients: CLIENTS, mode: 'prepared', script: 'select', tls: true },
       {
         name: `masking: 10 rows × 5 text cols, prepared, ${CLIENTS} clients`, clients: CLIENTS, mode: 'prepared', script: 'masking', masking: true,
-        targets: [targets[0], { name: 'gateway', port: gwMask.port, db: 'bench', password: () => gwMask.credential() }],
+        targets: [
+          targets[0], { name: 'gateway', port: gwMask.port, db: 'bench', password: () => gwMask.credential(), gw: gwMask },
+          ...(gwBaseMask ? [{ name: 'gateway-base', port: gwBaseMask.port, db: 'bench', password: () => gwBaseMask.credential(), gw: gwBaseMask }] : []),
+        ],
       },
     ];
     const results = {};
@@ -210,8 +239,11 @@ async function main() {
         const order = ts.map((_, i) => ts[(i + round) % ts.length]);
         for (const t of order) {
           const logDir = sc.latency ? mkdtempSync(join(work, 'lat-')) : undefined;
+          const before = t.gw ? await recording(t.gw) : null;
           const r = await pgbench({ port: t.port, db: t.db, password: t.password(), clients: sc.clients, mode: sc.mode, script: sc.script, logDir, scriptDir: work, tls: !!sc.tls });
-          log(`  round ${round + 1} ${sc.name.padEnd(44)} ${t.name.padEnd(9)} ${r.tps.toFixed(0).padStart(7)} tps  avg ${r.latAvg.toFixed(3)} ms${sc.latency ? `  p50 ${r.p50.toFixed(3)} ms p99 ${r.p99.toFixed(3)} ms` : ''}${r.failed ? `  FAILED ${r.failed}` : ''}`);
+          if (before) r.recording = await recorded(t.gw, before, r.tps * SECONDS);
+          const rec = r.recording;
+          log(`  round ${round + 1} ${sc.name.padEnd(44)} ${t.name.padEnd(12)} ${r.tps.toFixed(0).padStart(7)} tps  avg ${r.latAvg.toFixed(3)} ms${sc.latency ? `  p50 ${r.p50.toFixed(3)} ms p99 ${r.p99.toFixed(3)} ms` : ''}${r.failed ? `  FAILED ${r.failed}` : ''}${rec ? `  events ${rec.eventsPerSec.toFixed(0)}/s (${rec.eventsPerTx.toFixed(2)}/tx)${rec.lag ? `, recorder lag p50 ${fmtS(rec.lag.p50S)} p99 ${fmtS(rec.lag.p99S)}, >1 s ${(rec.lag.over1s * 100).toFixed(1)} %, drained ${rec.drainS.toFixed(1)} s after` : ''}` : ''}`);
           ((results[sc.name] ??= {})[t.name] ??= []).push(r);
         }
       }
@@ -220,6 +252,7 @@ async function main() {
     const idle = await idleSessions(gw, IDLE);
 
     const mean = (rs, k) => rs.reduce((s, r) => s + r[k], 0) / rs.length;
+    const worst = (rs, f) => Math.max(...rs.map((r) => (r.recording?.lag ? f(r.recording.lag) : NaN)).filter(Number.isFinite));
     const rows = [];
     for (const sc of scenarios) {
       const r = results[sc.name];
@@ -228,6 +261,11 @@ async function main() {
         scenario: sc.name, direct: tps.direct, pgbouncer: tps.pgbouncer ?? null, gateway: tps.gateway,
         gatewayVsPgbouncer: tps.pgbouncer ? tps.gateway / tps.pgbouncer : null, gatewayVsDirect: tps.gateway / tps.direct,
         gatewayJs: tps['gateway-js'] ?? null, gatewayJsVsPgbouncer: tps['gateway-js'] && tps.pgbouncer ? tps['gateway-js'] / tps.pgbouncer : null,
+        gatewayBase: tps['gateway-base'] ?? null,
+        recording: Object.fromEntries((sc.targets ?? targets).filter((t) => t.gw).map((t) => [t.name, {
+          eventsPerSec: mean(r[t.name].map((x) => x.recording), 'eventsPerSec'), eventsPerTx: mean(r[t.name].map((x) => x.recording), 'eventsPerTx'),
+          lagP50S: worst(r[t.name], (l) => l.p50S), lagP99S: worst(r[t.name], (l) => l.p99S), over1s: worst(r[t.name], (l) => l.over1s),
+        }])),
       };
       if (sc.latency) {
         row.p50 = Object.fromEntries(targets.map((t) => [t.name, mean(r[t.name], 'p50')]));
@@ -239,6 +277,22 @@ async function main() {
     out.push('| scenario | direct tps | pgbouncer tps | gateway tps | gateway/pgbouncer | gateway/direct | gateway, JS relay only (tps, /pgbouncer) |');
     out.push('|---|---:|---:|---:|---:|---:|---:|');
     for (const r of rows) out.push(`| ${r.scenario} | ${r.direct.toFixed(0)} | ${r.pgbouncer?.toFixed(0) ?? '–'} | ${r.gateway.toFixed(0)} | ${r.gatewayVsPgbouncer === null ? '–' : `${r.gatewayVsPgbouncer.toFixed(2)}×`} | ${r.gatewayVsDirect.toFixed(2)}× | ${r.gatewayJs === null ? '–' : `${r.gatewayJs.toFixed(0)}, ${r.gatewayJsVsPgbouncer.toFixed(2)}×`} |`);
+    if (RECORDERS) {
+      out.push('');
+      out.push(`recording (${RECORDERS} recorder process(es) per gateway; lag = stream publish → Postgres commit, worst round):`);
+      out.push('| scenario | target | tps | events/s | events/tx | recorder lag p50 | p99 | > 1 s |');
+      out.push('|---|---|---:|---:|---:|---:|---:|---:|');
+      for (const r of rows) {
+        for (const [name, g] of Object.entries(r.recording)) {
+          const tps = name === 'gateway-base' ? r.gatewayBase : name === 'gateway-js' ? r.gatewayJs : r.gateway;
+          out.push(`| ${r.scenario} | ${name} | ${tps.toFixed(0)} | ${g.eventsPerSec.toFixed(0)} | ${g.eventsPerTx.toFixed(2)} | ${fmtS(g.lagP50S)} | ${fmtS(g.lagP99S)} | ${(g.over1s * 100).toFixed(1)} % |`);
+        }
+      }
+    }
+    if (BASELINE) {
+      out.push('');
+      out.push(`this build vs --baseline (${BASELINE}), same run: ${rows.filter((r) => r.gatewayBase).map((r) => `${r.scenario.split(',')[0]} ${(r.gateway / r.gatewayBase).toFixed(2)}× (${r.gateway.toFixed(0)} vs ${r.gatewayBase.toFixed(0)} tps)`).join('; ')}`);
+    }
     const lat = rows.find((r) => r.p50);
     out.push('');
     out.push(`p50 latency at 1 client: direct ${lat.p50.direct.toFixed(3)} ms, pgbouncer ${lat.p50.pgbouncer.toFixed(3)} ms, gateway ${lat.p50.gateway.toFixed(3)} ms → added by the gateway: ${(lat.addedLatencyP50Ms).toFixed(3)} ms (target ≤ 0.1 ms)`);
@@ -260,6 +314,54 @@ async function main() {
       try { await c(); } catch (err) { log(`cleanup: ${err.message}`); }
     }
   }
+}
+
+const fmtS = (s) => (Number.isFinite(s) ? (s < 1 ? `${(s * 1000).toFixed(0)} ms` : `${s.toFixed(2)} s`) : '–');
+
+/** Counters of a gateway and its recorders before a run. */
+async function recording(g) {
+  return {
+    at: performance.now(),
+    events: await g.metric('portcullis_gateway_events_total{result="persisted"}'),
+    recorders: await Promise.all(g.recorders.map((r) => r.metrics())),
+  };
+}
+
+/**
+ * What a run made and how late it was recorded: the gateway's acknowledged events per second of the
+ * run and per transaction, then (with recorders) waits until they have stored every one of them and
+ * sums the lag histograms of the run's events.
+ */
+async function recorded(g, before, transactions) {
+  // the last flushes of the run are acknowledged a little later: read the count once it holds still
+  const count = () => g.metric('portcullis_gateway_events_total{result="persisted"}');
+  let total = await count();
+  for (let i = 0; i < 50; i++) {
+    await sleep(200);
+    const now = await count();
+    if (now === total) break;
+    total = now;
+  }
+  const events = total - before.events;
+  const out = { eventsPerSec: events / SECONDS, eventsPerTx: transactions ? events / transactions : NaN, lag: null, drainS: 0 };
+  if (!g.recorders.length) return out;
+  const t0 = performance.now();
+  const persisted = async () => {
+    let n = 0;
+    for (const [i, r] of g.recorders.entries()) n += ((await r.metrics()).get('recorder_events_persisted_total') ?? 0) - (before.recorders[i].get('recorder_events_persisted_total') ?? 0);
+    return n;
+  };
+  while ((await persisted()) < events && performance.now() - t0 < 120_000) await sleep(100);
+  out.drainS = (performance.now() - t0) / 1000;
+  const after = await Promise.all(g.recorders.map((r) => r.metrics()));
+  // one histogram over the recorders: bucket counts add up
+  const sum = (maps) => {
+    const m = new Map();
+    for (const x of maps) for (const [k, v] of x) if (k.startsWith('recorder_lag_seconds')) m.set(k, (m.get(k) ?? 0) + v);
+    return m;
+  };
+  out.lag = lagSummary(sum(before.recorders), sum(after));
+  return out;
 }
 
 main().then(() => process.exit(0), (err) => {

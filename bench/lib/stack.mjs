@@ -141,8 +141,9 @@ export const GATEWAY_NODE_ARGS = ['--max-semi-space-size=2'];
  * A gateway child process (apps/gateway/dist/main.js) with its own NATS prefix and pool,
  * configured through a KV snapshot that points connection `bench` at `target`.
  */
-export async function startGateway({ target, policy = null, recording = 'required', nodeArgs = [], env = {}, entry = join(ROOT, 'apps/gateway/dist/main.js'), natsUrl = process.env.NATS_URL ?? 'nats://127.0.0.1:4222' }) {
-  const protocol = await import(join(ROOT, 'libs/protocol/dist/index.js'));
+export async function startGateway({ target, policy = null, recording = 'required', nodeArgs = [], env = {}, entry = join(ROOT, 'apps/gateway/dist/main.js'), natsUrl = process.env.NATS_URL ?? 'nats://127.0.0.1:4222', eventKeyHex = randomBytes(32).toString('hex'), root = ROOT }) {
+  // `root`: the checkout `entry` belongs to (its config snapshot format; builds before signed snapshots take plain JSON)
+  const protocol = await import(join(root, 'libs/protocol/dist/index.js'));
   const prefix = `bench${randomBytes(4).toString('hex')}`;
   const pool = 'bench';
   const names = protocol.natsNames(prefix);
@@ -152,7 +153,7 @@ export async function startGateway({ target, policy = null, recording = 'require
   const kv = await new Kvm(nc).create(names.configBucket, { history: 1 });
   const snapshot = protocol.configSnapshotSchema.parse({
     revision: 1, pool, generatedAt: new Date().toISOString(), issuer: 'portcullis', verificationKeys: [signer.jwk], revokedTokenIds: [],
-    eventKey: protocol.sealForPool(poolKeys.publicKey, randomBytes(32).toString('hex'), 'event-key'),
+    eventKey: protocol.sealForPool(poolKeys.publicKey, eventKeyHex, 'event-key'),
     maskingKey: protocol.sealForPool(poolKeys.publicKey, randomBytes(32).toString('hex'), 'masking-key'),
     connections: [{
       name: 'bench', kind: 'postgres', host: '127.0.0.1', port: target.port, database: target.database, username: 'postgres', secret: null,
@@ -160,12 +161,13 @@ export async function startGateway({ target, policy = null, recording = 'require
     }],
     policies: policy ? [{ name: policy.name, version: 1, document: policy }] : [],
   });
-  await kv.put(names.configKey(pool), protocol.signConfigSnapshot(snapshot, { kid: signer.kid, privateKey: signer.privateKey }));
+  await kv.put(names.configKey(pool), protocol.signConfigSnapshot ? protocol.signConfigSnapshot(snapshot, { kid: signer.kid, privateKey: signer.privateKey }) : JSON.stringify(snapshot));
   const pgPort = await freePort();
   const httpPort = await freePort();
+  const gatewayId = `bench-${process.pid}-${prefix}`;
   const child = spawn(process.execPath, [...GATEWAY_NODE_ARGS, ...nodeArgs, entry], {
     env: {
-      ...process.env, NATS_URL: natsUrl, NATS_PREFIX: prefix, GATEWAY_POOL: pool, GATEWAY_ID: `bench-${process.pid}`,
+      ...process.env, NATS_URL: natsUrl, NATS_PREFIX: prefix, GATEWAY_POOL: pool, GATEWAY_ID: gatewayId,
       GATEWAY_POOL_KEY: poolKeys.privateKey, GATEWAY_CONFIG_PUBLIC_KEY: JSON.stringify(signer.jwk), GATEWAY_PG_PORT: String(pgPort), GATEWAY_PG_HOST: '127.0.0.1',
       GATEWAY_HTTP_PORT: String(httpPort), GATEWAY_HTTP_HOST: '127.0.0.1', GATEWAY_ALLOW_PLAINTEXT: 'true', LOG_LEVEL: 'warn', ...env,
     },
@@ -188,10 +190,13 @@ export async function startGateway({ target, policy = null, recording = 'require
   return {
     port: pgPort,
     pid: child.pid,
+    /** the NATS prefix of its event stream (recorders attach to it) */
+    prefix,
+    gatewayId,
     /** a counter of the gateway's /metrics (0 when absent) */
     async metric(name) {
       const text = await fetch(`http://127.0.0.1:${httpPort}/metrics`).then((r) => r.text());
-      const m = new RegExp(`^${name} (\\S+)$`, 'm').exec(text);
+      const m = new RegExp(`^${name.replace(/[{}]/g, '\\$&')} (\\S+)$`, 'm').exec(text);
       return m ? Number(m[1]) : 0;
     },
     credential,
@@ -207,4 +212,98 @@ export async function startGateway({ target, policy = null, recording = 'require
       await nc.close();
     },
   };
+}
+
+/**
+ * A recorder child process (apps/recorder/dist/main.js, or another checkout's) on a gateway's NATS
+ * prefix, writing to `databaseUrl` (migrated by the caller). The gateway's event key must be
+ * deriveKey(masterKey, 'event-signing'): see recorderKeys().
+ */
+export async function startRecorder({ prefix, databaseUrl, masterKeyHex, shard = '0/1', entry = join(ROOT, 'apps/recorder/dist/main.js'), env = {}, natsUrl = process.env.NATS_URL ?? 'nats://127.0.0.1:4222' }) {
+  const httpPort = await freePort();
+  const child = spawn(process.execPath, [entry], {
+    env: {
+      ...process.env, DATABASE_URL: databaseUrl, NATS_URL: natsUrl, NATS_PREFIX: prefix, PORTCULLIS_MASTER_KEY: masterKeyHex,
+      RECORDER_HTTP_PORT: String(httpPort), RECORDER_HTTP_HOST: '127.0.0.1', RECORDER_SHARD: shard, CHECKPOINT_SECONDS: '3600', LOG_LEVEL: 'warn', ...env,
+    },
+    stdio: ['ignore', 'inherit', 'inherit'],
+  });
+  const end = Date.now() + 20_000;
+  for (;;) {
+    const ready = await fetch(`http://127.0.0.1:${httpPort}/readyz`).then((r) => r.ok, () => false);
+    if (ready) break;
+    if (Date.now() > end || child.exitCode !== null) throw new Error('recorder did not become ready');
+    await sleep(100);
+  }
+  return {
+    pid: child.pid,
+    /** its /metrics as name{labels} → value */
+    async metrics() {
+      const text = await fetch(`http://127.0.0.1:${httpPort}/metrics`).then((r) => r.text());
+      const out = new Map();
+      for (const line of text.split('\n')) {
+        if (!line || line.startsWith('#')) continue;
+        const i = line.lastIndexOf(' ');
+        out.set(line.slice(0, i), Number(line.slice(i + 1)));
+      }
+      return out;
+    },
+    async stop() {
+      child.kill('SIGTERM');
+      const exited = new Promise((r) => (child.exitCode !== null || child.signalCode !== null ? r() : child.once('exit', r)));
+      // a graceful stop commits the batch in hand; past 10 s it is killed
+      const t = setTimeout(() => child.kill('SIGKILL'), 10_000);
+      await exited;
+      clearTimeout(t);
+    },
+    /** SIGKILL: nothing in flight is committed or acknowledged */
+    async kill() {
+      child.kill('SIGKILL');
+      await new Promise((r) => (child.exitCode !== null || child.signalCode !== null ? r() : child.once('exit', r)));
+    },
+  };
+}
+
+/** A master key for recorders and the event key a gateway must then sign with. */
+export async function recorderKeys() {
+  const protocol = await import(join(ROOT, 'libs/protocol/dist/index.js'));
+  const master = randomBytes(32);
+  return { masterKeyHex: master.toString('hex'), eventKeyHex: protocol.deriveKey(master, 'event-signing').toString('hex') };
+}
+
+/** A migrated Portcullis database for recorders on a bench cluster. */
+export async function recorderDatabase(url, root = ROOT) {
+  const db = await import(join(root, 'libs/db/dist/index.js'));
+  await db.ensureDatabase(url);
+  await db.migrate(url, join(root, 'prisma/migrations'));
+  return url;
+}
+
+/**
+ * Lag quantiles from the difference of two scrapes of recorder_lag_seconds (Prometheus buckets):
+ * linear inside the bucket that holds the quantile; `over1s` is the share of events that waited
+ * longer than a second.
+ */
+export function lagSummary(before, after, name = 'recorder_lag_seconds') {
+  const buckets = [];
+  for (const [k, v] of after) {
+    const m = new RegExp(`^${name}_bucket\\{le="([^"]+)"\\}$`).exec(k);
+    if (m) buckets.push({ le: m[1] === '+Inf' ? Infinity : Number(m[1]), n: v - (before.get(k) ?? 0) });
+  }
+  buckets.sort((a, b) => a.le - b.le);
+  const count = (after.get(`${name}_count`) ?? 0) - (before.get(`${name}_count`) ?? 0);
+  const sum = (after.get(`${name}_sum`) ?? 0) - (before.get(`${name}_sum`) ?? 0);
+  const q = (p) => {
+    const want = p * count;
+    let lo = 0;
+    let prev = 0;
+    for (const b of buckets) {
+      if (b.n >= want) return b.le === Infinity ? lo : lo + ((b.le - lo) * (want - prev)) / Math.max(1, b.n - prev);
+      lo = b.le;
+      prev = b.n;
+    }
+    return NaN;
+  };
+  const atOne = buckets.find((b) => b.le === 1)?.n ?? count;
+  return { events: count, meanS: count ? sum / count : NaN, p50S: q(0.5), p99S: q(0.99), over1s: count ? (count - atOne) / count : NaN };
 }
