@@ -1,15 +1,16 @@
 import type { webcrypto } from 'node:crypto';
 import { Injectable, Logger, type OnApplicationBootstrap, type OnApplicationShutdown } from '@nestjs/common';
 import { Kvm, type KV } from '@nats-io/kv';
-import { PrismaClient, type Prisma } from '@portcullis/db';
+import { PrismaClient, type ConnectionModel, type Prisma } from '@portcullis/db';
 import {
-  configSnapshotSchema, decryptAtRest, deriveKey, sealForPool, SchemaError, formatIssues, signConfigSnapshot, verifyConfigSnapshot, ed25519PublicJwkSchema,
+  configSnapshotSchema, connectionConfigSchema, decryptAtRest, deriveKey, sealForPool, SchemaError, formatIssues, signConfigSnapshot, verifyConfigSnapshot, ed25519PublicJwkSchema,
   type ConfigSnapshot, type ConnectionConfig, type Ed25519PublicJwk, type JwsSigningKey,
 } from '@portcullis/protocol';
 import { ApiConfig } from '../config/env.js';
 import { NatsService } from '../nats/nats.service.js';
 import { MetricsService } from '../metrics/metrics.service.js';
 import { SigningKeysService } from '../auth/signing-keys.service.js';
+import { ControlEventsService } from '../control-events/control-events.service.js';
 
 const DEBOUNCE_MS = 50;
 const REPUBLISH_MS = 60_000;
@@ -54,6 +55,7 @@ export class ConfigPublisherService implements OnApplicationBootstrap, OnApplica
     private readonly keys: SigningKeysService,
     private readonly metrics: MetricsService,
     private readonly config: ApiConfig,
+    private readonly events: ControlEventsService,
   ) {
     this.secretsKey = deriveKey(config.masterKey, 'secrets-at-rest');
     this.eventKey = deriveKey(config.masterKey, 'event-signing').toString('base64url');
@@ -141,7 +143,7 @@ export class ConfigPublisherService implements OnApplicationBootstrap, OnApplica
       } catch (err) {
         this.metrics.snapshotsPublished.inc({ pool: name, result: 'error' });
         const e = err instanceof SnapshotPublishError ? err : new SnapshotPublishError(name, (err as Error).message, { cause: err });
-        // The pool keeps its last good snapshot: a gateway never gets one with a connection silently missing.
+        // The pool keeps its last good snapshot (a broken connection alone never gets here: it is left out and marked).
         this.logger.error(`config snapshot not published: ${e.message}`);
         failures.push(e);
       }
@@ -165,11 +167,20 @@ export class ConfigPublisherService implements OnApplicationBootstrap, OnApplica
 
   private async publishPool(pool: string, shared: Shared): Promise<void> {
     const kv = await this.bucket();
-    await this.prisma.$transaction(
+    const changes = await this.prisma.$transaction(
       async (tx: Prisma.TransactionClient) => {
         // Row lock + bump: concurrent publishers for this pool serialise here.
         const row = await tx.gatewayPool.update({ where: { name: pool }, data: { revision: { increment: 1 } } });
-        const connections = await tx.connection.findMany({ where: { pool }, orderBy: { name: 'asc' } });
+        const rows = await tx.connection.findMany({ where: { pool }, orderBy: { name: 'asc' } });
+        // One connection that cannot be published (a secret under another master key, an invalid row) is
+        // left out and marked broken; every other connection of the pool goes on working.
+        const connections: ConnectionConfig[] = [];
+        const broken = new Map<string, string>();
+        for (const c of rows) {
+          const r = this.connectionConfig(c, row.publicKey);
+          if ('broken' in r) broken.set(c.name, r.broken);
+          else connections.push(r.config);
+        }
         const snapshot: ConfigSnapshot = {
           revision: row.revision,
           pool,
@@ -179,42 +190,79 @@ export class ConfigPublisherService implements OnApplicationBootstrap, OnApplica
           revokedTokenIds: shared.revokedTokenIds,
           eventKey: sealForPool(row.publicKey, this.eventKey, 'event-key'),
           maskingKey: sealForPool(row.publicKey, this.maskingKey, 'masking-key'),
-          connections: connections.map((c): ConnectionConfig => ({
-            name: c.name,
-            kind: c.kind as ConnectionConfig['kind'],
-            host: c.host,
-            port: c.port,
-            database: c.database,
-            username: c.username,
-            secret: c.secretCiphertext ? sealForPool(row.publicKey, this.decryptSecret(pool, c.name, c.secretCiphertext), `connection:${c.name}`) : null,
-            tls: c.tls as ConnectionConfig['tls'],
-            allowedGroups: c.allowedGroups,
-            policy: c.policy,
-            recording: c.recording as ConnectionConfig['recording'],
-            approvalMode: c.approvalMode as ConnectionConfig['approvalMode'],
-          })),
+          connections,
           policies: shared.policies,
         };
         const checked = configSnapshotSchema.safeParse(snapshot);
         if (!checked.success) throw new SnapshotPublishError(pool, 'snapshot failed its schema', { cause: new SchemaError('config snapshot', formatIssues(checked.error)) });
         // Signed with the token-signing key: gateways trust only the public keys they were deployed with.
         await kv.put(this.nats.names.configKey(pool), signConfigSnapshot(checked.data, this.signingKey()));
+        return this.markBroken(tx, pool, broken);
       },
       { timeout: 15_000, maxWait: 15_000 },
     );
+    this.metrics.connectionsBroken.set({ pool }, changes.brokenNow);
+    for (const { name, reason } of changes.broke) {
+      this.logger.error(
+        `connection ${name} (pool ${pool}) left out of the config snapshot: ${reason}; the pool's other connections are published. ` +
+          `Fix it with PATCH /v1/connections/${name} (e.g. set its password again) or delete it`,
+      );
+      void this.events.record({ type: 'connection.changed', actor: 'system', data: { action: 'broken', target: name, pool, reason } });
+    }
+    for (const name of changes.repaired) {
+      this.logger.log(`connection ${name} (pool ${pool}) is published again`);
+      void this.events.record({ type: 'connection.changed', actor: 'system', data: { action: 'repaired', target: name, pool } });
+    }
+  }
+
+  /**
+   * Records which connections of `pool` are broken (`brokenReason`), in the publishing transaction, so that
+   * replicas agree and each change of state is reported once. Raw SQL: `updatedAt` stays the admin's.
+   */
+  private async markBroken(tx: Prisma.TransactionClient, pool: string, broken: ReadonlyMap<string, string>): Promise<{ broke: { name: string; reason: string }[]; repaired: string[]; brokenNow: number }> {
+    const broke: { name: string; reason: string }[] = [];
+    for (const [name, reason] of broken) {
+      const n = await tx.$executeRaw`UPDATE "Connection" SET "brokenReason" = ${reason}, "brokenSince" = coalesce("brokenSince", now())
+        WHERE "name" = ${name} AND "brokenReason" IS DISTINCT FROM ${reason}`;
+      if (n > 0) broke.push({ name, reason });
+    }
+    const names = [...broken.keys()];
+    const repaired = await tx.$queryRaw<{ name: string }[]>`UPDATE "Connection" SET "brokenReason" = NULL, "brokenSince" = NULL
+      WHERE "pool" = ${pool} AND "brokenReason" IS NOT NULL AND NOT ("name" = ANY(${names}::text[])) RETURNING "name"`;
+    return { broke, repaired: repaired.map((r) => r.name), brokenNow: broken.size };
+  }
+
+  /** A connection row as the snapshot carries it, or why it cannot be published. */
+  private connectionConfig(c: ConnectionModel, poolPublicKey: string): { config: ConnectionConfig } | { broken: string } {
+    let password: string | null = null;
+    if (c.secretCiphertext) {
+      try {
+        password = decryptAtRest(this.secretsKey, c.secretCiphertext, c.name);
+      } catch {
+        return { broken: 'its secret cannot be decrypted with this PORTCULLIS_MASTER_KEY (it was stored under another one)' };
+      }
+    }
+    const config = connectionConfigSchema.safeParse({
+      name: c.name,
+      kind: c.kind,
+      host: c.host,
+      port: c.port,
+      database: c.database,
+      username: c.username,
+      secret: password === null ? null : sealForPool(poolPublicKey, password, `connection:${c.name}`),
+      tls: c.tls,
+      allowedGroups: c.allowedGroups,
+      policy: c.policy,
+      recording: c.recording,
+      approvalMode: c.approvalMode,
+    });
+    if (!config.success) return { broken: `invalid configuration: ${formatIssues(config.error).join('; ')}` };
+    return { config: config.data };
   }
 
   /** jose's importJWK gives a WebCrypto key for Ed25519 (its type also admits raw bytes, for HMAC keys). */
   private signingKey(): JwsSigningKey {
     const { kid, privateKey } = this.keys.activeKey;
     return { kid, privateKey: privateKey as webcrypto.CryptoKey };
-  }
-
-  private decryptSecret(pool: string, connection: string, ciphertext: string): string {
-    try {
-      return decryptAtRest(this.secretsKey, ciphertext, connection);
-    } catch (err) {
-      throw new SnapshotPublishError(pool, `secret of connection ${connection} cannot be decrypted with PORTCULLIS_MASTER_KEY`, { cause: err });
-    }
   }
 }

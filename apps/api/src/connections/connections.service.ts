@@ -26,6 +26,9 @@ export function toConnectionView(c: Connection): ConnectionView {
     policy: c.policy,
     recording: c.recording,
     approvalMode: c.approvalMode,
+    status: c.brokenReason === null ? 'ok' : 'broken',
+    brokenReason: c.brokenReason,
+    brokenSince: c.brokenSince?.toISOString() ?? null,
     createdAt: c.createdAt.toISOString(),
     updatedAt: c.updatedAt.toISOString(),
   };

@@ -30,6 +30,12 @@ export class MetricsService {
     labelNames: ['pool', 'result'] as const,
     registers: [this.registry],
   });
+  readonly connectionsBroken = new Gauge({
+    name: 'portcullis_api_connections_broken',
+    help: 'Connections left out of their pool\'s config snapshot (secret cannot be decrypted, invalid config), by pool',
+    labelNames: ['pool'] as const,
+    registers: [this.registry],
+  });
   readonly tokensIssued = new Counter({
     name: 'portcullis_api_tokens_issued_total',
     help: 'Tokens issued by kind (api, gateway)',

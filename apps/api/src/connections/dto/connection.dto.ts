@@ -64,6 +64,13 @@ export const connectionViewSchema = z.object({
   policy: z.string().nullable(),
   recording: z.string(),
   approvalMode: z.string(),
+  /**
+   * `broken`: left out of its pool's config snapshot (sessions to it are refused; the pool's other
+   * connections work), e.g. its secret was stored under another master key. PATCH it to repair it.
+   */
+  status: z.enum(['ok', 'broken']),
+  brokenReason: z.string().nullable(),
+  brokenSince: z.string().nullable(),
   createdAt: z.string(),
   updatedAt: z.string(),
 });
