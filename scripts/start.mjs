@@ -15,6 +15,7 @@ import { paint, Supervisor, useColour } from './lib/children.mjs';
 import { ConfigError, loadConfig } from './lib/config.mjs';
 import { ensureDemoDatabase } from './lib/demo-db.mjs';
 import { ensureHome, writeConfigKeys } from './lib/home.mjs';
+import { connectionsUnderAnotherKey, keyMismatchLine } from './lib/master-key-check.mjs';
 import { apiClient, waitForOk } from './lib/http.mjs';
 import { nextSteps } from './lib/next-steps.mjs';
 import { seedDemo } from './lib/seed.mjs';
@@ -119,6 +120,14 @@ async function main() {
   const migrated = await migrate(cfg.databaseUrl, join(cfg.root, 'prisma/migrations'));
   ok(`database ${cfg.database.pathname.slice(1)}${created ? ' created' : ''}: ${migrated.applied.length} migration(s) applied, ${migrated.alreadyApplied.length} already there`);
 
+  // A master key that does not match the database: say so now, not after a long wait for the gateway.
+  const resetDemo = process.argv.includes('--reset-demo');
+  const foreign = await connectionsUnderAnotherKey(cfg.databaseUrl, secrets.masterKey, cfg.root);
+  if (foreign.length > 0 && !resetDemo) {
+    fail(keyMismatchLine({ database: cfg.database.pathname.slice(1), home: cfg.home, names: foreign }));
+    process.exit(1);
+  }
+
   // 5. The demo target.
   const demo = await ensureDemoDatabase(cfg.databaseUrl, { database: cfg.demo.database, role: cfg.demo.role, password: secrets.demoDbPassword });
   ok(`demo target ${cfg.demo.database} (owner ${cfg.demo.role})${demo.createdDatabase ? ' created' : ''}${demo.insertedRows ? `, ${demo.insertedRows} synthetic customers` : ''}`);
@@ -212,6 +221,13 @@ async function main() {
 
   // 8. Seed the demo (idempotent), then wait for the rest: the gateway is ready once it has its pool's config.
   try {
+    // --reset-demo: the connections this master key cannot open go (through the api, so it is audited);
+    // the seed then creates the demo connection again under this key.
+    const admin = apiClient(cfg.apiUrl, secrets.bootstrapToken);
+    for (const name of foreign) {
+      await admin.del(`/v1/connections/${encodeURIComponent(name)}`);
+      say(dim(`  reset: connection ${name} deleted (its secret was stored with another master key)`));
+    }
     await seedDemo(apiClient(cfg.apiUrl, secrets.bootstrapToken), {
       pool: cfg.pool,
       poolPublicKey: secrets.poolPublicKey,

@@ -1,7 +1,8 @@
 // `pnpm start` (scripts/start.mjs and scripts/lib/*): the pieces against the local services, and the
 // whole script as a child process with its own ports, database, NATS prefix and .portcullis/.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import { createServer as createTcpServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -23,6 +24,8 @@ import { apiClient } from '../scripts/lib/http.mjs';
 import { demoPolicy, seedDemo } from '../scripts/lib/seed.mjs';
 // @ts-expect-error idem
 import { checkServices } from '../scripts/lib/services.mjs';
+// @ts-expect-error idem
+import { connectionsUnderAnotherKey } from '../scripts/lib/master-key-check.mjs';
 import { freePort } from './support/free-port.js';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
@@ -354,4 +357,56 @@ describe('scripts/start.mjs as a child process', () => {
     second.child.kill('SIGTERM');
     expect(await second.exited).toBe(0);
   });
+});
+
+describe('a master key that does not match the database', () => {
+  const database = `portcullis_keycheck_${suffix}`;
+  const url = `postgresql://postgres@127.0.0.1:5432/${database}`;
+  const ours = randomBytes(32).toString('hex');
+  const theirs = randomBytes(32).toString('hex');
+
+  it.skipIf(!built)('is found: the connections whose secret this key cannot open', async () => {
+    cleanups.push(() => dropDatabase(database));
+    const { ensureDatabase, migrate } = await import(join(root, 'libs/db/dist/migrate.js'));
+    await ensureDatabase(url);
+    await migrate(url, join(root, 'prisma/migrations'));
+    const { deriveKey, encryptAtRest, parseMasterKey } = await import('@portcullis/protocol');
+    const c = new pg.Client({ connectionString: url });
+    await c.connect();
+    for (const [name, key] of [['demo', ours], ['peer', theirs], ['zeta', theirs]] as const) {
+      await c.query(
+        'INSERT INTO "Connection" ("id", "name", "host", "database", "username", "secretCiphertext", "allowedGroups", "updatedAt") VALUES (gen_random_uuid(), $1, $2, $3, $4, $5, $6, now())',
+        [name, '127.0.0.1', 'app', 'app', encryptAtRest(deriveKey(parseMasterKey(key)!, 'secrets-at-rest'), 'pw', name), []],
+      );
+    }
+    await c.end();
+    expect(await connectionsUnderAnotherKey(url, ours, root)).toEqual(['peer', 'zeta']);
+    expect(await connectionsUnderAnotherKey(url, theirs, root)).toEqual(['demo']);
+  });
+
+  it.skipIf(!built)('stops `pnpm start` at once with one line saying what to do', async () => {
+    const home = tempHome();
+    mkdirSync(home, { recursive: true, mode: 0o700 });
+    writeFileSync(join(home, 'master-key'), `${ours}\n`, { mode: 0o600 });
+    const started = Date.now();
+    const child = spawn(process.execPath, [join(root, 'scripts/start.mjs')], {
+      cwd: root,
+      env: { ...process.env, NO_COLOR: '1', PORTCULLIS_HOME: home, DATABASE_URL: url, PORTCULLIS_SKIP_BUILD: '1', PORTCULLIS_DEMO_DB: `pc_demo_keycheck_${suffix}` },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let out = '';
+    child.stdout!.on('data', (d) => (out += d));
+    child.stderr!.on('data', (d) => (out += d));
+    const code = await new Promise<number | null>((r) => child.once('exit', (c) => r(c)));
+    expect(code).toBe(1);
+    const lines = out.trim().split('\n');
+    expect(lines.at(-1)).toBe(
+      `✗ database ${database} holds connection secrets (peer, zeta) stored with another master key than ${join(home, 'master-key')} — ` +
+        'another checkout\'s .portcullis/ uses this database: start with that one (PORTCULLIS_HOME=<other checkout>/.portcullis), ' +
+        'point DATABASE_URL at another database, or run `pnpm start --reset-demo` to delete those connections and seed the demo again',
+    );
+    // before any app, the demo database or a port was touched
+    expect(out).not.toContain('demo target');
+    expect(Date.now() - started).toBeLessThan(30_000);
+  }, 60_000);
 });
