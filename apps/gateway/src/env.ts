@@ -54,6 +54,13 @@ export const gatewayEnvSchema = z.object({
    * a credential's expiry bounds when a session may start, as with Postgres passwords' VALID UNTIL
    */
   GATEWAY_END_SESSIONS_AT_EXPIRY: bool,
+  /**
+   * Bytes the process may hold for large messages in flight (postgres/buffer-budget.ts); a session
+   * that needs more stops being read until others have delivered theirs
+   */
+  GATEWAY_BUFFER_BYTES: z.coerce.number().int().min(1024 * 1024).default(256 * 1024 * 1024),
+  /** Bytes one session may hold that way; also the most one message may weigh on the JavaScript relay */
+  GATEWAY_SESSION_BUFFER_BYTES: z.coerce.number().int().min(1024 * 1024).default(64 * 1024 * 1024),
   REDIS_URL: z.string().default('redis://127.0.0.1:6379'),
   LOG_LEVEL: logLevelSchema.default('info'),
 }).refine((e) => !!e.GATEWAY_TLS_CERT === !!e.GATEWAY_TLS_KEY, {
@@ -62,6 +69,9 @@ export const gatewayEnvSchema = z.object({
 }).superRefine((e, ctx) => {
   const keys = readConfigPublicKeys(e);
   if (typeof keys === 'string') ctx.addIssue({ code: 'custom', message: keys, path: [e.GATEWAY_CONFIG_PUBLIC_KEY_FILE ? 'GATEWAY_CONFIG_PUBLIC_KEY_FILE' : 'GATEWAY_CONFIG_PUBLIC_KEY'] });
+}).refine((e) => e.GATEWAY_SESSION_BUFFER_BYTES <= e.GATEWAY_BUFFER_BYTES, {
+  message: 'GATEWAY_SESSION_BUFFER_BYTES must not exceed GATEWAY_BUFFER_BYTES (a session could never get its share)',
+  path: ['GATEWAY_SESSION_BUFFER_BYTES'],
 });
 
 /** The trusted snapshot keys of a (validated) env, or the one line that says what is wrong with them. */

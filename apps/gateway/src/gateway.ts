@@ -17,6 +17,7 @@ import { createLogger, type Logger } from './logger.js';
 import { createPolicyHooks } from './policy/policy-hooks.js';
 import { loadPolicyLib, type PolicyLib } from './policy/policy-lib.js';
 import { ALLOW_ALL_HOOKS, type SessionHooks } from './policy/session-hooks.js';
+import { BufferBudget } from './postgres/buffer-budget.js';
 import { CancelRegistry, sendUpstreamCancel } from './postgres/cancel-registry.js';
 import { ClientSession, type SessionInfo } from './postgres/client-session.js';
 import { fastLaneUnavailable, trimNativeHeap } from './postgres/fast-lane.js';
@@ -73,7 +74,11 @@ export class Gateway {
     this.logger = opts.logger ?? createLogger(opts.env.LOG_LEVEL, { gateway: opts.env.GATEWAY_ID, pool: opts.env.GATEWAY_POOL });
     this.hooksFactory = opts.hooks ?? null;
     this.heartbeatMs = opts.heartbeatMs ?? 5000;
+    this.buffers = new BufferBudget(opts.env.GATEWAY_BUFFER_BYTES, (used) => this.metrics.bufferedBytes.set(used));
   }
+
+  /** large messages in flight on the JavaScript relay, across every session (buffer-budget.ts) */
+  readonly buffers: BufferBudget;
 
   private readonly heartbeatMs: number;
 
@@ -249,6 +254,7 @@ export class Gateway {
       fastLane: this.fastLane,
       endAtExpiry: this.env.GATEWAY_END_SESSIONS_AT_EXPIRY,
       cancels: this.cancels,
+      buffers: { process: this.buffers, sessionBytes: this.env.GATEWAY_SESSION_BUFFER_BYTES },
       relayCancel: (pid, secret) => this.relayCancel(pid, secret),
       publisher: () => this.publisher,
       authFailed: (f, connection) => this.authFailures?.report(f, connection),

@@ -115,6 +115,17 @@ export class GatewayMetrics {
     labelNames: ['reason'] as const,
     registers: [this.registry],
   });
+  readonly bufferedBytes = new Gauge({
+    name: 'portcullis_gateway_buffered_bytes',
+    help: 'Bytes reserved by large messages in flight on the JavaScript relay (bounded by GATEWAY_BUFFER_BYTES)',
+    registers: [this.registry],
+  });
+  readonly bufferWaits = new Counter({
+    name: 'portcullis_gateway_buffer_waits_total',
+    help: 'Times a session stopped reading until the buffer budget could hold its next large message',
+    labelNames: ['budget'],
+    registers: [this.registry],
+  });
   readonly configRevision = new Gauge({ name: 'portcullis_gateway_config_revision', help: 'Revision of the config snapshot in use (0 = none)', registers: [this.registry] });
 
   constructor(defaults = false) {

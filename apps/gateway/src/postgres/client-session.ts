@@ -29,6 +29,7 @@ import { SessionRecorder, type EventPublisher } from '../events/event-publisher.
 import type { GatewayMetrics } from '../http/metrics.js';
 import type { Logger } from '../logger.js';
 import type { SessionHooks } from '../policy/session-hooks.js';
+import type { BufferBudget } from './buffer-budget.js';
 import { sendUpstreamCancel, type CancelRegistry } from './cancel-registry.js';
 import { LOG_HEAD, LaneSide, laneLengthError, openLane, type NativeLane } from './fast-lane.js';
 import { reviewLiveSession } from './live-config.js';
@@ -51,6 +52,8 @@ export interface SessionContext {
   /** end each session when its credential expires (GATEWAY_END_SESSIONS_AT_EXPIRY) */
   endAtExpiry?: boolean;
   cancels: CancelRegistry;
+  /** memory for large messages in flight: the process's budget and one session's share (buffer-budget.ts) */
+  buffers?: { process: BufferBudget; sessionBytes: number };
   /**
    * A CancelRequest for a key this gateway does not know: ask the pool's other gateways. Settles once
    * the gateway holding the key has delivered it upstream, or when none answered in time.
@@ -92,6 +95,28 @@ const PASSED_PARAMS = new Set(['application_name', 'client_encoding', 'DateStyle
 const STARTUP_TIMEOUT_MS = 30_000;
 /** a statement still running this long after its decision has its query and decision recorded on their own */
 const HELD_START_MS = 1000;
+/**
+ * A message at least this large reserves its whole size from the buffer budget before the rest of it
+ * is read. Smaller ones are bounded by the sockets' ordinary backpressure (a read, a write buffer).
+ */
+const LARGE_MESSAGE_BYTES = 256 * 1024;
+
+type Side = 'client' | 'upstream';
+
+/** One direction's large-message reservations (see admit()). */
+interface SideHold {
+  /** reserved for the message being read now */
+  reading: number;
+  /** frames relayed from this side when that reservation was made (one more: the message is whole) */
+  at: number;
+  /** reserved for messages relayed whole and not yet taken by the peer (released when it drains) */
+  sent: number;
+  /** a request queued at the process budget */
+  waiting: (() => void) | null;
+  /** stopped for want of the session's own share (read again when its peer drains) */
+  blocked: boolean;
+}
+
 /** A pump's output up to this size is copied into one buffer rather than written as a corked writev. */
 const COALESCE_MAX_BYTES = 64 * 1024;
 /** Client bytes buffered while a hook (an approval) holds the session before reading stops. */
@@ -145,6 +170,12 @@ export class ClientSession {
   private replaying = false;
   /** inside laneMessage: the lane reads on by its return value, not by resume() */
   private inLaneMessage = false;
+  /** frames relayed from each side (admit() tells a reserved message's arrival by it) */
+  private readonly framed = { client: 0, upstream: 0 };
+  private readonly holds: Record<Side, SideHold> = {
+    client: { reading: 0, at: 0, sent: 0, waiting: null, blocked: false },
+    upstream: { reading: 0, at: 0, sent: 0, waiting: null, blocked: false },
+  };
   /** set once the relay is running (counted as live) */
   live = false;
 
@@ -509,12 +540,14 @@ export class ClientSession {
       this.clientFramer.push(chunk);
       if (this.clientBusy && (this.heldBytes += chunk.length) > MAX_HELD_BYTES) this.pause(this.clientPause, client, 'busy');
       this.pumpClient();
+      this.admit('client');
     });
     if (this.upstreamReads) {
       // The chunk's memory is reused by the next read unless something still holds it.
       this.upstreamReads.setSink((chunk) => {
         this.upstreamFramer!.push(chunk);
         this.pumpUpstream();
+        this.admit('upstream');
         // A TLS client's writes never hold it (writeClient gives them a copy): a TLS write completes
         // asynchronously, so writableLength is non-zero after nearly every one, and keeping the read
         // buffer for it meant a fresh 64 KiB buffer per read (~200 MB/s of garbage at 3k tx/s).
@@ -524,14 +557,21 @@ export class ClientSession {
       upstream.on('data', (chunk: Buffer) => {
         this.upstreamFramer!.push(chunk);
         this.pumpUpstream();
+        this.admit('upstream');
       });
     }
     client.on('close', () => this.endSession('client_closed'));
     client.on('end', () => this.endSession('client_closed'));
     upstream.on('close', () => this.upstreamClosed());
     upstream.on('error', (err) => this.log.debug({ err: err.message }, 'upstream socket error'));
-    client.on('drain', () => this.unpause(this.upstreamPause, upstream, 'drain'));
-    upstream.on('drain', () => this.unpause(this.clientPause, client, 'drain'));
+    client.on('drain', () => {
+      this.unpause(this.upstreamPause, upstream, 'drain');
+      this.admit('upstream');
+    });
+    upstream.on('drain', () => {
+      this.unpause(this.clientPause, client, 'drain');
+      this.admit('client');
+    });
     client.resume();
     upstream.resume();
     // Anything already framed (a pipelining client, a server notice after ReadyForQuery).
@@ -758,6 +798,80 @@ export class ClientSession {
     if (set.size === 0 && !this.ended) s.resume();
   }
 
+  /**
+   * Memory for large messages (buffer-budget.ts), after each read and drain: a message relayed whole
+   * is held until the peer's socket has taken it; a large message still arriving is reserved whole
+   * from the session's share and the process budget before its side is read on, and that side stops
+   * being read until both can hold it. Never dropped, only delayed. A message larger than a
+   * session's whole share could never be relayed: the session ends (54000).
+   */
+  private admit(side: Side): void {
+    const budget = this.ctx.buffers;
+    if (!budget || this.ended || this.lane) return;
+    const h = this.holds[side];
+    const source = side === 'client' ? this.client : this.upstream!;
+    const peer = side === 'client' ? this.upstream! : this.client;
+    const paused = side === 'client' ? this.clientPause : this.upstreamPause;
+    if (h.reading > 0 && this.framed[side] !== h.at) {
+      h.sent += h.reading;
+      h.reading = 0;
+    }
+    if (h.sent > 0 && peer.writableLength === 0) {
+      budget.process.release(h.sent);
+      h.sent = 0;
+    }
+    const framer = side === 'client' ? this.clientFramer : this.upstreamFramer!;
+    const want = framer.incompleteSize;
+    if (h.blocked && want < LARGE_MESSAGE_BYTES) {
+      h.blocked = false;
+      this.unpause(paused, source, 'budget');
+    }
+    if (want < LARGE_MESSAGE_BYTES || h.reading > 0 || h.waiting) return;
+    if (want > budget.sessionBytes) {
+      this.terminate('54000', `a message of ${want} bytes exceeds the gateway's limit of ${budget.sessionBytes} bytes per session`, 'message_too_large');
+      return;
+    }
+    const other = this.holds[side === 'client' ? 'upstream' : 'client'];
+    if (h.sent + other.reading + other.sent + want > budget.sessionBytes) {
+      // the session's own earlier messages must reach their peers first
+      if (!h.blocked) {
+        h.blocked = true;
+        this.ctx.metrics.bufferWaits.inc({ budget: 'session' });
+        this.pause(paused, source, 'budget');
+      }
+      return;
+    }
+    if (h.blocked) {
+      h.blocked = false;
+      this.unpause(paused, source, 'budget');
+    }
+    h.at = this.framed[side];
+    const grant = (): void => {
+      h.waiting = null;
+      h.reading = want;
+      this.unpause(paused, source, 'budget');
+    };
+    if (budget.process.reserve(want, () => grant())) {
+      h.reading = want;
+      return;
+    }
+    h.waiting = grant;
+    this.ctx.metrics.bufferWaits.inc({ budget: 'process' });
+    this.pause(paused, source, 'budget');
+  }
+
+  /** Gives back what the session held of the buffer budget (it ended). */
+  private releaseBuffers(): void {
+    const budget = this.ctx.buffers;
+    if (!budget) return;
+    for (const h of Object.values(this.holds)) {
+      if (h.waiting) budget.process.cancel(h.waiting);
+      budget.process.release(h.reading + h.sent);
+      h.waiting = null;
+      h.reading = h.sent = 0;
+    }
+  }
+
   private pumpClient(): void {
     if (this.clientBusy || this.ended || !this.machine) return;
     const upstream = this.upstream!;
@@ -766,6 +880,7 @@ export class ClientSession {
       for (;;) {
         const f = this.clientFramer.next();
         if (!f) break;
+        this.framed.client++;
         if (f.type === F.Terminate) {
           this.flushOut();
           if (this.lane) this.lane.write(LaneSide.Upstream, encodeTerminate());
@@ -806,6 +921,7 @@ export class ClientSession {
       for (;;) {
         const f = this.upstreamFramer!.next();
         if (!f) break;
+        this.framed.upstream++;
         const r = this.machine.fromUpstream(f);
         if (r) {
           this.upstreamBusy = true;
@@ -898,6 +1014,7 @@ export class ClientSession {
     // what the lane forwarded since its last log still counts (result events, statements, bytes)
     if (this.lane) this.replayLane(this.lane.take());
     this.ended = true;
+    this.releaseBuffers();
     this.aborter.abort();
     if (this.expiryTimer) clearTimeout(this.expiryTimer);
     if (this.reviewTimer) clearTimeout(this.reviewTimer);

@@ -199,6 +199,20 @@ describe('PgFramer: streams', () => {
     expect(f.next()).toBeNull();
     expect(f.buffered()).toBe(0);
   });
+
+  it.each([
+    { name: 'no header yet', cut: 3, size: 0 },
+    { name: 'header only', cut: 5, size: 1 + 4 + 2 + 4 + 100 },
+    { name: 'all but the last byte', cut: 110, size: 111 },
+    { name: 'whole', cut: 111, size: 0 },
+  ])('incompleteSize: $name', ({ cut, size }) => {
+    const row = be.encodeDataRow([Buffer.alloc(100, 1)]);
+    expect(row.length).toBe(111);
+    const f = new PgFramer({ startup: false });
+    f.push(row.subarray(0, cut));
+    drain(f);
+    expect(f.incompleteSize).toBe(size);
+  });
 });
 
 describe('PgFramer: hostile input', () => {

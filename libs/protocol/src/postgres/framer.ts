@@ -69,6 +69,8 @@ export class PgFramer {
   private total = 0;
   private untyped: boolean;
   private failure: ProtocolError | null = null;
+  /** whole size of the typed message at the head when next() last found it incomplete, else 0 */
+  private incomplete = 0;
   private readonly caps: Uint32Array;
   private readonly maxStartup: number;
 
@@ -113,6 +115,15 @@ export class PgFramer {
     return this.caps.slice();
   }
 
+  /**
+   * The whole size (type byte and length field included) of the typed message next() last found
+   * incomplete, 0 when it returned a message or had no header yet: what the caller must hold to
+   * receive that message whole (a memory budget reserves it before reading on).
+   */
+  get incompleteSize(): number {
+    return this.incomplete;
+  }
+
   /** Bytes held that no returned frame covers yet. */
   buffered(): number {
     return this.total;
@@ -142,6 +153,7 @@ export class PgFramer {
   next(): PgFrame | null {
     if (this.failure) throw this.failure;
     if (this.untyped) return this.nextUntyped();
+    this.incomplete = 0;
     if (this.total < TYPED_HEADER) return null;
     const chunk = this.chunks[0];
     const off = this.head;
@@ -158,7 +170,10 @@ export class PgFramer {
       throw this.fail(new ProtocolError('length_out_of_range', `message type 0x${type.toString(16).padStart(2, '0')} has length ${len}, outside 4..${this.caps[type]}`));
     }
     const size = len + 1;
-    if (this.total < size) return null;
+    if (this.total < size) {
+      this.incomplete = size;
+      return null;
+    }
     if (chunk.length - off >= size) {
       const end = off + size;
       const frame = chunk.subarray(off, end);
