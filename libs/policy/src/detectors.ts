@@ -20,7 +20,17 @@ export interface Detector {
    * detectors): the regex always runs.
    */
   mayMatch?: (f: TextFacts) => boolean;
+  /**
+   * Context words: a candidate `confirm` rejects is still taken when `context.before` matches the
+   * text right before it (e.g. "SSN" a few words earlier) and `context.confirm` accepts it. For
+   * values whose check is about issuance, not shape: a never-issued 9xx SSN labelled "SSN" is an SSN
+   * as far as the reader is concerned (test data, a typo, a number from elsewhere).
+   */
+  context?: { before: RegExp; confirm: (match: string) => number };
 }
+
+/** How much text before a candidate is read for context words (a few words). */
+const CONTEXT_CHARS = 48;
 
 export interface Finding {
   start: number;
@@ -102,6 +112,18 @@ function confirmCard(m: string): number {
   if (sep !== 0 && !cardGroupsValid(cardGroups, groups)) return 0;
   return m.length;
 }
+
+/** An SSN's shape with no all-zero group (the one rule that holds for every number written as one). */
+function ssnShape(m: string): number {
+  return m.startsWith('000') || m.slice(4, 6) === '00' || m.slice(7, 11) === '0000' ? 0 : m.length;
+}
+
+/**
+ * "SSN", "social security (number|no.|#)", "SS#" at most four words before the value (the text
+ * read ends right before the candidate; an SSN-shaped word in between counts as one word, so a list
+ * after one label is covered).
+ */
+const SSN_CONTEXT = /(?:\bssn|\bsocial[\s-]+security(?:[\s-]+(?:number|no\.?|#))?|\bss#)s?\W*(?:[\p{L}\p{N}-]+\W+){0,4}$/iu;
 
 function confirmSsn(m: string): number {
   const area = Number(m.slice(0, 3));
@@ -369,6 +391,7 @@ export const BUILTIN_DETECTORS: readonly Detector[] = [
     regex: /(?<![\d-])\d{3}-\d{2}-\d{4}(?![\d-])/g,
     confirm: confirmSsn,
     mayMatch: (f) => (f.flags & FACT.SSN_SHAPE) !== 0,
+    context: { before: SSN_CONTEXT, confirm: ssnShape },
   },
   {
     name: 'EMAIL',
@@ -441,7 +464,8 @@ export function findAll(text: string, detectors: readonly Detector[], facts?: Te
     let m: RegExpExecArray | null;
     while ((m = re.exec(text)) !== null) {
       if (m[0].length === 0) { re.lastIndex++; continue; }
-      const len = d.confirm ? d.confirm(m[0]) : m[0].length;
+      let len = d.confirm ? d.confirm(m[0]) : m[0].length;
+      if (len === 0 && d.context && d.context.before.test(text.slice(Math.max(0, m.index - CONTEXT_CHARS), m.index))) len = d.context.confirm(m[0]);
       if (len > 0) (found ??= []).push({ start: m.index, end: m.index + len, detector: d.name });
     }
   }
