@@ -5,6 +5,7 @@ import { collectNames, type StatementNames } from './masked-references.js';
 import { SqlAnalysisError } from './errors.js';
 import { functionBindings, type Binding } from './function-bindings.js';
 import { constantString, only, stringsOf } from './parse-tree.js';
+import { fixedNames, isNameColumn, isPgSettings, pgSettingsScope, relationNames } from './setting-names.js';
 import { sqlOfCall, sqlTextFunction } from './sql-text-functions.js';
 import { isStatementNode, statementKind } from './statement-kinds.js';
 import { tableReads } from './table-readers.js';
@@ -80,6 +81,8 @@ class Analyzer {
   literalDependent = false;
   /** PL/pgSQL variables of the block being analysed */
   private plVars: ReadonlySet<string> | undefined;
+  /** per statement being walked, innermost last: its FROM when it is a SELECT from pg_settings alone (setting-names.ts) */
+  private readonly settingsScopes: ReturnType<typeof pgSettingsScope>[] = [];
   private readonly onLiteral = () => { this.literalDependent = true; };
 
   /** Parses and analyses one SQL text (top level or nested in a string). */
@@ -161,6 +164,17 @@ class Analyzer {
   }
 
   private node(type: string, body: Node, unit: StatementUnit | null, planOnly: boolean, nesting: number, depth: number): void {
+    if (!isStatementNode(type)) return this.nodeIn(type, body, unit, planOnly, nesting, depth);
+    // set_config(name, …) directly in this statement reads `name` from its FROM (see functionCall)
+    this.settingsScopes.push(type === 'SelectStmt' ? pgSettingsScope(body) : null);
+    try {
+      this.nodeIn(type, body, unit, planOnly, nesting, depth);
+    } finally {
+      this.settingsScopes.pop();
+    }
+  }
+
+  private nodeIn(type: string, body: Node, unit: StatementUnit | null, planOnly: boolean, nesting: number, depth: number): void {
     if (isStatementNode(type) && !planOnly) {
       const u = this.newUnit(statementKind(type, body));
       this.bindings(functionBindings(type, body), u);
@@ -168,9 +182,14 @@ class Analyzer {
         case 'DeleteStmt':
         case 'UpdateStmt':
           u.unbounded = isUnbounded(body.whereClause, this.whereContext(body.relation as Node));
+          if (isPgSettings(body.relation)) this.settingsWrite(type, body, u);
+          break;
+        case 'InsertStmt':
+          if (isPgSettings(body.relation)) this.settingsWrite(type, body, u);
           break;
         case 'MergeStmt':
           this.merge(body, u);
+          if (isPgSettings(body.relation)) this.settingsWrite(type, body, u);
           break;
         case 'CopyStmt':
           u.copy = body.is_program ? 'program' : body.filename !== undefined ? 'file' : 'stdio';
@@ -332,20 +351,51 @@ class Analyzer {
     return null;
   }
 
+  /**
+   * A write to the pg_settings view. Its UPDATE rule is `set_config(name, setting, false)` for each
+   * row: the set_config of each setting its WHERE names (INSERT does nothing and DELETE fails, but
+   * a write whose settings are not known is not guessed at).
+   */
+  private settingsWrite(type: string, body: Node, unit: StatementUnit): void {
+    this.literalDependent = true;
+    unit.functions.push({ schema: 'pg_catalog', name: 'set_config' });
+    const names = type === 'UpdateStmt' ? fixedNames(body.whereClause, relationNames(body.relation as Node)) : null;
+    if (names === null) {
+      this.dynamic.push("a write to pg_settings whose setting names are not fixed by WHERE name = '…' cannot be analysed");
+      return;
+    }
+    let value: unknown;
+    for (const t of (body.targetList as unknown[]) ?? []) {
+      const e = only(t);
+      if (e && e[0] === 'ResTarget' && e[1].name === 'setting') value = e[1].val;
+    }
+    for (const n of names) this.configChange(n, value);
+  }
+
+  /** set_config(setting, value) or its equivalent: only a value the parser reads alike may go to a lexing setting. */
+  private configChange(setting: string, valueNode: unknown): void {
+    const s = setting.trim().toLowerCase();
+    if (s !== 'standard_conforming_strings' && s !== 'client_encoding') return;
+    const value = valueNode === undefined ? null : constantString(valueNode);
+    const ok = value !== null && (s === 'client_encoding' ? isUtf8Name(value) : ['on', 'true', 'yes', '1'].includes(value.trim().toLowerCase()));
+    if (!ok) this.dynamic.push(`set_config of ${s} to that value is not allowed: statements could hide in string literals`);
+  }
+
   private functionCall(name: QualifiedName, args: unknown[], nesting: number): void {
     if (name.name === 'set_config' && (name.schema === null || name.schema === 'pg_catalog')) {
       this.literalDependent = true;
       const setting = args[0] === undefined ? null : constantString(args[0]);
-      if (setting === null) {
-        this.dynamic.push('set_config with a setting name computed at run time cannot be analysed');
+      if (setting !== null) {
+        this.configChange(setting, args[1]);
         return;
       }
-      const s = setting.trim().toLowerCase();
-      if (s === 'standard_conforming_strings' || s === 'client_encoding') {
-        const value = args[1] === undefined ? null : constantString(args[1]);
-        const ok = value !== null && (s === 'client_encoding' ? isUtf8Name(value) : ['on', 'true', 'yes', '1'].includes(value.trim().toLowerCase()));
-        if (!ok) this.dynamic.push(`set_config of ${s} to that value is not allowed: statements could hide in string literals`);
+      // set_config(name, …) FROM pg_settings WHERE name = '…' (pg_dump's first statement): the names are known
+      const scope = this.settingsScopes[this.settingsScopes.length - 1];
+      if (scope?.names && isNameColumn(args[0], scope.relation)) {
+        for (const n of scope.names) this.configChange(n, args[1]);
+        return;
       }
+      this.dynamic.push('set_config with a setting name computed at run time cannot be analysed');
       return;
     }
     const runs = sqlTextFunction(name);
