@@ -18,6 +18,9 @@ import {
   encodeParameterStatus,
   encodeReadyForQuery,
   encodeTerminate,
+  LEXING_SETTINGS,
+  reportedLexingProblem,
+  requestedLexingProblem,
   BackendMessageType as B,
   type AuthFailure,
   type PgFrame,
@@ -34,7 +37,7 @@ import { sendUpstreamCancel, type CancelRegistry } from './cancel-registry.js';
 import { LOG_HEAD, LaneSide, laneLengthError, openLane, type NativeLane } from './fast-lane.js';
 import { reviewLiveSession } from './live-config.js';
 import { MessageReader } from './message-reader.js';
-import { RelayMachine } from './relay-machine.js';
+import { LexingStateError, RelayMachine } from './relay-machine.js';
 import type { SocketReads } from './socket-reads.js';
 import { connectUpstream, UpstreamError, type UpstreamSession } from './upstream.js';
 
@@ -86,9 +89,6 @@ export interface SessionInfo {
 
 /** While a hook holds the client direction, its bytes are still read (so a disconnect is seen) up to this much. */
 const MAX_HELD_BYTES = 1024 * 1024;
-
-/** Client-only encodings whose multibyte characters can contain ASCII quote/backslash bytes. */
-const UNSAFE_CLIENT_ENCODINGS = new Set(['SJIS', 'SHIFTJIS', 'SHIFTJIS2004', 'MSKANJI', 'WIN932', 'CP932', 'BIG5', 'WIN950', 'CP950', 'GBK', 'WIN936', 'CP936', 'UHC', 'WIN949', 'CP949', 'GB18030', 'JOHAB']);
 
 /** Startup parameters passed on to the target. `user`/`database` are the gateway's; `options` and `replication` never pass. */
 const PASSED_PARAMS = new Set(['application_name', 'client_encoding', 'DateStyle', 'TimeZone', 'IntervalStyle', 'extra_float_digits', 'search_path', 'datestyle', 'timezone']);
@@ -322,10 +322,10 @@ export class ClientSession {
     if (params.replication && params.replication !== 'false' && params.replication !== 'off' && params.replication !== '0') {
       throw new SessionRefused('28000', 'replication connections are not allowed through the gateway', 'replication');
     }
-    if (params.client_encoding && UNSAFE_CLIENT_ENCODINGS.has(params.client_encoding.toUpperCase().replace(/[^A-Z0-9]/g, ''))) {
-      // In these encodings a multibyte character may end in the byte of ' or \, so the server would
-      // read different SQL than the policy parsed (Postgres refuses them as server encodings for this reason).
-      throw new SessionRefused('22023', `client_encoding ${params.client_encoding} is not allowed through the gateway: use UTF8`, 'client_encoding');
+    for (const name of LEXING_SETTINGS) {
+      // refused before the upstream connect; the server's own report is checked again in connect()
+      const problem = params[name] === undefined ? null : requestedLexingProblem(name, params[name]);
+      if (problem) throw new SessionRefused('22023', problem, name);
     }
     this.client.write(encodeAuthenticationCleartextPassword());
     const reader = this.startupReader ?? new MessageReader(this.client, this.clientFramer);
@@ -425,6 +425,11 @@ export class ClientSession {
     }
     const passed: Record<string, string> = {};
     for (const [k, v] of Object.entries(params)) if (PASSED_PARAMS.has(k)) passed[k] = v;
+    // The settings the gateway's parser depends on, pinned as the client's own: a client-given value
+    // outranks ALTER ROLE/DATABASE … SET and postgresql.conf, so neither those nor a reload can change
+    // them under a session, and RESET returns to these values. (lexing-settings.ts)
+    passed.standard_conforming_strings = 'on';
+    passed.client_encoding ??= 'UTF8';
     let up: UpstreamSession;
     const t0 = process.hrtime.bigint();
     try {
@@ -441,6 +446,15 @@ export class ClientSession {
       );
     }
     this.ctx.metrics.upstreamConnect.observe(Number(process.hrtime.bigint() - t0) / 1e9);
+    for (const name of LEXING_SETTINGS) {
+      // a server that does not report a setting the parser depends on is not read blindly either
+      const value = up.parameters.get(name);
+      const problem = value === undefined ? `the target did not report ${name}; the gateway cannot be sure it reads statements as the target does` : reportedLexingProblem(name, value);
+      if (problem) {
+        up.socket.destroy();
+        throw new SessionRefused('0A000', problem, 'lexing_state');
+      }
+    }
     if (this.ended || this.client.destroyed) {
       up.socket.destroy();
       this.endSession('client_gone');
@@ -948,6 +962,10 @@ export class ClientSession {
 
   private relayFailed(err: unknown, side: 'client' | 'upstream'): void {
     if (this.ended) return;
+    if (err instanceof LexingStateError) {
+      this.terminate(err.sqlState, err.message, 'lexing_state', err.detail);
+      return;
+    }
     if (err instanceof ProtocolError) {
       this.ctx.metrics.errors.inc({ kind: 'protocol' });
       this.log.info({ side, err: err.message }, 'protocol error; session closed');
@@ -1093,10 +1111,10 @@ export class ClientSession {
   }
 
   /** The gateway ends a live session on its own: the client gets a FATAL, session.end says why. */
-  private terminate(code: string, message: string, reason: string): void {
+  private terminate(code: string, message: string, reason: string, detail?: string): void {
     this.log.info({ reason }, 'session terminated by the gateway');
     this.ctx.metrics.sessionsTerminated.inc({ reason });
-    this.fatal(code, message);
+    this.fatal(code, message, detail);
     this.endSession(reason);
   }
 

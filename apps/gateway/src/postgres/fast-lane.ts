@@ -89,7 +89,9 @@ export const LOG_HEAD: number = native ? native.LOG_HEAD : 0;
  */
 function tables(): { client: Uint8Array; upstream: Uint8Array } {
   const client = new Uint8Array(256); // ToRelay: Query, Parse, FunctionCall, Terminate, anything unknown
-  for (const t of [F.Bind, F.Describe, F.Close, F.Flush, F.CopyData, F.CopyDone, F.CopyFail, F.Password]) client[t] = LaneClass.Pass;
+  for (const t of [F.Describe, F.Close, F.Flush, F.CopyData, F.CopyDone, F.CopyFail, F.Password]) client[t] = LaneClass.Pass;
+  // Bind may run code (planning, domain checks) that changes a setting: the relay notes it (settingsKnown)
+  client[F.Bind] = LaneClass.PassLogged;
   client[F.Execute] = LaneClass.PassLogged;
   client[F.Sync] = LaneClass.PassLogged;
   const upstream = new Uint8Array(256); // ToRelay: ErrorResponse, ParameterStatus, BackendKeyData, NotificationResponse, anything unknown

@@ -24,6 +24,8 @@ import {
   encodeParameterStatus,
   encodeParse,
   encodeQuery,
+  lexesAlikeUnderAnySettings,
+  reportedLexingProblem,
   type PgFrame,
 } from '@portcullis/protocol';
 import type { FunctionCallDecision, RowMasker, RowPlan, SessionHooks, StatementInfo, Verdict } from '../policy/session-hooks.js';
@@ -85,6 +87,23 @@ export interface Refusal {
   detail?: string;
   hint?: string;
 }
+
+/**
+ * The server reported a setting under which it reads SQL differently from the gateway's parser
+ * (lexing-settings.ts in libs/protocol). Every statement decided from then on could mean something
+ * else to the server than to the policy: the adapter ends the session with this FATAL.
+ */
+export class LexingStateError extends Error {
+  readonly sqlState = '0A000';
+  readonly detail = 'The server reported the setting changed (by SET, set_config, an UPDATE of pg_settings, a function or another route); the gateway ends the session rather than read statements differently from the server.';
+  constructor(message: string) {
+    super(message);
+    this.name = 'LexingStateError';
+  }
+}
+
+/** Rule name in the decision event of a statement refused because the server's lexing state was not yet known. */
+const LEXING_RULE = 'lexing';
 
 /** Steps of the upstream → client direction (the client direction has no modes of its own). */
 export const UpstreamStep = {
@@ -156,6 +175,14 @@ export class RelayMachine {
 
   /** Sync/Query messages forwarded: the batch the next forwarded message belongs to. */
   private sentBatches = 0;
+  /**
+   * A Parse, Bind or Execute went upstream since the last Sync: it may run code (planning folds
+   * functions, Bind checks domains) that changes a setting, and the server reports that only at
+   * the next ReadyForQuery, which needs a Sync first.
+   */
+  private unsyncedWork = false;
+  /** Client statements waiting for the server to report its settings (see whenSettingsKnown). */
+  private settledWaiters: (() => void)[] = [];
   /** ReadyForQuery messages received: the batch upstream is answering now. */
   private doneBatches = 0;
   private pending: PendingResult[] = [];
@@ -244,11 +271,13 @@ export class RelayMachine {
       case F.Query: {
         const { sql } = decodeQuery(f.payload);
         const stmt: StatementInfo = { sql, protocol: 'simple' };
+        if (!this.settingsKnown && !lexesAlikeUnderAnySettings(sql)) return this.whenSettingsKnown(stmt, f, 'query', '');
         return this.decide(stmt, this.hooks.onQuery(stmt), f, 'query');
       }
       case F.Parse: {
         const p = decodeParse(f.payload);
         const stmt: StatementInfo = { sql: p.query, protocol: 'extended', statement: p.name };
+        if (!this.settingsKnown && !lexesAlikeUnderAnySettings(p.query)) return this.whenSettingsKnown(stmt, f, 'parse', p.name);
         return this.decide(stmt, this.hooks.onParse(stmt), f, 'parse', p.name);
       }
       case F.Bind:
@@ -257,6 +286,7 @@ export class RelayMachine {
           const rule = this.maskedStatements.get(boundStatement(f.payload));
           if (rule !== undefined) this.markMasked(this.sentBatches, rule);
         }
+        this.unsyncedWork = true;
         this.out.toUpstream(f.frame);
         return;
       case F.Describe:
@@ -279,11 +309,12 @@ export class RelayMachine {
           this.describedPortal = null;
         }
         this.pending.push({ batch: this.sentBatches, kind: 'execute', startedAt: this.now(), rows: 0, maskedValues: 0 });
+        this.unsyncedWork = true;
         this.out.toUpstream(f.frame);
         return;
       }
       case F.Sync:
-        this.sentBatches++;
+        this.batchSent();
         this.out.toUpstream(f.frame);
         return;
       case F.FunctionCall: {
@@ -322,6 +353,42 @@ export class RelayMachine {
       return;
     }
     return this.applyVerdict(stmt, d.verdict, f, 'query', '', d.plan ?? null);
+  }
+
+  /**
+   * True when the server's lexing settings are known for the next statement: everything sent has
+   * been answered up to ReadyForQuery, before which Postgres reports any setting that changed.
+   * Otherwise a statement pipelined behind one that changed standard_conforming_strings or
+   * client_encoding (by SET, set_config, a pg_settings UPDATE, a function, a trigger...) would be
+   * read by the server under the new setting before the gateway hears of it.
+   */
+  private get settingsKnown(): boolean {
+    return !this.unsyncedWork && this.sentBatches === this.doneBatches;
+  }
+
+  private batchSent(): void {
+    this.sentBatches++;
+    this.unsyncedWork = false;
+  }
+
+  /**
+   * A statement that the server might lex differently from the gateway if a setting changed in
+   * what is still in flight. After a Sync (or a Query) it waits for the server's answer, whose
+   * ParameterStatus messages say (the adapter reads no further client messages meanwhile); inside
+   * an unsynced batch no answer comes before the client's Sync, so it is refused.
+   */
+  private whenSettingsKnown(stmt: StatementInfo, f: PgFrame, kind: 'query' | 'parse', name: string): void | Promise<void> {
+    if (this.unsyncedWork) {
+      return this.applyVerdict(stmt, {
+        action: 'block',
+        rule: LEXING_RULE,
+        reason:
+          'it follows a statement of the same pipeline that may change how the server reads SQL, and has backslashes or non-ASCII characters the gateway cannot be sure the server reads as it does: send Sync before it',
+      }, f, kind, name);
+    }
+    return new Promise<void>((resolve) => this.settledWaiters.push(resolve)).then(() =>
+      kind === 'query' ? this.decide(stmt, this.hooks.onQuery(stmt), f, kind) : this.decide(stmt, this.hooks.onParse(stmt), f, kind, name),
+    );
   }
 
   private decide(stmt: StatementInfo, verdict: Verdict | Promise<Verdict>, f: PgFrame, kind: 'query' | 'parse', name = ''): void | Promise<void> {
@@ -422,7 +489,9 @@ export class RelayMachine {
         if (this.held++ === 0) this.events.holding?.();
       }
       this.pending.push(p);
-      this.sentBatches++;
+      this.batchSent();
+    } else {
+      this.unsyncedWork = true;
     }
     this.out.toUpstream(f.frame);
   }
@@ -465,7 +534,7 @@ export class RelayMachine {
   private substituteQuery(r: Refusal): void {
     const m = this.marker();
     this.substitutions.push({ batch: this.sentBatches, marker: Buffer.from(m), error: this.errorFrame(r) });
-    this.sentBatches++;
+    this.batchSent();
     this.out.toUpstream(encodeQuery(m));
   }
 
@@ -550,6 +619,10 @@ export class RelayMachine {
         return;
       case B.ParameterStatus: {
         const p = decodeParameterStatus(f.payload);
+        // Reported whenever the value changes, by whatever route (SET, set_config, a pg_settings
+        // UPDATE, a function, a reload): from now on the server would read statements differently.
+        const problem = reportedLexingProblem(p.name, p.value);
+        if (problem) throw new LexingStateError(`terminating connection: ${problem}`);
         if (p.name === 'session_authorization') this.out.toClient(encodeParameterStatus(p.name, this.clientUser));
         else this.out.toClient(f.frame);
         return;
@@ -813,6 +886,11 @@ export class RelayMachine {
     this.layoutKnown = false;
     this.copyMasker = null;
     this.out.toClient(f.frame);
+    if (this.settledWaiters.length && this.settingsKnown) {
+      const waiters = this.settledWaiters;
+      this.settledWaiters = [];
+      for (const w of waiters) w();
+    }
   }
 }
 
