@@ -41,7 +41,7 @@ function session() {
   const m = new RelayMachine(
     ALLOW_ALL_HOOKS,
     { toClient: (b) => toClient.push(b), toUpstream: (b) => toUpstream.push(b) },
-    { query: () => {}, decision: (d) => decisions.push(d), result: () => {} },
+    { query: () => {}, decision: (d) => decisions.push(d), result: () => {}, statement: (_q, d) => decisions.push(d) },
     { decision: () => {}, masked: () => {} },
     'alice',
   );
