@@ -42,6 +42,16 @@ describe('api health, metrics, docs, env', () => {
     const body = res.body.paths['/v1/connections'].post.requestBody.content['application/json'].schema;
     expect(body.properties).toHaveProperty('password');
     expect(body.additionalProperties).toBe(false);
+    // The policy document's schema documents every top-level field the policy library accepts.
+    const schemas = res.body.components?.schemas ?? {};
+    const policyBody = res.body.paths['/v1/policies'].post.requestBody.content['application/json'].schema;
+    const documented = policyBody.$ref ? schemas[policyBody.$ref.split('/').at(-1)] : policyBody;
+    const { policyDocumentSchema } = await import('@portcullis/policy');
+    const keys = Object.keys((policyDocumentSchema as unknown as { shape: object }).shape);
+    expect(keys).toEqual(expect.arrayContaining(['maxStatementBytes', 'detectors', 'description']));
+    for (const key of keys) {
+      expect(documented.properties, `policy field ${key}`).toHaveProperty([key]);
+    }
     const ui = await api.http.get('/docs/');
     expect(ui.status).toBe(200);
     expect(ui.text).toContain('swagger');

@@ -30,11 +30,20 @@ export const evaluateResponseSchema = z.object({
   masking: z.unknown(),
 });
 
-/** Documented shape of a policy document (validated by @portcullis/policy's parsePolicyDocument). */
+/**
+ * Documented shape of a policy document (validated by @portcullis/policy's parsePolicyDocument).
+ * health.test.ts fails when policyDocumentSchema gains a top-level field this does not document.
+ */
 export const policyDocumentDocSchema = z.object({
   name: z.string(),
-  guardrails: z.array(z.object({ name: z.string(), action: z.enum(['allow', 'block', 'require_approval']), match: z.record(z.string(), z.unknown()) }).loose()).optional(),
-  dynamicSql: z.enum(['allow', 'block', 'require_approval']).optional(),
+  description: z.string().optional().describe('free text'),
+  guardrails: z.array(z.object({ name: z.string(), action: z.enum(['allow', 'block', 'require_approval']), match: z.record(z.string(), z.unknown()), reason: z.string().optional() }).loose()).optional(),
+  dynamicSql: z.enum(['allow', 'block', 'require_approval']).optional().describe('action for SQL that cannot be analysed; default block'),
   masking: z.array(z.record(z.string(), z.unknown())).optional(),
-  approval: z.object({ approvers: z.array(z.string()), timeoutSeconds: z.number().int() }).loose().optional(),
+  detectors: z
+    .array(z.object({ name: z.string().regex(/^[A-Za-z][A-Za-z0-9_]*$/), pattern: z.string(), flags: z.string().regex(/^[imsu]*$/).optional() }))
+    .optional()
+    .describe('custom content detectors that masking rules may name besides the built-in ones'),
+  approval: z.object({ approvers: z.array(z.string()), timeoutSeconds: z.number().int(), webhook: z.object({ url: z.string() }).optional() }).loose().optional(),
+  maxStatementBytes: z.number().int().min(64).max(64 * 1024 * 1024).optional().describe('statements larger than this are refused (42501, rule statement-too-large); default 1 MiB'),
 }).loose();
