@@ -41,6 +41,10 @@ const mustNotShare: [string, string, string][] = [
   ['SQL function body', "CREATE FUNCTION f() RETURNS int LANGUAGE sql AS 'SELECT 1'", "CREATE FUNCTION f() RETURNS int LANGUAGE sql AS 'TRUNCATE t'"],
   ['PL/pgSQL function body', 'CREATE FUNCTION f() RETURNS void LANGUAGE plpgsql AS $$ BEGIN NULL; END $$', 'CREATE FUNCTION f() RETURNS void LANGUAGE plpgsql AS $$ BEGIN DROP TABLE t; END $$'],
   ['function language as a string', "CREATE FUNCTION f() RETURNS int LANGUAGE 'sql' AS 'SELECT 1'", "CREATE FUNCTION f() RETURNS int LANGUAGE 'plperlu' AS 'SELECT 1'"],
+  ['ts_rewrite query text', "SELECT ts_rewrite('a'::tsquery, 'SELECT t, s FROM aliases')", "SELECT ts_rewrite('a'::tsquery, 'SELECT pg_cancel_backend(1)::text::tsquery, s FROM aliases')"],
+  ['table_to_xml table name', "SELECT table_to_xml('public.orders', true, true, '')", "SELECT table_to_xml('vault.secrets', true, true, '')"],
+  ['crosstab source SQL', "SELECT * FROM crosstab('SELECT 1, 1, 1') AS c(a int, b int)", "SELECT * FROM crosstab('SELECT pg_terminate_backend(1), 1, 1') AS c(a int, b int)"],
+  ['LANGUAGE internal symbol', "CREATE FUNCTION f(int) RETURNS int LANGUAGE internal AS 'int4abs'", "CREATE FUNCTION f(int) RETURNS int LANGUAGE internal AS 'pg_cancel_backend'"],
   ['nested EXECUTE in a CTE-free DO', "DO $$ BEGIN EXECUTE 'DELETE FROM t WHERE id = 1'; END $$", "DO $$ BEGIN EXECUTE 'DELETE FROM t WHERE 1 = 1'; END $$"],
 ];
 
