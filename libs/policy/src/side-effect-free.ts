@@ -1,4 +1,4 @@
-import { only } from './parse-tree.js';
+import { stringsOf as names } from './parse-tree.js';
 import { TYPE_NAMES, canonicalTypeName } from './pg-types.js';
 
 /**
@@ -62,15 +62,6 @@ const SAFE_TYPES: ReadonlySet<string> = new Set([
 ]);
 
 type Node = Record<string, unknown>;
-
-function names(list: unknown): string[] {
-  const out: string[] = [];
-  for (const x of Array.isArray(list) ? list : []) {
-    const e = only(x);
-    if (e?.[0] === 'String') out.push(String(e[1].sval ?? ''));
-  }
-  return out;
-}
 
 /** Only pg_catalog (or no schema, which finds pg_catalog first) holds the built-ins. */
 function builtinSchema(parts: string[]): boolean {
