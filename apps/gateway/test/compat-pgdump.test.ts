@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { demoPolicy } from '../../../scripts/lib/seed.mjs';
 import { PG_ADMIN_URL, startHarness, type Harness } from './support/harness.js';
 import { killAllPrograms, runProgram } from './support/run-program.js';
 
@@ -37,7 +38,11 @@ beforeAll(async () => {
   await admin.query(`CREATE DATABASE ${restoreDb}`);
   await admin.end();
   const target = h.snapshotInput.connections[0]!;
-  await h.putSnapshot({ connections: [target, { ...target, name: 'restore', database: restoreDb }] });
+  await h.putSnapshot({
+    connections: [target, { ...target, name: 'restore', database: restoreDb }, { ...target, name: 'demo', policy: 'default' }],
+    // the demo's own policy document, as `pnpm start` seeds it
+    policies: [{ name: 'default', version: 1, document: demoPolicy() }],
+  });
   dir = mkdtempSync(join(tmpdir(), 'compat-pgdump-'));
 });
 afterAll(async () => {
@@ -65,6 +70,14 @@ describe('pg_dump through the gateway', () => {
     expect(via.stdout).toContain('COPY public.people (id, name, mood, tags, doc, born, photo) FROM stdin;');
     expect(via.stdout).toContain('tab\\there, newline\\nthere, backslash \\\\ and ünïcode');
     expect(via.stdout).toContain(`SELECT pg_catalog.setval('public.tickets', 123, true);`);
+  });
+
+  it('runs under the demo `default` policy (its first statement, set_config(name, …) FROM pg_settings WHERE name = …, is known to set restrict_nonsystem_relation_kind)', async () => {
+    const via = await runProgram('pg_dump', ['--no-owner', '-d', h.connectionUri(await h.credential({ cn: 'demo' }), 'demo')], { timeoutMs: 30_000 });
+    expect(via.code, via.stderr).toBe(0);
+    expect(via.stderr).toBe('');
+    expect(via.stdout).toContain('COPY public.people (id, name, mood, tags, doc, born, photo) FROM stdin;');
+    expect(via.stdout).toContain('CREATE VIEW public.happy_people AS');
   });
 
   it('a custom-format dump lists with pg_restore -l and restores through the gateway', async () => {
