@@ -122,6 +122,7 @@ export class Gateway {
     this.publisher = new EventPublisher(this.nc, env.NATS_PREFIX, this.logger, 5000, env.GATEWAY_ID);
     this.metrics.eventCounts = () => this.publisher?.counts ?? null;
     this.authFailures = new AuthFailureRecorder({ gatewayId: env.GATEWAY_ID, logger: this.logger, publisher: () => this.publisher, eventKey: () => this.config.current?.eventKey ?? null });
+    this.metrics.parserHealth = () => this.policyLib?.parserHealth() ?? null;
     void this.ensureStream();
     this.config.start(this.nc);
     this.subscribeCancels(this.nc);
@@ -139,7 +140,11 @@ export class Gateway {
     this.httpServer = createHttpServer(this.metrics, {
       ready: () => {
         const c = this.config.current;
-        return { ready: !!c, detail: { configRevision: c?.revision ?? null, nats: this.nc?.isClosed() === false && this.natsConnected } };
+        // without a working SQL parser every policy-bound statement is refused: not ready
+        const parser = this.policyLib?.parserHealth() ?? null;
+        const detail: Record<string, unknown> = { configRevision: c?.revision ?? null, nats: this.nc?.isClosed() === false && this.natsConnected };
+        if (parser) detail.parser = { healthy: parser.healthy, ...(parser.reason ? { reason: parser.reason } : {}), restarts: parser.restarts };
+        return { ready: !!c && (parser?.healthy ?? true), detail };
       },
     });
     this.httpPort = await listen(this.httpServer, env.GATEWAY_HTTP_PORT, env.GATEWAY_HTTP_HOST);
@@ -276,6 +281,7 @@ export class Gateway {
         maskingKey: info.config.maskingKey,
         side: new SideConnection(info.openSide),
         logger: this.logger.child({ session: info.sessionId }),
+        onStatementTooComplex: () => this.metrics.statementsTooComplex.inc(),
       });
     }
     return this.hooksFactory ? this.hooksFactory(info, hooks, this) : hooks;

@@ -1,6 +1,6 @@
-import { parseSync } from 'libpg-query';
 import { DEFAULT_COPY_FORMAT, copyFormatProblem, type CopyFormat } from './copy-format.js';
 import { only } from './parse-tree.js';
+import { parseSql } from './sql-parser.js';
 
 /**
  * The output format of a `COPY … TO STDOUT`, read from its parse tree (CopyStmt.options: one
@@ -50,7 +50,7 @@ function isUtf8EncodingName(name: string): boolean {
 export function parseCopyToFormat(sql: string): CopyToFormat {
   let tree: { stmts?: { stmt?: unknown }[] };
   try {
-    tree = parseSync(sql) as typeof tree;
+    tree = parseSql(sql) as typeof tree;
   } catch {
     return { kind: 'refuse', reason: 'the COPY statement could not be parsed' };
   }

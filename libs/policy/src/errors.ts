@@ -38,5 +38,33 @@ export class StatementTooLargeError extends PolicyError {
 /** The SQL parser failed in a way that is not a syntax error (a crash of the WASM module, a stack overflow). */
 export class SqlAnalysisError extends PolicyError {}
 
+/** The SQL text is not valid SQL (or PL/pgSQL): the parser's own error message, safe to show. */
+export class SqlSyntaxError extends PolicyError {}
+
+/**
+ * A statement is refused before parsing because its expressions nest deeper than the parser can
+ * take safely (sql-complexity.ts). Clients get SQLSTATE 54001 (statement_too_complex) for that
+ * statement alone.
+ */
+export class StatementTooComplexError extends PolicyError {
+  /** the estimated expression depth */
+  readonly depth: number;
+  readonly limit: number;
+  constructor(depth: number, limit: number, options?: { cause?: unknown }) {
+    super(`statement too complex: its expressions nest about ${depth} levels deep; the gateway parses at most ${limit}`, options);
+    this.depth = depth;
+    this.limit = limit;
+  }
+}
+
+/**
+ * The parser failed with something other than a syntax error (a stack overflow or a memory fault
+ * inside its WebAssembly). The instance that failed has been thrown away; the statement is refused.
+ */
+export class ParserFaultError extends PolicyError {}
+
+/** No usable parser instance right now (every one failed and a new one is not ready yet). */
+export class ParserUnavailableError extends PolicyError {}
+
 /** A value stream did not have the shape the masking plan was made for (e.g. a COPY line with the wrong column count). */
 export class MaskingError extends PolicyError {}

@@ -335,9 +335,10 @@ describe('guardrails: decision details', () => {
 
   it('input that exhausts the parser fails closed, not crash', () => {
     const deep = `SELECT ${'('.repeat(20000)}1${')'.repeat(20000)}`;
-    expect(evaluate(deep, doc)).toMatchObject({ action: 'block', rule: PARSE });
+    // refused before the parser sees it (sql-complexity.ts): 54001 for the client
+    expect(evaluate(deep, doc)).toMatchObject({ action: 'block', rule: 'statement-too-complex', sqlstate: '54001' });
     const long = `SELECT 1${' + 1'.repeat(20000)}`;
-    expect(evaluate(long, doc)).toMatchObject({ action: 'block', rule: PARSE, reason: 'statement could not be analysed' });
+    expect(evaluate(long, doc)).toMatchObject({ action: 'block', rule: 'statement-too-complex', sqlstate: '54001' });
   });
 
   it('CALL is analysed like any function call', () => {

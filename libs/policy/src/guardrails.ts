@@ -8,12 +8,17 @@ import { ANY_RELATION } from './table-readers.js';
 /** What the policy says about one SQL text. */
 export interface Decision {
   action: Action;
-  /** the guardrail that decided, or `dynamicSql`, `parse-error`, `statement-too-large`; null when allowed */
+  /**
+   * the guardrail that decided, or `dynamicSql`, `parse-error`, `statement-too-large`,
+   * `statement-too-complex`, `parser-unavailable`; null when allowed
+   */
   rule: string | null;
   /** for block and require_approval: what the client is told */
   reason: string;
   /** statement kinds found, in order of appearance, each once */
   kinds: string[];
+  /** the SQLSTATE of the refusal when it is not the gateway's default 42501 (54001: statement too complex) */
+  sqlstate?: string;
   /** true when the decision came from the cache */
   cached: boolean;
   /**
@@ -166,6 +171,8 @@ export interface Verdict {
   decision: Omit<Decision, 'cached'>;
   /** whether texts that differ only in literal values may share this decision */
   shareable: boolean;
+  /** false: not even this exact text may reuse it (the parser was restarting) */
+  cacheable?: boolean;
 }
 
 /** Turns an analysis into a decision: the most restrictive match wins; ties go to the first rule. */
@@ -175,8 +182,9 @@ export function decide(analysis: Analysis, policy: CompiledPolicy): Verdict {
   let action: Action = 'allow';
   let rule: string | null = null;
   let reason = 'allowed: no guardrail matched';
-  const consider = (a: Action, r: string, why: string) => {
-    if (SEVERITY[a] > SEVERITY[action]) { action = a; rule = r; reason = why; }
+  let sqlstate: string | undefined;
+  const consider = (a: Action, r: string, why: string, code?: string) => {
+    if (SEVERITY[a] > SEVERITY[action]) { action = a; rule = r; reason = why; sqlstate = code; }
   };
   for (const unit of analysis.units) {
     for (const r of policy.rules) {
@@ -190,14 +198,17 @@ export function decide(analysis: Analysis, policy: CompiledPolicy): Verdict {
     if (leak) consider('block', leak.masked.rule, flowReason(leak.flow, leak.masked));
   }
   for (const d of analysis.dynamic) consider(policy.dynamicSql, 'dynamicSql', d);
-  if (analysis.parseError) {
-    consider(analysis.parseError.crashed ? 'block' : policy.dynamicSql, 'parse-error', analysis.parseError.reason);
-  }
+  const failed = analysis.parseError;
+  if (failed) consider(failed.crashed ? 'block' : policy.dynamicSql, failed.rule ?? 'parse-error', failed.reason, failed.sqlstate);
   const masked = analysis.names && policy.maskedColumns.length ? touchedRule(analysis, policy.maskedColumns) : null;
+  const decision: Verdict['decision'] = { action, rule, reason, kinds };
+  if (masked !== null) decision.masked = masked;
+  if (sqlstate !== undefined) decision.sqlstate = sqlstate;
   return {
-    decision: masked === null ? { action, rule, reason, kinds } : { action, rule, reason, kinds, masked },
+    decision,
     // a parse error may come from a literal's value (an out-of-range number, a bad escape): never share it
-    shareable: !analysis.literalDependent && analysis.parseError === null,
+    shareable: !analysis.literalDependent && failed === null,
+    cacheable: failed?.transient !== true,
   };
 }
 

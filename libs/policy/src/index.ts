@@ -1,4 +1,12 @@
-export { PolicyError, PolicyValidationError, StatementTooLargeError, SqlAnalysisError, MaskingError, type PolicyIssue } from './errors.js';
+export {
+  PolicyError, PolicyValidationError, StatementTooLargeError, SqlAnalysisError, MaskingError, SqlSyntaxError,
+  StatementTooComplexError, ParserFaultError, ParserUnavailableError, type PolicyIssue,
+} from './errors.js';
+export {
+  initSqlParser, parseSql, parsePlPgSql, scanSql, parserHealth, SQLSTATE_STATEMENT_TOO_COMPLEX, SQLSTATE_PARSER_UNAVAILABLE,
+  type ParserHealth,
+} from './sql-parser.js';
+export { statementDepth, assertNotTooComplex, DEFAULT_MAX_DEPTH } from './sql-complexity.js';
 export {
   policyDocumentSchema, parsePolicyDocument, actionSchema, ACTIONS, MASKING_STRATEGIES,
   type PolicyDocument, type PolicyDocumentInput, type Action, type Guardrail, type MaskingRule, type CustomDetector,

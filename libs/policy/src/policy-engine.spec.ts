@@ -1,5 +1,5 @@
 import { beforeAll, describe, expect, it } from 'vitest';
-import { scanSync } from 'libpg-query';
+import { scanSql } from './sql-parser.js';
 import { PolicyEngine, evaluate, initPolicyEngine } from './policy-engine.js';
 import { sqlShape, type LiteralSpan } from './sql-scanner.js';
 import { contractPolicy } from './test-fixtures.js';
@@ -187,7 +187,7 @@ describe('sqlShape scanner', () => {
     let lexed: { start: number; end: number }[];
     try {
       const bytes = Buffer.from(sql, 'utf8');
-      lexed = scanSync(sql).tokens
+      lexed = scanSql(sql).tokens
         .filter((t) => LITERAL_TOKENS.has(t.tokenName) || /^([uU]&|[bBxX])'/.test(t.text))
         .map((t) => ({ start: bytes.subarray(0, t.start).toString('utf8').length, end: bytes.subarray(0, t.end).toString('utf8').length }));
     } catch {

@@ -1,21 +1,15 @@
-import { loadModule } from 'libpg-query';
 import { StatementTooLargeError } from './errors.js';
 import {
   DEFAULT_MAX_STATEMENT_BYTES, compilePolicy, evaluateUncached, oversize, tooLargeDecision,
   type CompiledPolicy, type Decision, type EvaluateContext,
 } from './guardrails.js';
 import type { PolicyDocument } from './policy-document.js';
+import { initSqlParser } from './sql-parser.js';
 import { sqlShape } from './sql-scanner.js';
 
-let loading: Promise<void> | null = null;
-
-/** Loads the WASM Postgres parser once. Idempotent; await it before the first evaluate. */
+/** Loads the WASM Postgres parser once (sql-parser.ts). Idempotent; await it before the first evaluate. */
 export function initPolicyEngine(): Promise<void> {
-  loading ??= loadModule().catch((err: unknown) => {
-    loading = null;
-    throw err;
-  });
-  return loading;
+  return initSqlParser();
 }
 
 /** Pure, uncached evaluation (STYLE.md: a decision is a pure function). Fails closed, never throws. */
@@ -92,6 +86,8 @@ export class PolicyEngine {
     }
     this.misses++;
     const verdict = evaluateUncached(sql, this.policy);
+    // a parser being restarted is no answer about this text: ask again next time
+    if (verdict.cacheable === false) return { ...verdict.decision, cached: false };
     const cached: Decision = Object.freeze({ ...verdict.decision, kinds: Object.freeze([...verdict.decision.kinds]) as string[], cached: true });
     if (sql.length <= MAX_CACHED_TEXT) this.remember(this.exact, sql, cached);
     if (shape !== null && verdict.shareable) this.remember(this.shapes, shape, cached);

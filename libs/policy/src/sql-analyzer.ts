@@ -1,11 +1,11 @@
-import { parsePlPgSQLSync, parseSync, scanSync } from 'libpg-query';
 import { operatorsOf, unknownOperator } from './builtin-operators.js';
 import { columnFlows, type ColumnFlow } from './column-flows.js';
 import { collectNames, type StatementNames } from './masked-references.js';
-import { SqlAnalysisError } from './errors.js';
+import { SqlAnalysisError, SqlSyntaxError } from './errors.js';
 import { functionBindings, type Binding } from './function-bindings.js';
 import { constantString, only, stringsOf } from './parse-tree.js';
 import { fixedNames, isNameColumn, isPgSettings, pgSettingsScope, relationNames } from './setting-names.js';
+import { parsePlPgSql, parseSql, parserRefusal, scanSql, type ParseFailure } from './sql-parser.js';
 import { sqlOfCall, sqlTextFunction } from './sql-text-functions.js';
 import { isStatementNode, statementKind } from './statement-kinds.js';
 import { tableReads } from './table-readers.js';
@@ -45,7 +45,7 @@ export interface Analysis {
   /** why parts of the text cannot be analysed (each gets the policy's dynamicSql action) */
   dynamic: string[];
   /** a syntax error (`crashed: false`) or a parser/analyser failure (`crashed: true`) */
-  parseError: { reason: string; crashed: boolean } | null;
+  parseError: ParseFailure | null;
   /** the result depends on a literal's value: texts differing only in literals may not share it */
   literalDependent: boolean;
   /** column values let out other than as plain result columns (only when asked for: column-flows.ts) */
@@ -99,7 +99,7 @@ class Analyzer {
   /** The parse tree of `sql`, or undefined when it does not parse (recorded by fail). */
   private parse(sql: string): Node | undefined {
     try {
-      return parseSync(sql) as unknown as Node;
+      return parseSql(sql) as unknown as Node;
     } catch (err) {
       this.fail(err);
       return undefined;
@@ -124,7 +124,9 @@ class Analyzer {
 
   private fail(err: unknown): void {
     if (this.parseError) return;
-    const syntax = err instanceof Error && err.name === 'SqlError';
+    this.parseError = parserRefusal(err);
+    if (this.parseError) return;
+    const syntax = err instanceof SqlSyntaxError;
     this.parseError = syntax
       ? { reason: `statement could not be parsed: ${(err as Error).message}`, crashed: false }
       : { reason: 'statement could not be analysed', crashed: true };
@@ -478,10 +480,10 @@ class Analyzer {
   private plpgsql(text: string, what: string, nesting: number): void {
     let tree: Node;
     try {
-      tree = parsePlPgSQLSync(text) as unknown as Node;
+      tree = parsePlPgSql(text) as unknown as Node;
     } catch (err) {
-      // PL/pgSQL errors come back as plain Errors: they are syntax errors of the block, not crashes
-      if (err instanceof Error && !(err instanceof RangeError)) {
+      // the block's syntax errors; anything else the parser throws is a refusal or a crash (fail)
+      if (err instanceof SqlSyntaxError) {
         if (!this.parseError) this.parseError = { reason: `${what} could not be parsed: ${err.message}`, crashed: false };
       } else this.fail(err);
       return;
@@ -566,7 +568,7 @@ function isUtf8Name(v: string): boolean {
 
 /** The right-hand side of a PL/pgSQL assignment `target := expr` (or `target = expr`). */
 function assignmentValue(query: string): string {
-  const tokens = scanSync(query).tokens;
+  const tokens = scanSql(query).tokens;
   let depth = 0;
   for (const t of tokens) {
     if (t.text === '(' || t.text === '[') depth++;

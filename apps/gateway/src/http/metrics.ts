@@ -126,6 +126,39 @@ export class GatewayMetrics {
     labelNames: ['budget'],
     registers: [this.registry],
   });
+  /** Set by the gateway: the SQL parser's health (@portcullis/policy parserHealth), read when scraped. */
+  parserHealth: () => { healthy: boolean; restarts: { fault: number; memory: number } } | null = () => null;
+  private lastParserRestarts = { fault: 0, memory: 0 };
+  readonly parserHealthy = new Gauge({
+    name: 'portcullis_gateway_parser_healthy',
+    help: 'The SQL parser can take statements (1) or has no working instance (0: every policy-bound statement is refused)',
+    registers: [this.registry],
+    collect: () => {
+      const h = this.parserHealth();
+      if (h) this.parserHealthy.set(h.healthy ? 1 : 0);
+    },
+  });
+  readonly parserRestarts = new Counter({
+    name: 'portcullis_gateway_parser_restarts_total',
+    help: 'SQL parser instances replaced, by reason (fault = it failed on a statement; memory = it grew for a very large one)',
+    labelNames: ['reason'] as const,
+    registers: [this.registry],
+    collect: () => {
+      const h = this.parserHealth();
+      if (!h) return;
+      for (const reason of ['fault', 'memory'] as const) {
+        // the parser is per process; several gateways in one process each count what they have not yet seen
+        const d = h.restarts[reason] - this.lastParserRestarts[reason];
+        if (d > 0) this.parserRestarts.inc({ reason }, d);
+      }
+      this.lastParserRestarts = { ...h.restarts };
+    },
+  });
+  readonly statementsTooComplex = new Counter({
+    name: 'portcullis_gateway_statements_too_complex_total',
+    help: 'Statements refused with SQLSTATE 54001 because they nest deeper than the SQL parser takes safely',
+    registers: [this.registry],
+  });
   readonly configRevision = new Gauge({ name: 'portcullis_gateway_config_revision', help: 'Revision of the config snapshot in use (0 = none)', registers: [this.registry] });
 
   constructor(defaults = false) {

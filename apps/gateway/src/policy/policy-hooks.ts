@@ -16,6 +16,8 @@ export interface PolicyHooksOptions {
   /** lazily opened side connection to the target, for table names and COPY layouts */
   side: SideConnection;
   logger: Logger;
+  /** a statement was refused as too complex for the parser (counted in metrics) */
+  onStatementTooComplex?: () => void;
 }
 
 /** Masking plans kept per session (one per distinct row layout). */
@@ -47,6 +49,10 @@ export function createPolicyHooks(opts: PolicyHooksOptions): SessionHooks & { cl
       const d = policy.engine.evaluate(stmt.sql, { protocol: stmt.protocol === 'simple' ? 'simple' : 'extended' });
       const v: Verdict = { action: d.action, rule: d.rule ?? null, reason: d.reason ?? null, ...(d.kinds ? { kinds: d.kinds } : {}), ...(d.cached !== undefined ? { cached: d.cached } : {}) };
       if (d.masked !== undefined) v.masked = d.masked;
+      if (d.sqlstate !== undefined) {
+        v.sqlstate = d.sqlstate;
+        if (d.rule === 'statement-too-complex') opts.onStatementTooComplex?.();
+      }
       // session.start names the version the session began with; a decision by a later one says so
       if (policy.version !== started.version) v.policyVersion = policy.version;
       return v;

@@ -1,3 +1,4 @@
+import type { ParserHealth } from '@portcullis/policy';
 import type { DataRowView, DataRowWriter } from '@portcullis/protocol';
 import type { ResultField } from './session-hooks.js';
 
@@ -14,6 +15,8 @@ export interface PolicyDecisionLike {
   cached?: boolean;
   /** the masking rule of a masked column the statement reads or writes: its error/notice texts are withheld */
   masked?: string;
+  /** the SQLSTATE of a refusal when not 42501 (54001: statement too complex) */
+  sqlstate?: string;
 }
 
 export interface PolicyEngineLike {
@@ -46,6 +49,8 @@ export interface PolicyLib {
   scrubServerMessage(fields: Readonly<Record<string, string>>, doc: unknown, opts: { hmacKey: Buffer }, maskedRule: string | null): Record<string, string> | null;
   /** the output format of a `COPY … TO STDOUT` statement, or why it cannot be masked */
   parseCopyToFormat(sql: string): { kind: 'format'; format: CopyFormatLike } | { kind: 'refuse'; reason: string };
+  /** whether the SQL parser can take statements now, and how often it was replaced (/readyz, metrics) */
+  parserHealth(): ParserHealth;
 }
 
 let loaded: Promise<PolicyLib> | null = null;

@@ -19,6 +19,8 @@ export interface Verdict {
   reason: string | null;
   kinds?: string[];
   cached?: boolean;
+  /** the SQLSTATE a block is refused with when not 42501 (54001: statement too complex; 53000: parser restarting) */
+  sqlstate?: string;
   /** the policy version that decided, when it is not the one the session started with */
   policyVersion?: number;
   /** the masking rule of a masked column the statement reads or writes: its error and notice texts are withheld */

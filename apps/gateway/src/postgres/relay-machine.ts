@@ -435,7 +435,7 @@ export class RelayMachine {
       );
     }
     return this.refuse(kind, name, {
-      code: '42501',
+      code: v.sqlstate ?? '42501',
       message: `statement blocked by rule "${v.rule ?? 'unnamed'}"${v.reason ? `: ${v.reason}` : ''}`,
     }, start);
   }
