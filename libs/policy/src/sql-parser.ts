@@ -150,7 +150,11 @@ function replace(why: 'fault' | 'memory'): void {
 
 function instance(): ParserModule {
   if (active) return active;
-  if (!compiled) throw new ParserUnavailableError('the SQL parser is not loaded: await initPolicyEngine() first');
+  if (!compiled) {
+    // started here too, so a caller that forgot to await it recovers; this statement is refused
+    void initSqlParser().catch(() => undefined);
+    throw new ParserUnavailableError('the SQL parser is not loaded yet: await initPolicyEngine() first');
+  }
   // while creation keeps failing, the retry timer paces the attempts (not every statement)
   if (!retryTimer) void replenish();
   throw new ParserUnavailableError(makeError ?? 'the SQL parser is being restarted');

@@ -25,6 +25,7 @@ describe('createPolicyHooks masking (real policy library)', () => {
   const field = (name: string, attr: number) => ({ name, tableOid: 0, columnAttr: attr, typeOid: 25, typeSize: -1, typeModifier: -1, format: 0 as const });
   const hooks = async () => {
     const lib = (await import('@portcullis/policy')) as unknown as PolicyLib;
+    await lib.initPolicyEngine();
     const document = lib.parsePolicyDocument({
       name: 'm',
       masking: [{ name: 'emails', columns: ['email'], strategy: 'partial' }, { name: 'pii', detectors: ['CREDIT_CARD', 'US_SSN'], strategy: 'redact' }],
@@ -112,6 +113,7 @@ describe('createPolicyHooks: result columns are the table columns the server nam
   const field = (name: string, tableOid: number, attr: number) => ({ name, tableOid, columnAttr: attr, typeOid: 25, typeSize: -1, typeModifier: -1, format: 0 as const });
   const setup = async (query: () => Promise<string[][]>) => {
     const lib = (await import('@portcullis/policy')) as unknown as PolicyLib;
+    await lib.initPolicyEngine();
     const document = lib.parsePolicyDocument({ name: 'm', masking: [{ name: 'ssns', columns: ['people.ssn'], strategy: 'redact' }] });
     const side = { query, describe: async () => null, close: () => {} } as unknown as SideConnection;
     const logger = { info: () => {}, warn: () => {}, error: () => {}, debug: () => {} } as unknown as Logger;
