@@ -127,6 +127,29 @@ describe('service checks', () => {
   });
 });
 
+describe('a NATS that wants a user (infra/docker-compose.yml)', () => {
+  it('gets one line saying to put the user in NATS_URL; with it the check passes', async () => {
+    const port = await freePort();
+    const store = mkdtempSync(join(tmpdir(), 'portcullis-nats-user-'));
+    const server = spawn('/usr/sbin/nats-server', ['-a', '127.0.0.1', '-p', String(port), '-m', '0', '-js', '-sd', store, '--user', 'api', '--pass', 'pw1'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    cleanups.push(() => {
+      server.kill('SIGKILL');
+      rmSync(store, { recursive: true, force: true });
+    });
+    let log = '';
+    server.stderr!.on('data', (b: Buffer) => (log += b.toString()));
+    for (const end = Date.now() + 10_000; !log.includes('Server is ready'); ) {
+      if (Date.now() > end || server.exitCode !== null) throw new Error(`nats-server did not start: ${log}`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    const without = await checkServices(loadConfig({ NATS_URL: `nats://127.0.0.1:${port}` }));
+    expect(without.ok).toBe(false);
+    expect(without.results[2].line).toBe(`NATS at 127.0.0.1:${port} requires a user, and NATS_URL has none: set NATS_URL=nats://api:<NATS_API_PASSWORD from infra/.env>@127.0.0.1:${port}`);
+    const withUser = await checkServices(loadConfig({ NATS_URL: `nats://api:pw1@127.0.0.1:${port}` }));
+    expect(withUser.results[2]).toMatchObject({ ok: true });
+  });
+});
+
 describe('.portcullis/', () => {
   it('is created 0700 with 0600 secrets, and reused as it is on the next run', async () => {
     const home = tempHome();
