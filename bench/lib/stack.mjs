@@ -173,7 +173,7 @@ export async function startGateway({ target, policy = null, recording = 'require
     },
     stdio: ['ignore', 'inherit', 'inherit'],
   });
-  const end = Date.now() + 20_000;
+  const end = Date.now() + 60_000;
   for (;;) {
     const ready = await fetch(`http://127.0.0.1:${httpPort}/readyz`).then((r) => r.ok, () => false);
     if (ready) break;
@@ -228,7 +228,7 @@ export async function startRecorder({ prefix, databaseUrl, masterKeyHex, shard =
     },
     stdio: ['ignore', 'inherit', 'inherit'],
   });
-  const end = Date.now() + 20_000;
+  const end = Date.now() + 60_000;
   for (;;) {
     const ready = await fetch(`http://127.0.0.1:${httpPort}/readyz`).then((r) => r.ok, () => false);
     if (ready) break;

@@ -94,4 +94,14 @@ describe('decodeMessage', () => {
     expect(d.ok && d.events[0]).toMatchObject({ ok: false, reason: 'unsupported-data' });
     expect(decodeEvent(Buffer.from(JSON.stringify(signEvent({ ...base(), data: { k: '\u0000' } }, key))), key)).toMatchObject({ ok: false, reason: 'unsupported-data' });
   });
+
+  it.each([
+    { type: 'result', data: { rows: [['4111 1111 1111 1111']], durationMs: 1 }, ok: false },
+    { type: 'statement', data: { sql: 'select card from t', protocol: 'simple', action: 'allow', rule: null, reason: null, rows: [['4111 1111 1111 1111']], durationMs: 1 }, ok: false },
+    { type: 'statement', data: { sql: 'select 1', protocol: 'simple', action: 'allow', rule: null, reason: null, tag: 'SELECT 1', rows: 1, durationMs: 1 }, ok: true },
+  ])('a $type event carries its rows as a count, never row data (ok: $ok)', ({ type, data, ok }) => {
+    const { body, sig } = encodeEventBatch([{ ...base(), type, data }], key);
+    const d = decodeMessage(Buffer.from(body), sig, key);
+    expect(d.ok && d.events[0]).toMatchObject(ok ? { ok: true } : { ok: false, reason: 'result-not-counts' });
+  });
 });
