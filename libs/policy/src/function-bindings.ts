@@ -93,6 +93,23 @@ function fromOpClassItems(items: unknown, out: Binding): void {
   }
 }
 
+/**
+ * Operators an operator or aggregate definition refers to: the planner may run a COMMUTATOR or
+ * NEGATOR instead of the operator being defined, and MIN/MAX-like aggregates their SORTOP. The
+ * operator's own name (`COMMUTATOR = ###` on ###) is the one whose function this statement binds.
+ */
+function operatorOptions(body: ParseNode, out: Binding): void {
+  const own = stringsOf(body.defnames);
+  for (const o of (body.definition as unknown[]) ?? []) {
+    const e = only(o);
+    if (!e || e[0] !== 'DefElem' || !OPERATOR_OPTIONS.has(String(e[1].defname).toLowerCase())) continue;
+    const names = namesOf(e[1].arg);
+    if (names.length && !(body.kind === 'OBJECT_OPERATOR' && names[names.length - 1] === own[own.length - 1])) out.operators.push(names);
+  }
+}
+
+const OPERATOR_OPTIONS = new Set(['commutator', 'negator', 'sortop']);
+
 /** A function in LANGUAGE internal is a built-in under a new name: `AS 'pg_cancel_backend'` is that function. */
 function internalSymbol(options: unknown, out: Binding): void {
   let language: string | null = null;
@@ -112,6 +129,7 @@ export function functionBindings(type: string, body: ParseNode): Binding {
   switch (type) {
     case 'DefineStmt':
       if (DEFINE_KINDS.has(String(body.kind))) fromOptions(body.definition, out);
+      operatorOptions(body, out);
       break;
     case 'AlterOperatorStmt':
     case 'AlterTypeStmt':
