@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { DEFAULT_REFUSED_SETTINGS } from '@portcullis/protocol';
 import { PolicyValidationError, type PolicyIssue } from './errors.js';
 import { STATEMENT_VERBS, normalizeKind } from './statement-kinds.js';
 import { BUILTIN_DETECTOR_NAMES } from './detectors.js';
@@ -98,6 +99,8 @@ export const policyDocumentSchema = z
     approval: approvalSchema.optional(),
     /** statements larger than this are refused (default 1 MiB) */
     maxStatementBytes: z.number().int().min(64).max(64 * 1024 * 1024).optional(),
+    /** settings a client may not give at startup (parameters, `options`): the session is refused, never the setting dropped */
+    refusedSettings: z.array(z.string().trim().min(1)).default([...DEFAULT_REFUSED_SETTINGS]),
   })
   .superRefine((doc, ctx) => {
     const seen = new Set<string>();

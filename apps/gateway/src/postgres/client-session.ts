@@ -18,9 +18,11 @@ import {
   encodeParameterStatus,
   encodeReadyForQuery,
   encodeTerminate,
+  DEFAULT_REFUSED_SETTINGS,
   LEXING_SETTINGS,
   reportedLexingProblem,
   requestedLexingProblem,
+  startupSettings,
   BackendMessageType as B,
   type AuthFailure,
   type PgFrame,
@@ -90,8 +92,8 @@ export interface SessionInfo {
 /** While a hook holds the client direction, its bytes are still read (so a disconnect is seen) up to this much. */
 const MAX_HELD_BYTES = 1024 * 1024;
 
-/** Startup parameters passed on to the target. `user`/`database` are the gateway's; `options` and `replication` never pass. */
-const PASSED_PARAMS = new Set(['application_name', 'client_encoding', 'DateStyle', 'TimeZone', 'IntervalStyle', 'extra_float_digits', 'search_path', 'datestyle', 'timezone']);
+/** SQLSTATEs of a target refusing a startup setting: its message says which and why, and is passed on. */
+const SETTING_ERRORS = new Set(['22023', '22P02', '42704', '42501', '55P02']);
 const STARTUP_TIMEOUT_MS = 30_000;
 /** a statement still running this long after its decision has its query and decision recorded on their own */
 const HELD_START_MS = 1000;
@@ -382,6 +384,12 @@ export class ClientSession {
     const { credential, config } = info;
     this.info = info;
     const conn = credential.connection;
+    // Every setting the client asked for goes to the target, or the session is refused saying why.
+    const refused = (info.policy?.document as { refusedSettings?: string[] } | undefined)?.refusedSettings ?? DEFAULT_REFUSED_SETTINGS;
+    const asked = startupSettings(params, refused);
+    if (asked.kind === 'refused') throw new SessionRefused(asked.code, asked.message, 'setting_refused');
+    const passed: Record<string, string> = {};
+    for (const s of asked.settings) passed[s.name] = s.value;
     this.recorder = new SessionRecorder(
       this.ctx.publisher(),
       { sessionId: this.id, identity: credential.claims.sub, connection: conn.name, gateway: this.ctx.gatewayId },
@@ -423,8 +431,6 @@ export class ClientSession {
         throw refusal;
       }
     }
-    const passed: Record<string, string> = {};
-    for (const [k, v] of Object.entries(params)) if (PASSED_PARAMS.has(k)) passed[k] = v;
     // The settings the gateway's parser depends on, pinned as the client's own: a client-given value
     // outranks ALTER ROLE/DATABASE … SET and postgresql.conf, so neither those nor a reload can change
     // them under a session, and RESET returns to these values. (lexing-settings.ts)
@@ -439,6 +445,9 @@ export class ClientSession {
       this.log.warn({ err: (err as Error).message, connection: conn.name }, 'upstream connection failed');
       const e = err instanceof UpstreamError ? err : null;
       // The client learns the target refused, never where the target is or which user we use.
+      if (e?.sqlState && SETTING_ERRORS.has(e.sqlState) && e.serverMessage) {
+        throw new SessionRefused(e.sqlState, `the target refused a setting of this session: ${e.serverMessage}`, 'setting_refused');
+      }
       throw new SessionRefused(
         e?.sqlState === '53300' ? '53300' : '08001',
         `could not connect to the target of connection "${conn.name}"`,

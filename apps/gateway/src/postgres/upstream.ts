@@ -22,14 +22,17 @@ import { SocketReads } from './socket-reads.js';
 
 /** The upstream connection failed. `message` is for logs only: it may name the target's host or user. */
 export class UpstreamError extends Error {
+  /** the server's own message, when it sent an ErrorResponse (may be shown for a refused setting) */
+  readonly serverMessage: string | undefined;
   constructor(
     message: string,
     /** SQLSTATE the server sent, when it sent one */
     readonly sqlState?: string,
-    options?: { cause?: unknown },
+    options?: { cause?: unknown; serverMessage?: string },
   ) {
     super(message, options);
     this.name = 'UpstreamError';
+    this.serverMessage = options?.serverMessage;
   }
 }
 
@@ -121,7 +124,7 @@ export async function connectUpstream(conn: ResolvedConnection, params: Record<s
         }
         case B.ErrorResponse: {
           const e = decodeErrorResponse(f.payload);
-          throw new UpstreamError(`target refused the connection: ${e.code} ${e.message}`, e.code);
+          throw new UpstreamError(`target refused the connection: ${e.code} ${e.message}`, e.code, { serverMessage: e.message });
         }
         case B.NoticeResponse:
         case B.NegotiateProtocolVersion:

@@ -43,3 +43,4 @@ export {
 export { DataRowView, DataRowWriter } from './data-row.js';
 export { ScramClient, md5Password, saslPrep, SCRAM_SHA_256, SCRAM_SHA_256_PLUS, type ScramClientOptions, type ScramChannelBinding } from './scram.js';
 export { LEXING_SETTINGS, reportedLexingProblem, requestedLexingProblem, lexesAlikeUnderAnySettings } from './lexing-settings.js';
+export { DEFAULT_REFUSED_SETTINGS, splitOptions, parseOptions, startupSettings, type StartupSetting, type StartupSettingsResult } from './startup-settings.js';
