@@ -95,8 +95,9 @@ function tables(): { client: Uint8Array; upstream: Uint8Array } {
   client[F.Execute] = LaneClass.PassLogged;
   client[F.Sync] = LaneClass.PassLogged;
   const upstream = new Uint8Array(256); // ToRelay: ErrorResponse, ParameterStatus, BackendKeyData, NotificationResponse, anything unknown
+  // CloseComplete goes to the relay: it answers the relay's own probes too (RelayMachine.openExtended)
   for (const t of [
-    B.ParseComplete, B.BindComplete, B.CloseComplete, B.NoData, B.ParameterDescription, B.RowDescription,
+    B.ParseComplete, B.BindComplete, B.NoData, B.ParameterDescription, B.RowDescription,
     B.CopyOutResponse, B.CopyInResponse, B.CopyBothResponse, B.CopyData, B.CopyDone, B.NoticeResponse,
     B.FunctionCallResponse,
   ]) upstream[t] = LaneClass.Pass;

@@ -4,9 +4,16 @@ import {
   ProtocolError,
   decodeDataRow,
   decodeErrorResponse,
+  encodeCloseComplete,
+  encodeParseComplete,
   encodeCommandComplete,
   encodeDataRow,
+  encodeErrorResponse,
+  encodeExecute,
+  encodeBind,
+  encodeParse,
   encodeQuery,
+  encodeSync,
   encodeReadyForQuery,
   encodeRowDescription,
   type PgFrame,
@@ -130,5 +137,53 @@ describe('RelayMachine masking DataRows in place', () => {
     await machine.fromUpstream(frameOf(encodeRowDescription(layout)));
     const bad = Buffer.from('44000000090001000000ff', 'hex'); // one value of 255 bytes, none there
     expect(() => machine.fromUpstream({ type: B.DataRow, payload: bad.subarray(5), frame: bad })).toThrow(ProtocolError);
+  });
+});
+
+/**
+ * Pipelines where Postgres skips a Query: after an extended-protocol error every message up to the
+ * next Sync is skipped, a Query sent before that Sync too (no ReadyForQuery for it). The machine
+ * must not lose count of batches: the next valid query's rows still reach the client (they were
+ * withheld as "could not determine the layout of this result"). Upstream answers are Postgres's own
+ * (checked against a real server by test/pg-pipeline-fuzz.test.ts).
+ */
+describe('RelayMachine: batches Postgres skips after a pipelined error', () => {
+  const err = (code: string) => encodeErrorResponse({ severity: 'ERROR', code, message: 'x' });
+  const rfq = encodeReadyForQuery('I');
+  const sel = [encodeRowDescription([text('v', 0)]), encodeDataRow(['42']), encodeCommandComplete('SELECT 1'), rfq];
+  it.each([
+    {
+      name: 'Parse fails, a Query before the Sync is skipped',
+      client: [encodeParse({ query: 'selec' }), encodeBind({}), encodeExecute(), encodeQuery('select 1'), encodeSync(), encodeQuery('select v')],
+      // the probe's Close is skipped too: the error is the Parse's
+      upstream: [err('42601'), rfq, ...sel],
+    },
+    {
+      name: 'Bind fails after a good Parse; two Queries before the Sync are skipped',
+      client: [encodeParse({ query: 'select 1' }), encodeBind({ statement: 'nope' }), encodeQuery('select 1'), encodeQuery('select 2'), encodeSync(), encodeQuery('select v')],
+      upstream: [encodeParseComplete(), err('26000'), rfq, ...sel],
+    },
+    {
+      name: 'the Query after good extended messages runs (its probe answered) and fails on its own',
+      client: [encodeParse({ query: 'select 1' }), encodeQuery('select 1/0'), encodeSync(), encodeQuery('select v')],
+      upstream: [encodeParseComplete(), encodeCloseComplete(), err('22012'), rfq, rfq, ...sel],
+    },
+  ])('$name', async ({ client, upstream }) => {
+    const out: Buffer[] = [];
+    const results: ResultEventData[] = [];
+    const m = new RelayMachine(
+      await benchHooks(),
+      { toClient: (b) => out.push(b), toUpstream: () => {} },
+      { query: () => {}, decision: () => {}, result: (d) => results.push(d), statement: (_q, _d, r) => results.push(r) },
+      { decision: () => {}, masked: () => {} },
+      'alice',
+    );
+    for (const c of client) await m.fromClient(frameOf(c));
+    for (const u of upstream) await m.fromUpstream(frameOf(u));
+    expect(rowsOf(out)).toEqual([['42']]);
+    expect(out.filter((b) => b[0] === B.CloseComplete)).toEqual([]);
+    expect(out.filter((b) => b[0] === B.ErrorResponse).map((b) => decodeErrorResponse(b.subarray(5)).code)).not.toContain('42501');
+    expect(out.at(-1)![0]).toBe(B.ReadyForQuery);
+    expect(m.idle).toBe(true);
   });
 });

@@ -10,6 +10,7 @@ import {
   decodeDescribe,
   decodeErrorResponse,
   decodeExecute,
+  encodeClose,
   decodeFunctionCall,
   decodeNoticeResponse,
   decodeParameterStatus,
@@ -211,6 +212,23 @@ export class RelayMachine {
   /** When set (ms since the epoch), the time of the frame being replayed (see replayed()) instead of now. */
   private at = 0;
   private markerSeq = 0;
+  /**
+   * Postgres skips every message after an extended-protocol error up to the next Sync — a Query
+   * sent before that Sync too, which then gets no ReadyForQuery. A Query sent while extended
+   * messages are unsynced is preceded by a probe (a Close of a statement that never exists: a
+   * CloseComplete, never an error) whose answer says the Query will run; no answer before an error
+   * says the error was the extended messages' and the batches up to the next Sync are skipped.
+   */
+  private openExtended = false;
+  /** the client's Close messages in the current batch (their CloseCompletes come before the probe's) */
+  private closesSent = 0;
+  /** batch → its probe: the client's Closes before it, CloseCompletes seen, whether it was answered */
+  private probes = new Map<number, { closes: number; seen: number; answered: boolean }>();
+  /** batches ended by a Sync, in order */
+  private syncBatches: number[] = [];
+  /** upstream skips everything until the next Sync (an extended message failed) */
+  private ignoringUntilSync = false;
+  private readonly probeName = `portcullis_probe_${randomBytes(6).toString('hex')}`;
   /** the session's upstream backend pid and the pid the gateway gave its client (BackendKeyData) */
   private pids: { upstream: number; client: number } | null = null;
   /** pending results holding their statement's start */
@@ -267,6 +285,11 @@ export class RelayMachine {
   // client → upstream
 
   fromClient(f: PgFrame): void | Promise<void> {
+    const t = f.type;
+    if (t === F.Parse || t === F.Bind || t === F.Describe || t === F.Execute || t === F.Close || t === F.Flush) {
+      this.openExtended = true;
+      if (t === F.Close) this.closesSent++;
+    }
     switch (f.type) {
       case F.Query: {
         const { sql } = decodeQuery(f.payload);
@@ -314,6 +337,7 @@ export class RelayMachine {
         return;
       }
       case F.Sync:
+        this.syncBatches.push(this.sentBatches);
         this.batchSent();
         this.out.toUpstream(f.frame);
         return;
@@ -369,6 +393,8 @@ export class RelayMachine {
   private batchSent(): void {
     this.sentBatches++;
     this.unsyncedWork = false;
+    this.openExtended = false;
+    this.closesSent = 0;
   }
 
   /**
@@ -489,11 +515,19 @@ export class RelayMachine {
         if (this.held++ === 0) this.events.holding?.();
       }
       this.pending.push(p);
+      this.probeBeforeQuery();
       this.batchSent();
     } else {
       this.unsyncedWork = true;
     }
     this.out.toUpstream(f.frame);
+  }
+
+  /** Before a Query (or FunctionCall) that follows unsynced extended messages: the probe (see openExtended). */
+  private probeBeforeQuery(): void {
+    if (!this.openExtended) return;
+    this.probes.set(this.sentBatches, { closes: this.closesSent, seen: 0, answered: false });
+    this.out.toUpstream(encodeClose('statement', this.probeName));
   }
 
   /**
@@ -534,6 +568,7 @@ export class RelayMachine {
   private substituteQuery(r: Refusal): void {
     const m = this.marker();
     this.substitutions.push({ batch: this.sentBatches, marker: Buffer.from(m), error: this.errorFrame(r) });
+    this.probeBeforeQuery();
     this.batchSent();
     this.out.toUpstream(encodeQuery(m));
   }
@@ -644,6 +679,16 @@ export class RelayMachine {
       case B.BackendKeyData:
         // The client keeps the key the gateway gave it.
         return;
+      case B.CloseComplete: {
+        const p = this.probes.get(this.doneBatches);
+        if (p && !p.answered && ++p.seen > p.closes) {
+          // the probe's: the Query after it runs
+          p.answered = true;
+          return;
+        }
+        if (!skipping) this.out.toClient(f.frame);
+        return;
+      }
       case B.FunctionCallResponse:
         if (skipping) return;
         this.onFunctionResult(f);
@@ -833,6 +878,10 @@ export class RelayMachine {
 
   private onError(f: PgFrame): void {
     const batch = this.doneBatches;
+    const probe = this.probes.get(batch);
+    // an extended message failed before the Query of this batch: Postgres skips up to the next Sync
+    const extendedFailed = probe !== undefined && !probe.answered && !this.ignoringUntilSync;
+    if (extendedFailed) this.ignoringUntilSync = true;
     // A refused statement's placeholder failing: the client gets the refusal instead.
     let replaced = false;
     for (let i = 0; i < this.substitutions.length; i++) {
@@ -847,7 +896,9 @@ export class RelayMachine {
     // The client (and the session's events) get the error as masking lets it out.
     const clean = replaced ? null : this.scrubbed(f, false);
     // Upstream now skips the rest of the batch: nothing more comes for its describes and executes.
-    const r = this.currentResult();
+    let r = this.currentResult();
+    // not the Query's error: the Query never runs (recorded when its batch is skipped, onReady)
+    if (extendedFailed && r?.kind === 'query') r = null;
     if (!replaced && r) {
       const e = decodeErrorResponse(f.payload);
       r.error = { code: e.code, message: clean?.message ?? e.message };
@@ -869,17 +920,31 @@ export class RelayMachine {
   }
 
   private onReady(f: PgFrame): void {
-    const batch = this.doneBatches;
+    const first = this.doneBatches;
+    let batch = first;
+    if (this.ignoringUntilSync) {
+      // this ReadyForQuery answers the next Sync: every batch up to it was skipped
+      this.ignoringUntilSync = false;
+      batch = this.syncBatches.find((b) => b >= first) ?? first;
+    }
     this.txStatus = String.fromCharCode(f.payload[0] ?? 0x49);
     while (this.pending.length && this.pending[0].batch <= batch) {
       const p = this.pending.shift()!;
-      if (p.kind === 'query' && p.batch === batch) this.emitResult(p);
-      else this.release(p);
+      if (p.kind === 'query' && p.batch === first && batch === first) this.emitResult(p);
+      else if (p.kind === 'query' && p.batch >= first) {
+        // sent, never run: Postgres skipped it after an earlier error in the pipeline
+        p.error = { code: '25P02', message: 'not run: the server skipped it after an earlier error in the pipeline' };
+        this.emitResult(p);
+      } else this.release(p);
     }
     this.describes = this.describes.filter((d) => d.batch > batch);
     this.substitutions = this.substitutions.filter((s) => s.batch > batch);
-    this.maskedBatches.delete(batch);
-    this.doneBatches++;
+    for (let b = first; b <= batch; b++) {
+      this.maskedBatches.delete(b);
+      this.probes.delete(b);
+    }
+    while (this.syncBatches.length && this.syncBatches[0] <= batch) this.syncBatches.shift();
+    this.doneBatches = batch + 1;
     this.step = UpstreamStep.Relay;
     this.rows = 0;
     this.masker = null;
