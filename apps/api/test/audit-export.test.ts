@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { encodeCursor } from '../src/audit/export-cursor.js';
 import { ControlEventsService } from '../src/control-events/control-events.service.js';
 import { startTestApi, type TestApi } from './support.js';
-import { RecordingFixture } from './recorder-support.js';
+import { RecordingFixture } from '../../../test/support/recorder-fixture.js';
 
 const JSONL_KEYS = ['connection', 'data', 'gateway', 'hash', 'id', 'identity', 'prevHash', 'seq', 'sessionId', 'time', 'type'];
 

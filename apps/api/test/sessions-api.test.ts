@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestApi, type TestApi } from './support.js';
-import { RecordingFixture } from './recorder-support.js';
+import { RecordingFixture } from '../../../test/support/recorder-fixture.js';
 
 describe('sessions api: list, replay, verify', () => {
   let api: TestApi;

@@ -1,6 +1,6 @@
 import { spawn } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startApprovalsStack, type ApprovalsStack } from './support/approvals-stack.js';
+import { startApprovalsStack, type ApprovalsStack } from '../../../test/support/approvals-stack.js';
 import { readSessionEvents, waitFor } from './support/harness.js';
 
 let s: ApprovalsStack;

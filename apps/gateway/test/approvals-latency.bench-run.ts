@@ -5,7 +5,7 @@
  */
 import { writeFileSync, mkdirSync } from 'node:fs';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { startApprovalsStack, type ApprovalsStack } from './support/approvals-stack.js';
+import { startApprovalsStack, type ApprovalsStack } from '../../../test/support/approvals-stack.js';
 
 const ROUNDS = Number(process.env.APPROVALS_BENCH_ROUNDS ?? 200);
 let s: ApprovalsStack;

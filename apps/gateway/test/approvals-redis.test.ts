@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { PrivateRedis, freePort } from '../../approvals/test/support/stack.js';
-import { startApprovalsStack, type ApprovalsStack } from './support/approvals-stack.js';
+import { PrivateRedis } from '../../../test/support/private-redis.js';
+import { freePort } from '../../../test/support/free-port.js';
+import { startApprovalsStack, type ApprovalsStack } from '../../../test/support/approvals-stack.js';
 
 let s: ApprovalsStack;
 let redis: PrivateRedis;

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startApprovalsStack, type ApprovalsStack } from './support/approvals-stack.js';
+import { startApprovalsStack, type ApprovalsStack } from '../../../test/support/approvals-stack.js';
 
 /**
  * With the approvals app (the queue's worker) down, a held statement is still recorded and listed by the

@@ -9,15 +9,15 @@ import pg from 'pg';
 import { createPrismaClient, loadActiveSigningKey, type ActiveSigningKey, type PrismaClient } from '@portcullis/db';
 import { Queue } from 'bullmq';
 import { APPROVALS_QUEUE, GATEWAY_AUDIENCE, deriveKey } from '@portcullis/protocol';
-import { startApprovalsApp, type ApprovalsApp } from '../../../approvals/src/app.js';
-import { approvalsEnvSchema } from '../../../approvals/src/env.js';
-import { startAuthStack, type AuthStack } from '../../../api/test/auth-harness.js';
-import { TokensService } from '../../../api/src/auth/tokens.service.js';
-import type { Gateway, HooksFactory } from '../../src/gateway.js';
-import type { SessionHooks, StatementInfo, Verdict } from '../../src/policy/session-hooks.js';
-import type { ApprovalClient } from '../../src/approvals/approval-client.js';
-import { installApprovals } from '../../src/approvals/approvals-hooks.js';
-import { startHarness, type Harness } from './harness.js';
+import { startApprovalsApp, type ApprovalsApp } from '../../apps/approvals/src/app.js';
+import { approvalsEnvSchema } from '../../apps/approvals/src/env.js';
+import { startAuthStack, type AuthStack } from '../../apps/api/test/auth-harness.js';
+import { TokensService } from '../../apps/api/src/auth/tokens.service.js';
+import type { Gateway, HooksFactory } from '../../apps/gateway/src/gateway.js';
+import type { SessionHooks, StatementInfo, Verdict } from '../../apps/gateway/src/policy/session-hooks.js';
+import type { ApprovalClient } from '../../apps/gateway/src/approvals/approval-client.js';
+import { installApprovals } from '../../apps/gateway/src/approvals/approvals-hooks.js';
+import { startHarness, type Harness } from '../../apps/gateway/test/support/harness.js';
 
 /** One master key for approvals e2e files, so the api's signing key in the shared test DB is reused. */
 export const APPROVALS_TEST_MASTER_KEY = createHash('sha256').update('portcullis approvals tests').digest('hex');

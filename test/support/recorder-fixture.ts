@@ -1,13 +1,13 @@
-/** Shared by sessions-*.test.ts / audit-*.test.ts: a real recorder on the test api's NATS prefix and master key, signed events, tokens by role. */
+/** Shared by apps/api's sessions-*.test.ts / audit-*.test.ts (cross-app, so it lives here, not in apps/api): a real recorder on the test api's NATS prefix and master key, signed events, tokens by role. */
 import { randomBytes, randomUUID } from 'node:crypto';
 import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { PrismaClient } from '@portcullis/db';
 import { deriveKey, natsNames, signEvent, type Role, type WireEvent } from '@portcullis/protocol';
-import { Recorder } from '../../recorder/src/recorder.js';
-import { parseRecorderEnv } from '../../recorder/src/env.js';
-import { TokensService } from '../src/auth/tokens.service.js';
-import type { TestApi } from './support.js';
+import { Recorder } from '../../apps/recorder/src/recorder.js';
+import { parseRecorderEnv } from '../../apps/recorder/src/env.js';
+import { TokensService } from '../../apps/api/src/auth/tokens.service.js';
+import type { TestApi } from '../../apps/api/test/support.js';
 
 export class RecordingFixture {
   readonly names;
