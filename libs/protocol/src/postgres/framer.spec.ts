@@ -344,25 +344,27 @@ describe('PgFramer: hostile input', () => {
   });
 });
 
-describe('PgFramer: throughput', () => {
-  it('frames small messages well above 100k/s from 64 KiB chunks', () => {
+describe('PgFramer: many messages across chunk boundaries', () => {
+  // Throughput is a benchmark's business (bench/), not a timed test's: here only that every message
+  // of a long stream comes out whole when 64 KiB chunks cut through messages.
+  it('frames 500,000 small messages fed as 64 KiB chunks', () => {
     const row = be.encodeDataRow(['1', 'alice', 'alice@example.com', '555-0100']);
     const stream = Buffer.concat(new Array<Buffer>(20_000).fill(row));
-    // 64 KiB chunks do not fall on message boundaries: straddling messages are part of the measurement.
     const chunks: Buffer[] = [];
     for (let pos = 0; pos < stream.length; pos += 65536) chunks.push(stream.subarray(pos, pos + 65536));
     const f = new PgFramer({ startup: false, from: 'server' });
-    const t0 = process.hrtime.bigint();
     let n = 0;
+    let wrong = 0;
     for (let pass = 0; pass < 25; pass++) {
       for (const c of chunks) {
         f.push(c);
-        for (let m = f.next(); m; m = f.next()) n++;
+        for (let m = f.next(); m; m = f.next()) {
+          n++;
+          if ((m as PgFrame).payload.length !== row.length - 5) wrong++;
+        }
       }
     }
     expect(n).toBe(500_000);
-    const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
-    // Measured 1-2M/s on a busy 2-core box; the bound leaves room for a loaded CI box.
-    expect(n / seconds).toBeGreaterThan(200_000);
+    expect(wrong).toBe(0);
   });
 });
