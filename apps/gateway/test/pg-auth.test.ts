@@ -157,8 +157,10 @@ describe('authentication', () => {
     absurd.writeInt32BE(0x7fffffff, 0);
     absurd.writeInt32BE(196608, 4);
     const r1 = await rawExchange([absurd]);
+    // A length no startup packet can have is closed without a reply, as Postgres does (it only logs
+    // "invalid length of startup packet").
     expect(r1.closed).toBe(true);
-    expect(errorsIn(r1.data)[0]?.code).toBe('08P01');
+    expect(r1.data.length).toBe(0);
     const v2 = Buffer.alloc(8);
     v2.writeInt32BE(8, 0);
     v2.writeInt32BE(2 << 16, 4);
