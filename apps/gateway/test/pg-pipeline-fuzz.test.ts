@@ -1,7 +1,7 @@
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startHarness, type Harness } from './support/harness.js';
-import { FuzzHang, openRaw, pipeline, prng } from './support/pipeline-fuzz.js';
+import { FuzzHang, mutate, openRaw, pipeline, prng } from './support/pipeline-fuzz.js';
 
 /**
  * A bounded, seeded protocol fuzzer against the gateway with a real Postgres behind it: valid-ish
@@ -69,5 +69,33 @@ describe('pipeline fuzzer (seeded, bounded)', () => {
     expect((await c.query('select 1 as n')).rows[0].n).toBe(1);
     await c.end();
   }, 180_000);
-});
 
+  it('broken frames (seeded): each session ends in a protocol error, goes on, or waits for bytes its broken length claims; never an internal error', async () => {
+    const r = prng(SEED + 1);
+    const outcomes = { closed: 0, went_on: 0, waiting: 0 };
+    for (let i = 0; i < 60; i++) {
+      const via = await openRaw(h.gateway.pgPort, { user: 'carol', database: h.connectionName, password: await h.credential() });
+      const frames = pipeline(r).map((f) => (r() < 0.4 ? mutate(r, f) : f));
+      try {
+        const t = await via.raw(Buffer.concat(frames), 1500);
+        expect(t).not.toContain('E XX000');
+        if (t.includes('closed')) {
+          outcomes.closed++;
+          // a FATAL came before the close (08P01: the client broke the protocol)
+          expect(t.filter((l) => l.startsWith('E ')).at(-1)).toMatch(/^E (08P01|0A000|54000|42501|[0-9A-Z]{5})$/);
+        } else outcomes.went_on++;
+      } catch (err) {
+        if (!(err instanceof FuzzHang)) throw err;
+        outcomes.waiting++;
+      } finally {
+        via.close();
+      }
+    }
+    expect(outcomes.closed + outcomes.went_on + outcomes.waiting).toBe(60);
+    expect(outcomes.closed).toBeGreaterThan(0);
+    const c = new pg.Client(h.clientConfig(await h.credential()));
+    await c.connect();
+    expect((await c.query('select 1 as n')).rows[0].n).toBe(1);
+    await c.end();
+  }, 180_000);
+});

@@ -53,9 +53,9 @@ const PARSED = [
 const SIMPLE = ['select 2 as q', 'select 1/0', 'select 1 as x; select 2 as y', '', 'selec', 'select g from generate_series(1, 4) g', 'begin', 'rollback', 'select 3 as z; select 1/0; select 4'];
 
 /** One pipeline: frames to send (the caller appends the end marker). */
-export function pipeline(r: () => number): Buffer[] {
+export function pipeline(r: () => number, maxSteps = 10): Buffer[] {
   const out: Buffer[] = [];
-  const steps = 1 + Math.floor(r() * 10);
+  const steps = 1 + Math.floor(r() * maxSteps);
   for (let i = 0; i < steps; i++) {
     const k = r();
     const name = r() < 0.5 ? '' : `s${Math.floor(r() * 3)}`;
@@ -89,6 +89,17 @@ export interface RawConn {
 }
 
 export class FuzzHang extends Error {}
+
+/** One frame with a few bytes changed (type byte, length field or payload): what a broken client sends. */
+export function mutate(r: () => number, frame: Buffer): Buffer {
+  const b = Buffer.from(frame);
+  const n = 1 + Math.floor(r() * 3);
+  for (let i = 0; i < n; i++) {
+    const at = r() < 0.5 ? Math.floor(r() * Math.min(5, b.length)) : Math.floor(r() * b.length);
+    b[at] = Math.floor(r() * 256);
+  }
+  return r() < 0.1 ? b.subarray(0, Math.floor(r() * b.length)) : b;
+}
 
 /** Opens a raw connection; `password` for the gateway (cleartext), none for a trust Postgres. */
 export async function openRaw(port: number, params: { user: string; database: string; password?: string }): Promise<RawConn> {
