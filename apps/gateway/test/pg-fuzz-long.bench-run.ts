@@ -107,7 +107,7 @@ describe('long protocol fuzzer', () => {
       heapUsedMiB: { before: mb(before.heapUsed), after: mb(after.heapUsed) },
       liveSessionsAfter: h.gateway.liveSessions,
     };
-    console.info(`PG-FUZZ ${JSON.stringify(report)}`);
+    process.stdout.write(`PG-FUZZ ${JSON.stringify(report)}\n`);
     await h.stop();
     expect(report.hangs).toBe(0);
     expect(report.internalErrors).toBe(0);
