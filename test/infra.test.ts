@@ -11,7 +11,7 @@ import { describe, expect, it } from 'vitest';
 import type { z } from 'zod';
 import { Kvm } from '@nats-io/kv';
 import { connect } from '@nats-io/transport-node';
-import { natsConnectOptions, natsNames } from '@portcullis/protocol';
+import { CONFIG_BUCKET_SETTINGS, deadLetterStreamSettings, ensureBucket, eventStreamSettings, natsConnectOptions, natsNames } from '@portcullis/protocol';
 import { apiEnvSchema } from '../apps/api/src/config/env.js';
 import { approvalsEnvSchema } from '../apps/approvals/src/env.js';
 import { gatewayEnvSchema } from '../apps/gateway/src/env.js';
@@ -281,11 +281,11 @@ describe('infra/nats', () => {
   it('replicates the event streams three times, under the names the apps use', () => {
     const names = natsNames('portcullis');
     const events = JSON.parse(read('nats/streams/events.json'));
-    expect(events).toMatchObject({ name: names.eventStream, subjects: [names.eventsAll], storage: 'file', num_replicas: 3, duplicate_window: 120e9 });
+    expect(events).toMatchObject({ ...eventStreamSettings(names), num_replicas: 3 });
     const dead = JSON.parse(read('nats/streams/deadletter.json'));
-    expect(dead).toMatchObject({ name: names.deadLetterStream, subjects: [names.deadLetter], num_replicas: 3 });
+    expect(dead).toMatchObject({ ...deadLetterStreamSettings(names), num_replicas: 3 });
     const script = read('nats/create-streams.sh');
-    expect(script).toContain(`kv add ${names.configBucket} --replicas 3`);
+    expect(script).toContain(`kv add ${names.configBucket} --replicas 3 --history ${CONFIG_BUCKET_SETTINGS.history}`);
   });
 });
 
@@ -312,11 +312,12 @@ describe('infra/nats/nats-auth.conf on a real nats-server', () => {
       const { configBucket, configKey } = natsNames('portcullis');
 
       const api = await as('api');
-      const kv = await new Kvm(api).create(configBucket, { history: 1 });
+      const kv = await ensureBucket(new Kvm(api), configBucket);
       await kv.put(configKey('default'), '{"jws":"from the api"}');
 
       const gw = await as('gateway');
-      const gwKv = await new Kvm(gw).open(configBucket);
+      // the gateway's user may not create it: ensureBucket opens it
+      const gwKv = await ensureBucket(new Kvm(gw), configBucket);
       expect(new TextDecoder().decode((await gwKv.get(configKey('default')))!.value)).toBe('{"jws":"from the api"}');
       await expect(gwKv.put(configKey('default'), '{"jws":"forged"}')).rejects.toThrow(/permission|timeout|no responders/i);
       await expect(gwKv.delete(configKey('default'))).rejects.toThrow();

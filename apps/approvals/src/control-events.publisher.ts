@@ -1,10 +1,9 @@
 import { randomUUID } from 'node:crypto';
-import { jetstream, jetstreamManager, StorageType, type JetStreamClient } from '@nats-io/jetstream';
+import { jetstream, jetstreamManager, type JetStreamClient } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
-import { signEvent, wireEventSchema, type NatsNames, type WireEvent } from '@portcullis/protocol';
+import { ensureStream, eventStreamSettings, signEvent, wireEventSchema, type NatsNames, type WireEvent } from '@portcullis/protocol';
 import type { Logger } from 'pino';
 
-const DUPLICATE_WINDOW_NS = 2 * 60 * 1_000_000_000;
 const MAX_PENDING = 10_000;
 
 /**
@@ -67,18 +66,7 @@ export class ControlEventsPublisher {
   }
 
   private ensureStream(): Promise<void> {
-    this.streamReady ??= (async () => {
-      const jsm = await jetstreamManager(this.nc);
-      try {
-        await jsm.streams.info(this.names.eventStream);
-      } catch {
-        try {
-          await jsm.streams.add({ name: this.names.eventStream, subjects: [this.names.eventsAll], storage: StorageType.File, duplicate_window: DUPLICATE_WINDOW_NS });
-        } catch (err) {
-          await jsm.streams.info(this.names.eventStream).catch(() => { throw err; });
-        }
-      }
-    })().catch((err: unknown) => {
+    this.streamReady ??= jetstreamManager(this.nc).then((jsm) => ensureStream(jsm, eventStreamSettings(this.names))).catch((err: unknown) => {
       this.streamReady = null;
       throw err;
     });

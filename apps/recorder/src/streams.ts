@@ -1,30 +1,12 @@
-import { AckPolicy, DeliverPolicy, StorageType, type JetStreamManager, type ConsumerConfig } from '@nats-io/jetstream';
-import type { NatsNames } from '@portcullis/protocol';
+import { AckPolicy, DeliverPolicy, type JetStreamManager, type ConsumerConfig } from '@nats-io/jetstream';
+import { deadLetterStreamSettings, ensureStream, eventStreamSettings, type NatsNames } from '@portcullis/protocol';
 
 const NANOS = 1_000_000_000;
-const DUPLICATE_WINDOW_NS = 120 * NANOS;
 
-async function ensureStream(jsm: JetStreamManager, name: string, subjects: string[], duplicateWindowNs?: number): Promise<void> {
-  try {
-    await jsm.streams.info(name);
-    return;
-  } catch {
-    // missing: create it below
-  }
-  try {
-    await jsm.streams.add({ name, subjects, storage: StorageType.File, ...(duplicateWindowNs ? { duplicate_window: duplicateWindowNs } : {}) });
-  } catch (err) {
-    // Another app (gateway, api, a second recorder) may have created it in between.
-    await jsm.streams.info(name).catch(() => {
-      throw err;
-    });
-  }
-}
-
-/** The event stream (same config as the gateway and the api create) and the dead-letter stream. */
+/** The event stream and the dead-letter stream. */
 export async function ensureStreams(jsm: JetStreamManager, names: NatsNames): Promise<void> {
-  await ensureStream(jsm, names.eventStream, [names.eventsAll], DUPLICATE_WINDOW_NS);
-  await ensureStream(jsm, names.deadLetterStream, [names.deadLetter], DUPLICATE_WINDOW_NS);
+  await ensureStream(jsm, eventStreamSettings(names));
+  await ensureStream(jsm, deadLetterStreamSettings(names));
 }
 
 export interface ConsumerOptions {

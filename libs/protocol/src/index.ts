@@ -3,6 +3,10 @@ export { formatIssues, parseWith, parseEnv, parseEnvOrThrow, loadEnvOrExit } fro
 export { LOG_LEVELS, logLevelSchema, portSchema, tokenNameSchema, masterKeySchema } from './env.js';
 export { canonicalJson, canonicalJsonFast, chainHash, GENESIS_HASH } from './canonical.js';
 export { natsNames, eventPartition, EVENT_PARTITIONS, DEFAULT_NATS_PREFIX, APPROVALS_QUEUE, type NatsNames } from './subjects.js';
+export {
+  DUPLICATE_WINDOW_NS, CONFIG_BUCKET_SETTINGS, eventStreamSettings, deadLetterStreamSettings, ensureStream, ensureBucket,
+  type StreamSettings, type StreamAdmin, type BucketAdmin,
+} from './streams.js';
 export { natsConnectOptions, redactNatsUrl, type NatsConnectOptions } from './nats-url.js';
 export {
   wireEventSchema, signEvent, verifyEventSignature, CONTROL_CHAIN, EVENT_TYPES, SESSION_EVENT_TYPES, CONTROL_EVENT_TYPES,

@@ -3,7 +3,7 @@ import { Injectable, Logger, type OnApplicationBootstrap, type OnApplicationShut
 import { Kvm, type KV } from '@nats-io/kv';
 import { PrismaClient, type ConnectionModel, type Prisma } from '@portcullis/db';
 import {
-  configSnapshotSchema, connectionConfigSchema, decryptAtRest, deriveKey, sealForPool, SchemaError, formatIssues, signConfigSnapshot, verifyConfigSnapshot, ed25519PublicJwkSchema,
+  configSnapshotSchema, connectionConfigSchema, decryptAtRest, deriveKey, ensureBucket, sealForPool, SchemaError, formatIssues, signConfigSnapshot, verifyConfigSnapshot, ed25519PublicJwkSchema,
   type ConfigSnapshot, type ConnectionConfig, type Ed25519PublicJwk, type JwsSigningKey,
 } from '@portcullis/protocol';
 import { ApiConfig } from '../config/env.js';
@@ -127,7 +127,7 @@ export class ConfigPublisherService implements OnApplicationBootstrap, OnApplica
   }
 
   private async bucket(): Promise<KV> {
-    this.kv ??= await new Kvm(this.nats.nc).create(this.nats.names.configBucket, { history: 1 });
+    this.kv ??= await ensureBucket(new Kvm(this.nats.nc), this.nats.names.configBucket);
     return this.kv;
   }
 

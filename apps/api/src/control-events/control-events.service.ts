@@ -1,7 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { Injectable, Logger, type OnApplicationBootstrap, type OnApplicationShutdown } from '@nestjs/common';
-import { StorageType } from '@nats-io/jetstream';
-import { deriveKey, signEvent, wireEventSchema, type EventType, type WireEvent } from '@portcullis/protocol';
+import { deriveKey, ensureStream, eventStreamSettings, signEvent, wireEventSchema, type EventType, type WireEvent } from '@portcullis/protocol';
 import { ApiConfig } from '../config/env.js';
 import { NatsService } from '../nats/nats.service.js';
 import { MetricsService } from '../metrics/metrics.service.js';
@@ -14,7 +13,6 @@ export interface ControlEventInput {
   data: { action: string; target: string; before?: unknown; after?: unknown; [k: string]: unknown };
 }
 
-const DUPLICATE_WINDOW_NS = 2 * 60 * 1_000_000_000;
 const MAX_PENDING = 10_000;
 const RETRY_MS = 2_000;
 
@@ -51,21 +49,7 @@ export class ControlEventsService implements OnApplicationBootstrap, OnApplicati
 
   /** Ensures the event stream exists (idempotent; whoever publishes first creates it). */
   ensureStream(): Promise<void> {
-    this.streamReady ??= (async () => {
-      const { eventStream, eventsAll } = this.nats.names;
-      try {
-        await this.nats.manager.streams.info(eventStream);
-      } catch {
-        try {
-          await this.nats.manager.streams.add({ name: eventStream, subjects: [eventsAll], storage: StorageType.File, duplicate_window: DUPLICATE_WINDOW_NS });
-        } catch (err) {
-          // Another process may have created it between info and add.
-          await this.nats.manager.streams.info(eventStream).catch(() => {
-            throw err;
-          });
-        }
-      }
-    })().catch((err: unknown) => {
+    this.streamReady ??= ensureStream(this.nats.manager, eventStreamSettings(this.nats.names)).catch((err: unknown) => {
       this.streamReady = null;
       throw err;
     });

@@ -1,9 +1,9 @@
 import { EventEmitter } from 'node:events';
 import type { NatsConnection } from '@nats-io/transport-node';
-import { Kvm, type KV } from '@nats-io/kv';
+import { Kvm } from '@nats-io/kv';
 import { createLocalJWKSet, type JSONWebKeySet, type JWTVerifyGetKey } from 'jose';
 import {
-  configSnapshotSchema, formatIssues, natsNames, openSealed, verifyConfigSnapshot,
+  configSnapshotSchema, ensureBucket, formatIssues, natsNames, openSealed, verifyConfigSnapshot,
   type ConfigSnapshot, type ConnectionConfig, type Ed25519PublicJwk, type JwsKeyCache,
 } from '@portcullis/protocol';
 import type { PolicyEngineLike, PolicyLib } from '../policy/policy-lib.js';
@@ -217,7 +217,7 @@ export class ConfigStore extends EventEmitter {
     const key = names.configKey(this.opts.pool);
     while (!this.stopped) {
       try {
-        const kv = await openBucket(nc, names.configBucket);
+        const kv = await ensureBucket(new Kvm(nc), names.configBucket);
         const iter = await kv.watch({ key });
         this.watcher = iter;
         for await (const entry of iter) {
@@ -259,11 +259,3 @@ export class ConfigStore extends EventEmitter {
   }
 }
 
-async function openBucket(nc: NatsConnection, bucket: string): Promise<KV> {
-  const kvm = new Kvm(nc);
-  try {
-    return await kvm.create(bucket, { history: 5 });
-  } catch {
-    return await kvm.open(bucket);
-  }
-}

@@ -1,7 +1,7 @@
 import { createHmac, createSecretKey, randomUUID, type KeyObject } from 'node:crypto';
 import { createInbox, headers, type NatsConnection, type Subscription } from '@nats-io/transport-node';
-import { DiscardPolicy, jetstreamManager, RetentionPolicy, StorageType } from '@nats-io/jetstream';
-import { canonicalJsonFast, EVENT_BATCH_SIG_HEADER, EVENT_PARTITIONS, eventPartition, MAX_EVENT_BATCH_BYTES, MAX_EVENT_BATCH_EVENTS, natsNames } from '@portcullis/protocol';
+import { jetstreamManager } from '@nats-io/jetstream';
+import { canonicalJsonFast, ensureStream, eventStreamSettings, EVENT_BATCH_SIG_HEADER, EVENT_PARTITIONS, eventPartition, MAX_EVENT_BATCH_BYTES, MAX_EVENT_BATCH_EVENTS, natsNames } from '@portcullis/protocol';
 import type { Logger } from '../logger.js';
 
 export type SessionEventType = 'session.start' | 'query' | 'decision' | 'result' | 'statement' | 'approval.requested' | 'approval.decided' | 'session.end';
@@ -14,33 +14,9 @@ export class RecordingError extends Error {
   }
 }
 
-const TWO_MINUTES_NS = 120 * 1_000_000_000;
-
 /** Ensures the event stream exists (idempotent; an existing stream's config is left as it is). */
 export async function ensureEventStream(nc: NatsConnection, prefix: string): Promise<void> {
-  const names = natsNames(prefix);
-  const jsm = await jetstreamManager(nc);
-  try {
-    await jsm.streams.info(names.eventStream);
-    return;
-  } catch {
-    // not found: create below
-  }
-  try {
-    await jsm.streams.add({
-      name: names.eventStream,
-      subjects: [names.eventsAll],
-      storage: StorageType.File,
-      retention: RetentionPolicy.Limits,
-      discard: DiscardPolicy.Old,
-      duplicate_window: TWO_MINUTES_NS,
-    });
-  } catch (err) {
-    // Another app may have created it meanwhile.
-    await jsm.streams.info(names.eventStream).catch(() => {
-      throw err;
-    });
-  }
+  await ensureStream(await jetstreamManager(nc), eventStreamSettings(natsNames(prefix)));
 }
 
 /** Events whose ack is outstanding beyond these caps fail at once (required sessions then end: fail closed). */

@@ -5,7 +5,7 @@ import { jetstreamManager } from '@nats-io/jetstream';
 import { SignJWT, exportJWK, generateKeyPair, type CryptoKey, type JWK } from 'jose';
 import pg from 'pg';
 import {
-  EVENT_BATCH_SIG_HEADER, GATEWAY_AUDIENCE, configSnapshotSchema, generatePoolKeyPair, natsNames, sealForPool, signConfigSnapshot, verifyEventBatchBody, verifyEventSignature,
+  EVENT_BATCH_SIG_HEADER, GATEWAY_AUDIENCE, configSnapshotSchema, ensureBucket, generatePoolKeyPair, natsNames, sealForPool, signConfigSnapshot, verifyEventBatchBody, verifyEventSignature,
   type WireEvent,
   type ConfigSnapshot, type ConnectionConfig, type PoolKeyPair,
 } from '@portcullis/protocol';
@@ -116,7 +116,7 @@ export async function startHarness(opts: HarnessOptions = {}): Promise<Harness> 
   const natsUrl = opts.natsUrl ?? NATS_URL;
   // reconnects forever: a test that stops its private NATS server restarts it later
   const nc = await connect({ servers: natsUrl, maxReconnectAttempts: -1, reconnectTimeWait: 250 });
-  const kv = await new Kvm(nc).create(names.configBucket, { history: 5 });
+  const kv = await ensureBucket(new Kvm(nc), names.configBucket);
   if (opts.createStream) await opts.createStream(nc, names.eventStream, names.eventsAll);
 
   const connectionName = 'target';
