@@ -44,9 +44,9 @@ const req = createRequire(new URL('../apps/recorder/package.json', import.meta.u
 const load = (name) => import(pathToFileURL(req.resolve(name)).href);
 const { connect, headers } = await load('@nats-io/transport-node');
 const { jetstream, jetstreamManager } = await load('@nats-io/jetstream');
-const { deriveKey, signEvent, encodeEventBatch, EVENT_BATCH_SIG_HEADER, natsNames, GENESIS_HASH } = await load('@portcullis/protocol');
+const { deriveKey, signEvent, encodeEventBatch, EVENT_BATCH_SIG_HEADER, natsNames, GENESIS_HASH, chainedEventHash, normaliseTime } = await load('@portcullis/protocol');
 const { ensureDatabase, migrate } = await load('@portcullis/db');
-const { Recorder, parseRecorderEnv, hashOf, normaliseTime } = await import('../apps/recorder/dist/index.js');
+const { Recorder, parseRecorderEnv } = await import('../apps/recorder/dist/index.js');
 
 const DATABASE_URL = process.env.BENCH_DATABASE_URL ?? 'postgresql://postgres@127.0.0.1:5432/portcullis_bench';
 const NATS_URL = process.env.NATS_URL ?? 'nats://127.0.0.1:4222';
@@ -162,7 +162,7 @@ for (const sid of sessionIds.slice(0, 50)) {
   const r = await db.query(`SELECT id::text, "sessionId", seq, time, type, identity, connection, gateway, data, "prevHash", hash FROM "Event" WHERE chain = $1 ORDER BY seq`, [sid]);
   let prev = GENESIS_HASH;
   for (const row of r.rows) {
-    const h = hashOf({ ...row, time: normaliseTime(row.time), prevHash: row.prevHash });
+    const h = chainedEventHash({ ...row, time: normaliseTime(row.time), prevHash: row.prevHash });
     if (row.prevHash !== prev || h !== row.hash) { broken++; break; }
     prev = row.hash;
   }

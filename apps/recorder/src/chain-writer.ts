@@ -2,9 +2,10 @@ import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { Pool, PoolClient } from 'pg';
 import { from as copyFrom } from 'pg-copy-streams';
-import { canonicalJson, CONTROL_CHAIN, GENESIS_HASH, type WireEvent } from '@portcullis/protocol';
+import {
+  canonicalJson, chainedEventHash, chainedEventHashFast, CONTROL_CHAIN, GENESIS_HASH, normaliseTime, type ChainedEvent, type WireEvent,
+} from '@portcullis/protocol';
 import type { DeadLetterReason } from './event-decoder.js';
-import { fastHash, hashOf, normaliseTime, type ChainedEvent } from './recorded-event.js';
 
 /** One decoded, signature-checked event waiting to be chained. */
 export interface PendingEvent {
@@ -266,7 +267,7 @@ export class ChainWriter {
             prevHash: head.hash,
           };
           const cd = items[i].canonicalData;
-          const hash = cd === undefined ? hashOf(chained) : fastHash(chained, cd);
+          const hash = cd === undefined ? chainedEventHash(chained) : chainedEventHashFast(chained, cd);
           rows.push({ ...chained, chain, hash, canonicalData: cd });
           head = { seq, hash };
           outcomes[i] = { kind: 'stored', chain, seq, hash, gap };
@@ -392,7 +393,7 @@ export async function appendControlEvent(client: PoolClient, type: string, data:
     data,
     prevHash: head.hash,
   };
-  const row: StoredRow = { ...chained, chain: CONTROL_CHAIN, hash: hashOf(chained) };
+  const row: StoredRow = { ...chained, chain: CONTROL_CHAIN, hash: chainedEventHash(chained) };
   const n = await appendRows(client, [row]);
   if (n !== 1) throw new ChainConflictError(`control event ${id} not inserted`);
   return row;

@@ -2,7 +2,7 @@ import {
   canonicalJsonFast, CONTROL_CHAIN, CONTROL_EVENT_TYPES, EVENT_TYPES, MAX_EVENT_BATCH_EVENTS, SESSION_EVENT_TYPES, verifyEventBatchBody, wireEventSchema,
   type WireEvent,
 } from '@portcullis/protocol';
-import { verifySignatureFast } from './recorded-event.js';
+import { verifySignatureFast } from './event-signature.js';
 
 export type DeadLetterReason =
   | 'malformed-json'

@@ -2,8 +2,7 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import { connect, headers, type NatsConnection } from '@nats-io/transport-node';
 import { jetstream, jetstreamManager, type JetStreamClient } from '@nats-io/jetstream';
 import pg from 'pg';
-import { deriveKey, encodeEventBatch, EVENT_BATCH_SIG_HEADER, eventPartition, GENESIS_HASH, natsNames, signEvent, type NatsNames, type WireEvent } from '@portcullis/protocol';
-import { hashOf, normaliseTime } from '../src/recorded-event.js';
+import { deriveKey, encodeEventBatch, EVENT_BATCH_SIG_HEADER, eventPartition, GENESIS_HASH, chainedEventHash, natsNames, normaliseTime, signEvent, type NatsNames, type WireEvent } from '@portcullis/protocol';
 import { Recorder } from '../src/recorder.js';
 import { parseRecorderEnv } from '../src/env.js';
 
@@ -192,7 +191,7 @@ export class Harness {
 export function brokenAt(rows: Array<{ id: string; seq: number; type: string; prevHash: string; hash: string; data: Record<string, unknown>; time: Date; identity: string | null; connection: string | null; gateway: string | null; sessionId: string | null }>): number | null {
   let prev = GENESIS_HASH;
   for (const r of rows) {
-    const recomputed = hashOf({ id: r.id, sessionId: r.sessionId, seq: r.seq, time: normaliseTime(r.time), type: r.type, identity: r.identity, connection: r.connection, gateway: r.gateway, data: r.data, prevHash: r.prevHash });
+    const recomputed = chainedEventHash({ id: r.id, sessionId: r.sessionId, seq: r.seq, time: normaliseTime(r.time), type: r.type, identity: r.identity, connection: r.connection, gateway: r.gateway, data: r.data, prevHash: r.prevHash });
     if (r.prevHash !== prev || recomputed !== r.hash) return r.seq;
     prev = r.hash;
   }

@@ -2,6 +2,9 @@ export { PortcullisError, SchemaError, SealError, EnvError } from './errors.js';
 export { formatIssues, parseWith, parseEnv, parseEnvOrThrow, loadEnvOrExit } from './validate.js';
 export { LOG_LEVELS, logLevelSchema, portSchema, tokenNameSchema, masterKeySchema } from './env.js';
 export { canonicalJson, canonicalJsonFast, chainHash, GENESIS_HASH } from './canonical.js';
+export {
+  chainedEventHash, chainedEventHashFast, normaliseTime, toRecordedEvent, type ChainedEvent, type EventRow,
+} from './recorded-event.js';
 export { natsNames, eventPartition, EVENT_PARTITIONS, DEFAULT_NATS_PREFIX, APPROVALS_QUEUE, type NatsNames } from './subjects.js';
 export {
   DUPLICATE_WINDOW_NS, CONFIG_BUCKET_SETTINGS, eventStreamSettings, deadLetterStreamSettings, ensureStream, ensureBucket,

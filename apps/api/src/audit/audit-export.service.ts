@@ -1,9 +1,9 @@
 import { Injectable } from '@nestjs/common';
 import { PrismaClient } from '@portcullis/db';
+import { toRecordedEvent } from '@portcullis/protocol';
 import { toCef } from './cef.js';
 import { decodeCursor, encodeCursor } from './export-cursor.js';
 import { toOcsf } from './ocsf.js';
-import { toRecordedEvent } from './recorded-events.js';
 import type { AuditExportQuery, ExportFormat } from './dto/audit-export.dto.js';
 
 export interface ExportPage {

@@ -1,10 +1,9 @@
 import { Injectable } from '@nestjs/common';
 import type { KeyObject } from 'node:crypto';
 import { PrismaClient } from '@portcullis/db';
-import { CONTROL_CHAIN, GENESIS_HASH } from '@portcullis/protocol';
+import { chainedEventHash, CONTROL_CHAIN, GENESIS_HASH, toRecordedEvent } from '@portcullis/protocol';
 import { ApiConfig } from '../config/env.js';
 import { NotFoundError } from '../common/errors.js';
-import { recomputeHash, toRecordedEvent } from '../audit/recorded-events.js';
 import { checkpointPublicKey, checkpointSignatureValid } from './checkpoint-key.js';
 import type { VerifyView } from './dto/session.dto.js';
 
@@ -53,7 +52,7 @@ export class ChainVerifierService {
           reason = 'prevHash does not link to the previous event (an event was removed or reordered)';
           break outer;
         }
-        if (recomputeHash(e) !== e.hash) {
+        if (chainedEventHash(e) !== e.hash) {
           brokenAt = e.seq;
           reason = 'hash does not match the event content (the event was modified)';
           break outer;

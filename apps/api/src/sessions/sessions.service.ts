@@ -1,7 +1,7 @@
 import { Injectable } from '@nestjs/common';
 import { PrismaClient, type SessionModel } from '@portcullis/db';
+import { toRecordedEvent } from '@portcullis/protocol';
 import { NotFoundError } from '../common/errors.js';
-import { toRecordedEvent } from '../audit/recorded-events.js';
 import type { ListSessionsQuery, SessionEventsQuery, SessionEventsView, SessionView } from './dto/session.dto.js';
 
 export function toSessionView(s: SessionModel): SessionView {
