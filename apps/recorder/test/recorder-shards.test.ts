@@ -3,8 +3,11 @@ import { EVENT_PARTITIONS, eventPartition, type WireEvent } from '@portcullis/pr
 import { brokenAt, Harness } from './helpers.js';
 
 /** `sessions` sessions of `statements` statement events each, interleaved as a gateway's flushes interleave them. */
+/** At least `sessions` sessions, covering every event partition. */
 function workload(h: Harness, sessions: number, statements: number): { ids: string[]; events: WireEvent[] } {
-  const ids = Array.from({ length: sessions }, () => h.newSession());
+  // Random ids miss a partition now and then: draw on until every partition has a session.
+  const ids: string[] = [];
+  while (ids.length < sessions || new Set(ids.map(eventPartition)).size < EVENT_PARTITIONS) ids.push(h.newSession());
   const perSession = ids.map((id) => h.statementSession(id, statements));
   const events: WireEvent[] = [];
   for (let i = 0; i < perSession[0].length; i++) for (const evs of perSession) events.push(evs[i]);
