@@ -102,3 +102,29 @@ describe('psql with PGOPTIONS', () => {
     expect(r.stderr).toMatch(message);
   });
 });
+
+describe('psycopg2 with options=', () => {
+  // Debian's python3-psycopg2 (installed by .ci/run): libpq sends `options` as one startup parameter.
+  const SCRIPT = String.raw`
+import sys, psycopg2, psycopg2.extensions
+conn = psycopg2.connect(sys.argv[1], options='-c statement_timeout=200 -c search_path=other')
+conn.autocommit = True
+out = {}
+with conn.cursor() as c:
+    c.execute('SHOW statement_timeout'); out['timeout'] = c.fetchone()[0]
+    c.execute('SELECT v FROM marker'); out['marker'] = c.fetchone()[0]
+    try:
+        c.execute('SELECT pg_sleep(5)')
+        out['sleep'] = 'ran'
+    except psycopg2.extensions.QueryCanceledError:
+        out['sleep'] = 'cancelled'
+print(repr(out))
+`;
+
+  it('statement_timeout and search_path from options reach the target', async () => {
+    const r = await runProgram('/usr/bin/python3', ['-c', SCRIPT, h.connectionUri(await h.credential())], { timeoutMs: 30_000 });
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    expect(JSON.parse(r.stdout.trim().replace(/'/g, '"'))).toEqual({ timeout: '200ms', marker: 'found in other', sleep: 'cancelled' });
+  });
+});
