@@ -1,4 +1,5 @@
 import { connect, type Socket } from 'node:net';
+import { prng } from '../../../../libs/protocol/src/postgres/prng.test-support.js';
 import {
   BackendMessageType as B,
   PgFramer,
@@ -23,17 +24,7 @@ import {
  * straight against Postgres, two transcripts must be equal: that is the oracle.
  */
 
-/** mulberry32: a failing seed replays exactly. */
-export function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+export { prng };
 
 const pick = <T>(r: () => number, xs: readonly T[]): T => xs[Math.floor(r() * xs.length)];
 
