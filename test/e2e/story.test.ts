@@ -1,7 +1,6 @@
 // The end-to-end story: the stack started as `pnpm start` starts it, then real programs only —
 // the dev IdP, curl-like REST calls, and an interactive psql session through the gateway.
-import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
+import { execFile, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -10,12 +9,9 @@ import { promisify } from 'node:util';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { browserLogin, clientCredentialsToken, loginThroughApi } from '../support/dev-idp-login.js';
-import { freePort } from '../support/free-port.js';
+import { startDemoStack, type DemoStack } from '../support/demo-stack.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
-const suffix = randomBytes(4).toString('hex');
-const ADMIN_PG = 'postgresql://postgres@127.0.0.1:5432/postgres';
-
 
 /** Collects a child's output and lets a test wait for a pattern in it. */
 class Output {
@@ -40,87 +36,25 @@ class Output {
   }
 }
 
-let stack: ChildProcess;
-const stackOut = new Output();
-let home: string;
-const db = `portcullis_e2e_${suffix}`;
-const demoDb = `portcullis_e2e_demo_${suffix}`;
-let ports: Record<string, number>;
+let demo: DemoStack;
 let api: string;
 let idp: string;
 let bootstrap: string;
-
-async function rest(method: string, path: string, token: string, body?: unknown): Promise<{ status: number; json: any; text: string; headers: Headers }> {
-  const res = await fetch(`${api}${path}`, {
-    method,
-    headers: { authorization: `Bearer ${token}`, ...(body ? { 'content-type': 'application/json' } : {}) },
-    ...(body ? { body: JSON.stringify(body) } : {}),
-  });
-  const text = await res.text();
-  let json: any = null;
-  try {
-    json = JSON.parse(text);
-  } catch {
-    /* not JSON (jsonl export) */
-  }
-  return { status: res.status, json, text, headers: res.headers };
-}
+let demoDb: string;
+let rest: DemoStack['rest'];
 
 beforeAll(async () => {
-  home = mkdtempSync(join(tmpdir(), 'portcullis-e2e-'));
-  ports = {
-    API_PORT: await freePort(),
-    APPROVALS_HTTP_PORT: await freePort(),
-    RECORDER_HTTP_PORT: await freePort(),
-    GATEWAY_HTTP_PORT: await freePort(),
-    GATEWAY_PG_PORT: await freePort(),
-    DEV_IDP_PORT: await freePort(),
-  };
-  api = `http://127.0.0.1:${ports.API_PORT}`;
-  idp = `http://127.0.0.1:${ports.DEV_IDP_PORT}`;
-  stack = spawn(process.execPath, [join(ROOT, 'scripts/start.mjs')], {
-    cwd: ROOT,
-    env: {
-      ...process.env,
-      ...Object.fromEntries(Object.entries(ports).map(([k, v]) => [k, String(v)])),
-      PORTCULLIS_HOME: home,
-      DATABASE_URL: `postgresql://postgres@127.0.0.1:5432/${db}`,
-      NATS_PREFIX: `e2e${suffix}`,
-      APPROVALS_QUEUE_PREFIX: `e2e${suffix}`,
-      PORTCULLIS_DEMO_DB: demoDb,
-      GATEWAY_ID: `e2e-${suffix}`,
-      LOG_LEVEL: 'warn',
-      NO_COLOR: '1',
-    },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  stack.stdout!.on('data', (c) => stackOut.push(c));
-  stack.stderr!.on('data', (c) => stackOut.push(c));
-  const exited = new Promise<never>((_, reject) => stack.once('exit', (code) => reject(new Error(`pnpm start exited with ${code}:\n${stackOut.text.slice(-4000)}`))));
-  await Promise.race([stackOut.waitFor(/Portcullis is ready/, 240_000), exited]);
-  stack.removeAllListeners('exit');
-  const { readFileSync } = await import('node:fs');
-  bootstrap = readFileSync(join(home, 'bootstrap-token'), 'utf8').trim();
+  demo = await startDemoStack('e2e');
+  ({ api, idp, bootstrap, demoDb, rest } = demo);
 }, 300_000);
 
 afterAll(async () => {
-  if (stack && stack.exitCode === null) {
-    const done = new Promise((r) => stack.once('exit', r));
-    stack.kill('SIGINT');
-    await Promise.race([done, new Promise((r) => setTimeout(r, 20_000))]);
-    if (stack.exitCode === null) stack.kill('SIGKILL');
-  }
-  const c = new pg.Client({ connectionString: ADMIN_PG });
-  await c.connect();
-  for (const name of [db, demoDb]) await c.query(`DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`).catch(() => undefined);
-  await c.query(`DROP ROLE IF EXISTS "${demoDb}_owner"`).catch(() => undefined);
-  await c.end();
-  if (home) rmSync(home, { recursive: true, force: true });
+  await demo?.stop();
 }, 60_000);
 
 describe('the Portcullis story, end to end', () => {
   it('agent connects with psql; masking, a block, a held DELETE approved by bob, verified and exported', async () => {
-    expect(stackOut.text).toMatch(/psql/); // the next steps were printed
+    expect(demo.output()).toMatch(/psql/); // the next steps were printed
 
     // 1. demo-agent: a workload token from the IdP, exchanged for a Portcullis token.
     const workloadJwt = await clientCredentialsToken(idp, 'demo-agent', 'demo-agent-secret', 'portcullis');
