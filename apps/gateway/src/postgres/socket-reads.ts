@@ -22,6 +22,8 @@ export class SocketReads {
   private retained = false;
   /** buffers allocated because a sink held the previous one (a regression check: TLS used to make one per read) */
   freshBuffers = 0;
+  /** reads delivered to a sink (so a check can compare fresh buffers with reads) */
+  sinkReads = 0;
   private socket: Socket | null = null;
   private sink: ((chunk: Buffer) => boolean) | null = null;
 
@@ -48,6 +50,7 @@ export class SocketReads {
   private deliver(n: number, buf: Buffer): void {
     const chunk = buf.subarray(0, n);
     if (this.sink) {
+      this.sinkReads++;
       this.retained = this.sink(chunk);
       return;
     }
