@@ -8,13 +8,37 @@ import { canonicalJson } from './canonical.js';
  * is refused; a statement still running after a second, held for approval, or cut off by the end of
  * its session is recorded as separate `query` and `decision` events first, then its `result`.
  */
-export const SESSION_EVENT_TYPES = ['session.start', 'query', 'decision', 'result', 'statement', 'approval.requested', 'approval.decided', 'session.end'] as const;
+export const SESSION_EVENT_TYPES = [
+  'session.start', 'query', 'decision', 'result', 'statement', 'approval.requested', 'approval.decided', 'session.end',
+  'terminal', 'command', 'file', 'kube.request',
+] as const;
 export const CONTROL_EVENT_TYPES = [
   'policy.changed', 'connection.changed', 'identity.changed', 'group.changed', 'trust-policy.changed',
   'token.issued', 'token.revoked', 'access-request.changed', 'approval.decided', 'retention.deleted', 'checkpoint', 'auth.failed',
 ] as const;
 export const EVENT_TYPES = [...new Set([...SESSION_EVENT_TYPES, ...CONTROL_EVENT_TYPES])] as [string, ...string[]];
 export type EventType = (typeof SESSION_EVENT_TYPES)[number] | (typeof CONTROL_EVENT_TYPES)[number];
+
+/**
+ * `terminal` event data: one step of a terminal stream (SSH shell/exec, kubectl exec/attach), what the
+ * client saw after masking. `stream` is unique within the session; `t` is seconds since the stream's
+ * `start`. `o`/`i` carry UTF-8 text in `data`, `r` carries "COLSxROWS". `start` may carry the terminal
+ * size and the command. The api turns a stream into asciicast v2 (GET /v1/sessions/{id}/recording.cast).
+ */
+export const TERMINAL_STREAM_EVENTS = ['start', 'o', 'i', 'r', 'end'] as const;
+export const terminalEventDataSchema = z.object({
+  stream: z.string().min(1).max(200),
+  event: z.enum(TERMINAL_STREAM_EVENTS),
+  t: z.number().min(0).max(1e9),
+  data: z.string().optional(),
+  width: z.number().int().min(1).max(10_000).optional(),
+  height: z.number().int().min(1).max(10_000).optional(),
+  command: z.string().optional(),
+}).superRefine((d, ctx) => {
+  if ((d.event === 'o' || d.event === 'i' || d.event === 'r') && d.data === undefined) ctx.addIssue({ code: 'custom', path: ['data'], message: `a terminal "${d.event}" event carries data` });
+  if (d.event === 'r' && d.data !== undefined && !/^\d{1,5}x\d{1,5}$/.test(d.data)) ctx.addIssue({ code: 'custom', path: ['data'], message: 'a terminal "r" event carries "COLSxROWS"' });
+});
+export type TerminalEventData = z.infer<typeof terminalEventDataSchema>;
 
 /** Chain name of control-plane events (session events chain on their sessionId). */
 export const CONTROL_CHAIN = 'control-plane';

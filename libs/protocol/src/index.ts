@@ -13,6 +13,7 @@ export {
 export { natsConnectOptions, redactNatsUrl, type NatsConnectOptions } from './nats-url.js';
 export {
   wireEventSchema, signEvent, verifyEventSignature, CONTROL_CHAIN, EVENT_TYPES, SESSION_EVENT_TYPES, CONTROL_EVENT_TYPES,
+  TERMINAL_STREAM_EVENTS, terminalEventDataSchema, type TerminalEventData,
   type WireEvent, type RecordedEvent, type EventType,
 } from './events.js';
 export {
@@ -26,6 +27,10 @@ export {
 export {
   configSnapshotSchema, connectionConfigSchema, heartbeatSchema, publicJwkSchema, CONFIG_SNAPSHOT_TYP, signedConfigSnapshotSchema, signConfigSnapshot,
   verifyConfigSnapshot, type ConfigSnapshot, type ConnectionConfig, type Heartbeat,
+  CONNECTION_KINDS, connectionSecretContext, SSH_HOST_KEY_CONTEXT, GATEWAY_TLS_KEY_CONTEXT, sshPublicKeyLineSchema, sshConnectionFieldsSchema,
+  kubernetesConnectionFieldsSchema, sshTargetSecretSchema, kubernetesTargetSecretSchema, poolSshConfigSchema, poolTlsConfigSchema,
+  isSshConnection, isKubernetesConnection, type ConnectionKind, type SshConnectionConfig, type KubernetesConnectionConfig, type SshTargetSecret,
+  type KubernetesTargetSecret, type PoolSshConfig, type PoolTlsConfig,
 } from './config.js';
 export {
   SignatureError, ed25519PublicJwkSchema, parseTrustedKeys, signCompactJws, verifyCompactJws, type Ed25519PublicJwk, type JwsKeyCache, type JwsSigningKey,

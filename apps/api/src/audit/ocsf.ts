@@ -35,7 +35,9 @@ const API_ACTIVITIES: Record<string, [number, string]> = {
  * A `statement` event is a simple-protocol statement's query, decision and result in one (its data
  * holds their members under the same names), so it is read as each of them.
  */
-export const carriesDecision = (e: RecordedEvent): boolean => e.type === 'decision' || e.type === 'statement';
+const DECISION_TYPES: ReadonlySet<string> = new Set(['decision', 'statement', 'command', 'file', 'kube.request']);
+/** `command` (SSH/K8s command or shell line), `file` (SFTP/SCP) and `kube.request` events carry decision data as `decision` does. */
+export const carriesDecision = (e: RecordedEvent): boolean => DECISION_TYPES.has(e.type);
 export const carriesResult = (e: RecordedEvent): boolean => e.type === 'result' || e.type === 'statement';
 
 function classify(e: RecordedEvent): ClassInfo {
