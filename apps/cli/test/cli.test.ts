@@ -66,7 +66,7 @@ async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> 
   let m = /^\/v1\/connections\/([^/]+)\/credentials$/.exec(p);
   if (m && req.method === 'POST') {
     if (m[1] !== 'demo') return fail(res, 404, 'not_found', `connection ${m[1]} not found`);
-    return send(res, 201, { token: 'gw-token', expiresAt: '2026-11-27T00:15:00.000Z', host: '127.0.0.1', port: 15432, database: 'demo', uri: 'postgresql://carol:gw-token@127.0.0.1:15432/demo?sslmode=prefer' });
+    return send(res, 201, { token: 'gw-token', expiresAt: '2026-11-27T00:15:00.000Z', host: '127.0.0.1', port: 15432, database: 'demo', uri: 'postgresql://carol:gw-token@127.0.0.1:15432/demo?sslmode=prefer', jti: 'gw-jti' });
   }
   if (p === '/v1/approvals' && req.method === 'GET') {
     const status = url.searchParams.get('status');

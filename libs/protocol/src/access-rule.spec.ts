@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { mayUseConnection, type AccessCaller, type AccessDecision } from './access-rule.js';
+import { accessCallerOf, credentialAllows, mayUseConnection, type AccessCaller, type AccessDecision } from './access-rule.js';
 
 const now = 1_000_000;
 const conn = { allowedGroups: ['engineers', 'dba'] };
@@ -26,5 +26,25 @@ describe('mayUseConnection', () => {
   it('a connection that allows no group admits grants only', () => {
     expect(mayUseConnection({ groups: ['admins'], grants: [] }, { allowedGroups: [] }, now)).toEqual({ allowed: false, reason: 'no_allowed_group' });
     expect(mayUseConnection({ groups: ['admins'], grants: [live] }, { allowedGroups: [] }, now)).toMatchObject({ allowed: true, via: 'grant' });
+  });
+});
+
+describe('credentialAllows (the rule applied to a gateway credential)', () => {
+  const claims = { groups: ['sales'] };
+  const rows = [
+    { name: 'a grant claim with its end (gexp, seconds) runs until then', claims: { ...claims, grant: 'ar-1', gexp: (now + 1000) / 1000 }, expiresAt: now - 5, allowed: true },
+    { name: 'a grant claim whose gexp has passed no longer admits', claims: { ...claims, grant: 'ar-1', gexp: (now - 1000) / 1000 }, expiresAt: now + 60_000, allowed: false },
+    { name: 'a grant claim without gexp ends with the credential', claims: { ...claims, grant: 'ar-1' }, expiresAt: now + 1, allowed: true },
+    { name: 'a grant claim without gexp and without an expiry is over', claims: { ...claims, grant: 'ar-1' }, expiresAt: null, allowed: false },
+    { name: 'an allowed group needs no grant', claims: { groups: ['dba'] }, expiresAt: null, allowed: true },
+    { name: 'no allowed group and no grant', claims, expiresAt: now + 60_000, allowed: false },
+  ];
+  it.each(rows)('$name', ({ claims: c, expiresAt, allowed }) => {
+    expect(credentialAllows(c, conn, { expiresAt, now }).allowed).toBe(allowed);
+  });
+
+  it('reads the caller as accessCallerOf does', () => {
+    expect(accessCallerOf({ groups: ['a'], grant: 'ar-9', gexp: 7 }, null)).toEqual({ groups: ['a'], grants: [{ id: 'ar-9', until: 7000 }] });
+    expect(accessCallerOf({ groups: ['a'] }, 5)).toEqual({ groups: ['a'], grants: [] });
   });
 });

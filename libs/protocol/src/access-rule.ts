@@ -1,3 +1,5 @@
+import type { GatewayTokenClaims } from './tokens.js';
+
 /**
  * Who may use a connection — the one rule the api (issuing a gateway credential) and the gateway
  * (admitting a login, and re-checking every live session on each config change) both apply.
@@ -34,4 +36,27 @@ export function mayUseConnection(caller: AccessCaller, connection: { allowedGrou
   for (const g of caller.grants) if (g.until > now && (!best || g.until > best.until)) best = g;
   if (best) return { allowed: true, via: 'grant', grant: best };
   return { allowed: false, reason: caller.grants.length ? 'grant_expired' : 'no_allowed_group' };
+}
+
+/**
+ * The caller as a gateway credential presents it: its groups, and the access grant it rests on.
+ * A grant claim without its end (credentials minted before `gexp` existed) ends with the credential
+ * (`expiresAt`, epoch ms; null: already over).
+ */
+export function accessCallerOf(claims: Pick<GatewayTokenClaims, 'groups' | 'grant' | 'gexp'>, expiresAt: number | null): AccessCaller {
+  if (claims.grant === undefined) return { groups: claims.groups, grants: [] };
+  const until = claims.gexp !== undefined ? claims.gexp * 1000 : (expiresAt ?? 0);
+  return { groups: claims.groups, grants: [{ id: claims.grant, until }] };
+}
+
+/**
+ * mayUseConnection for the holder of a gateway credential: the api issued it under this rule, and the
+ * gateway asks it again at every login (and on every config change for live sessions).
+ */
+export function credentialAllows(
+  claims: Pick<GatewayTokenClaims, 'groups' | 'grant' | 'gexp'>,
+  connection: { allowedGroups: readonly string[] },
+  at: { expiresAt: number | null; now?: number },
+): AccessDecision {
+  return mayUseConnection(accessCallerOf(claims, at.expiresAt), connection, at.now ?? Date.now());
 }

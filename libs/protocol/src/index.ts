@@ -36,12 +36,12 @@ export {
   SignatureError, ed25519PublicJwkSchema, parseTrustedKeys, signCompactJws, verifyCompactJws, type Ed25519PublicJwk, type JwsKeyCache, type JwsSigningKey,
 } from './jws.js';
 export {
-  API_AUDIENCE, GATEWAY_AUDIENCE, TOKEN_ALG, ROLES, apiTokenClaimsSchema, gatewayTokenClaimsSchema,
-  type Role, type ApiTokenClaims, type GatewayTokenClaims,
+  API_AUDIENCE, GATEWAY_AUDIENCE, TOKEN_ALG, ROLES, apiTokenClaimsSchema, gatewayTokenClaimsSchema, gatewayCredentialSchema,
+  type Role, type ApiTokenClaims, type GatewayTokenClaims, type GatewayCredential,
 } from './tokens.js';
 export { Base64UrlError, decodeBase64UrlStrict, assertCompactJws } from './base64url.js';
 export { AuthFailureAggregator, AUTH_FAILURE_WINDOW_MS, AUTH_FAILURE_MAX_KEYS, type AuthFailure, type AuthFailedData } from './auth-failures.js';
-export { mayUseConnection, type AccessGrant, type AccessCaller, type AccessDecision } from './access-rule.js';
+export { mayUseConnection, accessCallerOf, credentialAllows, type AccessGrant, type AccessCaller, type AccessDecision } from './access-rule.js';
 export {
   approvalJobSchema, approvalDecisionSchema, APPROVAL_STATUSES, approvalSubjects, approvalCancelSchema, approvalRequestedSchema, type ApprovalRequested, approvalConsumeRequestSchema,
   approvalConsumeResultSchema, signApprovalMessage, verifyApprovalMessage, approvalDecisionOf, approvalDecidedEventData,

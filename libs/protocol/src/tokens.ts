@@ -41,3 +41,26 @@ export const gatewayTokenClaimsSchema = z.object({
   amode: z.enum(['wait', 'fail-fast']).optional(),
 });
 export type GatewayTokenClaims = z.infer<typeof gatewayTokenClaimsSchema>;
+
+/**
+ * What `POST /v1/connections/{name}/credentials` answers: the api builds it, its OpenAPI document
+ * describes it, the CLI reads it.
+ */
+export const gatewayCredentialSchema = z.object({
+  /** the gateway credential (a compact JWS, audience GATEWAY_AUDIENCE): the password a client sends */
+  token: z.string(),
+  /** ISO 8601 */
+  expiresAt: z.string(),
+  /** the gateway's public host and port */
+  host: z.string(),
+  port: z.number().int(),
+  /** the connection name, which is the database name a client asks the gateway for */
+  database: z.string(),
+  /** a ready-to-use connection URI carrying the credential */
+  uri: z.string(),
+  /** the credential's id (POST /v1/auth/revoke takes it) */
+  jti: z.string(),
+  /** access-request id when the credential rests on a time-boxed grant rather than group membership */
+  grant: z.string().optional(),
+});
+export type GatewayCredential = z.infer<typeof gatewayCredentialSchema>;

@@ -4,7 +4,7 @@ import { CompactSign, SignJWT, decodeProtectedHeader, errors as joseErrors, jwtV
 import { PrismaClient } from '@portcullis/db';
 import {
   API_AUDIENCE, GATEWAY_AUDIENCE, ROLES, TOKEN_ALG, apiTokenClaimsSchema, assertCompactJws, mayUseConnection,
-  type ApiTokenClaims, type GatewayTokenClaims, type Role,
+  type ApiTokenClaims, type GatewayCredential, type GatewayTokenClaims, type Role,
 } from '@portcullis/protocol';
 import { ApiConfig } from '../config/env.js';
 import { ForbiddenError, NotFoundError, UnauthorizedError } from '../common/errors.js';
@@ -22,17 +22,7 @@ export interface IssuedApiToken {
   jti: string;
 }
 
-export interface GatewayCredential {
-  token: string;
-  expiresAt: string;
-  host: string;
-  port: number;
-  database: string;
-  uri: string;
-  jti: string;
-  /** access-request id when the credential rests on a time-boxed grant rather than group membership */
-  grant?: string;
-}
+export type { GatewayCredential } from '@portcullis/protocol';
 
 export interface GatewayCredentialOptions {
   mode?: 'wait' | 'fail-fast';

@@ -1,15 +1,8 @@
 import { spawn } from 'node:child_process';
+import { formatIssues, gatewayCredentialSchema } from '@portcullis/protocol';
+import { ApiRequestError } from '../api-client.js';
 import { allowOnly, boolFlag, UsageError, type ParsedArgs } from '../args.js';
 import { authedClient, EXIT, println, type CliContext } from '../context.js';
-
-interface Credential {
-  token: string;
-  expiresAt: string;
-  host: string;
-  port: number;
-  database: string;
-  uri: string;
-}
 
 /** Gets a short-lived gateway credential for a connection and runs psql with it (or prints the URI). */
 export async function connect(ctx: CliContext, args: ParsedArgs): Promise<number> {
@@ -19,9 +12,15 @@ export async function connect(ctx: CliContext, args: ParsedArgs): Promise<number
   const api = authedClient(ctx);
   // --fail-fast: statements that need approval fail at once instead of waiting (scripts, agents).
   const body = boolFlag(args, 'fail-fast') ? { mode: 'fail-fast' } : {};
-  const cred = await api.json<Credential>('POST', `/v1/connections/${encodeURIComponent(name)}/credentials`, body);
+  const path = `/v1/connections/${encodeURIComponent(name)}/credentials`;
+  const sent = await api.json<unknown>('POST', path, body);
+  const parsed = gatewayCredentialSchema.safeParse(sent);
+  if (!parsed.success) {
+    throw new ApiRequestError(`the api sent an unexpected credential for POST ${path}: ${formatIssues(parsed.error).join('; ')}`, undefined, 'bad_response');
+  }
+  const cred = parsed.data;
   if (boolFlag(args, 'json')) {
-    println(ctx.stdout, JSON.stringify(cred, null, 2));
+    println(ctx.stdout, JSON.stringify(sent, null, 2));
     return EXIT.ok;
   }
   if (boolFlag(args, 'print')) {

@@ -1,5 +1,5 @@
 import { decodeJwt, errors as joseErrors, jwtVerify } from 'jose';
-import { GATEWAY_AUDIENCE, TOKEN_ALG, assertCompactJws, gatewayTokenClaimsSchema, mayUseConnection, type AccessCaller, type GatewayTokenClaims } from '@portcullis/protocol';
+import { GATEWAY_AUDIENCE, TOKEN_ALG, assertCompactJws, credentialAllows, gatewayTokenClaimsSchema, type GatewayTokenClaims } from '@portcullis/protocol';
 import type { ActiveConfig, ResolvedConnection } from '../config/config-store.js';
 
 /** Why a credential was refused. `message` is safe to show the client; `reason` is for logs and metrics. */
@@ -57,21 +57,14 @@ export async function verifyCredential(token: string, database: string, config: 
   const connection = config.connections.get(database);
   if (!connection) throw new CredentialError('unknown_connection', `connection "${database}" does not exist`);
   const expiresAt = typeof payload.exp === 'number' ? payload.exp * 1000 : null;
-  if (!mayUseConnection(accessCallerOf(claims, expiresAt), connection, Date.now()).allowed) {
+  if (!credentialAllows(claims, connection, { expiresAt }).allowed) {
     throw new CredentialError('not_allowed', `not allowed to use connection "${database}"`);
   }
   return { claims, connection, expiresAt };
 }
 
-/**
- * The caller as the access rule sees it: the credential's groups, and the access grant it rests on.
- * A grant claim without its end (credentials minted before `gexp` existed) ends with the credential.
- */
-export function accessCallerOf(claims: GatewayTokenClaims, expiresAt: number | null): AccessCaller {
-  if (claims.grant === undefined) return { groups: claims.groups, grants: [] };
-  const until = claims.gexp !== undefined ? claims.gexp * 1000 : (expiresAt ?? 0);
-  return { groups: claims.groups, grants: [{ id: claims.grant, until }] };
-}
+/** The caller as the access rule sees it (the rule's own reading of a credential). */
+export { accessCallerOf } from '@portcullis/protocol';
 
 /** Who a refused credential claimed to be (its unverified `sub`), for the audit trail only; null when it is no JWT. */
 export function claimedSubject(token: string): string | null {

@@ -89,13 +89,5 @@ export const connectionUserViewSchema = z.object({
 });
 export type ConnectionUserView = z.infer<typeof connectionUserViewSchema>;
 
-export const credentialSchema = z.object({
-  token: z.string(),
-  expiresAt: z.string(),
-  host: z.string(),
-  port: z.number().int(),
-  database: z.string(),
-  uri: z.string(),
-  jti: z.string(),
-  grant: z.string().optional(),
-});
+/** The credential response: one schema in @portcullis/protocol, which the CLI reads with too. */
+export { gatewayCredentialSchema as credentialSchema } from '@portcullis/protocol';
