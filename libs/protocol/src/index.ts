@@ -48,3 +48,8 @@ export {
   type DecidedApprovalRow, type ApprovalJob, type ApprovalDecision, type ApprovalCancel, type ApprovalConsumeRequest, type ApprovalConsumeResult,
 } from './approvals.js';
 export * from './postgres/index.js';
+export {
+  SshKeyError, ed25519PublicBlob, ed25519PublicKeyLine, ed25519ToOpenSshPrivateKey, ed25519FromOpenSshPrivateKey, generateSshEd25519, parseSshPublicKeyLine,
+  signSshCertificate, parseSshCertificate, verifySshCertificateSignature, type SshPublicKey, type SshCertificate, type SshCertificateRequest,
+} from './ssh-keys.js';
+export { TlsCertError, generateGatewayCa, issueGatewayServerCert, certificateDaysLeft, type GatewayTlsCa, type GatewayTlsCert } from './tls-certs.js';
