@@ -93,6 +93,24 @@ describe('policies e2e: JSON and YAML documents, versions, evaluate, snapshot', 
     expect((await api.http.get(`/v1/policies/${p1}`).set('Authorization', api.admin)).body.version).toBe(1);
   });
 
+  it('evaluate: a consequence rule says the write is measured at run time', async () => {
+    const name = `cq-${api.suffix}`;
+    const created = await api.http.post('/v1/policies').set('Authorization', api.admin).send({
+      name, guardrails: [{ name: 'big-writes', action: 'require_approval', match: { statements: ['DELETE', 'UPDATE'], rowsAffectedOver: 100 }, sampleRows: 5 }],
+    });
+    expect(created.status).toBe(201);
+    try {
+      const del = await api.http.post(`/v1/policies/${name}/evaluate`).set('Authorization', api.admin).send({ command: 'DELETE FROM customers WHERE id > 0' });
+      expect(del.body.decision).toMatchObject({ action: 'allow', measure: { mode: 'tag', tables: ['customers'] } });
+      expect(del.body.decision.measure.note).toMatch(/^measured at run time: .*big-writes \(held for approval over 100 rows\)/);
+      const bad = await api.http.post('/v1/policies').set('Authorization', api.admin).send({ name: `${name}-bad`, guardrails: [{ name: 'g', action: 'allow', match: { rowsAffectedOver: 1 } }] });
+      expect(bad.status).toBe(400);
+      expect(JSON.stringify(bad.body)).toContain('guardrails.0.action');
+    } finally {
+      await prisma.policy.deleteMany({ where: { name } });
+    }
+  });
+
   it('evaluate: a dry run gives the decision and masking plan', async () => {
     const drop = await api.http.post(`/v1/policies/${p1}/evaluate`).set('Authorization', api.admin).send({ command: 'DROP TABLE customers', columns: ['id', 'email'] });
     expect(drop.status).toBe(200);

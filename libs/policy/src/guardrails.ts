@@ -1,4 +1,4 @@
-import type { Action, Guardrail, PolicyDocument } from './policy-document.js';
+import { MEASURED_KINDS, type Action, type Guardrail, type PolicyDocument } from './policy-document.js';
 import type { ColumnFlow } from './column-flows.js';
 import { splitName } from './masking.js';
 import { analyzeSql, type Analysis, type QualifiedName, type StatementUnit } from './sql-analyzer.js';
@@ -26,6 +26,34 @@ export interface Decision {
    * row): its error and notice texts may carry that column's values and are withheld by the gateway.
    */
   masked?: string;
+  /** consequence rules that apply once the write is measured (the gateway measures, consequence.ts) */
+  measure?: MeasurePlan;
+}
+
+/** A consequence guardrail (match.rowsAffectedOver) that applies to a statement. */
+export interface ConsequenceCheck {
+  rule: string;
+  action: 'block' | 'require_approval';
+  /** acts when more rows than this were changed */
+  over: number;
+  /** the rule's table patterns (`name`, `schema.name`), lower-cased; null: every table */
+  tables: QualifiedName[] | null;
+  sampleRows: number;
+  tolerance: { rows: number } | { percent: number };
+  reason?: string;
+}
+
+/**
+ * How the gateway measures a write: `tag`: the text is one INSERT/UPDATE/DELETE/MERGE and its command
+ * tag's count is the rows it changed; `stats`: anything else (several statements, writes in CTEs,
+ * DO blocks, EXPLAIN ANALYZE, EXECUTE) is measured by the transaction's per-table counts of rows
+ * inserted, updated and deleted (pg_stat_xact_user_tables) before and after.
+ */
+export interface MeasurePlan {
+  mode: 'tag' | 'stats';
+  checks: ConsequenceCheck[];
+  /** the tables the measured writes name (`schema.name` or `name`), for the approver */
+  tables: string[];
 }
 
 export interface EvaluateContext {
@@ -43,6 +71,8 @@ interface CompiledRule {
   functions: QualifiedName[] | undefined;
   unbounded: boolean | undefined;
   copy: 'program' | 'file' | 'any' | undefined;
+  /** a consequence rule: decided after the gateway measured the write */
+  consequence?: ConsequenceCheck;
 }
 
 /** A column a masking rule names (`col`, `table.col`, `schema.table.col`), lower-cased. */
@@ -58,6 +88,8 @@ export interface CompiledPolicy {
   maxStatementBytes: number;
   /** columns of masking rules: they may leave only as plain result columns (column-flows.ts) */
   maskedColumns: MaskedColumn[];
+  /** the policy has consequence rules (match.rowsAffectedOver) */
+  consequences: boolean;
 }
 
 const SEVERITY: Record<Action, number> = { allow: 0, require_approval: 1, block: 2 };
@@ -93,7 +125,26 @@ function compileRule(g: Guardrail): CompiledRule {
     functions: g.match.functions?.map(parseQualifiedName),
     unbounded: g.match.unbounded,
     copy: g.match.copy,
+    ...(g.match.rowsAffectedOver === undefined ? {} : {
+      consequence: {
+        rule: g.name,
+        action: g.action === 'block' ? 'block' : 'require_approval',
+        over: g.match.rowsAffectedOver,
+        tables: g.match.tables?.map(parseQualifiedName) ?? null,
+        sampleRows: g.sampleRows ?? DEFAULT_SAMPLE_ROWS,
+        tolerance: parseTolerance(g.tolerance),
+        ...(g.reason ? { reason: g.reason } : {}),
+      } satisfies ConsequenceCheck,
+    }),
   };
+}
+
+export const DEFAULT_SAMPLE_ROWS = 20;
+
+function parseTolerance(t: number | string | undefined): ConsequenceCheck['tolerance'] {
+  if (t === undefined) return { rows: 0 };
+  if (typeof t === 'number') return { rows: t };
+  return { percent: Number(t.slice(0, -1)) };
 }
 
 const compiledCache = new WeakMap<PolicyDocument, CompiledPolicy>();
@@ -105,6 +156,7 @@ export function compilePolicy(doc: PolicyDocument, maxStatementBytes?: number): 
   }
   const compiled: CompiledPolicy = {
     rules: (doc.guardrails ?? []).map(compileRule),
+    consequences: (doc.guardrails ?? []).some((g) => g.match.rowsAffectedOver !== undefined),
     dynamicSql: doc.dynamicSql ?? 'block',
     maxStatementBytes: maxStatementBytes ?? doc.maxStatementBytes ?? DEFAULT_MAX_STATEMENT_BYTES,
     maskedColumns: (doc.masking ?? []).flatMap((r) =>
@@ -188,7 +240,7 @@ export function decide(analysis: Analysis, policy: CompiledPolicy): Verdict {
   };
   for (const unit of analysis.units) {
     for (const r of policy.rules) {
-      if (SEVERITY[r.action] <= SEVERITY[action]) continue;
+      if (r.consequence || SEVERITY[r.action] <= SEVERITY[action]) continue;
       const m = matchRule(r, unit);
       if (m) consider(r.action, r.name, r.reason ?? describe(m));
     }
@@ -201,7 +253,9 @@ export function decide(analysis: Analysis, policy: CompiledPolicy): Verdict {
   const failed = analysis.parseError;
   if (failed) consider(failed.crashed ? 'block' : policy.dynamicSql, failed.rule ?? 'parse-error', failed.reason, failed.sqlstate);
   const masked = analysis.names && policy.maskedColumns.length ? touchedRule(analysis, policy.maskedColumns) : null;
+  const measure = policy.consequences ? consequencePlan(analysis, policy, consider) : null;
   const decision: Verdict['decision'] = { action, rule, reason, kinds };
+  if (measure && (action as Action) !== 'block') decision.measure = measure;
   if (masked !== null) decision.masked = masked;
   if (sqlstate !== undefined) decision.sqlstate = sqlstate;
   return {
@@ -210,6 +264,52 @@ export function decide(analysis: Analysis, policy: CompiledPolicy): Verdict {
     shareable: !analysis.literalDependent && failed === null,
     cacheable: failed?.transient !== true,
   };
+}
+
+const MEASURED = new Set<string>(MEASURED_KINDS);
+/** Statements that end or nest transactions: a text holding one cannot run inside the gateway's savepoint. */
+const TRANSACTION_CONTROL = new Set(['BEGIN', 'COMMIT', 'ROLLBACK', 'SAVEPOINT', 'RELEASE', 'PREPARE TRANSACTION', 'COMMIT PREPARED', 'ROLLBACK PREPARED']);
+
+/**
+ * The consequence rules that apply to a text and how it is measured, or null when none does. A write a
+ * rule names that cannot be measured (it would commit on its own or run over another connection) gets
+ * the rule's action at once, without a count: `consider` (fail closed).
+ */
+function consequencePlan(analysis: Analysis, policy: CompiledPolicy, consider: (a: Action, r: string, why: string) => void): MeasurePlan | null {
+  const checks: ConsequenceCheck[] = [];
+  const tables: string[] = [];
+  let allTop = true;
+  let unmeasurable: string | null = null;
+  if (analysis.endsTransaction) unmeasurable = 'a DO block that commits or rolls back cannot run inside a savepoint';
+  else if (analysis.units.some((u) => u.runs === 'top' && TRANSACTION_CONTROL.has(u.kind))) unmeasurable = 'it shares its query with transaction control (BEGIN, COMMIT, SAVEPOINT …): send the write on its own';
+  for (const r of policy.rules) {
+    const c = r.consequence;
+    if (!c) continue;
+    let hit: StatementUnit | null = null;
+    for (const u of analysis.units) {
+      if (u.runs === 'later') continue;
+      // SQL-level EXECUTE runs a prepared statement whose text is not in this one: measured whatever it is
+      const execute = u.kind === 'EXECUTE' && u.runs === 'top';
+      if (!execute) {
+        if (!MEASURED.has(u.kind)) continue;
+        if (r.statements && !r.statements.some((s) => kindMatches(s, u.kind))) continue;
+        if (c.tables && !u.tables.some((t) => c.tables!.some((p) => nameMatches(p, t)))) continue;
+      }
+      hit ??= u;
+      if (u.runs === 'elsewhere') unmeasurable ??= 'it runs SQL over another connection (dblink), which no savepoint here can undo';
+      if (u.runs !== 'top' || execute) allTop = false;
+      for (const t of u.tables) if (!execute && !tables.includes(show(t))) tables.push(show(t));
+    }
+    if (!hit) continue;
+    if (unmeasurable !== null) {
+      const what = c.action === 'require_approval' ? 'requires approval' : 'is blocked';
+      consider(c.action, c.rule, `${hit.kind} ${what} by guardrail ${c.rule} without a row count: ${unmeasurable}`);
+      continue;
+    }
+    checks.push(c);
+  }
+  if (checks.length === 0 || unmeasurable !== null) return null;
+  return { mode: allTop && analysis.topLevel === 1 ? 'tag' : 'stats', checks, tables };
 }
 
 /**

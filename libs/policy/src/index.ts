@@ -8,11 +8,17 @@ export {
 } from './sql-parser.js';
 export { statementDepth, assertNotTooComplex, DEFAULT_MAX_DEPTH } from './sql-complexity.js';
 export {
-  policyDocumentSchema, parsePolicyDocument, actionSchema, ACTIONS, MASKING_STRATEGIES,
+  policyDocumentSchema, parsePolicyDocument, actionSchema, ACTIONS, MASKING_STRATEGIES, MEASURED_KINDS,
   type PolicyDocument, type PolicyDocumentInput, type Action, type Guardrail, type MaskingRule, type CustomDetector,
 } from './policy-document.js';
 export { initPolicyEngine, PolicyEngine, evaluate, assertStatementSize, type PolicyEngineOptions } from './policy-engine.js';
-export { DEFAULT_MAX_STATEMENT_BYTES, type Decision, type EvaluateContext } from './guardrails.js';
+export {
+  DEFAULT_MAX_STATEMENT_BYTES, DEFAULT_SAMPLE_ROWS, type Decision, type EvaluateContext, type ConsequenceCheck, type MeasurePlan,
+} from './guardrails.js';
+export {
+  rowsOfTag, rowsFor, judgeConsequence, withinTolerance, sampleQuery, writesBetween, TRANSACTION_WRITES_SQL,
+  type Measurement, type ConsequenceJudgement,
+} from './consequence.js';
 export { analyzeSql, type Analysis, type StatementUnit, type QualifiedName } from './sql-analyzer.js';
 export { sqlShape } from './sql-scanner.js';
 export {

@@ -42,18 +42,54 @@ export const guardrailMatchSchema = z
     unbounded: z.boolean().optional(),
     /** COPY to/from a server-side program, a server file, or either */
     copy: z.enum(['program', 'file', 'any']).optional(),
+    /**
+     * A consequence: the write is measured at run time (run inside a savepoint, rows counted) and the
+     * guardrail acts only when it changed more rows than this (docs/consequence-approvals.md).
+     */
+    rowsAffectedOver: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER).optional(),
   })
   .refine((m) => Object.values(m).some((v) => v !== undefined), {
-    message: 'match needs at least one condition (statements, tables, functions, unbounded or copy)',
+    message: 'match needs at least one condition (statements, tables, functions, unbounded, copy or rowsAffectedOver)',
   });
 
-export const guardrailSchema = z.strictObject({
-  name: z.string().trim().min(1),
-  action: actionSchema,
-  match: guardrailMatchSchema,
-  /** shown to the client when the guardrail blocks or holds a statement */
-  reason: z.string().min(1).max(1000).optional(),
-});
+/** The statement kinds a consequence can measure (their command tags carry a row count). */
+export const MEASURED_KINDS = ['DELETE', 'UPDATE', 'INSERT', 'MERGE'] as const;
+
+/** How far a re-measured count may move from the approved one: a number of rows, or a percentage of the approved count (`"10%"`). */
+export const toleranceSchema = z.union([
+  z.number().int().min(0),
+  z.string().regex(/^\d+(\.\d+)?%$/, 'a tolerance is a number of rows or a percentage such as "10%"'),
+]);
+
+export const guardrailSchema = z
+  .strictObject({
+    name: z.string().trim().min(1),
+    action: actionSchema,
+    match: guardrailMatchSchema,
+    /** shown to the client when the guardrail blocks or holds a statement */
+    reason: z.string().min(1).max(1000).optional(),
+    /** consequence rules: how many of the affected rows the approver is shown, masked (default 20; 0: none) */
+    sampleRows: z.number().int().min(0).max(1000).optional(),
+    /** consequence rules: an approved write whose re-measured count moved further than this is held again (default 0) */
+    tolerance: toleranceSchema.optional(),
+  })
+  .superRefine((g, ctx) => {
+    const m = g.match;
+    if (m.rowsAffectedOver === undefined) {
+      if (g.sampleRows !== undefined) ctx.addIssue({ code: 'custom', path: ['sampleRows'], message: 'sampleRows applies only to a guardrail with match.rowsAffectedOver' });
+      if (g.tolerance !== undefined) ctx.addIssue({ code: 'custom', path: ['tolerance'], message: 'tolerance applies only to a guardrail with match.rowsAffectedOver' });
+      return;
+    }
+    if (g.action === 'allow') ctx.addIssue({ code: 'custom', path: ['action'], message: 'a guardrail with rowsAffectedOver must block or require approval' });
+    for (const k of ['functions', 'unbounded', 'copy'] as const) {
+      if (m[k] !== undefined) ctx.addIssue({ code: 'custom', path: ['match', k], message: `rowsAffectedOver combines only with statements and tables, not ${k}` });
+    }
+    m.statements?.forEach((s, i) => {
+      if (!(MEASURED_KINDS as readonly string[]).includes(s)) {
+        ctx.addIssue({ code: 'custom', path: ['match', 'statements', i], message: `rowsAffectedOver measures only ${MEASURED_KINDS.join(', ')}, not ${s}` });
+      }
+    });
+  });
 
 export const MASKING_STRATEGIES = ['redact', 'partial', 'hash', 'null'] as const;
 

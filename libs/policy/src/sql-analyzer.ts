@@ -38,6 +38,13 @@ export interface StatementUnit {
   binds?: QualifiedName[];
   /** COPY only: where the data goes to or comes from on the server side */
   copy?: 'program' | 'file' | 'stdio';
+  /**
+   * Where the statement runs when the text runs (consequence rules measure only what runs now, in
+   * this session): `top` a statement of the text itself; absent: nested in one (a CTE, a subquery,
+   * EXPLAIN ANALYZE, a DO block, SQL a local function runs); `later` a routine's or PREPARE's body
+   * (runs when called or executed); `elsewhere` SQL sent over another connection (dblink).
+   */
+  runs?: 'top' | 'later' | 'elsewhere';
 }
 
 export interface Analysis {
@@ -52,6 +59,10 @@ export interface Analysis {
   flows: ColumnFlow[];
   /** the names the text uses, nested SQL included (asked for with the flows: masked-references.ts) */
   names?: StatementNames;
+  /** statements at the top of the text */
+  topLevel: number;
+  /** a DO block commits or rolls back (PL/pgSQL COMMIT / ROLLBACK): it cannot run inside a savepoint */
+  endsTransaction: boolean;
 }
 
 const MAX_NESTED_SQL = 8;
@@ -79,6 +90,10 @@ class Analyzer {
 
   parseError: Analysis['parseError'] = null;
   literalDependent = false;
+  topLevel = 0;
+  endsTransaction = false;
+  /** where the statements being walked run (see StatementUnit.runs) */
+  private runs: 'later' | 'elsewhere' | undefined;
   /** PL/pgSQL variables of the block being analysed */
   private plVars: ReadonlySet<string> | undefined;
   /** per statement being walked, innermost last: its FROM when it is a SELECT from pg_settings alone (setting-names.ts) */
@@ -109,6 +124,7 @@ class Analyzer {
   /** `sql` is the text `tree` was parsed from: a function body in PL/pgSQL is parsed again from its statement's text. */
   private tree(tree: Node, sql: string, nesting: number): void {
     const stmts = (tree.stmts as Node[] | undefined) ?? [];
+    if (nesting === 0 && this.plVars === undefined) this.topLevel += stmts.length;
     for (const raw of stmts) {
       this.walk(raw.stmt, null, false, nesting, 0);
       // in a routine body, a DO block or a string another statement runs, every reference is a copy
@@ -179,6 +195,8 @@ class Analyzer {
   private nodeIn(type: string, body: Node, unit: StatementUnit | null, planOnly: boolean, nesting: number, depth: number): void {
     if (isStatementNode(type) && !planOnly) {
       const u = this.newUnit(statementKind(type, body));
+      if (this.runs) u.runs = this.runs;
+      else if (unit === null && nesting === 0 && this.plVars === undefined) u.runs = 'top';
       this.bindings(functionBindings(type, body), u);
       switch (type) {
         case 'DeleteStmt':
@@ -212,6 +230,10 @@ class Analyzer {
         }
         case 'DoStmt':
           this.doBlock(body, nesting);
+          return;
+        case 'PrepareStmt':
+          // the prepared body runs at EXECUTE, not now
+          this.during('later', () => this.walk(body, u, false, nesting, depth + 1));
           return;
         case 'VariableSetStmt':
           this.setting(body);
@@ -278,6 +300,8 @@ class Analyzer {
       const kind = cmd === 'CMD_DELETE' ? 'DELETE' : cmd === 'CMD_UPDATE' ? 'UPDATE' : cmd === 'CMD_INSERT' ? 'INSERT' : null;
       if (!kind) continue;
       const action = this.newUnit(kind);
+      // a MERGE's actions run (and are counted in its tag) with it
+      if (unit.runs) action.runs = unit.runs;
       if (table) action.tables.push(table);
       if (kind !== 'INSERT') {
         // NOT MATCHED BY SOURCE touches every target row the source lacks: bounded only by its own condition
@@ -408,7 +432,16 @@ class Analyzer {
       this.dynamic.push(call.dynamic);
       return;
     }
-    this.withPlVars(undefined, () => { for (const sql of call.sql) this.text(sql, nesting + 1); });
+    const run = () => this.withPlVars(undefined, () => { for (const sql of call.sql) this.text(sql, nesting + 1); });
+    if (runs.source === 'dblink') this.during('elsewhere', run);
+    else run();
+  }
+
+  private during(runs: 'later' | 'elsewhere', fn: () => void): void {
+    const saved = this.runs;
+    // nothing runs sooner than its outer statement: later stays later
+    this.runs = saved === 'later' ? saved : runs;
+    try { fn(); } finally { this.runs = saved; }
   }
 
   private withPlVars(vars: ReadonlySet<string> | undefined, fn: () => void): void {
@@ -459,6 +492,12 @@ class Analyzer {
       if (e[1].defname === 'as') code = v && v[0] === 'List' ? stringsOf(v[1].items) : [];
     }
     if (code === null) return; // no string body: nothing beyond the parse tree runs
+    const saved = this.runs;
+    this.runs = 'later';
+    try { this.routineBody(body, code, language, statement, nesting); } finally { this.runs = saved; }
+  }
+
+  private routineBody(body: Node, code: string[], language: string | null, statement: () => string, nesting: number): void {
     this.literalDependent = true; // the body is a string literal
     const what = `a ${body.is_procedure ? 'procedure' : 'function'}`;
     if (language === 'sql') {
@@ -517,6 +556,7 @@ class Analyzer {
     for (const key in value as Node) {
       const child = (value as Node)[key] as Node;
       if (child === null || typeof child !== 'object') continue;
+      if ((key === 'PLpgSQL_stmt_commit' || key === 'PLpgSQL_stmt_rollback') && this.runs === undefined) this.endsTransaction = true;
       if (key === 'PLpgSQL_expr') {
         this.plExpr(child, false, nesting);
       } else if (key === 'PLpgSQL_stmt_dynexecute' || key === 'PLpgSQL_stmt_dynfors') {
@@ -604,5 +644,5 @@ export function analyzeSql(sql: string, opts: { columnFlows?: boolean } = {}): A
       a.crash = new SqlAnalysisError('SQL analysis failed', { cause: err });
     }
   }
-  return { units: a.units, dynamic: a.dynamic, parseError: a.parseError, literalDependent: a.literalDependent, flows: a.flows, ...(opts.columnFlows ? { names: a.names } : {}), crash: a.crash };
+  return { units: a.units, dynamic: a.dynamic, parseError: a.parseError, literalDependent: a.literalDependent, flows: a.flows, ...(opts.columnFlows ? { names: a.names } : {}), crash: a.crash, topLevel: a.topLevel, endsTransaction: a.endsTransaction };
 }

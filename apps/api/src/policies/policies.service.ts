@@ -108,7 +108,7 @@ export class PoliciesService {
       if (err instanceof StatementTooLargeError) throw new BadRequestError(`command: ${(err as Error).message}`, 'validation_failed');
       throw err;
     }
-    return { policy: p.name, version: p.version, decision, masking: explainMaskingPlan(doc, (body.columns ?? []).map(asTextField)) };
+    return { policy: p.name, version: p.version, decision: withConsequenceNote(decision), masking: explainMaskingPlan(doc, (body.columns ?? []).map(asTextField)) };
   }
 
   private async find(name: string): Promise<Policy> {
@@ -121,4 +121,15 @@ export class PoliciesService {
     this.publisher.requestPublish();
     await this.events.record({ type: 'policy.changed', actor, data: { action, target, before, after } });
   }
+}
+
+/**
+ * A dry run cannot know how many rows a write would change: a decision with consequence rules says
+ * that they are measured at run time, and what each would do over its threshold.
+ */
+function withConsequenceNote(decision: unknown): unknown {
+  const m = (decision as { measure?: { checks: { rule: string; action: string; over: number }[] } } | null)?.measure;
+  if (!m) return decision;
+  const rules = m.checks.map((c) => `${c.rule} (${c.action === 'block' ? 'blocked' : 'held for approval'} over ${c.over} rows)`).join(', ');
+  return { ...(decision as object), measure: { ...m, note: `measured at run time: the gateway runs the write in a savepoint, counts the rows it changed and applies ${rules}` } };
 }
