@@ -27,6 +27,13 @@ export const gatewayEnvSchema = z.object({
   GATEWAY_CONFIG_PUBLIC_KEY_FILE: z.string().optional(),
   GATEWAY_PG_PORT: portSchema.default(15432),
   GATEWAY_PG_HOST: z.string().default('0.0.0.0'),
+  /** SSH listener: `ssh -p 2222 <connection>@<gateway>` */
+  GATEWAY_SSH_PORT: portSchema.default(2222),
+  GATEWAY_SSH_HOST: z.string().default('0.0.0.0'),
+  /** how long an SSH client may take from connect to an authenticated session before it is closed */
+  GATEWAY_SSH_LOGIN_GRACE_MS: z.coerce.number().int().min(100).max(600_000).default(30_000),
+  /** failed SSH logins per client address and minute; past it the address waits out the minute */
+  GATEWAY_SSH_MAX_AUTH_FAILURES: z.coerce.number().int().min(1).max(10_000).default(10),
   GATEWAY_HTTP_PORT: portSchema.default(8085),
   GATEWAY_HTTP_HOST: z.string().default('0.0.0.0'),
   GATEWAY_TLS_CERT: z.string().optional(),

@@ -22,6 +22,11 @@ import { CancelRegistry, sendUpstreamCancel } from './postgres/cancel-registry.j
 import { ClientSession, type SessionInfo } from './postgres/client-session.js';
 import { fastLaneUnavailable, trimNativeHeap } from './postgres/fast-lane.js';
 import { SideConnection } from './postgres/side-connection.js';
+import type { ApprovalClient } from './approvals/approval-client.js';
+import { SshListener } from './ssh/ssh-listener.js';
+import { NO_POLICY, sshPolicyOf } from './ssh/ssh-policy.js';
+import type { SshPolicy } from './ssh/ssh-policy.types.js';
+import type { ResolvedPolicy } from './config/config-store.js';
 
 export const GATEWAY_VERSION = '0.1.0';
 
@@ -40,6 +45,8 @@ export interface GatewayOptions {
   hooks?: HooksFactory;
   /** heartbeat interval (ms) */
   heartbeatMs?: number;
+  /** replaces the SSH decisions of each session (tests of the transport without the classifier) */
+  sshPolicy?: (policy: ResolvedPolicy | null) => SshPolicy;
 }
 
 /** One gateway worker: the Postgres listener, its config watch, events, cancels, health and metrics. */
@@ -65,6 +72,11 @@ export class Gateway {
   private accepted = 0;
   private cancelSub: Subscription | null = null;
   private hooksFactory: HooksFactory | null;
+  /** the SSH listener (ssh/): its sessions, live config and shutdown */
+  ssh: SshListener | null = null;
+  /** set by installApprovals: SSH sessions request approvals through it */
+  approvalClient: ApprovalClient | null = null;
+  private readonly sshPolicy: ((policy: ResolvedPolicy | null) => SshPolicy) | null;
   private readonly startedAt = new Date().toISOString();
   pgPort = 0;
   httpPort = 0;
@@ -73,6 +85,7 @@ export class Gateway {
     this.env = opts.env;
     this.logger = opts.logger ?? createLogger(opts.env.LOG_LEVEL, { gateway: opts.env.GATEWAY_ID, pool: opts.env.GATEWAY_POOL });
     this.hooksFactory = opts.hooks ?? null;
+    this.sshPolicy = opts.sshPolicy ?? null;
     this.heartbeatMs = opts.heartbeatMs ?? 5000;
     this.buffers = new BufferBudget(opts.env.GATEWAY_BUFFER_BYTES, (used) => this.metrics.bufferedBytes.set(used));
   }
@@ -85,7 +98,7 @@ export class Gateway {
   get liveSessions(): number {
     let n = 0;
     for (const s of this.sessions) if (s.live && !s.isEnded) n++;
-    return n;
+    return n + (this.ssh?.liveSessions ?? 0);
   }
 
   get id(): string {
@@ -115,6 +128,7 @@ export class Gateway {
       this.metrics.configRevision.set(c.revision);
       // live sessions answer to the new config now, not at their next login
       for (const session of [...this.sessions]) session.configChanged(c);
+      this.ssh?.configChanged(c);
     });
     this.nc = await connect({ ...natsConnectOptions(env.NATS_URL), name: `gateway-${env.GATEWAY_ID}`, maxReconnectAttempts: -1, reconnectTimeWait: 1000 });
     void this.watchNatsStatus(this.nc);
@@ -137,6 +151,7 @@ export class Gateway {
       this.pgServer!.listen(env.GATEWAY_PG_PORT, env.GATEWAY_PG_HOST, () => resolve());
     });
     this.pgPort = (this.pgServer.address() as AddressInfo).port;
+    await this.startSsh();
     this.httpServer = createHttpServer(this.metrics, {
       ready: () => {
         const c = this.config.current;
@@ -171,7 +186,35 @@ export class Gateway {
         onCompact: () => this.metrics.idleCompactions.inc(),
       });
     }
-    this.logger.info({ pgPort: this.pgPort, httpPort: this.httpPort, pool: env.GATEWAY_POOL, tls: !!this.tls, allowPlaintext: env.GATEWAY_ALLOW_PLAINTEXT, fastLane: this.fastLane }, 'gateway listening');
+    this.logger.info({ pgPort: this.pgPort, sshPort: this.sshPort, httpPort: this.httpPort, pool: env.GATEWAY_POOL, tls: !!this.tls, allowPlaintext: env.GATEWAY_ALLOW_PLAINTEXT, fastLane: this.fastLane }, 'gateway listening');
+  }
+
+  sshPort = 0;
+
+  private async startSsh(): Promise<void> {
+    const env = this.env;
+    const ssh = new SshListener({
+      gatewayId: env.GATEWAY_ID,
+      pool: env.GATEWAY_POOL,
+      logger: this.logger,
+      metrics: this.metrics,
+      poolKey: env.GATEWAY_POOL_KEY,
+      config: () => this.config.current,
+      publisher: () => this.publisher,
+      authFailed: (f, connection) => this.authFailures?.report(f, connection),
+      recordingAvailable: () => this.natsConnected && !!this.publisher,
+      policyFor: (policy) => this.sshPolicy?.(policy) ?? (policy ? sshPolicyOf(policy) : NO_POLICY),
+      approvals: () => this.approvalClient,
+      loginGraceMs: env.GATEWAY_SSH_LOGIN_GRACE_MS,
+      maxAuthFailures: env.GATEWAY_SSH_MAX_AUTH_FAILURES,
+    });
+    try {
+      this.sshPort = await ssh.start(env.GATEWAY_SSH_PORT, env.GATEWAY_SSH_HOST);
+      this.ssh = ssh;
+    } catch (err) {
+      // Postgres sessions do not depend on it: the gateway serves on, and says so loudly
+      this.logger.error({ err: (err as Error).message, port: env.GATEWAY_SSH_PORT }, 'SSH listener could not start; SSH sessions are unavailable on this gateway');
+    }
   }
 
   private async ensureStream(): Promise<void> {
@@ -195,6 +238,7 @@ export class Gateway {
         this.natsConnected = false;
         this.logger.warn('NATS disconnected; serving on the last config; sessions that require recording are ended');
         for (const session of [...this.sessions]) session.recordingLost();
+        this.ssh?.recordingLost();
       } else if (s.type === 'reconnect') {
         this.natsConnected = true;
         this.logger.info('NATS reconnected');
@@ -291,8 +335,10 @@ export class Gateway {
     this.authFailures?.stop();
     this.stopHeartbeat?.();
     this.stopIdleCompaction?.();
+    const sshStopped = this.ssh?.stop();
     await new Promise<void>((resolve) => (this.pgServer ? this.pgServer.close(() => resolve()) : resolve()));
     for (const s of [...this.sessions]) s.shutdown();
+    await sshStopped;
     await Promise.allSettled([...this.sessions].map((s) => s.flushEvents()));
     await new Promise<void>((resolve) => (this.httpServer ? this.httpServer.close(() => resolve()) : resolve()));
     this.httpServer?.closeAllConnections?.();

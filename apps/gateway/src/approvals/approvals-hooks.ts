@@ -84,6 +84,7 @@ export async function installApprovals(gateway: Gateway, opts: InstallApprovalsO
     ...(opts.graceSeconds !== undefined ? { graceSeconds: opts.graceSeconds } : {}),
   });
   await client.start();
+  gateway.approvalClient = client;
   const inner = opts.inner;
   gateway.setHooksFactory((info, defaults, gw) => withApprovals(client, gw, info, inner ? inner(info, defaults, gw) : defaults));
   return client;

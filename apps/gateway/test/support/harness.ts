@@ -5,11 +5,11 @@ import { jetstreamManager } from '@nats-io/jetstream';
 import { SignJWT, exportJWK, generateKeyPair, type CryptoKey, type JWK } from 'jose';
 import pg from 'pg';
 import {
-  EVENT_BATCH_SIG_HEADER, GATEWAY_AUDIENCE, configSnapshotSchema, ensureBucket, generatePoolKeyPair, natsNames, sealForPool, signConfigSnapshot, verifyEventBatchBody, verifyEventSignature,
+  EVENT_BATCH_SIG_HEADER, GATEWAY_AUDIENCE, SSH_HOST_KEY_CONTEXT, configSnapshotSchema, ensureBucket, generatePoolKeyPair, natsNames, sealForPool, signConfigSnapshot, verifyEventBatchBody, verifyEventSignature,
   type WireEvent,
   type ConfigSnapshot, type ConnectionConfig, type PoolKeyPair,
 } from '@portcullis/protocol';
-import { Gateway, type HooksFactory } from '../../src/gateway.js';
+import { Gateway, type GatewayOptions, type HooksFactory } from '../../src/gateway.js';
 import { parseGatewayEnv } from '../../src/env.js';
 import { createLogger } from '../../src/logger.js';
 
@@ -24,6 +24,8 @@ export interface SnapshotInput {
   policies?: ConfigSnapshot['policies'];
   revokedTokenIds?: string[];
   issuer?: string;
+  /** the pool's SSH host key (OpenSSH private key text; the harness seals it) and user CA */
+  ssh?: { hostKey: string; userCaPublicKey: string } | null;
 }
 
 export interface HarnessOptions {
@@ -41,6 +43,8 @@ export interface HarnessOptions {
   /** extra env for the gateway */
   env?: Record<string, string>;
   hooks?: HooksFactory;
+  /** the SSH decisions of each session (see GatewayOptions.sshPolicy) */
+  sshPolicy?: GatewayOptions['sshPolicy'];
   /** SQL run in the scratch database before the test (tables, data) */
   setupSql?: string;
   /** create the JetStream event stream yourself (e.g. with tiny limits) before the gateway does */
@@ -140,6 +144,7 @@ export async function startHarness(opts: HarnessOptions = {}): Promise<Harness> 
     policies: opts.policies ?? [],
     revokedTokenIds: [],
     issuer,
+    ssh: null,
   };
   let revision = 0;
   const eventKeyHex = opts.eventKeyHex ?? randomBytes(32).toString('hex');
@@ -160,6 +165,9 @@ export async function startHarness(opts: HarnessOptions = {}): Promise<Harness> 
         secret: password ? sealForPool(poolKeys.publicKey, password, `connection:${c.name}`) : null,
       })),
       policies: snapshotInput.policies,
+      ...(snapshotInput.ssh
+        ? { ssh: { hostKey: sealForPool(poolKeys.publicKey, snapshotInput.ssh.hostKey, SSH_HOST_KEY_CONTEXT), userCaPublicKey: snapshotInput.ssh.userCaPublicKey } }
+        : {}),
     });
 
   const gateways: Gateway[] = [];
@@ -173,6 +181,8 @@ export async function startHarness(opts: HarnessOptions = {}): Promise<Harness> 
       GATEWAY_CONFIG_PUBLIC_KEY: configPublicKey,
       GATEWAY_PG_PORT: '0',
       GATEWAY_PG_HOST: '127.0.0.1',
+      GATEWAY_SSH_PORT: '0',
+      GATEWAY_SSH_HOST: '127.0.0.1',
       GATEWAY_HTTP_PORT: '0',
       GATEWAY_HTTP_HOST: '127.0.0.1',
       GATEWAY_ALLOW_PLAINTEXT: 'true',
@@ -180,7 +190,7 @@ export async function startHarness(opts: HarnessOptions = {}): Promise<Harness> 
       ...opts.env,
       ...extra,
     });
-    const g = new Gateway({ env, logger: createLogger(env.LOG_LEVEL), ...(opts.hooks ? { hooks: opts.hooks } : {}), heartbeatMs: 500 });
+    const g = new Gateway({ env, logger: createLogger(env.LOG_LEVEL), ...(opts.hooks ? { hooks: opts.hooks } : {}), ...(opts.sshPolicy ? { sshPolicy: opts.sshPolicy } : {}), heartbeatMs: 500 });
     await g.start();
     gateways.push(g);
     if (revision > 0) await waitFor(() => g.config.current?.revision === revision, 5000);

@@ -1,0 +1,294 @@
+import { posix } from 'node:path';
+import type { FileOp, SshVerdict } from './ssh-policy.types.js';
+
+/**
+ * An SFTP (version 3, draft-ietf-secsh-filexfer-02 as OpenSSH speaks it) proxy between the client's
+ * `sftp` subsystem channel and the target's. Packets are framed both ways; every operation that
+ * names a path (open for read or write, remove, rename, mkdir, rmdir, setstat, symlink, link) is
+ * decided before it reaches the target, and a refused one is answered SSH_FX_PERMISSION_DENIED with
+ * the reason. Operations on handles are allowed for what their open was allowed; FSETSTAT is decided
+ * as a setstat of the handle's path. Data packets pass untouched. No I/O here: the session wires it.
+ */
+
+export const SFTP = {
+  INIT: 1, VERSION: 2, OPEN: 3, CLOSE: 4, READ: 5, WRITE: 6, LSTAT: 7, FSTAT: 8, SETSTAT: 9, FSETSTAT: 10,
+  OPENDIR: 11, READDIR: 12, REMOVE: 13, MKDIR: 14, RMDIR: 15, REALPATH: 16, STAT: 17, RENAME: 18, READLINK: 19,
+  SYMLINK: 20, STATUS: 101, HANDLE: 102, DATA: 103, NAME: 104, ATTRS: 105, EXTENDED: 200, EXTENDED_REPLY: 201,
+} as const;
+
+const FX_PERMISSION_DENIED = 3;
+const FX_OP_UNSUPPORTED = 8;
+const FXF_READ = 1;
+const FXF_WRITE_ANY = 0x02 | 0x04 | 0x08 | 0x10;
+/** OpenSSH's own cap is 256 KiB; anything above this cannot be a real packet */
+const MAX_PACKET = 1024 * 1024;
+/** the id of the gateway's own REALPATH(".") (answered before any client request is forwarded) */
+const HOME_ID = 0xfffffffe;
+
+/** Extensions that name no path and act on nothing the opens did not already decide. */
+const HARMLESS_EXTENSIONS = new Set([
+  'statvfs@openssh.com', 'fstatvfs@openssh.com', 'fsync@openssh.com', 'limits@openssh.com', 'expand-path@openssh.com',
+  'home-directory', 'users-groups-by-id@openssh.com', 'copy-data',
+]);
+
+export class SftpProtocolError extends Error {}
+
+/** Yields whole SFTP packets (length prefix included) from a byte stream. */
+export class SftpFramer {
+  private buf: Buffer = Buffer.alloc(0);
+
+  push(chunk: Buffer): Buffer[] {
+    this.buf = this.buf.length ? Buffer.concat([this.buf, chunk]) : chunk;
+    const out: Buffer[] = [];
+    while (this.buf.length >= 4) {
+      const len = this.buf.readUInt32BE(0);
+      if (len < 1 || len > MAX_PACKET) throw new SftpProtocolError(`SFTP packet of impossible length ${len}`);
+      if (this.buf.length < 4 + len) break;
+      out.push(this.buf.subarray(0, 4 + len));
+      this.buf = this.buf.subarray(4 + len);
+    }
+    return out;
+  }
+}
+
+class Reader {
+  pos = 5;
+  constructor(private readonly p: Buffer) {}
+  u32(): number {
+    if (this.pos + 4 > this.p.length) throw new SftpProtocolError('truncated SFTP packet');
+    const v = this.p.readUInt32BE(this.pos);
+    this.pos += 4;
+    return v;
+  }
+  bytes(): Buffer {
+    const n = this.u32();
+    if (n > this.p.length - this.pos) throw new SftpProtocolError('truncated SFTP packet');
+    const v = this.p.subarray(this.pos, this.pos + n);
+    this.pos += n;
+    return v;
+  }
+  str(): string {
+    return this.bytes().toString('utf8');
+  }
+}
+
+function packet(type: number, parts: (number | Buffer | string)[]): Buffer {
+  const bufs = parts.map((p) => {
+    if (typeof p === 'number') {
+      const b = Buffer.alloc(4);
+      b.writeUInt32BE(p >>> 0);
+      return b;
+    }
+    const b = typeof p === 'string' ? Buffer.from(p, 'utf8') : p;
+    const l = Buffer.alloc(4);
+    l.writeUInt32BE(b.length);
+    return Buffer.concat([l, b]);
+  });
+  const body = Buffer.concat([Buffer.from([type]), ...bufs]);
+  const head = Buffer.alloc(4);
+  head.writeUInt32BE(body.length);
+  return Buffer.concat([head, body]);
+}
+
+export function statusPacket(id: number, code: number, message: string): Buffer {
+  return packet(SFTP.STATUS, [id, code, message, '']);
+}
+
+export interface SftpDecision {
+  op: FileOp;
+  verdict: SshVerdict;
+}
+
+export interface SftpProxyIo {
+  toClient(b: Buffer): void;
+  toUpstream(b: Buffer): void;
+  /** a path operation: its verdict (require_approval resolves once decided) */
+  decide(op: FileOp): SshVerdict | Promise<SshVerdict>;
+  /** each decided operation, for the record */
+  decided(d: SftpDecision): void;
+}
+
+/**
+ * One SFTP channel's proxy state. Client packets are handled strictly in order: while one waits for
+ * a decision (an approval), the following ones wait behind it.
+ */
+export class SftpProxy {
+  private readonly fromClient = new SftpFramer();
+  private readonly fromUpstream = new SftpFramer();
+  private home: string | null = null;
+  private versionSeen = false;
+  private queue: Buffer[] = [];
+  private busy = false;
+  private readonly pendingOpens = new Map<number, string>();
+  private readonly handles = new Map<string, string>();
+
+  constructor(private readonly io: SftpProxyIo) {}
+
+  clientData(chunk: Buffer): void {
+    this.queue.push(...this.fromClient.push(chunk));
+    void this.drain();
+  }
+
+  upstreamData(chunk: Buffer): void {
+    for (const p of this.fromUpstream.push(chunk)) this.upstreamPacket(p);
+  }
+
+  /** how many client packets wait (the session stops reading the client past a bound) */
+  get waiting(): number {
+    return this.queue.length;
+  }
+
+  private upstreamPacket(p: Buffer): void {
+    const type = p[4];
+    if (type === SFTP.VERSION && !this.versionSeen) {
+      this.versionSeen = true;
+      this.io.toClient(p);
+      // where relative paths start: asked once, before any client request goes through
+      this.io.toUpstream(packet(SFTP.REALPATH, [HOME_ID, '.']));
+      return;
+    }
+    if (p.length >= 9) {
+      const id = p.readUInt32BE(5);
+      if (id === HOME_ID && this.home === null) {
+        if (type === SFTP.NAME) {
+          const r = new Reader(p);
+          r.u32();
+          const count = r.u32();
+          this.home = count > 0 ? normalise(r.str(), '/') : '/';
+        } else {
+          this.home = '/';
+        }
+        void this.drain();
+        return;
+      }
+      if (type === SFTP.HANDLE && this.pendingOpens.has(id)) {
+        const r = new Reader(p);
+        r.u32();
+        this.handles.set(r.bytes().toString('latin1'), this.pendingOpens.get(id)!);
+      }
+      if (type === SFTP.HANDLE || type === SFTP.STATUS) this.pendingOpens.delete(id);
+    }
+    this.io.toClient(p);
+  }
+
+  private async drain(): Promise<void> {
+    if (this.busy) return;
+    this.busy = true;
+    try {
+      while (this.queue.length) {
+        const p = this.queue[0]!;
+        if (p[4] !== SFTP.INIT && this.home === null) return; // waits for the home directory
+        this.queue.shift();
+        await this.clientPacket(p);
+      }
+    } finally {
+      this.busy = false;
+    }
+  }
+
+  private path(raw: string): string {
+    return normalise(raw, this.home ?? '/');
+  }
+
+  private async clientPacket(p: Buffer): Promise<void> {
+    const type = p[4]!;
+    if (type === SFTP.INIT) {
+      this.io.toUpstream(p);
+      return;
+    }
+    const r = new Reader(p);
+    const id = r.u32();
+    let op: FileOp | null = null;
+    let unsupported: string | null = null;
+    switch (type) {
+      case SFTP.OPEN: {
+        const path = this.path(r.str());
+        const flags = r.u32();
+        op = { op: flags & FXF_WRITE_ANY ? 'write' : 'read', path };
+        if (flags & FXF_WRITE_ANY && flags & FXF_READ) op = { op: 'write', path };
+        break;
+      }
+      case SFTP.SETSTAT:
+        op = { op: 'setstat', path: this.path(r.str()) };
+        break;
+      case SFTP.FSETSTAT: {
+        const path = this.handles.get(r.bytes().toString('latin1'));
+        if (path === undefined) unsupported = 'unknown handle';
+        else op = { op: 'setstat', path };
+        break;
+      }
+      case SFTP.OPENDIR:
+        op = { op: 'list', path: this.path(r.str()) };
+        break;
+      case SFTP.REMOVE:
+        op = { op: 'remove', path: this.path(r.str()) };
+        break;
+      case SFTP.MKDIR:
+        op = { op: 'mkdir', path: this.path(r.str()) };
+        break;
+      case SFTP.RMDIR:
+        op = { op: 'rmdir', path: this.path(r.str()) };
+        break;
+      case SFTP.RENAME: {
+        const from = this.path(r.str());
+        op = { op: 'rename', path: from, target: this.path(r.str()) };
+        break;
+      }
+      case SFTP.SYMLINK: {
+        // OpenSSH sends (target, link) — the reverse of the draft's order
+        const target = r.str();
+        const link = this.path(r.str());
+        op = { op: 'symlink', path: link, target: this.path(target) };
+        break;
+      }
+      case SFTP.EXTENDED: {
+        const name = r.str();
+        if (name === 'posix-rename@openssh.com') {
+          const from = this.path(r.str());
+          op = { op: 'rename', path: from, target: this.path(r.str()) };
+        } else if (name === 'hardlink@openssh.com') {
+          const from = this.path(r.str());
+          op = { op: 'link', path: this.path(r.str()), target: from };
+        } else if (name === 'lsetstat@openssh.com') {
+          op = { op: 'setstat', path: this.path(r.str()) };
+        } else if (!HARMLESS_EXTENSIONS.has(name)) {
+          unsupported = `extension ${name} is not supported through the gateway`;
+        }
+        break;
+      }
+      default:
+        break; // handle-based reads/writes, stats, realpath, readlink: what their open allowed
+    }
+    if (unsupported) {
+      this.io.toClient(statusPacket(id, FX_OP_UNSUPPORTED, unsupported));
+      return;
+    }
+    if (!op) {
+      this.io.toUpstream(p);
+      return;
+    }
+    let verdict: SshVerdict;
+    try {
+      // the target reads paths as C strings: "/x.pem\0.txt" would be decided as one file and open another
+      const nul = op.path.includes('\0') || ('target' in op && op.target.includes('\0'));
+      verdict = nul ? { action: 'block', rule: null, reason: 'a path with a NUL byte is refused' } : await this.io.decide(op);
+    } catch {
+      verdict = { action: 'block', rule: null, reason: 'the operation could not be decided' };
+    }
+    this.io.decided({ op, verdict });
+    if (verdict.action !== 'allow') {
+      const why = verdict.reason ?? (verdict.rule ? `refused by rule ${verdict.rule}` : 'refused by policy');
+      this.io.toClient(statusPacket(id, FX_PERMISSION_DENIED, `${op.op} ${op.path}: ${why}`));
+      return;
+    }
+    if (type === SFTP.OPEN) this.pendingOpens.set(id, op.path);
+    this.io.toUpstream(p);
+  }
+}
+
+/** An absolute, lexically normalised path (`..` resolved, no trailing slash) of `raw` relative to `home`. */
+export function normalise(raw: string, home: string): string {
+  const abs = raw.startsWith('/') ? raw : posix.join(home, raw);
+  const n = posix.normalize(abs);
+  return n.length > 1 && n.endsWith('/') ? n.slice(0, -1) : n;
+}

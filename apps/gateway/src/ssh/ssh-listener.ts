@@ -1,0 +1,122 @@
+import { createServer, type AddressInfo, type Server as NetServer, type Socket } from 'node:net';
+import { Server as Ssh2Server, type Connection } from 'ssh2';
+import { SSH_HOST_KEY_CONTEXT, openSealed } from '@portcullis/protocol';
+import type { ActiveConfig } from '../config/config-store.js';
+import type { GatewayMetrics } from '../http/metrics.js';
+import type { Logger } from '../logger.js';
+import { SshSession, type SshSessionContext } from './ssh-session.js';
+import { SourceLimiter } from './source-limiter.js';
+
+export type SshListenerOptions = Omit<SshSessionContext, 'onEnd' | 'limiter' | 'logger' | 'metrics'> & {
+  logger: Logger;
+  metrics: GatewayMetrics;
+  /** opens the snapshot's sealed host key (GATEWAY_POOL_KEY) */
+  poolKey: string;
+  /** failed logins per address and minute before that address waits */
+  maxAuthFailures?: number;
+};
+
+/** The identification string: no version number for a scanner to match against. */
+const IDENT = 'SSH-2.0-Portcullis';
+
+/**
+ * The SSH listener of a gateway: TCP accept, the pool's host key from the config snapshot (a new key
+ * in the snapshot applies to the next connections), one SshSession per connection.
+ */
+export class SshListener {
+  readonly sessions = new Set<SshSession>();
+  private server: NetServer | null = null;
+  private ssh: { sealed: string; server: Ssh2Server } | null = null;
+
+  private readonly limiter: SourceLimiter;
+  private readonly bySocket = new WeakMap<Socket, SshSession>();
+  port = 0;
+
+  constructor(private readonly o: SshListenerOptions) {
+    this.limiter = new SourceLimiter(o.maxAuthFailures ?? 10);
+  }
+
+  async start(port: number, host: string): Promise<number> {
+    this.server = createServer({ noDelay: true }, (socket) => this.accept(socket));
+    this.server.on('error', (err) => this.o.logger.error({ err: err.message }, 'ssh listener error'));
+    await new Promise<void>((resolve, reject) => {
+      this.server!.once('error', reject);
+      this.server!.listen(port, host, () => resolve());
+    });
+    this.port = (this.server.address() as AddressInfo).port;
+    return this.port;
+  }
+
+  get liveSessions(): number {
+    let n = 0;
+    for (const s of this.sessions) if (s.live && !s.isEnded) n++;
+    return n;
+  }
+
+  /** The ssh2 server for the snapshot's host key (made again when the key changes); null without one. */
+  private sshServer(): Ssh2Server | null {
+    const config = this.o.config();
+    const box = config?.snapshot.ssh?.hostKey;
+    if (!box) return null;
+    const sealed = box.ct;
+    if (this.ssh?.sealed === sealed) return this.ssh.server;
+    let hostKey: string;
+    try {
+      hostKey = openSealed(this.o.poolKey, box, SSH_HOST_KEY_CONTEXT);
+    } catch (err) {
+      this.o.logger.error({ err: (err as Error).message }, 'cannot open the pool\'s SSH host key with GATEWAY_POOL_KEY; SSH sessions are refused');
+      return null;
+    }
+    const server = new Ssh2Server({ hostKeys: [hostKey], ident: IDENT }, (conn: Connection) => {
+      const socket = (conn as unknown as { _sock: Socket })._sock;
+      const session = this.bySocket.get(socket);
+      if (!session) return conn.end();
+      session.attach(conn);
+    });
+    // errors of connections that never got a session (garbage before the version line)
+    server.on('error', (err: Error) => this.o.logger.debug({ err: err.message }, 'ssh server error'));
+    this.ssh = { sealed, server };
+    return server;
+  }
+
+  private accept(socket: Socket): void {
+    const server = this.sshServer();
+    if (!server) {
+      // RFC 4253 §4.2 lets a server send lines before its version: the client shows nothing useful,
+      // but logs and `nc` do, and the connection closes at once rather than hanging
+      socket.on('error', () => undefined);
+      socket.end('portcullis: this gateway has no SSH host key for its pool yet (no config, or the api has not made one); try again shortly\r\n');
+      this.o.metrics.sessions.inc({ outcome: 'no_host_key' });
+      return;
+    }
+    const session = new SshSession(socket, {
+      ...this.o,
+      limiter: this.limiter,
+      onEnd: (s) => this.sessions.delete(s),
+    });
+    this.sessions.add(session);
+    this.bySocket.set(socket, session);
+    try {
+      server.injectSocket(socket);
+    } catch (err) {
+      this.o.logger.debug({ err: (err as Error).message }, 'ssh socket could not be taken');
+      socket.destroy();
+    }
+  }
+
+  configChanged(c: ActiveConfig): void {
+    for (const s of [...this.sessions]) s.configChanged(c);
+  }
+
+  recordingLost(): void {
+    for (const s of [...this.sessions]) s.recordingLost();
+  }
+
+  async stop(): Promise<void> {
+    const closed = new Promise<void>((resolve) => (this.server ? this.server.close(() => resolve()) : resolve()));
+    const sessions = [...this.sessions];
+    for (const s of sessions) s.shutdown();
+    await Promise.allSettled(sessions.map((s) => s.flushEvents()));
+    await closed;
+  }
+}

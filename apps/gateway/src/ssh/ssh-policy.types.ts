@@ -1,0 +1,55 @@
+/**
+ * What the SSH module asks policy. One object per session, built from the session's policy document
+ * (ssh-policy.ts); tests may supply their own to exercise the transport without the classifier.
+ */
+
+export type SshAction = 'allow' | 'block' | 'require_approval';
+
+export interface SshVerdict {
+  action: SshAction;
+  rule: string | null;
+  /** what the client is told (the admin's words) */
+  reason: string | null;
+  /** commands as analysed (for the record) */
+  commands?: string[];
+  /** true when the text could not be fully analysed (dynamicCommand decided) */
+  dynamic?: boolean;
+}
+
+/** A file operation as SFTP and SCP present it; paths are absolute and normalised. */
+export type FileOp =
+  | { op: 'read' | 'write' | 'remove' | 'mkdir' | 'rmdir' | 'setstat' | 'list'; path: string }
+  | { op: 'rename' | 'symlink' | 'link'; path: string; target: string };
+
+/** Where the line of an interactive shell came from (the line model's confidence). */
+export interface ShellLine {
+  text: string;
+  /** false: history recall, completion or editing the model does not follow changed the line */
+  reliable: boolean;
+}
+
+/** Masks a terminal's output as a stream: a value split across chunks is still masked. */
+export interface StreamMasker {
+  /** masked text that is safe to send now (some input may be held back until the next chunk) */
+  push(chunk: string): string;
+  /** the rest, at the end of the stream or when the stream goes idle */
+  flush(): string;
+  /** values masked so far */
+  readonly masked?: number;
+}
+
+export interface SshPolicy {
+  readonly name: string | null;
+  readonly version: number | null;
+  /** an exec's command line, before it reaches the host */
+  command(text: string): SshVerdict;
+  /** a line typed at an interactive shell, when its Enter is pressed */
+  line(line: ShellLine): SshVerdict;
+  file(op: FileOp): SshVerdict;
+  /** an environment variable the client asks to set (`ssh -o SetEnv`, `SendEnv`) */
+  env(name: string, value: string): boolean;
+  /** a direct-tcpip (`ssh -L`) destination */
+  forward(host: string, port: number): SshVerdict;
+  /** a fresh masker per output stream; null when the policy masks nothing */
+  masker(): StreamMasker | null;
+}

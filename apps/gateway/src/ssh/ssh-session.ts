@@ -1,0 +1,963 @@
+import { createHash, randomUUID } from 'node:crypto';
+import { createRequire } from 'node:module';
+import type { Socket } from 'node:net';
+import { StringDecoder } from 'node:string_decoder';
+import type { AuthContext, ClientChannel, Connection, PseudoTtyInfo, ServerChannel, Session, Client as UpstreamClient } from 'ssh2';
+import type { ApprovalJob, AuthFailure } from '@portcullis/protocol';
+import type { ApprovalClient } from '../approvals/approval-client.js';
+import { ApprovalUnavailableError } from '../approvals/approval-client.js';
+import { CredentialError, accessCallerOf, claimedSubject, verifyCredential, type VerifiedCredential } from '../auth/credential-verifier.js';
+import type { ActiveConfig, ResolvedPolicy } from '../config/config-store.js';
+import { SessionRecorder, type EventPublisher } from '../events/event-publisher.js';
+import type { GatewayMetrics } from '../http/metrics.js';
+import type { Logger } from '../logger.js';
+import { reviewLiveSession } from '../postgres/live-config.js';
+import { LineTracker } from './line-tracker.js';
+import { ScpWatcher, parseScpCommand } from './scp-watcher.js';
+import { SftpProxy } from './sftp-proxy.js';
+import { CertificateRefused, checkUserCertificate, isCertificateType, verifySshSignature } from './ssh-keys.js';
+import type { FileOp, SshPolicy, SshVerdict, StreamMasker } from './ssh-policy.types.js';
+import { SshUpstreamError, connectSshUpstream } from './ssh-upstream.js';
+import type { SourceLimiter } from './source-limiter.js';
+import { TerminalRecorder } from './terminal-recorder.js';
+
+const require = createRequire(import.meta.url);
+
+/** What an SSH session needs from its gateway. */
+export interface SshSessionContext {
+  gatewayId: string;
+  pool: string;
+  logger: Logger;
+  metrics: GatewayMetrics;
+  config(): ActiveConfig | null;
+  publisher(): EventPublisher | null;
+  authFailed?(f: Omit<AuthFailure, 'surface'>, connection: string | null): void;
+  recordingAvailable?(): boolean;
+  limiter: SourceLimiter;
+  /** the session's decisions (null policy: a connection without one) */
+  policyFor(policy: ResolvedPolicy | null, session: SshSession): SshPolicy;
+  approvals(): ApprovalClient | null;
+  /** how long a client may take from TCP connect to an authenticated session */
+  loginGraceMs: number;
+  onEnd(s: SshSession): void;
+}
+
+/** The client is told this and the connection closes; `reason` goes to the log and metrics. */
+class Refusal extends Error {
+  constructor(
+    readonly reason: string,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+/** Client bytes held while a line, exec or file operation waits for a decision, before reading stops. */
+const MAX_HELD_BYTES = 256 * 1024;
+const CTRL_U = Buffer.from([0x15]);
+
+type EndReason = string;
+
+/**
+ * One client connection to the SSH listener: authentication with a gateway credential (password,
+ * keyboard-interactive, or an OpenSSH user certificate whose key id is one), the upstream SSH
+ * connection with the credential only the gateway holds, and every channel the client opens —
+ * exec and shell decided by command, SFTP and SCP by path, forwarding by destination — with
+ * session events and terminal recordings.
+ */
+export class SshSession {
+  readonly id = randomUUID();
+  private readonly log: Logger;
+  private readonly source: string;
+  private conn: Connection | null = null;
+  private credential: VerifiedCredential | null = null;
+  private policyDoc: ResolvedPolicy | null = null;
+  policy: SshPolicy | null = null;
+  private upstream: UpstreamClient | null = null;
+  private recorder: SessionRecorder | null = null;
+  private readonly aborter = new AbortController();
+  private readonly startedAt = Date.now();
+  private readonly channels = new Set<ServerChannel>();
+  private streams = 0;
+  private ended = false;
+  private graceTimer: NodeJS.Timeout | null = null;
+  /** counted in the live-sessions gauge */
+  private counted = false;
+  live = false;
+  bytesIn = 0;
+  bytesOut = 0;
+
+  constructor(
+    private readonly socket: Socket,
+    private readonly ctx: SshSessionContext,
+  ) {
+    this.source = socket.remoteAddress ?? 'unknown';
+    this.log = ctx.logger.child({ session: this.id, protocol: 'ssh' });
+    socket.setNoDelay(true);
+    socket.on('error', (err) => this.log.debug({ err: err.message }, 'client socket error'));
+    socket.on('close', () => this.end('client_closed'));
+    // a client that never finishes the handshake and login is closed (one slot less for a flood)
+    this.graceTimer = setTimeout(() => {
+      if (!this.live) {
+        this.log.info({ source: this.source }, 'login grace time over; closing');
+        this.ctx.metrics.sessions.inc({ outcome: 'login_timeout' });
+        socket.destroy();
+      }
+    }, ctx.loginGraceMs);
+    this.graceTimer.unref();
+  }
+
+  get isEnded(): boolean {
+    return this.ended;
+  }
+
+  /** The ssh2 connection for this socket has read the client's version line. */
+  attach(conn: Connection): void {
+    this.conn = conn;
+    conn.on('error', (err: Error) => this.log.debug({ err: err.message }, 'ssh connection error'));
+    conn.on('authentication', (a: AuthContext) => void this.authenticate(a));
+    conn.on('ready', () => this.ready());
+    conn.on('close', () => this.end('client_closed'));
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Authentication
+
+  /** SSH_MSG_USERAUTH_BANNER: the OpenSSH client prints it — how a refusal is explained before auth ends. */
+  private banner(text: string): void {
+    const proto = (this.conn as unknown as { _protocol?: { _packetRW: { write: { allocStart: number; alloc(n: number): Buffer; finalize(p: Buffer): Buffer } } } })?._protocol;
+    if (!proto) return;
+    try {
+      const { sendPacket } = require('ssh2/lib/protocol/utils.js') as { sendPacket(p: unknown, b: Buffer): void };
+      const msg = `portcullis: ${text}\r\n`;
+      const len = Buffer.byteLength(msg);
+      let p = proto._packetRW.write.allocStart;
+      const packet = proto._packetRW.write.alloc(1 + 4 + len + 4);
+      packet[p] = 53; // USERAUTH_BANNER
+      packet.writeUInt32BE(len, ++p);
+      packet.write(msg, (p += 4), len, 'utf8');
+      packet.writeUInt32BE(0, p + len);
+      sendPacket(proto, proto._packetRW.write.finalize(packet));
+    } catch (err) {
+      this.log.debug({ err: (err as Error).message }, 'could not send an auth banner');
+    }
+  }
+
+  private authBusy = false;
+
+  private async authenticate(a: AuthContext): Promise<void> {
+    if (this.ended) return;
+    const connection = a.username;
+    const wait = this.ctx.limiter.blockedFor(this.source);
+    if (wait > 0) {
+      this.banner(`too many failed logins from this address; try again in ${wait} s`);
+      this.ctx.metrics.sessions.inc({ outcome: 'rate_limited' });
+      return a.reject([]);
+    }
+    if (a.method === 'none') return a.reject(['publickey', 'keyboard-interactive', 'password']);
+    if (this.authBusy) return a.reject();
+    let token: string | null = null;
+    let certified = false;
+    try {
+      if (a.method === 'password') token = a.password;
+      else if (a.method === 'keyboard-interactive') {
+        token = await new Promise<string | null>((resolve) => {
+          a.prompt([{ prompt: 'Gateway credential: ', echo: false }], 'Portcullis', `Connection "${connection}": paste the credential from POST /v1/connections/${connection}/credentials`, (answers: string[] | Error) => {
+            resolve(Array.isArray(answers) ? (answers[0] ?? null) : null);
+          });
+        });
+        if (token === null) return;
+      } else if (a.method === 'publickey') {
+        token = this.certificateToken(a);
+        if (token === null) return; // answered (PK_OK, or a plain key refused without counting as a failure)
+        certified = true;
+      } else {
+        return a.reject(['publickey', 'keyboard-interactive', 'password']);
+      }
+    } catch (err) {
+      if (err instanceof CertificateRefused) {
+        this.failed(connection, 'invalid', err.message, null);
+        this.banner(err.message);
+        return a.reject();
+      }
+      throw err;
+    }
+    this.authBusy = true;
+    try {
+      const config = this.ctx.config();
+      if (!config) throw new Refusal('no_config', 'the gateway has not received its configuration yet; try again shortly');
+      let credential: VerifiedCredential;
+      try {
+        credential = await verifyCredential(token, connection, config);
+      } catch (err) {
+        if (err instanceof CredentialError) {
+          this.failed(connection, err.reason, err.message, token);
+          this.banner(`${certified ? 'certificate' : 'credential'} refused: ${err.message}`);
+          return a.reject(err.reason === 'unknown_connection' ? [] : undefined);
+        }
+        throw err;
+      }
+      if (credential.connection.kind !== 'ssh') throw new Refusal('wrong_kind', `connection "${connection}" is not an SSH connection`);
+      await this.open(credential, config);
+      if (this.ended) return;
+      this.live = true;
+      if (this.graceTimer) clearTimeout(this.graceTimer);
+      a.accept();
+    } catch (err) {
+      const r = err instanceof Refusal ? err : new Refusal('internal', 'the gateway could not open this session');
+      if (!(err instanceof Refusal)) this.log.warn({ err: (err as Error).message }, 'ssh session failed to open');
+      this.ctx.metrics.sessions.inc({ outcome: r.reason });
+      this.log.info({ reason: r.reason, msg: r.message }, 'session refused');
+      this.banner(r.message);
+      a.reject([]);
+      this.end(r.reason);
+    } finally {
+      this.authBusy = false;
+    }
+  }
+
+  /**
+   * A publickey request: only OpenSSH user certificates of the pool's user CA, for this connection,
+   * whose key id is a gateway credential. Returns the key id once the client's signature verifies;
+   * null when the request was answered here (a query: PK_OK; a plain key: refused quietly — clients
+   * offer every key they have, which is no attack).
+   */
+  private certificateToken(a: AuthContext & { method: 'publickey' }): string | null {
+    if (!isCertificateType(a.key.algo)) {
+      a.reject();
+      return null;
+    }
+    const ca = this.ctx.config()?.snapshot.ssh?.userCaPublicKey;
+    if (!ca) throw new CertificateRefused('this gateway pool has no user CA; use the credential as the password');
+    const { cert, keyType, key } = checkUserCertificate(a.key.data, ca, a.username);
+    if (!a.signature || !a.blob) {
+      a.accept(); // the client may now sign with it
+      return null;
+    }
+    if (!verifySshSignature(keyType, key, a.blob, a.signature)) throw new CertificateRefused('the signature with the certified key does not verify');
+    return cert.keyId;
+  }
+
+  private failed(connection: string, reason: string, message: string, token: string | null): void {
+    this.ctx.limiter.fail(this.source);
+    this.ctx.metrics.errors.inc({ kind: 'auth' });
+    this.ctx.authFailed?.(
+      { source: this.source, identity: (token && claimedSubject(token)) || null, reason, target: connection, detail: message } as Omit<AuthFailure, 'surface'>,
+      connection,
+    );
+  }
+
+  /** After the credential: policy, session.start, the target. Throws Refusal. */
+  private async open(credential: VerifiedCredential, config: ActiveConfig): Promise<void> {
+    const conn = credential.connection;
+    let policy: ResolvedPolicy | null = null;
+    if (conn.policy) {
+      policy = config.policies.get(conn.policy) ?? null;
+      if (!policy) throw new Refusal('policy_unavailable', `the policy of connection "${conn.name}" is not available on this gateway; sessions are refused until it is`);
+    }
+    this.credential = credential;
+    this.policyDoc = policy;
+    this.policy = this.ctx.policyFor(policy, this);
+    this.recorder = new SessionRecorder(
+      this.ctx.publisher(),
+      { sessionId: this.id, identity: credential.claims.sub, connection: conn.name, gateway: this.ctx.gatewayId },
+      config.eventKey,
+      conn.recording,
+      this.log,
+      (err) => this.terminate('recording_failed', `session recording failed (${err.message}); this connection requires it`),
+    );
+    const start = {
+      protocol: 'ssh',
+      clientAddr: this.source,
+      user: conn.name,
+      database: conn.name,
+      pool: this.ctx.pool,
+      policy: policy?.name ?? null,
+      policyVersion: policy?.version ?? null,
+      subject: credential.claims.sub,
+      groups: credential.claims.groups,
+      tokenId: credential.claims.jti,
+      clientVersion: (this.conn as unknown as { _protocol?: { _remoteIdentRaw?: string } })?._protocol?._remoteIdentRaw ?? null,
+    };
+    try {
+      if (conn.recording === 'required') {
+        if (this.ctx.recordingAvailable?.() === false) throw new Error('not connected to NATS');
+        await this.recorder.record('session.start', start);
+      } else {
+        this.recorder.emit('session.start', start);
+      }
+    } catch (err) {
+      this.ctx.metrics.errors.inc({ kind: 'recording' });
+      this.recorder = null;
+      this.log.warn({ err: (err as Error).message }, 'session.start not recorded; session refused');
+      throw new Refusal('recording_unavailable', 'session recording is unavailable and this connection requires it; try again later');
+    }
+    try {
+      const t0 = process.hrtime.bigint();
+      this.upstream = await connectSshUpstream(conn);
+      this.ctx.metrics.upstreamConnect.observe(Number(process.hrtime.bigint() - t0) / 1e9);
+    } catch (err) {
+      this.ctx.metrics.errors.inc({ kind: 'upstream' });
+      const e = err instanceof SshUpstreamError ? err : null;
+      this.log.warn({ err: (err as Error).message, cause: (e?.cause as Error | undefined)?.message, connection: conn.name }, 'upstream ssh connection failed');
+      throw new Refusal(e ? `upstream_${e.reason}` : 'upstream_failed', e?.message ?? `could not connect to the target of connection "${conn.name}"`);
+    }
+    if (this.ended) {
+      this.upstream.end();
+      return;
+    }
+    this.upstream.on('close', () => this.end('upstream_closed'));
+    this.upstream.on('error', (err: Error) => this.log.debug({ err: err.message }, 'upstream ssh error'));
+    this.ctx.metrics.sessions.inc({ outcome: 'ok' });
+    this.ctx.metrics.liveSessions.inc();
+    this.counted = true;
+    this.log.info({ connection: conn.name, subject: credential.claims.sub }, 'ssh session started');
+    // a config that arrived while the upstream was connecting
+    const now = this.ctx.config();
+    if (now && now !== config) queueMicrotask(() => this.configChanged(now));
+    const grantEnds = accessCallerOf(credential.claims, credential.expiresAt).grants[0]?.until;
+    if (grantEnds !== undefined) this.reviewAt(grantEnds);
+  }
+
+  private reviewTimer: NodeJS.Timeout | null = null;
+
+  private reviewAt(when: number): void {
+    const wait = Math.min(when - Date.now(), 2 ** 31 - 1);
+    this.reviewTimer = setTimeout(() => {
+      if (this.ended) return;
+      if (Date.now() < when) return this.reviewAt(when);
+      const config = this.ctx.config();
+      if (config) this.configChanged(config);
+    }, Math.max(0, wait));
+    this.reviewTimer.unref();
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Channels
+
+  private ready(): void {
+    const conn = this.conn!;
+    conn.on('session', (accept: () => Session) => this.sessionChannel(accept()));
+    conn.on('tcpip', (accept: () => ServerChannel, reject: () => void, info: { srcIP: string; srcPort: number; destIP: string; destPort: number }) => void this.directTcpip(accept, reject, info));
+    conn.on('request', (_accept: unknown, reject: (() => void) | undefined, name: string) => {
+      // remote forwarding (-R) would open the gateway's listeners to the target: refused
+      this.log.info({ request: name }, 'global request refused');
+      reject?.();
+    });
+    conn.on('openssh.streamlocal', (_a: unknown, reject: () => void) => reject());
+  }
+
+  private emit(type: string, data: Record<string, unknown>): void {
+    (this.recorder as unknown as { emit(t: string, d: Record<string, unknown>): void } | null)?.emit(type, data);
+  }
+
+  private newStream(kind: string): string {
+    return `${kind}-${++this.streams}`;
+  }
+
+  private sessionChannel(session: Session): void {
+    let pty: PseudoTtyInfo | null = null;
+    const env: Record<string, string> = {};
+    const notes: string[] = [];
+    let resize: ((cols: number, rows: number, height: number, width: number) => void) | null = null;
+    let signal: ((name: string) => void) | null = null;
+    session.on('pty', (accept: () => void, _reject: unknown, info: PseudoTtyInfo) => {
+      pty = info;
+      accept?.();
+    });
+    session.on('window-change', (accept: (() => void) | undefined, _reject: unknown, info: { cols: number; rows: number; height: number; width: number }) => {
+      if (pty) Object.assign(pty, { cols: info.cols, rows: info.rows, height: info.height, width: info.width });
+      resize?.(info.cols, info.rows, info.height, info.width);
+      accept?.();
+    });
+    session.on('env', (accept: (() => void) | undefined, reject: (() => void) | undefined, info: { key: string; val: string }) => {
+      if (this.policy?.env(info.key, info.val)) {
+        env[info.key] = info.val;
+        accept?.();
+      } else {
+        this.log.debug({ key: info.key }, 'environment variable refused by policy');
+        reject?.();
+      }
+    });
+    session.on('auth-agent', (_accept: unknown, reject: (() => void) | undefined) => {
+      notes.push('agent forwarding is refused by the gateway');
+      reject?.();
+    });
+    session.on('x11', (_accept: unknown, reject: (() => void) | undefined) => {
+      notes.push('X11 forwarding is refused by the gateway');
+      reject?.();
+    });
+    session.on('signal', (accept: (() => void) | undefined, _reject: unknown, info: { name: string }) => {
+      signal?.(info.name);
+      accept?.();
+    });
+    const started = (ch: ServerChannel): void => {
+      this.channels.add(ch);
+      ch.on('close', () => this.channels.delete(ch));
+      for (const n of notes) ch.stderr.write(`portcullis: ${n}\r\n`);
+    };
+    session.on('exec', (accept: () => ServerChannel, _reject: unknown, info: { command: string }) => {
+      const ch = accept();
+      started(ch);
+      void this.exec(ch, info.command, pty, env, (r, s) => {
+        resize = r;
+        signal = s;
+      });
+    });
+    session.on('shell', (accept: () => ServerChannel) => {
+      const ch = accept();
+      started(ch);
+      void this.shell(ch, pty, env, (r, s) => {
+        resize = r;
+        signal = s;
+      });
+    });
+    session.on('subsystem', (accept: () => ServerChannel, reject: () => void, info: { name: string }) => {
+      if (info.name !== 'sftp') {
+        this.log.info({ subsystem: info.name }, 'subsystem refused');
+        return reject();
+      }
+      const ch = accept();
+      started(ch);
+      void this.sftp(ch);
+    });
+  }
+
+  /** Asks for the decision's approval when it needs one; tells the client what it waits for. */
+  private async settle(verdict: SshVerdict, text: string, say: (line: string) => void): Promise<{ run: boolean; message: string | null; approvalId?: string }> {
+    if (verdict.action === 'allow') return { run: true, message: null };
+    const why = `${verdict.rule ? `rule ${verdict.rule}` : 'policy'}${verdict.reason ? `: ${verdict.reason}` : ''}`;
+    if (verdict.action === 'block') return { run: false, message: `refused by ${why}` };
+    const outcome = await this.requestApproval(text, verdict, say);
+    return outcome.approved ? { run: true, message: null, approvalId: outcome.approvalId } : { run: false, message: outcome.message, approvalId: outcome.approvalId };
+  }
+
+  private async requestApproval(text: string, verdict: SshVerdict, say: (line: string) => void): Promise<{ approved: boolean; approvalId?: string; message: string }> {
+    const client = this.ctx.approvals();
+    const cred = this.credential!;
+    const rule = verdict.rule ?? 'unnamed';
+    if (!client) return { approved: false, message: `approval required by rule ${rule}, but approvals are not available on this gateway; not run` };
+    const doc = this.policyDoc?.document as { approval?: { approvers?: string[]; timeoutSeconds?: number; webhook?: { url?: string } } } | undefined;
+    const mode = cred.claims.amode ?? cred.connection.approvalMode;
+    const fingerprint = createHash('sha256').update(text.replace(/\s+/g, ' ').trim()).digest('hex');
+    if (mode === 'fail-fast') {
+      const used = await client.consumeOneTime({ identity: cred.claims.sub, connection: cred.connection.name, fingerprint }).catch(() => null);
+      if (used) {
+        this.emit('approval.decided', { approvalId: used, status: 'approved', decidedBy: null, comment: 'one-time approval used' });
+        return { approved: true, approvalId: used, message: '' };
+      }
+    }
+    const approvalId = randomUUID();
+    const job: ApprovalJob = {
+      approvalId,
+      sessionId: this.id,
+      identity: cred.claims.sub,
+      connection: cred.connection.name,
+      gateway: this.ctx.gatewayId,
+      pool: this.ctx.pool,
+      statement: text,
+      fingerprint,
+      policy: this.policyDoc?.name ?? null,
+      rule,
+      reason: verdict.reason,
+      approverGroups: [...(doc?.approval?.approvers ?? [])],
+      timeoutSeconds: doc?.approval?.timeoutSeconds ?? 300,
+      mode: mode === 'fail-fast' ? 'one-time' : 'wait',
+      webhook: doc?.approval?.webhook?.url ? { url: doc.approval.webhook.url } : null,
+      requestedAt: new Date().toISOString(),
+    };
+    const headline = `approval ${approvalId} required by rule ${rule}${verdict.reason ? `: ${verdict.reason}` : ''}`;
+    try {
+      if (job.mode === 'one-time') {
+        await client.requestOneTime(job);
+        this.emit('approval.requested', { approvalId, command: text, rule, reason: verdict.reason });
+        return { approved: false, approvalId, message: `${headline}; not run. After approval the same command runs once (POST /v1/approvals/${approvalId}/approve)` };
+      }
+      this.emit('approval.requested', { approvalId, command: text, rule, reason: verdict.reason });
+      say(`waiting for approval ${approvalId} (${rule}${verdict.reason ? `: ${verdict.reason}` : ''})… approve with POST /v1/approvals/${approvalId}/approve`);
+      const d = await client.requestAndWait(job, { signal: this.aborter.signal });
+      this.emit('approval.decided', { approvalId, status: d.status, decidedBy: d.decidedBy, comment: d.comment });
+      if (d.status === 'approved') return { approved: true, approvalId, message: '' };
+      return { approved: false, approvalId, message: `approval ${approvalId} ${d.status}${d.decidedBy ? ` by ${d.decidedBy}` : ''}${d.comment ? `: ${d.comment}` : ''}; not run` };
+    } catch (err) {
+      this.log.warn({ approvalId, err: (err as Error).message }, 'approval could not be requested');
+      const why = err instanceof ApprovalUnavailableError ? err.message : 'internal error';
+      return { approved: false, approvalId, message: `${headline}, but the approval could not be requested (${why}); not run` };
+    }
+  }
+
+  private commandEvent(stream: string, source: 'exec' | 'shell' | 'scp', command: string, v: SshVerdict, extra: Record<string, unknown> = {}): void {
+    this.ctx.metrics.countDecision(v.action);
+    this.emit('command', {
+      stream, source, command, action: v.action, rule: v.rule, reason: v.reason,
+      policy: this.policy?.name ?? null, policyVersion: this.policy?.version ?? null,
+      ...(v.commands ? { commands: v.commands } : {}), ...(v.dynamic ? { dynamic: true } : {}), ...extra,
+    });
+  }
+
+  private async exec(ch: ServerChannel, command: string, pty: PseudoTtyInfo | null, env: Record<string, string>, controls: (r: (c: number, r: number, h: number, w: number) => void, s: (n: string) => void) => void): Promise<void> {
+    const stream = this.newStream('exec');
+    const nl = pty ? '\r\n' : '\n';
+    const say = (line: string): void => void ch.stderr.write(`portcullis: ${line}${nl}`);
+    const scp = parseScpCommand(command);
+    let verdict = this.policy!.command(command);
+    if (scp === 'refused') verdict = { action: 'block', rule: null, reason: 'an scp command with shell syntax in its paths is refused (use plain paths)' };
+    // held client input (the command's stdin) while the decision is pending
+    const held: Buffer[] = [];
+    const hold = (b: Buffer): void => void held.push(b);
+    ch.on('data', hold);
+    ch.pause();
+    const d = await this.settle(verdict, command, say);
+    this.commandEvent(stream, scp && scp !== 'refused' ? 'scp' : 'exec', command, verdict, d.approvalId ? { approvalId: d.approvalId, approved: d.run } : {});
+    if (!d.run || this.ended) {
+      say(d.message ?? 'refused');
+      ch.exit(1);
+      ch.end();
+      ch.close();
+      return;
+    }
+    let up: ClientChannel;
+    try {
+      up = await new Promise<ClientChannel>((resolve, reject) => {
+        this.upstream!.exec(command, { env, ...(pty ? { pty: { rows: pty.rows, cols: pty.cols, height: pty.height, width: pty.width, term: pty.term, modes: pty.modes } } : {}) } as never, (err, s) => (err ? reject(err) : resolve(s)));
+      });
+    } catch (err) {
+      say(`the target refused the command channel (${(err as Error).message})`);
+      ch.exit(1);
+      ch.close();
+      return;
+    }
+    ch.off('data', hold);
+    if (scp && scp !== 'refused') {
+      const home = scp.paths.some((p) => !p.startsWith('/')) ? await this.homeDirectory() : '/';
+      this.relayScp(ch, up, scp, stream, held, home);
+    } else {
+      const rec = new TerminalRecorder(stream, (data) => this.emit('terminal', data), { ...(pty ? { width: pty.cols, height: pty.rows } : {}), command });
+      this.relayTerminal(ch, up, rec, held, null);
+    }
+    controls(
+      (c, r, h, w) => up.setWindow(r, c, h, w),
+      (name) => up.signal(name),
+    );
+  }
+
+  private async shell(ch: ServerChannel, pty: PseudoTtyInfo | null, env: Record<string, string>, controls: (r: (c: number, r: number, h: number, w: number) => void, s: (n: string) => void) => void): Promise<void> {
+    const stream = this.newStream('shell');
+    let up: ClientChannel;
+    try {
+      up = await new Promise<ClientChannel>((resolve, reject) => {
+        const window = pty ? { rows: pty.rows, cols: pty.cols, height: pty.height, width: pty.width, term: pty.term, modes: pty.modes } : false;
+        this.upstream!.shell(window as never, { env } as never, (err, s) => (err ? reject(err) : resolve(s)));
+      });
+    } catch (err) {
+      ch.stderr.write(`portcullis: the target refused the shell (${(err as Error).message})\r\n`);
+      ch.exit(1);
+      ch.close();
+      return;
+    }
+    const rec = new TerminalRecorder(stream, (data) => this.emit('terminal', data), pty ? { width: pty.cols, height: pty.rows } : {});
+    const lines = new LineTracker();
+    this.relayTerminal(ch, up, rec, [], { lines, stream, nl: pty ? '\r\n' : '\n' });
+    controls(
+      (c, r, h, w) => {
+        up.setWindow(r, c, h, w);
+        rec.resize(c, r);
+      },
+      (name) => up.signal(name),
+    );
+  }
+
+  /**
+   * Relays a terminal (exec or shell) both ways: output through the masker to the client and the
+   * recording; input to the target — for a shell, through the line tracker, each Enter held until
+   * its line is decided.
+   */
+  private relayTerminal(ch: ServerChannel, up: ClientChannel, rec: TerminalRecorder, held: Buffer[], shell: { lines: LineTracker; stream: string; nl: string } | null): void {
+    let masker: StreamMasker | null;
+    try {
+      masker = this.policy!.masker();
+    } catch (err) {
+      ch.stderr.write(`portcullis: output cannot be masked as the policy requires (${(err as Error).message}); closed\r\n`);
+      up.close();
+      ch.exit(1);
+      ch.close();
+      return;
+    }
+    const out = (buf: Buffer, decoder: StringDecoder, toStderr: boolean): boolean => {
+      this.bytesOut += buf.length;
+      if (!masker) {
+        const text = decoder.write(buf);
+        rec.output(text);
+        shell?.lines.output(text);
+        return toStderr ? ch.stderr.write(buf) : ch.write(buf);
+      }
+      const text = masker.push(decoder.write(buf));
+      rec.output(text);
+      shell?.lines.output(text);
+      return toStderr ? ch.stderr.write(text) : ch.write(text);
+    };
+    const dOut = new StringDecoder('utf8');
+    const dErr = new StringDecoder('utf8');
+    up.on('data', (b: Buffer) => {
+      if (!out(b, dOut, false)) {
+        up.pause();
+        ch.once('drain', () => up.resume());
+      }
+    });
+    up.stderr.on('data', (b: Buffer) => void out(b, dErr, true));
+    let exited = false;
+    up.on('exit', (code: number | null, sig?: string, dump?: boolean, desc?: string) => {
+      exited = true;
+      const rest = masker ? masker.flush() : '';
+      if (rest) {
+        rec.output(rest);
+        ch.write(rest);
+      }
+      if (code !== null && code !== undefined) ch.exit(code);
+      else if (sig) ch.exit(sig, !!dump, desc ?? '');
+    });
+    up.on('close', () => {
+      if (!exited && masker) {
+        const rest = masker.flush();
+        if (rest) ch.write(rest);
+      }
+      rec.end();
+      ch.end();
+      ch.close();
+    });
+    ch.on('close', () => {
+      rec.end();
+      up.close();
+    });
+    ch.on('end', () => up.end());
+
+    // client → target
+    const input = shell ? this.shellInput(ch, up, shell, rec) : (b: Buffer) => {
+      this.bytesIn += b.length;
+      if (!up.write(b)) {
+        ch.pause();
+        up.once('drain', () => ch.resume());
+      }
+    };
+    for (const b of held) input(b);
+    ch.on('data', input);
+    ch.resume();
+  }
+
+  /** Keystrokes go upstream as typed; the Enter that would run a line waits for its decision. */
+  private shellInput(ch: ServerChannel, up: ClientChannel, shell: { lines: LineTracker; stream: string; nl: string }, rec: TerminalRecorder): (b: Buffer) => void {
+    const queue: Buffer[] = [];
+    let queued = 0;
+    let deciding = false;
+    const say = (line: string): void => {
+      const text = `${shell.nl}portcullis: ${line}${shell.nl}`;
+      rec.output(text);
+      ch.write(text);
+    };
+    const pump = async (): Promise<void> => {
+      if (deciding) return;
+      deciding = true;
+      try {
+        while (queue.length && !this.ended) {
+          const chunk = queue.shift()!;
+          queued -= chunk.length;
+          let from = 0;
+          for (let i = 0; i < chunk.length; i++) {
+            if (!shell.lines.feed(chunk[i]!)) continue;
+            // the bytes before the Enter go up as typed; the Enter waits
+            if (i > from) up.write(chunk.subarray(from, i));
+            from = i + 1;
+            const line = shell.lines.take();
+            if (!line.text.trim() || !line.complete) {
+              up.write(chunk.subarray(i, i + 1));
+              continue;
+            }
+            const verdict = this.policy!.line({ text: line.text, reliable: line.reliable });
+            const d = verdict.action === 'allow' ? { run: true, message: null } : await this.settle(verdict, line.text, say);
+            this.commandEvent(shell.stream, 'shell', line.text, verdict, { reliable: line.reliable, ...(d.approvalId ? { approvalId: d.approvalId, approved: d.run } : {}) });
+            if (this.ended) return;
+            if (d.run) {
+              up.write(chunk.subarray(i, i + 1));
+            } else {
+              // the line never runs: cleared on the host instead of entered
+              up.write(CTRL_U);
+              shell.lines.clear();
+              say(d.message ?? 'refused');
+            }
+          }
+          if (from < chunk.length) up.write(chunk.subarray(from));
+          if (queued < MAX_HELD_BYTES) ch.resume();
+        }
+      } finally {
+        deciding = false;
+      }
+    };
+    return (b: Buffer) => {
+      this.bytesIn += b.length;
+      queue.push(b);
+      queued += b.length;
+      if (queued >= MAX_HELD_BYTES) ch.pause();
+      void pump();
+    };
+  }
+
+  private fileEvent(stream: string, op: FileOp, v: SshVerdict, via: 'sftp' | 'scp'): void {
+    this.ctx.metrics.countDecision(v.action);
+    this.emit('file', { stream, via, ...op, action: v.action, rule: v.rule, reason: v.reason });
+  }
+
+  private async sftp(ch: ServerChannel): Promise<void> {
+    const stream = this.newStream('sftp');
+    const held: Buffer[] = [];
+    const hold = (b: Buffer): void => void held.push(b);
+    ch.on('data', hold);
+    let up: ClientChannel;
+    try {
+      up = await new Promise<ClientChannel>((resolve, reject) => this.upstream!.subsys('sftp', (err, s) => (err ? reject(err) : resolve(s))));
+    } catch (err) {
+      ch.stderr.write(`portcullis: the target refused the sftp subsystem (${(err as Error).message})\r\n`);
+      ch.close();
+      return;
+    }
+    ch.off('data', hold);
+    const say = (): void => undefined; // SFTP has no text channel to the user: the STATUS message says it
+    const proxy = new SftpProxy({
+      toClient: (b) => {
+        this.bytesOut += b.length;
+        if (!ch.write(b)) {
+          up.pause();
+          ch.once('drain', () => up.resume());
+        }
+      },
+      toUpstream: (b) => {
+        if (!up.write(b)) {
+          ch.pause();
+          up.once('drain', () => ch.resume());
+        }
+      },
+      decide: async (op) => {
+        const v = this.policy!.file(op);
+        if (v.action !== 'require_approval') return v;
+        const d = await this.settle(v, `${op.op} ${op.path}${'target' in op ? ` → ${op.target}` : ''}`, say);
+        return d.run ? { ...v, action: 'allow' } : { ...v, action: 'block', reason: d.message };
+      },
+      decided: (d) => this.fileEvent(stream, d.op, d.verdict, 'sftp'),
+    });
+    const fail = (err: Error): void => {
+      this.log.info({ err: err.message }, 'sftp stream refused');
+      ch.close();
+      up.close();
+    };
+    const fromClient = (b: Buffer): void => {
+      this.bytesIn += b.length;
+      try {
+        proxy.clientData(b);
+      } catch (err) {
+        fail(err as Error);
+      }
+      if (proxy.waiting > 64) ch.pause();
+    };
+    for (const b of held) fromClient(b);
+    ch.on('data', fromClient);
+    up.on('data', (b: Buffer) => {
+      try {
+        proxy.upstreamData(b);
+      } catch (err) {
+        fail(err as Error);
+      }
+    });
+    ch.on('end', () => up.end());
+    ch.on('close', () => up.close());
+    up.on('close', () => {
+      ch.end();
+      ch.close();
+    });
+    up.on('exit', (code: number | null) => {
+      if (typeof code === 'number') ch.exit(code);
+    });
+    // a queue drained below the bound resumes reading
+    const resume = setInterval(() => {
+      if (proxy.waiting <= 64 && ch.isPaused()) ch.resume();
+    }, 20);
+    resume.unref();
+    ch.on('close', () => clearInterval(resume));
+  }
+
+  /** Legacy `scp -O`: the stream's file and directory records are decided by path before they pass. */
+  private home: Promise<string> | null = null;
+
+  /** The login directory on the target (where relative scp paths start), asked once. */
+  private homeDirectory(): Promise<string> {
+    this.home ??= new Promise<string>((resolve) => {
+      this.upstream!.exec('pwd', (err, s) => {
+        if (err) return resolve('/');
+        let out = '';
+        s.on('data', (b: Buffer) => void (out += b.toString('utf8')));
+        s.stderr.resume();
+        s.on('close', () => {
+          const dir = out.trim();
+          // unknown: relative paths are decided as if at the root, the stricter reading for rules on absolute paths
+          resolve(dir.startsWith('/') ? dir : '/');
+        });
+      });
+    });
+    return this.home;
+  }
+
+  private relayScp(ch: ServerChannel, up: ClientChannel, scp: Exclude<ReturnType<typeof parseScpCommand>, null | 'refused'>, stream: string, held: Buffer[], home: string): void {
+    const refuse = (message: string): void => {
+      // \x02: a fatal error in the scp protocol, which the scp client prints and stops on
+      ch.write(Buffer.from(`\x02scp: ${message}\n`));
+      ch.exit(1);
+      ch.end();
+      ch.close();
+      up.close();
+    };
+    const watcher = new ScpWatcher(scp, {
+      decide: (op) => {
+        const v = this.policy!.file(op);
+        this.fileEvent(stream, op, v, 'scp');
+        // an approval cannot hold a byte stream the sender keeps writing: scp needs an allow
+        return v.action === 'allow' ? null : `${op.op} ${op.path}: ${v.reason ?? (v.rule ? `refused by rule ${v.rule}` : 'refused by policy')}`;
+      },
+    }, home);
+    const toUp = (b: Buffer): void => {
+      this.bytesIn += b.length;
+      if (scp.direction === 'upload') {
+        const err = watcher.push(b);
+        if (err) return refuse(err);
+      }
+      if (!up.write(b)) {
+        ch.pause();
+        up.once('drain', () => ch.resume());
+      }
+    };
+    up.on('data', (b: Buffer) => {
+      this.bytesOut += b.length;
+      if (scp.direction === 'download') {
+        const err = watcher.push(b);
+        if (err) return refuse(err);
+      }
+      if (!ch.write(b)) {
+        up.pause();
+        ch.once('drain', () => up.resume());
+      }
+    });
+    up.stderr.on('data', (b: Buffer) => ch.stderr.write(b));
+    up.on('exit', (code: number | null, sig?: string) => {
+      if (typeof code === 'number') ch.exit(code);
+      else if (sig) ch.exit(sig, false, '');
+    });
+    up.on('close', () => {
+      ch.end();
+      ch.close();
+    });
+    ch.on('end', () => up.end());
+    ch.on('close', () => up.close());
+    for (const b of held) toUp(b);
+    ch.on('data', toUp);
+    ch.resume();
+  }
+
+  private async directTcpip(accept: () => ServerChannel, reject: () => void, info: { srcIP: string; srcPort: number; destIP: string; destPort: number }): Promise<void> {
+    const v = this.policy?.forward(info.destIP, info.destPort) ?? { action: 'block' as const, rule: null, reason: 'no session' };
+    this.ctx.metrics.countDecision(v.action);
+    this.emit('command', { stream: this.newStream('forward'), source: 'forward', command: `direct-tcpip ${info.destIP}:${info.destPort}`, action: v.action, rule: v.rule, reason: v.reason });
+    if (v.action !== 'allow' || !this.upstream) {
+      this.log.info({ dest: `${info.destIP}:${info.destPort}` }, 'port forwarding refused');
+      return reject();
+    }
+    this.upstream.forwardOut(info.srcIP, info.srcPort, info.destIP, info.destPort, (err, up) => {
+      if (err) return reject();
+      const ch = accept();
+      ch.pipe(up).pipe(ch);
+      ch.on('close', () => up.close());
+      up.on('close', () => ch.close());
+    });
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Lifecycle
+
+  /** A new config: a revoked credential, a removed connection, lost access or a changed policy ends the session. */
+  configChanged(config: ActiveConfig): void {
+    const cred = this.credential;
+    if (this.ended || !cred || !this.live) return;
+    const v = reviewLiveSession(
+      {
+        tokenId: cred.claims.jti,
+        connection: cred.connection.name,
+        caller: accessCallerOf(cred.claims, cred.expiresAt),
+        policy: this.policyDoc,
+        preparedStatements: false,
+      },
+      config,
+    );
+    if (v.kind === 'keep') return;
+    if (v.kind === 'adopt') {
+      this.log.info({ policy: v.policy.name, from: this.policyDoc?.version, to: v.policy.version }, 'session adopts the new version of its policy');
+      this.policyDoc = v.policy;
+      this.policy = this.ctx.policyFor(v.policy, this);
+      return;
+    }
+    this.terminate(v.reason, v.message.replace(/^terminating connection: /, 'session ended: '));
+  }
+
+  /** NATS is gone: a session whose connection requires recording ends. */
+  recordingLost(): void {
+    if (this.credential?.connection.recording === 'required') this.terminate('recording_unavailable', 'session recording became unavailable and this connection requires it');
+  }
+
+  /** The gateway ends the session: every open channel is told why, then the connection closes. */
+  terminate(reason: string, message: string): void {
+    if (this.ended) return;
+    this.log.info({ reason }, 'session terminated by the gateway');
+    this.ctx.metrics.sessionsTerminated.inc({ reason });
+    for (const ch of this.channels) {
+      try {
+        ch.stderr.write(`\r\nportcullis: ${message}\r\n`);
+        ch.exit(1);
+        ch.close();
+      } catch {
+        // the channel went away meanwhile
+      }
+    }
+    this.end(reason);
+  }
+
+  shutdown(): void {
+    this.terminate('gateway_shutdown', 'the gateway is shutting down');
+  }
+
+  private end(reason: EndReason): void {
+    if (this.ended) return;
+    this.ended = true;
+    if (this.graceTimer) clearTimeout(this.graceTimer);
+    if (this.reviewTimer) clearTimeout(this.reviewTimer);
+    this.aborter.abort();
+    try {
+      this.upstream?.end();
+    } catch {
+      // already closed
+    }
+    try {
+      this.conn?.end();
+    } catch {
+      // already closed
+    }
+    this.socket.end();
+    setTimeout(() => this.socket.destroy(), 2000).unref();
+    if (this.counted) this.ctx.metrics.liveSessions.dec();
+    if (this.recorder) {
+      // a session.start was recorded (even when the target then failed): its end is too
+      const durationMs = Date.now() - this.startedAt;
+      this.log.info({ reason, durationMs }, 'ssh session ended');
+      this.recorder.emit('session.end', { reason, durationMs, bytesIn: this.bytesIn, bytesOut: this.bytesOut });
+    }
+    this.ctx.onEnd(this);
+  }
+
+  flushEvents(): Promise<void> {
+    return this.recorder?.flush() ?? Promise.resolve();
+  }
+}
