@@ -60,6 +60,8 @@ export function demoPolicy(name = 'default') {
       { name: 'pii', detectors: ['CREDIT_CARD', 'US_SSN', 'EMAIL', 'PHONE', 'IBAN', 'AWS_ACCESS_KEY', 'JWT'], strategy: 'redact' },
     ],
     approval: { approvers: ['approvers'], timeoutSeconds: 300 },
+    // what each statement returned, as the client got it (after masking), kept in the session record
+    recording: { results: { rows: 20, bytes: 64 * 1024 } },
   };
 }
 

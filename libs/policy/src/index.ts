@@ -9,7 +9,8 @@ export {
 export { statementDepth, assertNotTooComplex, DEFAULT_MAX_DEPTH } from './sql-complexity.js';
 export {
   policyDocumentSchema, parsePolicyDocument, actionSchema, ACTIONS, MASKING_STRATEGIES, MEASURED_KINDS,
-  type PolicyDocument, type PolicyDocumentInput, type Action, type Guardrail, type MaskingRule, type CustomDetector,
+  resultRecordingOf, MAX_RECORDED_ROWS, MAX_RECORDED_BYTES,
+  type PolicyDocument, type ResultRecording, type PolicyDocumentInput, type Action, type Guardrail, type MaskingRule, type CustomDetector,
 } from './policy-document.js';
 export { initPolicyEngine, PolicyEngine, evaluate, assertStatementSize, type PolicyEngineOptions } from './policy-engine.js';
 export {

@@ -1,12 +1,24 @@
 import { describe, expect, it } from 'vitest';
 import { PolicyValidationError } from './errors.js';
-import { parsePolicyDocument } from './policy-document.js';
+import { parsePolicyDocument, resultRecordingOf } from './policy-document.js';
 
 const valid = {
   name: 'default',
   guardrails: [{ name: 'g', action: 'block', match: { statements: ['drop  table'] } }],
   masking: [{ name: 'm', columns: ['email'], strategy: 'partial' }],
 };
+
+describe('recording.results', () => {
+  it.each([
+    [undefined, null],
+    [{}, null],
+    [{ results: 'off' }, null],
+    [{ results: false }, null],
+    [{ results: { rows: 20, bytes: 65536 } }, { rows: 20, bytes: 65536 }],
+  ])('%j keeps %j', (recording, kept) => {
+    expect(resultRecordingOf(parsePolicyDocument({ ...valid, ...(recording ? { recording } : {}) }))).toEqual(kept);
+  });
+});
 
 describe('parsePolicyDocument', () => {
   it('accepts the CONTRACT shape and fills defaults', () => {
@@ -34,6 +46,10 @@ describe('parsePolicyDocument', () => {
     ['bad dynamicSql', { ...valid, dynamicSql: 'maybe' }, 'dynamicSql'],
     ['tiny maxStatementBytes', { ...valid, maxStatementBytes: 1 }, 'maxStatementBytes'],
     ['not an object', 'policy', '(root)'],
+    ['recording.results without bytes', { ...valid, recording: { results: { rows: 20 } } }, 'recording.results'],
+    ['recording.results too many rows', { ...valid, recording: { results: { rows: 100_000, bytes: 1024 } } }, 'recording.results.rows'],
+    ['recording.results unknown word', { ...valid, recording: { results: 'all' } }, 'recording.results'],
+    ['recording with a typo', { ...valid, recording: { result: 'off' } }, 'recording'],
   ])('refuses %s with the path', (_name, input, path) => {
     let err: unknown;
     try {

@@ -123,6 +123,28 @@ export const approvalSchema = z.strictObject({
   webhook: z.strictObject({ url: z.url({ protocol: /^https?$/ }) }).optional(),
 });
 
+/** Most rows and bytes a statement's kept result may hold (a session event must stay well under a NATS message). */
+export const MAX_RECORDED_ROWS = 1000;
+export const MAX_RECORDED_BYTES = 256 * 1024;
+
+/**
+ * `recording.results`: how much of each result the gateway keeps in the session record — exactly what
+ * the client received (after masking), the first `rows` rows and at most `bytes` bytes per statement —
+ * or `off` (also `false`), the default: results are recorded as counts only.
+ */
+export const resultRecordingSchema = z.union([
+  z.literal('off'),
+  z.literal(false).transform(() => 'off' as const),
+  z.strictObject({
+    rows: z.number().int().min(1).max(MAX_RECORDED_ROWS),
+    bytes: z.number().int().min(1).max(MAX_RECORDED_BYTES),
+  }),
+]);
+
+export const recordingSchema = z.strictObject({
+  results: resultRecordingSchema.default('off'),
+});
+
 export const policyDocumentSchema = z
   .object({
     name: z.string().trim().min(1),
@@ -137,6 +159,8 @@ export const policyDocumentSchema = z
     maxStatementBytes: z.number().int().min(64).max(64 * 1024 * 1024).optional(),
     /** settings a client may not give at startup (parameters, `options`): the session is refused, never the setting dropped */
     refusedSettings: z.array(z.string().trim().min(1)).default([...DEFAULT_REFUSED_SETTINGS]),
+    /** what the session record keeps besides statements and decisions (see resultRecordingSchema) */
+    recording: recordingSchema.optional(),
   })
   .superRefine((doc, ctx) => {
     const seen = new Set<string>();
@@ -172,6 +196,15 @@ export type PolicyDocumentInput = z.input<typeof policyDocumentSchema>;
 export type Guardrail = PolicyDocument['guardrails'][number];
 export type MaskingRule = PolicyDocument['masking'][number];
 export type CustomDetector = NonNullable<PolicyDocument['detectors']>[number];
+export type ResultRecording = z.output<typeof resultRecordingSchema>;
+
+/** The rows/bytes a policy keeps of each result, or null when results are recorded as counts only. */
+export function resultRecordingOf(doc: unknown): { rows: number; bytes: number } | null {
+  const r = (doc as { recording?: { results?: unknown } } | null)?.recording?.results;
+  if (!r || typeof r !== 'object') return null;
+  const { rows, bytes } = r as { rows?: unknown; bytes?: unknown };
+  return typeof rows === 'number' && typeof bytes === 'number' && rows > 0 && bytes > 0 ? { rows, bytes } : null;
+}
 
 function issuePath(path: readonly PropertyKey[]): string {
   return path.length ? path.map(String).join('.') : '(root)';

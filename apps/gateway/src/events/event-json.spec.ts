@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { canonicalJson } from '@portcullis/protocol';
 import { decisionJson, queryJson, resultJson, statementJson } from './event-json.js';
+import type { ReturnedSet } from '../postgres/result-capture.js';
 
 /** Every combination of present/absent optional members, each with awkward values. */
 function* combos<T extends Record<string, unknown>>(base: T, optional: Record<string, unknown[]>): Generator<T> {
@@ -53,10 +54,11 @@ describe('per-statement event JSON equals canonicalJson', () => {
     let n = 0;
     for (const rows of [0, 1, 123456789]) {
       for (const durationMs of [0, 0.123, 1e-7, 12345.678, Number.NaN]) {
-        for (const d of combos({ rows, durationMs } as { rows: number; durationMs: number; tag?: string; error?: { code: string; message: string }; masking?: { columns: string[]; values: number } }, {
+        for (const d of combos({ rows, durationMs } as { rows: number; durationMs: number; tag?: string; error?: { code: string; message: string }; masking?: { columns: string[]; values: number }; returned?: ReturnedSet[] }, {
           tag: ['SELECT 1', 'INSERT 0 1', 'é"'],
           error: [{ code: '42501', message: 'blocked "x"\n' }, { message: 'm', code: '08P01' }],
           masking: [{ columns: ['b', 'a.é'], values: 3 }, { values: 0, columns: [] }],
+          returned: [[{ columns: [{ name: 'email', typeOid: 25, masking: { by: 'rule', rule: 'emails', strategy: 'partial' } }, { name: 'b', typeOid: 17, format: 'binary' }], rows: [['a****@x.test', '\\x00ff'], [null, 'é"']], masked: [[0], []], truncated: true }]],
         })) {
           expect(resultJson(d)).toBe(canonicalJson(d));
           n++;
@@ -69,10 +71,10 @@ describe('per-statement event JSON equals canonicalJson', () => {
   it('statement: the union of the three, every member combination of each', () => {
     type Q = { sql: string; protocol: 'simple' | 'extended'; statement?: string; portal?: string };
     type D = { action: string; rule: string | null; reason: string | null; kinds?: string[]; cached?: boolean; policyVersion?: number };
-    type R = { rows: number; durationMs: number; tag?: string; error?: { code: string; message: string }; masking?: { columns: string[]; values: number } };
+    type R = { rows: number; durationMs: number; tag?: string; error?: { code: string; message: string }; masking?: { columns: string[]; values: number }; returned?: ReturnedSet[] };
     const queries = [...combos<Q>({ sql: strings[2]!, protocol: 'simple' }, { statement: ['s1'], portal: ['p"1'] })];
     const decisions = [...combos({ action: 'allow' } as D, { rule: [null, 'ünï "x"'], reason: [null, 'r\n'], kinds: [['SELECT']], cached: [true, false], policyVersion: [3] })];
-    const results = [...combos({ rows: 2, durationMs: 0.25 } as R, { tag: ['SELECT 2'], error: [{ code: '42501', message: 'no' }], masking: [{ columns: ['email'], values: 2 }] })];
+    const results = [...combos({ rows: 2, durationMs: 0.25 } as R, { tag: ['SELECT 2'], error: [{ code: '42501', message: 'no' }], masking: [{ columns: ['email'], values: 2 }], returned: [[{ columns: [{ name: 'email', typeOid: 25, masking: { by: 'rule', rule: 'emails', strategy: 'partial' } }, { name: 'b', typeOid: 17, format: 'binary' }], rows: [['a****@x.test', '\\x00ff'], [null, 'é"']], masked: [[0], []], truncated: true }]] })];
     let n = 0;
     for (const q of queries) {
       for (const d of decisions) {
@@ -86,6 +88,6 @@ describe('per-statement event JSON equals canonicalJson', () => {
         }
       }
     }
-    expect(n).toBeGreaterThan(1000);
+    expect(n).toBeGreaterThan(2000);
   });
 });

@@ -41,11 +41,12 @@ export function decisionJson(d: DecisionData): string {
 
 const num = (n: number) => (Number.isFinite(n) ? J(n) : 'null');
 
-/** durationMs < error < masking < rows < tag */
+/** durationMs < error < masking < returned < rows < tag */
 export function resultJson(d: ResultEventData): string {
   let out = `{"durationMs":${num(d.durationMs)}`;
   if (d.error !== undefined) out += `,"error":${canonicalJsonFast(d.error)}`;
   if (d.masking !== undefined) out += `,"masking":${canonicalJsonFast(d.masking)}`;
+  if (d.returned !== undefined) out += `,"returned":${canonicalJsonFast(d.returned)}`;
   out += `,"rows":${num(d.rows)}`;
   if (d.tag !== undefined) out += `,"tag":${J(d.tag)}`;
   return `${out}}`;
@@ -56,7 +57,7 @@ const optStr = (name: string, v: string | null | undefined) => (v === undefined 
 /**
  * The `statement` event's data: the members of the query, decision and result data in one object
  * (no name is in two of them), in sorted order: action < cached < durationMs < error < kinds <
- * masking < policyVersion < portal < protocol < reason < rows < rule < sql < statement < tag.
+ * masking < policyVersion < portal < protocol < reason < returned < rows < rule < sql < statement < tag.
  */
 export function statementJson(q: QueryData, d: DecisionData, r: ResultEventData): string {
   let out = `{"action":${J(d.action)}`;
@@ -74,6 +75,7 @@ export function statementJson(q: QueryData, d: DecisionData, r: ResultEventData)
   out += optStr('portal', q.portal);
   out += `,"protocol":${J(q.protocol)}`;
   out += optStr('reason', d.reason);
+  if (r.returned !== undefined) out += `,"returned":${canonicalJsonFast(r.returned)}`;
   out += `,"rows":${num(r.rows)}`;
   out += optStr('rule', d.rule);
   out += `,"sql":${J(q.sql)}`;

@@ -3,7 +3,7 @@ import type { ResolvedPolicy } from '../config/config-store.js';
 import type { Logger } from '../logger.js';
 import type { SideConnection } from '../postgres/side-connection.js';
 import type { MaskingPlanLike, PolicyLib } from './policy-lib.js';
-import type { FunctionCallDecision, FunctionCallInfo, ResultField, RowMasker, RowPlan, SessionHooks, StatementInfo, Verdict } from './session-hooks.js';
+import type { ColumnMasking, FunctionCallDecision, FunctionCallInfo, ResultField, RowMasker, RowPlan, SessionHooks, StatementInfo, Verdict } from './session-hooks.js';
 
 export interface PolicyHooksOptions {
   /**
@@ -36,6 +36,7 @@ const MAX_CACHED_PLANS = 64;
 export function createPolicyHooks(opts: PolicyHooksOptions): SessionHooks & { close(): void } {
   const { lib, maskingKey, side, logger } = opts;
   const started = opts.policy();
+  const recordResults = lib.resultRecordingOf?.(started.document) ?? null;
   /**
    * table OID → `schema.table`, its column names by attribute number and its generated columns (which
    * `COPY table TO` leaves out); null when the OID is not a table
@@ -133,6 +134,7 @@ export function createPolicyHooks(opts: PolicyHooksOptions): SessionHooks & { cl
     if (!p) return null;
     if ('kind' in p && p.kind === 'refuse') return { kind: 'refuse', reason: `result refused by masking policy: ${p.reason}` };
     const masker = wrapPlan(p as MaskingPlanLike, fields);
+    if (recordResults) masker.describe = describeColumns(lib, started.document, fields);
     planOf.set(masker, p as MaskingPlanLike);
     return { kind: 'mask', masker };
   };
@@ -247,6 +249,7 @@ export function createPolicyHooks(opts: PolicyHooksOptions): SessionHooks & { cl
 
   return {
     masksResults: started.masks,
+    recordResults,
     onFunctionCall,
     onQuery: evaluate,
     onParse: evaluate,
@@ -257,6 +260,25 @@ export function createPolicyHooks(opts: PolicyHooksOptions): SessionHooks & { cl
     // masking rules are those the session began with, as for results
     scrubServerMessage: (fields, maskedRule) => lib.scrubServerMessage(fields, started.document, { hmacKey: maskingKey }, maskedRule),
     close: () => side.close(),
+  };
+}
+
+/** Per column of a layout, how its masking plan treats it (computed once, at the first kept row). */
+function describeColumns(lib: PolicyLib, document: unknown, fields: ResultField[]): () => (ColumnMasking | null)[] {
+  let described: (ColumnMasking | null)[] | null = null;
+  return () => {
+    if (described) return described;
+    described = fields.map(() => null);
+    try {
+      const x = lib.explainMaskingPlan?.(document, fields) as { columns?: { index: number; action: string; rule?: string; strategy?: string; detectors?: { detector: string; rule: string; strategy: string }[] }[] } | undefined;
+      for (const c of x?.columns ?? []) {
+        if (c.action === 'mask' && c.rule) described[c.index] = { by: 'rule', rule: c.rule, strategy: c.strategy ?? '' };
+        else if (c.action === 'scan' && c.detectors?.length) described[c.index] = { by: 'detectors', detectors: c.detectors };
+      }
+    } catch {
+      // the description is for the record only; the rows are masked by the plan either way
+    }
+    return described;
   };
 }
 

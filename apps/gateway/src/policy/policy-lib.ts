@@ -45,6 +45,10 @@ export interface PolicyLib {
   parsePolicyDocument(doc: unknown): unknown;
   PolicyEngine: new (doc: unknown, opts: { revision: number }) => PolicyEngineLike;
   createMaskingPlan(doc: unknown, fields: ResultField[], opts: { hmacKey: Buffer }): MaskingPlanLike | { kind: 'refuse'; reason: string } | null;
+  /** which rule covers which column of a layout, which detectors scan where (for kept result rows) */
+  explainMaskingPlan?(doc: unknown, fields: ResultField[]): unknown;
+  /** the document's `recording.results` limits, null when results are recorded as counts only */
+  resultRecordingOf?(doc: unknown): { rows: number; bytes: number } | null;
   /** ErrorResponse/NoticeResponse fields as the client may see them (null: unchanged) */
   scrubServerMessage(fields: Readonly<Record<string, string>>, doc: unknown, opts: { hmacKey: Buffer }, maskedRule: string | null): Record<string, string> | null;
   /** the output format of a `COPY … TO STDOUT` statement, or why it cannot be masked */

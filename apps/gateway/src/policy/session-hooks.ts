@@ -48,10 +48,20 @@ export interface ResultField {
   column?: string;
 }
 
+/**
+ * How the masking plan treats one column of a result (for the kept rows of `recording.results`):
+ * masked whole by a column rule, or scanned by content detectors (each with the rule that owns it).
+ */
+export type ColumnMasking =
+  | { by: 'rule'; rule: string; strategy: string }
+  | { by: 'detectors'; detectors: { detector: string; rule: string; strategy: string }[] };
+
 /** How the rows of one result are rewritten. */
 export interface RowMasker {
   /** column names masked (for the session events) */
   readonly columns: readonly string[];
+  /** per result column (by index), how the plan treats it; null where it leaves the column alone */
+  describe?(): (ColumnMasking | null)[];
   /**
    * Masks one DataRow read in place: the values it replaces go to `out` (begun on `row` by the
    * caller), the others are not touched; returns how many values it replaced (0: relay the row as it
@@ -104,6 +114,8 @@ export type RowPlan = null | { kind: 'mask'; masker: RowMasker } | { kind: 'refu
 export interface SessionHooks {
   /** true when results may need masking: the relay then tracks row layouts; false keeps the hot path raw */
   readonly masksResults: boolean;
+  /** policy `recording.results`: the first rows/bytes of each result the client receives go into its event */
+  readonly recordResults?: { rows: number; bytes: number } | null;
   onQuery(stmt: StatementInfo): Verdict | Promise<Verdict>;
   onParse(stmt: StatementInfo): Verdict | Promise<Verdict>;
   onApprovalRequired?(stmt: StatementInfo, verdict: Verdict): Promise<ApprovalOutcome>;

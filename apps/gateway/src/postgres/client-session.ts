@@ -620,12 +620,13 @@ export class ClientSession {
 
   /**
    * Hands both sockets to the native fast lane when nothing in this session needs the JavaScript
-   * relay on every message: both sides plaintext, a policy that masks nothing, nothing buffered.
+   * relay on every message: both sides plaintext, a policy that masks nothing and keeps no result
+   * rows (recording.results), nothing buffered.
    * The machine still sees every Query, Parse, error and unusual message (the lane hands them over
    * and waits), and replays what the lane forwarded by itself, so decisions and events are the same.
    */
   private tryFastLane(client: Socket, upstream: Socket): boolean {
-    if (!this.ctx.fastLane || this.clientTls || this.upstreamTls || this.hooks?.masksResults !== false) return false;
+    if (!this.ctx.fastLane || this.clientTls || this.upstreamTls || this.hooks?.masksResults !== false || this.hooks.recordResults) return false;
     if (this.clientFramer.buffered() > 0 || this.upstreamFramer!.buffered() > 0) return false;
     const caps = { client: this.clientFramer.lengthCaps(), upstream: this.upstreamFramer!.lengthCaps() };
     let lane: NativeLane | string;

@@ -30,6 +30,7 @@ import {
   type PgFrame,
 } from '@portcullis/protocol';
 import type { FunctionCallDecision, RowMasker, RowPlan, SessionHooks, StatementInfo, Verdict } from '../policy/session-hooks.js';
+import { ResultCapture, type ReturnedSet } from './result-capture.js';
 
 /** Where the relay's output goes. The adapter owns the sockets; the machine only hands it bytes. */
 export interface RelayOutput {
@@ -74,6 +75,8 @@ export type ResultEventData = {
   durationMs: number;
   error?: { code: string; message: string };
   masking?: { columns: string[]; values: number };
+  /** policy `recording.results`: the first rows the client received, as it received them (result-capture.ts) */
+  returned?: ReturnedSet[];
 };
 
 export interface RelayCounters {
@@ -233,6 +236,8 @@ export class RelayMachine {
   private pids: { upstream: number; client: number } | null = null;
   /** pending results holding their statement's start */
   private held = 0;
+  /** keeps the first rows of each result for its event (policy recording.results); null: counts only */
+  private readonly capture: ResultCapture | null;
 
   constructor(
     private readonly hooks: SessionHooks,
@@ -241,7 +246,9 @@ export class RelayMachine {
     private readonly counters: RelayCounters,
     /** what the client sees as session_authorization (never the target's user) */
     private readonly clientUser: string,
-  ) {}
+  ) {
+    this.capture = hooks.recordResults ? new ResultCapture(hooks.recordResults) : null;
+  }
 
   private now(): number {
     return this.at || Date.now();
@@ -594,11 +601,13 @@ export class RelayMachine {
           this.refuseResult('the gateway could not determine the layout of this result; it was withheld');
           return;
         }
+        this.capture?.row(f.payload, null);
         this.out.toClient(f.frame);
         return;
       case B.RowDescription:
         if (skipping) return;
         if (!this.hooks.masksResults) {
+          this.capture?.layout(f.payload, null);
           this.out.toClient(f.frame);
           return;
         }
@@ -769,6 +778,7 @@ export class RelayMachine {
       }
       this.masker = p ? p.masker : null;
       if (this.masker) this.startMasking(this.masker);
+      this.capture?.layout(fields, this.masker);
       if (!d?.injected) this.out.toClient(f.frame);
     };
     if (plan instanceof Promise) return plan.then(apply);
@@ -795,8 +805,12 @@ export class RelayMachine {
     // whatever went into the writer goes out, whatever the count says (never the clear row by mistake)
     if (out.started) {
       if (changed > 0) this.noteMasked(m, changed);
-      this.out.toClient(out.finish());
+      const masked = out.finish();
+      // DataRow frame: type byte and int32 length, then the payload
+      this.capture?.row(masked.subarray(5), f.payload);
+      this.out.toClient(masked);
     } else {
+      this.capture?.row(f.payload, null);
       this.out.toClient(f.frame);
     }
     row.release();
@@ -854,7 +868,10 @@ export class RelayMachine {
         this.pending.shift();
         this.emitResult(r);
       }
+    } else {
+      this.capture?.take();
     }
+    this.capture?.endSet();
     this.rows = 0;
     this.masker = null;
     this.layoutKnown = false;
@@ -866,6 +883,10 @@ export class RelayMachine {
     if (r.tag !== undefined) data.tag = r.tag;
     if (r.error) data.error = r.error;
     if (r.maskedColumns) data.masking = { columns: [...r.maskedColumns], values: r.maskedValues };
+    if (this.capture) {
+      const kept = this.capture.take();
+      if (kept) data.returned = kept;
+    }
     const s = r.start;
     if (s) {
       r.start = undefined;
@@ -911,6 +932,7 @@ export class RelayMachine {
       this.pending = this.pending.filter((p) => p.batch !== batch || p.kind === 'query');
     }
     this.describes = this.describes.filter((d) => d.batch !== batch);
+    this.capture?.endSet();
     this.rows = 0;
     this.masker = null;
     this.layoutKnown = false;
