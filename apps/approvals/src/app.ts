@@ -3,12 +3,12 @@ import type { AddressInfo } from 'node:net';
 import { Worker } from 'bullmq';
 import { Redis } from 'ioredis';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
+import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { createPrismaClient, type PrismaClient } from '@portcullis/db';
-import { APPROVALS_QUEUE, approvalSubjects, deriveKey, natsConnectOptions, natsNames } from '@portcullis/protocol';
+import { APPROVALS_QUEUE, ControlEventPublisher, approvalSubjects, deriveKey, natsConnectOptions, natsNames } from '@portcullis/protocol';
 import { pino, type Logger } from 'pino';
 import { ApprovalStore } from './approval-store.js';
 import { ApprovalsService } from './approvals.service.js';
-import { ControlEventsPublisher } from './control-events.publisher.js';
 import { DecisionSigner } from './decision-signer.js';
 import type { ApprovalsEnv } from './env.js';
 import { createApprovalsMetrics, type ApprovalsMetrics } from './metrics.js';
@@ -46,7 +46,15 @@ export async function startApprovalsApp(env: ApprovalsEnv, opts: ApprovalsAppOpt
   redis.on('error', (err) => log.debug({ err: err.message }, 'redis error'));
 
   const store = new ApprovalStore(db, opts.scopeConnectionPrefix ?? null);
-  const events = new ControlEventsPublisher(nc, names, deriveKey(env.PORTCULLIS_MASTER_KEY, 'event-signing'), log);
+  const js = jetstream(nc);
+  const events = new ControlEventPublisher({
+    js: () => js,
+    manager: () => jetstreamManager(nc),
+    names,
+    key: deriveKey(env.PORTCULLIS_MASTER_KEY, 'event-signing'),
+    hooks: { queued: (event, err) => log.warn({ err, eventId: event.id }, 'control event not published yet, will retry') },
+  });
+  events.start();
   const service = new ApprovalsService({
     store,
     signer: new DecisionSigner(db, env.PORTCULLIS_MASTER_KEY),
@@ -111,7 +119,8 @@ export async function startApprovalsApp(env: ApprovalsEnv, opts: ApprovalsAppOpt
       for (const s of subs) s.unsubscribe();
       await worker.close().catch(() => undefined);
       redis.disconnect();
-      events.close();
+      const unpublished = events.close();
+      if (unpublished) log.error({ pending: unpublished }, 'control events not published at shutdown');
       await nc.drain().catch(() => undefined);
       await db.$disconnect();
     },

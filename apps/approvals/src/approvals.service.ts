@@ -2,11 +2,10 @@ import type { ApprovalModel as Approval } from '@portcullis/db';
 import type { NatsConnection, Msg } from '@nats-io/transport-node';
 import {
   approvalCancelSchema, approvalConsumeRequestSchema, approvalDecidedEventData, approvalDecisionOf, approvalJobSchema, verifyApprovalMessage,
-  type ApprovalJob, type NatsNames,
+  type ApprovalJob, type ControlEventPublisher, type NatsNames,
 } from '@portcullis/protocol';
 import type { Logger } from 'pino';
 import type { ApprovalStore, FinalStatus } from './approval-store.js';
-import type { ControlEventsPublisher } from './control-events.publisher.js';
 import type { DecisionSigner } from './decision-signer.js';
 import type { ApprovalsMetrics } from './metrics.js';
 import { sendWebhook, type WebhookOptions } from './webhook.sender.js';
@@ -16,7 +15,7 @@ export interface ApprovalsServiceDeps {
   signer: DecisionSigner;
   nc: NatsConnection;
   names: NatsNames;
-  events: ControlEventsPublisher;
+  events: ControlEventPublisher;
   metrics: ApprovalsMetrics;
   log: Logger;
   /** HMAC key gateways sign cancel/consume messages with (the event key) */
@@ -112,7 +111,7 @@ export class ApprovalsService {
   private async announce(row: Approval, actor: string): Promise<void> {
     this.d.metrics.transitions.inc({ status: row.status });
     await this.publishDecision(row);
-    await this.d.events.record('approval.decided', actor, approvalDecidedEventData(row));
+    await this.d.events.record({ type: 'approval.decided', actor, data: approvalDecidedEventData(row) });
   }
 
   async publishDecision(row: Approval): Promise<void> {

@@ -10,6 +10,10 @@ export {
   DUPLICATE_WINDOW_NS, CONFIG_BUCKET_SETTINGS, eventStreamSettings, deadLetterStreamSettings, ensureStream, ensureBucket,
   type StreamSettings, type StreamAdmin, type BucketAdmin,
 } from './streams.js';
+export {
+  ControlEventPublisher, CONTROL_EVENT_MAX_PENDING, CONTROL_EVENT_RETRY_MS,
+  type ControlEventInput, type ControlEventHooks, type ControlEventPublisherOptions, type EventPublishClient,
+} from './control-events.js';
 export { natsConnectOptions, redactNatsUrl, type NatsConnectOptions } from './nats-url.js';
 export {
   wireEventSchema, signEvent, verifyEventSignature, CONTROL_CHAIN, EVENT_TYPES, SESSION_EVENT_TYPES, CONTROL_EVENT_TYPES,
