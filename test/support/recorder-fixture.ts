@@ -47,12 +47,12 @@ export class RecordingFixture {
     return id;
   }
 
-  event(sessionId: string, seq: number, type: WireEvent['type'], data: Record<string, unknown>): WireEvent {
-    return signEvent({ id: randomUUID(), sessionId, seq, time: new Date().toISOString(), type, identity: 'carol', connection: 'demo', gateway: 'gw-t', data }, this.eventKey);
+  event(sessionId: string, seq: number, type: WireEvent['type'], data: Record<string, unknown>, identity = 'carol'): WireEvent {
+    return signEvent({ id: randomUUID(), sessionId, seq, time: new Date().toISOString(), type, identity, connection: 'demo', gateway: 'gw-t', data }, this.eventKey);
   }
 
   /** A replayable session: allowed and blocked statements, masking, an approval, an error. */
-  richSession(sessionId: string): WireEvent[] {
+  richSession(sessionId: string, identity = 'carol'): WireEvent[] {
     const steps: Array<[WireEvent['type'], Record<string, unknown>]> = [
       ['session.start', { clientAddr: '10.1.2.3:50000', user: 'carol', database: 'demo', applicationName: 'psql', tls: true, pool: 'default', policy: 'default', policyVersion: 1 }],
       ['query', { sql: 'SELECT name, email FROM customers LIMIT 2', protocol: 'simple' }],
@@ -69,7 +69,7 @@ export class RecordingFixture {
       ['result', { rows: 0, durationMs: 0.8, error: { code: '42P01', message: 'relation "nope" does not exist' } }],
       ['session.end', { reason: 'client', durationMs: 1200, statements: 4, bytesIn: 300, bytesOut: 900 }],
     ];
-    return steps.map(([type, data], i) => this.event(sessionId, i + 1, type, data));
+    return steps.map(([type, data], i) => this.event(sessionId, i + 1, type, data, identity));
   }
 
   async publish(events: WireEvent[]): Promise<void> {

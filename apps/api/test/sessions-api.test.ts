@@ -116,11 +116,73 @@ describe('sessions api: list, replay, verify', () => {
     expect(r.body).toMatchObject({ valid: false, brokenAt: evs.length });
   });
 
-  it('is closed to callers without the auditor or admin role', async () => {
+  it('shows a caller without the auditor role their own sessions only; others answer 404 like missing ones', async () => {
     await api.http.get('/v1/sessions').expect(401);
-    for (const path of ['/v1/sessions', `/v1/sessions/${sid}`, `/v1/sessions/${sid}/events`, `/v1/sessions/${sid}/verify`]) {
-      const r = await api.http.get(path).set('Authorization', user).expect(403);
-      expect(r.body.error.code).toBeTruthy();
+    const list = await api.http.get('/v1/sessions').set('Authorization', user).expect(200);
+    expect(list.body.find((x: { id: string }) => x.id === sid)).toBeUndefined();
+    // asking for another identity's sessions gives none, not theirs
+    const carol = await api.http.get('/v1/sessions').query({ identity: 'carol' }).set('Authorization', user).expect(200);
+    expect(carol.body).toEqual([]);
+    for (const path of [`/v1/sessions/${sid}`, `/v1/sessions/${sid}/events`, `/v1/sessions/${sid}/events.jsonl`, `/v1/sessions/${sid}/verify`, '/v1/sessions/control-plane/verify']) {
+      const r = await api.http.get(path).set('Authorization', user).expect(404);
+      expect(r.body.error.code).toBe('not_found');
+    }
+    // their own: a session recorded under their subject
+    const me = await api.http.get('/v1/me').set('Authorization', user).expect(200);
+    const own = rec.newSession();
+    const evs = rec.richSession(own, me.body.subject ?? me.body.identity?.subject);
+    await rec.publish(evs);
+    await rec.waitStored([own], evs.length);
+    const mine = await api.http.get('/v1/sessions').set('Authorization', user).expect(200);
+    expect(mine.body.map((x: { id: string }) => x.id)).toEqual([own]);
+    await api.http.get(`/v1/sessions/${own}`).set('Authorization', user).expect(200);
+    await api.http.get(`/v1/sessions/${own}/verify`).set('Authorization', user).expect(200);
+  });
+
+  it('GET /v1/sessions/{id}: one timeline item per statement — SQL, decision and rule, approval (who, when, comment), results with the kept rows', async () => {
+    const s = rec.newSession();
+    const returned = [{ columns: [{ name: 'name', typeOid: 25 }, { name: 'email', typeOid: 25, masking: { by: 'rule', rule: 'emails', strategy: 'partial' } }], rows: [['Ann', 'a**@x.test']], masked: [[1]] }];
+    const base = rec.richSession(s);
+    const extra = [
+      rec.event(s, base.length, 'statement', { sql: 'SELECT name, email FROM customers LIMIT 1', protocol: 'simple', action: 'allow', rule: null, reason: null, tag: 'SELECT 1', rows: 1, durationMs: 1.5, masking: { columns: ['email'], values: 1 }, returned }),
+      rec.event(s, base.length + 1, 'session.end', { reason: 'client' }),
+    ];
+    const evs = [...base.slice(0, -1), ...extra];
+    await rec.publish(evs);
+    await rec.waitStored([s], evs.length);
+    const r = await api.http.get(`/v1/sessions/${s}`).set('Authorization', auditor).expect(200);
+    expect(r.body.next).toBeNull();
+    const statements = r.body.timeline.filter((i: { kind: string }) => i.kind === 'statement');
+    expect(statements.map((i: { sql: string }) => i.sql)).toEqual(['SELECT name, email FROM customers LIMIT 2', 'DROP TABLE customers', 'DELETE FROM customers', 'SELECT * FROM nope', 'SELECT name, email FROM customers LIMIT 1']);
+    expect(statements[1].decision).toEqual({ action: 'block', rule: 'no-destructive-ddl', reason: 'DDL is not allowed' });
+    expect(statements[2].approval).toMatchObject({ status: 'denied', decidedBy: 'bob', comment: 'no' });
+    expect(statements[2].approval.decidedAt).toBeTruthy();
+    expect(statements[3].results[0].error.code).toBe('42P01');
+    expect(statements[4].results[0]).toMatchObject({ tag: 'SELECT 1', rows: 1, returned });
+    expect(r.body.timeline[0]).toMatchObject({ kind: 'event', type: 'session.start' });
+
+    // filters: had=block / approval / masking
+    const had = async (h: string) => (await api.http.get('/v1/sessions').query({ had: h, identity: 'carol', limit: 1000 }).set('Authorization', auditor).expect(200)).body.map((x: { id: string }) => x.id);
+    expect(await had('block')).toContain(s);
+    expect(await had('approval,masking')).toContain(s);
+    await api.http.get('/v1/sessions').query({ had: 'everything' }).set('Authorization', auditor).expect(400);
+
+    // downloads: JSONL has the rows, OCSF/CEF a reference to them
+    const jsonl = await api.http.get(`/v1/sessions/${s}/events.jsonl`).set('Authorization', auditor).expect(200);
+    const lines = jsonl.text.trim().split('\n').map((l) => JSON.parse(l));
+    expect(lines).toHaveLength(evs.length);
+    expect(lines.at(-2).data.returned).toEqual(returned);
+    for (const format of ['ocsf', 'cef']) {
+      let cursor = '';
+      let found = '';
+      for (let i = 0; i < 50 && !found; i++) {
+        const page = await api.http.get('/v1/audit/events').query({ format, limit: 1000, ...(cursor ? { cursor } : {}) }).set('Authorization', auditor).expect(200);
+        found = page.text.split('\n').find((l) => l.includes(lines.at(-2).id)) ?? '';
+        if (page.headers['x-event-count'] === '0') break;
+        cursor = page.headers['x-next-cursor'];
+      }
+      expect(found).toContain(`/v1/sessions/${s}/events?after`);
+      expect(found).not.toContain('a**@x.test');
     }
   });
 });

@@ -91,7 +91,7 @@ function checkInvariants(event: WireEvent, canonicalData: string): Decoded {
     if (!SESSION_TYPES.has(event.type)) return { ok: false, reason: 'inconsistent', detail: `${event.type} is not a session type` };
     if (event.type === 'session.start' && event.seq !== 1) return { ok: false, reason: 'inconsistent', detail: 'session.start must be seq 1' };
   }
-  // Results are recorded as counts (and masked samples), never as row data.
+  // `rows` is a count; the rows a policy keeps (recording.results) travel as `returned`, after masking.
   if ((event.type === 'result' || event.type === 'statement') && 'rows' in event.data && typeof event.data.rows !== 'number') {
     return { ok: false, reason: 'result-not-counts', detail: `${event.type}.rows must be a count` };
   }

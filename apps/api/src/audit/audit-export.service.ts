@@ -4,6 +4,7 @@ import { toRecordedEvent } from '@portcullis/protocol';
 import { toCef } from './cef.js';
 import { decodeCursor, encodeCursor } from './export-cursor.js';
 import { toOcsf } from './ocsf.js';
+import { withReturnedReference } from './returned-reference.js';
 import type { AuditExportQuery, ExportFormat } from './dto/audit-export.dto.js';
 
 export interface ExportPage {
@@ -41,9 +42,9 @@ export class AuditExportService {
       const e = toRecordedEvent(row);
       switch (q.format) {
         case 'ocsf':
-          return JSON.stringify(toOcsf(e, row.position));
+          return JSON.stringify(toOcsf(withReturnedReference(e), row.position));
         case 'cef':
-          return toCef(e, row.position);
+          return toCef(withReturnedReference(e), row.position);
         default:
           return JSON.stringify(e);
       }

@@ -132,7 +132,7 @@ export function toOcsf(e: RecordedEvent, position: bigint): Record<string, unkno
   return out;
 }
 
-/** One human line per event (OCSF `message`, CEF `msg`). Never row data: results are counts only. */
+/** One human line per event (OCSF `message`, CEF `msg`). Never row data: results are counts (kept rows travel by reference). */
 export function summary(e: RecordedEvent): string {
   const d = e.data;
   switch (e.type) {

@@ -1,20 +1,25 @@
-import { Controller, Get, Param, Query } from '@nestjs/common';
-import { ApiBearerAuth, ApiTags } from '@nestjs/swagger';
+import { Controller, Get, Param, Query, Res } from '@nestjs/common';
+import { ApiBearerAuth, ApiOkResponse, ApiTags } from '@nestjs/swagger';
+import type { Response } from 'express';
 import { z } from 'zod';
-import { Roles } from '../auth/decorators.js';
+import { CurrentPrincipal } from '../auth/decorators.js';
+import type { ApiPrincipal } from '../auth/principal.js';
 import { ApiZodResponse } from '../common/openapi.js';
 import { ZodValidationPipe } from '../common/zod-validation.pipe.js';
 import { ChainVerifierService } from './chain-verifier.service.js';
 import { SessionsService } from './sessions.service.js';
 import {
-  listSessionsQuerySchema, sessionEventsQuerySchema, sessionEventsViewSchema, sessionViewSchema, verifyViewSchema,
-  type ListSessionsQuery, type SessionEventsQuery, type SessionEventsView, type SessionView, type VerifyView,
+  listSessionsQuerySchema, sessionDetailQuerySchema, sessionDetailViewSchema, sessionEventsQuerySchema, sessionEventsViewSchema, sessionViewSchema, verifyViewSchema,
+  type ListSessionsQuery, type SessionDetailQuery, type SessionDetailView, type SessionEventsQuery, type SessionEventsView, type SessionView, type VerifyView,
 } from './dto/session.dto.js';
 
-/** Recorded sessions: auditors and admins. `GET /v1/sessions/control-plane/verify` checks the control-plane chain. */
+/**
+ * Recorded sessions. Auditors and admins see all; anyone else sees their own (a session that is not
+ * theirs answers 404, as one that does not exist). `GET /v1/sessions/control-plane/verify` checks the
+ * control-plane chain (auditors and admins: it is nobody's session).
+ */
 @ApiTags('sessions')
 @ApiBearerAuth()
-@Roles('auditor')
 @Controller('v1/sessions')
 export class SessionsController {
   constructor(
@@ -24,25 +29,43 @@ export class SessionsController {
 
   @Get()
   @ApiZodResponse(z.array(sessionViewSchema))
-  list(@Query(new ZodValidationPipe(listSessionsQuerySchema, 'query')) q: ListSessionsQuery): Promise<SessionView[]> {
-    return this.sessions.list(q);
+  list(@Query(new ZodValidationPipe(listSessionsQuerySchema, 'query')) q: ListSessionsQuery, @CurrentPrincipal() p: ApiPrincipal): Promise<SessionView[]> {
+    return this.sessions.list(q, p);
   }
 
   @Get(':id')
-  @ApiZodResponse(sessionViewSchema)
-  get(@Param('id') id: string): Promise<SessionView> {
-    return this.sessions.get(id);
+  @ApiZodResponse(sessionDetailViewSchema)
+  get(@Param('id') id: string, @Query(new ZodValidationPipe(sessionDetailQuerySchema, 'query')) q: SessionDetailQuery, @CurrentPrincipal() p: ApiPrincipal): Promise<SessionDetailView> {
+    return this.sessions.detail(id, q, p);
   }
 
   @Get(':id/events')
   @ApiZodResponse(sessionEventsViewSchema)
-  events(@Param('id') id: string, @Query(new ZodValidationPipe(sessionEventsQuerySchema, 'query')) q: SessionEventsQuery): Promise<SessionEventsView> {
-    return this.sessions.events(id, q);
+  events(@Param('id') id: string, @Query(new ZodValidationPipe(sessionEventsQuerySchema, 'query')) q: SessionEventsQuery, @CurrentPrincipal() p: ApiPrincipal): Promise<SessionEventsView> {
+    return this.sessions.events(id, q, p);
+  }
+
+  /** The session's events as JSON lines (the audit export's jsonl form), for download. */
+  @Get(':id/events.jsonl')
+  @ApiOkResponse({ description: 'one recorded event per line, oldest first' })
+  async jsonl(@Param('id') id: string, @CurrentPrincipal() p: ApiPrincipal, @Res({ passthrough: true }) res: Response): Promise<string> {
+    const lines: string[] = [];
+    for (let after = 0; ; ) {
+      const page = await this.sessions.events(id, { after, limit: 5000 }, p);
+      for (const e of page.events) lines.push(JSON.stringify(e));
+      if (page.next === null) break;
+      after = page.next;
+    }
+    res.setHeader('Content-Type', 'application/x-ndjson; charset=utf-8');
+    res.setHeader('Content-Disposition', `attachment; filename="session-${id.replace(/[^A-Za-z0-9._-]/g, '_')}.jsonl"`);
+    res.setHeader('Cache-Control', 'no-store');
+    return lines.length ? `${lines.join('\n')}\n` : '';
   }
 
   @Get(':id/verify')
   @ApiZodResponse(verifyViewSchema)
-  verify(@Param('id') id: string): Promise<VerifyView> {
+  async verify(@Param('id') id: string, @CurrentPrincipal() p: ApiPrincipal): Promise<VerifyView> {
+    await this.sessions.visibleChain(id, p);
     return this.verifier.verify(id);
   }
 }
