@@ -11,6 +11,7 @@ import { HealthModule } from './health/health.module.js';
 import { ControlEventsModule } from './control-events/control-events.module.js';
 import { SigningKeysModule } from './auth/signing-keys.module.js';
 import { ConfigPublisherModule } from './config-publisher/config-publisher.module.js';
+import { PoolKeysModule } from './pool-keys/pool-keys.module.js';
 import { AuthModule } from './auth/auth.module.js';
 import { IdentitiesModule } from './identities/identities.module.js';
 import { GroupsModule } from './groups/groups.module.js';
@@ -38,6 +39,7 @@ import { AuditModule } from './audit/audit.module.js';
     MetricsModule,
     ControlEventsModule,
     SigningKeysModule,
+    PoolKeysModule,
     ConfigPublisherModule,
     AuthModule,
     HealthModule,

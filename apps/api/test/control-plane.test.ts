@@ -213,7 +213,7 @@ describe('control plane e2e: groups, identities, pools, connections, tokens, sna
     }
     const list = await api.http.get('/v1/connections').set('Authorization', auth);
     expect(list.status).toBe(200);
-    expect(list.body).toEqual([{ name: conn, kind: 'postgres', pool: poolName, policy: null, recording: 'required', approvalMode: 'wait', access: 'group' }]);
+    expect(list.body).toEqual([{ name: conn, type: 'postgres', kind: 'postgres', pool: poolName, policy: null, recording: 'required', approvalMode: 'wait', access: 'group' }]);
   });
 
   it('gateway credentials: allowed group → 201 with uri; other identity → 403 naming the connection; unknown → 404', async () => {

@@ -39,9 +39,14 @@ describe('api health, metrics, docs, env', () => {
     for (const path of ['/v1/me', '/v1/identities', '/v1/groups', '/v1/groups/{name}/members', '/v1/connections', '/v1/connections/{name}/credentials', '/v1/policies', '/v1/policies/{name}/evaluate', '/v1/gateways', '/v1/gateway-pools/{name}', '/v1/auth/revoke']) {
       expect(res.body.paths, path).toHaveProperty([path]);
     }
+    // one body shape per connection type (postgres, ssh, kubernetes), each strict
     const body = res.body.paths['/v1/connections'].post.requestBody.content['application/json'].schema;
-    expect(body.properties).toHaveProperty('password');
-    expect(body.additionalProperties).toBe(false);
+    const variants = (body.oneOf ?? body.anyOf) as { properties: Record<string, unknown>; additionalProperties: boolean }[];
+    expect(variants.map((v) => (v.properties.type as { const: string }).const).sort()).toEqual(['kubernetes', 'postgres', 'ssh']);
+    for (const v of variants) expect(v.additionalProperties).toBe(false);
+    expect(variants.find((v) => 'password' in v.properties)).toBeDefined();
+    expect(variants.find((v) => 'hostKeys' in v.properties)).toBeDefined();
+    expect(variants.find((v) => 'impersonate' in v.properties)).toBeDefined();
     // The policy document's schema documents every top-level field the policy library accepts.
     const schemas = res.body.components?.schemas ?? {};
     const policyBody = res.body.paths['/v1/policies'].post.requestBody.content['application/json'].schema;

@@ -47,6 +47,8 @@ export async function startTestApi(env: Record<string, string> = {}): Promise<Te
       const keyPrefix = `${app.get(SigningKeysService).masterKeyId}.`;
       const prisma = app.get(PrismaClient);
       await prisma.signingKey.deleteMany({ where: { kid: { startsWith: keyPrefix } } }).catch(() => undefined);
+      // and its pools' SSH/TLS keys (per master key)
+      await prisma.gatewayPoolKeys.deleteMany({ where: { masterKeyId: app.get(SigningKeysService).masterKeyId } }).catch(() => undefined);
       await app.close();
     },
   };

@@ -36,9 +36,17 @@ describe('schema.prisma matches the migrated database', () => {
     expect((await db.exchangedSubjectToken.findUniqueOrThrow({ where: { id: used.id } })).expiresAt).toEqual(now);
 
     const conn = await db.connection.create({
-      data: { name: `c-${tag}`, kind: 'postgres', pool: 'p', host: 'h', port: 1, database: 'd', username: 'u', secretCiphertext: 'x', tls: 'require', allowedGroups: ['g'], policy: 'default', recording: 'best-effort', approvalMode: 'fail-fast' },
+      data: { name: `c-${tag}`, kind: 'postgres', pool: 'p', host: 'h', port: 1, database: 'd', username: 'u', secretCiphertext: 'x', tls: 'require', allowedGroups: ['g'], policy: 'default', recording: 'best-effort', approvalMode: 'fail-fast', sshHostKeys: ['ssh-ed25519 AAAA'], kubeServer: 'https://k:6443', kubeCaPem: 'pem', kubeImpersonate: true },
     });
-    expect((await db.connection.findUniqueOrThrow({ where: { name: conn.name } })).approvalMode).toBe('fail-fast');
+    expect((await db.connection.findUniqueOrThrow({ where: { name: conn.name } }))).toMatchObject({ approvalMode: 'fail-fast', sshHostKeys: ['ssh-ed25519 AAAA'], kubeImpersonate: true, kubeServer: 'https://k:6443', kubeCaPem: 'pem' });
+    const poolKeys = await db.gatewayPoolKeys.create({
+      data: {
+        pool: `pool-${tag}`, masterKeyId: 'm', sshHostKeyEncrypted: 'a', sshHostPublicKey: 'b', sshUserCaEncrypted: 'c', sshUserCaPublicKey: 'd', sshHostCaEncrypted: 'e',
+        sshHostCaPublicKey: 'f', tlsCaPem: 'g', tlsCaKeyEncrypted: 'h', tlsCertPem: 'i', tlsKeyEncrypted: 'j', tlsHosts: ['localhost'],
+      },
+    });
+    cleanups.push(() => db.gatewayPoolKeys.delete({ where: { pool_masterKeyId: { pool: poolKeys.pool, masterKeyId: 'm' } } }));
+    expect((await db.gatewayPoolKeys.findUniqueOrThrow({ where: { pool_masterKeyId: { pool: poolKeys.pool, masterKeyId: 'm' } } })).tlsHosts).toEqual(['localhost']);
 
     const policy = await db.policy.create({ data: { name: `p-${tag}`, version: 2, document: { a: [1, { b: true }] } } });
     await db.policyVersion.create({ data: { policyId: policy.id, version: 2, document: { a: 1 }, createdBy: 'me' } });

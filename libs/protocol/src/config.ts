@@ -80,6 +80,11 @@ export const poolSshConfigSchema = z.object({
   hostKey: sealedSecretSchema,
   /** `ssh-ed25519 AAAA…` public key of the CA the api signs user certificates with */
   userCaPublicKey: sshPublicKeyLineSchema,
+  /**
+   * `ssh-ed25519-cert-v01@openssh.com …`: a host certificate for hostKey, signed by the pool's host CA
+   * (the `@cert-authority` line of GET /v1/connections/{name}/ssh-known-hosts), for gateways that present one
+   */
+  hostCertificate: z.string().optional(),
 });
 export type PoolSshConfig = z.infer<typeof poolSshConfigSchema>;
 

@@ -158,10 +158,29 @@ export class TokensService {
       actor: opts.actor ?? identity.subject,
       data: { action: 'issue', target: jti, after: { kind: 'gateway', identity: identity.subject, connection: connection.name, audience: GATEWAY_AUDIENCE, expiresAt: expiresAt.toISOString(), grant, amode: opts.mode } },
     });
-    const { GATEWAY_PUBLIC_HOST: host, GATEWAY_PUBLIC_PORT: port } = this.config.env;
-    const hostPart = host.includes(':') && !host.startsWith('[') ? `[${host}]` : host;
-    const uri = `postgresql://${encodeURIComponent(identity.subject)}:${encodeURIComponent(token)}@${hostPart}:${port}/${encodeURIComponent(connection.name)}?sslmode=prefer`;
+    const { host, port, uri } = this.gatewayAddress(connection.kind, connection.name, { subject: identity.subject, token });
     return { token, expiresAt: expiresAt.toISOString(), host, port, database: connection.name, uri, jti, ...(grant ? { grant } : {}) };
+  }
+
+  /**
+   * Where clients reach the gateway for a connection of `kind`, and the ready-made client string:
+   * postgres `postgresql://<subject>:<token>@host:15432/<name>?sslmode=prefer`, ssh `ssh://<name>@host:2222`
+   * (the token is the password, or the key id of a certificate), kubernetes `https://host:8443/k8s/<name>`
+   * (the token is the bearer token).
+   */
+  gatewayAddress(kind: string, name: string, cred?: { subject: string; token: string }): { host: string; port: number; uri: string } {
+    const { GATEWAY_PUBLIC_HOST: host, GATEWAY_PUBLIC_PORT: pgPort, GATEWAY_SSH_PUBLIC_PORT: sshPort, GATEWAY_KUBE_PUBLIC_PORT: kubePort } = this.config.env;
+    const hostPart = host.includes(':') && !host.startsWith('[') ? `[${host}]` : host;
+    switch (kind) {
+      case 'ssh':
+        return { host, port: sshPort, uri: `ssh://${encodeURIComponent(name)}@${hostPart}:${sshPort}` };
+      case 'kubernetes':
+        return { host, port: kubePort, uri: `https://${hostPart}:${kubePort}/k8s/${encodeURIComponent(name)}` };
+      default: {
+        const userinfo = cred ? `${encodeURIComponent(cred.subject)}:${encodeURIComponent(cred.token)}@` : '';
+        return { host, port: pgPort, uri: `postgresql://${userinfo}${hostPart}:${pgPort}/${encodeURIComponent(name)}?sslmode=prefer` };
+      }
+    }
   }
 
   /** Verifies an api token and returns who it is, with groups and roles as they are now in the DB. */

@@ -3,7 +3,7 @@ import { Injectable, Logger, type OnApplicationBootstrap, type OnApplicationShut
 import { Kvm, type KV } from '@nats-io/kv';
 import { PrismaClient, type ConnectionModel, type Prisma } from '@portcullis/db';
 import {
-  configSnapshotSchema, connectionConfigSchema, decryptAtRest, deriveKey, ensureBucket, sealForPool, SchemaError, formatIssues, signConfigSnapshot, verifyConfigSnapshot, ed25519PublicJwkSchema,
+  configSnapshotSchema, connectionConfigSchema, connectionSecretContext, GATEWAY_TLS_KEY_CONTEXT, SSH_HOST_KEY_CONTEXT, decryptAtRest, deriveKey, ensureBucket, sealForPool, SchemaError, formatIssues, signConfigSnapshot, verifyConfigSnapshot, ed25519PublicJwkSchema,
   type ConfigSnapshot, type ConnectionConfig, type Ed25519PublicJwk, type JwsSigningKey,
 } from '@portcullis/protocol';
 import { ApiConfig } from '../config/env.js';
@@ -11,6 +11,7 @@ import { NatsService } from '../nats/nats.service.js';
 import { MetricsService } from '../metrics/metrics.service.js';
 import { SigningKeysService } from '../auth/signing-keys.service.js';
 import { ControlEventsService } from '../control-events/control-events.service.js';
+import { PoolKeysService } from '../pool-keys/pool-keys.service.js';
 
 const DEBOUNCE_MS = 50;
 const REPUBLISH_MS = 60_000;
@@ -56,6 +57,7 @@ export class ConfigPublisherService implements OnApplicationBootstrap, OnApplica
     private readonly metrics: MetricsService,
     private readonly config: ApiConfig,
     private readonly events: ControlEventsService,
+    private readonly poolKeys: PoolKeysService,
   ) {
     this.secretsKey = deriveKey(config.masterKey, 'secrets-at-rest');
     this.eventKey = deriveKey(config.masterKey, 'event-signing').toString('base64url');
@@ -167,6 +169,8 @@ export class ConfigPublisherService implements OnApplicationBootstrap, OnApplica
 
   private async publishPool(pool: string, shared: Shared): Promise<void> {
     const kv = await this.bucket();
+    // generated on the pool's first publish, outside the transaction (it may take a few ms of key generation)
+    const keys = await this.poolKeys.get(pool);
     const changes = await this.prisma.$transaction(
       async (tx: Prisma.TransactionClient) => {
         // Row lock + bump: concurrent publishers for this pool serialise here.
@@ -192,6 +196,12 @@ export class ConfigPublisherService implements OnApplicationBootstrap, OnApplica
           maskingKey: sealForPool(row.publicKey, this.maskingKey, 'masking-key'),
           connections,
           policies: shared.policies,
+          ssh: {
+            hostKey: sealForPool(row.publicKey, keys.sshHostKey, SSH_HOST_KEY_CONTEXT),
+            userCaPublicKey: keys.sshUserCaPublicKey,
+            hostCertificate: keys.sshHostCertificate,
+          },
+          tls: { caPem: keys.tlsCaPem, certPem: keys.tlsCertPem, key: sealForPool(row.publicKey, keys.tlsKeyPem, GATEWAY_TLS_KEY_CONTEXT) },
         };
         const checked = configSnapshotSchema.safeParse(snapshot);
         if (!checked.success) throw new SnapshotPublishError(pool, 'snapshot failed its schema', { cause: new SchemaError('config snapshot', formatIssues(checked.error)) });
@@ -249,12 +259,15 @@ export class ConfigPublisherService implements OnApplicationBootstrap, OnApplica
       port: c.port,
       database: c.database,
       username: c.username,
-      secret: password === null ? null : sealForPool(poolPublicKey, password, `connection:${c.name}`),
-      tls: c.tls,
+      // postgres: the password; ssh/kubernetes: the secret's JSON (sshTargetSecretSchema / kubernetesTargetSecretSchema)
+      secret: password === null ? null : sealForPool(poolPublicKey, password, connectionSecretContext(c.name)),
+      tls: c.kind === 'postgres' ? c.tls : 'disable',
       allowedGroups: c.allowedGroups,
       policy: c.policy,
       recording: c.recording,
       approvalMode: c.approvalMode,
+      ...(c.kind === 'ssh' ? { ssh: { hostKeys: c.sshHostKeys } } : {}),
+      ...(c.kind === 'kubernetes' ? { kubernetes: { server: c.kubeServer, caPem: c.kubeCaPem, impersonate: c.kubeImpersonate } } : {}),
     });
     if (!config.success) return { broken: `invalid configuration: ${formatIssues(config.error).join('; ')}` };
     return { config: config.data };

@@ -22,6 +22,10 @@ export const apiEnvSchema = z.object({
   GATEWAY_TOKEN_TTL_SECONDS: withDefault(seconds, 900),
   GATEWAY_PUBLIC_HOST: withDefault(z.string().min(1), '127.0.0.1'),
   GATEWAY_PUBLIC_PORT: withDefault(portSchema, 15432),
+  /** the gateway's SSH listener as clients reach it (credential uri, known_hosts) */
+  GATEWAY_SSH_PUBLIC_PORT: withDefault(portSchema, 2222),
+  /** the gateway's Kubernetes HTTPS listener as clients reach it (kubeconfig server, credential uri) */
+  GATEWAY_KUBE_PUBLIC_PORT: withDefault(portSchema, 8443),
   LOG_LEVEL: withDefault(logLevelSchema, 'info'),
   OIDC_ISSUER_URL: opt(z.url()),
   OIDC_CLIENT_ID: opt(z.string()),

@@ -1,5 +1,5 @@
-import { Body, Controller, Delete, Get, HttpCode, Param, Patch, Post } from '@nestjs/common';
-import { ApiBearerAuth, ApiTags } from '@nestjs/swagger';
+import { Body, Controller, Delete, Get, Header, HttpCode, Param, Patch, Post, Query } from '@nestjs/common';
+import { ApiBearerAuth, ApiProduces, ApiQuery, ApiTags } from '@nestjs/swagger';
 import { z } from 'zod';
 import { ApiZodBody, ApiZodResponse } from '../common/openapi.js';
 import { ZodValidationPipe } from '../common/zod-validation.pipe.js';
@@ -7,6 +7,10 @@ import { CurrentPrincipal, Roles } from '../auth/decorators.js';
 import type { ApiPrincipal } from '../auth/principal.js';
 import type { GatewayCredential } from '../auth/tokens.service.js';
 import { ConnectionsService } from './connections.service.js';
+import { ClientAccessService } from './client-access.service.js';
+import {
+  kubeconfigQuerySchema, sshCertificateBodySchema, sshCertificateResponseSchema, type KubeconfigQuery, type SshCertificateBody, type SshCertificateResponse,
+} from './dto/client-access.dto.js';
 import {
   connectionUserViewSchema, connectionViewSchema, createConnectionSchema, credentialSchema, credentialsBodySchema, updateConnectionSchema,
   type ConnectionUserView, type ConnectionView, type CreateConnection, type CredentialsBody, type UpdateConnection,
@@ -16,7 +20,10 @@ import {
 @ApiBearerAuth()
 @Controller('v1/connections')
 export class ConnectionsController {
-  constructor(private readonly connections: ConnectionsService) {}
+  constructor(
+    private readonly connections: ConnectionsService,
+    private readonly access: ClientAccessService,
+  ) {}
 
   /** Admins: every connection. Others: the connections they may use (no target details). */
   @Get()
@@ -60,5 +67,33 @@ export class ConnectionsController {
   @ApiZodResponse(credentialSchema, 201)
   credentials(@Param('name') name: string, @Body(new ZodValidationPipe(credentialsBodySchema)) body: CredentialsBody, @CurrentPrincipal() p: ApiPrincipal): Promise<GatewayCredential> {
     return this.connections.credentials(name, p, body);
+  }
+
+  /** ssh: an OpenSSH user certificate for the caller's public key (principal = the connection; key id = a fresh gateway credential). */
+  @Post(':name/ssh-certificate')
+  @ApiZodBody(sshCertificateBodySchema)
+  @ApiZodResponse(sshCertificateResponseSchema, 201)
+  sshCertificate(@Param('name') name: string, @Body(new ZodValidationPipe(sshCertificateBodySchema)) body: SshCertificateBody, @CurrentPrincipal() p: ApiPrincipal): Promise<SshCertificateResponse> {
+    return this.access.sshCertificate(name, p, body);
+  }
+
+  /** ssh: known_hosts lines for the gateway (its host key, and its host CA as @cert-authority). */
+  @Get(':name/ssh-known-hosts')
+  @Header('Content-Type', 'text/plain; charset=utf-8')
+  @ApiProduces('text/plain')
+  sshKnownHosts(@Param('name') name: string, @CurrentPrincipal() p: ApiPrincipal): Promise<string> {
+    return this.access.knownHosts(name, p);
+  }
+
+  /** kubernetes: a kubeconfig (YAML) for the gateway's HTTPS listener; exec plugin `portcullis kube-credential` or `?token=static`. */
+  @Get(':name/kubeconfig')
+  @Header('Content-Type', 'application/yaml; charset=utf-8')
+  @Header('Cache-Control', 'no-store')
+  @ApiProduces('application/yaml')
+  @ApiQuery({ name: 'token', required: false, enum: ['exec', 'static'] })
+  @ApiQuery({ name: 'namespace', required: false })
+  @ApiQuery({ name: 'mode', required: false, enum: ['wait', 'fail-fast'] })
+  kubeconfig(@Param('name') name: string, @Query(new ZodValidationPipe(kubeconfigQuerySchema, 'query')) q: KubeconfigQuery, @CurrentPrincipal() p: ApiPrincipal): Promise<string> {
+    return this.access.kubeconfig(name, p, q);
   }
 }

@@ -1,19 +1,60 @@
+import { createPrivateKey, X509Certificate } from 'node:crypto';
 import { Injectable } from '@nestjs/common';
-import { PrismaClient, type ConnectionModel as Connection } from '@portcullis/db';
+import { PrismaClient, type ConnectionModel as Connection, type Prisma } from '@portcullis/db';
 import { deriveKey, encryptAtRest } from '@portcullis/protocol';
 import { ApiConfig } from '../config/env.js';
-import { BadRequestError, ConflictError, ForbiddenError, NotFoundError } from '../common/errors.js';
+import { BadRequestError, ConflictError, ForbiddenError, NotFoundError, ValidationError } from '../common/errors.js';
 import { ControlEventsService } from '../control-events/control-events.service.js';
 import { ConfigPublisherService } from '../config-publisher/config-publisher.service.js';
 import { TokensService, type GatewayCredential } from '../auth/tokens.service.js';
 import { hasRole, type ApiPrincipal } from '../auth/principal.js';
 import type { ConnectionUserView, ConnectionView, CreateConnection, CredentialsBody, UpdateConnection } from './dto/connection.dto.js';
 import { isUniqueViolation } from '../common/prisma-errors.js';
+import { parseOrThrow } from '../common/zod-validation.pipe.js';
+import { kubernetesSecretSchema, sshSecretSchema, TYPE_FIELDS } from './dto/connection.dto.js';
+
+/** Host keys as pinned: `<type> <base64>` (a trailing comment is dropped), without duplicates. */
+function normaliseHostKeys(lines: string[]): string[] {
+  return [...new Set(lines.map((l) => l.trim().split(/\s+/).slice(0, 2).join(' ')))];
+}
+
+/** host and port of an https:// API server URL (the row's host/port, for listings and logs). */
+function serverHostPort(server: string): { host: string; port: number } {
+  const u = new URL(server);
+  return { host: u.hostname.replace(/^\[|\]$/g, ''), port: u.port ? Number(u.port) : 443 };
+}
+
+/** The CA must be a certificate and a client certificate/key must parse: refused now, not at the first kubectl call. */
+function checkKubernetesPems(caPem: string, secretIn: unknown): void {
+  const secret = (typeof secretIn === 'object' && secretIn !== null ? secretIn : undefined) as { clientCert?: unknown; clientKey?: unknown } | undefined;
+  const issues: string[] = [];
+  try {
+    new X509Certificate(caPem);
+  } catch {
+    issues.push('caPem: not a valid PEM certificate');
+  }
+  if (secret && typeof secret.clientCert === 'string') {
+    try {
+      new X509Certificate(secret.clientCert);
+    } catch {
+      issues.push('secret.clientCert: not a valid PEM certificate');
+    }
+  }
+  if (secret && typeof secret.clientKey === 'string') {
+    try {
+      createPrivateKey(secret.clientKey);
+    } catch {
+      issues.push('secret.clientKey: not a valid unencrypted PEM private key');
+    }
+  }
+  if (issues.length) throw new ValidationError(issues);
+}
 
 export function toConnectionView(c: Connection): ConnectionView {
   return {
     id: c.id,
     name: c.name,
+    type: c.kind,
     kind: c.kind,
     pool: c.pool,
     host: c.host,
@@ -26,6 +67,8 @@ export function toConnectionView(c: Connection): ConnectionView {
     policy: c.policy,
     recording: c.recording,
     approvalMode: c.approvalMode,
+    ...(c.kind === 'ssh' ? { hostKeys: c.sshHostKeys } : {}),
+    ...(c.kind === 'kubernetes' ? { server: c.kubeServer ?? '', caPem: c.kubeCaPem ?? '', impersonate: c.kubeImpersonate } : {}),
     status: c.brokenReason === null ? 'ok' : 'broken',
     brokenReason: c.brokenReason,
     brokenSince: c.brokenSince?.toISOString() ?? null,
@@ -35,7 +78,7 @@ export function toConnectionView(c: Connection): ConnectionView {
 }
 
 function toUserView(c: Connection, access: 'group' | 'grant'): ConnectionUserView {
-  return { name: c.name, kind: c.kind, pool: c.pool, policy: c.policy, recording: c.recording, approvalMode: c.approvalMode, access };
+  return { name: c.name, type: c.kind, kind: c.kind, pool: c.pool, policy: c.policy, recording: c.recording, approvalMode: c.approvalMode, access };
 }
 
 @Injectable()
@@ -75,36 +118,69 @@ export class ConnectionsService {
 
   async create(input: CreateConnection, actor: string): Promise<ConnectionView> {
     await this.checkReferences(input.pool, input.policy ?? null, input.allowedGroups);
+    const common = {
+      name: input.name,
+      kind: input.type,
+      pool: input.pool,
+      allowedGroups: [...new Set(input.allowedGroups)],
+      policy: input.policy ?? null,
+      recording: input.recording,
+      approvalMode: input.approvalMode,
+    };
+    let target: Omit<Prisma.ConnectionCreateInput, keyof typeof common>;
+    switch (input.type) {
+      case 'postgres':
+        target = {
+          host: input.host, port: input.port, database: input.database, username: input.username, tls: input.tls,
+          secretCiphertext: input.password ? this.encrypt(input.name, input.password) : null,
+        };
+        break;
+      case 'ssh':
+        target = {
+          host: input.host, port: input.port, database: '', username: input.username, tls: 'disable',
+          sshHostKeys: normaliseHostKeys(input.hostKeys), secretCiphertext: this.encrypt(input.name, JSON.stringify(input.secret)),
+        };
+        break;
+      case 'kubernetes':
+        checkKubernetesPems(input.caPem, input.secret);
+        target = {
+          ...serverHostPort(input.server), database: '', username: '', tls: 'disable',
+          kubeServer: input.server, kubeCaPem: input.caPem, kubeImpersonate: input.impersonate,
+          secretCiphertext: this.encrypt(input.name, JSON.stringify(input.secret)),
+        };
+        break;
+    }
     let row: Connection;
     try {
-      row = await this.prisma.connection.create({
-        data: {
-          name: input.name,
-          kind: input.kind,
-          pool: input.pool,
-          host: input.host,
-          port: input.port,
-          database: input.database,
-          username: input.username,
-          secretCiphertext: input.password ? this.encrypt(input.name, input.password) : null,
-          tls: input.tls,
-          allowedGroups: [...new Set(input.allowedGroups)],
-          policy: input.policy ?? null,
-          recording: input.recording,
-          approvalMode: input.approvalMode,
-        },
-      });
+      row = await this.prisma.connection.create({ data: { ...common, ...target } });
     } catch (err) {
       if (isUniqueViolation(err)) throw new ConflictError(`connection "${input.name}" already exists`, 'connection_exists');
       throw err;
     }
     const view = toConnectionView(row);
-    await this.changed(actor, 'create', view.name, undefined, view, input.password !== undefined && input.password !== null);
+    const secretSet = input.type === 'postgres' ? input.password !== undefined && input.password !== null : true;
+    await this.changed(actor, 'create', view.name, undefined, view, secretSet);
     return view;
   }
 
   async update(name: string, patch: UpdateConnection, actor: string): Promise<ConnectionView> {
     const current = await this.find(name);
+    const kind = current.kind as keyof typeof TYPE_FIELDS;
+    const foreign = Object.keys(patch).filter((k) => patch[k as keyof UpdateConnection] !== undefined && !TYPE_FIELDS[kind]?.includes(k) && Object.values(TYPE_FIELDS).some((f) => f.includes(k)));
+    if (foreign.length) throw new ValidationError(foreign.map((f) => `${f}: not a field of a ${current.kind} connection`));
+    let secretCiphertext: string | null | undefined;
+    if (kind === 'postgres') {
+      secretCiphertext = patch.password === undefined ? undefined : patch.password === null ? null : this.encrypt(name, patch.password);
+    } else if (patch.secret !== undefined) {
+      const secret = parseOrThrow(kind === 'ssh' ? sshSecretSchema : kubernetesSecretSchema, patch.secret, 'secret');
+      secretCiphertext = this.encrypt(name, JSON.stringify(secret));
+    }
+    if (kind === 'kubernetes' && (patch.caPem !== undefined || patch.secret !== undefined)) {
+      checkKubernetesPems(patch.caPem ?? current.kubeCaPem ?? '', patch.secret);
+    }
+    if (kind === 'ssh' && patch.username !== undefined && !/^[A-Za-z0-9._][A-Za-z0-9._-]*\$?$/.test(patch.username)) {
+      throw new ValidationError(['username: expected a unix user name']);
+    }
     await this.checkReferences(
       patch.pool ?? current.pool,
       patch.policy !== undefined ? patch.policy : current.policy,
@@ -115,12 +191,16 @@ export class ConnectionsService {
       where: { name },
       data: {
         pool: patch.pool,
-        host: patch.host,
-        port: patch.port,
+        host: patch.host ?? (patch.server ? serverHostPort(patch.server).host : undefined),
+        port: patch.port ?? (patch.server ? serverHostPort(patch.server).port : undefined),
         database: patch.database,
         username: patch.username,
-        secretCiphertext: patch.password === undefined ? undefined : patch.password === null ? null : this.encrypt(name, patch.password),
+        secretCiphertext,
         tls: patch.tls,
+        sshHostKeys: patch.hostKeys ? normaliseHostKeys(patch.hostKeys) : undefined,
+        kubeServer: patch.server,
+        kubeCaPem: patch.caPem,
+        kubeImpersonate: patch.impersonate,
         allowedGroups: patch.allowedGroups ? [...new Set(patch.allowedGroups)] : undefined,
         policy: patch.policy,
         recording: patch.recording,
@@ -128,7 +208,7 @@ export class ConnectionsService {
       },
     });
     const after = toConnectionView(row);
-    await this.changed(actor, 'update', name, toConnectionView(current), after, patch.password !== undefined);
+    await this.changed(actor, 'update', name, toConnectionView(current), after, secretCiphertext !== undefined);
     return after;
   }
 
@@ -183,8 +263,9 @@ export class ConnectionsService {
     }
   }
 
-  private encrypt(name: string, password: string): string {
-    return encryptAtRest(this.secretsKey, password, name);
+  /** The target secret at rest: the password (postgres) or the secret's JSON (ssh, kubernetes), bound to the name. */
+  private encrypt(name: string, secret: string): string {
+    return encryptAtRest(this.secretsKey, secret, name);
   }
 
   private async changed(actor: string, action: string, target: string, before: ConnectionView | undefined, after: ConnectionView | undefined, secretChanged: boolean): Promise<void> {
