@@ -46,5 +46,6 @@ export const policyDocumentDocSchema = z.object({
     .describe('custom content detectors that masking rules may name besides the built-in ones'),
   approval: z.object({ approvers: z.array(z.string()), timeoutSeconds: z.number().int(), webhook: z.object({ url: z.string() }).optional() }).loose().optional(),
   maxStatementBytes: z.number().int().min(64).max(64 * 1024 * 1024).optional().describe('statements larger than this are refused (42501, rule statement-too-large); default 1 MiB'),
+  recording: z.object({ results: z.unknown().optional() }).loose().optional().describe('recording.results: "off" (counts only, the default) or {rows, bytes}: the first rows/bytes of each result, as the client received them, in the session record'),
   refusedSettings: z.array(z.string()).optional().describe('settings a client may not give at startup (parameters or options); the session is refused with 42501; default ["role", "session_authorization"]'),
 }).loose();
