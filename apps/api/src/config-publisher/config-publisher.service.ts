@@ -1,4 +1,3 @@
-import type { webcrypto } from 'node:crypto';
 import { Injectable, Logger, type OnApplicationBootstrap, type OnApplicationShutdown } from '@nestjs/common';
 import { Kvm, type KV } from '@nats-io/kv';
 import { PrismaClient, type ConnectionModel, type Prisma } from '@portcullis/db';
@@ -273,9 +272,9 @@ export class ConfigPublisherService implements OnApplicationBootstrap, OnApplica
     return { config: config.data };
   }
 
-  /** jose's importJWK gives a WebCrypto key for Ed25519 (its type also admits raw bytes, for HMAC keys). */
+  /** The active token-signing key, as libs/protocol's JWS signer takes it. */
   private signingKey(): JwsSigningKey {
     const { kid, privateKey } = this.keys.activeKey;
-    return { kid, privateKey: privateKey as webcrypto.CryptoKey };
+    return { kid, privateKey };
   }
 }
