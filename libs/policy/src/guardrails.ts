@@ -147,6 +147,12 @@ function parseTolerance(t: number | string | undefined): ConsequenceCheck['toler
   return { percent: Number(t.slice(0, -1)) };
 }
 
+/** Whether a guardrail says anything about SQL (a rule with no SQL condition would otherwise match every statement). */
+function hasSqlCondition(g: Guardrail): boolean {
+  const m = g.match;
+  return m.statements !== undefined || m.tables !== undefined || m.functions !== undefined || m.unbounded !== undefined || m.copy !== undefined || m.rowsAffectedOver !== undefined;
+}
+
 const compiledCache = new WeakMap<PolicyDocument, CompiledPolicy>();
 
 export function compilePolicy(doc: PolicyDocument, maxStatementBytes?: number): CompiledPolicy {
@@ -155,7 +161,8 @@ export function compilePolicy(doc: PolicyDocument, maxStatementBytes?: number): 
     if (hit) return hit;
   }
   const compiled: CompiledPolicy = {
-    rules: (doc.guardrails ?? []).map(compileRule),
+    // guardrails of other protocols only (e.g. `match.kubernetes` alone) never match SQL
+    rules: (doc.guardrails ?? []).filter(hasSqlCondition).map(compileRule),
     consequences: (doc.guardrails ?? []).some((g) => g.match.rowsAffectedOver !== undefined),
     dynamicSql: doc.dynamicSql ?? 'block',
     maxStatementBytes: maxStatementBytes ?? doc.maxStatementBytes ?? DEFAULT_MAX_STATEMENT_BYTES,

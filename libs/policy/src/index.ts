@@ -38,3 +38,13 @@ export {
   SQL_TEXT_FUNCTIONS, sqlTextFunction, sqlOfCall,
   type SqlTextFunction, type SqlTextReads, type SqlTextCall,
 } from './sql-text-functions.js';
+export {
+  parseRequestInfo, splitRequestTarget, describeRequest, KubeRequestError, type KubeRequestInfo,
+} from './kubernetes/request-info.js';
+export {
+  evaluateKubeRequest, kubernetesMatches, impliedVerbs, globMatches, kubernetesSettings, kubernetesMatchSchema, kubernetesSettingsSchema,
+  type KubeDecision, type KubernetesMatch, type KubernetesSettings,
+} from './kubernetes/kube-guardrails.js';
+export {
+  KubeMasking, createKubeMasking, JsonDocumentSplitter, REDACTED, LAST_APPLIED, type KubeMaskMode, type KubeMaskStats,
+} from './kubernetes/kube-masking.js';

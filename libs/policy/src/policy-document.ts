@@ -3,6 +3,7 @@ import { DEFAULT_REFUSED_SETTINGS } from '@portcullis/protocol';
 import { PolicyValidationError, type PolicyIssue } from './errors.js';
 import { STATEMENT_VERBS, normalizeKind } from './statement-kinds.js';
 import { BUILTIN_DETECTOR_NAMES } from './detectors.js';
+import { kubernetesMatchSchema, kubernetesSettingsSchema } from './kubernetes/kube-guardrails.js';
 
 /**
  * The policy document (CONTRACT.md "Policy document"), validated once at the edge. Inner objects
@@ -47,9 +48,11 @@ export const guardrailMatchSchema = z
      * guardrail acts only when it changed more rows than this (docs/consequence-approvals.md).
      */
     rowsAffectedOver: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER).optional(),
+    /** Kubernetes API requests by their attributes (kubernetes/kube-guardrails.ts); never matches SQL */
+    kubernetes: kubernetesMatchSchema.optional(),
   })
   .refine((m) => Object.values(m).some((v) => v !== undefined), {
-    message: 'match needs at least one condition (statements, tables, functions, unbounded, copy or rowsAffectedOver)',
+    message: 'match needs at least one condition (statements, tables, functions, unbounded, copy, rowsAffectedOver or kubernetes)',
   });
 
 /** The statement kinds a consequence can measure (their command tags carry a row count). */
@@ -161,6 +164,8 @@ export const policyDocumentSchema = z
     refusedSettings: z.array(z.string().trim().min(1)).default([...DEFAULT_REFUSED_SETTINGS]),
     /** what the session record keeps besides statements and decisions (see resultRecordingSchema) */
     recording: recordingSchema.optional(),
+    /** Kubernetes settings (Secret redaction); guardrails on Kubernetes requests live in `guardrails` */
+    kubernetes: kubernetesSettingsSchema.optional(),
   })
   .superRefine((doc, ctx) => {
     const seen = new Set<string>();
