@@ -48,4 +48,5 @@ export const policyDocumentDocSchema = z.object({
   maxStatementBytes: z.number().int().min(64).max(64 * 1024 * 1024).optional().describe('statements larger than this are refused (42501, rule statement-too-large); default 1 MiB'),
   recording: z.object({ results: z.unknown().optional() }).loose().optional().describe('recording.results: "off" (counts only, the default) or {rows, bytes}: the first rows/bytes of each result, as the client received them, in the session record'),
   refusedSettings: z.array(z.string()).optional().describe('settings a client may not give at startup (parameters or options); the session is refused with 42501; default ["role", "session_authorization"]'),
+  kubernetes: z.object({ secrets: z.enum(['redact', 'allow']).optional() }).optional().describe('Kubernetes responses: secrets "redact" (default: Secret data/stringData values never leave the gateway) or "allow"; Kubernetes guardrails are match.kubernetes {verbs, groups, resources, subresources, namespaces, names, nonResourceURLs} (globs)'),
 }).loose();
