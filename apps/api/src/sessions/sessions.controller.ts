@@ -1,5 +1,5 @@
 import { Controller, Get, Param, Query, Res } from '@nestjs/common';
-import { ApiBearerAuth, ApiOkResponse, ApiTags } from '@nestjs/swagger';
+import { ApiBearerAuth, ApiOkResponse, ApiProduces, ApiQuery, ApiTags } from '@nestjs/swagger';
 import type { Response } from 'express';
 import { z } from 'zod';
 import { CurrentPrincipal } from '../auth/decorators.js';
@@ -8,10 +8,14 @@ import { ApiZodResponse } from '../common/openapi.js';
 import { ZodValidationPipe } from '../common/zod-validation.pipe.js';
 import { ChainVerifierService } from './chain-verifier.service.js';
 import { SessionsService } from './sessions.service.js';
+import { RecordingService } from './recording.service.js';
 import {
   listSessionsQuerySchema, sessionDetailQuerySchema, sessionDetailViewSchema, sessionEventsQuerySchema, sessionEventsViewSchema, sessionViewSchema, verifyViewSchema,
   type ListSessionsQuery, type SessionDetailQuery, type SessionDetailView, type SessionEventsQuery, type SessionEventsView, type SessionView, type VerifyView,
 } from './dto/session.dto.js';
+
+const castQuerySchema = z.strictObject({ stream: z.string().min(1).max(200).optional() });
+type CastQuery = z.infer<typeof castQuerySchema>;
 
 /**
  * Recorded sessions. Auditors and admins see all; anyone else sees their own (a session that is not
@@ -25,6 +29,7 @@ export class SessionsController {
   constructor(
     private readonly sessions: SessionsService,
     private readonly verifier: ChainVerifierService,
+    private readonly recording: RecordingService,
   ) {}
 
   @Get()
@@ -60,6 +65,24 @@ export class SessionsController {
     res.setHeader('Content-Disposition', `attachment; filename="session-${id.replace(/[^A-Za-z0-9._-]/g, '_')}.jsonl"`);
     res.setHeader('Cache-Control', 'no-store');
     return lines.length ? `${lines.join('\n')}\n` : '';
+  }
+
+  /**
+   * A terminal of the session (SSH shell/exec, kubectl exec/attach) as asciicast v2 — what the client
+   * saw, after masking — for `asciinema play`. `?stream=` picks one when the session had several
+   * (header X-Terminal-Streams lists them); 404 when the session has no terminal.
+   */
+  @Get(':id/recording.cast')
+  @ApiProduces('application/x-asciicast')
+  @ApiQuery({ name: 'stream', required: false })
+  @ApiOkResponse({ description: 'asciicast v2: a JSON header line, then [time, "o"|"i"|"r", data] lines' })
+  async cast(@Param('id') id: string, @Query(new ZodValidationPipe(castQuerySchema, 'query')) q: CastQuery, @CurrentPrincipal() p: ApiPrincipal, @Res({ passthrough: true }) res: Response): Promise<string> {
+    const r = await this.recording.cast(id, q.stream, p);
+    res.setHeader('Content-Type', 'application/x-asciicast; charset=utf-8');
+    res.setHeader('Content-Disposition', `attachment; filename="session-${`${id}-${r.stream}`.replace(/[^A-Za-z0-9._-]/g, '_')}.cast"`);
+    res.setHeader('X-Terminal-Streams', r.streams.map((s) => encodeURIComponent(s.stream)).join(','));
+    res.setHeader('Cache-Control', 'no-store');
+    return r.cast;
   }
 
   @Get(':id/verify')
