@@ -1,39 +1,14 @@
-import { createPrivateKey, createPublicKey, createHash, randomUUID, sign, type KeyObject } from 'node:crypto';
+import { randomUUID, sign } from 'node:crypto';
 import type { Pool } from 'pg';
-import { canonicalJson, CONTROL_CHAIN, deriveKey } from '@portcullis/protocol';
+import { checkpointPayload, CONTROL_CHAIN, type CheckpointKey } from '@portcullis/protocol';
 import type { Logger } from 'pino';
 import { appendControlEvent, controlHead, lockChains, type ChainHead } from './chain-writer.js';
 import type { RecorderMetrics } from './metrics.js';
 
-// PKCS#8 wrapping of a raw 32-byte Ed25519 seed (RFC 8410): SEQUENCE { version 0, AlgorithmIdentifier 1.3.101.112, OCTET STRING { OCTET STRING seed } }.
-const ED25519_PKCS8_PREFIX = Buffer.from('302e020100300506032b657004220420', 'hex');
-
-export interface CheckpointKey {
-  privateKey: KeyObject;
-  publicKey: KeyObject;
-  /** public JWK, as served on GET /checkpoint-key */
-  jwk: { kty: 'OKP'; crv: 'Ed25519'; x: string; kid: string; alg: 'EdDSA'; use: 'sig' };
-}
-
-/**
- * The checkpoint signing key is derived from the master key, so every recorder signs with the same
- * key and the api (which holds the master key too) can verify without a key exchange.
- */
-export function checkpointKey(masterKey: Buffer): CheckpointKey {
-  const seed = deriveKey(masterKey, 'checkpoint-signing');
-  const privateKey = createPrivateKey({ key: Buffer.concat([ED25519_PKCS8_PREFIX, seed]), format: 'der', type: 'pkcs8' });
-  const publicKey = createPublicKey(privateKey);
-  const x = publicKey.export({ format: 'jwk' }).x as string;
-  const kid = createHash('sha256').update(x).digest('base64url').slice(0, 16);
-  return { privateKey, publicKey, jwk: { kty: 'OKP', crv: 'Ed25519', x, kid, alg: 'EdDSA', use: 'sig' } };
-}
+// the key and the signed bytes are libs/protocol's (the api verifies with the same)
+export { checkpointKey, checkpointPayload, type CheckpointKey } from '@portcullis/protocol';
 
 export type CheckpointHeads = Record<string, ChainHead>;
-
-/** The bytes a checkpoint signature covers. */
-export function checkpointPayload(cp: { id: string; time: string; heads: CheckpointHeads }): Buffer {
-  return Buffer.from(canonicalJson({ id: cp.id, time: cp.time, heads: cp.heads }));
-}
 
 /**
  * Every interval, signs the heads of the chains this recorder appended to since the last

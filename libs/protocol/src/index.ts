@@ -5,6 +5,7 @@ export { canonicalJson, canonicalJsonFast, chainHash, GENESIS_HASH } from './can
 export {
   chainedEventHash, chainedEventHashFast, normaliseTime, toRecordedEvent, type ChainedEvent, type EventRow,
 } from './recorded-event.js';
+export { checkpointKey, checkpointPayload, type CheckpointKey } from './checkpoint.js';
 export { natsNames, eventPartition, EVENT_PARTITIONS, DEFAULT_NATS_PREFIX, APPROVALS_QUEUE, type NatsNames } from './subjects.js';
 export {
   DUPLICATE_WINDOW_NS, CONFIG_BUCKET_SETTINGS, eventStreamSettings, deadLetterStreamSettings, ensureStream, ensureBucket,
