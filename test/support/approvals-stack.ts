@@ -17,7 +17,7 @@ import type { Gateway, HooksFactory } from '../../apps/gateway/src/gateway.js';
 import type { SessionHooks, StatementInfo, Verdict } from '../../apps/gateway/src/policy/session-hooks.js';
 import type { ApprovalClient } from '../../apps/gateway/src/approvals/approval-client.js';
 import { installApprovals } from '../../apps/gateway/src/approvals/approvals-hooks.js';
-import { startHarness, type Harness } from '../../apps/gateway/test/support/harness.js';
+import { startHarness, type Harness, type HarnessOptions } from '../../apps/gateway/test/support/harness.js';
 
 /** One master key for approvals e2e files, so the api's signing key in the shared test DB is reused. */
 export const APPROVALS_TEST_MASTER_KEY = createHash('sha256').update('portcullis approvals tests').digest('hex');
@@ -59,13 +59,14 @@ export interface ApprovalsStack {
   stop(): Promise<void>;
 }
 
-export async function startApprovalsStack(o: { timeoutSeconds?: number; redisUrl?: string } = {}): Promise<ApprovalsStack> {
+export async function startApprovalsStack(o: { timeoutSeconds?: number; redisUrl?: string; harness?: Pick<HarnessOptions, 'sshPolicy'> } = {}): Promise<ApprovalsStack> {
   const sfx = randomBytes(4).toString('hex');
   const connection = `apprconn_${sfx}`;
   const approverGroup = `appr-approvers-${sfx}`;
   const queuePrefix = `bq${sfx}`;
   const policy = { name: `appr-${sfx}`, guardrails: [], approval: { approvers: [approverGroup], timeoutSeconds: o.timeoutSeconds ?? 60 } };
   const h = await startHarness({
+    ...o.harness,
     connection: { name: connection, policy: policy.name, allowedGroups: ['engineers'] },
     policies: [{ name: policy.name, version: 1, document: policy }],
     // the event key an api with this master key verifies gateway messages with, as in production

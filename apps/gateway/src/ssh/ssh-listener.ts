@@ -16,8 +16,8 @@ export type SshListenerOptions = Omit<SshSessionContext, 'onEnd' | 'limiter' | '
   maxAuthFailures?: number;
 };
 
-/** The identification string: no version number for a scanner to match against. */
-const IDENT = 'SSH-2.0-Portcullis';
+/** The identification string (ssh2 adds "SSH-2.0-"): no version number for a scanner to match against. */
+const IDENT = 'Portcullis';
 
 /**
  * The SSH listener of a gateway: TCP accept, the pool's host key from the config snapshot (a new key

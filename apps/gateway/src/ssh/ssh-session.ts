@@ -2,7 +2,7 @@ import { createHash, randomUUID } from 'node:crypto';
 import { createRequire } from 'node:module';
 import type { Socket } from 'node:net';
 import { StringDecoder } from 'node:string_decoder';
-import type { AuthContext, ClientChannel, Connection, PseudoTtyInfo, ServerChannel, Session, Client as UpstreamClient } from 'ssh2';
+import type { AuthContext, AuthenticationType, ClientChannel, Connection, PseudoTtyInfo, ServerChannel, Session, Client as UpstreamClient } from 'ssh2';
 import type { ApprovalJob, AuthFailure } from '@portcullis/protocol';
 import type { ApprovalClient } from '../approvals/approval-client.js';
 import { ApprovalUnavailableError } from '../approvals/approval-client.js';
@@ -52,6 +52,9 @@ class Refusal extends Error {
   }
 }
 
+/** What a client may try next after a refusal it may retry (an empty list ends its attempts). */
+const AUTH_METHODS: AuthenticationType[] = ['publickey', 'keyboard-interactive', 'password'];
+
 /** Client bytes held while a line, exec or file operation waits for a decision, before reading stops. */
 const MAX_HELD_BYTES = 256 * 1024;
 const CTRL_U = Buffer.from([0x15]);
@@ -95,7 +98,7 @@ export class SshSession {
     this.log = ctx.logger.child({ session: this.id, protocol: 'ssh' });
     socket.setNoDelay(true);
     socket.on('error', (err) => this.log.debug({ err: err.message }, 'client socket error'));
-    socket.on('close', () => this.end('client_closed'));
+    socket.on('close', () => this.end(this.closing ?? 'client_closed'));
     // a client that never finishes the handshake and login is closed (one slot less for a flood)
     this.graceTimer = setTimeout(() => {
       if (!this.live) {
@@ -117,7 +120,7 @@ export class SshSession {
     conn.on('error', (err: Error) => this.log.debug({ err: err.message }, 'ssh connection error'));
     conn.on('authentication', (a: AuthContext) => void this.authenticate(a));
     conn.on('ready', () => this.ready());
-    conn.on('close', () => this.end('client_closed'));
+    conn.on('close', () => this.end(this.closing ?? 'client_closed'));
   }
 
   // ---------------------------------------------------------------------------------------------
@@ -154,8 +157,8 @@ export class SshSession {
       this.ctx.metrics.sessions.inc({ outcome: 'rate_limited' });
       return a.reject([]);
     }
-    if (a.method === 'none') return a.reject(['publickey', 'keyboard-interactive', 'password']);
-    if (this.authBusy) return a.reject();
+    if (a.method === 'none') return a.reject(AUTH_METHODS);
+    if (this.authBusy) return a.reject(AUTH_METHODS);
     let token: string | null = null;
     let certified = false;
     try {
@@ -172,13 +175,13 @@ export class SshSession {
         if (token === null) return; // answered (PK_OK, or a plain key refused without counting as a failure)
         certified = true;
       } else {
-        return a.reject(['publickey', 'keyboard-interactive', 'password']);
+        return a.reject(AUTH_METHODS);
       }
     } catch (err) {
       if (err instanceof CertificateRefused) {
         this.failed(connection, 'invalid', err.message, null);
         this.banner(err.message);
-        return a.reject();
+        return a.reject(AUTH_METHODS);
       }
       throw err;
     }
@@ -193,7 +196,7 @@ export class SshSession {
         if (err instanceof CredentialError) {
           this.failed(connection, err.reason, err.message, token);
           this.banner(`${certified ? 'certificate' : 'credential'} refused: ${err.message}`);
-          return a.reject(err.reason === 'unknown_connection' ? [] : undefined);
+          return a.reject(err.reason === 'unknown_connection' ? [] : AUTH_METHODS);
         }
         throw err;
       }
@@ -224,7 +227,7 @@ export class SshSession {
    */
   private certificateToken(a: AuthContext & { method: 'publickey' }): string | null {
     if (!isCertificateType(a.key.algo)) {
-      a.reject();
+      a.reject(AUTH_METHODS);
       return null;
     }
     const ca = this.ctx.config()?.snapshot.ssh?.userCaPublicKey;
@@ -306,7 +309,7 @@ export class SshSession {
       this.upstream.end();
       return;
     }
-    this.upstream.on('close', () => this.end('upstream_closed'));
+    this.upstream.on('close', () => this.end(this.closing ?? 'upstream_closed'));
     this.upstream.on('error', (err: Error) => this.log.debug({ err: err.message }, 'upstream ssh error'));
     this.ctx.metrics.sessions.inc({ outcome: 'ok' });
     this.ctx.metrics.liveSessions.inc();
@@ -337,7 +340,7 @@ export class SshSession {
 
   private ready(): void {
     const conn = this.conn!;
-    conn.on('session', (accept: () => Session) => this.sessionChannel(accept()));
+    conn.on('session', (accept: () => Session, reject: () => void) => (this.closing ? reject() : this.sessionChannel(accept())));
     conn.on('tcpip', (accept: () => ServerChannel, reject: () => void, info: { srcIP: string; srcPort: number; destIP: string; destPort: number }) => void this.directTcpip(accept, reject, info));
     conn.on('request', (_accept: unknown, reject: (() => void) | undefined, name: string) => {
       // remote forwarding (-R) would open the gateway's listeners to the target: refused
@@ -913,7 +916,8 @@ export class SshSession {
     if (this.ended) return;
     this.log.info({ reason }, 'session terminated by the gateway');
     this.ctx.metrics.sessionsTerminated.inc({ reason });
-    for (const ch of this.channels) {
+    const open = [...this.channels];
+    for (const ch of open) {
       try {
         ch.stderr.write(`\r\nportcullis: ${message}\r\n`);
         ch.exit(1);
@@ -922,8 +926,19 @@ export class SshSession {
         // the channel went away meanwhile
       }
     }
-    this.end(reason);
+    // The OpenSSH client drops channel output it has not written yet when the connection is cut: the
+    // connection ends once the client has closed the channels (it printed the message), or soon after.
+    this.closing = reason;
+    const cut = setTimeout(() => this.end(reason), 2000);
+    cut.unref();
+    void Promise.all(open.map((ch) => new Promise((r) => (ch.destroyed ? r(null) : ch.once('close', r))))).then(() => {
+      clearTimeout(cut);
+      this.end(reason);
+    });
   }
+
+  /** terminate() is waiting for the client to close its channels: nothing else may start */
+  private closing: string | null = null;
 
   shutdown(): void {
     this.terminate('gateway_shutdown', 'the gateway is shutting down');

@@ -17,21 +17,38 @@ export interface SshWorld {
   port(): number;
   /** common OpenSSH client options for the gateway (no known_hosts, password-only auth, no config) */
   clientOptions(extra?: string[]): string[];
+  /** the pool's user CA (OpenSSH private key text): tests sign user certificates with it */
+  caPrivateKey: string;
   /** `ssh` through the gateway with `token` as the password (sshpass) */
-  ssh(token: string, args: string[], opts?: { input?: string | Buffer; timeoutMs?: number; user?: string }): Promise<ProgramResult>;
+  ssh(token: string, args: string[], opts?: { input?: string | Buffer; timeoutMs?: number; user?: string; options?: string[]; port?: number; env?: Record<string, string> }): Promise<ProgramResult>;
   /** another program of the OpenSSH family (scp, sftp) with the token as the password */
-  run(program: 'scp' | 'sftp', token: string, args: string[], opts?: { input?: string | Buffer; timeoutMs?: number }): Promise<ProgramResult>;
+  run(program: 'scp' | 'sftp', token: string, args: string[], opts?: { input?: string | Buffer; timeoutMs?: number; options?: string[] }): Promise<ProgramResult>;
   stop(): Promise<void>;
 }
 
 export const SSH_CONNECTION = 'box';
 
+/** A world of its own: a harness (the gateway) and an sshd with the connection `box`. */
 export async function startSshWorld(opts: Omit<HarnessOptions, 'connection' | 'connections'> & { connection?: Partial<HarnessConnection> } = {}): Promise<SshWorld> {
+  const { connection, ...rest } = opts;
+  const h = await startHarness({ ...rest, connection: { policy: null } });
+  try {
+    return await attachSshTarget(h, { name: SSH_CONNECTION, ...connection }, true);
+  } catch (err) {
+    await h.stop();
+    throw err;
+  }
+}
+
+/**
+ * Adds an sshd target to a running harness: the pool's SSH host key and user CA in its snapshot, and
+ * an ssh connection (replacing a connection of the same name). `ownsHarness`: stop() stops it too.
+ */
+export async function attachSshTarget(h: Harness, overrides: Partial<HarnessConnection> & { name: string }, ownsHarness = false): Promise<SshWorld> {
   const sshd = await startSshd();
   const hostKey = generateSshEd25519('gateway-pool');
   const ca = generateSshEd25519('user-ca');
   const connection: HarnessConnection = {
-    name: SSH_CONNECTION,
     kind: 'ssh',
     host: sshd.host,
     port: sshd.port,
@@ -44,46 +61,57 @@ export async function startSshWorld(opts: Omit<HarnessOptions, 'connection' | 'c
     recording: 'required',
     approvalMode: 'wait',
     ssh: { hostKeys: [sshd.hostPublicKey] },
-    ...opts.connection,
+    ...overrides,
   } as HarnessConnection;
-  let h: Harness;
   try {
-    h = await startHarness({ ...opts, initialSnapshot: false, connection: { policy: null } });
-    await h.putSnapshot({ connections: [...h.snapshotInput.connections, connection], ssh: { hostKey: hostKey.privateKey, userCaPublicKey: ca.publicKey } });
+    await h.putSnapshot({ connections: [...h.snapshotInput.connections.filter((c) => c.name !== connection.name), connection], ssh: { hostKey: hostKey.privateKey, userCaPublicKey: ca.publicKey } });
   } catch (err) {
     await sshd.stop();
     throw err;
   }
   const port = (): number => h.gateway.sshPort;
+  // ssh takes the first value of an option: the caller's come first
   const clientOptions = (extra: string[] = []): string[] => [
+    ...extra,
     '-F', '/dev/null',
     '-o', 'StrictHostKeyChecking=no',
     '-o', 'UserKnownHostsFile=/dev/null',
-    '-o', 'LogLevel=ERROR',
+    // INFO (the default) so the client prints the gateway's banners: why a login was refused
+    '-o', 'LogLevel=INFO',
     '-o', 'PubkeyAuthentication=no',
     '-o', 'PreferredAuthentications=password',
     '-o', 'NumberOfPasswordPrompts=1',
     '-o', 'ConnectTimeout=20',
-    ...extra,
   ];
   return {
     h,
     sshd,
     gatewayHostKey: hostKey.publicKey,
+    caPrivateKey: ca.privateKey,
     connection,
     port,
     clientOptions,
     ssh: (token, args, o = {}) =>
-      runProgram('sshpass', ['-e', 'ssh', ...clientOptions(), '-p', String(port()), `${o.user ?? SSH_CONNECTION}@127.0.0.1`, ...args], {
-        env: { SSHPASS: token }, ...(o.input !== undefined ? { input: o.input } : {}), timeoutMs: o.timeoutMs ?? 30_000,
-      }),
+      quiet(runProgram('sshpass', ['-e', 'ssh', ...clientOptions(o.options), '-p', String(o.port ?? port()), `${o.user ?? connection.name}@127.0.0.1`, ...args], {
+        env: { SSHPASS: token, ...o.env }, ...(o.input !== undefined ? { input: o.input } : {}), timeoutMs: o.timeoutMs ?? 30_000,
+      })),
     run: (program, token, args, o = {}) =>
-      runProgram('sshpass', ['-e', program, ...clientOptions(), program === 'scp' ? '-P' : '-P', String(port()), ...args], {
+      quiet(runProgram('sshpass', ['-e', program, ...clientOptions(o.options), '-P', String(port()), ...args], {
         env: { SSHPASS: token }, ...(o.input !== undefined ? { input: o.input } : {}), timeoutMs: o.timeoutMs ?? 60_000,
-      }),
+      })),
     stop: async () => {
-      await h.stop().catch(() => undefined);
+      if (ownsHarness) await h.stop().catch(() => undefined);
       await sshd.stop();
     },
   };
+}
+
+/** Without the client's "Permanently added … to the list of known hosts" notes (UserKnownHostsFile=/dev/null). */
+export function withoutKnownHostNotes(stderr: string): string {
+  return stderr.replace(/^Warning: Permanently added .*\r?\n/gm, '');
+}
+
+async function quiet(p: Promise<ProgramResult>): Promise<ProgramResult> {
+  const r = await p;
+  return { ...r, stderr: withoutKnownHostNotes(r.stderr) };
 }
