@@ -1,6 +1,7 @@
 import { generateSshEd25519 } from '@portcullis/protocol';
 import { startSshd, type Sshd } from '../../../../test/support/sshd.js';
 import { startHarness, type Harness, type HarnessConnection, type HarnessOptions } from './harness.js';
+import { spawn } from 'node:child_process';
 import { runProgram, type ProgramResult } from './run-program.js';
 
 /**
@@ -23,6 +24,8 @@ export interface SshWorld {
   ssh(token: string, args: string[], opts?: { input?: string | Buffer; timeoutMs?: number; user?: string; options?: string[]; port?: number; env?: Record<string, string> }): Promise<ProgramResult>;
   /** another program of the OpenSSH family (scp, sftp) with the token as the password */
   run(program: 'scp' | 'sftp', token: string, args: string[], opts?: { input?: string | Buffer; timeoutMs?: number; options?: string[] }): Promise<ProgramResult>;
+  /** starts `ssh` without waiting: its output so far, and its end */
+  spawnSsh(token: string, args: string[], opts?: { options?: string[] }): SpawnedSsh;
   stop(): Promise<void>;
 }
 
@@ -99,6 +102,7 @@ export async function attachSshTarget(h: Harness, overrides: Partial<HarnessConn
       quiet(runProgram('sshpass', ['-e', program, ...clientOptions(o.options), '-P', String(port()), ...args], {
         env: { SSHPASS: token }, ...(o.input !== undefined ? { input: o.input } : {}), timeoutMs: o.timeoutMs ?? 60_000,
       })),
+    spawnSsh: (token, args, o = {}) => spawnProgram('sshpass', ['-e', 'ssh', ...clientOptions(o.options), '-p', String(port()), `${connection.name}@127.0.0.1`, ...args], { SSHPASS: token }),
     stop: async () => {
       if (ownsHarness) await h.stop().catch(() => undefined);
       await sshd.stop();
@@ -114,4 +118,46 @@ export function withoutKnownHostNotes(stderr: string): string {
 async function quiet(p: Promise<ProgramResult>): Promise<ProgramResult> {
   const r = await p;
   return { ...r, stderr: withoutKnownHostNotes(r.stderr) };
+}
+
+export interface SpawnedSsh {
+  stdout(): string;
+  stderr(): string;
+  /** waits until stdout (or stderr) holds `text` */
+  saw(text: string | RegExp, where?: 'stdout' | 'stderr'): Promise<void>;
+  done: Promise<{ code: number | null; stdout: string; stderr: string }>;
+  kill(): void;
+}
+
+/** A program left running (killed after 60 s at the latest). */
+export function spawnProgram(cmd: string, args: string[], env: Record<string, string> = {}): SpawnedSsh {
+  const p = spawn(cmd, args, { env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: process.env.HOME ?? '/tmp', LANG: 'C', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  let stdout = '';
+  let stderr = '';
+  p.stdout.on('data', (b: Buffer) => (stdout += b.toString()));
+  p.stderr.on('data', (b: Buffer) => (stderr = withoutKnownHostNotes(stderr + b.toString())));
+  const timer = setTimeout(() => p.kill('SIGKILL'), 60_000);
+  const done = new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) =>
+    p.on('close', (code) => {
+      clearTimeout(timer);
+      resolve({ code, stdout, stderr });
+    }),
+  );
+  return {
+    stdout: () => stdout,
+    stderr: () => stderr,
+    done,
+    kill: () => p.kill('SIGKILL'),
+    saw: async (text, where = 'stdout') => {
+      const end = Date.now() + 20_000;
+      const has = () => {
+        const s = where === 'stdout' ? stdout : stderr;
+        return typeof text === 'string' ? s.includes(text) : text.test(s);
+      };
+      while (!has()) {
+        if (Date.now() > end || p.exitCode !== null) throw new Error(`never saw ${String(text)} on ${where}: ${stdout} / ${stderr}`);
+        await new Promise((r) => setTimeout(r, 20));
+      }
+    },
+  };
 }
