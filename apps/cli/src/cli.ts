@@ -5,6 +5,8 @@ import { audit } from './commands/audit.js';
 import { connect } from './commands/connect.js';
 import { login, logout, whoami } from './commands/login.js';
 import { sessions } from './commands/sessions.js';
+import { ssh } from './commands/ssh.js';
+import { kubeconfig, kubeCredential } from './commands/kube.js';
 import { ConfigFileError } from './config.js';
 import { EXIT, NotLoggedInError, println, type CliContext } from './context.js';
 
@@ -20,6 +22,12 @@ Usage: portcullis <command> [options]
   connect <connection> [--print | --json] [--fail-fast] [-- <psql args>]
                                 get a short-lived credential and run psql with it (--print: just the URI;
                                 --fail-fast: statements needing approval fail at once instead of waiting)
+  ssh <connection> [--key <private key>] [--print] [--fail-fast] [ssh args…]
+                                get a short-lived OpenSSH certificate for your key (made in ~/.portcullis/ssh
+                                if you have none) and run ssh through the gateway with it
+  kubeconfig <connection> [--static] [--namespace <ns>] [--output <file>]
+                                a kubeconfig for the gateway (exec plugin below; --static: a token inside)
+  kube-credential <connection>  kubectl's exec credential plugin (ExecCredential JSON, cached until near expiry)
   approvals list [--status pending|approved|denied|expired|all] [--json]
   approvals show <id> | approve <id> [--comment <text>] | deny <id> [--comment <text>]
   sessions list | show <id> | verify <id>   [--json]
@@ -27,17 +35,20 @@ Usage: portcullis <command> [options]
 
 Options for every command: --help
 Environment: PORTCULLIS_API (default http://127.0.0.1:8080), PORTCULLIS_TOKEN (overrides the saved login),
-  PORTCULLIS_CLI_CONFIG (default ~/.portcullis/cli.json), PORTCULLIS_PSQL (default psql).
+  PORTCULLIS_CLI_CONFIG (default ~/.portcullis/cli.json), PORTCULLIS_PSQL (default psql), PORTCULLIS_SSH (default ssh).
 Exit codes: 0 ok, 1 failed, 2 usage, 3 not logged in / not allowed, 4 broken hash chain (sessions verify).
 `;
 
-const BOOLEANS = new Set(['help', 'print', 'json', 'follow', 'client-credentials', 'no-browser', 'fail-fast']);
+const BOOLEANS = new Set(['help', 'print', 'json', 'follow', 'client-credentials', 'no-browser', 'fail-fast', 'static']);
 
 const COMMANDS: Record<string, (ctx: CliContext, args: ReturnType<typeof parseArgs>) => Promise<number>> = {
   login,
   logout,
   whoami,
   connect,
+  ssh,
+  kubeconfig,
+  'kube-credential': kubeCredential,
   approvals,
   sessions,
   audit,
