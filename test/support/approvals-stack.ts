@@ -13,10 +13,10 @@ import { startApprovalsApp, type ApprovalsApp } from '../../apps/approvals/src/a
 import { approvalsEnvSchema } from '../../apps/approvals/src/env.js';
 import { startAuthStack, type AuthStack } from '../../apps/api/test/auth-harness.js';
 import { TokensService } from '../../apps/api/src/auth/tokens.service.js';
-import type { Gateway, HooksFactory } from '../../apps/gateway/src/gateway.js';
+import type { Gateway } from '../../apps/gateway/src/gateway.js';
+import type { HooksFactory } from '../../apps/gateway/src/postgres/postgres-module.js';
 import type { SessionHooks, StatementInfo, Verdict } from '../../apps/gateway/src/policy/session-hooks.js';
 import type { ApprovalClient } from '../../apps/gateway/src/approvals/approval-client.js';
-import { installApprovals } from '../../apps/gateway/src/approvals/approvals-hooks.js';
 import { startHarness, type Harness, type HarnessOptions } from '../../apps/gateway/test/support/harness.js';
 
 /** One master key for approvals e2e files, so the api's signing key in the shared test DB is reused. */
@@ -67,6 +67,9 @@ export async function startApprovalsStack(o: { timeoutSeconds?: number; redisUrl
   const policy = { name: `appr-${sfx}`, guardrails: [], approval: { approvers: [approverGroup], timeoutSeconds: o.timeoutSeconds ?? 60 } };
   const h = await startHarness({
     ...o.harness,
+    // approvals are built with each gateway of the harness; the test's policy holds statements
+    hooks: holdHooks,
+    approvals: { queuePrefix, graceSeconds: 2, ...(o.redisUrl ? { redisUrl: o.redisUrl } : {}) },
     connection: { name: connection, policy: policy.name, allowedGroups: ['engineers'] },
     policies: [{ name: policy.name, version: 1, document: policy }],
     // the event key an api with this master key verifies gateway messages with, as in production
@@ -103,10 +106,11 @@ export async function startApprovalsStack(o: { timeoutSeconds?: number; redisUrl
   const bobToken = (await api.app.get(TokensService).issueApiToken(bob.id)).access_token;
 
   const clients: ApprovalClient[] = [];
-  const install = async (g: Gateway) => {
-    clients.push(await installApprovals(g, { queuePrefix, inner: holdHooks, graceSeconds: 2, ...(o.redisUrl ? { redisUrl: o.redisUrl } : {}) }));
+  const install = (g: Gateway) => {
+    if (!g.approvals) throw new Error('the harness gateway has no approvals client');
+    clients.push(g.approvals);
   };
-  await install(h.gateway);
+  install(h.gateway);
 
   const stack: ApprovalsStack = {
     h, api, app, prisma, key, connection, approverGroup, queuePrefix, clients, bobToken,
@@ -134,7 +138,7 @@ export async function startApprovalsStack(o: { timeoutSeconds?: number; redisUrl
     },
     async addGateway() {
       const g = await h.startGateway();
-      await install(g);
+      install(g);
       return g;
     },
     async pendingFor(subject) {

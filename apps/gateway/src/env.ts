@@ -5,6 +5,9 @@ import { DEFAULT_EVENT_FLUSH_MS, EVENT_FLUSH_MS_MAX, EVENT_FLUSH_MS_MIN } from '
 import {
   DEFAULT_NATS_PREFIX, loadEnvOrExit, logLevelSchema, parseEnvOrThrow, parseTrustedKeys, portSchema, tokenNameSchema, type Ed25519PublicJwk,
 } from '@portcullis/protocol';
+import type { ProtocolName } from './core/session-core.types.js';
+
+const PROTOCOLS = ['postgres', 'ssh', 'kubernetes'] as const satisfies readonly ProtocolName[];
 
 const bool = z
   .enum(['true', 'false', '1', '0', 'yes', 'no'])
@@ -25,6 +28,18 @@ export const gatewayEnvSchema = z.object({
   GATEWAY_CONFIG_PUBLIC_KEY: z.string().optional(),
   /** The same, read from a file (e.g. a mounted Secret); exactly one of the two */
   GATEWAY_CONFIG_PUBLIC_KEY_FILE: z.string().optional(),
+  /**
+   * The protocols this gateway serves, comma-separated (postgres, ssh, kubernetes); default every
+   * protocol module of this build (gateway.ts PROTOCOL_MODULES)
+   */
+  GATEWAY_PROTOCOLS: z
+    .string()
+    .default('postgres,ssh,kubernetes')
+    .transform((v, ctx) => {
+      const names = [...new Set(v.split(',').map((s) => s.trim()).filter(Boolean))];
+      for (const n of names) if (!(PROTOCOLS as readonly string[]).includes(n)) ctx.addIssue({ code: 'custom', message: `unknown protocol "${n}" (one of ${PROTOCOLS.join(', ')})` });
+      return names as ProtocolName[];
+    }),
   GATEWAY_PG_PORT: portSchema.default(15432),
   GATEWAY_PG_HOST: z.string().default('0.0.0.0'),
   /** SSH listener: `ssh -p 2222 <connection>@<gateway>` */
@@ -34,6 +49,8 @@ export const gatewayEnvSchema = z.object({
   GATEWAY_SSH_LOGIN_GRACE_MS: z.coerce.number().int().min(100).max(600_000).default(30_000),
   /** failed SSH logins per client address and minute; past it the address waits out the minute */
   GATEWAY_SSH_MAX_AUTH_FAILURES: z.coerce.number().int().min(1).max(10_000).default(10),
+  GATEWAY_KUBERNETES_PORT: portSchema.default(8443),
+  GATEWAY_KUBERNETES_HOST: z.string().default('0.0.0.0'),
   GATEWAY_HTTP_PORT: portSchema.default(8085),
   GATEWAY_HTTP_HOST: z.string().default('0.0.0.0'),
   GATEWAY_TLS_CERT: z.string().optional(),
@@ -62,7 +79,7 @@ export const gatewayEnvSchema = z.object({
    */
   GATEWAY_END_SESSIONS_AT_EXPIRY: bool,
   /**
-   * Bytes the process may hold for large messages in flight (postgres/buffer-budget.ts); a session
+   * Bytes the process may hold for large messages in flight (core/buffer-budget.ts); a session
    * that needs more stops being read until others have delivered theirs
    */
   GATEWAY_BUFFER_BYTES: z.coerce.number().int().min(1024 * 1024).default(256 * 1024 * 1024),

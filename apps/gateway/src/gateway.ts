@@ -1,118 +1,196 @@
-import { readFileSync } from 'node:fs';
 import type { Server as HttpServer } from 'node:http';
-import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
-import { createSecureContext, type SecureContext } from 'node:tls';
-import { connect, type NatsConnection, type Subscription } from '@nats-io/transport-node';
-import { generate as generateCert } from 'selfsigned';
-import { natsConnectOptions, natsNames } from '@portcullis/protocol';
+import type { AddressInfo } from 'node:net';
+import { connect, type NatsConnection } from '@nats-io/transport-node';
+import { natsConnectOptions, type AuthFailure } from '@portcullis/protocol';
+import { ApprovalClient } from './approvals/approval-client.js';
+import { approvalPolicyOf, createCommandApprovals, type CommandApprovals } from './approvals/command-approvals.js';
 import { ConfigStore, type ActiveConfig } from './config/config-store.js';
+import { admit } from './core/access.js';
+import { BufferBudget } from './core/buffer-budget.js';
+import { loadPolicyLib, type PolicyLib } from './core/policy-lib.js';
+import { startRecording } from './core/session-recording.js';
+import { SessionRegistry } from './core/session-registry.js';
+import type { AccessRequest, ProtocolModule, ProtocolName, SessionCore, SessionGrant } from './core/session-core.types.js';
 import { readConfigPublicKeys, type GatewayEnv } from './env.js';
 import { AuthFailureRecorder } from './events/auth-failure-recorder.js';
-import { EventPublisher, ensureEventStream, setEventFlushInterval } from './events/event-publisher.js';
+import { EventPublisher, ensureEventStream, setEventFlushInterval, type SessionRecorder } from './events/event-publisher.js';
 import { startHeartbeat } from './heartbeat.js';
 import { startIdleCompaction } from './idle-compaction.js';
 import { createHttpServer, listen } from './http/http-server.js';
 import { GatewayMetrics } from './http/metrics.js';
 import { createLogger, type Logger } from './logger.js';
-import { createPolicyHooks } from './policy/policy-hooks.js';
-import { loadPolicyLib, type PolicyLib } from './policy/policy-lib.js';
-import { ALLOW_ALL_HOOKS, type SessionHooks } from './policy/session-hooks.js';
-import { BufferBudget } from './postgres/buffer-budget.js';
-import { CancelRegistry, sendUpstreamCancel } from './postgres/cancel-registry.js';
-import { ClientSession, type SessionInfo } from './postgres/client-session.js';
-import { fastLaneUnavailable, trimNativeHeap } from './postgres/fast-lane.js';
-import { SideConnection } from './postgres/side-connection.js';
-import type { ApprovalClient } from './approvals/approval-client.js';
-import { SshListener } from './ssh/ssh-listener.js';
-import { NO_POLICY, sshPolicyOf } from './ssh/ssh-policy.js';
-import type { SshPolicy } from './ssh/ssh-policy.types.js';
-import type { ResolvedPolicy } from './config/config-store.js';
+import { PostgresModule, type HooksFactory } from './postgres/postgres-module.js';
+import { SshModule, type SshWiring } from './ssh/ssh-module.js';
 
 export const GATEWAY_VERSION = '0.1.0';
 
-/** How long a client's cancel socket stays open while another gateway of the pool may deliver its cancel. */
-const RELAYED_CANCEL_WAIT_MS = 2000;
-
-/**
- * Lets another component (the approvals engineer's) replace or wrap the policy hooks of each
- * session: receives the session and the default hooks, returns the hooks to use.
- */
-export type HooksFactory = (session: SessionInfo, defaults: SessionHooks, gateway: Gateway) => SessionHooks;
+/** Approvals of held commands (BullMQ queue + NATS decisions), built with the gateway. */
+export interface ApprovalsSettings {
+  /** default env REDIS_URL */
+  redisUrl?: string;
+  /** BullMQ prefix; default env APPROVALS_QUEUE_PREFIX or `bull` */
+  queuePrefix?: string;
+  /** how long past a policy's timeout the gateway waits before it fails closed */
+  graceSeconds?: number;
+}
 
 export interface GatewayOptions {
   env: GatewayEnv;
   logger?: Logger;
+  /** test seam: replaces or wraps the SQL policy hooks of each Postgres session */
   hooks?: HooksFactory;
+  /** approvals of held commands; absent: off (commands needing approval are refused) */
+  approvals?: ApprovalsSettings;
   /** heartbeat interval (ms) */
   heartbeatMs?: number;
   /** replaces the SSH decisions of each session (tests of the transport without the classifier) */
-  sshPolicy?: (policy: ResolvedPolicy | null) => SshPolicy;
+  sshPolicy?: SshWiring['sshPolicy'];
 }
 
-/** One gateway worker: the Postgres listener, its config watch, events, cancels, health and metrics. */
-export class Gateway {
+/** What a module's constructor gets besides the options (transitional wiring of modules not yet on SessionCore alone). */
+interface ModuleWiring {
+  ssh: SshWiring;
+}
+
+/**
+ * The protocol modules this build has. GATEWAY_PROTOCOLS picks which of them start. A new protocol
+ * is one entry here (and its listener's env: GATEWAY_<NAME>_PORT/HOST); the core does not change.
+ * `essential`: the gateway does not start without it; another module that cannot listen is logged
+ * and left out (the others serve on).
+ */
+const PROTOCOL_MODULES: Partial<Record<ProtocolName, { essential: boolean; make(opts: GatewayOptions, wiring: ModuleWiring): ProtocolModule }>> = {
+  postgres: { essential: true, make: (opts) => new PostgresModule({ ...(opts.hooks ? { hooks: opts.hooks } : {}) }) },
+  ssh: { essential: false, make: (opts, wiring) => new SshModule({ ...wiring.ssh, ...(opts.sshPolicy ? { sshPolicy: opts.sshPolicy } : {}) }) },
+};
+
+/**
+ * One gateway worker: the session core (config watch, credential checks, events, approvals, session
+ * registry, metrics, health) and the protocol modules that serve clients with it (SessionCore).
+ */
+export class Gateway implements SessionCore {
   readonly env: GatewayEnv;
   readonly logger: Logger;
   readonly metrics = new GatewayMetrics();
-  readonly cancels = new CancelRegistry();
-  readonly sessions = new Set<ClientSession>();
+  readonly sessions: SessionRegistry;
+  /** large messages in flight, across every session (core/buffer-budget.ts) */
+  readonly buffers: BufferBudget;
   config!: ConfigStore;
   nc: NatsConnection | null = null;
+  policyLib: PolicyLib | null = null;
+  /** the approvals client, when approvals are on (GatewayOptions.approvals) */
+  approvals: ApprovalClient | null = null;
+  private readonly modules: ProtocolModule[] = [];
+  private readonly addresses = new Map<ProtocolName, AddressInfo>();
   private publisher: EventPublisher | null = null;
   private authFailures: AuthFailureRecorder | null = null;
-  private pgServer: Server | null = null;
   private httpServer: HttpServer | null = null;
-  private tls: SecureContext | null = null;
-  /** GATEWAY_FAST_LANE, and the native module loaded */
-  private fastLane = false;
-  private policyLib: PolicyLib | null = null;
   private stopHeartbeat: (() => void) | null = null;
   private stopIdleCompaction: (() => void) | null = null;
-  /** sessions accepted since start (with the events published: the idle compaction's activity) */
-  private accepted = 0;
-  private cancelSub: Subscription | null = null;
-  private hooksFactory: HooksFactory | null;
-  /** the SSH listener (ssh/): its sessions, live config and shutdown */
-  ssh: SshListener | null = null;
-  /** set by installApprovals: SSH sessions request approvals through it */
-  approvalClient: ApprovalClient | null = null;
-  private readonly sshPolicy: ((policy: ResolvedPolicy | null) => SshPolicy) | null;
   private readonly startedAt = new Date().toISOString();
-  pgPort = 0;
+  private readonly heartbeatMs: number;
   httpPort = 0;
 
-  constructor(opts: GatewayOptions) {
+  constructor(private readonly opts: GatewayOptions) {
     this.env = opts.env;
     this.logger = opts.logger ?? createLogger(opts.env.LOG_LEVEL, { gateway: opts.env.GATEWAY_ID, pool: opts.env.GATEWAY_POOL });
-    this.hooksFactory = opts.hooks ?? null;
-    this.sshPolicy = opts.sshPolicy ?? null;
     this.heartbeatMs = opts.heartbeatMs ?? 5000;
     this.buffers = new BufferBudget(opts.env.GATEWAY_BUFFER_BYTES, (used) => this.metrics.bufferedBytes.set(used));
-  }
-
-  /** large messages in flight on the JavaScript relay, across every session (buffer-budget.ts) */
-  readonly buffers: BufferBudget;
-
-  private readonly heartbeatMs: number;
-
-  get liveSessions(): number {
-    let n = 0;
-    for (const s of this.sessions) if (s.live && !s.isEnded) n++;
-    return n + (this.ssh?.liveSessions ?? 0);
+    this.sessions = new SessionRegistry({
+      config: () => this.config?.current ?? null,
+      logger: this.logger,
+      endAtExpiry: opts.env.GATEWAY_END_SESSIONS_AT_EXPIRY,
+      onTerminated: (reason) => this.metrics.sessionsTerminated.inc({ reason }),
+    });
   }
 
   get id(): string {
     return this.env.GATEWAY_ID;
   }
 
-  /** Installs a hooks factory after start (the approvals integration). */
-  setHooksFactory(f: HooksFactory | null): void {
-    this.hooksFactory = f;
+  get gatewayId(): string {
+    return this.env.GATEWAY_ID;
   }
+
+  get pool(): string {
+    return this.env.GATEWAY_POOL;
+  }
+
+  get nats(): NatsConnection {
+    if (!this.nc) throw new Error('the gateway is not started');
+    return this.nc;
+  }
+
+  /** sessions relaying now, every protocol */
+  get liveSessions(): number {
+    return this.modules.reduce((n, m) => n + (m.liveSessions?.() ?? 0), this.sessions.liveCount);
+  }
+
+  /** The port a protocol module listens on (0: not started). */
+  portOf(protocol: ProtocolName): number {
+    return this.addresses.get(protocol)?.port ?? 0;
+  }
+
+  get pgPort(): number {
+    return this.portOf('postgres');
+  }
+
+  get sshPort(): number {
+    return this.portOf('ssh');
+  }
+
+  /** A started module by protocol (tests reach into it). */
+  moduleOf(protocol: ProtocolName): ProtocolModule | null {
+    return this.modules.find((m) => m.protocol === protocol) ?? null;
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // SessionCore
+
+  currentConfig(): ActiveConfig | null {
+    return this.config?.current ?? null;
+  }
+
+  authenticate(req: AccessRequest): Promise<SessionGrant> {
+    return admit(req, { config: () => this.config.current, authFailed: (f, connection) => this.authFailed(f, connection) });
+  }
+
+  private authFailed(f: Omit<AuthFailure, 'surface'>, connection: string | null): void {
+    this.metrics.errors.inc({ kind: 'auth' });
+    this.authFailures?.report(f, connection);
+  }
+
+  startRecording(sessionId: string, grant: SessionGrant, data: Record<string, unknown>, onRecordingFailed: (err: Error) => void, logger: Logger): Promise<SessionRecorder> {
+    return startRecording(
+      { gatewayId: this.id, pool: this.pool, metrics: this.metrics, publisher: () => this.publisher, recordingAvailable: () => this.recordingAvailable() },
+      sessionId, grant, data, onRecordingFailed, logger,
+    );
+  }
+
+  approvalsFor(sessionId: string, grant: SessionGrant, recorder: SessionRecorder | null, signal: AbortSignal, logger: Logger): CommandApprovals | null {
+    if (!this.approvals) return null;
+    return createCommandApprovals({
+      client: this.approvals,
+      sessionId,
+      identity: grant.claims.sub,
+      connection: grant.connection.name,
+      gatewayId: this.id,
+      pool: this.pool,
+      policy: approvalPolicyOf(grant.policy),
+      mode: grant.claims.amode ?? grant.connection.approvalMode,
+      signal,
+      event: (type: 'approval.requested' | 'approval.decided', data: Record<string, unknown>) => recorder?.emit(type, data),
+      log: logger,
+    });
+  }
+
+  recordingAvailable(): boolean {
+    return this.natsConnected && !!this.publisher;
+  }
+
+  // ---------------------------------------------------------------------------------------------
 
   async start(): Promise<void> {
     const env = this.env;
-    this.tls = await this.loadTls();
     try {
       this.policyLib = await loadPolicyLib();
     } catch (err) {
@@ -126,9 +204,8 @@ export class Gateway {
     });
     this.config.on('change', (c: ActiveConfig) => {
       this.metrics.configRevision.set(c.revision);
-      // live sessions answer to the new config now, not at their next login
-      for (const session of [...this.sessions]) session.configChanged(c);
-      this.ssh?.configChanged(c);
+      this.sessions.configChanged(c);
+      for (const m of this.modules) m.configChanged?.(c);
     });
     this.nc = await connect({ ...natsConnectOptions(env.NATS_URL), name: `gateway-${env.GATEWAY_ID}`, maxReconnectAttempts: -1, reconnectTimeWait: 1000 });
     void this.watchNatsStatus(this.nc);
@@ -139,19 +216,27 @@ export class Gateway {
     this.metrics.parserHealth = () => this.policyLib?.parserHealth() ?? null;
     void this.ensureStream();
     this.config.start(this.nc);
-    this.subscribeCancels(this.nc);
+    if (this.opts.approvals) await this.startApprovals(this.opts.approvals, this.nc);
 
-    const laneMissing = fastLaneUnavailable();
-    this.fastLane = env.GATEWAY_FAST_LANE && !laneMissing;
-    if (env.GATEWAY_FAST_LANE && laneMissing) this.logger.warn({ reason: laneMissing }, 'fast lane unavailable: every session is relayed in JavaScript (slower, same behaviour)');
-    this.pgServer = createServer({ pauseOnConnect: false, noDelay: true }, (socket) => this.accept(socket));
-    this.pgServer.on('error', (err) => this.logger.error({ err: err.message }, 'postgres listener error'));
-    await new Promise<void>((resolve, reject) => {
-      this.pgServer!.once('error', reject);
-      this.pgServer!.listen(env.GATEWAY_PG_PORT, env.GATEWAY_PG_HOST, () => resolve());
-    });
-    this.pgPort = (this.pgServer.address() as AddressInfo).port;
-    await this.startSsh();
+    const wiring: ModuleWiring = {
+      ssh: { publisher: () => this.publisher, authFailed: (f, connection) => this.authFailures?.report(f, connection), approvals: () => this.approvals },
+    };
+    for (const protocol of env.GATEWAY_PROTOCOLS) {
+      const entry = PROTOCOL_MODULES[protocol];
+      if (!entry) {
+        this.logger.warn({ protocol }, 'this build has no module for a protocol in GATEWAY_PROTOCOLS; not served');
+        continue;
+      }
+      const module = entry.make(this.opts, wiring);
+      try {
+        this.addresses.set(protocol, await module.listen(this));
+      } catch (err) {
+        if (entry.essential) throw err;
+        this.logger.error({ protocol, err: (err as Error).message }, 'a protocol listener could not start; its sessions are unavailable on this gateway');
+        continue;
+      }
+      this.modules.push(module);
+    }
     this.httpServer = createHttpServer(this.metrics, {
       ready: () => {
         const c = this.config.current;
@@ -179,42 +264,31 @@ export class Gateway {
     );
     if (env.GATEWAY_IDLE_COMPACTION_MS > 0) {
       this.stopIdleCompaction = startIdleCompaction({
-        activity: () => this.accepted + (this.publisher?.counts.events ?? 0),
-        trimNativeHeap,
+        activity: () => this.sessions.accepted + (this.publisher?.counts.events ?? 0),
+        trimNativeHeap: () => this.modules.reduce((trimmed, m) => (m.compact?.() ?? false) || trimmed, false),
         intervalMs: env.GATEWAY_IDLE_COMPACTION_MS,
         logger: this.logger,
         onCompact: () => this.metrics.idleCompactions.inc(),
       });
     }
-    this.logger.info({ pgPort: this.pgPort, sshPort: this.sshPort, httpPort: this.httpPort, pool: env.GATEWAY_POOL, tls: !!this.tls, allowPlaintext: env.GATEWAY_ALLOW_PLAINTEXT, fastLane: this.fastLane }, 'gateway listening');
+    const ports = Object.fromEntries([...this.addresses].map(([p, a]) => [p, a.port]));
+    this.logger.info({ pgPort: this.pgPort, ports, httpPort: this.httpPort, pool: env.GATEWAY_POOL }, 'gateway listening');
   }
 
-  sshPort = 0;
-
-  private async startSsh(): Promise<void> {
-    const env = this.env;
-    const ssh = new SshListener({
-      gatewayId: env.GATEWAY_ID,
-      pool: env.GATEWAY_POOL,
-      logger: this.logger,
-      metrics: this.metrics,
-      poolKey: env.GATEWAY_POOL_KEY,
-      config: () => this.config.current,
-      publisher: () => this.publisher,
-      authFailed: (f, connection) => this.authFailures?.report(f, connection),
-      recordingAvailable: () => this.natsConnected && !!this.publisher,
-      policyFor: (policy) => this.sshPolicy?.(policy) ?? (policy ? sshPolicyOf(policy) : NO_POLICY),
-      approvals: () => this.approvalClient,
-      loginGraceMs: env.GATEWAY_SSH_LOGIN_GRACE_MS,
-      maxAuthFailures: env.GATEWAY_SSH_MAX_AUTH_FAILURES,
+  private async startApprovals(settings: ApprovalsSettings, nc: NatsConnection): Promise<void> {
+    const client = new ApprovalClient({
+      nc,
+      natsPrefix: this.env.NATS_PREFIX,
+      redisUrl: settings.redisUrl ?? this.env.REDIS_URL,
+      queuePrefix: settings.queuePrefix ?? process.env.APPROVALS_QUEUE_PREFIX ?? 'bull',
+      verificationKeys: () => this.config.current?.snapshot.verificationKeys ?? [],
+      gatewayKey: () => this.config.current?.eventKey ?? null,
+      log: this.logger.child({ component: 'approvals' }),
+      registry: this.metrics.registry,
+      ...(settings.graceSeconds !== undefined ? { graceSeconds: settings.graceSeconds } : {}),
     });
-    try {
-      this.sshPort = await ssh.start(env.GATEWAY_SSH_PORT, env.GATEWAY_SSH_HOST);
-      this.ssh = ssh;
-    } catch (err) {
-      // Postgres sessions do not depend on it: the gateway serves on, and says so loudly
-      this.logger.error({ err: (err as Error).message, port: env.GATEWAY_SSH_PORT }, 'SSH listener could not start; SSH sessions are unavailable on this gateway');
-    }
+    await client.start();
+    this.approvals = client;
   }
 
   private async ensureStream(): Promise<void> {
@@ -237,8 +311,8 @@ export class Gateway {
       if (s.type === 'disconnect') {
         this.natsConnected = false;
         this.logger.warn('NATS disconnected; serving on the last config; sessions that require recording are ended');
-        for (const session of [...this.sessions]) session.recordingLost();
-        this.ssh?.recordingLost();
+        this.sessions.recordingLost();
+        for (const m of this.modules) m.recordingLost?.();
       } else if (s.type === 'reconnect') {
         this.natsConnected = true;
         this.logger.info('NATS reconnected');
@@ -247,103 +321,17 @@ export class Gateway {
     this.natsConnected = false; // closed
   }
 
-  private subscribeCancels(nc: NatsConnection): void {
-    const subject = natsNames(this.env.NATS_PREFIX).cancel(this.env.GATEWAY_POOL);
-    this.cancelSub = nc.subscribe(subject, {
-      callback: (err, msg) => {
-        if (err) return;
-        try {
-          const body = msg.json<{ pid: number; secret: string; from: string }>();
-          if (body.from === this.id || typeof body.pid !== 'number' || typeof body.secret !== 'string') return;
-          const target = this.cancels.lookup(body.pid, Buffer.from(body.secret, 'base64'));
-          if (target) {
-            this.logger.info({ pid: body.pid, from: body.from }, 'cancel relayed from another gateway');
-            // answered once delivered: the asking gateway closes its client's cancel socket only then
-            void sendUpstreamCancel(target).then(() => {
-              if (msg.reply) msg.respond('delivered');
-            });
-          }
-        } catch {
-          // not ours to parse
-        }
-      },
-    });
-  }
-
-  /** Settles when the gateway holding the key answered that it delivered the cancel, or after RELAYED_CANCEL_WAIT_MS. */
-  private async relayCancel(pid: number, secret: Buffer): Promise<void> {
-    if (!this.nc || this.nc.isClosed()) return;
-    try {
-      const body = JSON.stringify({ pid, secret: secret.toString('base64'), from: this.id });
-      await this.nc.request(natsNames(this.env.NATS_PREFIX).cancel(this.env.GATEWAY_POOL), body, { timeout: RELAYED_CANCEL_WAIT_MS });
-    } catch {
-      // no gateway knows the key (or none answered in time): cancels are best effort, as in Postgres
-    }
-  }
-
-  private async loadTls(): Promise<SecureContext> {
-    if (this.env.GATEWAY_TLS_CERT && this.env.GATEWAY_TLS_KEY) {
-      return createSecureContext({ cert: readFileSync(this.env.GATEWAY_TLS_CERT), key: readFileSync(this.env.GATEWAY_TLS_KEY) });
-    }
-    const pems = await generateCert([{ name: 'commonName', value: 'portcullis-gateway' }], { keySize: 2048, algorithm: 'sha256' } as never);
-    this.logger.info('using a self-signed TLS certificate (set GATEWAY_TLS_CERT/GATEWAY_TLS_KEY in production)');
-    return createSecureContext({ cert: pems.cert, key: pems.private });
-  }
-
-  private accept(socket: Socket): void {
-    this.accepted++;
-    const session = new ClientSession(socket, {
-      gatewayId: this.id,
-      pool: this.env.GATEWAY_POOL,
-      logger: this.logger,
-      metrics: this.metrics,
-      config: () => this.config.current,
-      tls: this.tls,
-      allowPlaintext: this.env.GATEWAY_ALLOW_PLAINTEXT,
-      fastLane: this.fastLane,
-      endAtExpiry: this.env.GATEWAY_END_SESSIONS_AT_EXPIRY,
-      cancels: this.cancels,
-      buffers: { process: this.buffers, sessionBytes: this.env.GATEWAY_SESSION_BUFFER_BYTES },
-      relayCancel: (pid, secret) => this.relayCancel(pid, secret),
-      publisher: () => this.publisher,
-      authFailed: (f, connection) => this.authFailures?.report(f, connection),
-      recordingAvailable: () => this.natsConnected && !!this.publisher,
-      hooksFor: (info) => this.hooksFor(info),
-      onEnd: (s) => this.sessions.delete(s),
-    });
-    this.sessions.add(session);
-    void session.run();
-  }
-
-  private hooksFor(info: SessionInfo): SessionHooks {
-    let hooks: SessionHooks = ALLOW_ALL_HOOKS;
-    if (info.policy && this.policyLib) {
-      hooks = createPolicyHooks({
-        // read at each statement: configChanged may move the session to a newer version of its policy
-        policy: () => info.policy!,
-        lib: this.policyLib,
-        maskingKey: info.config.maskingKey,
-        side: new SideConnection(info.openSide),
-        logger: this.logger.child({ session: info.sessionId }),
-        onStatementTooComplex: () => this.metrics.statementsTooComplex.inc(),
-      });
-    }
-    return this.hooksFactory ? this.hooksFactory(info, hooks, this) : hooks;
-  }
-
   async stop(): Promise<void> {
+    // held approvals are cancelled first: their sessions end with this gateway
+    await this.approvals?.close();
     this.authFailures?.stop();
     this.stopHeartbeat?.();
     this.stopIdleCompaction?.();
-    const sshStopped = this.ssh?.stop();
-    await new Promise<void>((resolve) => (this.pgServer ? this.pgServer.close(() => resolve()) : resolve()));
-    for (const s of [...this.sessions]) s.shutdown();
-    await sshStopped;
-    await Promise.allSettled([...this.sessions].map((s) => s.flushEvents()));
+    await Promise.allSettled(this.modules.map((m) => m.close()));
+    await this.sessions.shutdown();
     await new Promise<void>((resolve) => (this.httpServer ? this.httpServer.close(() => resolve()) : resolve()));
     this.httpServer?.closeAllConnections?.();
     await this.config?.stop();
-    this.cancelSub?.unsubscribe();
     if (this.nc && !this.nc.isClosed()) await this.nc.drain().catch(() => this.nc?.close());
   }
 }

@@ -1,15 +1,13 @@
 import { loadGatewayEnv } from './env.js';
 import { Gateway } from './gateway.js';
 import { createLogger } from './logger.js';
-import { installApprovals } from './approvals/approvals-hooks.js';
-import type { ApprovalClient } from './approvals/approval-client.js';
 
 const env = loadGatewayEnv();
 const logger = createLogger(env.LOG_LEVEL, { gateway: env.GATEWAY_ID, pool: env.GATEWAY_POOL });
-const gateway = new Gateway({ env, logger });
+// approvals of held commands are on (REDIS_URL, APPROVALS_QUEUE_PREFIX)
+const gateway = new Gateway({ env, logger, approvals: {} });
 
-let approvals: ApprovalClient | null = null;
-gateway.start().then(async () => { approvals = await installApprovals(gateway); }).catch((err: Error) => {
+gateway.start().catch((err: Error) => {
   logger.fatal({ err: err.message }, 'gateway failed to start');
   process.exit(1);
 });
@@ -20,8 +18,7 @@ for (const sig of ['SIGINT', 'SIGTERM'] as const) {
     if (stopping) process.exit(1);
     stopping = true;
     logger.info({ sig }, 'stopping');
-    // held approvals are cancelled first: their sessions end with this gateway
-    (approvals?.close() ?? Promise.resolve()).then(() => gateway.stop()).then(
+    gateway.stop().then(
       () => process.exit(0),
       () => process.exit(1),
     );

@@ -5,7 +5,7 @@ import type { Gateway } from '../src/gateway.js';
 import { startHarness, type Harness } from './support/harness.js';
 
 /**
- * The buffer budget (postgres/buffer-budget.ts): large messages on the JavaScript relay reserve
+ * The buffer budget (core/buffer-budget.ts): large messages on the JavaScript relay reserve
  * their size from a per-session share and a process-wide budget; a session that cannot get it stops
  * being read until others have delivered theirs. Several sessions pulling large rows at once all get
  * them whole and correct, while the gateway never holds more than its budget.

@@ -6,7 +6,7 @@ import {
   configSnapshotSchema, ensureBucket, formatIssues, natsNames, openSealed, verifyConfigSnapshot,
   type ConfigSnapshot, type ConnectionConfig, type Ed25519PublicJwk, type JwsKeyCache,
 } from '@portcullis/protocol';
-import type { PolicyEngineLike, PolicyLib } from '../policy/policy-lib.js';
+import type { PolicyDocument, PolicyEngine, PolicyLib } from '../core/policy-lib.js';
 import type { Logger } from '../logger.js';
 
 /** A connection of the snapshot with its secret opened. Never logged, never sent to a client. */
@@ -18,8 +18,8 @@ export interface ResolvedPolicy {
   name: string;
   version: number;
   /** the document as validated by @portcullis/policy */
-  document: unknown;
-  engine: PolicyEngineLike;
+  document: PolicyDocument;
+  engine: PolicyEngine;
   /** true when the document has masking rules: the relay then needs row layouts */
   masks: boolean;
 }

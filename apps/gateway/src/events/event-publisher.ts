@@ -1,10 +1,11 @@
 import { createHmac, createSecretKey, randomUUID, type KeyObject } from 'node:crypto';
 import { createInbox, headers, type NatsConnection, type Subscription } from '@nats-io/transport-node';
 import { jetstreamManager } from '@nats-io/jetstream';
-import { canonicalJsonFast, ensureStream, eventStreamSettings, EVENT_BATCH_SIG_HEADER, EVENT_PARTITIONS, eventPartition, MAX_EVENT_BATCH_BYTES, MAX_EVENT_BATCH_EVENTS, natsNames } from '@portcullis/protocol';
+import { canonicalJsonFast, ensureStream, eventStreamSettings, EVENT_BATCH_SIG_HEADER, EVENT_PARTITIONS, eventPartition, MAX_EVENT_BATCH_BYTES, MAX_EVENT_BATCH_EVENTS, natsNames, type SESSION_EVENT_TYPES } from '@portcullis/protocol';
 import type { Logger } from '../logger.js';
 
-export type SessionEventType = 'session.start' | 'query' | 'decision' | 'result' | 'statement' | 'approval.requested' | 'approval.decided' | 'session.end';
+/** The session event types of libs/protocol (the recorder's schema): one list for every protocol module. */
+export type SessionEventType = (typeof SESSION_EVENT_TYPES)[number];
 
 /** An event could not be persisted on JetStream. */
 export class RecordingError extends Error {

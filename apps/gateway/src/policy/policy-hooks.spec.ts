@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest';
 import type { Logger } from '../logger.js';
 import type { SideConnection } from '../postgres/side-connection.js';
 import { createPolicyHooks, parseCopyTo } from './policy-hooks.js';
-import type { PolicyLib } from './policy-lib.js';
+import type { PolicyLib } from '../core/policy-lib.js';
 
 describe('parseCopyTo', () => {
   it.each([

@@ -2,7 +2,7 @@ import type { RowField } from '@portcullis/protocol';
 import type { ResolvedPolicy } from '../config/config-store.js';
 import type { Logger } from '../logger.js';
 import type { SideConnection } from '../postgres/side-connection.js';
-import type { MaskingPlanLike, PolicyLib } from './policy-lib.js';
+import type { MaskingPlan, PolicyDocument, PolicyLib } from '../core/policy-lib.js';
 import type { ColumnMasking, FunctionCallDecision, FunctionCallInfo, ResultField, RowMasker, RowPlan, SessionHooks, StatementInfo, Verdict } from './session-hooks.js';
 
 export interface PolicyHooksOptions {
@@ -36,7 +36,7 @@ const MAX_CACHED_PLANS = 64;
 export function createPolicyHooks(opts: PolicyHooksOptions): SessionHooks & { close(): void } {
   const { lib, maskingKey, side, logger } = opts;
   const started = opts.policy();
-  const recordResults = lib.resultRecordingOf?.(started.document) ?? null;
+  const recordResults = lib.resultRecordingOf(started.document);
   /**
    * table OID → `schema.table`, its column names by attribute number and its generated columns (which
    * `COPY table TO` leaves out); null when the OID is not a table
@@ -67,7 +67,7 @@ export function createPolicyHooks(opts: PolicyHooksOptions): SessionHooks & { cl
   // (RowDescription's table OID and attribute number), whatever the query called it: `SELECT ssn AS x`
   // and `SELECT x FROM (SELECT ssn AS x …) s` still come from ssn. What a rule cannot see that way
   // (expressions, copies) the policy refuses before the statement runs (libs/policy column-flows.ts).
-  const columnRules = ((started.document as { masking?: { columns?: unknown[] }[] }).masking ?? []).some((r) => (r.columns?.length ?? 0) > 0);
+  const columnRules = (started.document.masking ?? []).some((r) => (r.columns?.length ?? 0) > 0);
   const resolveTables = async (oids: number[]): Promise<void> => {
     const missing = [...new Set(oids)].filter((o) => o !== 0 && !tables.has(o));
     if (missing.length === 0) return;
@@ -92,7 +92,8 @@ export function createPolicyHooks(opts: PolicyHooksOptions): SessionHooks & { cl
   const toFields = (fields: RowField[]): ResultField[] =>
     fields.map((f) => {
       const t = tables.get(f.tableOid);
-      const r: ResultField = { name: f.name, tableOid: f.tableOid, columnAttr: f.columnAttr, typeOid: f.typeOid, format: f.format };
+      // the server's format codes are 0 (text) and 1 (binary)
+      const r: ResultField = { name: f.name, tableOid: f.tableOid, columnAttr: f.columnAttr, typeOid: f.typeOid, format: f.format as 0 | 1 };
       if (t) {
         r.table = t.name;
         const column = t.columns.get(f.columnAttr);
@@ -112,7 +113,7 @@ export function createPolicyHooks(opts: PolicyHooksOptions): SessionHooks & { cl
   // kept per layout for the session instead of being rebuilt per result.
   const plans = new Map<string, RowPlan>();
   /** the library plan behind a cached masker, for COPY (which gets a line masker of its own format) */
-  const planOf = new WeakMap<RowMasker, MaskingPlanLike>();
+  const planOf = new WeakMap<RowMasker, MaskingPlan>();
   const plan = (fields: ResultField[]): RowPlan => {
     let key = '';
     for (const f of fields) key += `${f.name}\0${f.tableOid}\0${f.columnAttr}\0${f.typeOid}\0${f.format}\0${f.table ?? ''}\x01`;
@@ -124,7 +125,7 @@ export function createPolicyHooks(opts: PolicyHooksOptions): SessionHooks & { cl
     return made;
   };
   const buildPlan = (fields: ResultField[]): RowPlan => {
-    let p: MaskingPlanLike | { kind: 'refuse'; reason: string } | null;
+    let p: ReturnType<PolicyLib['createMaskingPlan']>;
     try {
       p = lib.createMaskingPlan(started.document, fields, { hmacKey: maskingKey });
     } catch (err) {
@@ -132,10 +133,10 @@ export function createPolicyHooks(opts: PolicyHooksOptions): SessionHooks & { cl
       return { kind: 'refuse', reason: 'the gateway could not build a masking plan for this result; it was withheld' };
     }
     if (!p) return null;
-    if ('kind' in p && p.kind === 'refuse') return { kind: 'refuse', reason: `result refused by masking policy: ${p.reason}` };
-    const masker = wrapPlan(p as MaskingPlanLike, fields);
+    if (p.kind === 'refuse') return { kind: 'refuse', reason: `result refused by masking policy: ${p.reason}` };
+    const masker = wrapPlan(p);
     if (recordResults) masker.describe = describeColumns(lib, started.document, fields);
-    planOf.set(masker, p as MaskingPlanLike);
+    planOf.set(masker, p);
     return { kind: 'mask', masker };
   };
 
@@ -205,7 +206,7 @@ export function createPolicyHooks(opts: PolicyHooksOptions): SessionHooks & { cl
       return refused('its format options do not fit its columns');
     }
     // a masker per COPY: with HEADER, its first line is the header
-    return { kind: 'mask', masker: wrapPlan(libPlan, resultFields, maskLine) };
+    return { kind: 'mask', masker: wrapPlan(libPlan, maskLine) };
   };
 
   /** function OID → its schema, name and return type (null: no such function), looked up once per session */
@@ -264,13 +265,13 @@ export function createPolicyHooks(opts: PolicyHooksOptions): SessionHooks & { cl
 }
 
 /** Per column of a layout, how its masking plan treats it (computed once, at the first kept row). */
-function describeColumns(lib: PolicyLib, document: unknown, fields: ResultField[]): () => (ColumnMasking | null)[] {
+function describeColumns(lib: PolicyLib, document: PolicyDocument, fields: ResultField[]): () => (ColumnMasking | null)[] {
   let described: (ColumnMasking | null)[] | null = null;
   return () => {
     if (described) return described;
     described = fields.map(() => null);
     try {
-      const x = lib.explainMaskingPlan?.(document, fields) as { columns?: { index: number; action: string; rule?: string; strategy?: string; detectors?: { detector: string; rule: string; strategy: string }[] }[] } | undefined;
+      const x = lib.explainMaskingPlan(document, fields) as { columns?: { index: number; action: string; rule?: string; strategy?: string; detectors?: { detector: string; rule: string; strategy: string }[] }[] } | undefined;
       for (const c of x?.columns ?? []) {
         if (c.action === 'mask' && c.rule) described[c.index] = { by: 'rule', rule: c.rule, strategy: c.strategy ?? '' };
         else if (c.action === 'scan' && c.detectors?.length) described[c.index] = { by: 'detectors', detectors: c.detectors };
@@ -297,31 +298,15 @@ function sameLayout(a: RowField[], b: RowField[]): boolean {
   return true;
 }
 
-function wrapPlan(p: MaskingPlanLike, fields: ResultField[], maskLine: (line: Buffer) => unknown = (line) => p.maskCopyLine(line)): RowMasker {
-  const columns = (p.maskedColumns ?? []).map((c) => {
-    if (typeof c === 'string') return c;
-    if (typeof c === 'number') return fields[c]?.name ?? String(c);
-    const o = c as { name?: string; column?: string; index?: number };
-    return o.name ?? o.column ?? (o.index !== undefined ? fields[o.index]?.name : undefined) ?? '?';
-  });
-  const maskedSoFar = (): number | undefined => (typeof p.maskedValues === 'number' ? p.maskedValues : p.stats?.().values);
+/** A library plan as the relay's RowMasker; `maskLine` masks one COPY line (default: the default text format). */
+function wrapPlan(p: MaskingPlan, maskLine: (line: Buffer) => Buffer = (line) => p.maskCopyLine(line)): RowMasker {
   return {
-    columns,
+    columns: p.maskedColumns,
     maskDataRow: (row, out) => p.maskDataRow(row, out),
     maskCopyLine: (line) => {
-      const before = maskedSoFar();
-      const r = maskLine(line);
-      if (r && typeof r === 'object' && 'line' in (r as object)) {
-        const o = r as { line: Buffer | string; changed: number };
-        return { line: o.line, changed: o.changed };
-      }
-      const out = (typeof r === 'string' || Buffer.isBuffer(r) ? r : line) as Buffer | string;
-      const after = maskedSoFar();
-      const changed =
-        before !== undefined && after !== undefined
-          ? after - before
-          : typeof out === 'string' ? (out === line.toString('utf8') ? 0 : 1) : out === line ? 0 : 1;
-      return { line: out, changed };
+      const before = p.maskedValues;
+      const out = maskLine(line);
+      return { line: out, changed: p.maskedValues - before };
     },
   };
 }

@@ -1,4 +1,5 @@
 import type { DataRowView, DataRowWriter, RowField } from '@portcullis/protocol';
+import type { PolicyDecision } from '../core/policy-lib.js';
 
 /** A statement as the relay sees it at a policy point. */
 export interface StatementInfo {
@@ -10,22 +11,16 @@ export interface StatementInfo {
   portal?: string;
 }
 
-export type PolicyAction = 'allow' | 'block' | 'require_approval';
+export type PolicyAction = PolicyDecision['action'];
 
-/** A decision on one statement (a simple Query with several statements gets one, the most restrictive). */
-export interface Verdict {
-  action: PolicyAction;
-  rule: string | null;
-  reason: string | null;
-  kinds?: string[];
-  cached?: boolean;
-  /** the SQLSTATE a block is refused with when not 42501 (54001: statement too complex; 53000: parser restarting) */
-  sqlstate?: string;
-  /** the policy version that decided, when it is not the one the session started with */
-  policyVersion?: number;
-  /** the masking rule of a masked column the statement reads or writes: its error and notice texts are withheld */
-  masked?: string;
-}
+/**
+ * A decision on one statement (a simple Query with several statements gets one, the most restrictive):
+ * the policy's Decision as the relay carries it. `reason` is null where the gateway decides without the
+ * policy (no policy on the connection); `policyVersion` names the policy version that decided when it
+ * is not the one the session started with.
+ */
+export type Verdict = Pick<PolicyDecision, 'action' | 'rule' | 'sqlstate' | 'masked'> &
+  Partial<Pick<PolicyDecision, 'kinds' | 'cached'>> & { reason: string | null; policyVersion?: number };
 
 /**
  * What became of a statement that needed approval. `approved` → it runs as sent; otherwise the
@@ -36,17 +31,7 @@ export type ApprovalOutcome =
   | { approved: false; approvalId?: string; code?: string; message: string; detail?: string };
 
 /** A column of a result as the masking engine wants it. */
-export interface ResultField {
-  name: string;
-  tableOid: number;
-  columnAttr: number;
-  typeOid: number;
-  format: number;
-  /** `schema.table` when the relay could resolve tableOid; absent otherwise */
-  table?: string;
-  /** the table column it is (tableOid/columnAttr), when resolved and named otherwise in the query */
-  column?: string;
-}
+export type ResultField = import('@portcullis/policy').ResultField;
 
 /**
  * How the masking plan treats one column of a result (for the kept rows of `recording.results`):

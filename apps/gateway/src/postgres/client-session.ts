@@ -24,38 +24,34 @@ import {
   requestedLexingProblem,
   startupSettings,
   BackendMessageType as B,
-  type AuthFailure,
   type PgFrame,
 } from '@portcullis/protocol';
-import { CredentialError, accessCallerOf, claimedSubject, verifyCredential, type VerifiedCredential } from '../auth/credential-verifier.js';
-import type { ActiveConfig, ResolvedPolicy } from '../config/config-store.js';
+import type { ResolvedPolicy } from '../config/config-store.js';
+import { AccessRefused } from '../core/access.js';
+import type { BufferBudget } from '../core/buffer-budget.js';
+import type { AccessRefusalReason, LiveSession, SessionCore, SessionEnding, SessionGrant } from '../core/session-core.types.js';
 import { decisionJson, queryJson, resultJson, statementJson } from '../events/event-json.js';
-import { SessionRecorder, type EventPublisher } from '../events/event-publisher.js';
+import type { SessionRecorder } from '../events/event-publisher.js';
 import type { GatewayMetrics } from '../http/metrics.js';
 import type { Logger } from '../logger.js';
 import type { SessionHooks } from '../policy/session-hooks.js';
-import type { BufferBudget } from './buffer-budget.js';
 import { sendUpstreamCancel, type CancelRegistry } from './cancel-registry.js';
 import { LOG_HEAD, LaneSide, laneLengthError, openLane, type NativeLane } from './fast-lane.js';
-import { reviewLiveSession } from './live-config.js';
 import { MessageReader } from './message-reader.js';
 import { LexingStateError, RelayMachine } from './relay-machine.js';
 import type { SocketReads } from './socket-reads.js';
 import { connectUpstream, UpstreamError, type UpstreamSession } from './upstream.js';
 
-/** What a session needs from its gateway. */
+/** What a session needs from the core and its module (postgres-module.ts). */
 export interface SessionContext {
-  gatewayId: string;
-  pool: string;
+  core: SessionCore;
+  /** the core's, for short */
   logger: Logger;
   metrics: GatewayMetrics;
-  config(): ActiveConfig | null;
   tls: SecureContext | null;
   allowPlaintext: boolean;
   /** relay plaintext sessions that mask nothing through the native fast lane (fast-lane.ts) */
   fastLane?: boolean;
-  /** end each session when its credential expires (GATEWAY_END_SESSIONS_AT_EXPIRY) */
-  endAtExpiry?: boolean;
   cancels: CancelRegistry;
   /** memory for large messages in flight: the process's budget and one session's share (buffer-budget.ts) */
   buffers?: { process: BufferBudget; sessionBytes: number };
@@ -64,29 +60,44 @@ export interface SessionContext {
    * the gateway holding the key has delivered it upstream, or when none answered in time.
    */
   relayCancel(pid: number, secret: Buffer): Promise<void>;
-  publisher(): EventPublisher | null;
-  /** a refused credential, for the audit trail (auth.failed) */
-  authFailed?(f: Omit<AuthFailure, 'surface'>, connection: string | null): void;
-  /** false while the gateway knows it is cut off from NATS: required recording then refuses at once */
-  recordingAvailable?(): boolean;
-  hooksFor(s: SessionInfo): SessionHooks;
-  onEnd(s: ClientSession): void;
+  /** the SQL policy hooks of an admitted session (with approvals when the core has them) */
+  hooksFor(s: SessionInfo, io: SessionIo): SessionHooks;
 }
 
-/** Who and what a session is, once authenticated. */
-export interface SessionInfo {
+/** Who and what a session is, once the core admitted it. */
+export interface SessionInfo extends SessionGrant {
   sessionId: string;
-  credential: VerifiedCredential;
-  policy: ResolvedPolicy | null;
-  config: ActiveConfig;
   /** Opens another upstream connection with the session's target credentials (side lookups). */
   openSide(): Promise<UpstreamSession>;
-  /** For held statements (apps/gateway/src/approvals): a whole frame to the client (a NoticeResponse). */
-  notify?(frame: Buffer): void;
-  /** For held statements: records approval.requested / approval.decided. */
-  emit?(type: 'approval.requested' | 'approval.decided', data: Record<string, unknown>): void;
-  /** Aborted when the session ends: a held approval is then cancelled. */
-  signal?: AbortSignal;
+}
+
+/** What the session's hooks may use of the session itself (held statements). */
+export interface SessionIo {
+  /** a whole frame to the client (the NoticeResponse naming a held statement's approval) */
+  toClient(frame: Buffer): void;
+  recorder: SessionRecorder | null;
+  /** aborted when the session ends: a held approval is then cancelled */
+  signal: AbortSignal;
+  log: Logger;
+}
+
+/** The SQLSTATE each refusal of the core is given to a Postgres client. */
+const REFUSAL_SQLSTATES: Record<AccessRefusalReason, string> = {
+  no_config: '57P03',
+  recording_unavailable: '57P03',
+  unknown_connection: '3D000',
+  wrong_protocol: '28000',
+  policy_unavailable: '55000',
+  auth_invalid: '28P01',
+  auth_expired: '28P01',
+  auth_revoked: '28P01',
+  auth_wrong_connection: '28P01',
+  auth_not_allowed: '28P01',
+};
+
+function refusalOf(err: AccessRefused): SessionRefused {
+  const code = REFUSAL_SQLSTATES[err.reason];
+  return new SessionRefused(code, code === '28P01' ? `password authentication failed: ${err.message}` : err.message, err.reason);
 }
 
 /** While a hook holds the client direction, its bytes are still read (so a disconnect is seen) up to this much. */
@@ -139,8 +150,9 @@ class SessionRefused extends Error {
  * connect, session.start) done here, then the relay: this adapter owns both sockets, batches writes,
  * applies backpressure both ways, and feeds frames to the RelayMachine.
  */
-export class ClientSession {
+export class ClientSession implements LiveSession {
   readonly id = randomUUID();
+  readonly protocol = 'postgres';
   private readonly log: Logger;
   private client: Socket;
   private upstream: Socket | null = null;
@@ -232,7 +244,7 @@ export class ClientSession {
       else this.ended = true;
     } finally {
       // a session that ended before its relay started (a CancelRequest, a refusal) leaves the gateway's set too
-      if (this.ended) this.ctx.onEnd(this);
+      if (this.ended) this.ctx.core.sessions.ended(this);
     }
   }
 
@@ -315,7 +327,7 @@ export class ClientSession {
 
   private async authenticate(params: Record<string, string>): Promise<SessionInfo | null> {
     const database = params.database || params.user || '';
-    if (!this.ctx.config()) {
+    if (!this.ctx.core.currentConfig()) {
       throw new SessionRefused('57P03', 'the gateway has not received its configuration yet; try again shortly', 'no_config');
     }
     if (!this.clientTls && !this.ctx.allowPlaintext) {
@@ -345,91 +357,40 @@ export class ClientSession {
     reader.detach();
     if (f.type !== F.Password) throw new ProtocolError('malformed', 'expected a password message');
     const { password } = decodePassword(f.payload);
-    const config = this.ctx.config();
-    if (!config) throw new SessionRefused('57P03', 'the gateway has no configuration', 'no_config');
-    let credential: VerifiedCredential;
+    let grant: SessionGrant;
     try {
-      credential = await verifyCredential(password, database, config);
+      grant = await this.ctx.core.authenticate({ protocol: 'postgres', token: password, connection: database, source: this.client.remoteAddress ?? null, claimedUser: params.user || null });
     } catch (err) {
-      if (err instanceof CredentialError) {
-        this.ctx.metrics.errors.inc({ kind: 'auth' });
-        this.ctx.authFailed?.(
-          { source: this.client.remoteAddress ?? null, identity: claimedSubject(password) ?? (params.user || null), reason: err.reason, target: database, detail: err.message },
-          database,
-        );
-        if (err.reason === 'unknown_connection') throw new SessionRefused('3D000', err.message, 'unknown_connection');
-        throw new SessionRefused('28P01', `password authentication failed: ${err.message}`, `auth_${err.reason}`);
-      }
+      if (err instanceof AccessRefused) throw refusalOf(err);
       throw err;
     }
-    const conn = credential.connection;
-    let policy: ResolvedPolicy | null = null;
-    if (conn.policy) {
-      policy = config.policies.get(conn.policy) ?? null;
-      if (!policy) {
-        throw new SessionRefused('55000', `the policy of connection "${conn.name}" is not available on this gateway; sessions are refused until it is`, 'policy_unavailable');
-      }
-    }
-    const sessionId = this.id;
+    const conn = grant.connection;
     const openSide = (): Promise<UpstreamSession> => connectUpstream(conn, { application_name: 'portcullis-gateway' });
-    return {
-      sessionId, credential, policy, config, openSide,
-      notify: (b) => this.toClient(b),
-      emit: (type, data) => this.recorder?.emit(type, data),
-      signal: this.aborter.signal,
-    };
+    return { ...grant, sessionId: this.id, openSide };
   }
 
   private async connect(info: SessionInfo, params: Record<string, string>): Promise<void> {
-    const { credential, config } = info;
+    const { claims } = info;
     this.info = info;
-    const conn = credential.connection;
+    const conn = info.connection;
     // Every setting the client asked for goes to the target, or the session is refused saying why.
     const refused = (info.policy?.document as { refusedSettings?: string[] } | undefined)?.refusedSettings ?? DEFAULT_REFUSED_SETTINGS;
     const asked = startupSettings(params, refused);
     if (asked.kind === 'refused') throw new SessionRefused(asked.code, asked.message, 'setting_refused');
     const passed: Record<string, string> = {};
     for (const s of asked.settings) passed[s.name] = s.value;
-    this.recorder = new SessionRecorder(
-      this.ctx.publisher(),
-      { sessionId: this.id, identity: credential.claims.sub, connection: conn.name, gateway: this.ctx.gatewayId },
-      config.eventKey,
-      conn.recording,
-      this.log,
-      (err) => this.recordingFailed(err),
-    );
-    const clientAddr = this.client.remoteAddress ?? null;
+    const start = {
+      clientAddr: this.client.remoteAddress ?? null,
+      user: params.user ?? null,
+      database: conn.name,
+      applicationName: params.application_name ?? null,
+      tls: this.clientTls,
+    };
     try {
-      const start = {
-        clientAddr,
-        user: params.user ?? null,
-        database: conn.name,
-        applicationName: params.application_name ?? null,
-        tls: this.clientTls,
-        pool: this.ctx.pool,
-        policy: info.policy?.name ?? null,
-        policyVersion: info.policy?.version ?? null,
-        subject: credential.claims.sub,
-        groups: credential.claims.groups,
-        tokenId: credential.claims.jti,
-      };
-      if (conn.recording === 'required') {
-        // Known to be cut off from NATS: refuse now rather than after the publish timeouts.
-        if (this.ctx.recordingAvailable?.() === false) throw new Error('not connected to NATS');
-        await this.recorder.record('session.start', start);
-      } else {
-        // Best-effort: the session does not wait for the ack (with NATS down, every connect would
-        // hang for the publish timeouts). Events stay in order: they go out on one connection.
-        this.recorder.emit('session.start', start);
-      }
+      this.recorder = await this.ctx.core.startRecording(this.id, info, start, (err) => this.recordingFailed(err), this.log);
     } catch (err) {
-      if (conn.recording === 'required') {
-        this.ctx.metrics.errors.inc({ kind: 'recording' });
-        this.log.warn({ err: (err as Error).message }, 'session.start not recorded; session refused');
-        const refusal = new SessionRefused('57P03', 'session recording is unavailable and this connection requires it; try again later', 'recording_unavailable');
-        this.recorder = null;
-        throw refusal;
-      }
+      if (err instanceof AccessRefused) throw refusalOf(err);
+      throw err;
     }
     // The settings the gateway's parser depends on, pinned as the client's own: a client-given value
     // outranks ALTER ROLE/DATABASE … SET and postgresql.conf, so neither those nor a reload can change
@@ -478,8 +439,8 @@ export class ClientSession {
       this.cancelPid = key.pid;
       this.clientKey = key;
     }
-    const clientUser = params.user ?? credential.claims.sub;
-    const hooks = this.ctx.hooksFor(info);
+    const clientUser = params.user ?? claims.sub;
+    const hooks = this.ctx.hooksFor(info, { toClient: (b) => this.toClient(b), recorder: this.recorder, signal: this.aborter.signal, log: this.log });
     this.hooks = hooks;
     this.machine = new RelayMachine(
       hooks,
@@ -508,43 +469,14 @@ export class ClientSession {
     this.live = true;
     this.ctx.metrics.sessions.inc({ outcome: 'ok' });
     this.ctx.metrics.liveSessions.inc();
-    this.log.info({ connection: conn.name, subject: credential.claims.sub, tls: this.clientTls, upstreamTls: up.tls }, 'session started');
+    this.log.info({ connection: conn.name, subject: claims.sub, tls: this.clientTls, upstreamTls: up.tls }, 'session started');
     this.startRelay();
-    // a config that arrived while this session was connecting upstream
-    const now = this.ctx.config();
-    if (now && now !== config) this.configChanged(now);
-    if (!this.ended && this.ctx.endAtExpiry && credential.expiresAt !== null) this.endAtExpiry(credential.expiresAt);
-    // A session resting on an access grant is reviewed again the moment the grant ends, not at the next config.
-    const grantEnds = accessCallerOf(credential.claims, credential.expiresAt).grants[0]?.until;
-    if (!this.ended && grantEnds !== undefined) this.reviewAt(grantEnds);
+    // answers to a config that arrived while it was connecting upstream; its grant's end is watched
+    this.ctx.core.sessions.live(this);
   }
 
-  private expiryTimer: NodeJS.Timeout | null = null;
-  private reviewTimer: NodeJS.Timeout | null = null;
-
-  private reviewAt(when: number): void {
-    const wait = Math.min(when - Date.now(), 2 ** 31 - 1);
-    this.reviewTimer = setTimeout(() => {
-      if (this.ended) return;
-      if (Date.now() < when) return this.reviewAt(when);
-      const config = this.ctx.config();
-      if (config) this.configChanged(config);
-    }, Math.max(0, wait));
-    this.reviewTimer.unref();
-  }
   /** armed while the machine holds statements' starts (see watchHeldStarts) */
   private heldStartsTimer: NodeJS.Timeout | null = null;
-
-  private endAtExpiry(expiresAt: number): void {
-    // setTimeout holds at most ~24.8 days: a longer wait is taken in steps
-    const wait = Math.min(expiresAt - Date.now(), 2 ** 31 - 1);
-    this.expiryTimer = setTimeout(() => {
-      if (this.ended) return;
-      if (Date.now() < expiresAt) return this.endAtExpiry(expiresAt);
-      this.terminate('57P01', 'terminating connection: the gateway credential of this session expired', 'credential_expired');
-    }, Math.max(0, wait));
-    this.expiryTimer.unref();
-  }
 
   private info: SessionInfo | null = null;
   private clientKey: { pid: number; secret: Buffer } | null = null;
@@ -1044,8 +976,6 @@ export class ClientSession {
     this.ended = true;
     this.releaseBuffers();
     this.aborter.abort();
-    if (this.expiryTimer) clearTimeout(this.expiryTimer);
-    if (this.reviewTimer) clearTimeout(this.reviewTimer);
     if (this.heldStartsTimer) clearTimeout(this.heldStartsTimer);
     // statements still running: their query and decision are recorded before the end
     this.machine?.releaseStarts(Infinity);
@@ -1082,7 +1012,7 @@ export class ClientSession {
         bytesOut: this.bytesOut,
       });
     }
-    this.ctx.onEnd(this);
+    this.ctx.core.sessions.ended(this);
   }
 
   /**
@@ -1094,30 +1024,25 @@ export class ClientSession {
     this.recordingFailed(new Error('disconnected from NATS'));
   }
 
-  /**
-   * A config arrived after this session authenticated (the gateway calls this for every session; a
-   * session still connecting upstream reviews the newest one when it goes live). See reviewLiveSession.
-   */
-  configChanged(config: ActiveConfig): void {
-    const info = this.info;
-    if (this.ended || !info || !this.live) return;
-    const v = reviewLiveSession(
-      {
-        tokenId: info.credential.claims.jti,
-        connection: info.credential.connection.name,
-        caller: accessCallerOf(info.credential.claims, info.credential.expiresAt),
-        policy: info.policy,
-        preparedStatements: this.machine?.preparedStatements ?? false,
-      },
-      config,
-    );
-    if (v.kind === 'keep') return;
-    if (v.kind === 'adopt') {
-      this.log.info({ policy: v.policy.name, from: info.policy?.version, to: v.policy.version }, 'session adopts the new version of its policy');
-      info.policy = v.policy;
-      return;
-    }
-    this.terminate(v.code, v.message, v.reason);
+  get grant(): SessionGrant | null {
+    return this.info;
+  }
+
+  /** Named prepared statements were allowed once and run later without a new decision. */
+  holdsEarlierDecisions(): boolean {
+    return this.machine?.preparedStatements ?? false;
+  }
+
+  /** The core moved the session to a newer version of its policy: the hooks read it at each statement. */
+  adoptPolicy(policy: ResolvedPolicy): void {
+    if (this.info) this.info.policy = policy;
+  }
+
+  /** The core ends the session (config reaction, expiry, gateway shutdown): a FATAL, then session.end. */
+  end(ending: SessionEnding): void {
+    if (this.ended) return;
+    this.fatal(ending.code, ending.message);
+    this.endSession(ending.reason);
   }
 
   /** The gateway ends a live session on its own: the client gets a FATAL, session.end says why. */
@@ -1126,13 +1051,6 @@ export class ClientSession {
     this.ctx.metrics.sessionsTerminated.inc({ reason });
     this.fatal(code, message, detail);
     this.endSession(reason);
-  }
-
-  /** Gateway shutdown. */
-  shutdown(): void {
-    if (this.ended) return;
-    this.fatal('57P01', 'the gateway is shutting down');
-    this.endSession('gateway_shutdown');
   }
 
   get isEnded(): boolean {

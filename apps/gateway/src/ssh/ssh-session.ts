@@ -11,7 +11,7 @@ import type { ActiveConfig, ResolvedPolicy } from '../config/config-store.js';
 import { SessionRecorder, type EventPublisher } from '../events/event-publisher.js';
 import type { GatewayMetrics } from '../http/metrics.js';
 import type { Logger } from '../logger.js';
-import { reviewLiveSession } from '../postgres/live-config.js';
+import { reviewLiveSession } from '../core/live-config.js';
 import { LineTracker } from './line-tracker.js';
 import { ScpWatcher, parseScpCommand } from './scp-watcher.js';
 import { SftpProxy } from './sftp-proxy.js';
@@ -892,7 +892,7 @@ export class SshSession {
         connection: cred.connection.name,
         caller: accessCallerOf(cred.claims, cred.expiresAt),
         policy: this.policyDoc,
-        preparedStatements: false,
+        holdsEarlierDecisions: false,
       },
       config,
     );

@@ -9,7 +9,8 @@ import {
   type WireEvent,
   type ConfigSnapshot, type ConnectionConfig, type PoolKeyPair,
 } from '@portcullis/protocol';
-import { Gateway, type GatewayOptions, type HooksFactory } from '../../src/gateway.js';
+import { Gateway, type ApprovalsSettings, type GatewayOptions } from '../../src/gateway.js';
+import type { HooksFactory } from '../../src/postgres/postgres-module.js';
 import { parseGatewayEnv } from '../../src/env.js';
 import { createLogger } from '../../src/logger.js';
 
@@ -45,6 +46,8 @@ export interface HarnessOptions {
   hooks?: HooksFactory;
   /** the SSH decisions of each session (see GatewayOptions.sshPolicy) */
   sshPolicy?: GatewayOptions['sshPolicy'];
+  /** approvals of held commands for the harness's gateways (default off) */
+  approvals?: ApprovalsSettings;
   /** SQL run in the scratch database before the test (tables, data) */
   setupSql?: string;
   /** create the JetStream event stream yourself (e.g. with tiny limits) before the gateway does */
@@ -183,6 +186,8 @@ export async function startHarness(opts: HarnessOptions = {}): Promise<Harness> 
       GATEWAY_PG_HOST: '127.0.0.1',
       GATEWAY_SSH_PORT: '0',
       GATEWAY_SSH_HOST: '127.0.0.1',
+      GATEWAY_KUBERNETES_PORT: '0',
+      GATEWAY_KUBERNETES_HOST: '127.0.0.1',
       GATEWAY_HTTP_PORT: '0',
       GATEWAY_HTTP_HOST: '127.0.0.1',
       GATEWAY_ALLOW_PLAINTEXT: 'true',
@@ -190,7 +195,10 @@ export async function startHarness(opts: HarnessOptions = {}): Promise<Harness> 
       ...opts.env,
       ...extra,
     });
-    const g = new Gateway({ env, logger: createLogger(env.LOG_LEVEL), ...(opts.hooks ? { hooks: opts.hooks } : {}), ...(opts.sshPolicy ? { sshPolicy: opts.sshPolicy } : {}), heartbeatMs: 500 });
+    const g = new Gateway({
+      env, logger: createLogger(env.LOG_LEVEL), heartbeatMs: 500,
+      ...(opts.hooks ? { hooks: opts.hooks } : {}), ...(opts.sshPolicy ? { sshPolicy: opts.sshPolicy } : {}), ...(opts.approvals ? { approvals: opts.approvals } : {}),
+    });
     await g.start();
     gateways.push(g);
     if (revision > 0) await waitFor(() => g.config.current?.revision === revision, 5000);

@@ -11,8 +11,11 @@ export interface LiveSessionFacts {
   caller: AccessCaller;
   /** the policy the session applies now */
   policy: ResolvedPolicy | null;
-  /** the session may hold named prepared statements, allowed once and executed later without a new decision */
-  preparedStatements: boolean;
+  /**
+   * the session acts later on decisions made earlier without deciding again (Postgres: named prepared
+   * statements, allowed once and executed later)
+   */
+  holdsEarlierDecisions: boolean;
 }
 
 /** What a new config means for one live session. */
@@ -78,7 +81,7 @@ export function reviewLiveSession(s: LiveSessionFacts, config: ActiveConfig, now
       message: `terminating connection: policy "${name}" changed its masking or approval rules (version ${before.version} → ${next.version}); reconnect to continue under them`,
     };
   }
-  if (s.preparedStatements) {
+  if (s.holdsEarlierDecisions) {
     return {
       kind: 'end', code: ENDED, reason: 'policy_changed',
       message: `terminating connection: policy "${name}" changed (version ${before.version} → ${next.version}) and this session holds prepared statements the previous version allowed; reconnect to continue under the new one`,

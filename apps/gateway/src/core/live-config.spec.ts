@@ -22,7 +22,7 @@ function config(o: { revoked?: string[]; connections?: Record<string, string | n
     brokenPolicies: new Map((o.broken ?? []).map((n) => [n, 'invalid'])),
   } as unknown as ActiveConfig;
 }
-const session: LiveSessionFacts = { tokenId: 'tok-1', connection: 'db', caller: { groups: ['engineers'], grants: [] }, policy: v1, preparedStatements: false };
+const session: LiveSessionFacts = { tokenId: 'tok-1', connection: 'db', caller: { groups: ['engineers'], grants: [] }, policy: v1, holdsEarlierDecisions: false };
 const NOW = 1_800_000_000_000;
 const granted = (until: number): LiveSessionFacts => ({ ...session, caller: { groups: ['sales'], grants: [{ id: 'ar-1', until }] } });
 
@@ -46,8 +46,8 @@ const rows: [string, LiveSessionFacts, ActiveConfig, string, string | number | n
   ['the new version of its policy is invalid', session, config({ policies: [], broken: ['p'] }), 'end', 'policy_unavailable'],
   ['same version', session, config({ policies: [policy(1, { guardrails: [{ name: 'x' }] })] }), 'keep', null],
   ['a new version with new guardrails only', session, config({ policies: [policy(2, { guardrails: [{ name: 'no-drop' }], dynamicSql: 'allow' })] }), 'adopt', 2],
-  ['a new version with new guardrails, but the session holds prepared statements', { ...session, preparedStatements: true }, config({ policies: [policy(2, { guardrails: [{ name: 'no-drop' }] })] }), 'end', 'policy_changed'],
-  ['same version while holding prepared statements', { ...session, preparedStatements: true }, config(), 'keep', null],
+  ['a new version with new guardrails, but the session holds prepared statements', { ...session, holdsEarlierDecisions: true }, config({ policies: [policy(2, { guardrails: [{ name: 'no-drop' }] })] }), 'end', 'policy_changed'],
+  ['same version while holding prepared statements', { ...session, holdsEarlierDecisions: true }, config(), 'keep', null],
   ['a new version with other masking', session, config({ policies: [policy(2, { masking: [{ ...masking[0], strategy: 'redact' }] })] }), 'end', 'policy_changed'],
   ['a new version without masking', session, config({ policies: [policy(2, { masking: [] })] }), 'end', 'policy_changed'],
   ['a new version with other approvers', session, config({ policies: [policy(2, { approval: { ...approval, approvers: ['admins'] } })] }), 'end', 'policy_changed'],

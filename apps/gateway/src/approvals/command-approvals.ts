@@ -1,0 +1,153 @@
+import { createHash, randomUUID } from 'node:crypto';
+import type { ApprovalJob } from '@portcullis/protocol';
+import type { ResolvedPolicy } from '../config/config-store.js';
+import type { Logger } from '../logger.js';
+import { ApprovalUnavailableError, type ApprovalClient } from './approval-client.js';
+
+/**
+ * Fingerprint of a statement for one-time approvals: sha256 of the text with runs of whitespace
+ * collapsed and the ends trimmed, so a re-run that differs only in layout matches, anything else does not.
+ */
+export function statementFingerprint(sql: string): string {
+  return createHash('sha256').update(sql.replace(/\s+/g, ' ').trim()).digest('hex');
+}
+
+/** The approval settings of a session's policy (`approval` in the policy document). */
+export interface ApprovalPolicy {
+  name: string | null;
+  approvers: readonly string[];
+  timeoutSeconds: number;
+  webhookUrl?: string | null;
+}
+
+const DEFAULT_TIMEOUT_SECONDS = 300;
+
+export function approvalPolicyOf(policy: ResolvedPolicy | null): ApprovalPolicy {
+  const approval = policy?.document.approval;
+  return {
+    name: policy?.name ?? null,
+    approvers: approval?.approvers ?? [],
+    timeoutSeconds: approval?.timeoutSeconds ?? DEFAULT_TIMEOUT_SECONDS,
+    webhookUrl: approval?.webhook?.url ?? null,
+  };
+}
+
+/** A command a policy holds for approval, in any protocol (a SQL statement, a shell line, a Kubernetes request). */
+export interface HeldCommand {
+  /** what the approver sees and what a one-time approval is bound to (its fingerprint) */
+  text: string;
+  rule: string | null;
+  reason: string | null;
+}
+
+/** What became of a held command: approved → it runs; otherwise `message` (and `detail`) tell the client why not. */
+export type ApprovalResult =
+  | { approved: true; approvalId?: string }
+  | { approved: false; approvalId?: string; message: string; detail?: string };
+
+/** The notice a waiting client gets while its command is held (Postgres: a NoticeResponse). */
+export interface HeldNotice {
+  approvalId: string;
+  message: string;
+  detail: string;
+}
+
+/** Approvals for one session's held commands (SessionCore.approvalsFor). */
+export interface CommandApprovals {
+  /**
+   * Requests an approval for `command` and settles with the decision. Wait mode calls `held` first
+   * (the client is told the approval id) and resolves when a human decided, the request expired or
+   * the session ended; fail-fast mode (agents) answers at once, and a later identical command of the
+   * same identity runs once when its one-time approval was granted.
+   */
+  request(command: HeldCommand, held: (notice: HeldNotice) => void): Promise<ApprovalResult>;
+}
+
+/** What approvals need to know about their session. */
+export interface ApprovalSessionContext {
+  client: ApprovalClient;
+  sessionId: string;
+  /** identity subject */
+  identity: string;
+  connection: string;
+  gatewayId: string;
+  pool: string;
+  policy: ApprovalPolicy;
+  /** credential `amode` or the connection's approvalMode */
+  mode: 'wait' | 'fail-fast';
+  /** aborted when the session ends */
+  signal: AbortSignal;
+  /** session events */
+  event(type: 'approval.requested', data: { approvalId: string; sql: string; rule: string; reason: string | null }): void;
+  event(type: 'approval.decided', data: { approvalId: string; status: string; decidedBy: string | null; comment: string | null }): void;
+  log: Logger;
+}
+
+const DEFAULT_RULE = 'unnamed';
+
+function approveHint(id: string): string {
+  return `Approve with: POST /v1/approvals/${id}/approve`;
+}
+
+export function createCommandApprovals(ctx: ApprovalSessionContext): CommandApprovals {
+  return { request: (command, held) => requestApproval(ctx, command, held) };
+}
+
+async function requestApproval(ctx: ApprovalSessionContext, command: HeldCommand, held: (notice: HeldNotice) => void): Promise<ApprovalResult> {
+  const rule = command.rule ?? DEFAULT_RULE;
+  const reason = command.reason;
+  const fingerprint = statementFingerprint(command.text);
+
+  if (ctx.mode === 'fail-fast') {
+    const used = await ctx.client.consumeOneTime({ identity: ctx.identity, connection: ctx.connection, fingerprint });
+    if (used) {
+      ctx.event('approval.decided', { approvalId: used, status: 'approved', decidedBy: null, comment: 'one-time approval used' });
+      return { approved: true, approvalId: used };
+    }
+  }
+
+  const approvalId = randomUUID();
+  const job: ApprovalJob = {
+    approvalId,
+    sessionId: ctx.sessionId,
+    identity: ctx.identity,
+    connection: ctx.connection,
+    gateway: ctx.gatewayId,
+    pool: ctx.pool,
+    statement: command.text,
+    fingerprint,
+    policy: ctx.policy.name,
+    rule,
+    reason,
+    approverGroups: [...ctx.policy.approvers],
+    timeoutSeconds: ctx.policy.timeoutSeconds,
+    mode: ctx.mode === 'fail-fast' ? 'one-time' : 'wait',
+    webhook: ctx.policy.webhookUrl ? { url: ctx.policy.webhookUrl } : null,
+    requestedAt: new Date().toISOString(),
+  };
+  const headline = `approval ${approvalId} required by rule ${rule}${reason ? `: ${reason}` : ''}`;
+
+  try {
+    if (job.mode === 'one-time') {
+      await ctx.client.requestOneTime(job);
+      ctx.event('approval.requested', { approvalId, sql: command.text, rule, reason });
+      return {
+        approved: false,
+        approvalId,
+        message: `${headline}. ${approveHint(approvalId)}`,
+        detail: `The statement was not run. After approval the same identity may run the identical statement once (approval ${approvalId}).`,
+      };
+    }
+    ctx.event('approval.requested', { approvalId, sql: command.text, rule, reason });
+    held({ approvalId, message: `${headline}. ${approveHint(approvalId)}`, detail: `The statement is held for up to ${job.timeoutSeconds} s.` });
+    const d = await ctx.client.requestAndWait(job, { signal: ctx.signal });
+    ctx.event('approval.decided', { approvalId, status: d.status, decidedBy: d.decidedBy, comment: d.comment });
+    if (d.status === 'approved') return { approved: true, approvalId };
+    const by = d.decidedBy ? ` by ${d.decidedBy}` : '';
+    return { approved: false, approvalId, message: `approval ${approvalId} ${d.status}${by}${d.comment ? `: ${d.comment}` : ''}`, detail: 'The statement was not run.' };
+  } catch (err) {
+    ctx.log.warn({ approvalId, err: err instanceof Error ? err.message : String(err) }, 'approval could not be requested');
+    const why = err instanceof ApprovalUnavailableError ? err.message : 'internal error';
+    return { approved: false, approvalId, message: `${headline}, but the approval could not be requested (${why}); the statement was not run` };
+  }
+}
