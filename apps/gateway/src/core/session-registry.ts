@@ -1,5 +1,5 @@
+import { accessCallerOf } from '@portcullis/protocol';
 import type { ActiveConfig } from '../config/config-store.js';
-import { accessCallerOf } from '../auth/credential-verifier.js';
 import type { Logger } from '../logger.js';
 import { reviewLiveSession } from './live-config.js';
 import type { LiveSession, SessionEnding } from './session-core.types.js';
