@@ -1,11 +1,15 @@
 import { createServer, type AddressInfo, type Server as NetServer, type Socket } from 'node:net';
-import { Server as Ssh2Server, type Connection } from 'ssh2';
+// ssh2 is CommonJS: Node's ESM loader (the built gateway) finds no named exports in it
+import ssh2, { type Connection } from 'ssh2';
 import { SSH_HOST_KEY_CONTEXT, openSealed } from '@portcullis/protocol';
 import type { ActiveConfig } from '../config/config-store.js';
 import type { GatewayMetrics } from '../http/metrics.js';
 import type { Logger } from '../logger.js';
 import { SshSession, type SshSessionContext } from './ssh-session.js';
 import { SourceLimiter } from './source-limiter.js';
+
+const { Server: Ssh2Server } = ssh2;
+type Ssh2Server = InstanceType<typeof Ssh2Server>;
 
 export type SshListenerOptions = Omit<SshSessionContext, 'onEnd' | 'limiter' | 'logger' | 'metrics'> & {
   logger: Logger;

@@ -1,4 +1,5 @@
-import { Client } from 'ssh2';
+// ssh2 is CommonJS: Node's ESM loader (the built gateway) finds no named exports in it
+import ssh2, { type Client } from 'ssh2';
 import { sshTargetSecretSchema } from '@portcullis/protocol';
 import type { ResolvedConnection } from '../config/config-store.js';
 import { blobType, hostKeyAlgorithmsFor, publicKeyBlob } from './ssh-keys.js';
@@ -39,7 +40,7 @@ export function connectSshUpstream(conn: ResolvedConnection): Promise<Client> {
     return Promise.reject(new SshUpstreamError('misconfigured', `connection "${name}" has no usable target credential`));
   }
   return new Promise((resolve, reject) => {
-    const client = new Client();
+    const client = new ssh2.Client();
     let mismatch = false;
     let settled = false;
     const fail = (err: SshUpstreamError): void => {
