@@ -47,8 +47,50 @@ export function demoPolicy(name = 'default') {
         reason: 'DELETE or UPDATE without a WHERE clause needs a second pair of eyes.',
         match: { statements: ['DELETE', 'UPDATE'], unbounded: true },
       },
+      // Shell commands (SSH exec and shell lines, kubectl exec), decided from a real parse of the line:
+      // wrappers (sudo, env, xargs, bash -c, find -exec, …) are unwrapped, quoting and paths normalised.
+      {
+        name: 'no-recursive-delete-of-root', action: 'block',
+        reason: 'Recursive deletes of / or a top-level directory are not allowed through the gateway.',
+        match: { commands: ['rm'], args: ['-r', '-R', '--recursive'], paths: ['/', '/*'] },
+      },
+      {
+        name: 'no-find-delete-of-root', action: 'block',
+        reason: 'find -delete on / or a top-level directory is not allowed through the gateway.',
+        match: { commands: ['find'], args: ['-delete'], paths: ['/', '/*'] },
+      },
+      { name: 'no-mkfs', action: 'block', reason: 'Formatting file systems is not allowed through the gateway.', match: { commands: ['mkfs*', 'mke2fs', 'mkswap', 'wipefs'] } },
+      { name: 'no-raw-disk-writes', action: 'block', reason: 'Writing to block devices is not allowed through the gateway.', match: { commands: ['dd'], args: ['of=/dev/*'] } },
+      {
+        name: 'no-redirects-to-disks', action: 'block', reason: 'Writing to block devices is not allowed through the gateway.',
+        match: { redirects: ['/dev/sd*', '/dev/nvme*', '/dev/vd*', '/dev/xvd*', '/dev/hd*', '/dev/mmcblk*', '/dev/dm-*', '/dev/mapper/**'] },
+      },
+      { name: 'no-power-off', action: 'block', reason: 'Shutting hosts down goes through change management.', match: { commands: ['shutdown', 'reboot', 'halt', 'poweroff', 'telinit'] } },
+      { name: 'no-systemctl-power-off', action: 'block', reason: 'Shutting hosts down goes through change management.', match: { commands: ['systemctl'], args: ['poweroff', 'reboot', 'halt', 'kexec'] } },
+      { name: 'no-fork-bombs', action: 'block', reason: 'A function that calls itself (a fork bomb) is not allowed.', match: { recursiveFunction: true } },
+      {
+        name: 'no-download-to-shell', action: 'block', reason: 'Piping a download into a shell or interpreter is not allowed.',
+        match: { commands: ['sh', 'bash', 'dash', 'zsh', 'ksh', 'fish', 'python*', 'perl', 'ruby', 'node', 'php'], pipedFrom: ['curl', 'wget'] },
+      },
+      {
+        name: 'no-recursive-chmod-of-root', action: 'block', reason: 'Recursive permission changes of / or a top-level directory are not allowed.',
+        match: { commands: ['chmod', 'chown', 'chgrp'], args: ['-R', '--recursive'], paths: ['/', '/*'] },
+      },
+      { name: 'system-config-writes', action: 'require_approval', reason: 'Writes to /etc and /boot need a second pair of eyes.', match: { redirects: ['/etc/**', '/boot/**'] } },
+      { name: 'tee-into-system-config', action: 'require_approval', reason: 'Writes to /etc and /boot need a second pair of eyes.', match: { commands: ['tee'], paths: ['/etc/**', '/boot/**'] } },
+      { name: 'privilege-escalation', action: 'require_approval', reason: 'sudo and su need a second pair of eyes.', match: { commands: ['sudo', 'su', 'doas', 'pkexec', 'runuser'] } },
+      // SFTP and SCP file operations, by normalised path
+      {
+        name: 'no-system-config-uploads', action: 'block', reason: 'Files under /etc and /boot are changed by configuration management, not by hand.',
+        match: { files: { operations: ['write', 'remove', 'rename', 'mkdir', 'setstat', 'symlink'], paths: ['/etc/**', '/boot/**'] } },
+      },
+      { name: 'no-key-downloads', action: 'block', reason: 'Private keys stay on the host.', match: { files: { operations: ['read'], paths: ['**/*.pem', '**/*.key', '**/id_rsa', '**/id_ecdsa', '**/id_ed25519'] } } },
     ],
     dynamicSql: 'block',
+    // shell commands that cannot be analysed (eval of built text, a command name from a variable, source)
+    dynamicCommand: 'block',
+    // an interactive line the gateway could not reconstruct from the keystrokes (history, tab completion)
+    interactive: { unreliableLine: 'require_approval' },
     masking: [
       // Columns known to hold secrets get column rules: a detector only sees values that still look
       // like what it knows (translate(card_number, '0123456789', 'abcdefghij') does not).

@@ -11,6 +11,9 @@ const doc = (name: string) => ({
   guardrails: [
     { name: 'no-destructive-ddl', action: 'block', match: { statements: ['DROP', 'TRUNCATE'] } },
     { name: 'bulk-writes', action: 'require_approval', match: { statements: ['DELETE', 'UPDATE'], unbounded: true } },
+    { name: 'no-rm-root', action: 'block', reason: 'No recursive deletes at the top.', match: { commands: ['rm'], args: ['-r', '-R', '--recursive'], paths: ['/', '/*'] } },
+    { name: 'sudo-needs-approval', action: 'require_approval', match: { commands: ['sudo'] } },
+    { name: 'no-etc-writes', action: 'block', match: { files: { operations: ['write'], paths: ['/etc/**'] } } },
   ],
   dynamicSql: 'block',
   masking: [{ name: 'emails', columns: ['email'], strategy: 'partial' }],
@@ -130,6 +133,27 @@ describe('policies e2e: JSON and YAML documents, versions, evaluate, snapshot', 
     const noCommand = await api.http.post(`/v1/policies/${p1}/evaluate`).set('Authorization', api.admin).send({});
     expect(noCommand.status).toBe(400);
     expect(noCommand.body.error.message).toContain('command');
+  });
+
+  it('evaluate: shell commands (ssh, kubernetes exec) and file operations get command guardrails', async () => {
+    const post = (body: object) => api.http.post(`/v1/policies/${p1}/evaluate`).set('Authorization', api.admin).send(body);
+    const rm = await post({ command: "sudo sh -c 'r\\m -fr /usr'", protocol: 'ssh' });
+    expect(rm.status).toBe(200);
+    expect(rm.body.decision).toMatchObject({ action: 'block', rule: 'no-rm-root', reason: 'No recursive deletes at the top.', kinds: ['sudo', 'sh', 'rm'] });
+    expect((await post({ command: 'sudo ls', protocol: 'kubernetes' })).body.decision).toMatchObject({ action: 'require_approval', rule: 'sudo-needs-approval' });
+    expect((await post({ command: 'rm -rf build', protocol: 'ssh' })).body.decision.action).toBe('allow');
+    expect((await post({ command: 'rm -rf *', protocol: 'ssh', cwd: '/' })).body.decision.rule).toBe('no-rm-root');
+    expect((await post({ command: 'eval "$X"', protocol: 'ssh' })).body.decision).toMatchObject({ action: 'block', rule: 'dynamicCommand' });
+    expect((await post({ command: 'sudo !!', protocol: 'ssh', interactive: true })).body.decision.rule).toBe('dynamicCommand');
+    // the same text as SQL is SQL: command rules do not apply
+    expect((await post({ command: 'rm -rf /' })).body.decision.rule).not.toBe('no-rm-root');
+    const file = await post({ file: { operation: 'write', path: '/tmp/../etc/passwd' } });
+    expect(file.body.decision).toMatchObject({ action: 'block', rule: 'no-etc-writes', reason: 'write of /etc/passwd is blocked by guardrail no-etc-writes' });
+    expect((await post({ file: { operation: 'read', path: '/etc/passwd' } })).body.decision.action).toBe('allow');
+    const bad = await post({ file: { operation: 'delete', path: '/x' } });
+    expect(bad.status).toBe(400);
+    expect(bad.body.error.message).toContain('operation');
+    expect((await post({ command: 'ls', protocol: 'telnet' })).status).toBe(400);
   });
 
   it('policies travel in the snapshot; a policy in use cannot be deleted', async () => {

@@ -1,4 +1,4 @@
-import { MEASURED_KINDS, type Action, type Guardrail, type PolicyDocument } from './policy-document.js';
+import { MEASURED_KINDS, guardrailKind, type Action, type Guardrail, type PolicyDocument } from './policy-document.js';
 import type { ColumnFlow } from './column-flows.js';
 import { splitName } from './masking.js';
 import { analyzeSql, type Analysis, type QualifiedName, type StatementUnit } from './sql-analyzer.js';
@@ -148,11 +148,6 @@ function parseTolerance(t: number | string | undefined): ConsequenceCheck['toler
 }
 
 /** Whether a guardrail says anything about SQL (a rule with no SQL condition would otherwise match every statement). */
-function hasSqlCondition(g: Guardrail): boolean {
-  const m = g.match;
-  return m.statements !== undefined || m.tables !== undefined || m.functions !== undefined || m.unbounded !== undefined || m.copy !== undefined || m.rowsAffectedOver !== undefined;
-}
-
 const compiledCache = new WeakMap<PolicyDocument, CompiledPolicy>();
 
 export function compilePolicy(doc: PolicyDocument, maxStatementBytes?: number): CompiledPolicy {
@@ -161,8 +156,8 @@ export function compilePolicy(doc: PolicyDocument, maxStatementBytes?: number): 
     if (hit) return hit;
   }
   const compiled: CompiledPolicy = {
-    // guardrails of other protocols only (e.g. `match.kubernetes` alone) never match SQL
-    rules: (doc.guardrails ?? []).filter(hasSqlCondition).map(compileRule),
+    // guardrails of other kinds (commands, files, `match.kubernetes`) never match SQL
+    rules: (doc.guardrails ?? []).filter((g) => guardrailKind(g) === 'sql').map(compileRule),
     consequences: (doc.guardrails ?? []).some((g) => g.match.rowsAffectedOver !== undefined),
     dynamicSql: doc.dynamicSql ?? 'block',
     maxStatementBytes: maxStatementBytes ?? doc.maxStatementBytes ?? DEFAULT_MAX_STATEMENT_BYTES,

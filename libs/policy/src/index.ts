@@ -48,3 +48,17 @@ export {
 export {
   KubeMasking, createKubeMasking, JsonDocumentSplitter, REDACTED, LAST_APPLIED, type KubeMaskMode, type KubeMaskStats,
 } from './kubernetes/kube-masking.js';
+export {
+  FILE_OPERATIONS, UNRELIABLE_LINE_ACTIONS, guardrailKind,
+  type FileOperation, type UnreliableLineAction, type GuardrailKind,
+} from './policy-document.js';
+export {
+  analyzeShell, decodeAnsiC,
+  type ShellAnalysis, type ShellAnalysisOptions, type ShellCommand, type ShellArg, type ShellRedirect, type ShellDynamic,
+} from './shell-analyzer.js';
+export { parseShell, shellNestingDepth, DEFAULT_MAX_COMMAND_BYTES, DEFAULT_MAX_SHELL_DEPTH, type ShellParseFailure } from './shell-parser.js';
+export { globMatch, globsIntersect, normalisePathPattern, resolvePathPattern, escapeGlob, hasGlob, ANY_PATH } from './shell-paths.js';
+export {
+  evaluateCommand, evaluateArgv, evaluateFileOperation, decideCommand, compileCommandPolicy, commandText, shellQuote, unreliableLineAction,
+  type CommandDecision, type CommandContext, type FileOperationRequest, type CompiledCommandPolicy,
+} from './command-guardrails.js';

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { DEFAULT_REFUSED_SETTINGS } from '@portcullis/protocol';
+import { DEFAULT_REFUSED_SETTINGS, FILE_OPERATIONS, type FileOperation } from '@portcullis/protocol';
 import { PolicyValidationError, type PolicyIssue } from './errors.js';
 import { STATEMENT_VERBS, normalizeKind } from './statement-kinds.js';
 import { BUILTIN_DETECTOR_NAMES } from './detectors.js';
@@ -13,6 +13,9 @@ import { kubernetesMatchSchema, kubernetesSettingsSchema } from './kubernetes/ku
 
 export const ACTIONS = ['allow', 'block', 'require_approval'] as const;
 export const actionSchema = z.enum(ACTIONS);
+/** `allow_and_flag`: the line runs and its record says it was not reliably reconstructed */
+export const UNRELIABLE_LINE_ACTIONS = ['require_approval', 'block', 'allow_and_flag'] as const;
+export type UnreliableLineAction = (typeof UNRELIABLE_LINE_ACTIONS)[number];
 export type Action = z.infer<typeof actionSchema>;
 
 const identifierList = z.array(z.string().trim().min(1, 'must not be empty')).min(1, 'must list at least one name');
@@ -31,6 +34,21 @@ const statementListSchema = z
     }),
   );
 
+const globList = z.array(z.string().min(1, 'must not be empty').max(4096)).min(1, 'must list at least one pattern');
+
+
+export const fileMatchSchema = z.strictObject({
+  /** the operations the rule covers (default: every one) */
+  operations: z.array(z.enum(FILE_OPERATIONS)).min(1).optional(),
+  /** path globs: `/etc/**`, `**\/*.pem`; paths are normalised first (`..` cannot climb out of `/`) */
+  paths: globList,
+});
+
+/** Keys of each kind of guardrail: a guardrail matches one kind of command only. */
+export const SQL_MATCH_KEYS = ['statements', 'tables', 'functions', 'unbounded', 'copy', 'rowsAffectedOver'] as const;
+export const COMMAND_MATCH_KEYS = ['commands', 'args', 'paths', 'redirects', 'pipedFrom', 'recursiveFunction'] as const;
+export const FILE_MATCH_KEYS = ['files'] as const;
+
 export const guardrailMatchSchema = z
   .strictObject({
     /** statement kinds, e.g. `DROP`, `CREATE ROLE`; `DROP` covers `DROP TABLE`, `DROP ROLE`, … */
@@ -48,11 +66,34 @@ export const guardrailMatchSchema = z
      * guardrail acts only when it changed more rows than this (docs/consequence-approvals.md).
      */
     rowsAffectedOver: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER).optional(),
+    /** shell commands by name (globs: `mkfs*`; with a `/`, the command's path), from a real parse of the line */
+    commands: globList.optional(),
+    /** any argument matches one of these globs; `-r` also matches a cluster `-fr`, `--recursive` its abbreviation `--rec` */
+    args: globList.optional(),
+    /** any operand, as a normalised path, may be a path these globs match (`/`, `/*`, `/etc/**`) */
+    paths: globList.optional(),
+    /** any redirect that writes (`>`, `>>`, `&>`, …) to a path these globs match */
+    redirects: globList.optional(),
+    /** the command reads the output of one of these commands (an earlier pipeline stage, `<(…)`): `curl … | sh` */
+    pipedFrom: globList.optional(),
+    /** the text defines a function that calls itself (fork bombs: `:(){ :|:& };:`) */
+    recursiveFunction: z.literal(true).optional(),
+    /** SFTP/SCP file operations on paths */
+    files: fileMatchSchema.optional(),
     /** Kubernetes API requests by their attributes (kubernetes/kube-guardrails.ts); never matches SQL */
     kubernetes: kubernetesMatchSchema.optional(),
   })
   .refine((m) => Object.values(m).some((v) => v !== undefined), {
-    message: 'match needs at least one condition (statements, tables, functions, unbounded, copy, rowsAffectedOver or kubernetes)',
+    message: 'match needs at least one condition (SQL: statements, tables, functions, unbounded, copy, rowsAffectedOver; commands: commands, args, paths, redirects, pipedFrom, recursiveFunction; files; kubernetes)',
+  })
+  .superRefine((m, ctx) => {
+    const kinds = [
+      SQL_MATCH_KEYS.some((k) => m[k] !== undefined) && 'SQL (statements, tables, functions, unbounded, copy, rowsAffectedOver)',
+      COMMAND_MATCH_KEYS.some((k) => m[k] !== undefined) && 'commands (commands, args, paths, redirects, pipedFrom, recursiveFunction)',
+      FILE_MATCH_KEYS.some((k) => m[k] !== undefined) && 'files',
+      m.kubernetes !== undefined && 'kubernetes',
+    ].filter(Boolean);
+    if (kinds.length > 1) ctx.addIssue({ code: 'custom', message: `a guardrail matches one kind of command; this one mixes ${kinds.join(' and ')}` });
   });
 
 /** The statement kinds a consequence can measure (their command tags carry a row count). */
@@ -155,6 +196,14 @@ export const policyDocumentSchema = z
     guardrails: z.array(guardrailSchema).default([]),
     /** action for SQL that cannot be analysed (EXECUTE of a built string, unparsable input) */
     dynamicSql: actionSchema.default('block'),
+    /** action for shell commands that cannot be analysed (eval of built text, a command name from a variable, source, unparsable) */
+    dynamicCommand: actionSchema.default('block'),
+    /** interactive shells (SSH, kubectl exec -it): what happens to a line the gateway could not reconstruct from the keystrokes */
+    interactive: z
+      .strictObject({ unreliableLine: z.enum(UNRELIABLE_LINE_ACTIONS).default('require_approval') })
+      .default({ unreliableLine: 'require_approval' }),
+    /** shell commands (exec commands, shell lines) larger than this are refused (default 64 KiB) */
+    maxCommandBytes: z.number().int().min(64).max(16 * 1024 * 1024).optional(),
     masking: z.array(maskingRuleSchema).default([]),
     detectors: z.array(customDetectorSchema).optional(),
     approval: approvalSchema.optional(),
@@ -209,6 +258,23 @@ export function resultRecordingOf(doc: unknown): { rows: number; bytes: number }
   if (!r || typeof r !== 'object') return null;
   const { rows, bytes } = r as { rows?: unknown; bytes?: unknown };
   return typeof rows === 'number' && typeof bytes === 'number' && rows > 0 && bytes > 0 ? { rows, bytes } : null;
+}
+
+export { FILE_OPERATIONS, type FileOperation };
+export type GuardrailKind = 'sql' | 'command' | 'file' | 'kubernetes' | 'other';
+
+/**
+ * Which kind of command a guardrail matches (a validated guardrail has exactly one kind). A kind is
+ * named by its own keys, never by the absence of others: a rule of a kind an evaluator does not know
+ * (`other`) must not become a match-everything rule there.
+ */
+export function guardrailKind(g: Guardrail): GuardrailKind {
+  const m = g.match as Record<string, unknown>;
+  if (SQL_MATCH_KEYS.some((k) => m[k] !== undefined)) return 'sql';
+  if (COMMAND_MATCH_KEYS.some((k) => m[k] !== undefined)) return 'command';
+  if (FILE_MATCH_KEYS.some((k) => m[k] !== undefined)) return 'file';
+  if (m.kubernetes !== undefined) return 'kubernetes';
+  return 'other';
 }
 
 function issuePath(path: readonly PropertyKey[]): string {

@@ -58,3 +58,4 @@ export {
   signSshCertificate, parseSshCertificate, verifySshCertificateSignature, type SshPublicKey, type SshCertificate, type SshCertificateRequest,
 } from './ssh-keys.js';
 export { TlsCertError, generateGatewayCa, issueGatewayServerCert, certificateDaysLeft, type GatewayTlsCa, type GatewayTlsCert } from './tls-certs.js';
+export { FILE_OPERATIONS, type FileOperation } from './file-operations.js';

@@ -99,11 +99,19 @@ export class PoliciesService {
   /** Dry run: the decision for `command` and the masking plan for `columns`; nothing is executed. */
   async evaluate(name: string, body: EvaluateBody): Promise<{ policy: string; version: number; decision: unknown; masking: unknown }> {
     const p = await this.find(name);
-    const { explainMaskingPlan, parsePolicyDocument, PolicyEngine, StatementTooLargeError } = await policyEngine();
+    const { explainMaskingPlan, parsePolicyDocument, PolicyEngine, StatementTooLargeError, evaluateCommand, evaluateFileOperation } = await policyEngine();
     const doc = parsePolicyDocument(p.document);
+    if (body.file) {
+      const decision = evaluateFileOperation({ ...body.file, cwd: body.cwd ?? null }, doc);
+      return { policy: p.name, version: p.version, decision, masking: null };
+    }
+    if (body.protocol !== 'postgres') {
+      const decision = evaluateCommand(body.command!, doc, { cwd: body.cwd ?? null, interactive: body.interactive });
+      return { policy: p.name, version: p.version, decision, masking: null };
+    }
     let decision: unknown;
     try {
-      decision = new PolicyEngine(doc).evaluate(body.command);
+      decision = new PolicyEngine(doc).evaluate(body.command!);
     } catch (err: unknown) {
       if (err instanceof StatementTooLargeError) throw new BadRequestError(`command: ${(err as Error).message}`, 'validation_failed');
       throw err;

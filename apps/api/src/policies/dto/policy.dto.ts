@@ -1,11 +1,29 @@
 import { z } from 'zod';
+import { FILE_OPERATIONS } from '@portcullis/protocol';
 
-export const evaluateBodySchema = z.strictObject({
-  /** the command to classify (SQL); nothing is executed */
-  command: z.string().min(1).max(1_048_576),
-  /** result column names to explain the masking plan for */
-  columns: z.array(z.string().min(1).max(200)).max(1000).optional(),
-});
+export const evaluateBodySchema = z
+  .strictObject({
+    /** the command to classify: SQL (postgres) or a shell command line (ssh, kubernetes exec); nothing is executed */
+    command: z.string().min(1).max(1_048_576).optional(),
+    /** which guardrails decide: `postgres` (SQL, the default), `ssh` or `kubernetes` (shell command guardrails) */
+    protocol: z.enum(['postgres', 'ssh', 'kubernetes']).default('postgres'),
+    /** shell commands: the working directory relative paths start from, when known */
+    cwd: z.string().min(1).max(4096).optional(),
+    /** shell commands: decide as an interactive shell line (history expansion cannot be analysed) */
+    interactive: z.boolean().optional(),
+    /** an SFTP/SCP file operation to decide instead of a command */
+    file: z
+      .strictObject({
+        operation: z.enum(FILE_OPERATIONS),
+        path: z.string().min(1).max(4096),
+        /** rename: the new path; symlink: the link's target */
+        target: z.string().min(1).max(4096).optional(),
+      })
+      .optional(),
+    /** result column names to explain the masking plan for (SQL) */
+    columns: z.array(z.string().min(1).max(200)).max(1000).optional(),
+  })
+  .refine((b) => b.command !== undefined || b.file !== undefined, { path: ['command'], message: 'command (or file) is required' });
 export type EvaluateBody = z.infer<typeof evaluateBodySchema>;
 
 export const policyViewSchema = z.object({
@@ -39,6 +57,12 @@ export const policyDocumentDocSchema = z.object({
   description: z.string().optional().describe('free text'),
   guardrails: z.array(z.object({ name: z.string(), action: z.enum(['allow', 'block', 'require_approval']), match: z.record(z.string(), z.unknown()), reason: z.string().optional() }).loose()).optional(),
   dynamicSql: z.enum(['allow', 'block', 'require_approval']).optional().describe('action for SQL that cannot be analysed; default block'),
+  dynamicCommand: z.enum(['allow', 'block', 'require_approval']).optional().describe('action for shell commands that cannot be analysed (eval of built text, a command name from a variable, source, unparsable); default block'),
+  interactive: z
+    .object({ unreliableLine: z.enum(['require_approval', 'block', 'allow_and_flag']).optional() })
+    .optional()
+    .describe('interactive shells: what happens to a line the gateway could not reconstruct from the keystrokes (history recall, tab completion); default require_approval'),
+  maxCommandBytes: z.number().int().min(64).max(16 * 1024 * 1024).optional().describe('shell commands larger than this are refused (rule command-too-large); default 16 KiB'),
   masking: z.array(z.record(z.string(), z.unknown())).optional(),
   detectors: z
     .array(z.object({ name: z.string().regex(/^[A-Za-z][A-Za-z0-9_]*$/), pattern: z.string(), flags: z.string().regex(/^[imsu]*$/).optional() }))
