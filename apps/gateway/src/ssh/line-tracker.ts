@@ -99,6 +99,11 @@ export class LineTracker {
     return { text, reliable, complete: complete || !reliable };
   }
 
+  /** The shell waits for more of this text (the policy's parse found it incomplete): the next line continues it. */
+  carry(text: string): void {
+    this.carried = text;
+  }
+
   /** After a refused line the gateway cleared it (Ctrl-U): nothing is carried. */
   clear(): void {
     this.line = '';

@@ -14,6 +14,8 @@ export interface SshVerdict {
   commands?: string[];
   /** true when the text could not be fully analysed (dynamicCommand decided) */
   dynamic?: boolean;
+  /** the text is incomplete shell input (open quote, here-doc, `if` without `fi`): a shell runs nothing yet */
+  incomplete?: boolean;
 }
 
 /** A file operation as SFTP and SCP present it; paths are absolute and normalised. */

@@ -676,6 +676,12 @@ export class SshSession {
               continue;
             }
             const verdict = this.policy!.line({ text: line.text, reliable: line.reliable });
+            if (verdict.incomplete && verdict.action !== 'block') {
+              // the shell asks for the rest and runs nothing on this Enter: decided once whole
+              shell.lines.carry(line.text);
+              up.write(chunk.subarray(i, i + 1));
+              continue;
+            }
             const d = verdict.action === 'allow' ? { run: true, message: null } : await this.settle(verdict, line.text, say);
             this.commandEvent(shell.stream, 'shell', line.text, verdict, { reliable: line.reliable, ...(d.approvalId ? { approvalId: d.approvalId, approved: d.run } : {}) });
             if (this.ended) return;
