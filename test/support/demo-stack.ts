@@ -43,6 +43,7 @@ export async function startDemoStack(tag: string): Promise<DemoStack> {
     GATEWAY_HTTP_PORT: await freePort(),
     GATEWAY_PG_PORT: await freePort(),
     GATEWAY_SSH_PORT: await freePort(),
+    GATEWAY_KUBERNETES_PORT: await freePort(),
     DEV_IDP_PORT: await freePort(),
   };
   let out = '';

@@ -51,6 +51,8 @@ export const gatewayEnvSchema = z.object({
   GATEWAY_SSH_MAX_AUTH_FAILURES: z.coerce.number().int().min(1).max(10_000).default(10),
   GATEWAY_KUBERNETES_PORT: portSchema.default(8443),
   GATEWAY_KUBERNETES_HOST: z.string().default('0.0.0.0'),
+  /** largest request body the Kubernetes listener takes (kube-apiserver's own limit is 3 MiB) */
+  GATEWAY_KUBERNETES_MAX_BODY_BYTES: z.coerce.number().int().min(64 * 1024).max(1024 * 1024 * 1024).default(8 * 1024 * 1024),
   GATEWAY_HTTP_PORT: portSchema.default(8085),
   GATEWAY_HTTP_HOST: z.string().default('0.0.0.0'),
   GATEWAY_TLS_CERT: z.string().optional(),

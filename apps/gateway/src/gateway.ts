@@ -21,6 +21,7 @@ import { GatewayMetrics } from './http/metrics.js';
 import { createLogger, type Logger } from './logger.js';
 import { PostgresModule, type HooksFactory } from './postgres/postgres-module.js';
 import { SshModule, type SshWiring } from './ssh/ssh-module.js';
+import { KubernetesModule } from './kubernetes/kube-module.js';
 
 export const GATEWAY_VERSION = '0.1.0';
 
@@ -61,6 +62,7 @@ interface ModuleWiring {
 const PROTOCOL_MODULES: Partial<Record<ProtocolName, { essential: boolean; make(opts: GatewayOptions, wiring: ModuleWiring): ProtocolModule }>> = {
   postgres: { essential: true, make: (opts) => new PostgresModule({ ...(opts.hooks ? { hooks: opts.hooks } : {}) }) },
   ssh: { essential: false, make: (opts, wiring) => new SshModule({ ...wiring.ssh, ...(opts.sshPolicy ? { sshPolicy: opts.sshPolicy } : {}) }) },
+  kubernetes: { essential: false, make: (opts, wiring) => new KubernetesModule({ ...wiring.ssh, ...(opts.sshPolicy ? { sshPolicy: opts.sshPolicy } : {}) }) },
 };
 
 /**
@@ -136,6 +138,10 @@ export class Gateway implements SessionCore {
 
   get sshPort(): number {
     return this.portOf('ssh');
+  }
+
+  get kubePort(): number {
+    return this.portOf('kubernetes');
   }
 
   /** A started module by protocol (tests reach into it). */

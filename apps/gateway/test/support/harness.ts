@@ -5,7 +5,7 @@ import { jetstreamManager } from '@nats-io/jetstream';
 import { SignJWT, exportJWK, generateKeyPair, type CryptoKey, type JWK } from 'jose';
 import pg from 'pg';
 import {
-  EVENT_BATCH_SIG_HEADER, GATEWAY_AUDIENCE, SSH_HOST_KEY_CONTEXT, configSnapshotSchema, ensureBucket, generatePoolKeyPair, natsNames, sealForPool, signConfigSnapshot, verifyEventBatchBody, verifyEventSignature,
+  EVENT_BATCH_SIG_HEADER, GATEWAY_AUDIENCE, SSH_HOST_KEY_CONTEXT, GATEWAY_TLS_KEY_CONTEXT, configSnapshotSchema, ensureBucket, generatePoolKeyPair, natsNames, sealForPool, signConfigSnapshot, verifyEventBatchBody, verifyEventSignature,
   type WireEvent,
   type ConfigSnapshot, type ConnectionConfig, type PoolKeyPair,
 } from '@portcullis/protocol';
@@ -27,6 +27,8 @@ export interface SnapshotInput {
   issuer?: string;
   /** the pool's SSH host key (OpenSSH private key text; the harness seals it) and user CA */
   ssh?: { hostKey: string; userCaPublicKey: string } | null;
+  /** the pool's gateway TLS certificate for the Kubernetes listener (PEM; the harness seals the key) */
+  tls?: { caPem: string; certPem: string; keyPem: string } | null;
 }
 
 export interface HarnessOptions {
@@ -54,6 +56,8 @@ export interface HarnessOptions {
   createStream?: (nc: NatsConnection, streamName: string, subjects: string) => Promise<void>;
   /** a private NATS server for this harness and its gateways (default NATS_URL): a test may stop it */
   natsUrl?: string;
+  /** the pool's gateway TLS certificate in the snapshot (Kubernetes listener) */
+  tls?: SnapshotInput['tls'];
   /** the snapshot's event key (hex; default random) — an api's deriveKey(master, 'event-signing') to work with it */
   eventKeyHex?: string;
 }
@@ -148,6 +152,7 @@ export async function startHarness(opts: HarnessOptions = {}): Promise<Harness> 
     revokedTokenIds: [],
     issuer,
     ssh: null,
+    tls: opts.tls ?? null,
   };
   let revision = 0;
   const eventKeyHex = opts.eventKeyHex ?? randomBytes(32).toString('hex');
@@ -170,6 +175,9 @@ export async function startHarness(opts: HarnessOptions = {}): Promise<Harness> 
       policies: snapshotInput.policies,
       ...(snapshotInput.ssh
         ? { ssh: { hostKey: sealForPool(poolKeys.publicKey, snapshotInput.ssh.hostKey, SSH_HOST_KEY_CONTEXT), userCaPublicKey: snapshotInput.ssh.userCaPublicKey } }
+        : {}),
+      ...(snapshotInput.tls
+        ? { tls: { caPem: snapshotInput.tls.caPem, certPem: snapshotInput.tls.certPem, key: sealForPool(poolKeys.publicKey, snapshotInput.tls.keyPem, GATEWAY_TLS_KEY_CONTEXT) } }
         : {}),
     });
 

@@ -1,0 +1,628 @@
+import { randomUUID } from 'node:crypto';
+import type { IncomingHttpHeaders, IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
+import { request as httpsRequest, createServer, type Server } from 'node:https';
+import type { AddressInfo, Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
+import { hostname } from 'node:os';
+import { GATEWAY_TLS_KEY_CONTEXT, generateGatewayCa, issueGatewayServerCert, openSealed, type AuthFailure } from '@portcullis/protocol';
+import type { KubeDecision, KubeMasking, KubeRequestInfo } from '@portcullis/policy';
+import type { ApprovalClient } from '../approvals/approval-client.js';
+import { CredentialError, claimedSubject, verifyCredential, type VerifiedCredential } from '../auth/credential-verifier.js';
+import type { ActiveConfig, ResolvedPolicy } from '../config/config-store.js';
+import type { EventPublisher } from '../events/event-publisher.js';
+import type { GatewayMetrics } from '../http/metrics.js';
+import type { Logger } from '../logger.js';
+import type { PolicyLib } from '../core/policy-lib.js';
+import type { SshPolicy } from '../ssh/ssh-policy.types.js';
+import { holdForApproval } from './kube-approval.js';
+import { KubeSession } from './kube-session.js';
+import { sendStatus, sendStatusOnSocket, type StatusDetails, type StatusReason } from './kube-status.js';
+import { relayUpgrade } from './kube-upgrade.js';
+import { KubeUpstreamError, KubeUpstreams, type KubeUpstream } from './kube-upstream.js';
+
+export interface KubeListenerOptions {
+  gatewayId: string;
+  pool: string;
+  logger: Logger;
+  metrics: GatewayMetrics;
+  /** opens the snapshot's sealed TLS key */
+  poolKey: string;
+  config(): ActiveConfig | null;
+  policyLib(): PolicyLib | null;
+  publisher(): EventPublisher | null;
+  authFailed?(f: Omit<AuthFailure, 'surface'>, connection: string | null): void;
+  recordingAvailable(): boolean;
+  approvals(): ApprovalClient | null;
+  /** the shell-command decisions of a policy (exec `command=`, exec -it lines): the SSH module's */
+  shellPolicy(policy: ResolvedPolicy | null): SshPolicy;
+  /** largest request body taken (default 8 MiB; kube-apiserver's own limit is 3 MiB) */
+  maxBodyBytes?: number;
+  /** largest response body the gateway holds to mask (default 256 MiB) */
+  maxResponseBytes?: number;
+  /** a fixed certificate (GATEWAY_TLS_CERT/KEY) instead of the pool's */
+  tls?: { cert: string; key: string } | null;
+}
+
+/** The path prefix: `https://<gateway>:8443/k8s/<connection>/api/v1/…` */
+export const KUBE_PATH_PREFIX = '/k8s/';
+const CONNECTION_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,252}$/;
+/** hop-by-hop headers (RFC 9110 §7.6.1) and those the gateway sets itself */
+const DROPPED_REQUEST_HEADERS = new Set(['connection', 'keep-alive', 'proxy-connection', 'proxy-authorization', 'te', 'trailer', 'transfer-encoding', 'upgrade', 'host', 'authorization', 'content-length', 'expect']);
+const DROPPED_RESPONSE_HEADERS = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'trailer', 'upgrade']);
+
+interface Routed {
+  connection: string;
+  /** the API path and query after the prefix */
+  target: string;
+}
+
+/** Splits `/k8s/<connection>/<api path>`; null when the path is not under the prefix. */
+export function routeKubePath(url: string): Routed | null {
+  if (!url.startsWith(KUBE_PATH_PREFIX)) return null;
+  const rest = url.slice(KUBE_PATH_PREFIX.length);
+  const cut = rest.search(/[/?]/);
+  const connection = cut < 0 ? rest : rest.slice(0, cut);
+  if (!CONNECTION_NAME.test(connection)) return null;
+  let target = cut < 0 ? '/' : rest.slice(cut);
+  if (target.startsWith('?')) target = `/${target}`;
+  return { connection, target };
+}
+
+/** What a request is decided and forwarded with. */
+export interface KubeCall {
+  id: string;
+  info: KubeRequestInfo;
+  target: string;
+  credential: VerifiedCredential;
+  policy: ResolvedPolicy | null;
+  session: KubeSession;
+  upstream: KubeUpstream;
+  masking: KubeMasking | null;
+  started: number;
+  /** set when an approver let the request through */
+  approval?: { approvalId: string; decidedBy: string | null };
+}
+
+class Refusal extends Error {
+  constructor(
+    readonly code: number,
+    readonly reason: StatusReason,
+    message: string,
+    readonly details?: StatusDetails,
+  ) {
+    super(message);
+  }
+}
+
+/**
+ * The gateway's Kubernetes API listener (HTTPS, GATEWAY_KUBERNETES_PORT). Each request: the bearer
+ * token is a gateway credential for the connection in the path (verified like a Postgres password),
+ * the request is classified as kube-apiserver would and decided by the connection's policy
+ * (block → a Status kubectl prints; require_approval → held open until decided), then forwarded to
+ * the API server with the connection's own credential (and, if the connection says so, the caller's
+ * identity as Impersonate-User/Group). Responses are masked (Secrets, detectors) before they leave.
+ * One session per client connection and credential: session.start, a `kube.request` event per
+ * request, `terminal` events for exec/attach, session.end when the client goes.
+ */
+export class KubeListener {
+  private server: Server | null = null;
+  private readonly upstreams = new KubeUpstreams();
+  private readonly sessionsBySocket = new WeakMap<Socket, KubeSession>();
+  readonly sessions = new Set<KubeSession>();
+  private tlsSealed: string | null = null;
+  private readonly verified = new Map<string, { revision: number; credential: VerifiedCredential }>();
+  port = 0;
+
+  constructor(private readonly o: KubeListenerOptions) {}
+
+  get liveSessions(): number {
+    return this.sessions.size;
+  }
+
+  async start(port: number, host: string): Promise<number> {
+    const initial = this.poolTls() ?? this.o.tls ?? (await selfSigned());
+    this.server = createServer({ cert: initial.cert, key: initial.key, ALPNProtocols: ['http/1.1'], requestTimeout: 0, headersTimeout: 30_000, keepAliveTimeout: 60_000, maxHeaderSize: 64 * 1024 });
+    this.server.on('request', (req: IncomingMessage, res: ServerResponse) => void this.handle(req, res));
+    this.server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => void this.handleUpgrade(req, socket, head));
+    this.server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => {
+      // malformed HTTP: a 400 Status, that connection closes, the others go on
+      if (!socket.writable || err.code === 'ECONNRESET') return socket.destroy();
+      sendStatusOnSocket(socket, err.code === 'HPE_HEADER_OVERFLOW' ? 431 : 400, 'BadRequest', `malformed HTTP request (${err.code ?? 'parse error'})`);
+    });
+    this.server.on('tlsClientError', () => undefined);
+    this.server.on('error', (err) => this.o.logger.error({ err: err.message }, 'kubernetes listener error'));
+    await new Promise<void>((resolve, reject) => {
+      this.server!.once('error', reject);
+      this.server!.listen(port, host, () => resolve());
+    });
+    this.port = (this.server.address() as AddressInfo).port;
+    return this.port;
+  }
+
+  /** The pool's certificate from the snapshot (sealed key opened), or null when there is none. */
+  private poolTls(): { cert: string; key: string } | null {
+    if (this.o.tls) return null;
+    const tls = this.o.config()?.snapshot.tls;
+    if (!tls) return null;
+    try {
+      const key = openSealed(this.o.poolKey, tls.key, GATEWAY_TLS_KEY_CONTEXT);
+      this.tlsSealed = tls.key.ct;
+      return { cert: `${tls.certPem.trim()}\n${tls.caPem.trim()}\n`, key };
+    } catch (err) {
+      this.o.logger.error({ err: (err as Error).message }, 'cannot open the pool\'s gateway TLS key with GATEWAY_POOL_KEY; keeping the current certificate');
+      return null;
+    }
+  }
+
+  configChanged(c: ActiveConfig): void {
+    if (this.server && !this.o.tls && c.snapshot.tls && c.snapshot.tls.key.ct !== this.tlsSealed) {
+      const t = this.poolTls();
+      if (t) this.server.setSecureContext({ cert: t.cert, key: t.key });
+    }
+    this.upstreams.retain(new Set(c.connections.keys()));
+    this.verified.clear();
+    for (const s of [...this.sessions]) s.configChanged(c);
+  }
+
+  recordingLost(): void {
+    for (const s of [...this.sessions]) s.recordingLost();
+  }
+
+  async stop(): Promise<void> {
+    const closed = new Promise<void>((resolve) => (this.server ? this.server.close(() => resolve()) : resolve()));
+    this.server?.closeAllConnections();
+    const sessions = [...this.sessions];
+    for (const s of sessions) s.end('gateway_shutdown');
+    await Promise.allSettled(sessions.map((s) => s.flush()));
+    this.upstreams.close();
+    await closed;
+  }
+
+  // ---- one request ----
+
+  private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    let call: KubeCall | null = null;
+    try {
+      call = await this.admit(req);
+      const decision = await this.decide(call, req, res);
+      if (decision.action !== 'allow') return; // answered
+      await this.forward(call, req, res);
+    } catch (err) {
+      this.refuse(res, err, call);
+    }
+  }
+
+  private refuse(res: ServerResponse, err: unknown, call: KubeCall | null): void {
+    if (err instanceof Refusal) {
+      sendStatus(res, err.code, err.reason, err.message, err.details);
+      call?.session.request(call, { status: err.code, action: err.code === 403 ? 'block' : 'error', reason: err.message });
+      return;
+    }
+    this.o.logger.error({ err: (err as Error).message, stack: (err as Error).stack }, 'kubernetes request failed');
+    sendStatus(res, 500, 'InternalError', 'the gateway could not handle this request');
+    call?.session.request(call, { status: 500, action: 'error', reason: 'internal error' });
+  }
+
+  /** Authenticates the request and classifies it; throws Refusal. */
+  private async admit(req: IncomingMessage): Promise<KubeCall> {
+    const started = Date.now();
+    const routed = routeKubePath(req.url ?? '');
+    if (!routed) throw new Refusal(404, 'NotFound', `the gateway serves Kubernetes API requests under ${KUBE_PATH_PREFIX}<connection>/ only`);
+    const config = this.o.config();
+    if (!config) throw new Refusal(503, 'ServiceUnavailable', 'the gateway has not received its configuration yet; try again shortly');
+    const lib = this.o.policyLib();
+    if (!lib) throw new Refusal(503, 'ServiceUnavailable', 'the gateway\'s policy library is not loaded; requests are refused');
+    const credential = await this.authenticate(req, routed.connection, config);
+    const conn = credential.connection;
+    if (conn.kind !== 'kubernetes' || !conn.kubernetes) throw new Refusal(404, 'NotFound', `connection "${conn.name}" is not a Kubernetes connection`);
+    for (const h of Object.keys(req.headers)) {
+      // the caller's identity is the credential's; an Impersonate-* header would pick another through
+      // the gateway's own credential (privilege escalation): never forwarded, refused so the caller knows
+      if (h.startsWith('impersonate-')) throw new Refusal(403, 'Forbidden', `impersonation (${h}) is not allowed through the gateway: requests run as ${conn.kubernetes.impersonate ? `your identity (${credential.claims.sub})` : 'the connection\'s credential'}`);
+    }
+    let info: KubeRequestInfo;
+    try {
+      info = lib.parseRequestInfo(req.method ?? 'GET', routed.target);
+    } catch (err) {
+      throw new Refusal(400, 'BadRequest', (err as Error).message);
+    }
+    let policy: ResolvedPolicy | null = null;
+    if (conn.policy) {
+      policy = config.policies.get(conn.policy) ?? null;
+      if (!policy) throw new Refusal(503, 'ServiceUnavailable', `the policy of connection "${conn.name}" is not available on this gateway; requests are refused until it is`);
+    }
+    let upstream: KubeUpstream;
+    try {
+      upstream = this.upstreams.get(conn);
+    } catch (err) {
+      this.o.logger.error({ connection: conn.name, err: (err as Error).message }, 'kubernetes upstream unusable');
+      throw new Refusal(503, 'ServiceUnavailable', err instanceof KubeUpstreamError ? err.message : 'the connection\'s API server cannot be reached');
+    }
+    const session = await this.sessionFor(req.socket, credential, policy, config);
+    const masking = policy ? lib.createKubeMasking(policy.document as never, { hmacKey: config.maskingKey }) : null;
+    return { id: randomUUID(), info, target: routed.target, credential, policy, session, upstream, masking, started };
+  }
+
+  private async authenticate(req: IncomingMessage, connection: string, config: ActiveConfig): Promise<VerifiedCredential> {
+    const auth = req.headers.authorization ?? '';
+    const m = /^Bearer\s+(\S+)\s*$/i.exec(auth);
+    const source = req.socket.remoteAddress ?? null;
+    if (!m) {
+      this.o.authFailed?.({ source, identity: null, reason: 'invalid', target: connection, detail: 'no bearer token' }, connection);
+      throw new Refusal(401, 'Unauthorized', 'a gateway credential is required (Authorization: Bearer <token>; use `portcullis kubeconfig`)');
+    }
+    const token = m[1]!;
+    const cached = this.verified.get(token);
+    if (cached && cached.revision === config.revision && cached.credential.connection.name === connection && (cached.credential.expiresAt ?? Infinity) > Date.now() + 5000) {
+      return cached.credential;
+    }
+    try {
+      const credential = await verifyCredential(token, connection, config);
+      if (this.verified.size > 10_000) this.verified.clear();
+      this.verified.set(token, { revision: config.revision, credential });
+      return credential;
+    } catch (err) {
+      if (!(err instanceof CredentialError)) throw err;
+      this.o.metrics.errors.inc({ kind: 'auth' });
+      this.o.authFailed?.({ source, identity: claimedSubject(token), reason: err.reason, target: connection, detail: err.message }, connection);
+      if (err.reason === 'wrong_connection' || err.reason === 'not_allowed') throw new Refusal(403, 'Forbidden', err.message);
+      if (err.reason === 'unknown_connection') throw new Refusal(404, 'NotFound', err.message);
+      throw new Refusal(401, 'Unauthorized', err.message);
+    }
+  }
+
+  private async sessionFor(socket: Socket, credential: VerifiedCredential, policy: ResolvedPolicy | null, config: ActiveConfig): Promise<KubeSession> {
+    const known = this.sessionsBySocket.get(socket);
+    if (known && !known.ended && known.credential.claims.jti === credential.claims.jti) return known;
+    known?.end('credential_changed');
+    const session = new KubeSession({
+      gatewayId: this.o.gatewayId, pool: this.o.pool, logger: this.o.logger, metrics: this.o.metrics, publisher: this.o.publisher(),
+      credential, policy, config, clientAddr: socket.remoteAddress ?? null,
+      onEnd: (s) => this.sessions.delete(s),
+    });
+    if (credential.connection.recording === 'required' && !this.o.recordingAvailable()) {
+      throw new Refusal(503, 'ServiceUnavailable', 'session recording is unavailable and this connection requires it; try again later');
+    }
+    try {
+      await session.start();
+    } catch {
+      throw new Refusal(503, 'ServiceUnavailable', 'session recording is unavailable and this connection requires it; try again later');
+    }
+    this.sessions.add(session);
+    this.sessionsBySocket.set(socket, session);
+    socket.once('close', () => session.end('client_closed'));
+    return session;
+  }
+
+  /**
+   * The policy's decision, exec commands included; answers a block and a refused approval itself
+   * (returns the non-allow decision then). An approved request comes back as allow.
+   */
+  private async decide(call: KubeCall, req: IncomingMessage, res?: ServerResponse, socket?: Duplex): Promise<KubeDecision> {
+    const lib = this.o.policyLib()!;
+    let d: KubeDecision = call.policy ? lib.evaluateKubeRequest(call.info, call.policy.document as never) : { action: 'allow', rule: null, reason: 'no policy on this connection' };
+    // exec's command is decided with the same shell guardrails as SSH exec
+    if (d.action !== 'block' && call.info.subresource === 'exec' && call.info.command && call.info.command.length > 0 && call.policy) {
+      const text = shellJoin(call.info.command);
+      const v = this.o.shellPolicy(call.policy).command(text);
+      if (SEVERITY[v.action] > SEVERITY[d.action]) d = { action: v.action, rule: v.rule, reason: v.reason ?? `${text}: ${v.action}` };
+    }
+    this.o.metrics.countDecision(d.action);
+    if (d.action === 'allow') return d;
+    const details = { name: call.info.name || undefined, group: call.info.apiGroup || undefined, kind: call.info.resource || undefined };
+    const answer = (code: number, reason: StatusReason, message: string, action: string): void => {
+      if (res) sendStatus(res, code, reason, message, details);
+      else if (socket) sendStatusOnSocket(socket, code, reason, message, details);
+      call.session.request(call, { status: code, action, rule: d.rule, reason: message });
+    };
+    if (d.action === 'block') {
+      answer(403, 'Forbidden', `portcullis: ${d.reason}`, 'block');
+      return d;
+    }
+    const outcome = await holdForApproval({ client: this.o.approvals(), call, decision: d, req, log: this.o.logger });
+    if (outcome.approved) {
+      call.approval = outcome;
+      return { action: 'allow', rule: d.rule, reason: `approved (${outcome.approvalId})` };
+    }
+    answer(403, 'Forbidden', `portcullis: ${outcome.message}`, 'require_approval');
+    return d;
+  }
+
+  private requestHeaders(call: KubeCall, req: IncomingMessage, mode: string): OutgoingHttpHeaders {
+    const out: OutgoingHttpHeaders = {};
+    for (const [name, value] of Object.entries(req.headers as IncomingHttpHeaders)) {
+      if (value === undefined || DROPPED_REQUEST_HEADERS.has(name) || name.startsWith('impersonate-') || name.startsWith('x-remote-')) continue;
+      out[name] = value;
+    }
+    out.host = call.upstream.url.host;
+    if (call.upstream.authorization) out.authorization = call.upstream.authorization;
+    if (call.upstream.impersonate) {
+      out['impersonate-user'] = call.credential.claims.sub;
+      if (call.credential.claims.groups.length) out['impersonate-group'] = [...call.credential.claims.groups];
+    }
+    if (mode !== 'none') {
+      // JSON only: protobuf, CBOR and YAML cannot be masked here
+      out.accept = jsonOnlyAccept(req.headers.accept);
+      out['accept-encoding'] = 'identity';
+    }
+    return out;
+  }
+
+  private upstreamPath(call: KubeCall): string {
+    const base = call.upstream.url.pathname.replace(/\/+$/, '');
+    return `${base}${call.target}`;
+  }
+
+  private async forward(call: KubeCall, req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const mode = call.masking?.modeFor(call.info) ?? 'none';
+    const body = await readBody(req, this.o.maxBodyBytes ?? 8 * 1024 * 1024);
+    const headers = this.requestHeaders(call, req, mode);
+    if (body.length > 0 || req.headers['content-length'] !== undefined) headers['content-length'] = body.length;
+    const longLived = call.info.verb === 'watch' || /[?&]follow=(true|1)\b/.test(call.target);
+    if (longLived) call.session.request(call, { phase: 'start', status: 0, action: 'allow' });
+    await new Promise<void>((resolve) => {
+      const up = httpsRequest({
+        protocol: 'https:', hostname: call.upstream.url.hostname, port: call.upstream.url.port || 443,
+        method: req.method, path: this.upstreamPath(call), headers, agent: call.upstream.agent,
+      });
+      let done = false;
+      const finish = (status: number, extra: Record<string, unknown> = {}): void => {
+        if (done) return;
+        done = true;
+        call.session.request(call, { status, action: call.approval ? 'require_approval' : 'allow', ...(longLived ? { phase: 'end' } : {}), ...extra });
+        resolve();
+      };
+      res.on('close', () => {
+        if (!up.destroyed) up.destroy();
+        finish(res.statusCode, { clientClosed: !res.writableFinished });
+      });
+      up.on('error', (err) => {
+        this.o.logger.warn({ err: err.message, connection: call.credential.connection.name }, 'kubernetes upstream request failed');
+        if (!res.headersSent) sendStatus(res, 503, 'ServiceUnavailable', `the API server of connection "${call.credential.connection.name}" cannot be reached`);
+        else res.destroy();
+        finish(503, { error: err.message });
+      });
+      up.on('response', (ures) => {
+        void relayResponse(call, mode, ures, res, this.o.maxResponseBytes ?? 256 * 1024 * 1024, this.o.logger, this.o.policyLib()!).then((r) => {
+          if (r.withheld) finish(502, { withheld: r.withheld });
+          else if (res.writableFinished || res.destroyed) finish(ures.statusCode ?? 0, { bytes: r.bytes, masked: r.masked });
+          else res.once('finish', () => finish(ures.statusCode ?? 0, { bytes: r.bytes, masked: r.masked }));
+        });
+      });
+      up.end(body);
+    });
+  }
+
+  // ---- upgrades: exec, attach, port-forward ----
+
+  private async handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
+    socket.on('error', () => undefined);
+    let call: KubeCall | null = null;
+    try {
+      call = await this.admit(req);
+      const sub = call.info.resource === 'pods' ? call.info.subresource : '';
+      if (!(sub === 'exec' || sub === 'attach' || sub === 'portforward')) {
+        throw new Refusal(400, 'BadRequest', 'only exec, attach and port-forward may upgrade the connection through the gateway');
+      }
+      const d = await this.decide(call, req, undefined, socket);
+      if (d.action !== 'allow') return;
+      relayUpgrade({
+        call, req, socket, head, headers: this.requestHeaders(call, req, 'none'), path: this.upstreamPath(call),
+        shell: call.policy ? this.o.shellPolicy(call.policy) : null, approvalsClient: this.o.approvals(), logger: this.o.logger,
+      });
+    } catch (err) {
+      if (err instanceof Refusal) {
+        sendStatusOnSocket(socket, err.code, err.reason, err.message, err.details);
+        call?.session.request(call, { status: err.code, action: err.code === 403 ? 'block' : 'error', reason: err.message });
+      } else {
+        this.o.logger.error({ err: (err as Error).message }, 'kubernetes upgrade failed');
+        sendStatusOnSocket(socket, 500, 'InternalError', 'the gateway could not handle this request');
+      }
+    }
+  }
+}
+
+const SEVERITY: Record<string, number> = { allow: 0, require_approval: 1, block: 2 };
+
+/** The exec command as one shell line (each argument quoted when it needs to be), for the shell guardrails. */
+export function shellJoin(args: readonly string[]): string {
+  return args.map((a) => (/^[A-Za-z0-9_./:=@%+,-]+$/.test(a) ? a : `'${a.replace(/'/g, `'\\''`)}'`)).join(' ');
+}
+
+/** The client's Accept with everything but JSON taken out (kubectl's Table requests are JSON too). */
+export function jsonOnlyAccept(accept: string | undefined): string {
+  const kept = (accept ?? '')
+    .split(',')
+    .map((s) => s.trim())
+    .filter((s) => /^application\/json(\s*;|$)/i.test(s));
+  return kept.length ? kept.join(', ') : 'application/json';
+}
+
+class BodyTooLarge extends Refusal {}
+
+async function readBody(req: IncomingMessage, max: number): Promise<Buffer> {
+  const declared = Number(req.headers['content-length'] ?? 0);
+  if (declared > max) {
+    req.resume();
+    throw new BodyTooLarge(413, 'RequestEntityTooLarge', `request body of ${declared} bytes is larger than the gateway takes (${max} bytes)`);
+  }
+  const parts: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of req as AsyncIterable<Buffer>) {
+    size += chunk.length;
+    if (size > max) {
+      req.resume();
+      throw new BodyTooLarge(413, 'RequestEntityTooLarge', `request body is larger than the gateway takes (${max} bytes)`);
+    }
+    parts.push(chunk);
+  }
+  return parts.length === 1 ? parts[0]! : Buffer.concat(parts);
+}
+
+function responseHeaders(ures: IncomingMessage, drop: readonly string[] = []): OutgoingHttpHeaders {
+  const out: OutgoingHttpHeaders = {};
+  for (const [name, value] of Object.entries(ures.headers)) {
+    if (value === undefined || DROPPED_RESPONSE_HEADERS.has(name) || drop.includes(name)) continue;
+    out[name] = value;
+  }
+  return out;
+}
+
+/**
+ * Sends the API server's response on, masked as `mode` says. JSON bodies are held whole and masked
+ * (a response the masker cannot read is withheld, never passed raw); watch streams are masked event
+ * by event; log text line by line.
+ */
+async function relayResponse(call: KubeCall, mode: string, ures: IncomingMessage, res: ServerResponse, maxBytes: number, log: Logger, lib: PolicyLib): Promise<{ bytes: number; masked: number; withheld?: string }> {
+  const status = ures.statusCode ?? 502;
+  const type = String(ures.headers['content-type'] ?? '');
+  const approvalHeader: OutgoingHttpHeaders = call.approval ? { warning: `299 - "portcullis: approval ${call.approval.approvalId} granted${call.approval.decidedBy ? ` by ${call.approval.decidedBy}` : ''}"` } : {};
+  const masking = call.masking;
+  if (mode === 'none' || !masking) {
+    res.writeHead(status, { ...responseHeaders(ures), ...mergeWarning(ures, approvalHeader) });
+    let bytes = 0;
+    ures.on('data', (c: Buffer) => (bytes += c.length));
+    ures.pipe(res);
+    await new Promise<void>((r) => ures.once('end', r).once('close', r));
+    return { bytes, masked: 0 };
+  }
+  const withhold = (why: string): { bytes: number; masked: number; withheld: string } => {
+    ures.destroy();
+    log.warn({ why, status, type }, 'kubernetes response withheld');
+    sendStatus(res, 502, 'InternalError', `portcullis: the response was withheld because the policy masks it and ${why}`);
+    return { bytes: 0, masked: 0, withheld: why };
+  };
+  if (ures.headers['content-encoding'] && ures.headers['content-encoding'] !== 'identity') return withhold(`it came compressed (${String(ures.headers['content-encoding'])})`);
+  if (mode === 'text') {
+    if (!/^text\/plain/i.test(type) && status < 300) return withhold(`its content type ${type || '(none)'} is not text`);
+    res.writeHead(status, { ...responseHeaders(ures, ['content-length']), ...mergeWarning(ures, approvalHeader) });
+    return maskLogStream(ures, res, masking);
+  }
+  const isJson = /^application\/json/i.test(type);
+  if (!isJson) {
+    // plain-text error bodies (a 404 for an unknown path) carry no objects
+    if (status >= 400 && /^text\/plain/i.test(type)) {
+      res.writeHead(status, { ...responseHeaders(ures), ...mergeWarning(ures, approvalHeader) });
+      ures.pipe(res);
+      await new Promise<void>((r) => ures.once('end', r).once('close', r));
+      return { bytes: 0, masked: 0 };
+    }
+    if (status === 204 || status === 304) {
+      res.writeHead(status, responseHeaders(ures));
+      res.end();
+      ures.resume();
+      return { bytes: 0, masked: 0 };
+    }
+    return withhold(`its content type ${type || '(none)'} is not JSON`);
+  }
+  if (/stream=watch/i.test(type) || call.info.verb === 'watch') {
+    res.writeHead(status, { ...responseHeaders(ures, ['content-length']), ...mergeWarning(ures, approvalHeader) });
+    return maskWatchStream(call, ures, res, masking, lib);
+  }
+  const parts: Buffer[] = [];
+  let size = 0;
+  try {
+    for await (const chunk of ures as AsyncIterable<Buffer>) {
+      size += chunk.length;
+      if (size > maxBytes) return withhold(`it is larger than ${maxBytes} bytes`);
+      parts.push(chunk);
+    }
+  } catch {
+    if (!res.headersSent) sendStatus(res, 502, 'InternalError', 'the API server closed the response early');
+    return { bytes: size, masked: 0 };
+  }
+  const whole = parts.length === 1 ? parts[0]! : Buffer.concat(parts);
+  let out: string | Buffer;
+  let masked = 0;
+  try {
+    const r = masking.maskJsonText(whole, call.info);
+    out = r.text;
+    masked = r.stats.values;
+  } catch {
+    return withhold('it is not JSON the gateway can read');
+  }
+  const headers = { ...responseHeaders(ures, ['content-length']), ...mergeWarning(ures, approvalHeader), 'content-length': Buffer.byteLength(out) };
+  res.writeHead(status, headers);
+  res.end(out);
+  return { bytes: Buffer.byteLength(out), masked };
+}
+
+function mergeWarning(ures: IncomingMessage, extra: OutgoingHttpHeaders): OutgoingHttpHeaders {
+  if (!extra.warning) return {};
+  const have: unknown = ures.headers.warning;
+  const list: string[] = have === undefined ? [] : Array.isArray(have) ? have.map(String) : [String(have)];
+  return { warning: [...list, String(extra.warning)] } as unknown as OutgoingHttpHeaders;
+}
+
+async function maskWatchStream(call: KubeCall, ures: IncomingMessage, res: ServerResponse, masking: KubeMasking, lib: PolicyLib): Promise<{ bytes: number; masked: number; withheld?: string }> {
+  const splitter = new lib.JsonDocumentSplitter();
+  let bytes = 0;
+  let masked = 0;
+  try {
+    for await (const chunk of ures as AsyncIterable<Buffer>) {
+      let out = '';
+      for (const doc of splitter.push(chunk)) {
+        const r = masking.maskJsonText(doc, call.info);
+        masked += r.stats.values;
+        out += `${typeof r.text === 'string' ? r.text : r.text.toString('utf8')}\n`;
+      }
+      if (out) {
+        bytes += Buffer.byteLength(out);
+        if (!res.write(out)) await new Promise((r) => res.once('drain', r));
+      }
+    }
+  } catch {
+    // an event it cannot read ends the watch (the client re-lists), never passes raw
+    ures.destroy();
+    res.destroy();
+    return { bytes, masked, withheld: 'a watch event could not be read' };
+  }
+  res.end();
+  return { bytes, masked };
+}
+
+async function maskLogStream(ures: IncomingMessage, res: ServerResponse, masking: KubeMasking): Promise<{ bytes: number; masked: number }> {
+  let pending = '';
+  let bytes = 0;
+  let masked = 0;
+  const send = (text: string): void => {
+    const r = masking.maskLog(text);
+    masked += r.findings;
+    bytes += Buffer.byteLength(r.text);
+    res.write(r.text);
+  };
+  // a line is masked whole; a partial line waits for its end (or 64 KiB, or a quiet 200 ms for `-f`)
+  let timer: NodeJS.Timeout | null = null;
+  const flushIdle = (): void => {
+    timer = null;
+    if (pending) {
+      send(pending);
+      pending = '';
+    }
+  };
+  const decoder = new TextDecoder('utf-8');
+  for await (const chunk of ures as AsyncIterable<Buffer>) {
+    pending += decoder.decode(chunk, { stream: true });
+    const cut = pending.lastIndexOf('\n');
+    if (cut >= 0) {
+      send(pending.slice(0, cut + 1));
+      pending = pending.slice(cut + 1);
+    }
+    if (pending.length > 64 * 1024) flushIdle();
+    if (timer) clearTimeout(timer);
+    if (pending) timer = setTimeout(flushIdle, 200);
+  }
+  if (timer) clearTimeout(timer);
+  pending += decoder.decode();
+  if (pending) send(pending);
+  res.end();
+  return { bytes, masked };
+}
+
+/** Until the snapshot brings the pool's certificate: a throwaway CA and server certificate (ECDSA P-256, fast to make). */
+async function selfSigned(): Promise<{ cert: string; key: string }> {
+  const ca = await generateGatewayCa('portcullis-gateway-temporary');
+  const cert = await issueGatewayServerCert(ca, ['localhost', '127.0.0.1', hostname()]);
+  return { cert: `${cert.certPem.trim()}\n${ca.caPem.trim()}\n`, key: cert.keyPem };
+}
+

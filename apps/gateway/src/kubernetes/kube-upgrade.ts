@@ -1,0 +1,272 @@
+import type { IncomingMessage, OutgoingHttpHeaders } from 'node:http';
+import { request as httpsRequest } from 'node:https';
+import type { Duplex } from 'node:stream';
+import { StringDecoder } from 'node:string_decoder';
+import type { ApprovalClient } from '../approvals/approval-client.js';
+import type { Logger } from '../logger.js';
+import { LineTracker } from '../ssh/line-tracker.js';
+import type { SshPolicy, SshVerdict } from '../ssh/ssh-policy.types.js';
+import { TerminalRecorder } from '../ssh/terminal-recorder.js';
+import { holdForApproval } from './kube-approval.js';
+import type { KubeCall } from './kube-listener.js';
+import { sendStatusOnSocket } from './kube-status.js';
+import { CHANNEL, WS_OP, WsFrameReader, channelFrame, type WsFrame } from './ws-frames.js';
+
+const CTRL_U = Buffer.from([0x15]);
+/** keystrokes held while a line waits for its decision before the client is paused */
+const MAX_HELD_BYTES = 1024 * 1024;
+
+export interface UpgradeOptions {
+  call: KubeCall;
+  req: IncomingMessage;
+  socket: Duplex;
+  head: Buffer;
+  headers: OutgoingHttpHeaders;
+  path: string;
+  /** the shell decisions of the session's policy (null: no policy, nothing decided per line) */
+  shell: SshPolicy | null;
+  approvalsClient: ApprovalClient | null;
+  logger: Logger;
+}
+
+/** The Kubernetes channel protocols over WebSocket the gateway can read (and so record and decide). */
+const CHANNEL_PROTOCOLS = /^(v5|v4)\.channel\.k8s\.io$/;
+
+/**
+ * exec / attach / port-forward: the client's upgrade goes to the API server with the connection's
+ * credential; after its 101 the bytes flow both ways. exec and attach must speak a channel protocol
+ * over WebSocket (kubectl ≥ 1.30's default, `v5.channel.k8s.io`): the gateway reads those frames to
+ * record the terminal (`terminal` events: what the client saw and typed) and, for an interactive
+ * exec with a policy, decides each line at its Enter as an SSH shell does. SPDY exec/attach (older
+ * kubectl) cannot be read here and is refused rather than passed unrecorded. port-forward carries
+ * no terminal and is relayed as it comes (its start, end and byte counts are recorded).
+ */
+export function relayUpgrade(o: UpgradeOptions): void {
+  const { call, req, socket } = o;
+  const sub = call.info.subresource;
+  const upgrade = String(req.headers.upgrade ?? '').toLowerCase();
+  const terminal = sub === 'exec' || sub === 'attach';
+  if (terminal && upgrade !== 'websocket') {
+    sendStatusOnSocket(socket, 400, 'BadRequest', `portcullis: ${sub} through the gateway needs the WebSocket protocol (v5.channel.k8s.io, kubectl ≥ 1.30's default); ${req.headers.upgrade ?? 'this upgrade'} cannot be recorded`);
+    call.session.request(call, { status: 400, action: 'error', reason: 'SPDY exec/attach is not supported' });
+    return;
+  }
+  if (terminal) {
+    const offered = String(req.headers['sec-websocket-protocol'] ?? '').split(',').map((s) => s.trim()).filter((p) => CHANNEL_PROTOCOLS.test(p));
+    if (offered.length === 0) {
+      sendStatusOnSocket(socket, 400, 'BadRequest', 'portcullis: exec/attach through the gateway needs the v5.channel.k8s.io or v4.channel.k8s.io WebSocket protocol');
+      call.session.request(call, { status: 400, action: 'error', reason: 'no channel protocol' });
+      return;
+    }
+    // only protocols the gateway can read reach the API server (no base64 or SPDY-tunnelled variants)
+    o.headers['sec-websocket-protocol'] = offered.join(', ');
+  }
+  const up = httpsRequest({
+    protocol: 'https:', hostname: call.upstream.url.hostname, port: call.upstream.url.port || 443,
+    method: req.method, path: o.path, agent: call.upstream.upgradeAgent,
+    headers: { ...o.headers, connection: 'Upgrade', upgrade: String(req.headers.upgrade ?? '') },
+  });
+  up.on('error', (err) => {
+    o.logger.warn({ err: err.message }, 'kubernetes upgrade to the API server failed');
+    if (socket.writable) sendStatusOnSocket(socket, 503, 'ServiceUnavailable', `the API server of connection "${call.credential.connection.name}" cannot be reached`);
+    call.session.request(call, { status: 503, action: 'allow', error: err.message });
+  });
+  socket.once('close', () => up.destroy());
+  // the API server refused the upgrade (RBAC 403, a missing pod, no node address): its answer goes to the client
+  up.on('response', (ures) => {
+    const status = ures.statusCode ?? 502;
+    const chunks: Buffer[] = [];
+    ures.on('data', (c: Buffer) => chunks.push(c));
+    ures.on('end', () => {
+      const body = Buffer.concat(chunks);
+      const type = String(ures.headers['content-type'] ?? 'application/json');
+      socket.end(Buffer.concat([Buffer.from(`HTTP/1.1 ${status} ${ures.statusMessage ?? ''}\r\ncontent-type: ${type}\r\ncontent-length: ${body.length}\r\nconnection: close\r\n\r\n`), body]));
+      call.session.request(call, { status, action: call.approval ? 'require_approval' : 'allow' });
+    });
+  });
+  up.on('upgrade', (ures, usock, uhead) => {
+    const lines = [`HTTP/1.1 101 Switching Protocols`];
+    for (let i = 0; i < ures.rawHeaders.length; i += 2) lines.push(`${ures.rawHeaders[i]}: ${ures.rawHeaders[i + 1]}`);
+    socket.write(`${lines.join('\r\n')}\r\n\r\n`);
+    usock.on('error', () => socket.destroy());
+    socket.on('error', () => usock.destroy());
+    const protocol = String(ures.headers['sec-websocket-protocol'] ?? '');
+    call.session.request(call, { phase: 'start', status: 101, action: call.approval ? 'require_approval' : 'allow', protocol: protocol || upgrade });
+    const counts = { in: 0, out: 0 };
+    let release = (): void => undefined;
+    const finish = (): void => {
+      release();
+      call.session.request(call, { phase: 'end', status: 101, action: call.approval ? 'require_approval' : 'allow', bytesIn: counts.in, bytesOut: counts.out });
+    };
+    let ended = false;
+    const close = (): void => {
+      if (ended) return;
+      ended = true;
+      usock.destroy();
+      socket.destroy();
+      finish();
+    };
+    release = call.session.hold(close);
+    socket.once('close', close);
+    usock.once('close', close);
+    if (terminal && CHANNEL_PROTOCOLS.test(protocol)) {
+      terminalRelay(o, socket, usock, uhead, counts);
+    } else {
+      if (uhead.length) socket.write(uhead);
+      if (o.head.length) usock.write(o.head);
+      socket.on('data', (b: Buffer) => (counts.in += b.length));
+      usock.on('data', (b: Buffer) => (counts.out += b.length));
+      socket.pipe(usock);
+      usock.pipe(socket);
+    }
+  });
+  up.end();
+}
+
+/** exec/attach over a channel protocol: recorded both ways; an interactive exec's lines decided at Enter. */
+function terminalRelay(o: UpgradeOptions, client: Duplex, server: Duplex, serverHead: Buffer, counts: { in: number; out: number }): void {
+  const { call } = o;
+  const session = call.session;
+  const stream = session.newStream(call.info.subresource);
+  const command = call.info.command?.join(' ') ?? '';
+  const rec = new TerminalRecorder(stream, (data) => session.emit('terminal', data), { ...(command ? { command } : {}) });
+  const decoders = new Map<number, StringDecoder>();
+  const text = (ch: number, b: Buffer): string => {
+    let d = decoders.get(ch);
+    if (!d) decoders.set(ch, (d = new StringDecoder('utf8')));
+    return d.write(b);
+  };
+  // server → client: passed as it comes, read for the record
+  const fromServer = new WsFrameReader();
+  const onServer = (b: Buffer): void => {
+    counts.out += b.length;
+    client.write(b);
+    try {
+      for (const f of fromServer.push(b)) {
+        const ch = channelOf(f);
+        if (ch === CHANNEL.stdout || ch === CHANNEL.stderr) rec.output(text(ch, f.payload.subarray(1)));
+      }
+    } catch {
+      // not frames the gateway can read: the record stops, the stream ends
+      client.destroy();
+      server.destroy();
+    }
+  };
+  server.on('data', onServer);
+  if (serverHead.length) onServer(serverHead);
+  server.once('close', () => rec.end());
+  client.once('close', () => rec.end());
+
+  const decideLines = !!o.shell && call.info.tty === true && call.info.stdin === true && call.policy !== null;
+  const lines = new LineTracker();
+  const fromClient = new WsFrameReader();
+  const queue: WsFrame[] = [];
+  let queued = 0;
+  let deciding = false;
+  const say = (line: string): void => {
+    const t = `\r\nportcullis: ${line}\r\n`;
+    rec.output(t);
+    client.write(channelFrame(CHANNEL.stdout, t, false));
+  };
+  const stdin = (b: Buffer): void => {
+    if (b.length) server.write(channelFrame(CHANNEL.stdin, b, true));
+  };
+  const decide = async (lineText: string, reliable: boolean): Promise<{ run: boolean; message: string | null; verdict: SshVerdict; approvalId?: string }> => {
+    const verdict = o.shell!.line({ text: lineText, reliable });
+    if (verdict.action === 'allow') return { run: true, message: null, verdict };
+    if (verdict.action === 'block') return { run: false, message: `blocked${verdict.rule ? ` by ${verdict.rule}` : ''}: ${verdict.reason ?? lineText}`, verdict };
+    say(`"${lineText}" needs approval${verdict.rule ? ` (${verdict.rule})` : ''}; waiting…`);
+    const r = await holdForApproval({ client: o.approvalsClient, call, decision: { action: 'require_approval', rule: verdict.rule, reason: verdict.reason ?? lineText }, req: o.req, log: o.logger, text: lineText });
+    return r.approved ? { run: true, message: null, verdict, approvalId: r.approvalId } : { run: false, message: r.message, verdict, ...(r.approvalId ? { approvalId: r.approvalId } : {}) };
+  };
+  const pump = async (): Promise<void> => {
+    if (deciding) return;
+    deciding = true;
+    try {
+      while (queue.length) {
+        const f = queue.shift()!;
+        queued -= f.raw.length;
+        if (decideLines && (f.opcode === WS_OP.continuation || (!f.fin && (f.opcode === WS_OP.binary || f.opcode === WS_OP.text)))) {
+          // a fragmented message would carry keystrokes past the line decisions: the stream ends
+          say('fragmented WebSocket messages are not accepted on an interactive exec; the session ends');
+          client.destroy();
+          server.destroy();
+          return;
+        }
+        const ch = channelOf(f);
+        if (ch === CHANNEL.resize) {
+          try {
+            const size = JSON.parse(f.payload.subarray(1).toString('utf8')) as { Width?: number; Height?: number };
+            if (size.Width && size.Height) rec.resize(size.Width, size.Height);
+          } catch {
+            // not a size: passed on, the API server answers it
+          }
+        }
+        if (ch !== CHANNEL.stdin) {
+          server.write(f.raw);
+          continue;
+        }
+        const data = f.payload.subarray(1);
+        rec.input(data.toString('utf8'));
+        if (!decideLines) {
+          server.write(f.raw);
+          continue;
+        }
+        let from = 0;
+        for (let i = 0; i < data.length; i++) {
+          if (!lines.feed(data[i]!)) continue;
+          stdin(data.subarray(from, i));
+          from = i + 1;
+          const line = lines.take();
+          if (!line.text.trim() || !line.complete) {
+            stdin(data.subarray(i, i + 1));
+            continue;
+          }
+          const d = await decide(line.text, line.reliable);
+          o.call.session.emit('command', {
+            stream, source: 'kubectl-exec', command: line.text, action: d.verdict.action, rule: d.verdict.rule, reason: d.verdict.reason,
+            reliable: line.reliable, ...(d.approvalId ? { approvalId: d.approvalId, approved: d.run } : {}),
+          });
+          if (client.destroyed) return;
+          if (d.run) stdin(data.subarray(i, i + 1));
+          else {
+            // the line never runs: cleared in the pod's shell instead of entered
+            stdin(CTRL_U);
+            lines.clear();
+            say(d.message ?? 'refused');
+          }
+        }
+        stdin(data.subarray(from));
+      }
+      if (queued < MAX_HELD_BYTES) client.resume();
+    } finally {
+      deciding = false;
+    }
+  };
+  const onClient = (b: Buffer): void => {
+    counts.in += b.length;
+    let frames: WsFrame[];
+    try {
+      frames = fromClient.push(b);
+    } catch {
+      client.destroy();
+      server.destroy();
+      return;
+    }
+    for (const f of frames) {
+      queue.push(f);
+      queued += f.raw.length;
+    }
+    if (queued >= MAX_HELD_BYTES) client.pause();
+    void pump();
+  };
+  client.on('data', onClient);
+  if (o.head.length) onClient(o.head);
+}
+
+/** The channel of a data frame (its first byte), or -1 for control frames and continuations. */
+function channelOf(f: WsFrame): number {
+  if ((f.opcode !== WS_OP.binary && f.opcode !== WS_OP.text) || f.payload.length === 0) return -1;
+  return f.payload[0]!;
+}
+
