@@ -13,6 +13,7 @@ export const ENTRY_POINTS = {
   recorder: 'apps/recorder/dist/main.js',
   protocol: 'libs/protocol/dist/index.js',
   migrate: 'libs/db/dist/migrate.js',
+  console: 'apps/api/console/dist/index.html',
 };
 
 function newestMtime(dir) {

@@ -25,7 +25,8 @@ export function nextSteps(cfg, { bold = (s) => s, dim = (s) => s } = {}) {
     `    psql "$URI" -c 'DELETE FROM customers'                                               ${dim('# held: bulk-writes needs approval')}`,
     `    ${dim('As a person instead:')} ${cli} login ${dim('(carol / carol)')}, then ${cli} connect ${conn}`,
     '',
-    bold(' 3. Approve the held DELETE as bob') + dim(' — in another terminal, while psql waits'),
+    bold(' 3. Approve the held DELETE as bob') + dim(' — in the web console, or in another terminal, while psql waits'),
+    `    ${dim('Web console:')} ${api}/console   ${dim('# sign in as bob / bob: the inbox shows it within a second')}`,
     `    ${cli} login                         ${dim('# sign in as bob / bob in the browser')}`,
     `    ${cli} approvals list`,
     `    ${cli} approvals approve <id> --comment "one-off cleanup"`,
@@ -35,7 +36,7 @@ export function nextSteps(cfg, { bold = (s) => s, dim = (s) => s } = {}) {
     `    ${cli} audit export --format ocsf     ${dim('# as alice or bob; --follow keeps pulling')}`,
     `    ${cli} sessions list, then ${cli} sessions verify <id>`,
     '',
-    `${dim('API docs:')} ${api}/docs   ${dim('Dev IdP:')} ${cfg.idpIssuer} ${dim('(alice/alice admin, bob/bob approver, carol/carol engineer)')}`,
+    `${dim('Web console:')} ${api}/console   ${dim('API docs:')} ${api}/docs   ${dim('Dev IdP:')} ${cfg.idpIssuer} ${dim('(alice/alice admin, bob/bob approver, carol/carol engineer)')}`,
     `${dim('Secrets:')} ${home}/ ${dim('— Ctrl-C stops everything; the next `pnpm start` reuses them.')}`,
     '',
   ];

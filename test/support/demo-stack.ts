@@ -25,6 +25,8 @@ export interface DemoStack {
   gatewayPort: number;
   bootstrap: string;
   demoDb: string;
+  /** the stack's own database (sessions, events, approvals) */
+  databaseUrl: string;
   /** everything the stack printed so far */
   output(): string;
   rest(method: string, path: string, token: string, body?: unknown): Promise<RestAnswer>;
@@ -111,6 +113,7 @@ export async function startDemoStack(tag: string): Promise<DemoStack> {
     gatewayPort: ports.GATEWAY_PG_PORT,
     bootstrap: readFileSync(join(home, 'bootstrap-token'), 'utf8').trim(),
     demoDb,
+    databaseUrl: `postgresql://postgres@127.0.0.1:5432/${db}`,
     output: () => out,
     rest,
     stop,

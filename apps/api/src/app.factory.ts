@@ -8,6 +8,7 @@ import { AppModule } from './app.module.js';
 import { loadApiConfig, type ApiConfig } from './config/env.js';
 import { toErrorResponse } from './common/http-exception.filter.js';
 import { MetricsService } from './metrics/metrics.service.js';
+import { serveConsole } from './web-console/console-static.js';
 
 export { InvalidEnvError } from './config/env.js';
 
@@ -64,6 +65,7 @@ function configureHttp(app: INestApplication, _config: ApiConfig): void {
     }
     next();
   });
+  serveConsole(http);
   app.use(express.json({ limit: BODY_LIMIT, type: JSON_TYPES, strict: true }));
   app.use(express.text({ limit: BODY_LIMIT, type: YAML_TYPES }));
   app.use(express.urlencoded({ limit: BODY_LIMIT, type: FORM_TYPES, extended: false }));

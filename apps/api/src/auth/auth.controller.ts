@@ -1,4 +1,6 @@
-import { Body, Controller, Get, HttpCode, Post } from '@nestjs/common';
+import { Body, Controller, Get, HttpCode, Post, Req, Res } from '@nestjs/common';
+import type { Request, Response } from 'express';
+import { clearConsoleCookie } from './oidc/console-session.js';
 import { ApiBearerAuth, ApiTags } from '@nestjs/swagger';
 import { ApiZodBody, ApiZodResponse } from '../common/openapi.js';
 import { ZodValidationPipe } from '../common/zod-validation.pipe.js';
@@ -29,5 +31,13 @@ export class AuthController {
   @ApiZodResponse(revokeResponseSchema)
   revoke(@Body(new ZodValidationPipe(revokeBodySchema)) body: RevokeBody, @CurrentPrincipal() principal: ApiPrincipal): Promise<RevokedToken> {
     return this.tokens.revokeAs(body.jti, principal);
+  }
+
+  /** Sign out (the web console): revokes the token the caller used and clears the console's cookie. */
+  @Post('auth/logout')
+  @HttpCode(204)
+  async logout(@CurrentPrincipal() principal: ApiPrincipal, @Req() req: Request, @Res({ passthrough: true }) res: Response): Promise<void> {
+    if (principal.tokenId) await this.tokens.revoke(principal.tokenId, principal.subject);
+    clearConsoleCookie(req, res);
   }
 }

@@ -5,6 +5,7 @@ import type { Role } from '@portcullis/protocol';
 import { ApiConfig } from '../config/env.js';
 import { ForbiddenError, UnauthorizedError } from '../common/errors.js';
 import { IS_PUBLIC, REQUIRED_ROLES } from './decorators.js';
+import { consoleToken } from './oidc/console-session.js';
 import { BOOTSTRAP_SUBJECT, hasRole, type ApiPrincipal } from './principal.js';
 import { TokensService } from './tokens.service.js';
 
@@ -32,7 +33,9 @@ export class AuthGuard implements CanActivate {
     const targets = [ctx.getHandler(), ctx.getClass()];
     if (this.reflector.getAllAndOverride<boolean>(IS_PUBLIC, targets)) return true;
     const req = ctx.switchToHttp().getRequest<{ headers: Record<string, string | string[] | undefined>; principal?: ApiPrincipal }>();
-    const principal = await this.authenticate(req.headers.authorization);
+    // the web console's cookie, on the console's own requests only (console-session.ts); a Bearer header wins
+    const cookieToken = req.headers.authorization ? undefined : consoleToken(req.headers);
+    const principal = await this.authenticate(cookieToken ? `Bearer ${cookieToken}` : req.headers.authorization);
     req.principal = principal;
     const roles = this.reflector.getAllAndOverride<Role[] | undefined>(REQUIRED_ROLES, targets);
     if (roles?.length && !hasRole(principal, ...roles)) {

@@ -14,7 +14,7 @@ const MAX_GROUP_CLAIMS = 500;
 
 /** What a passport strategy run ended with (passport's success/fail/redirect/pass/error, as a value). */
 export type StrategyOutcome =
-  | { kind: 'success'; user: OidcUser; info: { state?: { cliRedirect?: string } } | undefined }
+  | { kind: 'success'; user: OidcUser; info: { state?: { cliRedirect?: string; consoleRedirect?: string } } | undefined }
   | { kind: 'fail'; message: string; status: number }
   | { kind: 'redirect'; url: string; status: number }
   | { kind: 'pass' }
@@ -110,7 +110,7 @@ export class OidcLoginService {
     return new Promise<StrategyOutcome>((resolve) => {
       // passport augments a per-request copy of the strategy with these actions; so do we.
       const run = Object.create(strategy) as OpenIDConnectStrategy & Record<string, unknown>;
-      run.success = (user: OidcUser, info?: { state?: { cliRedirect?: string } }) => resolve({ kind: 'success', user, info });
+      run.success = (user: OidcUser, info?: { state?: { cliRedirect?: string; consoleRedirect?: string } }) => resolve({ kind: 'success', user, info });
       run.fail = (challenge?: { message?: string } | string | number, status?: number) => {
         const message = typeof challenge === 'object' && challenge?.message ? challenge.message : 'login failed';
         resolve({ kind: 'fail', message, status: typeof challenge === 'number' ? challenge : (status ?? 401) });
@@ -127,10 +127,10 @@ export class OidcLoginService {
   }
 
   /** Turns a callback outcome into an error the client sees, or the verified user. */
-  userFrom(outcome: StrategyOutcome): { user: OidcUser; cliRedirect?: string } {
+  userFrom(outcome: StrategyOutcome): { user: OidcUser; cliRedirect?: string; consoleRedirect?: string } {
     switch (outcome.kind) {
       case 'success':
-        return { user: outcome.user, cliRedirect: outcome.info?.state?.cliRedirect };
+        return { user: outcome.user, cliRedirect: outcome.info?.state?.cliRedirect, consoleRedirect: outcome.info?.state?.consoleRedirect };
       case 'fail':
         throw new UnauthorizedError(`login failed: ${outcome.message}`, 'oidc_login_failed');
       case 'error': {
