@@ -93,8 +93,24 @@ describe('web console in Chromium', () => {
     const approval = await pendingApproval('DELETE FROM customers', 'agent:demo');
 
     const bob = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+    const urls: string[] = [];
+    bob.on('request', (r) => urls.push(r.url()));
     const cspErrors: string[] = [];
     const page = await signIn(bob, 'bob');
+    // the token is an HttpOnly SameSite=Strict cookie, and never in a URL (logged by proxies, kept in history)
+    const cookie = (await bob.cookies()).find((c) => c.name === 'portcullis_console')!;
+    expect(cookie).toMatchObject({ httpOnly: true, sameSite: 'Strict', path: '/' });
+    expect(urls.filter((u) => u.includes(cookie.value) || /access_token/.test(u))).toEqual([]);
+    expect(await page.evaluate(() => document.cookie)).not.toContain(cookie.value);
+    // strict CSP on the console's pages and files
+    for (const path of ['/console', '/console/sessions/x']) {
+      const res = await fetch(`${demo.api}${path}`);
+      expect(res.status).toBe(200);
+      expect(res.headers.get('content-security-policy')).toMatch(/script-src 'self'.*frame-ancestors 'none'/);
+      expect(res.headers.get('content-security-policy')).not.toMatch(/unsafe/);
+      expect(await res.text()).not.toMatch(/<script>|style=/);
+    }
+    expect((await fetch(`${demo.api}/console/assets/missing.js`)).status).toBe(404);
     page.on('console', (m) => {
       if (/Content Security Policy/i.test(m.text())) cspErrors.push(m.text());
     });
@@ -121,7 +137,7 @@ describe('web console in Chromium', () => {
     await page.waitForURL(`**/console/sessions/${sid}`);
     const del = page.locator('li.statement', { hasText: 'DELETE FROM customers' });
     await del.waitFor();
-    expect(await del.locator('.approval').textContent()).toMatch(/approved by bob.*one-off cleanup, checked with the team/);
+    expect(await del.locator('.approval').textContent()).toMatch(/Approved by bob.*one-off cleanup, checked with the team/);
     expect(await del.locator('.decision').textContent()).toBe('require approval');
     const select = page.locator('li.statement', { hasText: 'SELECT id, name, email, ssn, notes' });
     expect(await select.locator('table.rows tbody tr').count()).toBe(3);
@@ -144,6 +160,8 @@ describe('web console in Chromium', () => {
     await page.reload();
     await expect.poll(() => badge.getAttribute('data-verify')).toBe('broken');
     expect(await badge.textContent()).toContain(`broken at event #${edited.rows[0].seq}`);
+    expect(await page.locator('li.statement.broken .breaks-here').count()).toBe(1);
+    expect(await page.locator('li.statement.broken pre.sql').textContent()).toBe('SELECT 1');
     await page.screenshot({ path: `${SHOTS}session-broken.png`, fullPage: true });
     expect(cspErrors).toEqual([]);
 
@@ -191,4 +209,22 @@ describe('web console in Chromium', () => {
     await held.done;
     await carol.close();
   }, 90_000);
+
+  it('alice sees the fleet (gateway live, config revision, live sessions), connections with their policy, and dry-runs a statement', async () => {
+    const alice = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+    const page = await signIn(alice, 'alice');
+    await page.getByRole('link', { name: 'Fleet & config' }).click();
+    const gateway = page.locator('tr', { hasText: 'e2e-console' });
+    await gateway.waitFor();
+    expect(await gateway.textContent()).toMatch(/live/);
+    expect(await page.locator('tr', { hasText: 'demo' }).first().textContent()).toMatch(/postgres.*default/);
+    await page.locator('.dry-run textarea').fill('DELETE FROM customers');
+    await page.getByRole('button', { name: 'Evaluate' }).click();
+    const verdict = page.locator('[data-dry-run]');
+    await verdict.waitFor();
+    expect(await verdict.getAttribute('data-dry-run')).toBe('require_approval');
+    expect(await verdict.textContent()).toContain('bulk-writes');
+    await page.screenshot({ path: `${SHOTS}fleet.png`, fullPage: true });
+    await alice.close();
+  }, 60_000);
 });

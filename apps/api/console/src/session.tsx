@@ -43,6 +43,8 @@ interface Verify {
   reason: string | null;
 }
 
+const APPROVAL_WORDS: Record<string, string> = { pending: 'Waiting for approval', approved: 'Approved', denied: 'Denied', expired: 'Expired', cancelled: 'Cancelled' };
+
 function maskingText(m: ColumnMasking): string {
   return m.by === 'rule' ? `masked by rule ${m.rule} (${m.strategy})` : `scanned by ${m.detectors.map((d) => `${d.detector} (rule ${d.rule}, ${d.strategy})`).join(', ')}`;
 }
@@ -82,10 +84,11 @@ function Rows({ set }: { set: ReturnedSet }) {
   );
 }
 
-function Statement({ s }: { s: Extract<Item, { kind: 'statement' }> }) {
+function Statement({ s, broken }: { s: Extract<Item, { kind: 'statement' }>; broken: boolean }) {
   const action = s.decision?.action ?? 'unknown';
   return (
-    <li class={`statement action-${action}`} data-seq={s.seq}>
+    <li class={`statement action-${action}${broken ? ' broken' : ''}`} data-seq={s.seq}>
+      {broken && <p class="breaks-here">The hash chain breaks here: this statement's record was changed or removed after it was written.</p>}
       <div class="head">
         <span class="seq">#{s.seq}</span> <span class="when">{time(s.time)}</span>
         {s.protocol && <span class="protocol">{s.protocol}</span>}
@@ -100,7 +103,7 @@ function Statement({ s }: { s: Extract<Item, { kind: 'statement' }> }) {
       {s.decision?.reason && <p class="reason">{s.decision.reason}</p>}
       {s.approval && (
         <p class={`approval ${s.approval.status}`}>
-          Approval {s.approval.status}
+          {APPROVAL_WORDS[s.approval.status] ?? `Approval ${s.approval.status}`}
           {s.approval.decidedBy ? ` by ${s.approval.decidedBy}` : ''}
           {s.approval.decidedAt ? ` at ${time(s.approval.decidedAt)}` : ''} (requested {time(s.approval.requestedAt)})
           {s.approval.comment ? <span class="comment"> — “{s.approval.comment}”</span> : ''}
@@ -236,17 +239,21 @@ export function Session({ id }: { id: string }) {
       {terminal && <Recording id={detail.id} />}
       <h2>Timeline</h2>
       <ol class="timeline">
-        {detail.timeline.map((i) =>
-          i.kind === 'statement' ? (
-            <Statement s={i} key={i.seq} />
+        {detail.timeline.map((i, n) => {
+          // the item whose events include the first one that does not check out
+          const next = detail.timeline[n + 1]?.seq ?? Infinity;
+          const broken = verify !== null && verify.brokenAt !== null && verify.brokenAt >= i.seq && verify.brokenAt < next;
+          return i.kind === 'statement' ? (
+            <Statement s={i} key={i.seq} broken={broken} />
           ) : (
-            <li class="event" key={i.seq}>
+            <li class={`event${broken ? ' broken' : ''}`} key={i.seq}>
               <span class="seq">#{i.seq}</span> <span class="when">{time(i.time)}</span> <strong>{i.type}</strong>{' '}
               {i.type === 'session.end' && typeof i.data.reason === 'string' ? `(${i.data.reason})` : ''}
               {i.type === 'session.start' && typeof i.data.applicationName === 'string' ? `(${i.data.applicationName})` : ''}
+              {broken && <p class="breaks-here">The hash chain breaks here.</p>}
             </li>
-          ),
-        )}
+          );
+        })}
       </ol>
       {detail.next !== null && <p class="hint">The timeline goes on (events after #{detail.next}); download the JSONL for all of it.</p>}
     </section>
