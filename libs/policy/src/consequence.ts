@@ -1,4 +1,5 @@
-import { parseQualifiedName, type ConsequenceCheck, type MeasurePlan } from './guardrails.js';
+import type { ConsequenceCheck, MeasurePlan } from './guardrails.js';
+import { parseQualifiedName } from './qualified-name.js';
 import { only } from './parse-tree.js';
 import { parseSql } from './sql-parser.js';
 

@@ -2,7 +2,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { CopyLineCodec, DEFAULT_COPY_FORMAT, type CopyCsvFormat, type CopyFormat } from './copy-format.js';
 import { parseCopyToFormat } from './copy-options.js';
 import { MaskingError } from './errors.js';
-import { createMaskingPlan, type MaskingPlan, type ResultField } from './masking.js';
+import { createMaskingPlan, type MaskingPlan, type ResultField } from './masking/index.js';
 import { parsePolicyDocument } from './policy-document.js';
 import { initPolicyEngine } from './policy-engine.js';
 // the protocol package's seeded PRNG (a test-support file, not built): one generator for every spec

@@ -1,7 +1,7 @@
 import { MEASURED_KINDS, guardrailKind, type Action, type Guardrail, type PolicyDocument } from './policy-document.js';
 import type { ColumnFlow } from './column-flows.js';
-import { splitName } from './masking.js';
-import { analyzeSql, type Analysis, type QualifiedName, type StatementUnit } from './sql-analyzer.js';
+import { parseQualifiedName, splitQualifiedName, type QualifiedName } from './qualified-name.js';
+import { analyzeSql, type Analysis, type StatementUnit } from './sql-analyzer.js';
 import { kindMatches } from './statement-kinds.js';
 import { ANY_RELATION } from './table-readers.js';
 
@@ -94,27 +94,6 @@ export interface CompiledPolicy {
 
 const SEVERITY: Record<Action, number> = { allow: 0, require_approval: 1, block: 2 };
 
-/** Splits `schema.name`, `"My Schema"."My Table"` into lower-cased parts (names compare case-insensitively). */
-export function parseQualifiedName(text: string): QualifiedName {
-  const parts: string[] = [];
-  let cur = '';
-  let quoted = false;
-  for (let i = 0; i < text.length; i++) {
-    const c = text[i];
-    if (quoted) {
-      if (c === '"') {
-        if (text[i + 1] === '"') { cur += '"'; i++; } else quoted = false;
-      } else cur += c;
-    } else if (c === '"') quoted = true;
-    else if (c === '.') { parts.push(cur); cur = ''; }
-    else if (!/\s/.test(c)) cur += c;
-  }
-  parts.push(cur);
-  const name = parts[parts.length - 1].toLowerCase();
-  const schema = parts.length >= 2 ? parts[parts.length - 2].toLowerCase() : null;
-  return { schema, name };
-}
-
 function compileRule(g: Guardrail): CompiledRule {
   return {
     name: g.name,
@@ -163,7 +142,7 @@ export function compilePolicy(doc: PolicyDocument, maxStatementBytes?: number): 
     maxStatementBytes: maxStatementBytes ?? doc.maxStatementBytes ?? DEFAULT_MAX_STATEMENT_BYTES,
     maskedColumns: (doc.masking ?? []).flatMap((r) =>
       (r.columns ?? []).map((c) => {
-        const parts = splitName(c);
+        const parts = splitQualifiedName(c);
         const table = parts.length >= 2 ? { schema: parts.length >= 3 ? parts[parts.length - 3]! : null, name: parts[parts.length - 2]! } : null;
         return { rule: r.name, column: parts[parts.length - 1]!, table };
       }),

@@ -25,7 +25,7 @@ export { sqlShape } from './sql-scanner.js';
 export {
   createMaskingPlan, explainMaskingPlan, maskText, partialMask,
   type ResultField, type MaskingPlan, type MaskingRefusal, type MaskingOptions,
-} from './masking.js';
+} from './masking/index.js';
 export { scrubServerMessage } from './server-messages.js';
 export { BUILTIN_DETECTOR_NAMES, luhnValid, ibanChecksumValid } from './detectors.js';
 export { TYPE_NAMES } from './pg-types.js';

@@ -1,4 +1,4 @@
-import { maskText, type MaskingOptions } from './masking.js';
+import { maskText, type MaskingOptions } from './masking/index.js';
 import type { PolicyDocument } from './policy-document.js';
 
 /**

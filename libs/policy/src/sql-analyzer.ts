@@ -5,6 +5,7 @@ import { SqlAnalysisError, SqlSyntaxError } from './errors.js';
 import { functionBindings, type Binding } from './function-bindings.js';
 import { constantString, only, stringsOf } from './parse-tree.js';
 import { fixedNames, isNameColumn, isPgSettings, pgSettingsScope, relationNames } from './setting-names.js';
+import type { QualifiedName } from './qualified-name.js';
 import { parsePlPgSql, parseSql, parserRefusal, scanSql, type ParseFailure } from './sql-parser.js';
 import { sqlOfCall, sqlTextFunction } from './sql-text-functions.js';
 import { isStatementNode, statementKind } from './statement-kinds.js';
@@ -22,11 +23,7 @@ import { isUnbounded } from './where-analysis.js';
 
 type Node = Record<string, unknown>;
 
-export interface QualifiedName {
-  /** lower-cased schema, or null when the text did not qualify the name */
-  schema: string | null;
-  name: string;
-}
+export type { QualifiedName } from './qualified-name.js';
 
 export interface StatementUnit {
   kind: string;

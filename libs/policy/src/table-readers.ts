@@ -1,6 +1,6 @@
-import type { ColumnFlow } from './column-flows.js';
+import type { ColumnFlow } from './column-flows.types.js';
 import { only } from './parse-tree.js';
-import type { QualifiedName } from './sql-analyzer.js';
+import type { QualifiedName } from './qualified-name.js';
 
 /**
  * Functions that read a whole table, or every table, and hand the values back in a form the

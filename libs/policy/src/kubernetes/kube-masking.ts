@@ -1,5 +1,5 @@
 import { MaskingError } from '../errors.js';
-import { maskText } from '../masking.js';
+import { maskText } from '../masking/index.js';
 import type { PolicyDocument } from '../policy-document.js';
 import { kubernetesSettings } from './kube-guardrails.js';
 import type { KubeRequestInfo } from './request-info.js';

@@ -1,12 +1,12 @@
 import { createHmac } from 'node:crypto';
 import { DataRowView, DataRowWriter, decodeDataRow, encodeDataRow } from '@portcullis/protocol';
 import { describe, expect, it } from 'vitest';
-import { luhnValid, ibanChecksumValid } from './detectors.js';
-import { createMaskingPlan, explainMaskingPlan, maskText, partialMask, type MaskingPlan, type ResultField } from './masking.js';
-import { parsePolicyDocument } from './policy-document.js';
-import { contractPolicy } from './test-fixtures.js';
+import { luhnValid, ibanChecksumValid } from '../detectors.js';
+import { createMaskingPlan, explainMaskingPlan, maskText, partialMask, type MaskingPlan, type ResultField } from './index.js';
+import { parsePolicyDocument } from '../policy-document.js';
+import { contractPolicy } from '../test-fixtures.js';
 // the protocol package's seeded PRNG (a test-support file, not built): one generator for every spec
-import { prng } from '../../protocol/src/postgres/prng.test-support.js';
+import { prng } from '../../../protocol/src/postgres/prng.test-support.js';
 
 const key = Buffer.alloc(32, 7);
 const all = parsePolicyDocument({
