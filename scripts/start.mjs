@@ -18,7 +18,8 @@ import { ensureHome, writeConfigKeys } from './lib/home.mjs';
 import { connectionsUnderAnotherKey, keyMismatchLine } from './lib/master-key-check.mjs';
 import { apiClient, waitForOk } from './lib/http.mjs';
 import { nextSteps } from './lib/next-steps.mjs';
-import { seedDemo } from './lib/seed.mjs';
+import { seedDemo, seedSshDemo } from './lib/seed.mjs';
+import { prepareDemoSshd } from './lib/demo-sshd.mjs';
 import { checkServices } from './lib/services.mjs';
 
 const colour = useColour();
@@ -133,7 +134,7 @@ async function main() {
   ok(`demo target ${cfg.demo.database} (owner ${cfg.demo.role})${demo.createdDatabase ? ' created' : ''}${demo.insertedRows ? `, ${demo.insertedRows} synthetic customers` : ''}`);
 
   // 6. Ports.
-  const names = { api: 'API_PORT', approvals: 'APPROVALS_HTTP_PORT', recorder: 'RECORDER_HTTP_PORT', gatewayHttp: 'GATEWAY_HTTP_PORT', gatewayPg: 'GATEWAY_PG_PORT', idp: 'DEV_IDP_PORT' };
+  const names = { api: 'API_PORT', approvals: 'APPROVALS_HTTP_PORT', recorder: 'RECORDER_HTTP_PORT', gatewayHttp: 'GATEWAY_HTTP_PORT', gatewayPg: 'GATEWAY_PG_PORT', gatewaySsh: 'GATEWAY_SSH_PORT', idp: 'DEV_IDP_PORT' };
   const busy = [];
   for (const [k, port] of Object.entries(cfg.ports)) if (!(await portFree(port))) busy.push(`${port} (${names[k]})`);
   if (busy.length > 0) {
@@ -187,6 +188,7 @@ async function main() {
     OIDC_REDIRECT_URI: callback,
     GATEWAY_PUBLIC_HOST: '127.0.0.1',
     GATEWAY_PUBLIC_PORT: String(cfg.ports.gatewayPg),
+    GATEWAY_SSH_PUBLIC_PORT: String(cfg.ports.gatewaySsh),
   });
   run('approvals', ENTRY_POINTS.approvals, {
     ...withKey,
@@ -215,6 +217,8 @@ async function main() {
     GATEWAY_PG_HOST: '127.0.0.1',
     GATEWAY_HTTP_PORT: String(cfg.ports.gatewayHttp),
     GATEWAY_HTTP_HOST: '127.0.0.1',
+    GATEWAY_SSH_PORT: String(cfg.ports.gatewaySsh),
+    GATEWAY_SSH_HOST: '127.0.0.1',
     // Dev mode has no certificate; psql's sslmode=prefer falls back to plaintext on loopback.
     GATEWAY_ALLOW_PLAINTEXT: 'true',
   });
@@ -241,13 +245,33 @@ async function main() {
   }
   ok('demo seeded: groups, users alice/bob/carol, pool key, policy default, connection demo, trust policy demo-agent');
 
+  // 9. The SSH demo target, where this machine has sshd: a private sshd stopped with the stack.
+  let sshDemo = null;
+  const sshd = await prepareDemoSshd(cfg.home);
+  if (sshd.missing) {
+    say(dim(`  ${sshd.missing}`));
+  } else {
+    supervisor.start('sshd', sshd.command, sshd.args, { cwd: cfg.root, env: process.env });
+    try {
+      const name = await seedSshDemo(apiClient(cfg.apiUrl, secrets.bootstrapToken), {
+        pool: cfg.pool,
+        target: { host: sshd.host, port: sshd.port, user: sshd.user, hostPublicKey: sshd.hostPublicKey, privateKey: sshd.clientPrivateKey },
+      }, (line) => say(dim(`  seed: ${line}`)));
+      sshDemo = { connection: name, port: cfg.ports.gatewaySsh, user: sshd.user, sshdPort: sshd.port };
+      ok(`SSH demo target: a private sshd on 127.0.0.1:${sshd.port} (login ${sshd.user}), connection ${name}`);
+    } catch (err) {
+      fail(`seeding the SSH demo failed: ${err.message}`);
+      await shutdown(1);
+    }
+  }
+
   await Promise.all([
     ready('approvals', `http://127.0.0.1:${cfg.ports.approvals}/readyz`),
     ready('recorder', `http://127.0.0.1:${cfg.ports.recorder}/readyz`),
     ready('gateway', `http://127.0.0.1:${cfg.ports.gatewayHttp}/readyz`),
   ]);
 
-  for (const line of nextSteps(cfg, { bold, dim })) say(line);
+  for (const line of nextSteps(cfg, { bold, dim, sshDemo })) say(line);
   say(green(bold(`Portcullis is ready — api ${cfg.apiUrl}, gateway 127.0.0.1:${cfg.ports.gatewayPg}. Ctrl-C stops everything.`)));
 }
 

@@ -57,7 +57,7 @@ function tempHome(): string {
 describe('start script configuration', () => {
   it('uses the CONTRACT defaults and takes every override from env', () => {
     const d = loadConfig({});
-    expect(d.ports).toEqual({ api: 8080, approvals: 8081, recorder: 8082, gatewayHttp: 8085, gatewayPg: 15432, idp: 8090 });
+    expect(d.ports).toEqual({ api: 8080, approvals: 8081, recorder: 8082, gatewayHttp: 8085, gatewayPg: 15432, gatewaySsh: 2222, idp: 8090 });
     expect(d.databaseUrl).toBe('postgresql://postgres@127.0.0.1:5432/portcullis');
     expect(d.natsPrefix).toBe('portcullis');
     expect(d.home).toBe(join(root, '.portcullis'));
@@ -339,7 +339,7 @@ describe('scripts/start.mjs as a child process', () => {
   });
 
   it.skipIf(!built)('runs an isolated stack: ready line, demo seeded, Ctrl-C stops everything; a second run reuses .portcullis/', { timeout: 240_000 }, async () => {
-    const ports = { API_PORT: 0, APPROVALS_HTTP_PORT: 0, RECORDER_HTTP_PORT: 0, GATEWAY_HTTP_PORT: 0, GATEWAY_PG_PORT: 0, DEV_IDP_PORT: 0 };
+    const ports = { API_PORT: 0, APPROVALS_HTTP_PORT: 0, RECORDER_HTTP_PORT: 0, GATEWAY_HTTP_PORT: 0, GATEWAY_PG_PORT: 0, GATEWAY_SSH_PORT: 0, DEV_IDP_PORT: 0 };
     for (const k of Object.keys(ports) as (keyof typeof ports)[]) ports[k] = await freePort();
     const home = tempHome();
     const database = `portcullis_start_${suffix}`;
@@ -366,10 +366,21 @@ describe('scripts/start.mjs as a child process', () => {
     const conn = await fetch(`${api}/v1/connections/demo`, { headers: { authorization: `Bearer ${token}` } });
     expect(conn.status).toBe(200);
     expect(JSON.stringify(await conn.json())).not.toContain(readFileSync(join(home, 'demo-db-password'), 'utf8').trim());
+    let sshdPort: number | null = null;
+    if (existsSync('/usr/sbin/sshd')) {
+      // the SSH demo: a private sshd registered as demo-ssh, pinned to its host key, and the command to try
+      expect(first.output()).toContain(`ssh -p ${ports.GATEWAY_SSH_PORT} demo-ssh@127.0.0.1`);
+      const ssh = await (await fetch(`${api}/v1/connections/demo-ssh`, { headers: { authorization: `Bearer ${token}` } })).json() as { type: string; port: number; hostKeys: string[] };
+      expect(ssh).toMatchObject({ type: 'ssh', host: '127.0.0.1', hostKeys: [readFileSync(join(home, 'sshd', 'host_ed25519.pub'), 'utf8').trim().split(' ').slice(0, 2).join(' ')] });
+      sshdPort = ssh.port;
+      expect(JSON.stringify(ssh)).not.toContain('PRIVATE KEY');
+    } else {
+      expect(first.output()).toContain('SSH demo: off here');
+    }
     first.child.kill('SIGINT');
     expect(await first.exited).toBe(0);
     // Every port is free again: nothing left running.
-    for (const p of Object.values(ports)) {
+    for (const p of [...Object.values(ports), ...(sshdPort ? [sshdPort] : [])]) {
       const srv = createTcpServer();
       await new Promise<void>((resolve, reject) => { srv.once('error', reject); srv.listen(p, '127.0.0.1', resolve); });
       await new Promise<void>((r) => srv.close(() => r()));

@@ -14,6 +14,7 @@ const DEFAULTS = {
   RECORDER_HTTP_PORT: '8082',
   GATEWAY_HTTP_PORT: '8085',
   GATEWAY_PG_PORT: '15432',
+  GATEWAY_SSH_PORT: '2222',
   DEV_IDP_PORT: '8090',
   GATEWAY_POOL: 'default',
   LOG_LEVEL: 'info',
@@ -68,6 +69,7 @@ export function loadConfig(env = process.env) {
     recorder: port(env, 'RECORDER_HTTP_PORT'),
     gatewayHttp: port(env, 'GATEWAY_HTTP_PORT'),
     gatewayPg: port(env, 'GATEWAY_PG_PORT'),
+    gatewaySsh: port(env, 'GATEWAY_SSH_PORT'),
     idp: port(env, 'DEV_IDP_PORT'),
   };
   const seen = new Map();

@@ -3,7 +3,7 @@ import { relative } from 'node:path';
 
 const json = (field) => `node -pe 'JSON.parse(require("fs").readFileSync(0,"utf8")).${field}'`;
 
-export function nextSteps(cfg, { bold = (s) => s, dim = (s) => s } = {}) {
+export function nextSteps(cfg, { bold = (s) => s, dim = (s) => s, sshDemo = null } = {}) {
   const rel = relative(process.cwd(), cfg.home);
   const home = rel && !rel.startsWith('..') ? rel : cfg.home;
   const api = cfg.apiUrl;
@@ -36,6 +36,15 @@ export function nextSteps(cfg, { bold = (s) => s, dim = (s) => s } = {}) {
     `    ${cli} audit export --format ocsf     ${dim('# as alice or bob; --follow keeps pulling')}`,
     `    ${cli} sessions list, then ${cli} sessions verify <id>`,
     '',
+    ...(sshDemo
+      ? [
+        bold(` 5. SSH through the gateway`) + dim(` — ${sshDemo.connection}: a private sshd (login ${sshDemo.user}) whose key only the gateway holds`),
+        `    CRED=$(curl -s -X POST -H "Authorization: Bearer $TOKEN" ${api}/v1/connections/${sshDemo.connection}/credentials | ${json('token')})`,
+        `    ssh -p ${sshDemo.port} ${sshDemo.connection}@127.0.0.1      ${dim('# password: paste $CRED (echo $CRED)')}`,
+        `    ${dim('Or with a certificate:')} ${cli} ssh ${sshDemo.connection} ${dim('(signs your key, writes known_hosts, runs ssh)')}`,
+        '',
+      ]
+      : [dim(' 5. SSH demo: off here (no /usr/sbin/sshd; apt-get install -y openssh-server, then pnpm start again)'), '']),
     `${dim('Web console:')} ${api}/console   ${dim('API docs:')} ${api}/docs   ${dim('Dev IdP:')} ${cfg.idpIssuer} ${dim('(alice/alice admin, bob/bob approver, carol/carol engineer)')}`,
     `${dim('Secrets:')} ${home}/ ${dim('— Ctrl-C stops everything; the next `pnpm start` reuses them.')}`,
     '',

@@ -217,3 +217,29 @@ export async function seedDemo(api, demo, log = () => undefined) {
   const t = current && current.issuer === trust.issuer ? 'exists' : await createOnce(api, '/v1/trust-policies', trust);
   log(`trust policy ${trust.name}: ${t}`);
 }
+
+/**
+ * The SSH demo connection (`demo-ssh`) to the private sshd of `pnpm start`: its host key pinned, the
+ * login key as the write-only secret. Created, or updated in place (the sshd port changes every start).
+ * @param {{pool: string, connection?: string, policy?: string, target: {host: string, port: number, user: string, hostPublicKey: string, privateKey: string}}} demo
+ */
+export async function seedSshDemo(api, demo, log = () => undefined) {
+  const name = demo.connection ?? 'demo-ssh';
+  const target = {
+    host: demo.target.host,
+    port: demo.target.port,
+    username: demo.target.user,
+    secret: { privateKey: demo.target.privateKey },
+    hostKeys: [demo.target.hostPublicKey],
+  };
+  const r = await createOnce(api, '/v1/connections', {
+    name, type: 'ssh', pool: demo.pool, ...target, allowedGroups: ['engineers', 'admins'], policy: demo.policy ?? 'default', recording: 'required',
+  });
+  if (r === 'exists') {
+    await api.patch(`/v1/connections/${encodeURIComponent(name)}`, target);
+    log(`connection ${name}: updated`);
+  } else {
+    log(`connection ${name}: created`);
+  }
+  return name;
+}
