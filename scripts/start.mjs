@@ -134,7 +134,7 @@ async function main() {
   ok(`demo target ${cfg.demo.database} (owner ${cfg.demo.role})${demo.createdDatabase ? ' created' : ''}${demo.insertedRows ? `, ${demo.insertedRows} synthetic customers` : ''}`);
 
   // 6. Ports.
-  const names = { api: 'API_PORT', approvals: 'APPROVALS_HTTP_PORT', recorder: 'RECORDER_HTTP_PORT', gatewayHttp: 'GATEWAY_HTTP_PORT', gatewayPg: 'GATEWAY_PG_PORT', gatewaySsh: 'GATEWAY_SSH_PORT', idp: 'DEV_IDP_PORT' };
+  const names = { api: 'API_PORT', approvals: 'APPROVALS_HTTP_PORT', recorder: 'RECORDER_HTTP_PORT', gatewayHttp: 'GATEWAY_HTTP_PORT', gatewayPg: 'GATEWAY_PG_PORT', gatewaySsh: 'GATEWAY_SSH_PORT', gatewayKube: 'GATEWAY_KUBERNETES_PORT', idp: 'DEV_IDP_PORT' };
   const busy = [];
   for (const [k, port] of Object.entries(cfg.ports)) if (!(await portFree(port))) busy.push(`${port} (${names[k]})`);
   if (busy.length > 0) {
@@ -189,6 +189,7 @@ async function main() {
     GATEWAY_PUBLIC_HOST: '127.0.0.1',
     GATEWAY_PUBLIC_PORT: String(cfg.ports.gatewayPg),
     GATEWAY_SSH_PUBLIC_PORT: String(cfg.ports.gatewaySsh),
+    GATEWAY_KUBERNETES_PUBLIC_PORT: String(cfg.ports.gatewayKube),
   });
   run('approvals', ENTRY_POINTS.approvals, {
     ...withKey,
@@ -219,6 +220,8 @@ async function main() {
     GATEWAY_HTTP_HOST: '127.0.0.1',
     GATEWAY_SSH_PORT: String(cfg.ports.gatewaySsh),
     GATEWAY_SSH_HOST: '127.0.0.1',
+    GATEWAY_KUBERNETES_PORT: String(cfg.ports.gatewayKube),
+    GATEWAY_KUBERNETES_HOST: '127.0.0.1',
     // Dev mode has no certificate; psql's sslmode=prefer falls back to plaintext on loopback.
     GATEWAY_ALLOW_PLAINTEXT: 'true',
   });

@@ -57,7 +57,7 @@ function tempHome(): string {
 describe('start script configuration', () => {
   it('uses the CONTRACT defaults and takes every override from env', () => {
     const d = loadConfig({});
-    expect(d.ports).toEqual({ api: 8080, approvals: 8081, recorder: 8082, gatewayHttp: 8085, gatewayPg: 15432, gatewaySsh: 2222, idp: 8090 });
+    expect(d.ports).toEqual({ api: 8080, approvals: 8081, recorder: 8082, gatewayHttp: 8085, gatewayPg: 15432, gatewaySsh: 2222, gatewayKube: 8443, idp: 8090 });
     expect(d.databaseUrl).toBe('postgresql://postgres@127.0.0.1:5432/portcullis');
     expect(d.natsPrefix).toBe('portcullis');
     expect(d.home).toBe(join(root, '.portcullis'));
@@ -339,7 +339,7 @@ describe('scripts/start.mjs as a child process', () => {
   });
 
   it.skipIf(!built)('runs an isolated stack: ready line, demo seeded, Ctrl-C stops everything; a second run reuses .portcullis/', { timeout: 240_000 }, async () => {
-    const ports = { API_PORT: 0, APPROVALS_HTTP_PORT: 0, RECORDER_HTTP_PORT: 0, GATEWAY_HTTP_PORT: 0, GATEWAY_PG_PORT: 0, GATEWAY_SSH_PORT: 0, DEV_IDP_PORT: 0 };
+    const ports = { API_PORT: 0, APPROVALS_HTTP_PORT: 0, RECORDER_HTTP_PORT: 0, GATEWAY_HTTP_PORT: 0, GATEWAY_PG_PORT: 0, GATEWAY_SSH_PORT: 0, GATEWAY_KUBERNETES_PORT: 0, DEV_IDP_PORT: 0 };
     for (const k of Object.keys(ports) as (keyof typeof ports)[]) ports[k] = await freePort();
     const home = tempHome();
     const database = `portcullis_start_${suffix}`;

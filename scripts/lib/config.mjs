@@ -15,6 +15,7 @@ const DEFAULTS = {
   GATEWAY_HTTP_PORT: '8085',
   GATEWAY_PG_PORT: '15432',
   GATEWAY_SSH_PORT: '2222',
+  GATEWAY_KUBERNETES_PORT: '8443',
   DEV_IDP_PORT: '8090',
   GATEWAY_POOL: 'default',
   LOG_LEVEL: 'info',
@@ -70,6 +71,7 @@ export function loadConfig(env = process.env) {
     gatewayHttp: port(env, 'GATEWAY_HTTP_PORT'),
     gatewayPg: port(env, 'GATEWAY_PG_PORT'),
     gatewaySsh: port(env, 'GATEWAY_SSH_PORT'),
+    gatewayKube: port(env, 'GATEWAY_KUBERNETES_PORT'),
     idp: port(env, 'DEV_IDP_PORT'),
   };
   const seen = new Map();

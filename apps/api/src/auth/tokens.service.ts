@@ -169,7 +169,7 @@ export class TokensService {
    * (the token is the bearer token).
    */
   gatewayAddress(kind: string, name: string, cred?: { subject: string; token: string }): { host: string; port: number; uri: string } {
-    const { GATEWAY_PUBLIC_HOST: host, GATEWAY_PUBLIC_PORT: pgPort, GATEWAY_SSH_PUBLIC_PORT: sshPort, GATEWAY_KUBE_PUBLIC_PORT: kubePort } = this.config.env;
+    const { GATEWAY_PUBLIC_HOST: host, GATEWAY_PUBLIC_PORT: pgPort, GATEWAY_SSH_PUBLIC_PORT: sshPort, GATEWAY_KUBERNETES_PUBLIC_PORT: kubePort } = this.config.env;
     const hostPart = host.includes(':') && !host.startsWith('[') ? `[${host}]` : host;
     switch (kind) {
       case 'ssh':

@@ -25,7 +25,7 @@ export const apiEnvSchema = z.object({
   /** the gateway's SSH listener as clients reach it (credential uri, known_hosts) */
   GATEWAY_SSH_PUBLIC_PORT: withDefault(portSchema, 2222),
   /** the gateway's Kubernetes HTTPS listener as clients reach it (kubeconfig server, credential uri) */
-  GATEWAY_KUBE_PUBLIC_PORT: withDefault(portSchema, 8443),
+  GATEWAY_KUBERNETES_PUBLIC_PORT: withDefault(portSchema, 8443),
   LOG_LEVEL: withDefault(logLevelSchema, 'info'),
   OIDC_ISSUER_URL: opt(z.url()),
   OIDC_CLIENT_ID: opt(z.string()),
