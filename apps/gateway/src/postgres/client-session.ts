@@ -2,15 +2,9 @@ import { randomUUID } from 'node:crypto';
 import type { Socket } from 'node:net';
 import { TLSSocket, type SecureContext } from 'node:tls';
 import {
-  CANCEL_REQUEST_CODE,
   FrontendMessageType as F,
-  GSSENC_REQUEST_CODE,
   PgFramer,
   ProtocolError,
-  SSL_REQUEST_CODE,
-  decodeCancelRequest,
-  decodePassword,
-  decodeStartupMessage,
   encodeAuthenticationCleartextPassword,
   encodeAuthenticationOk,
   encodeBackendKeyData,
@@ -18,18 +12,12 @@ import {
   encodeParameterStatus,
   encodeReadyForQuery,
   encodeTerminate,
-  DEFAULT_REFUSED_SETTINGS,
-  LEXING_SETTINGS,
-  reportedLexingProblem,
-  requestedLexingProblem,
-  startupSettings,
   BackendMessageType as B,
-  type PgFrame,
 } from '@portcullis/protocol';
 import type { ResolvedPolicy } from '../config/config-store.js';
 import { AccessRefused } from '../core/access.js';
 import type { BufferBudget } from '../core/buffer-budget.js';
-import type { AccessRefusalReason, LiveSession, SessionCore, SessionEnding, SessionGrant } from '../core/session-core.types.js';
+import type { LiveSession, SessionCore, SessionEnding, SessionGrant } from '../core/session-core.types.js';
 import { decisionJson, queryJson, resultJson, statementJson } from '../events/event-json.js';
 import type { SessionRecorder } from '../events/event-publisher.js';
 import type { GatewayMetrics } from '../http/metrics.js';
@@ -37,8 +25,9 @@ import type { Logger } from '../logger.js';
 import type { SessionHooks } from '../policy/session-hooks.js';
 import { sendUpstreamCancel, type CancelRegistry } from './cancel-registry.js';
 import { LOG_HEAD, LaneSide, laneLengthError, openLane, type NativeLane } from './fast-lane.js';
-import { MessageReader } from './message-reader.js';
 import { LexingStateError, RelayMachine } from './relay-machine.js';
+import { ChunkReader } from './chunk-reader.js';
+import { StartupMachine, StartupStep, type StartupAction } from './startup-machine.js';
 import type { SocketReads } from './socket-reads.js';
 import { connectUpstream, UpstreamError, type UpstreamSession } from './upstream.js';
 
@@ -81,30 +70,9 @@ export interface SessionIo {
   log: Logger;
 }
 
-/** The SQLSTATE each refusal of the core is given to a Postgres client. */
-const REFUSAL_SQLSTATES: Record<AccessRefusalReason, string> = {
-  no_config: '57P03',
-  recording_unavailable: '57P03',
-  unknown_connection: '3D000',
-  wrong_protocol: '28000',
-  policy_unavailable: '55000',
-  auth_invalid: '28P01',
-  auth_expired: '28P01',
-  auth_revoked: '28P01',
-  auth_wrong_connection: '28P01',
-  auth_not_allowed: '28P01',
-};
-
-function refusalOf(err: AccessRefused): SessionRefused {
-  const code = REFUSAL_SQLSTATES[err.reason];
-  return new SessionRefused(code, code === '28P01' ? `password authentication failed: ${err.message}` : err.message, err.reason);
-}
-
 /** While a hook holds the client direction, its bytes are still read (so a disconnect is seen) up to this much. */
 const MAX_HELD_BYTES = 1024 * 1024;
 
-/** SQLSTATEs of a target refusing a startup setting: its message says which and why, and is passed on. */
-const SETTING_ERRORS = new Set(['22023', '22P02', '42704', '42501', '55P02']);
 const STARTUP_TIMEOUT_MS = 30_000;
 /** a statement still running this long after its decision has its query and decision recorded on their own */
 const HELD_START_MS = 1000;
@@ -133,17 +101,6 @@ interface SideHold {
 /** A pump's output up to this size is copied into one buffer rather than written as a corked writev. */
 const COALESCE_MAX_BYTES = 64 * 1024;
 /** Client bytes buffered while a hook (an approval) holds the session before reading stops. */
-
-class SessionRefused extends Error {
-  constructor(
-    readonly sqlState: string,
-    message: string,
-    readonly reason: string,
-    readonly detail?: string,
-  ) {
-    super(message);
-  }
-}
 
 /**
  * One client connection: the startup phase (TLS, authentication by gateway credential, upstream
@@ -205,40 +162,12 @@ export class ClientSession implements LiveSession {
   /** Runs the session to its end; never throws. */
   async run(): Promise<void> {
     this.client.on('error', (err) => this.log.debug({ err: err.message }, 'client socket error'));
-    let info: SessionInfo | null = null;
     try {
-      const startup = await this.startup();
-      if (!startup) return; // CancelRequest or client went away
-      info = await this.authenticate(startup);
-      if (!info) return;
-      await this.connect(info, startup);
+      await this.startup();
     } catch (err) {
-      if (err instanceof SessionRefused) {
-        this.ctx.metrics.sessions.inc({ outcome: err.reason });
-        this.log.info({ reason: err.reason, msg: err.message }, 'session refused');
-        this.fatal(err.sqlState, err.message, err.detail);
-        if (this.recorder) this.endSession(err.reason);
-        else this.ended = true;
-        return;
-      }
-      if (err instanceof ProtocolError) {
-        this.ctx.metrics.errors.inc({ kind: 'protocol' });
-        this.ctx.metrics.sessions.inc({ outcome: 'protocol_error' });
-        this.log.info({ err: err.message, code: err.code }, 'protocol error during startup');
-        if (err.code === 'length_out_of_range' && this.clientFramer.awaitingStartup) {
-          // As Postgres does (a COMMERROR: logged, nothing sent): what cannot be a startup packet's
-          // length — a Terminate sent before any startup packet, a stray probe — is just closed.
-          this.client.destroy();
-          this.ended = true;
-          return;
-        }
-        if (err.code === 'unsupported_protocol') this.fatal('0A000', err.message);
-        else this.fatal('08P01', `invalid startup packet: ${err.message}`);
-        this.ended = true;
-        return;
-      }
       this.ctx.metrics.sessions.inc({ outcome: 'aborted' });
       this.log.debug({ err: (err as Error).message }, 'session ended during startup');
+      this.upstream?.destroy();
       this.client.destroy();
       if (this.recorder) this.endSession('startup_failed');
       else this.ended = true;
@@ -249,50 +178,113 @@ export class ClientSession implements LiveSession {
   }
 
   // -------------------------------------------------------------------------------------------
-  // Startup
+  // Startup: the StartupMachine decides (startup-machine.ts), this carries its actions out
 
-  private async startup(): Promise<Record<string, string> | null> {
-    let reader = new MessageReader(this.client, this.clientFramer);
+  private async startup(): Promise<void> {
+    const m = new StartupMachine(
+      { tls: !!this.ctx.tls, allowPlaintext: this.ctx.allowPlaintext, configured: () => this.ctx.core.currentConfig() !== null },
+      this.clientFramer,
+    );
+    let reader: ChunkReader | null = new ChunkReader(this.client);
+    let actions: StartupAction[] = [];
+    let up: UpstreamSession | null = null;
     for (;;) {
-      const f: PgFrame = await reader.next(STARTUP_TIMEOUT_MS);
-      const code = f.payload.readInt32BE(0);
-      if (code === SSL_REQUEST_CODE) {
-        if (this.clientTls) throw new ProtocolError('bad_startup', 'SSLRequest inside TLS');
-        if (!this.ctx.tls) {
-          this.client.write('N');
-          continue;
+      if (actions.length === 0) {
+        if (!reader) throw new Error('the startup phase stalled');
+        let chunk: Buffer;
+        try {
+          chunk = await reader.next(STARTUP_TIMEOUT_MS);
+        } catch (err) {
+          // psql closes when asked for a password and asks its user for one: not an error
+          if (m.state !== StartupStep.Password) throw err;
+          reader.detach();
+          this.client.destroy();
+          this.ended = true;
+          return;
         }
-        // Bytes after SSLRequest and before the handshake would be injected outside TLS (CVE-2021-23214): refuse.
-        if (this.clientFramer.buffered() > 0) throw new ProtocolError('bad_startup', 'unexpected data after SSLRequest');
-        reader.detach(false);
-        this.client.write('S');
-        this.client = await this.upgradeClientTls(this.client, this.ctx.tls);
-        this.clientTls = true;
-        reader = new MessageReader(this.client, this.clientFramer);
+        actions = m.received(chunk);
         continue;
       }
-      if (code === GSSENC_REQUEST_CODE) {
-        this.client.write('N');
-        continue;
+      const a = actions.shift()!;
+      switch (a.kind) {
+        case 'answer':
+          this.client.write(a.byte);
+          break;
+        case 'upgrade-tls': {
+          const early = reader!.detach(false);
+          if (early.length > 0) {
+            actions = m.received(early);
+            break;
+          }
+          this.client = await this.upgradeClientTls(this.client, this.ctx.tls!);
+          this.clientTls = true;
+          reader = new ChunkReader(this.client);
+          actions = m.tlsReady();
+          break;
+        }
+        case 'cancel':
+          reader!.detach();
+          reader = null;
+          this.ended = true;
+          // Closed only once the cancel reached the server (as Postgres closes it once it has signalled the
+          // backend): libpq's PQcancel returns on this close, and a cancel still in flight then would hit
+          // the client's next statement instead of the one it meant.
+          await this.handleCancel(a.pid, a.secret);
+          this.client.end();
+          return;
+        case 'ask-password':
+          this.client.write(encodeAuthenticationCleartextPassword());
+          break;
+        case 'verify': {
+          // what the client sent after its password stays with the framer for the relay
+          const rest = reader!.detach();
+          reader = null;
+          this.clientFramer.push(rest);
+          actions = await this.verify(m, a);
+          break;
+        }
+        case 'connect':
+          up = await this.connectUpstream(m, a.settings);
+          if (up) actions = m.upstreamReady(up.parameters);
+          else actions = this.pendingRefusal;
+          break;
+        case 'greet':
+          if (this.ended || this.client.destroyed) {
+            up!.socket.destroy();
+            this.endSession('client_gone');
+            return;
+          }
+          this.goLive(up!, m.startupParams.user);
+          return;
+        case 'refuse':
+          up?.socket.destroy();
+          reader?.detach();
+          if (a.protocolError) {
+            this.ctx.metrics.errors.inc({ kind: 'protocol' });
+            this.ctx.metrics.sessions.inc({ outcome: 'protocol_error' });
+            this.log.info({ err: a.message }, 'protocol error during startup');
+          } else {
+            this.ctx.metrics.sessions.inc({ outcome: a.reason });
+            this.log.info({ reason: a.reason, msg: a.message }, 'session refused');
+          }
+          this.fatal(a.code, a.message, a.detail);
+          if (this.recorder) this.endSession(a.reason);
+          else this.ended = true;
+          return;
+        case 'close':
+          reader?.detach();
+          this.ctx.metrics.errors.inc({ kind: 'protocol' });
+          this.ctx.metrics.sessions.inc({ outcome: 'protocol_error' });
+          this.log.info({ err: a.reason }, 'protocol error during startup');
+          this.client.destroy();
+          this.ended = true;
+          return;
       }
-      if (code === CANCEL_REQUEST_CODE) {
-        reader.detach();
-        const c = decodeCancelRequest(f.payload);
-        this.ended = true;
-        // Closed only once the cancel reached the server (as Postgres closes it once it has signalled the
-        // backend): libpq's PQcancel returns on this close, and a cancel still in flight then would hit
-        // the client's next statement instead of the one it meant.
-        await this.handleCancel(c.pid, Buffer.from(c.secretKey));
-        this.client.end();
-        return null;
-      }
-      const startup = decodeStartupMessage(f.payload);
-      this.startupReader = reader;
-      return startup.params;
     }
   }
 
-  private startupReader: MessageReader | null = null;
+  /** The refusal an upstream step produced (connectUpstream returned null). */
+  private pendingRefusal: StartupAction[] = [];
 
   private upgradeClientTls(socket: Socket, context: SecureContext): Promise<TLSSocket> {
     return new Promise((resolve, reject) => {
@@ -325,111 +317,51 @@ export class ClientSession implements LiveSession {
     }
   }
 
-  private async authenticate(params: Record<string, string>): Promise<SessionInfo | null> {
-    const database = params.database || params.user || '';
-    if (!this.ctx.core.currentConfig()) {
-      throw new SessionRefused('57P03', 'the gateway has not received its configuration yet; try again shortly', 'no_config');
-    }
-    if (!this.clientTls && !this.ctx.allowPlaintext) {
-      throw new SessionRefused('28000', 'the gateway requires TLS: connect with sslmode=require', 'tls_required');
-    }
-    if (params.replication && params.replication !== 'false' && params.replication !== 'off' && params.replication !== '0') {
-      throw new SessionRefused('28000', 'replication connections are not allowed through the gateway', 'replication');
-    }
-    for (const name of LEXING_SETTINGS) {
-      // refused before the upstream connect; the server's own report is checked again in connect()
-      const problem = params[name] === undefined ? null : requestedLexingProblem(name, params[name]);
-      if (problem) throw new SessionRefused('22023', problem, name);
-    }
-    this.client.write(encodeAuthenticationCleartextPassword());
-    const reader = this.startupReader ?? new MessageReader(this.client, this.clientFramer);
-    this.startupReader = null;
-    let f: PgFrame;
-    try {
-      f = await reader.next(STARTUP_TIMEOUT_MS);
-    } catch {
-      // psql closes and asks the user for a password: not an error.
-      reader.detach();
-      this.client.destroy();
-      this.ended = true;
-      return null;
-    }
-    reader.detach();
-    if (f.type !== F.Password) throw new ProtocolError('malformed', 'expected a password message');
-    const { password } = decodePassword(f.payload);
+  /** The core admits the credential (or refuses it). */
+  private async verify(m: StartupMachine, a: { token: string; connection: string; user: string | null }): Promise<StartupAction[]> {
     let grant: SessionGrant;
     try {
-      grant = await this.ctx.core.authenticate({ protocol: 'postgres', token: password, connection: database, source: this.client.remoteAddress ?? null, claimedUser: params.user || null });
+      grant = await this.ctx.core.authenticate({ protocol: 'postgres', token: a.token, connection: a.connection, source: this.client.remoteAddress ?? null, claimedUser: a.user });
     } catch (err) {
-      if (err instanceof AccessRefused) throw refusalOf(err);
+      if (err instanceof AccessRefused) return m.refused(err.reason, err.message);
       throw err;
     }
     const conn = grant.connection;
-    const openSide = (): Promise<UpstreamSession> => connectUpstream(conn, { application_name: 'portcullis-gateway' });
-    return { ...grant, sessionId: this.id, openSide };
+    this.info = { ...grant, sessionId: this.id, openSide: () => connectUpstream(conn, { application_name: 'portcullis-gateway' }) };
+    return m.verified(grant.policy?.document.refusedSettings);
   }
 
-  private async connect(info: SessionInfo, params: Record<string, string>): Promise<void> {
-    const { claims } = info;
-    this.info = info;
+  /** session.start, then the target; null when refused (the refusal is in pendingRefusal). */
+  private async connectUpstream(m: StartupMachine, settings: Record<string, string>): Promise<UpstreamSession | null> {
+    const info = this.info!;
     const conn = info.connection;
-    // Every setting the client asked for goes to the target, or the session is refused saying why.
-    const refused = (info.policy?.document as { refusedSettings?: string[] } | undefined)?.refusedSettings ?? DEFAULT_REFUSED_SETTINGS;
-    const asked = startupSettings(params, refused);
-    if (asked.kind === 'refused') throw new SessionRefused(asked.code, asked.message, 'setting_refused');
-    const passed: Record<string, string> = {};
-    for (const s of asked.settings) passed[s.name] = s.value;
-    const start = {
-      clientAddr: this.client.remoteAddress ?? null,
-      user: params.user ?? null,
-      database: conn.name,
-      applicationName: params.application_name ?? null,
-      tls: this.clientTls,
-    };
+    const params = m.startupParams;
+    const start = { clientAddr: this.client.remoteAddress ?? null, user: params.user ?? null, database: conn.name, applicationName: params.application_name ?? null, tls: this.clientTls };
     try {
       this.recorder = await this.ctx.core.startRecording(this.id, info, start, (err) => this.recordingFailed(err), this.log);
     } catch (err) {
-      if (err instanceof AccessRefused) throw refusalOf(err);
-      throw err;
+      if (!(err instanceof AccessRefused)) throw err;
+      this.pendingRefusal = m.refused(err.reason, err.message);
+      return null;
     }
-    // The settings the gateway's parser depends on, pinned as the client's own: a client-given value
-    // outranks ALTER ROLE/DATABASE … SET and postgresql.conf, so neither those nor a reload can change
-    // them under a session, and RESET returns to these values. (lexing-settings.ts)
-    passed.standard_conforming_strings = 'on';
-    passed.client_encoding ??= 'UTF8';
-    let up: UpstreamSession;
     const t0 = process.hrtime.bigint();
     try {
-      up = await connectUpstream(conn, passed);
+      const up = await connectUpstream(conn, settings);
+      this.ctx.metrics.upstreamConnect.observe(Number(process.hrtime.bigint() - t0) / 1e9);
+      return up;
     } catch (err) {
       this.ctx.metrics.errors.inc({ kind: 'upstream' });
       this.log.warn({ err: (err as Error).message, connection: conn.name }, 'upstream connection failed');
       const e = err instanceof UpstreamError ? err : null;
-      // The client learns the target refused, never where the target is or which user we use.
-      if (e?.sqlState && SETTING_ERRORS.has(e.sqlState) && e.serverMessage) {
-        throw new SessionRefused(e.sqlState, `the target refused a setting of this session: ${e.serverMessage}`, 'setting_refused');
-      }
-      throw new SessionRefused(
-        e?.sqlState === '53300' ? '53300' : '08001',
-        `could not connect to the target of connection "${conn.name}"`,
-        'upstream_failed',
-      );
+      this.pendingRefusal = m.upstreamFailed(conn.name, { sqlState: e?.sqlState ?? null, serverMessage: e?.serverMessage ?? null });
+      return null;
     }
-    this.ctx.metrics.upstreamConnect.observe(Number(process.hrtime.bigint() - t0) / 1e9);
-    for (const name of LEXING_SETTINGS) {
-      // a server that does not report a setting the parser depends on is not read blindly either
-      const value = up.parameters.get(name);
-      const problem = value === undefined ? `the target did not report ${name}; the gateway cannot be sure it reads statements as the target does` : reportedLexingProblem(name, value);
-      if (problem) {
-        up.socket.destroy();
-        throw new SessionRefused('0A000', problem, 'lexing_state');
-      }
-    }
-    if (this.ended || this.client.destroyed) {
-      up.socket.destroy();
-      this.endSession('client_gone');
-      return;
-    }
+  }
+
+  /** Admitted and connected: greet the client as Postgres would (with the gateway's own cancel key) and relay. */
+  private goLive(up: UpstreamSession, startupUser: string | undefined): void {
+    const info = this.info!;
+    const conn = info.connection;
     this.upstream = up.socket;
     this.upstreamTls = up.tls;
     this.upstreamFramer = up.framer;
@@ -439,7 +371,7 @@ export class ClientSession implements LiveSession {
       this.cancelPid = key.pid;
       this.clientKey = key;
     }
-    const clientUser = params.user ?? claims.sub;
+    const clientUser = startupUser ?? info.claims.sub;
     const hooks = this.ctx.hooksFor(info, { toClient: (b) => this.toClient(b), recorder: this.recorder, signal: this.aborter.signal, log: this.log });
     this.hooks = hooks;
     this.machine = new RelayMachine(
@@ -469,7 +401,7 @@ export class ClientSession implements LiveSession {
     this.live = true;
     this.ctx.metrics.sessions.inc({ outcome: 'ok' });
     this.ctx.metrics.liveSessions.inc();
-    this.log.info({ connection: conn.name, subject: claims.sub, tls: this.clientTls, upstreamTls: up.tls }, 'session started');
+    this.log.info({ connection: conn.name, subject: info.claims.sub, tls: this.clientTls, upstreamTls: up.tls }, 'session started');
     this.startRelay();
     // answers to a config that arrived while it was connecting upstream; its grant's end is watched
     this.ctx.core.sessions.live(this);
