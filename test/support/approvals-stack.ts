@@ -49,7 +49,8 @@ export interface ApprovalsStack {
   clients: ApprovalClient[];
   /** an api token of an approver */
   bobToken: string;
-  credential(o?: { sub?: string; amode?: 'wait' | 'fail-fast' }): Promise<string>;
+  /** a gateway credential for the stack's connection (or `cn`) */
+  credential(o?: { sub?: string; amode?: 'wait' | 'fail-fast'; cn?: string }): Promise<string>;
   uri(token: string, gateway?: Gateway): string;
   pgClient(token: string, gateway?: Gateway): Promise<pg.Client>;
   addGateway(): Promise<Gateway>;
@@ -59,7 +60,7 @@ export interface ApprovalsStack {
   stop(): Promise<void>;
 }
 
-export async function startApprovalsStack(o: { timeoutSeconds?: number; redisUrl?: string; harness?: Pick<HarnessOptions, 'sshPolicy'> } = {}): Promise<ApprovalsStack> {
+export async function startApprovalsStack(o: { timeoutSeconds?: number; redisUrl?: string; harness?: Pick<HarnessOptions, 'sshPolicy' | 'tls'> } = {}): Promise<ApprovalsStack> {
   const sfx = randomBytes(4).toString('hex');
   const connection = `apprconn_${sfx}`;
   const approverGroup = `appr-approvers-${sfx}`;
@@ -115,7 +116,7 @@ export async function startApprovalsStack(o: { timeoutSeconds?: number; redisUrl
   const stack: ApprovalsStack = {
     h, api, app, prisma, key, connection, approverGroup, queuePrefix, clients, bobToken,
     async credential(c = {}) {
-      const jwt = new SignJWT({ typ: 'gateway', pid: randomUUID(), kind: 'person', groups: ['engineers'], cn: connection, ...(c.amode ? { amode: c.amode } : {}) })
+      const jwt = new SignJWT({ typ: 'gateway', pid: randomUUID(), kind: 'person', groups: ['engineers'], cn: c.cn ?? connection, ...(c.amode ? { amode: c.amode } : {}) })
         .setProtectedHeader({ alg: 'EdDSA', kid: key.kid })
         .setIssuedAt()
         .setIssuer('portcullis')
