@@ -45,6 +45,16 @@ interface Verify {
 
 const APPROVAL_WORDS: Record<string, string> = { pending: 'Waiting for approval', approved: 'Approved', denied: 'Denied', expired: 'Expired', cancelled: 'Cancelled' };
 
+/** One line for the event kinds other protocols record (Kubernetes requests, file operations, terminal streams). */
+function eventSummary(type: string, d: Record<string, unknown>): string {
+  const v = (k: string) => (typeof d[k] === 'string' || typeof d[k] === 'number' ? String(d[k]) : '');
+  const decided = v('action') ? ` → ${v('action')}${v('rule') ? ` by ${v('rule')}` : ''}` : '';
+  if (type === 'kube.request') return ` ${v('verb')} ${[v('resource'), v('subresource')].filter(Boolean).join('/') || v('path')}${v('name') ? ` ${v('name')}` : ''}${v('namespace') ? ` in ${v('namespace')}` : ''}${decided}`;
+  if (type === 'file') return ` ${v('op') || v('operation')} ${v('path')}${decided}`;
+  if (type === 'terminal') return ` stream ${v('stream')} ${v('event') === 'start' ? 'started' : 'ended'}${v('command') ? `: ${v('command')}` : ''}`;
+  return '';
+}
+
 function maskingText(m: ColumnMasking): string {
   return m.by === 'rule' ? `masked by rule ${m.rule} (${m.strategy})` : `scanned by ${m.detectors.map((d) => `${d.detector} (rule ${d.rule}, ${d.strategy})`).join(', ')}`;
 }
@@ -250,6 +260,7 @@ export function Session({ id }: { id: string }) {
               <span class="seq">#{i.seq}</span> <span class="when">{time(i.time)}</span> <strong>{i.type}</strong>{' '}
               {i.type === 'session.end' && typeof i.data.reason === 'string' ? `(${i.data.reason})` : ''}
               {i.type === 'session.start' && typeof i.data.applicationName === 'string' ? `(${i.data.applicationName})` : ''}
+              {eventSummary(i.type, i.data)}
               {broken && <p class="breaks-here">The hash chain breaks here.</p>}
             </li>
           );

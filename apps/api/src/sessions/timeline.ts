@@ -95,7 +95,7 @@ export function buildTimeline(events: RecordedEvent[]): TimelineItem[] {
         break;
       case 'command': {
         const s = start(e, str(d.command) ?? str(d.line) ?? str(d.sql));
-        s.protocol = str(d.protocol) ?? 'command';
+        s.protocol = str(d.protocol) ?? str(d.source) ?? 'command';
         s.decision = decisionOf(d);
         break;
       }
