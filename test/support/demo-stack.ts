@@ -27,6 +27,9 @@ export interface DemoStack {
   demoDb: string;
   /** the stack's own database (sessions, events, approvals) */
   databaseUrl: string;
+  /** its PORTCULLIS_HOME (master key, bootstrap token…) and NATS subject prefix */
+  home: string;
+  natsPrefix: string;
   /** everything the stack printed so far */
   output(): string;
   rest(method: string, path: string, token: string, body?: unknown): Promise<RestAnswer>;
@@ -114,6 +117,8 @@ export async function startDemoStack(tag: string): Promise<DemoStack> {
     bootstrap: readFileSync(join(home, 'bootstrap-token'), 'utf8').trim(),
     demoDb,
     databaseUrl: `postgresql://postgres@127.0.0.1:5432/${db}`,
+    home,
+    natsPrefix: `e2e${suffix}`,
     output: () => out,
     rest,
     stop,

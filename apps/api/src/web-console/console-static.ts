@@ -6,11 +6,12 @@ import express, { type NextFunction, type Request, type Response } from 'express
 /**
  * The web console (apps/api/console, built by `pnpm build` into apps/api/console/dist) served at
  * /console: static files only, the same origin as the REST API it calls. Strict CSP: scripts, styles
- * and connections to this origin only, no inline script or style markup, no framing.
+ * and connections to this origin only, no inline script or style markup, no eval, no framing.
  */
 export const CONSOLE_CSP = [
   "default-src 'none'",
-  "script-src 'self'",
+  // wasm-unsafe-eval lets WebAssembly compile (asciinema-player's terminal emulator); it allows no JS eval
+  "script-src 'self' 'wasm-unsafe-eval'",
   "style-src 'self'",
   "img-src 'self' data:",
   "font-src 'self' data:",
