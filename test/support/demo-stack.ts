@@ -23,6 +23,8 @@ export interface DemoStack {
   api: string;
   idp: string;
   gatewayPort: number;
+  /** the gateway's SSH listener */
+  sshPort: number;
   bootstrap: string;
   demoDb: string;
   /** the stack's own database (sessions, events, approvals) */
@@ -114,6 +116,7 @@ export async function startDemoStack(tag: string): Promise<DemoStack> {
     api,
     idp: `http://127.0.0.1:${ports.DEV_IDP_PORT}`,
     gatewayPort: ports.GATEWAY_PG_PORT,
+    sshPort: ports.GATEWAY_SSH_PORT,
     bootstrap: readFileSync(join(home, 'bootstrap-token'), 'utf8').trim(),
     demoDb,
     databaseUrl: `postgresql://postgres@127.0.0.1:5432/${db}`,

@@ -1,0 +1,82 @@
+// The SSH demo of `pnpm start`, end to end with real clients: a demo agent gets a gateway credential and
+// OpenSSH logs in through the gateway to the stack's private sshd with it as the password (sshpass), and
+// again with `portcullis ssh` (a certificate from the api, the gateway verified by its known_hosts); the
+// session's terminal comes back from GET /v1/sessions/{id}/recording.cast and asciinema reads it.
+import { execFile } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { clientCredentialsToken } from '../support/dev-idp-login.js';
+import { startDemoStack, type DemoStack } from '../support/demo-stack.js';
+
+const run = promisify(execFile);
+const ROOT = fileURLToPath(new URL('../..', import.meta.url));
+const peers = existsSync('/usr/sbin/sshd') && existsSync('/usr/bin/sshpass');
+
+describe.skipIf(!peers)('pnpm start SSH demo (demo-ssh) with real ssh (needs /usr/sbin/sshd and sshpass)', () => {
+  let s: DemoStack;
+  let token: string;
+  const dir = mkdtempSync(join(tmpdir(), 'ssh-demo-'));
+  beforeAll(async () => {
+    s = await startDemoStack('sshdemo');
+    const workloadJwt = await clientCredentialsToken(s.idp, 'demo-agent', 'demo-agent-secret', 'portcullis');
+    const res = await fetch(`${s.api}/v1/auth/token`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body: new URLSearchParams({ grant_type: 'urn:ietf:params:oauth:grant-type:token-exchange', subject_token: workloadJwt, subject_token_type: 'urn:ietf:params:oauth:token-type:jwt' }),
+    });
+    token = ((await res.json()) as { access_token: string }).access_token;
+    // The demo policy masks with content detectors; this test is about the SSH wiring (credentials,
+    // certificates, known_hosts, recording), so demo-ssh gets a policy without masking rules here.
+    const policy = await s.rest('POST', '/v1/policies', s.bootstrap, { name: 'ssh-demo-e2e', guardrails: [], dynamicCommand: 'allow' });
+    expect(policy.status, policy.text).toBe(201);
+    const patched = await s.rest('PATCH', '/v1/connections/demo-ssh', s.bootstrap, { policy: 'ssh-demo-e2e' });
+    expect(patched.status, patched.text).toBe(200);
+  }, 300_000);
+  afterAll(async () => {
+    await s?.stop();
+    rmSync(dir, { recursive: true, force: true });
+  }, 60_000);
+
+  it('the printed command works: ssh -p <port> demo-ssh@127.0.0.1 with the credential as the password, the gateway pinned by known_hosts', async () => {
+    expect(s.output()).toContain(`ssh -p ${s.sshPort} demo-ssh@127.0.0.1`);
+    const cred = await s.rest('POST', '/v1/connections/demo-ssh/credentials', token, {});
+    expect(cred.status).toBe(201);
+    expect(cred.json.uri).toBe(`ssh://demo-ssh@127.0.0.1:${s.sshPort}`);
+    const kh = await s.rest('GET', '/v1/connections/demo-ssh/ssh-known-hosts', token);
+    writeFileSync(join(dir, 'known_hosts'), kh.text);
+    const { stdout } = await run('sshpass', [
+      '-p', cred.json.token, 'ssh', '-p', String(s.sshPort), '-o', `UserKnownHostsFile=${join(dir, 'known_hosts')}`, '-o', 'StrictHostKeyChecking=yes',
+      '-o', 'PreferredAuthentications=password', '-o', 'PubkeyAuthentication=no', 'demo-ssh@127.0.0.1', 'echo', 'hello-through-the-gateway',
+    ], { timeout: 60_000 });
+    expect(stdout.trim()).toBe('hello-through-the-gateway');
+  });
+
+  it('portcullis ssh demo-ssh: a certificate for a fresh key, and the session\'s terminal as asciicast', async () => {
+    const home = join(dir, 'home');
+    const { stdout } = await run(process.execPath, [join(ROOT, 'apps/cli/dist/main.js'), 'ssh', 'demo-ssh', '-o', 'BatchMode=yes', '--', 'echo', 'via-certificate'], {
+      env: { ...process.env, HOME: home, PORTCULLIS_API: s.api, PORTCULLIS_TOKEN: token, PORTCULLIS_CLI_CONFIG: join(home, 'cli.json') },
+      timeout: 60_000,
+    });
+    expect(stdout.trim()).toBe('via-certificate');
+    // the exec session's terminal, recorded through the real recorder (events may take a moment)
+    let cast = '';
+    const deadline = Date.now() + 20_000;
+    while (Date.now() < deadline) {
+      const list = await s.rest('GET', '/v1/sessions?connection=demo-ssh&limit=20', s.bootstrap);
+      for (const sess of (list.json ?? []) as { id: string }[]) {
+        const r = await s.rest('GET', `/v1/sessions/${encodeURIComponent(sess.id)}/recording.cast`, s.bootstrap);
+        if (r.status === 200 && r.text.includes('via-certificate')) cast = r.text;
+      }
+      if (cast) break;
+      await new Promise((r) => setTimeout(r, 250));
+    }
+    expect(cast).toContain('"version":2');
+    writeFileSync(join(dir, 'exec.cast'), cast);
+    const played = await run('script', ['-qec', `stty -onlcr; asciinema cat '${join(dir, 'exec.cast')}'`, '/dev/null'], { env: { ...process.env, LANG: 'C.UTF-8' } });
+    expect(played.stdout).toContain('via-certificate');
+  });
+});
