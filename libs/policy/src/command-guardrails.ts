@@ -23,8 +23,14 @@ export interface CommandDecision {
   reason: string;
   /** command names found (or the file operation), in order of appearance, each once */
   kinds: string[];
-  /** what could not be analysed (the dynamicCommand reasons) */
-  dynamic?: string[];
+  /** the commands found, as short texts (`rm -rf /`), for the record (at most 32) */
+  commands?: string[];
+  /** true when part of the text could not be analysed (the reason says what; dynamicCommand applied) */
+  dynamic?: boolean;
+  /** an interactive line the gateway could not reconstruct reliably (interactive.unreliableLine applied) */
+  unreliable?: boolean;
+  /** allowed, but to be flagged in the record (`unreliableLine: allow_and_flag`) */
+  flagged?: boolean;
   /**
    * the text is an incomplete shell input (an open quote, `if` without `fi`, a here-doc still
    * waiting for its end): an interactive shell will ask for more lines and run nothing yet
@@ -222,7 +228,8 @@ export function decideCommand(analysis: ShellAnalysis, policy: CompiledCommandPo
     consider(policy.dynamicCommand, 'dynamicCommand', `the command cannot be analysed: ${analysis.dynamic.map((d) => d.reason).join('; ')}`);
   }
   const out: Omit<CommandDecision, 'cached'> = { action, rule, reason, kinds };
-  if (analysis.dynamic.length) out.dynamic = analysis.dynamic.map((d) => d.reason);
+  if (analysis.commands.length) out.commands = analysis.commands.slice(0, 32).map(commandText);
+  if (analysis.dynamic.length) out.dynamic = true;
   if (analysis.cwd !== null) out.cwd = analysis.cwd;
   return out;
 }
@@ -249,6 +256,40 @@ export function evaluateArgv(argv: string[], doc: PolicyDocument, ctx: CommandCo
 export function shellQuote(word: string): string {
   if (word !== '' && /^[A-Za-z0-9_@%+=:,./-]+$/.test(word)) return word;
   return `'${word.replace(/'/g, `'\\''`)}'`;
+}
+
+/** A line of an interactive shell as the line model (line-editor.ts) reconstructed it. */
+export interface ShellLineInput {
+  text: string;
+  reliable: boolean;
+  /** why it is not reliable (history recall, Tab completion, …) */
+  reasons?: string[];
+}
+
+/**
+ * Decides on a line typed at an interactive shell (SSH shell, `kubectl exec -it`), when its Enter
+ * is pressed. The text is decided as a command (history expansion counts as dynamic); a line the
+ * model could not follow also gets the policy's `interactive.unreliableLine`: `block` and
+ * `require_approval` as rule `unreliableLine` (the most restrictive decision wins), `allow_and_flag`
+ * lets it run with `flagged: true`. An incomplete line (`incomplete: true`) runs nothing yet: let
+ * its Enter through and decide on the joined text when it is complete.
+ */
+export function evaluateShellLine(line: ShellLineInput, doc: PolicyDocument, ctx: CommandContext = {}): CommandDecision {
+  const d = evaluateCommand(line.text, doc, { ...ctx, interactive: true });
+  if (line.reliable) return d;
+  d.unreliable = true;
+  const setting = compileCommandPolicy(doc).unreliableLine;
+  const why = `the gateway could not reconstruct this line from the keystrokes (${(line.reasons ?? []).join(', ') || 'editing it does not follow'})`;
+  if (setting === 'allow_and_flag') {
+    d.flagged = true;
+    return d;
+  }
+  if (SEVERITY[setting] > SEVERITY[d.action]) {
+    d.action = setting;
+    d.rule = 'unreliableLine';
+    d.reason = setting === 'block' ? `${why}: blocked by the policy's interactive.unreliableLine` : `${why}: it requires approval (interactive.unreliableLine)`;
+  }
+  return d;
 }
 
 /** What the policy says about an interactive line the gateway could not reconstruct reliably. */

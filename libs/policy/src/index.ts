@@ -12,7 +12,9 @@ export {
   resultRecordingOf, MAX_RECORDED_ROWS, MAX_RECORDED_BYTES,
   type PolicyDocument, type ResultRecording, type PolicyDocumentInput, type Action, type Guardrail, type MaskingRule, type CustomDetector,
 } from './policy-document.js';
-export { initPolicyEngine, PolicyEngine, evaluate, assertStatementSize, type PolicyEngineOptions } from './policy-engine.js';
+export {
+  initPolicyEngine, PolicyEngine, evaluate, assertStatementSize, type PolicyEngineOptions, type FileOperationInput, type CommandRequest,
+} from './policy-engine.js';
 export {
   DEFAULT_MAX_STATEMENT_BYTES, DEFAULT_SAMPLE_ROWS, type Decision, type EvaluateContext, type ConsequenceCheck, type MeasurePlan,
 } from './guardrails.js';
@@ -59,6 +61,8 @@ export {
 export { parseShell, shellNestingDepth, DEFAULT_MAX_COMMAND_BYTES, DEFAULT_MAX_SHELL_DEPTH, type ShellParseFailure } from './shell-parser.js';
 export { globMatch, globsIntersect, normalisePathPattern, resolvePathPattern, escapeGlob, hasGlob, ANY_PATH } from './shell-paths.js';
 export {
-  evaluateCommand, evaluateArgv, evaluateFileOperation, decideCommand, compileCommandPolicy, commandText, shellQuote, unreliableLineAction,
-  type CommandDecision, type CommandContext, type FileOperationRequest, type CompiledCommandPolicy,
+  evaluateCommand, evaluateArgv, evaluateFileOperation, evaluateShellLine, decideCommand, compileCommandPolicy, commandText, shellQuote, unreliableLineAction,
+  type CommandDecision, type CommandContext, type FileOperationRequest, type CompiledCommandPolicy, type ShellLineInput,
 } from './command-guardrails.js';
+export { createStreamMasker, escapeEnd, TerminalStreamMasker, type StreamMaskerOptions, type StreamMaskFinding } from './stream-masker.js';
+export { LineEditorModel, type EditedLine } from './line-editor.js';

@@ -3,7 +3,12 @@ import {
   DEFAULT_MAX_STATEMENT_BYTES, compilePolicy, evaluateUncached, oversize, tooLargeDecision,
   type CompiledPolicy, type Decision, type EvaluateContext,
 } from './guardrails.js';
-import type { PolicyDocument } from './policy-document.js';
+import { randomBytes } from 'node:crypto';
+import {
+  evaluateCommand, evaluateFileOperation, evaluateShellLine, type CommandDecision,
+} from './command-guardrails.js';
+import type { FileOperation, PolicyDocument } from './policy-document.js';
+import { createStreamMasker, type StreamMaskerOptions, type TerminalStreamMasker } from './stream-masker.js';
 import { initSqlParser } from './sql-parser.js';
 import { sqlShape } from './sql-scanner.js';
 
@@ -32,6 +37,28 @@ export interface PolicyEngineOptions {
   maxStatementBytes?: number;
   /** entries per cache (exact text, literal-free shape); default 10,000 each */
   cacheSize?: number;
+  /** the HMAC key of the `hash` masking strategy for stream maskers (createStreamMasker); default a random key per engine */
+  maskingKey?: Buffer;
+}
+
+/** A file operation as SFTP/SCP present it (`rmdir` is a `remove`, `link` a `symlink`). */
+export interface FileOperationInput {
+  op: FileOperation | 'rmdir' | 'link';
+  path: string;
+  /** rename: the new path; symlink/link: the link's target */
+  target?: string;
+}
+
+/** How an SSH or Kubernetes module asks about a shell command. */
+export interface CommandRequest {
+  /** `exec`: a command before it reaches the host; `line`: a line typed at an interactive shell (default exec) */
+  source?: 'exec' | 'line';
+  /** lines: false when the line model could not follow the editing (history, completion) */
+  reliable?: boolean;
+  /** lines: why not reliable */
+  reasons?: string[];
+  /** the working directory, when known */
+  cwd?: string | null;
 }
 
 /**
@@ -51,12 +78,16 @@ export class PolicyEngine {
   private readonly shapes = new Map<string, Decision>();
   private hits = 0;
   private misses = 0;
+  private readonly commands = new Map<string, CommandDecision>();
+  private readonly lines = new Map<string, CommandDecision>();
+  private readonly maskingKey: Buffer;
 
   constructor(doc: PolicyDocument, opts: PolicyEngineOptions = {}) {
     this.document = doc;
     this.revision = opts.revision;
     this.policy = compilePolicy(doc, opts.maxStatementBytes);
     this.cacheSize = Math.max(1, opts.cacheSize ?? 10_000);
+    this.maskingKey = opts.maskingKey ?? randomBytes(32);
   }
 
   get maxStatementBytes(): number {
@@ -94,12 +125,43 @@ export class PolicyEngine {
     return { ...verdict.decision, cached: false };
   }
 
+  /**
+   * Decides on a shell command: an exec command, or a line of an interactive shell (with the
+   * policy's unreliableLine setting when the line was not reliably reconstructed). Decisions on the
+   * same text are cached (not those with a cwd or an unreliable line). Never throws.
+   */
+  evaluateCommand(text: string, req: CommandRequest = {}): CommandDecision {
+    const line = req.source === 'line';
+    if (line && req.reliable === false) return evaluateShellLine({ text, reliable: false, reasons: req.reasons }, this.document, { cwd: req.cwd });
+    const cacheable = (req.cwd === undefined || req.cwd === null) && typeof text === 'string' && text.length <= MAX_CACHED_TEXT;
+    const cache = line ? this.lines : this.commands;
+    if (cacheable) {
+      const hit = cache.get(text);
+      if (hit) { this.hits++; return { ...hit, cached: true }; }
+    }
+    this.misses++;
+    const d = line ? evaluateShellLine({ text, reliable: true }, this.document, { cwd: req.cwd }) : evaluateCommand(text, this.document, { cwd: req.cwd });
+    if (cacheable) this.remember(cache, text, Object.freeze({ ...d, kinds: [...d.kinds] }));
+    return d;
+  }
+
+  /** Decides on an SFTP/SCP file operation (paths normalised; relative ones against `cwd`). Never throws. */
+  evaluateFile(op: FileOperationInput, ctx: { cwd?: string | null } = {}): CommandDecision {
+    const operation: FileOperation = op.op === 'rmdir' ? 'remove' : op.op === 'link' ? 'symlink' : op.op;
+    return evaluateFileOperation({ operation, path: op.path, target: op.target, cwd: ctx.cwd ?? null }, this.document);
+  }
+
+  /** A fresh masker for one terminal output stream, or null when the policy masks nothing with detectors. */
+  createStreamMasker(opts: Partial<StreamMaskerOptions> = {}): TerminalStreamMasker | null {
+    return createStreamMasker(this.document, { ...opts, hmacKey: opts.hmacKey ?? this.maskingKey });
+  }
+
   /** Cache counters, for metrics. */
   stats(): { hits: number; misses: number; exactEntries: number; shapeEntries: number } {
     return { hits: this.hits, misses: this.misses, exactEntries: this.exact.size, shapeEntries: this.shapes.size };
   }
 
-  private remember(map: Map<string, Decision>, key: string, d: Decision): void {
+  private remember<T>(map: Map<string, T>, key: string, d: T): void {
     if (map.size >= this.cacheSize) {
       const oldest = map.keys().next();
       if (!oldest.done) map.delete(oldest.value);

@@ -1,4 +1,4 @@
-import { findAll, type Finding, type TextFacts } from '../detectors.js';
+import { findAll, type Detector, type Finding, type TextFacts } from '../detectors.js';
 import { MaskingError } from '../errors.js';
 import type { PolicyDocument } from '../policy-document.js';
 import { hasherFor, type Hasher } from './hash-cache.js';
@@ -105,5 +105,35 @@ export function maskText(value: string, doc: PolicyDocument, opts: MaskingOption
   return {
     value: r.value ?? '',
     findings: r.findings.map((f) => ({ detector: f.detector, rule: all.ruleOf.get(f.detector)!.name })),
+  };
+}
+
+/**
+ * The detector rules of a policy as one text masker, for masking that is not about result columns
+ * (terminal streams, stream-masker.ts): the detectors to run, and what each finding becomes. Null
+ * when no masking rule uses detectors. The `null` strategy has no meaning in a text: it redacts.
+ */
+export function detectorTextMasker(doc: PolicyDocument, opts: MaskingOptions): {
+  detectors: readonly Detector[];
+  mask(detector: string, value: string): string;
+  ruleOf(detector: string): string;
+  /** the redact token of the first detector rule (for values no detector names, e.g. private keys) */
+  token: string;
+  rule: string;
+} | null {
+  const compiled = compileMasking(doc);
+  const all = compiled.all;
+  if (!all) return null;
+  const hasher = hasherFor(opts.hmacKey);
+  const first = compiled.detectorRules[0]!;
+  return {
+    detectors: all.detectors,
+    mask: (detector, value) => {
+      const rule = all.ruleOf.get(detector)!;
+      return applyStrategy(rule, value, hasher, detector) ?? rule.token;
+    },
+    ruleOf: (detector) => all.ruleOf.get(detector)!.name,
+    token: first.token,
+    rule: first.name,
   };
 }
