@@ -184,7 +184,7 @@ it.skipIf(!!skip)(`kubectl get pods -A with ${OBJECTS} pods, small GETs, Secret 
       maskingP50Ms: +pct(maskMs, 50).toFixed(1), maskingShareOfGateway: +(pct(maskMs, 50) / pct(sGw, 50)).toFixed(3),
     },
   };
-  console.log(`K8S-BENCH ${JSON.stringify(result)}`);
+  process.stdout.write(`\nK8S-BENCH ${JSON.stringify(result)}\n`);
   mkdirSync('bench/results', { recursive: true });
   writeFileSync(`bench/results/k8s-${new Date().toISOString().replace(/[:.]/g, '-')}.json`, `${JSON.stringify(result, null, 2)}\n`);
   setupAgent.destroy();
