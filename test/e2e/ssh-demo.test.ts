@@ -3,7 +3,8 @@
 // again with `portcullis ssh` (a certificate from the api, the gateway verified by its known_hosts); the
 // session's terminal comes back from GET /v1/sessions/{id}/recording.cast and asciinema reads it.
 import { execFile } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { parseSshCertificate } from '@portcullis/protocol';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -62,6 +63,14 @@ describe.skipIf(!peers)('pnpm start SSH demo (demo-ssh) with real ssh (needs /us
       timeout: 60_000,
     });
     expect(stdout.trim()).toBe('via-certificate');
+    // the certificate's key id is a credential bound to the key: as a password it is refused
+    const keyId = parseSshCertificate(Buffer.from(readFileSync(join(home, '.portcullis', 'ssh', 'demo-ssh', 'cert.pub'), 'utf8').split(' ')[1]!, 'base64')).keyId;
+    const asPassword = await run('sshpass', [
+      '-p', keyId, 'ssh', '-p', String(s.sshPort), '-o', `UserKnownHostsFile=${join(home, '.portcullis', 'ssh', 'demo-ssh', 'known_hosts')}`, '-o', 'StrictHostKeyChecking=yes',
+      '-o', 'PreferredAuthentications=password', '-o', 'PubkeyAuthentication=no', '-o', 'NumberOfPasswordPrompts=1', 'demo-ssh@127.0.0.1', 'echo', 'must-not-run',
+    ], { timeout: 60_000 }).catch((e: { stdout: string; stderr: string }) => e);
+    expect(asPassword.stdout).not.toContain('must-not-run');
+    expect(asPassword.stderr).toContain('bound to an SSH key');
     // the exec session's terminal, recorded through the real recorder (events may take a moment)
     let cast = '';
     const deadline = Date.now() + 20_000;

@@ -208,6 +208,9 @@ describe('ssh and kubernetes connections', () => {
     const claims = decodeJwt(cert.keyId);
     expect(claims).toMatchObject({ aud: 'portcullis-gateway', cn: `box-${s}`, sub: `sk-user-${s}`, jti: r.body.jti });
     expect(cert.validBefore.getTime()).toBe(claims.exp! * 1000);
+    // the credential is bound to the certified key (cnf): ssh-keygen's own fingerprint of it
+    const { stdout: fp } = await run('ssh-keygen', ['-l', '-E', 'sha256', '-f', join(dir, 'id_ed25519.pub')]);
+    expect(`SHA256:${(claims.cnf as Record<string, string>)['ssh-sha256']}`).toBe(fp.split(' ')[1]);
     expect(r.body.expiresAt).toBe(new Date(claims.exp! * 1000).toISOString());
     const to = cert.validBefore.toISOString().slice(0, 19);
     expect(stdout).toContain(`to ${to}`);

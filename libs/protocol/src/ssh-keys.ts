@@ -1,4 +1,4 @@
-import { createPrivateKey, createPublicKey, generateKeyPairSync, randomBytes, sign as cryptoSign, verify as cryptoVerify, type KeyObject } from 'node:crypto';
+import { createHash, createPrivateKey, createPublicKey, generateKeyPairSync, randomBytes, sign as cryptoSign, verify as cryptoVerify, type KeyObject } from 'node:crypto';
 import { PortcullisError } from './errors.js';
 
 /**
@@ -133,6 +133,11 @@ export function ed25519FromOpenSshPrivateKey(text: string): KeyObject {
 export function generateSshEd25519(comment = ''): { privateKey: string; publicKey: string } {
   const { privateKey } = generateKeyPairSync('ed25519');
   return { privateKey: ed25519ToOpenSshPrivateKey(privateKey, comment), publicKey: ed25519PublicKeyLine(privateKey, comment) };
+}
+
+/** SHA-256 fingerprint of a public key blob as `ssh-keygen -l` prints it (after "SHA256:"): unpadded base64. */
+export function sshKeySha256(blob: Buffer): string {
+  return createHash('sha256').update(blob).digest('base64').replace(/=+$/, '');
 }
 
 /** Key types we certify (security keys and DSA are not). */

@@ -39,6 +39,13 @@ export const gatewayTokenClaimsSchema = z.object({
   gexp: z.number().int().optional(),
   /** overrides the connection's approvalMode for this credential (non-interactive agents) */
   amode: z.enum(['wait', 'fail-fast']).optional(),
+  /**
+   * Proof-of-possession binding (RFC 7800 `cnf`): the key id of an SSH user certificate is a credential
+   * bound to the certified key (`ssh-sha256` = its SHA-256 fingerprint as `ssh-keygen -l` prints it,
+   * without "SHA256:"). Such a credential is good only with that certificate and key: never as a
+   * password or a bearer token, so a leaked certificate file is not a credential.
+   */
+  cnf: z.object({ 'ssh-sha256': z.string().min(1) }).optional(),
 });
 export type GatewayTokenClaims = z.infer<typeof gatewayTokenClaimsSchema>;
 

@@ -31,6 +31,8 @@ export interface GatewayCredentialOptions {
   actor?: string;
   /** jti of the api token the caller asked with: revoking that token revokes this credential too */
   parentTokenId?: string | null;
+  /** bind the credential to this SSH key (the key id of a user certificate for it): claim cnf['ssh-sha256'] */
+  sshKeySha256?: string;
 }
 
 export interface RevokedToken {
@@ -137,6 +139,7 @@ export class TokensService {
       cn: connection.name,
       ...(grant ? { grant, gexp } : {}),
       ...(opts.mode ? { amode: opts.mode } : {}),
+      ...(opts.sshKeySha256 ? { cnf: { 'ssh-sha256': opts.sshKeySha256 } } : {}),
     };
     const token = await this.sign(claims, { sub: identity.subject, jti, aud: GATEWAY_AUDIENCE, iat: now, exp });
     const expiresAt = new Date(exp * 1000);

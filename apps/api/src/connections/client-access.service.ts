@@ -1,7 +1,7 @@
 import { Injectable } from '@nestjs/common';
 import { dump as toYaml } from 'js-yaml';
 import { PrismaClient, type ConnectionModel as Connection } from '@portcullis/db';
-import { parseSshPublicKeyLine, signSshCertificate, SshKeyError } from '@portcullis/protocol';
+import { parseSshPublicKeyLine, signSshCertificate, sshKeySha256, SshKeyError } from '@portcullis/protocol';
 import { BadRequestError, ForbiddenError, NotFoundError, ValidationError } from '../common/errors.js';
 import { TokensService } from '../auth/tokens.service.js';
 import type { ApiPrincipal } from '../auth/principal.js';
@@ -41,7 +41,8 @@ export class ClientAccessService {
     }
     const keys = await this.poolKeys.get(c.pool);
     // the credential (may-use check, expiry, revocation, audit event) first: the key id carries it
-    const cred = await this.tokens.issueGatewayCredential(principal.identityId, name, { mode: body.mode, parentTokenId: principal.tokenId });
+    // bound to the key: the certificate (a public file) must not be usable as a password or bearer token
+    const cred = await this.tokens.issueGatewayCredential(principal.identityId, name, { mode: body.mode, parentTokenId: principal.tokenId, sshKeySha256: sshKeySha256(publicKey.blob) });
     let certificate: string;
     try {
       certificate = signSshCertificate({

@@ -1,5 +1,5 @@
 import { decodeJwt, errors as joseErrors, jwtVerify } from 'jose';
-import { GATEWAY_AUDIENCE, TOKEN_ALG, assertCompactJws, credentialAllows, gatewayTokenClaimsSchema, type GatewayTokenClaims } from '@portcullis/protocol';
+import { GATEWAY_AUDIENCE, TOKEN_ALG, assertCompactJws, credentialAllows, gatewayTokenClaimsSchema, sshKeySha256, type GatewayTokenClaims } from '@portcullis/protocol';
 import type { ActiveConfig, ResolvedConnection } from '../config/config-store.js';
 
 /** Why a credential was refused. `message` is safe to show the client; `reason` is for logs and metrics. */
@@ -27,7 +27,11 @@ const MAX_TOKEN_LENGTH = 16 * 1024;
  * keys, audience, issuer, expiry, claims shape, revocation list, connection binding (cn must be the
  * database name the client asked for) and the caller's right to the connection.
  */
-export async function verifyCredential(token: string, database: string, config: ActiveConfig): Promise<VerifiedCredential> {
+/**
+ * `proof.sshKeyBlob`: the public key the client proved it holds (an SSH user certificate's key). A
+ * credential bound to a key (claim `cnf`) is refused without it: a certificate's key id is never a password.
+ */
+export async function verifyCredential(token: string, database: string, config: ActiveConfig, proof?: { sshKeyBlob?: Buffer }): Promise<VerifiedCredential> {
   if (!token || token.length > MAX_TOKEN_LENGTH) throw new CredentialError('invalid', 'invalid gateway credential');
   try {
     // one spelling per token: jose would also take `token==` or `token ` (lenient base64url)
@@ -52,6 +56,9 @@ export async function verifyCredential(token: string, database: string, config: 
   const parsed = gatewayTokenClaimsSchema.safeParse(payload);
   if (!parsed.success) throw new CredentialError('invalid', 'invalid gateway credential');
   const claims = parsed.data;
+  if (claims.cnf && (!proof?.sshKeyBlob || sshKeySha256(proof.sshKeyBlob) !== claims.cnf['ssh-sha256'])) {
+    throw new CredentialError('invalid', 'this gateway credential is bound to an SSH key: it works only with its certificate, not as a password or token');
+  }
   if (config.revoked.has(claims.jti)) throw new CredentialError('revoked', 'gateway credential has been revoked');
   if (claims.cn !== database) throw new CredentialError('wrong_connection', 'gateway credential is for another connection');
   const connection = config.connections.get(database);

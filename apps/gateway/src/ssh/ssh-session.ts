@@ -74,6 +74,8 @@ export class SshSession {
   private readonly source: string;
   private conn: Connection | null = null;
   private credential: VerifiedCredential | null = null;
+  /** the certified public key whose signature verified (a key-bound credential's proof) */
+  private certifiedKey: Buffer | null = null;
   private policyDoc: ResolvedPolicy | null = null;
   policy: SshPolicy | null = null;
   private upstream: UpstreamClient | null = null;
@@ -191,7 +193,7 @@ export class SshSession {
       if (!config) throw new Refusal('no_config', 'the gateway has not received its configuration yet; try again shortly');
       let credential: VerifiedCredential;
       try {
-        credential = await verifyCredential(token, connection, config);
+        credential = await verifyCredential(token, connection, config, certified && this.certifiedKey ? { sshKeyBlob: this.certifiedKey } : undefined);
       } catch (err) {
         if (err instanceof CredentialError) {
           this.failed(connection, err.reason, err.message, token);
@@ -238,6 +240,7 @@ export class SshSession {
       return null;
     }
     if (!verifySshSignature(keyType, key, a.blob, a.signature)) throw new CertificateRefused('the signature with the certified key does not verify');
+    this.certifiedKey = cert.publicKeyBlob;
     return cert.keyId;
   }
 
