@@ -169,7 +169,7 @@ export async function startGateway({ target, policy = null, recording = 'require
     env: {
       ...process.env, NATS_URL: natsUrl, NATS_PREFIX: prefix, GATEWAY_POOL: pool, GATEWAY_ID: gatewayId,
       GATEWAY_POOL_KEY: poolKeys.privateKey, GATEWAY_CONFIG_PUBLIC_KEY: JSON.stringify(signer.jwk), GATEWAY_PG_PORT: String(pgPort), GATEWAY_PG_HOST: '127.0.0.1',
-      GATEWAY_HTTP_PORT: String(httpPort), GATEWAY_HTTP_HOST: '127.0.0.1', GATEWAY_SSH_PORT: '0', GATEWAY_SSH_HOST: '127.0.0.1', GATEWAY_ALLOW_PLAINTEXT: 'true', LOG_LEVEL: 'warn', ...env,
+      GATEWAY_HTTP_PORT: String(httpPort), GATEWAY_HTTP_HOST: '127.0.0.1', GATEWAY_SSH_PORT: '0', GATEWAY_SSH_HOST: '127.0.0.1', GATEWAY_KUBERNETES_PORT: '0', GATEWAY_KUBERNETES_HOST: '127.0.0.1', GATEWAY_ALLOW_PLAINTEXT: 'true', LOG_LEVEL: 'warn', ...env,
     },
     stdio: ['ignore', 'inherit', 'inherit'],
   });

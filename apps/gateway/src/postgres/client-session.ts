@@ -12,7 +12,6 @@ import {
   encodeParameterStatus,
   encodeReadyForQuery,
   encodeTerminate,
-  BackendMessageType as B,
 } from '@portcullis/protocol';
 import type { ResolvedPolicy } from '../config/config-store.js';
 import { AccessRefused } from '../core/access.js';
@@ -24,7 +23,9 @@ import type { GatewayMetrics } from '../http/metrics.js';
 import type { Logger } from '../logger.js';
 import type { SessionHooks } from '../policy/session-hooks.js';
 import { sendUpstreamCancel, type CancelRegistry } from './cancel-registry.js';
-import { LOG_HEAD, LaneSide, laneLengthError, openLane, type NativeLane } from './fast-lane.js';
+import { JsRelay } from './js-relay.js';
+import { LaneRelay } from './lane-relay.js';
+import type { RelayEnds, RelayHost, RelaySide, RelayTransport } from './relay-transport.js';
 import { LexingStateError, RelayMachine } from './relay-machine.js';
 import { ChunkReader } from './chunk-reader.js';
 import { StartupMachine, StartupStep, type StartupAction } from './startup-machine.js';
@@ -70,47 +71,23 @@ export interface SessionIo {
   log: Logger;
 }
 
-/** While a hook holds the client direction, its bytes are still read (so a disconnect is seen) up to this much. */
-const MAX_HELD_BYTES = 1024 * 1024;
-
 const STARTUP_TIMEOUT_MS = 30_000;
 /** a statement still running this long after its decision has its query and decision recorded on their own */
 const HELD_START_MS = 1000;
-/**
- * A message at least this large reserves its whole size from the buffer budget before the rest of it
- * is read. Smaller ones are bounded by the sockets' ordinary backpressure (a read, a write buffer).
- */
-const LARGE_MESSAGE_BYTES = 256 * 1024;
-
-type Side = 'client' | 'upstream';
-
-/** One direction's large-message reservations (see admit()). */
-interface SideHold {
-  /** reserved for the message being read now */
-  reading: number;
-  /** frames relayed from this side when that reservation was made (one more: the message is whole) */
-  at: number;
-  /** reserved for messages relayed whole and not yet taken by the peer (released when it drains) */
-  sent: number;
-  /** a request queued at the process budget */
-  waiting: (() => void) | null;
-  /** stopped for want of the session's own share (read again when its peer drains) */
-  blocked: boolean;
-}
-
 /** A pump's output up to this size is copied into one buffer rather than written as a corked writev. */
 const COALESCE_MAX_BYTES = 64 * 1024;
-/** Client bytes buffered while a hook (an approval) holds the session before reading stops. */
 
 /**
- * One client connection: the startup phase (TLS, authentication by gateway credential, upstream
- * connect, session.start) done here, then the relay: this adapter owns both sockets, batches writes,
- * applies backpressure both ways, and feeds frames to the RelayMachine.
+ * One client connection: the startup phase (StartupMachine decides, this carries it out: TLS, the
+ * core's admission, session.start, the upstream connect), then the relay: frames from both sides
+ * through the RelayMachine, its output coalesced into few writes, over one RelayTransport — the
+ * JavaScript relay (js-relay.ts) or the native fast lane (lane-relay.ts).
  */
-export class ClientSession implements LiveSession {
+export class ClientSession implements LiveSession, RelayHost {
   readonly id = randomUUID();
   readonly protocol = 'postgres';
-  private readonly log: Logger;
+  /** @internal */
+  readonly log: Logger;
   private client: Socket;
   private upstream: Socket | null = null;
   private clientFramer = new PgFramer({ startup: true, from: 'client' });
@@ -121,32 +98,29 @@ export class ClientSession implements LiveSession {
   private cancelPid: number | null = null;
   private startedAt = Date.now();
   private ended = false;
-  private bytesIn = 0;
-  private bytesOut = 0;
-  private readonly clientPause = new Set<string>();
-  private readonly upstreamPause = new Set<string>();
-  private clientBusy = false;
+  /** @internal */
+  bytesIn = 0;
+  /** @internal */
+  bytesOut = 0;
+  /** @internal */
+  readonly clientPause = new Set<string>();
+  /** @internal */
+  readonly upstreamPause = new Set<string>();
+  /** @internal */
+  clientBusy = false;
   /** bytes read from the client while clientBusy (see MAX_HELD_BYTES) */
-  private heldBytes = 0;
+  heldBytes = 0;
   private readonly aborter = new AbortController();
-  private upstreamBusy = false;
+  /** @internal */
+  upstreamBusy = false;
   private clientTls = false;
   private upstreamTls = false;
-  /** The native relay of this session's sockets, when it took them (see tryFastLane). */
-  private lane: NativeLane | null = null;
-  /** lane.bytesRead() at the last count, and upstream bytes handed to the relay since (it counts what it writes) */
-  private laneSeen = [0, 0];
-  private laneHanded = 0;
-  /** while the lane's log is replayed into the machine: its output was already forwarded */
-  private replaying = false;
-  /** inside laneMessage: the lane reads on by its return value, not by resume() */
-  private inLaneMessage = false;
-  /** frames relayed from each side (admit() tells a reserved message's arrival by it) */
-  private readonly framed = { client: 0, upstream: 0 };
-  private readonly holds: Record<Side, SideHold> = {
-    client: { reading: 0, at: 0, sent: 0, waiting: null, blocked: false },
-    upstream: { reading: 0, at: 0, sent: 0, waiting: null, blocked: false },
-  };
+  /** how the relay's bytes move: the JavaScript relay or the native fast lane (set when the session goes live) */
+  private transport: RelayTransport | null = null;
+  /** @internal while the lane's log is replayed into the machine: its output was already forwarded */
+  replaying = false;
+  /** @internal frames relayed from each side (the JavaScript relay's budget tells a reserved message's arrival by it) */
+  readonly framed = { client: 0, upstream: 0 };
   /** set once the relay is running (counted as live) */
   live = false;
 
@@ -418,49 +392,13 @@ export class ClientSession implements LiveSession {
   // Relay
 
   private startRelay(): void {
-    const client = this.client;
-    const upstream = this.upstream!;
-    if (this.tryFastLane(client, upstream)) return;
-    client.on('data', (chunk: Buffer) => {
-      this.bytesIn += chunk.length;
-      this.ctx.metrics.countBytes('in', chunk.length);
-      this.clientFramer.push(chunk);
-      if (this.clientBusy && (this.heldBytes += chunk.length) > MAX_HELD_BYTES) this.pause(this.clientPause, client, 'busy');
-      this.pumpClient();
-      this.admit('client');
-    });
-    if (this.upstreamReads) {
-      // The chunk's memory is reused by the next read unless something still holds it.
-      this.upstreamReads.setSink((chunk) => {
-        this.upstreamFramer!.push(chunk);
-        this.pumpUpstream();
-        this.admit('upstream');
-        // A TLS client's writes never hold it (writeClient gives them a copy): a TLS write completes
-        // asynchronously, so writableLength is non-zero after nearly every one, and keeping the read
-        // buffer for it meant a fresh 64 KiB buffer per read (~200 MB/s of garbage at 3k tx/s).
-        return this.upstreamFramer!.buffered() > 0 || this.upstreamBusy || (!this.clientTls && this.client.writableLength > 0);
-      });
-    } else {
-      upstream.on('data', (chunk: Buffer) => {
-        this.upstreamFramer!.push(chunk);
-        this.pumpUpstream();
-        this.admit('upstream');
-      });
-    }
-    client.on('close', () => this.endSession('client_closed'));
-    client.on('end', () => this.endSession('client_closed'));
-    upstream.on('close', () => this.upstreamClosed());
-    upstream.on('error', (err) => this.log.debug({ err: err.message }, 'upstream socket error'));
-    client.on('drain', () => {
-      this.unpause(this.upstreamPause, upstream, 'drain');
-      this.admit('upstream');
-    });
-    upstream.on('drain', () => {
-      this.unpause(this.clientPause, client, 'drain');
-      this.admit('client');
-    });
-    client.resume();
-    upstream.resume();
+    const ends: RelayEnds = {
+      client: this.client, upstream: this.upstream!, clientTls: this.clientTls, upstreamTls: this.upstreamTls,
+      clientFramer: this.clientFramer, upstreamFramer: this.upstreamFramer!, upstreamReads: this.upstreamReads, machine: this.machine!,
+    };
+    const laneEligible = !!this.ctx.fastLane && this.hooks?.masksResults === false && !this.hooks.recordResults;
+    this.transport = LaneRelay.open(this, ends, laneEligible) ?? new JsRelay(this, ends);
+    this.transport.start();
     // Anything already framed (a pipelining client, a server notice after ReadyForQuery).
     this.pumpClient();
     this.pumpUpstream();
@@ -478,123 +416,6 @@ export class ClientSession implements LiveSession {
   private readonly partsClient: Buffer[] = [];
   private readonly partsUpstream: Buffer[] = [];
   private pumping = 0;
-
-  // -------------------------------------------------------------------------------------------
-  // Fast lane: the native module relays the sockets and hands the machine what it must see
-
-  /**
-   * Hands both sockets to the native fast lane when nothing in this session needs the JavaScript
-   * relay on every message: both sides plaintext, a policy that masks nothing and keeps no result
-   * rows (recording.results), nothing buffered.
-   * The machine still sees every Query, Parse, error and unusual message (the lane hands them over
-   * and waits), and replays what the lane forwarded by itself, so decisions and events are the same.
-   */
-  private tryFastLane(client: Socket, upstream: Socket): boolean {
-    if (!this.ctx.fastLane || this.clientTls || this.upstreamTls || this.hooks?.masksResults !== false || this.hooks.recordResults) return false;
-    if (this.clientFramer.buffered() > 0 || this.upstreamFramer!.buffered() > 0) return false;
-    const caps = { client: this.clientFramer.lengthCaps(), upstream: this.upstreamFramer!.lengthCaps() };
-    let lane: NativeLane | string;
-    try {
-      lane = openLane(client, upstream, caps, {
-        // a frame in the lane's reused buffer is copied out into Node's pooled memory
-        onMessage: (side, buf, logBytes, length) => this.laneMessage(side, length < 0 ? buf : Buffer.from(buf.subarray(0, length)), logBytes),
-        onLog: (n) => this.replayLane(n),
-        onClose: (side, errno, type, length) => this.laneClosed(side, errno, type, length),
-      });
-    } catch (err) {
-      lane = (err as Error).message;
-    }
-    if (typeof lane === 'string') {
-      this.log.debug({ reason: lane }, 'fast lane not used for this session');
-      return false;
-    }
-    this.lane = lane;
-    this.ctx.metrics.fastLaneSessions.inc();
-    client.on('close', () => this.endSession('client_closed'));
-    upstream.on('close', () => this.upstreamClosed());
-    upstream.on('error', (err) => this.log.debug({ err: err.message }, 'upstream socket error'));
-    return true;
-  }
-
-  /**
-   * A message the lane does not forward by itself: through the framer and machine as usual. True
-   * when it is dealt with; else (a hook answers later) the pump resumes the lane when it settles.
-   */
-  private laneMessage(side: LaneSide, frame: Buffer, logBytes: number): boolean {
-    if (logBytes > 0) this.replayLane(logBytes);
-    if (this.ended) return false;
-    this.inLaneMessage = true;
-    try {
-      if (side === LaneSide.Client) {
-        this.clientFramer.push(frame);
-        this.pumpClient();
-        return !this.clientBusy && !this.ended;
-      }
-      this.laneHanded += frame.length;
-      this.upstreamFramer!.push(frame);
-      this.pumpUpstream();
-      return !this.upstreamBusy && !this.ended;
-    } finally {
-      this.inLaneMessage = false;
-    }
-  }
-
-  /** Replays the lane's log (what it forwarded by itself) into the machine, with its output muted. */
-  private replayLane(n: number): void {
-    const lane = this.lane;
-    const m = this.machine;
-    if (!lane || !m) return;
-    const log = n > 0 ? lane.log() : null;
-    if (log) {
-      this.replaying = true;
-      try {
-        for (let o = 0; o < n; ) {
-          const kind = log[o];
-          const side = log[o + 1];
-          const len = log.readUInt32LE(o + 2);
-          const at = log.readDoubleLE(o + 6);
-          const start = o + LOG_HEAD;
-          o = start + len;
-          if (side === LaneSide.Upstream && kind === B.DataRow) {
-            m.replayedRows(log.readUInt32LE(start));
-            continue;
-          }
-          const payload = log.subarray(start, o);
-          m.replayed(side === LaneSide.Client ? 'client' : 'upstream', { type: kind, payload, frame: payload }, at);
-        }
-      } catch (err) {
-        this.replaying = false;
-        this.relayFailed(err, 'upstream');
-        return;
-      } finally {
-        this.replaying = false;
-      }
-    }
-    const cin = lane.bytesRead(LaneSide.Client);
-    const uin = lane.bytesRead(LaneSide.Upstream);
-    const dIn = cin - this.laneSeen[0];
-    const dOut = uin - this.laneSeen[1] - this.laneHanded;
-    this.laneSeen[0] = cin;
-    this.laneSeen[1] = uin;
-    this.laneHanded = 0;
-    this.bytesIn += dIn;
-    this.bytesOut += dOut;
-    if (dIn > 0) this.ctx.metrics.countBytes('in', dIn);
-    if (dOut > 0) this.ctx.metrics.countBytes('out', dOut);
-  }
-
-  private laneClosed(side: LaneSide, errno: number, type: number, length: number): void {
-    if (this.ended || !this.lane) return;
-    this.replayLane(this.lane.take());
-    const who = side === LaneSide.Client ? 'client' : 'upstream';
-    if (errno === -1) {
-      this.relayFailed(laneLengthError(type, length, (who === 'client' ? this.clientFramer : this.upstreamFramer!).lengthCaps()), who);
-      return;
-    }
-    if (errno > 0) this.log.debug({ side: who, errno }, 'socket error in the fast lane');
-    if (side === LaneSide.Client) this.endSession('client_closed');
-    else this.upstreamClosed();
-  }
 
   private toClient(b: Buffer): void {
     if (this.replaying) return;
@@ -629,22 +450,11 @@ export class ClientSession implements LiveSession {
 
   private writeClient(b: Buffer): void {
     this.ctx.metrics.countBytes('out', b.length);
-    if (this.lane) {
-      this.lane.write(LaneSide.Client, b);
-      return;
-    }
-    // TLS: the cleartext gets its own copy (see the upstream sink in startRelay) — a copy of what is
-    // written, usually a few hundred bytes and at most one read, instead of a new 64 KiB read buffer
-    // per read. (A buffer writeParts has just concatenated is copied once more here.)
-    if (!this.client.write(this.clientTls ? Buffer.from(b) : b) && !this.upstreamPause.has('drain')) this.pause(this.upstreamPause, this.upstream!, 'drain');
+    this.transport!.write('client', b);
   }
 
   private writeUpstream(b: Buffer): void {
-    if (this.lane) {
-      this.lane.write(LaneSide.Upstream, b);
-      return;
-    }
-    if (!this.upstream!.write(b) && !this.clientPause.has('drain')) this.pause(this.clientPause, this.client, 'drain');
+    this.transport!.write('upstream', b);
   }
 
   /** Writes what the pump gathered (before anything else is written or a socket is ended). */
@@ -655,114 +465,43 @@ export class ClientSession implements LiveSession {
     this.outClient = null;
     if (u) {
       if (this.partsUpstream.length === 0) this.writeUpstream(u);
-      else this.writeParts(this.partsUpstream, u, this.upstream!, (b) => this.writeUpstream(b));
+      else this.writeParts(this.partsUpstream, u, 'upstream');
     }
     if (c) {
       if (this.partsClient.length === 0) this.writeClient(c);
-      else this.writeParts(this.partsClient, c, this.client, (b) => this.writeClient(b));
+      else this.writeParts(this.partsClient, c, 'client');
     }
   }
 
-  private writeParts(parts: Buffer[], last: Buffer, socket: Socket, write: (b: Buffer) => void): void {
+  private writeParts(parts: Buffer[], last: Buffer, side: RelaySide): void {
     parts.push(last);
     let total = 0;
     for (const p of parts) total += p.length;
-    if (total <= COALESCE_MAX_BYTES) write(Buffer.concat(parts, total));
-    else {
-      socket.cork();
-      for (const p of parts) write(p);
-      if (!socket.destroyed) socket.uncork();
+    if (total <= COALESCE_MAX_BYTES) {
+      if (side === 'client') this.writeClient(Buffer.concat(parts, total));
+      else this.writeUpstream(Buffer.concat(parts, total));
+    } else {
+      if (side === 'client') this.ctx.metrics.countBytes('out', total);
+      this.transport!.writeMany(side, parts);
     }
     parts.length = 0;
   }
 
-  private pause(set: Set<string>, s: Socket, why: string): void {
+  /** @internal */
+  pause(set: Set<string>, s: Socket, why: string): void {
     set.add(why);
     s.pause();
   }
 
-  private unpause(set: Set<string>, s: Socket, why: string): void {
+  /** @internal */
+  unpause(set: Set<string>, s: Socket, why: string): void {
     if (!set.delete(why)) return;
     if (set.size === 0 && !this.ended) s.resume();
   }
 
-  /**
-   * Memory for large messages (buffer-budget.ts), after each read and drain: a message relayed whole
-   * is held until the peer's socket has taken it; a large message still arriving is reserved whole
-   * from the session's share and the process budget before its side is read on, and that side stops
-   * being read until both can hold it. Never dropped, only delayed. A message larger than a
-   * session's whole share could never be relayed: the session ends (54000).
-   */
-  private admit(side: Side): void {
-    const budget = this.ctx.buffers;
-    if (!budget || this.ended || this.lane) return;
-    const h = this.holds[side];
-    const source = side === 'client' ? this.client : this.upstream!;
-    const peer = side === 'client' ? this.upstream! : this.client;
-    const paused = side === 'client' ? this.clientPause : this.upstreamPause;
-    if (h.reading > 0 && this.framed[side] !== h.at) {
-      h.sent += h.reading;
-      h.reading = 0;
-    }
-    if (h.sent > 0 && peer.writableLength === 0) {
-      budget.process.release(h.sent);
-      h.sent = 0;
-    }
-    const framer = side === 'client' ? this.clientFramer : this.upstreamFramer!;
-    const want = framer.incompleteSize;
-    if (h.blocked && want < LARGE_MESSAGE_BYTES) {
-      h.blocked = false;
-      this.unpause(paused, source, 'budget');
-    }
-    if (want < LARGE_MESSAGE_BYTES || h.reading > 0 || h.waiting) return;
-    if (want > budget.sessionBytes) {
-      this.terminate('54000', `a message of ${want} bytes exceeds the gateway's limit of ${budget.sessionBytes} bytes per session`, 'message_too_large');
-      return;
-    }
-    const other = this.holds[side === 'client' ? 'upstream' : 'client'];
-    if (h.sent + other.reading + other.sent + want > budget.sessionBytes) {
-      // the session's own earlier messages must reach their peers first
-      if (!h.blocked) {
-        h.blocked = true;
-        this.ctx.metrics.bufferWaits.inc({ budget: 'session' });
-        this.pause(paused, source, 'budget');
-      }
-      return;
-    }
-    if (h.blocked) {
-      h.blocked = false;
-      this.unpause(paused, source, 'budget');
-    }
-    h.at = this.framed[side];
-    const grant = (): void => {
-      h.waiting = null;
-      h.reading = want;
-      this.unpause(paused, source, 'budget');
-    };
-    if (budget.process.reserve(want, () => grant())) {
-      h.reading = want;
-      return;
-    }
-    h.waiting = grant;
-    this.ctx.metrics.bufferWaits.inc({ budget: 'process' });
-    this.pause(paused, source, 'budget');
-  }
-
-  /** Gives back what the session held of the buffer budget (it ended). */
-  private releaseBuffers(): void {
-    const budget = this.ctx.buffers;
-    if (!budget) return;
-    for (const h of Object.values(this.holds)) {
-      if (h.waiting) budget.process.cancel(h.waiting);
-      budget.process.release(h.reading + h.sent);
-      h.waiting = null;
-      h.reading = h.sent = 0;
-    }
-  }
-
-  private pumpClient(): void {
+  /** @internal */
+  pumpClient(): void {
     if (this.clientBusy || this.ended || !this.machine) return;
-    const upstream = this.upstream!;
     this.pumping++;
     try {
       for (;;) {
@@ -771,8 +510,7 @@ export class ClientSession implements LiveSession {
         this.framed.client++;
         if (f.type === F.Terminate) {
           this.flushOut();
-          if (this.lane) this.lane.write(LaneSide.Upstream, encodeTerminate());
-          else upstream.write(encodeTerminate());
+          this.transport!.terminateUpstream(encodeTerminate());
           this.endSession('client_terminated');
           return;
         }
@@ -797,11 +535,12 @@ export class ClientSession implements LiveSession {
     } finally {
       this.pumping--;
       this.flushOut();
-      if (this.lane && !this.inLaneMessage && !this.clientBusy && !this.ended) this.lane.resume(LaneSide.Client);
+      this.transport?.pumped('client');
     }
   }
 
-  private pumpUpstream(): void {
+  /** @internal */
+  pumpUpstream(): void {
     if (this.upstreamBusy || this.ended || !this.machine) return;
     const upstream = this.upstream!;
     this.pumping++;
@@ -830,11 +569,12 @@ export class ClientSession implements LiveSession {
     } finally {
       this.pumping--;
       this.flushOut();
-      if (this.lane && !this.inLaneMessage && !this.upstreamBusy && !this.ended) this.lane.resume(LaneSide.Upstream);
+      this.transport?.pumped('upstream');
     }
   }
 
-  private relayFailed(err: unknown, side: 'client' | 'upstream'): void {
+  /** @internal */
+  relayFailed(err: unknown, side: RelaySide): void {
     if (this.ended) return;
     if (err instanceof LexingStateError) {
       this.terminate(err.sqlState, err.message, 'lexing_state', err.detail);
@@ -854,7 +594,8 @@ export class ClientSession implements LiveSession {
     this.endSession('internal_error');
   }
 
-  private upstreamClosed(): void {
+  /** @internal */
+  upstreamClosed(): void {
     if (this.ended) return;
     // Whatever the server sent last (a FATAL) is already relayed; let the client read it.
     this.endSession('upstream_closed', true);
@@ -871,11 +612,7 @@ export class ClientSession implements LiveSession {
   private fatal(code: string, message: string, detail?: string): void {
     if (this.pumping > 0) this.flushOut();
     const frame = encodeErrorResponse({ severity: 'FATAL', code, message, ...(detail ? { detail } : {}) });
-    if (this.lane) {
-      // written before endSession closes the lane (which gives the queue one more try)
-      this.lane.write(LaneSide.Client, frame);
-      return;
-    }
+    if (this.transport?.fatal(frame)) return;
     if (this.client.destroyed || !this.client.writable) return;
     try {
       this.client.end(frame);
@@ -904,9 +641,8 @@ export class ClientSession implements LiveSession {
     if (this.ended) return;
     if (this.pumping > 0) this.flushOut();
     // what the lane forwarded since its last log still counts (result events, statements, bytes)
-    if (this.lane) this.replayLane(this.lane.take());
+    this.transport?.ending();
     this.ended = true;
-    this.releaseBuffers();
     this.aborter.abort();
     if (this.heldStartsTimer) clearTimeout(this.heldStartsTimer);
     // statements still running: their query and decision are recorded before the end
@@ -917,12 +653,7 @@ export class ClientSession implements LiveSession {
     } catch (err) {
       this.log.warn({ err: (err as Error).message }, 'hooks close failed');
     }
-    if (this.lane) {
-      const lane = this.lane;
-      this.lane = null;
-      if (!graceful && this.upstream && !this.upstream.destroyed) lane.write(LaneSide.Upstream, encodeTerminate());
-      lane.close();
-    }
+    this.transport?.close(graceful);
     if (this.upstream && !this.upstream.destroyed) {
       if (graceful) this.upstream.destroy();
       else this.upstream.end(encodeTerminate());
@@ -978,11 +709,22 @@ export class ClientSession implements LiveSession {
   }
 
   /** The gateway ends a live session on its own: the client gets a FATAL, session.end says why. */
-  private terminate(code: string, message: string, reason: string, detail?: string): void {
+  /** @internal */
+  terminate(code: string, message: string, reason: string, detail?: string): void {
     this.log.info({ reason }, 'session terminated by the gateway');
     this.ctx.metrics.sessionsTerminated.inc({ reason });
     this.fatal(code, message, detail);
     this.endSession(reason);
+  }
+
+  /** @internal the core's metrics */
+  get metrics(): GatewayMetrics {
+    return this.ctx.metrics;
+  }
+
+  /** @internal memory for large messages in flight */
+  get buffers(): SessionContext['buffers'] {
+    return this.ctx.buffers;
   }
 
   get isEnded(): boolean {
