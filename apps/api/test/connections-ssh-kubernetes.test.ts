@@ -183,6 +183,20 @@ describe('ssh and kubernetes connections', () => {
       // not second.close(): it would delete the shared master key's rows the first api still uses
       await second.app.close();
     }
+    // another public host: a new server certificate for it from the same CA (kubeconfigs stay valid)
+    const third = await startTestApi({ PORTCULLIS_MASTER_KEY: api.masterKey, NATS_PREFIX: api.prefix, PORTCULLIS_BOOTSTRAP_TOKEN: api.bootstrapToken, GATEWAY_PUBLIC_HOST: 'gw.example.test' });
+    try {
+      await third.get(ConfigPublisherService).publishNow();
+      const moved = (await third.get(ConfigPublisherService).current(poolName))!;
+      expect(moved.tls!.caPem).toBe(before.tls!.caPem);
+      expect(new X509Certificate(moved.tls!.certPem).subjectAltName).toBe('DNS:localhost, IP Address:127.0.0.1, DNS:gw.example.test');
+      expect(new X509Certificate(moved.tls!.certPem).checkIssued(new X509Certificate(before.tls!.caPem))).toBe(true);
+      expect(moved.ssh!.userCaPublicKey).toBe(before.ssh!.userCaPublicKey);
+    } finally {
+      await third.app.close();
+    }
+    // back to this api's host
+    await api.get(ConfigPublisherService).publishNow();
   });
 
   it('credential uri per type: ssh://name@host:2222 and https://host:8443/k8s/name', async () => {

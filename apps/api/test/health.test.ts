@@ -36,7 +36,7 @@ describe('api health, metrics, docs, env', () => {
     const res = await api.http.get('/docs-json');
     expect(res.status).toBe(200);
     expect(res.body.openapi).toMatch(/^3\./);
-    for (const path of ['/v1/me', '/v1/identities', '/v1/groups', '/v1/groups/{name}/members', '/v1/connections', '/v1/connections/{name}/credentials', '/v1/policies', '/v1/policies/{name}/evaluate', '/v1/gateways', '/v1/gateway-pools/{name}', '/v1/auth/revoke']) {
+    for (const path of ['/v1/me', '/v1/identities', '/v1/groups', '/v1/groups/{name}/members', '/v1/connections', '/v1/connections/{name}/credentials', '/v1/policies', '/v1/policies/{name}/evaluate', '/v1/gateways', '/v1/gateway-pools/{name}', '/v1/auth/revoke', '/v1/connections/{name}/ssh-certificate', '/v1/connections/{name}/ssh-known-hosts', '/v1/connections/{name}/kubeconfig', '/v1/sessions/{id}/recording.cast']) {
       expect(res.body.paths, path).toHaveProperty([path]);
     }
     // one body shape per connection type (postgres, ssh, kubernetes), each strict
