@@ -275,7 +275,7 @@ describe('seeding the demo over REST', () => {
     expect(policy.guardrails.map((g: { name: string; action: string }) => `${g.name}:${g.action}`)).toEqual([
       'no-destructive-ddl:block', 'no-session-killing:block', 'no-copy-program:block', 'bulk-writes:require_approval',
       'no-recursive-delete-of-root:block', 'no-find-delete-of-root:block', 'no-mkfs:block', 'no-raw-disk-writes:block',
-      'no-redirects-to-disks:block', 'no-power-off:block', 'no-systemctl-power-off:block', 'no-fork-bombs:block',
+      'no-redirects-to-disks:block', 'no-copies-to-disks:block', 'no-power-off:block', 'no-systemctl-power-off:block', 'no-fork-bombs:block',
       'no-download-to-shell:block', 'no-recursive-chmod-of-root:block', 'system-config-writes:require_approval',
       'tee-into-system-config:require_approval', 'privilege-escalation:require_approval', 'no-system-config-uploads:block', 'no-key-downloads:block',
     ]);

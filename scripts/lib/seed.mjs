@@ -16,6 +16,9 @@ export const DEMO_USERS = [
   { subject: 'carol', displayName: 'Carol Engineer', email: 'carol@example.test', group: 'engineers' },
 ];
 
+/** Block devices, as command guardrails name them (`/dev/sda`, `/dev/nvme0n1p1`, `/dev/mapper/vg-root`, …). */
+const DISKS = ['/dev/sd*', '/dev/nvme*', '/dev/vd*', '/dev/xvd*', '/dev/hd*', '/dev/mmcblk*', '/dev/dm-*', '/dev/mapper/**', '/dev/disk/**'];
+
 /** The policy of CONTRACT.md: guardrails, masking and approval rules. */
 export function demoPolicy(name = 'default') {
   return {
@@ -60,10 +63,11 @@ export function demoPolicy(name = 'default') {
         match: { commands: ['find'], args: ['-delete'], paths: ['/', '/*'] },
       },
       { name: 'no-mkfs', action: 'block', reason: 'Formatting file systems is not allowed through the gateway.', match: { commands: ['mkfs*', 'mke2fs', 'mkswap', 'wipefs'] } },
-      { name: 'no-raw-disk-writes', action: 'block', reason: 'Writing to block devices is not allowed through the gateway.', match: { commands: ['dd'], args: ['of=/dev/*'] } },
+      { name: 'no-raw-disk-writes', action: 'block', reason: 'Writing to block devices is not allowed through the gateway.', match: { commands: ['dd'], args: DISKS.map((d) => `of=${d}`) } },
+      { name: 'no-redirects-to-disks', action: 'block', reason: 'Writing to block devices is not allowed through the gateway.', match: { redirects: DISKS } },
       {
-        name: 'no-redirects-to-disks', action: 'block', reason: 'Writing to block devices is not allowed through the gateway.',
-        match: { redirects: ['/dev/sd*', '/dev/nvme*', '/dev/vd*', '/dev/xvd*', '/dev/hd*', '/dev/mmcblk*', '/dev/dm-*', '/dev/mapper/**'] },
+        name: 'no-copies-to-disks', action: 'block', reason: 'Writing to block devices is not allowed through the gateway.',
+        match: { commands: ['cp', 'mv', 'tee', 'install', 'shred', 'pv'], paths: DISKS },
       },
       { name: 'no-power-off', action: 'block', reason: 'Shutting hosts down goes through change management.', match: { commands: ['shutdown', 'reboot', 'halt', 'poweroff', 'telinit'] } },
       { name: 'no-systemctl-power-off', action: 'block', reason: 'Shutting hosts down goes through change management.', match: { commands: ['systemctl'], args: ['poweroff', 'reboot', 'halt', 'kexec'] } },

@@ -129,6 +129,7 @@ function nameMatches(pattern: string, cmd: ShellCommand): boolean {
 }
 
 const LONG_OPTION = /^--[A-Za-z0-9][A-Za-z0-9-]*$/;
+const KEY_PATH = /^(-{0,2}[A-Za-z0-9_-]+=)(\/.*)$/;
 
 /**
  * Whether an argument may be one the pattern names. Short options combine (`-rf` is `-r -f`) and
@@ -137,6 +138,11 @@ const LONG_OPTION = /^--[A-Za-z0-9][A-Za-z0-9-]*$/;
  */
 function argMatches(pattern: string, a: ShellArg, options: boolean): boolean {
   if (globsIntersect(pattern, a.pattern)) return true;
+  // `of=/dev/sda`, `--output=/etc/x`: the path after `=` is compared normalised (`of=/dev//sda`)
+  const kv = KEY_PATH.exec(pattern);
+  if (kv && a.pattern.startsWith(kv[1]!) && a.pattern[kv[1]!.length] === '/') {
+    if (globsIntersect(normaliseRuleGlob(kv[2]!), resolvePathPattern(a.pattern.slice(kv[1]!.length), null, 'relative'))) return true;
+  }
   const v = a.value;
   if (v === null || !options) return false;
   if (/^-[A-Za-z0-9]{2,}$/.test(v)) {

@@ -23,13 +23,16 @@ export function contractPolicy(extra: Partial<Record<string, unknown>> = {}): Po
   });
 }
 
+const DISKS = ['/dev/sd*', '/dev/nvme*', '/dev/vd*', '/dev/xvd*', '/dev/hd*', '/dev/mmcblk*', '/dev/dm-*', '/dev/mapper/**', '/dev/disk/**'];
+
 /** Command guardrails as the demo policy has them (scripts/lib/seed.mjs), plus file rules. */
 export const SHELL_GUARDRAILS = [
   { name: 'no-recursive-delete-of-root', action: 'block', match: { commands: ['rm'], args: ['-r', '-R', '--recursive'], paths: ['/', '/*'] } },
   { name: 'no-find-delete-of-root', action: 'block', match: { commands: ['find'], args: ['-delete'], paths: ['/', '/*'] } },
   { name: 'no-mkfs', action: 'block', match: { commands: ['mkfs*', 'mke2fs', 'mkswap', 'wipefs'] } },
-  { name: 'no-raw-disk-writes', action: 'block', match: { commands: ['dd'], args: ['of=/dev/*'] } },
-  { name: 'no-redirects-to-disks', action: 'block', match: { redirects: ['/dev/sd*', '/dev/nvme*', '/dev/vd*', '/dev/xvd*', '/dev/hd*', '/dev/mmcblk*', '/dev/dm-*', '/dev/mapper/**'] } },
+  { name: 'no-raw-disk-writes', action: 'block', match: { commands: ['dd'], args: DISKS.map((d) => `of=${d}`) } },
+  { name: 'no-redirects-to-disks', action: 'block', match: { redirects: DISKS } },
+  { name: 'no-copies-to-disks', action: 'block', match: { commands: ['cp', 'mv', 'tee', 'install', 'shred', 'pv'], paths: DISKS } },
   { name: 'no-power-off', action: 'block', match: { commands: ['shutdown', 'reboot', 'halt', 'poweroff', 'telinit'] } },
   { name: 'no-systemctl-power-off', action: 'block', match: { commands: ['systemctl'], args: ['poweroff', 'reboot', 'halt', 'kexec'] } },
   { name: 'no-fork-bombs', action: 'block', match: { recursiveFunction: true } },
