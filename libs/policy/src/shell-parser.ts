@@ -12,8 +12,8 @@ import { createRequire } from 'node:module';
  * which checks node types with `NodeType` before reading fields.
  *
  * Bounds: input length and nesting depth are checked before parsing (the parser recurses per
- * nesting level and overflows the stack a few thousand levels down); a fresh parser per call keeps
- * a failed parse from leaving state behind.
+ * nesting level and overflows the stack a few thousand levels down); a parser that failed is
+ * replaced, so a failed parse leaves no state behind.
  */
 
 /**
@@ -125,6 +125,8 @@ interface SyntaxModule {
 }
 
 let syntaxModule: SyntaxModule | null = null;
+/** One parser, reused (creating one costs more than parsing a line); dropped after any failure. */
+let parser: ReturnType<SyntaxModule['NewParser']> | null = null;
 
 /** The mvdan-sh syntax module, loaded on first use (about 1.5 MB of JavaScript). */
 export function shellSyntax(): SyntaxModule {
@@ -204,9 +206,11 @@ export function parseShell(src: string, maxBytes = DEFAULT_MAX_COMMAND_BYTES, ma
   }
   let result: unknown;
   try {
-    const parser = sx.NewParser(sx.KeepComments(false), sx.Variant(sx.LangBash));
+    parser ??= sx.NewParser(sx.KeepComments(false), sx.Variant(sx.LangBash));
     result = parser.Parse(src, '');
   } catch (err) {
+    // a parser that threw is not trusted with the next text (a stack overflow may leave it half-way)
+    parser = null;
     if (err instanceof RangeError || !(err && typeof err === 'object' && 'Error' in err)) {
       return { kind: 'fault', message: err instanceof Error ? err.message : String(err) };
     }
