@@ -15,7 +15,7 @@ import { ConfigPublisherService } from '../apps/api/src/config-publisher/config-
 import { startTestApi, type TestApi } from '../apps/api/test/support.js';
 import { splitSshArgs } from '../apps/cli/src/commands/ssh.js';
 import { freePort } from './support/free-port.js';
-import { kubeTool, KUBE_TOOLS_MISSING } from './support/kube-tools.js';
+import { kubeBinaries, kubeSkipReason } from './support/kube-cluster.js';
 
 const run = promisify(execFile);
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
@@ -149,8 +149,9 @@ describe.skipIf(!existsSync(SSHD))('portcullis ssh / kubeconfig / kube-credentia
     expect((bad as { stderr: string }).stderr).toContain(`connection "nope-${s}" does not exist`);
   });
 
-  const kubectl = kubeTool('kubectl');
-  it.skipIf(!kubectl)(`kubeconfig + kube-credential: kubectl runs the plugin, sends its token, and the plugin caches it (${kubectl ? 'kubectl found' : KUBE_TOOLS_MISSING})`, async () => {
+  const kubeSkip = kubeSkipReason();
+  const kubectl = kubeSkip ? null : kubeBinaries().kubectl;
+  it.skipIf(!kubectl)(`kubeconfig + kube-credential: kubectl runs the plugin, sends its token, and the plugin caches it (${kubeSkip ?? 'kubectl found'})`, async () => {
     const file = join(dir, 'kube', 'config');
     await cli(['kubeconfig', names.kube, '--output', file]);
     expect(statSync(file).mode & 0o777).toBe(0o600);

@@ -17,7 +17,7 @@ import {
 import { ConfigPublisherService } from '../src/config-publisher/config-publisher.service.js';
 import { TokensService } from '../src/auth/tokens.service.js';
 import { startTestApi, type TestApi } from './support.js';
-import { kubeTool, KUBE_TOOLS_MISSING } from '../../../test/support/kube-tools.js';
+import { kubeBinaries, kubeSkipReason } from '../../../test/support/kube-cluster.js';
 
 const run = promisify(execFile);
 
@@ -266,8 +266,9 @@ describe('ssh and kubernetes connections', () => {
     expect(verifySshCertificateSignature(hostCert, lines[1]!.split(' ').slice(2).join(' '))).toBe(true);
   });
 
-  const kubectl = kubeTool('kubectl');
-  it.skipIf(!kubectl)(`kubeconfig: kubectl reads it; with ?token=static kubectl reaches a server with the pool certificate (${kubectl ? 'kubectl found' : KUBE_TOOLS_MISSING})`, async () => {
+  const kubeSkip = kubeSkipReason();
+  const kubectl = kubeSkip ? null : kubeBinaries().kubectl;
+  it.skipIf(!kubectl)(`kubeconfig: kubectl reads it; with ?token=static kubectl reaches a server with the pool certificate (${kubeSkip ?? 'kubectl found'})`, async () => {
     const r = await api.http.get(`/v1/connections/k8s-${s}/kubeconfig?namespace=team-a`).set('Authorization', userToken);
     expect(r.status, r.text).toBe(200);
     expect(r.headers['content-type']).toMatch(/application\/yaml/);

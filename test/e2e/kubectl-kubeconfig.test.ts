@@ -1,0 +1,72 @@
+// kubectl through the stack as `pnpm start` runs it, with nothing but what the control plane hands out:
+// an admin registers a real kube-apiserver over REST, the demo agent runs `portcullis kubeconfig`, and
+// kubectl — running `portcullis kube-credential` as its exec plugin — talks to the gateway's HTTPS
+// listener (pinned to the pool CA), which talks to the API server with the connection's own token.
+import { execFile } from 'node:child_process';
+import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { clientCredentialsToken } from '../support/dev-idp-login.js';
+import { startDemoStack, type DemoStack } from '../support/demo-stack.js';
+import { kubeSkipReason, runKubectl, startKubeCluster, type KubeCluster } from '../support/kube-cluster.js';
+
+const run = promisify(execFile);
+const ROOT = fileURLToPath(new URL('../..', import.meta.url));
+const skip = kubeSkipReason();
+
+describe.skipIf(skip !== null)(`kubectl with a kubeconfig from the api, through the gateway (${skip ?? 'kube-apiserver and kubectl found'})`, () => {
+  let s: DemoStack;
+  let cluster: KubeCluster;
+  let token: string;
+  const dir = mkdtempSync(join(tmpdir(), 'kubectl-kubeconfig-'));
+  beforeAll(async () => {
+    [s, cluster] = await Promise.all([startDemoStack('kubecfg'), startKubeCluster()]);
+    const workloadJwt = await clientCredentialsToken(s.idp, 'demo-agent', 'demo-agent-secret', 'portcullis');
+    const res = await fetch(`${s.api}/v1/auth/token`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body: new URLSearchParams({ grant_type: 'urn:ietf:params:oauth:grant-type:token-exchange', subject_token: workloadJwt, subject_token_type: 'urn:ietf:params:oauth:token-type:jwt' }),
+    });
+    token = ((await res.json()) as { access_token: string }).access_token;
+    const c = await s.rest('POST', '/v1/connections', s.bootstrap, {
+      name: 'demo-k8s', type: 'kubernetes', server: cluster.server, caPem: cluster.caPem, secret: { token: cluster.adminToken }, allowedGroups: ['engineers'],
+    });
+    expect(c.status, c.text).toBe(201);
+  }, 300_000);
+  afterAll(async () => {
+    await Promise.all([s?.stop(), cluster?.stop()]);
+    rmSync(dir, { recursive: true, force: true });
+  }, 60_000);
+
+  it('portcullis kubeconfig + the kube-credential plugin: kubectl lists namespaces through the gateway', async () => {
+    const home = join(dir, 'home');
+    const env = { ...process.env, HOME: home, PORTCULLIS_API: s.api, PORTCULLIS_TOKEN: token, PORTCULLIS_CLI_CONFIG: join(home, 'cli.json') };
+    const file = join(dir, 'kubeconfig');
+    await run(process.execPath, [join(ROOT, 'apps/cli/dist/main.js'), 'kubeconfig', 'demo-k8s', '--output', file], { env });
+    // `portcullis` on PATH for kubectl's exec plugin
+    const bin = join(dir, 'bin');
+    mkdirSync(bin, { recursive: true });
+    writeFileSync(join(bin, 'portcullis'), `#!/bin/sh\nexec "${process.execPath}" "${join(ROOT, 'apps/cli/dist/main.js')}" "$@"\n`);
+    chmodSync(join(bin, 'portcullis'), 0o755);
+    // the gateway takes its new config (the connection) within moments of the REST call
+    let out = { code: 1, stdout: '', stderr: '' };
+    const deadline = Date.now() + 30_000;
+    while (Date.now() < deadline) {
+      out = await runKubectl(cluster.bins.kubectl, ['--kubeconfig', file, 'get', 'ns', '-o', 'name'], { env: { ...env, PATH: `${bin}:${process.env.PATH}` } });
+      if (out.code === 0) break;
+      await new Promise((r) => setTimeout(r, 500));
+    }
+    expect(out.code, out.stderr).toBe(0);
+    expect(out.stdout).toContain('namespace/default');
+    expect(out.stdout).toContain('namespace/kube-system');
+    // a static-token kubeconfig works the same for an agent without the plugin
+    const st = await s.rest('GET', '/v1/connections/demo-k8s/kubeconfig?token=static', token);
+    writeFileSync(join(dir, 'static'), st.text);
+    const again = await runKubectl(cluster.bins.kubectl, ['--kubeconfig', join(dir, 'static'), 'get', 'ns', 'default', '-o', 'name']);
+    expect(again.code, again.stderr).toBe(0);
+    expect(again.stdout.trim()).toBe('namespace/default');
+  });
+});
