@@ -154,8 +154,14 @@ function terminalRelay(o: UpgradeOptions, client: Duplex, server: Duplex, server
   };
   server.on('data', onServer);
   if (serverHead.length) onServer(serverHead);
-  server.once('close', () => rec.end());
-  client.once('close', () => rec.end());
+  // the terminal's end is recorded before the session's (the session ends when the client's connection closes)
+  const release = session.hold(() => rec.end());
+  const ended = (): void => {
+    rec.end();
+    release();
+  };
+  server.once('close', ended);
+  client.once('close', ended);
 
   const decideLines = !!o.shell && call.info.tty === true && call.info.stdin === true && call.policy !== null;
   const lines = new LineTracker();
