@@ -132,6 +132,12 @@ interface Ctx {
   depth: number;
   via: string[];
   pipedFrom: string[];
+  /**
+   * What the command's standard input is, when a shell may read its commands from it: a pipe or a
+   * here-doc/here-string (`text` when known: a constant here-doc, `echo '…' |`), a file (`<`), or
+   * nothing said (the session's own input).
+   */
+  stdin?: { from: 'pipe' | 'heredoc' | 'file'; text: string | null };
 }
 
 class Analyzer {
@@ -191,7 +197,9 @@ class Analyzer {
       if (rd && INPUT_OPS.has(rd.op)) inputFrom.push(...this.found.slice(before));
     }
     const cmd = s.Cmd;
-    const inner: Ctx = inputFrom.length ? { ...ctx, pipedFrom: [...ctx.pipedFrom, ...inputFrom] } : ctx;
+    let inner: Ctx = inputFrom.length ? { ...ctx, pipedFrom: [...ctx.pipedFrom, ...inputFrom] } : ctx;
+    const stdin = this.stdinOf(s.Redirs ?? []);
+    if (stdin) inner = { ...inner, stdin };
     const firstCommand = this.commands.length;
     if (cmd) this.command(cmd, inner, redirs);
     const owner = this.commands.length > firstCommand ? this.commands[firstCommand]! : null;
@@ -209,9 +217,10 @@ class Analyzer {
         const b = cmd as ShBinaryCmd;
         if (this.op.pipe.has(b.Op)) {
           const mark = this.found.length;
+          const echoed = this.echoText(b.X);
           this.stmt(b.X, ctx);
           const upstream = this.found.slice(mark);
-          this.stmt(b.Y, { ...ctx, pipedFrom: [...ctx.pipedFrom, ...upstream] });
+          this.stmt(b.Y, { ...ctx, pipedFrom: [...ctx.pipedFrom, ...upstream], stdin: { from: 'pipe', text: echoed } });
         } else {
           this.stmt(b.X, ctx);
           this.stmt(b.Y, ctx);
@@ -290,6 +299,38 @@ class Analyzer {
     const write = WRITE_OPS.has(op) || op === '?';
     const target = op === '<<<' ? '' : this.path(arg);
     return { op, fd: Number.isFinite(fd) ? fd : null, target, text: arg.value, write, command: null };
+  }
+
+  /** Standard input set by a statement's redirects (the last one wins, as in the shell). */
+  private stdinOf(raw: ShRedirect[]): Ctx['stdin'] | undefined {
+    let stdin: Ctx['stdin'] | undefined;
+    for (const r of raw) {
+      const op = this.op.redir.get(r.Op);
+      const fd = r.N ? Number(r.N.Value) : 0;
+      if (fd !== 0) continue;
+      if (op === '<<<') {
+        const w = this.word(r.Word);
+        stdin = { from: 'heredoc', text: w.value === null ? null : `${w.value}\n` };
+      } else if (op === '<<' || op === '<<-') {
+        stdin = { from: 'heredoc', text: heredocText(r.Hdoc) };
+      } else if (op === '<' || op === '<>') stdin = { from: 'file', text: null };
+    }
+    return stdin;
+  }
+
+  /** The text a pipeline stage writes when it is one `echo`/`printf` of constant words (else null). */
+  private echoText(x: ShStmt): string | null {
+    const c = x.Cmd;
+    if (!c || c.type !== 'CallExpr' || (x.Redirs ?? []).length) return null;
+    const words = ((c as ShCallExpr).Args ?? []).map((w) => this.word(w));
+    if (words.some((w) => w.value === null)) return null;
+    const [name, ...rest] = words.map((w) => w.value!);
+    if (name === 'echo') {
+      const args = rest[0] === '-n' || rest[0] === '-e' || rest[0] === '-E' ? rest.slice(1) : rest;
+      return `${args.join(' ')}\n`;
+    }
+    if (name === 'printf' && rest.length === 1 && !rest[0]!.includes('%')) return rest[0]!.replace(/\\n/g, '\n');
+    return null;
   }
 
   private path(a: ShellArg): string {
@@ -464,6 +505,17 @@ function learnProcOp(): void {
   }
 }
 
+/** A here-doc's body when it is constant (a quoted delimiter, or no expansion in it), else null. */
+function heredocText(w: ShWord | null | undefined): string | null {
+  if (!w) return '';
+  let out = '';
+  for (const p of w.Parts ?? []) {
+    if (p.type !== 'Lit') return null;
+    out += (p as ShLit).Value;
+  }
+  return out;
+}
+
 function litText(d: ShDblQuoted): string {
   return (d.Parts ?? []).filter((p) => p.type === 'Lit').map((p) => (p as ShLit).Value).join('');
 }
@@ -608,12 +660,28 @@ function shellDashC(an: Analyzer, name: string, args: ShellArg[], ctx: Ctx): boo
     if (/^-[A-Za-z]*c/.test(v)) hasC = true;
     if (/^[-+][A-Za-z]*[oO]$/.test(v)) i++;
   }
-  if (!hasC) return false;
+  if (!hasC) {
+    // no -c: the first operand is a script file (the gateway cannot read it, as for ./x.sh); with none
+    // (or -s), the shell reads its commands from standard input
+    const readsStdin = i >= args.length || args.slice(0, i).some((a) => /^-[A-Za-z]*s/.test(a.value ?? ''));
+    if (readsStdin) shellStdin(an, name, ctx);
+    return false;
+  }
   const script = args[i];
   if (!script) return true;
   if (script.value === null) an.addDynamic(`${name} -c runs a script built at run time`);
   else an.source(script.value, ctx, `${name} -c`);
   return true;
+}
+
+/** A shell reading its commands from standard input: parsed when they are known, else dynamic. */
+function shellStdin(an: Analyzer, name: string, ctx: Ctx): void {
+  const stdin = ctx.stdin;
+  if (stdin?.from === 'file') return; // `sh < file`: a script file, as `sh file`
+  if (stdin && stdin.text !== null) { an.source(stdin.text, { ...ctx, stdin: undefined, via: [...ctx.via, `${name} <<`] }, `${name} reading standard input`); return; }
+  if (stdin) { an.addDynamic(`${name} reads its commands from a ${stdin.from === 'pipe' ? 'pipe' : 'here-doc built at run time'}`); return; }
+  // the session's own input: in an interactive shell the gateway sees those lines as they are typed
+  if (!an.opts.interactive) an.addDynamic(`${name} reads its commands from the session's input, which the gateway does not decide line by line`);
 }
 
 function scriptArg(an: Analyzer, what: string, script: ShellArg | undefined, ctx: Ctx): void {
@@ -786,6 +854,20 @@ function unwrap(an: Analyzer, name: string, args: ShellArg[], ctx: Ctx, redirs: 
   if (u) u(an, name, args, ctx, redirs, openArgs);
 }
 
+/** Whether function `fn` calls itself, directly or through other functions of the text. */
+function reaches(functions: Map<string, Set<string>>, fn: string): boolean {
+  const seen = new Set<string>();
+  const todo = [...(functions.get(fn) ?? [])];
+  while (todo.length) {
+    const f = todo.pop()!;
+    if (f === fn) return true;
+    if (seen.has(f)) continue;
+    seen.add(f);
+    for (const g of functions.get(f) ?? []) todo.push(g);
+  }
+  return false;
+}
+
 /** Analyses a shell text (an exec command, a shell line). Never throws. */
 export function analyzeShell(text: string, opts: ShellAnalysisOptions = {}): ShellAnalysis {
   const empty = (failure: ShellParseFailure): ShellAnalysis => ({
@@ -803,6 +885,6 @@ export function analyzeShell(text: string, opts: ShellAnalysisOptions = {}): She
     if (err instanceof RangeError) return empty({ kind: 'too-complex', depth: -1, limit: opts.maxDepth ?? DEFAULT_MAX_SHELL_DEPTH });
     return empty({ kind: 'fault', message: (err as Error).message });
   }
-  const recursiveFunctions = [...an.functions].filter(([fn, called]) => called.has(fn)).map(([fn]) => fn);
+  const recursiveFunctions = [...an.functions.keys()].filter((fn) => reaches(an.functions, fn));
   return { commands: an.commands, redirects: an.redirects, dynamic: an.dynamic, recursiveFunctions, failure: null, cwd: an.cwd };
 }
