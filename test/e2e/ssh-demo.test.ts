@@ -1,4 +1,4 @@
-// The SSH demo of `pnpm start`, end to end with real clients: a demo agent gets a gateway credential and
+// The SSH demo of `pnpm start` as printed (policy `default`), end to end with real clients: a demo agent gets a gateway credential and
 // OpenSSH logs in through the gateway to the stack's private sshd with it as the password (sshpass), and
 // again with `portcullis ssh` (a certificate from the api, the gateway verified by its known_hosts); the
 // session's terminal comes back from GET /v1/sessions/{id}/recording.cast and asciinema reads it.
@@ -30,12 +30,6 @@ describe.skipIf(!peers)('pnpm start SSH demo (demo-ssh) with real ssh (needs /us
       body: new URLSearchParams({ grant_type: 'urn:ietf:params:oauth:grant-type:token-exchange', subject_token: workloadJwt, subject_token_type: 'urn:ietf:params:oauth:token-type:jwt' }),
     });
     token = ((await res.json()) as { access_token: string }).access_token;
-    // The demo policy masks with content detectors; this test is about the SSH wiring (credentials,
-    // certificates, known_hosts, recording), so demo-ssh gets a policy without masking rules here.
-    const policy = await s.rest('POST', '/v1/policies', s.bootstrap, { name: 'ssh-demo-e2e', guardrails: [], dynamicCommand: 'allow' });
-    expect(policy.status, policy.text).toBe(201);
-    const patched = await s.rest('PATCH', '/v1/connections/demo-ssh', s.bootstrap, { policy: 'ssh-demo-e2e' });
-    expect(patched.status, patched.text).toBe(200);
   }, 300_000);
   afterAll(async () => {
     await s?.stop();
@@ -54,6 +48,13 @@ describe.skipIf(!peers)('pnpm start SSH demo (demo-ssh) with real ssh (needs /us
       '-o', 'PreferredAuthentications=password', '-o', 'PubkeyAuthentication=no', 'demo-ssh@127.0.0.1', 'echo', 'hello-through-the-gateway',
     ], { timeout: 60_000 });
     expect(stdout.trim()).toBe('hello-through-the-gateway');
+    // the demo policy's detectors mask what the terminal shows
+    const masked = await run('sshpass', [
+      '-p', cred.json.token, 'ssh', '-p', String(s.sshPort), '-o', `UserKnownHostsFile=${join(dir, 'known_hosts')}`, '-o', 'StrictHostKeyChecking=yes',
+      '-o', 'PreferredAuthentications=password', '-o', 'PubkeyAuthentication=no', 'demo-ssh@127.0.0.1', 'echo', 'card', '4111111111111111', 'end',
+    ], { timeout: 60_000 });
+    expect(masked.stdout).toMatch(/^card .+ end\s*$/);
+    expect(masked.stdout).not.toContain('4111111111111111');
   });
 
   it('portcullis ssh demo-ssh: a certificate for a fresh key, and the session\'s terminal as asciicast', async () => {
