@@ -247,8 +247,13 @@ describe('the Portcullis story, end to end', () => {
       expect(uri.code, uri.stderr).toBe(0);
       const psql = await promisify(execFile)('psql', [uri.stdout.trim(), '-XAtc', 'select count(*) from customers']);
       expect(psql.stdout.trim()).toMatch(/^\d+$/);
-      // The agent is no auditor: sessions are not its business.
-      expect((await cli(['sessions', 'list'])).code).toBe(3);
+      // The agent is no auditor: it sees its own sessions (the one psql just made), never another identity's.
+      const own = await cli(['sessions', 'list', '--json']);
+      expect(own.code, own.stderr).toBe(0);
+      const ownList = JSON.parse(own.stdout);
+      const ownItems: { identity: string }[] = Array.isArray(ownList) ? ownList : ownList.items;
+      expect(ownItems.length).toBeGreaterThanOrEqual(1);
+      expect(new Set(ownItems.map((s) => s.identity))).toEqual(new Set(['agent:demo']));
 
       // An auditor's view with the bootstrap admin token.
       const admin = { PORTCULLIS_TOKEN: bootstrap };

@@ -24,14 +24,19 @@ describe('idle compaction', () => {
     const runs: CompactionResult[] = [];
     const stop = startIdleCompaction({ activity: () => activity, trimNativeHeap, intervalMs: 100, minGrowthBytes: 1 << 20, onCompact: (r) => runs.push(r) });
     try {
+      fullGc()?.();
+      const baseline = process.memoryUsage().heapUsed;
       await burst(64);
       activity++;
       for (let i = 0; i < 30 && runs.length === 0; i++) await sleep(50);
       expect(runs).toHaveLength(1);
       const r = runs[0]!;
       expect(r.gcMs).toBeGreaterThan(0);
-      // the burst's garbage (V8 collects some of it on its own while it is made, never all)
-      expect(r.heapUsedBeforeBytes - r.heapUsedAfterBytes).toBeGreaterThan(4 << 20);
+      // the heap is back near where it was before the burst (tens of MiB of garbage). V8 may have
+      // collected part of it on its own first (a loaded host gives its concurrent marker time), so
+      // what the compaction itself freed is not asserted, only that nothing of the burst is left.
+      expect(r.heapUsedAfterBytes).toBeLessThanOrEqual(r.heapUsedBeforeBytes);
+      expect(r.heapUsedAfterBytes).toBeLessThan(baseline + (8 << 20));
       // quiet afterwards: nothing more
       await sleep(400);
       expect(runs).toHaveLength(1);
