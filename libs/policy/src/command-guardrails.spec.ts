@@ -248,8 +248,6 @@ describe('what cannot be analysed follows dynamicCommand', () => {
     ['fc -s', 'history'],
     ['cat x.sh | bash', 'pipe'],
     ['bash -s < /dev/stdin <<< "$X"', 'here-doc built at run time'],
-    ['bash', "session's input"],
-    ['sh -s', "session's input"],
   ])('%j is dynamic (%s)', (line, why) => {
     const d = evaluateCommand(line, policy);
     expect(d.action).toBe('block');
@@ -266,6 +264,13 @@ describe('what cannot be analysed follows dynamicCommand', () => {
 
   it('a shell started without a script: its lines are decided as typed in an interactive shell, a script file is not read', () => {
     expect(evaluateCommand('bash', policy, { interactive: true }).action).toBe('allow');
+    // a terminal session (kubectl exec -it -- sh, ssh -t host bash): its lines are decided as typed
+    expect(evaluateCommand('sh', policy).action).toBe('allow');
+    // no terminal: the session's input is a stream of commands nobody decides
+    expect(evaluateCommand('bash', policy, { unseenInput: true })).toMatchObject({ action: 'block', rule: D });
+    expect(evaluateCommand('sh -s', policy, { unseenInput: true }).reason).toContain("session's input");
+    expect(evaluateCommand('bash -c ls', policy, { unseenInput: true }).action).toBe('allow');
+    expect(evaluateCommand('echo ls | bash', policy, { unseenInput: true }).action).toBe('allow');
     expect(evaluateCommand('bash deploy.sh', policy).action).toBe('allow');
     expect(evaluateCommand('bash < deploy.sh', policy).action).toBe('allow');
     expect(evaluateCommand("echo 'ls -la' | bash", policy)).toMatchObject({ action: 'allow', kinds: ['echo', 'bash', 'ls'] });

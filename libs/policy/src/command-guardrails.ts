@@ -46,6 +46,11 @@ export interface CommandContext {
   cwd?: string | null;
   /** an interactive shell line (history expansion cannot be analysed) */
   interactive?: boolean;
+  /**
+   * exec commands: the session's input is not decided line by line (no terminal, e.g. `ssh host bash
+   * < script`, `kubectl exec -i pod -- sh` without -t): a shell started with no script is dynamic
+   */
+  unseenInput?: boolean;
 }
 
 const SEVERITY: Record<Action, number> = { allow: 0, require_approval: 1, block: 2 };
@@ -246,7 +251,7 @@ export function decideCommand(analysis: ShellAnalysis, policy: CompiledCommandPo
  */
 export function evaluateCommand(text: string, doc: PolicyDocument, ctx: CommandContext = {}): CommandDecision {
   const policy = compileCommandPolicy(doc);
-  const analysis = analyzeShell(text, { cwd: ctx.cwd ?? null, interactive: ctx.interactive, maxBytes: policy.maxCommandBytes });
+  const analysis = analyzeShell(text, { cwd: ctx.cwd ?? null, interactive: ctx.interactive, unseenInput: ctx.unseenInput, maxBytes: policy.maxCommandBytes });
   return { ...decideCommand(analysis, policy), cached: false };
 }
 

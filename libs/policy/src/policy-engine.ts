@@ -59,6 +59,8 @@ export interface CommandRequest {
   reasons?: string[];
   /** the working directory, when known */
   cwd?: string | null;
+  /** exec: the session's input is not decided line by line (no terminal): a shell reading it is dynamic */
+  unseenInput?: boolean;
 }
 
 /**
@@ -133,14 +135,14 @@ export class PolicyEngine {
   evaluateCommand(text: string, req: CommandRequest = {}): CommandDecision {
     const line = req.source === 'line';
     if (line && req.reliable === false) return evaluateShellLine({ text, reliable: false, reasons: req.reasons }, this.document, { cwd: req.cwd });
-    const cacheable = (req.cwd === undefined || req.cwd === null) && typeof text === 'string' && text.length <= MAX_CACHED_TEXT;
+    const cacheable = (req.cwd === undefined || req.cwd === null) && !req.unseenInput && typeof text === 'string' && text.length <= MAX_CACHED_TEXT;
     const cache = line ? this.lines : this.commands;
     if (cacheable) {
       const hit = cache.get(text);
       if (hit) { this.hits++; return { ...hit, cached: true }; }
     }
     this.misses++;
-    const d = line ? evaluateShellLine({ text, reliable: true }, this.document, { cwd: req.cwd }) : evaluateCommand(text, this.document, { cwd: req.cwd });
+    const d = line ? evaluateShellLine({ text, reliable: true }, this.document, { cwd: req.cwd }) : evaluateCommand(text, this.document, { cwd: req.cwd, unseenInput: req.unseenInput });
     if (cacheable) this.remember(cache, text, Object.freeze({ ...d, kinds: [...d.kinds] }));
     return d;
   }

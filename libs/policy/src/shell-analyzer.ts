@@ -87,6 +87,11 @@ export interface ShellAnalysisOptions {
   cwd?: string | null;
   /** an interactive shell: history expansion (`!!`, `!rm`, `^a^b`) cannot be analysed */
   interactive?: boolean;
+  /**
+   * the command's input is not decided line by line (an exec without a terminal): a shell started
+   * with no script, which would read its commands from it, cannot be analysed
+   */
+  unseenInput?: boolean;
   maxBytes?: number;
   maxDepth?: number;
   /** how deep `bash -c '…'` and the like may nest (default 8) */
@@ -680,8 +685,9 @@ function shellStdin(an: Analyzer, name: string, ctx: Ctx): void {
   if (stdin?.from === 'file') return; // `sh < file`: a script file, as `sh file`
   if (stdin && stdin.text !== null) { an.source(stdin.text, { ...ctx, stdin: undefined, via: [...ctx.via, `${name} <<`] }, `${name} reading standard input`); return; }
   if (stdin) { an.addDynamic(`${name} reads its commands from a ${stdin.from === 'pipe' ? 'pipe' : 'here-doc built at run time'}`); return; }
-  // the session's own input: in an interactive shell the gateway sees those lines as they are typed
-  if (!an.opts.interactive) an.addDynamic(`${name} reads its commands from the session's input, which the gateway does not decide line by line`);
+  // the session's own input: with a terminal the gateway decides those lines as they are typed; the
+  // caller says when it does not (an exec without a pty, whose input is a stream of commands)
+  if (an.opts.unseenInput && !an.opts.interactive) an.addDynamic(`${name} reads its commands from the session's input, which the gateway does not decide line by line`);
 }
 
 function scriptArg(an: Analyzer, what: string, script: ShellArg | undefined, ctx: Ctx): void {
