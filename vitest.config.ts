@@ -9,6 +9,8 @@ export default defineConfig({
   resolve: {
     alias: {
       '@portcullis/protocol': src('./libs/protocol/src/index.ts'),
+      // the loader entry before the package's own: an alias also matches what starts with `<key>/`
+      '@portcullis/policy/loader': src('./libs/policy/src/loader.ts'),
       '@portcullis/policy': src('./libs/policy/src/index.ts'),
       '@portcullis/db': src('./libs/db/src/index.ts'),
     },

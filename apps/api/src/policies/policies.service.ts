@@ -1,6 +1,6 @@
 import { Injectable } from '@nestjs/common';
 import { PrismaClient, Prisma, type PolicyModel as Policy } from '@portcullis/db';
-import { policyEngine } from './policy-lib.js';
+import { policyEngine } from '@portcullis/policy/loader';
 import { BadRequestError, ConflictError, NotFoundError } from '../common/errors.js';
 import { ControlEventsService } from '../control-events/control-events.service.js';
 import { ConfigPublisherService } from '../config-publisher/config-publisher.service.js';

@@ -1,6 +1,6 @@
 import { Injectable, type PipeTransform } from '@nestjs/common';
 import yaml from 'js-yaml';
-import { policyLib } from './policy-lib.js';
+import { policyLib } from '@portcullis/policy/loader';
 import { BadRequestError, ValidationError } from '../common/errors.js';
 
 /** A policy document as received (JSON or YAML) and proven valid. `raw` is what gets stored. */
