@@ -141,7 +141,8 @@ export const GATEWAY_NODE_ARGS = ['--max-semi-space-size=2'];
  * A gateway child process (apps/gateway/dist/main.js) with its own NATS prefix and pool,
  * configured through a KV snapshot that points connection `bench` at `target`.
  */
-export async function startGateway({ target, policy = null, recording = 'required', nodeArgs = [], env = {}, entry = join(ROOT, 'apps/gateway/dist/main.js'), natsUrl = process.env.NATS_URL ?? 'nats://127.0.0.1:4222', eventKeyHex = randomBytes(32).toString('hex'), root = ROOT }) {
+export async function startGateway({ target, policy = null, recording = 'required', nodeArgs = [], env = {}, entry = join(ROOT, 'apps/gateway/dist/main.js'), natsUrl = process.env.NATS_URL ?? 'nats://127.0.0.1:4222', eventKeyHex = randomBytes(32).toString('hex'), root = ROOT, ssh = null }) {
+  // `ssh`: {connections: [extra ssh connections, secret in the clear as `secretText`], hostKey: OpenSSH private key text, userCaPublicKey} — the pool's SSH side
   // `root`: the checkout `entry` belongs to (its config snapshot format; builds before signed snapshots take plain JSON)
   const protocol = await import(join(root, 'libs/protocol/dist/index.js'));
   const prefix = `bench${randomBytes(4).toString('hex')}`;
@@ -158,18 +159,20 @@ export async function startGateway({ target, policy = null, recording = 'require
     connections: [{
       name: 'bench', kind: 'postgres', host: '127.0.0.1', port: target.port, database: target.database, username: 'postgres', secret: null,
       tls: 'disable', allowedGroups: ['engineers'], policy: policy ? policy.name : null, recording, approvalMode: 'wait',
-    }],
+    }, ...(ssh?.connections ?? []).map(({ secretText, ...c }) => ({ ...c, secret: protocol.sealForPool(poolKeys.publicKey, secretText, `connection:${c.name}`) }))],
     policies: policy ? [{ name: policy.name, version: 1, document: policy }] : [],
+    ...(ssh ? { ssh: { hostKey: protocol.sealForPool(poolKeys.publicKey, ssh.hostKey, 'ssh-host-key'), userCaPublicKey: ssh.userCaPublicKey } } : {}),
   });
   await kv.put(names.configKey(pool), protocol.signConfigSnapshot ? protocol.signConfigSnapshot(snapshot, { kid: signer.kid, privateKey: signer.privateKey }) : JSON.stringify(snapshot));
   const pgPort = await freePort();
   const httpPort = await freePort();
+  const sshPort = await freePort();
   const gatewayId = `bench-${process.pid}-${prefix}`;
   const child = spawn(process.execPath, [...GATEWAY_NODE_ARGS, ...nodeArgs, entry], {
     env: {
       ...process.env, NATS_URL: natsUrl, NATS_PREFIX: prefix, GATEWAY_POOL: pool, GATEWAY_ID: gatewayId,
       GATEWAY_POOL_KEY: poolKeys.privateKey, GATEWAY_CONFIG_PUBLIC_KEY: JSON.stringify(signer.jwk), GATEWAY_PG_PORT: String(pgPort), GATEWAY_PG_HOST: '127.0.0.1',
-      GATEWAY_HTTP_PORT: String(httpPort), GATEWAY_HTTP_HOST: '127.0.0.1', GATEWAY_SSH_PORT: '0', GATEWAY_SSH_HOST: '127.0.0.1', GATEWAY_KUBERNETES_PORT: '0', GATEWAY_KUBERNETES_HOST: '127.0.0.1', GATEWAY_ALLOW_PLAINTEXT: 'true', LOG_LEVEL: 'warn', ...env,
+      GATEWAY_HTTP_PORT: String(httpPort), GATEWAY_HTTP_HOST: '127.0.0.1', GATEWAY_SSH_PORT: String(sshPort), GATEWAY_SSH_HOST: '127.0.0.1', GATEWAY_KUBERNETES_PORT: '0', GATEWAY_KUBERNETES_HOST: '127.0.0.1', GATEWAY_ALLOW_PLAINTEXT: 'true', LOG_LEVEL: 'warn', ...env,
     },
     stdio: ['ignore', 'inherit', 'inherit'],
   });
@@ -180,15 +183,16 @@ export async function startGateway({ target, policy = null, recording = 'require
     if (Date.now() > end || child.exitCode !== null) throw new Error('gateway did not become ready');
     await sleep(100);
   }
-  const credential = (ttlSeconds = 3600) => {
+  const credential = (ttlSeconds = 3600, cn = 'bench') => {
     const now = Math.floor(Date.now() / 1000);
     return signer.sign({
       iss: 'portcullis', aud: protocol.GATEWAY_AUDIENCE, sub: 'bench', jti: randomUUID(), iat: now, exp: now + ttlSeconds,
-      typ: 'gateway', pid: randomUUID(), kind: 'agent', groups: ['engineers'], cn: 'bench',
+      typ: 'gateway', pid: randomUUID(), kind: 'agent', groups: ['engineers'], cn,
     });
   };
   return {
     port: pgPort,
+    sshPort,
     pid: child.pid,
     /** the NATS prefix of its event stream (recorders attach to it) */
     prefix,

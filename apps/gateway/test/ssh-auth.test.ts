@@ -53,7 +53,7 @@ describe('ssh authentication', () => {
   });
 
   it('keyboard-interactive takes the credential at its prompt', async () => {
-    const r = await quietRun('sshpass', ['-e', '-P', 'Gateway credential:', 'ssh', ...w.clientOptions(['-o', 'PreferredAuthentications=keyboard-interactive']), '-p', String(w.port()), 'box@127.0.0.1', 'echo', 'kbd-ok'], { env: { SSHPASS: await token() } });
+    const r = await quietRun('sshpass', ['-e', '-P', 'Password (gateway credential):', 'ssh', ...w.clientOptions(['-o', 'PreferredAuthentications=keyboard-interactive']), '-p', String(w.port()), 'box@127.0.0.1', 'echo', 'kbd-ok'], { env: { SSHPASS: await token() } });
     expect({ code: r.code, out: r.stdout }).toEqual({ code: 0, out: 'kbd-ok\n' });
     // the prompt's title and instruction say where the credential comes from
     expect(r.stderr).toContain('Connection "box": paste the credential from POST /v1/connections/box/credentials');

@@ -179,7 +179,9 @@ export class SftpProxy {
         const p = this.queue[0]!;
         if (p[4] !== SFTP.INIT && this.home === null) return; // waits for the home directory
         this.queue.shift();
-        await this.clientPacket(p);
+        // only a decision that waits (an approval) is awaited: data packets go through synchronously
+        const pending = this.clientPacket(p);
+        if (pending) await pending;
       }
     } finally {
       this.busy = false;
@@ -190,7 +192,7 @@ export class SftpProxy {
     return normalise(raw, this.home ?? '/');
   }
 
-  private async clientPacket(p: Buffer): Promise<void> {
+  private clientPacket(p: Buffer): Promise<void> | void {
     const type = p[4]!;
     if (type === SFTP.INIT) {
       this.io.toUpstream(p);
@@ -267,14 +269,25 @@ export class SftpProxy {
       this.io.toUpstream(p);
       return;
     }
-    let verdict: SshVerdict;
+    let verdict: SshVerdict | Promise<SshVerdict>;
     try {
       // the target reads paths as C strings: "/x.pem\0.txt" would be decided as one file and open another
       const nul = op.path.includes('\0') || ('target' in op && op.target.includes('\0'));
-      verdict = nul ? { action: 'block', rule: null, reason: 'a path with a NUL byte is refused' } : await this.io.decide(op);
+      verdict = nul ? { action: 'block', rule: null, reason: 'a path with a NUL byte is refused' } : this.io.decide(op);
     } catch {
       verdict = { action: 'block', rule: null, reason: 'the operation could not be decided' };
     }
+    const decided = op;
+    if (verdict instanceof Promise) {
+      return verdict.then(
+        (v) => this.apply(p, type, id, decided, v),
+        () => this.apply(p, type, id, decided, { action: 'block', rule: null, reason: 'the operation could not be decided' }),
+      );
+    }
+    this.apply(p, type, id, op, verdict);
+  }
+
+  private apply(p: Buffer, type: number, id: number, op: FileOp, verdict: SshVerdict): void {
     this.io.decided({ op, verdict });
     if (verdict.action !== 'allow') {
       const why = verdict.reason ?? (verdict.rule ? `refused by rule ${verdict.rule}` : 'refused by policy');

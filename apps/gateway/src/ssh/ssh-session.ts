@@ -59,6 +59,19 @@ const AUTH_METHODS: AuthenticationType[] = ['publickey', 'keyboard-interactive',
 const MAX_HELD_BYTES = 256 * 1024;
 const CTRL_U = Buffer.from([0x15]);
 
+const HELD = Symbol('held for a drain');
+
+/** Writes to `dst`; when it is full, stops reading `src` until it drains (one drain listener however many writes). */
+function relay(src: NodeJS.ReadableStream & { [HELD]?: boolean }, dst: NodeJS.WritableStream, b: Buffer | string): void {
+  if (dst.write(b) || src[HELD]) return;
+  src[HELD] = true;
+  src.pause();
+  dst.once('drain', () => {
+    src[HELD] = false;
+    src.resume();
+  });
+}
+
 type EndReason = string;
 
 /**
@@ -167,7 +180,7 @@ export class SshSession {
       if (a.method === 'password') token = a.password;
       else if (a.method === 'keyboard-interactive') {
         token = await new Promise<string | null>((resolve) => {
-          a.prompt([{ prompt: 'Gateway credential: ', echo: false }], 'Portcullis', `Connection "${connection}": paste the credential from POST /v1/connections/${connection}/credentials`, (answers: string[] | Error) => {
+          a.prompt([{ prompt: 'Password (gateway credential): ', echo: false }], 'Portcullis', `Connection "${connection}": paste the credential from POST /v1/connections/${connection}/credentials`, (answers: string[] | Error) => {
             resolve(Array.isArray(answers) ? (answers[0] ?? null) : null);
           });
         });
@@ -605,9 +618,13 @@ export class SshSession {
     const dOut = new StringDecoder('utf8');
     const dErr = new StringDecoder('utf8');
     up.on('data', (b: Buffer) => {
-      if (!out(b, dOut, false)) {
+      if (!out(b, dOut, false) && !(up as { [HELD]?: boolean })[HELD]) {
+        (up as { [HELD]?: boolean })[HELD] = true;
         up.pause();
-        ch.once('drain', () => up.resume());
+        ch.once('drain', () => {
+          (up as { [HELD]?: boolean })[HELD] = false;
+          up.resume();
+        });
       }
     });
     up.stderr.on('data', (b: Buffer) => void out(b, dErr, true));
@@ -640,10 +657,7 @@ export class SshSession {
     // client → target
     const input = shell ? this.shellInput(ch, up, shell, rec) : (b: Buffer) => {
       this.bytesIn += b.length;
-      if (!up.write(b)) {
-        ch.pause();
-        up.once('drain', () => ch.resume());
-      }
+      relay(ch, up, b);
     };
     for (const b of held) input(b);
     ch.on('data', input);
@@ -736,22 +750,13 @@ export class SshSession {
     const proxy = new SftpProxy({
       toClient: (b) => {
         this.bytesOut += b.length;
-        if (!ch.write(b)) {
-          up.pause();
-          ch.once('drain', () => up.resume());
-        }
+        relay(up, ch, b);
       },
-      toUpstream: (b) => {
-        if (!up.write(b)) {
-          ch.pause();
-          up.once('drain', () => ch.resume());
-        }
-      },
-      decide: async (op) => {
+      toUpstream: (b) => relay(ch, up, b),
+      decide: (op) => {
         const v = this.policy!.file(op);
         if (v.action !== 'require_approval') return v;
-        const d = await this.settle(v, `${op.op} ${op.path}${'target' in op ? ` → ${op.target}` : ''}`, say);
-        return d.run ? { ...v, action: 'allow' } : { ...v, action: 'block', reason: d.message };
+        return this.settle(v, `${op.op} ${op.path}${'target' in op ? ` → ${op.target}` : ''}`, say).then((d): SshVerdict => (d.run ? { ...v, action: 'allow' } : { ...v, action: 'block', reason: d.message }));
       },
       decided: (d) => this.fileEvent(stream, d.op, d.verdict, 'sftp'),
     });
@@ -839,10 +844,7 @@ export class SshSession {
         const err = watcher.push(b);
         if (err) return refuse(err);
       }
-      if (!up.write(b)) {
-        ch.pause();
-        up.once('drain', () => ch.resume());
-      }
+      relay(ch, up, b);
     };
     up.on('data', (b: Buffer) => {
       this.bytesOut += b.length;
@@ -850,10 +852,7 @@ export class SshSession {
         const err = watcher.push(b);
         if (err) return refuse(err);
       }
-      if (!ch.write(b)) {
-        up.pause();
-        ch.once('drain', () => up.resume());
-      }
+      relay(up, ch, b);
     });
     up.stderr.on('data', (b: Buffer) => ch.stderr.write(b));
     up.on('exit', (code: number | null, sig?: string) => {

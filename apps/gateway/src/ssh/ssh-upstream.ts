@@ -51,6 +51,8 @@ export function connectSshUpstream(conn: ResolvedConnection): Promise<Client> {
     };
     client.once('ready', () => {
       settled = true;
+      // keystrokes are single small packets: Nagle would hold each behind the previous one's ACK
+      client.setNoDelay(true);
       client.removeAllListeners('error');
       client.on('error', () => undefined);
       resolve(client);
