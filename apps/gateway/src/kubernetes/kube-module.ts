@@ -2,7 +2,7 @@ import type { AddressInfo } from 'node:net';
 import type { ActiveConfig } from '../config/config-store.js';
 import type { ProtocolModule, SessionCore } from '../core/session-core.types.js';
 import type { SshWiring } from '../ssh/ssh-module.js';
-import { NO_POLICY, sshPolicyOf, type ShellPolicyLib } from '../ssh/ssh-policy.js';
+import { NO_POLICY, sshPolicyOf } from '../ssh/ssh-policy.js';
 import { KubeListener } from './kube-listener.js';
 
 /**
@@ -32,7 +32,7 @@ export class KubernetesModule implements ProtocolModule {
       authFailed: (f, connection) => w.authFailed(f, connection),
       recordingAvailable: () => core.recordingAvailable(),
       approvals: () => w.approvals(),
-      shellPolicy: (policy) => w.sshPolicy?.(policy) ?? (policy ? sshPolicyOf(policy, core.policyLib as ShellPolicyLib | null, core.currentConfig()!.maskingKey) : NO_POLICY),
+      shellPolicy: (policy) => w.sshPolicy?.(policy) ?? (policy && core.policyLib ? sshPolicyOf(policy, core.currentConfig()!.maskingKey, core.policyLib) : NO_POLICY),
       maxBodyBytes: env.GATEWAY_KUBERNETES_MAX_BODY_BYTES,
     });
     const port = await listener.start(env.GATEWAY_KUBERNETES_PORT, env.GATEWAY_KUBERNETES_HOST);

@@ -163,8 +163,9 @@ function terminalRelay(o: UpgradeOptions, client: Duplex, server: Duplex, server
   server.once('close', ended);
   client.once('close', ended);
 
-  const decideLines = !!o.shell && call.info.tty === true && call.info.stdin === true && call.policy !== null;
-  const lines = new LineTracker();
+  const model = o.shell && call.info.tty === true && call.info.stdin === true && call.policy !== null ? o.shell.lineModel() : null;
+  const decideLines = model !== null;
+  const lines = model ? new LineTracker(model) : null;
   const fromClient = new WsFrameReader();
   const queue: WsFrame[] = [];
   let queued = 0;
@@ -220,11 +221,11 @@ function terminalRelay(o: UpgradeOptions, client: Duplex, server: Duplex, server
         }
         let from = 0;
         for (let i = 0; i < data.length; i++) {
-          if (!lines.feed(data[i]!)) continue;
+          if (!lines!.feed(data[i]!)) continue;
           stdin(data.subarray(from, i));
           from = i + 1;
-          const line = lines.take();
-          if (!line.text.trim() || !line.complete) {
+          const line = lines!.take();
+          if (!line.text.trim()) {
             stdin(data.subarray(i, i + 1));
             continue;
           }
@@ -238,7 +239,7 @@ function terminalRelay(o: UpgradeOptions, client: Duplex, server: Duplex, server
           else {
             // the line never runs: cleared in the pod's shell instead of entered
             stdin(CTRL_U);
-            lines.clear();
+            lines!.clear();
             say(d.message ?? 'refused');
           }
         }

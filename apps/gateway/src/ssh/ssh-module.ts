@@ -5,7 +5,7 @@ import type { ActiveConfig, ResolvedPolicy } from '../config/config-store.js';
 import type { ProtocolModule, SessionCore } from '../core/session-core.types.js';
 import type { EventPublisher } from '../events/event-publisher.js';
 import { SshListener } from './ssh-listener.js';
-import { NO_POLICY, sshPolicyOf, type ShellPolicyLib } from './ssh-policy.js';
+import { NO_POLICY, sshPolicyOf } from './ssh-policy.js';
 import type { SshPolicy } from './ssh-policy.types.js';
 
 /**
@@ -40,7 +40,8 @@ export class SshModule implements ProtocolModule {
       publisher: () => w.publisher(),
       authFailed: (f, connection) => w.authFailed(f, connection),
       recordingAvailable: () => core.recordingAvailable(),
-      policyFor: (policy) => w.sshPolicy?.(policy) ?? (policy ? sshPolicyOf(policy, core.policyLib as ShellPolicyLib | null, core.currentConfig()!.maskingKey) : NO_POLICY),
+      // a policy exists only when the library loaded (ConfigStore marks every policy broken otherwise)
+      policyFor: (policy) => w.sshPolicy?.(policy) ?? (policy && core.policyLib ? sshPolicyOf(policy, core.currentConfig()!.maskingKey, core.policyLib) : NO_POLICY),
       approvals: () => w.approvals(),
       loginGraceMs: env.GATEWAY_SSH_LOGIN_GRACE_MS,
       maxAuthFailures: env.GATEWAY_SSH_MAX_AUTH_FAILURES,

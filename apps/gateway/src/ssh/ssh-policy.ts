@@ -1,7 +1,8 @@
 import type { ResolvedPolicy } from '../config/config-store.js';
-import type { FileOp, ShellLine, SshAction, SshPolicy, SshVerdict, StreamMasker } from './ssh-policy.types.js';
+import type { PolicyLib } from '../core/policy-lib.js';
+import type { FileOp, ShellLine, SshPolicy, SshVerdict } from './ssh-policy.types.js';
 
-/** Environment variables a session may set unless its policy says otherwise: sshd's stock AcceptEnv. */
+/** Environment variables a session may set: sshd's stock AcceptEnv (the policy document has no setting for them yet). */
 const DEFAULT_ENV = /^(LANG|LC_[A-Z_]+|LANGUAGE|TZ)$/;
 
 const allow = (reason: string): SshVerdict => ({ action: 'allow', rule: null, reason });
@@ -21,87 +22,38 @@ export const NO_POLICY: SshPolicy = {
   env: (name) => DEFAULT_ENV.test(name),
   forward: () => NO_FORWARD,
   masker: () => null,
+  lineModel: () => null,
 };
 
-interface LibDecision {
-  action: SshAction;
-  rule: string | null;
-  reason: string;
-  kinds?: string[];
-  dynamic?: string[];
-  incomplete?: boolean;
-}
+type EngineDecision = ReturnType<ResolvedPolicy['engine']['evaluateCommand']>;
 
-/**
- * The shell side of @portcullis/policy the SSH module calls (command-guardrails.ts there). Optional
- * members: a library without them leaves policy-bound SSH sessions refusing what it cannot decide.
- */
-export interface ShellPolicyLib {
-  evaluateCommand?(text: string, doc: never, ctx?: { cwd?: string | null; interactive?: boolean }): LibDecision;
-  evaluateFileOperation?(req: { operation: string; path: string; target?: string; cwd?: string | null }, doc: never): LibDecision;
-  unreliableLineAction?(doc: never): 'require_approval' | 'block' | 'allow_and_flag';
-  createStreamMasker?(doc: never, opts: { hmacKey: Buffer }): StreamMasker | null;
-}
-
-const SEVERITY: Record<SshAction, number> = { allow: 0, require_approval: 1, block: 2 };
-
-function verdictOf(d: LibDecision): SshVerdict {
+function verdictOf(d: EngineDecision): SshVerdict {
   return {
     action: d.action,
     rule: d.rule,
     reason: d.action === 'allow' ? null : d.reason,
     ...(d.kinds?.length ? { commands: d.kinds } : {}),
-    ...(d.dynamic?.length ? { dynamic: true } : {}),
+    ...(d.dynamic ? { dynamic: true } : {}),
     ...(d.incomplete ? { incomplete: true } : {}),
   };
 }
 
-/** File operations as the policy's file rules name them (a hard link writes its new name and reads what it links). */
-function operationOf(op: FileOp): { operation: string; path: string; target?: string } {
-  switch (op.op) {
-    case 'rmdir':
-      return { operation: 'remove', path: op.path };
-    case 'link':
-      return { operation: 'symlink', path: op.path, target: op.target };
-    case 'rename':
-    case 'symlink':
-      return { operation: op.op, path: op.path, target: op.target };
-    default:
-      return { operation: op.op, path: op.path };
-  }
-}
-
 /**
- * The SSH decisions of a session bound to `policy`, through the policy library's command and file
- * guardrails. Whatever the library cannot decide is refused (fail closed) with a reason that says so.
+ * The SSH decisions of a session bound to `policy`: its compiled engine's command guardrails (exec
+ * commands; shell lines with `interactive.unreliableLine`), file rules, and stream masker. The
+ * engine never throws and fails closed; so does this.
  */
-export function sshPolicyOf(policy: ResolvedPolicy, lib: ShellPolicyLib | null, maskingKey: Buffer): SshPolicy {
-  const doc = policy.document as never;
-  const missing = (what: string): SshVerdict => ({ action: 'block', rule: null, reason: `the gateway's policy library cannot decide ${what}; refused` });
-  const masks = Array.isArray((policy.document as { masking?: unknown[] } | null)?.masking) && (policy.document as { masking: unknown[] }).masking.length > 0;
+export function sshPolicyOf(policy: ResolvedPolicy, maskingKey: Buffer, lib: PolicyLib): SshPolicy {
+  const engine = policy.engine;
   return {
     name: policy.name,
     version: policy.version,
-    command: (text) => (lib?.evaluateCommand ? verdictOf(lib.evaluateCommand(text, doc)) : missing('shell commands')),
-    line: (l: ShellLine) => {
-      if (!lib?.evaluateCommand) return missing('shell lines');
-      const v = verdictOf(lib.evaluateCommand(l.text, doc, { interactive: true }));
-      if (l.reliable) return v;
-      // the reconstructed text is decided too: the stricter of it and the unreliable-line setting
-      const setting = lib.unreliableLineAction?.(doc) ?? 'require_approval';
-      const action: SshAction = setting === 'allow_and_flag' ? 'allow' : setting;
-      if (SEVERITY[v.action] >= SEVERITY[action]) return v;
-      return { action, rule: 'interactive.unreliableLine', reason: 'the gateway could not reconstruct this line reliably from the keystrokes (history, completion or cursor editing)' };
-    },
-    file: (op) => (lib?.evaluateFileOperation ? verdictOf(lib.evaluateFileOperation(operationOf(op), doc)) : missing('file operations')),
+    command: (text) => verdictOf(engine.evaluateCommand(text, { source: 'exec' })),
+    line: (l: ShellLine) => verdictOf(engine.evaluateCommand(l.text, { source: 'line', reliable: l.reliable, ...(l.reasons ? { reasons: l.reasons } : {}) })),
+    file: (op: FileOp) => verdictOf(engine.evaluateFile(op)),
     env: (name) => DEFAULT_ENV.test(name),
     forward: () => NO_FORWARD,
-    masker: () => {
-      if (!masks) return null;
-      const m = lib?.createStreamMasker?.(doc, { hmacKey: maskingKey });
-      // a policy that masks and a library that cannot mask a stream: no output leaves unmasked
-      if (m === undefined) throw new Error('the policy library cannot mask terminal output');
-      return m;
-    },
+    masker: () => engine.createStreamMasker({ hmacKey: maskingKey }),
+    lineModel: () => new lib.LineEditorModel(),
   };
 }

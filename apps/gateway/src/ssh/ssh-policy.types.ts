@@ -1,3 +1,5 @@
+import type { LineEditorModel } from '@portcullis/policy';
+
 /**
  * What the SSH module asks policy. One object per session, built from the session's policy document
  * (ssh-policy.ts); tests may supply their own to exercise the transport without the classifier.
@@ -28,6 +30,8 @@ export interface ShellLine {
   text: string;
   /** false: history recall, completion or editing the model does not follow changed the line */
   reliable: boolean;
+  /** why it is not reliable */
+  reasons?: string[];
 }
 
 /** Masks a terminal's output as a stream: a value split across chunks is still masked. */
@@ -54,4 +58,6 @@ export interface SshPolicy {
   forward(host: string, port: number): SshVerdict;
   /** a fresh masker per output stream; null when the policy masks nothing */
   masker(): StreamMasker | null;
+  /** a fresh line editor model for an interactive shell (null: no policy, lines are not held) */
+  lineModel(): LineEditorModel | null;
 }

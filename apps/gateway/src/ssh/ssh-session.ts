@@ -575,8 +575,9 @@ export class SshSession {
       return;
     }
     const rec = new TerminalRecorder(stream, (data) => this.emit('terminal', data), pty ? { width: pty.cols, height: pty.rows } : {});
-    const lines = new LineTracker();
-    this.relayTerminal(ch, up, rec, [], { lines, stream, nl: pty ? '\r\n' : '\n' });
+    // no policy, no model: every line is allowed, keystrokes (Enter included) pass as they come
+    const model = this.policy!.lineModel();
+    this.relayTerminal(ch, up, rec, [], model ? { lines: new LineTracker(model), stream, nl: pty ? '\r\n' : '\n' } : null);
     controls(
       (c, r, h, w) => {
         up.setWindow(r, c, h, w);
@@ -688,11 +689,11 @@ export class SshSession {
             if (i > from) up.write(chunk.subarray(from, i));
             from = i + 1;
             const line = shell.lines.take();
-            if (!line.text.trim() || !line.complete) {
+            if (!line.text.trim()) {
               up.write(chunk.subarray(i, i + 1));
               continue;
             }
-            const verdict = this.policy!.line({ text: line.text, reliable: line.reliable });
+            const verdict = this.policy!.line({ text: line.text, reliable: line.reliable, reasons: line.reasons });
             if (verdict.incomplete && verdict.action !== 'block') {
               // the shell asks for the rest and runs nothing on this Enter: decided once whole
               shell.lines.carry(line.text);
@@ -700,7 +701,7 @@ export class SshSession {
               continue;
             }
             const d = verdict.action === 'allow' ? { run: true, message: null } : await this.settle(verdict, line.text, say);
-            this.commandEvent(shell.stream, 'shell', line.text, verdict, { reliable: line.reliable, ...(d.approvalId ? { approvalId: d.approvalId, approved: d.run } : {}) });
+            this.commandEvent(shell.stream, 'shell', line.text, verdict, { reliable: line.reliable, ...(line.reasons.length ? { unreliableBecause: line.reasons } : {}), ...(d.approvalId ? { approvalId: d.approvalId, approved: d.run } : {}) });
             if (this.ended) return;
             if (d.run) {
               up.write(chunk.subarray(i, i + 1));

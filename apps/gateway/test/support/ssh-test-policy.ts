@@ -1,3 +1,4 @@
+import { LineEditorModel } from '@portcullis/policy';
 import type { FileOp, SshPolicy, SshVerdict, StreamMasker } from '../../src/ssh/ssh-policy.types.js';
 
 /**
@@ -27,6 +28,7 @@ export function markerPolicy(opts: { unreliable?: SshVerdict['action'] } = {}): 
     env: (name) => name === 'PORTCULLIS_OK',
     forward: (_host, port) => (port === 1 ? { action: 'allow', rule: 'port-1', reason: null } : { action: 'block', rule: null, reason: 'not this destination' }),
     masker: () => new SecretMasker(),
+    lineModel: () => new LineEditorModel(),
   };
 }
 

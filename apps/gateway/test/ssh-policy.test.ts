@@ -1,0 +1,81 @@
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { Client, type SFTPWrapper } from 'ssh2';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startSshWorld, type SshWorld } from './support/ssh-world.js';
+
+/**
+ * A real policy document on an SSH connection: the command guardrails of @portcullis/policy (a real
+ * bash parse: wrappers unwrapped, dynamic commands refused), its file rules for SFTP, and its content
+ * detectors masking terminal output — with OpenSSH and a real sshd.
+ */
+
+let w: SshWorld;
+let files: string;
+
+const policy = {
+  name: 'ssh-real',
+  guardrails: [
+    { name: 'no-recursive-rm', action: 'block', match: { commands: ['rm'], args: ['-r', '-R', '--recursive'] }, reason: 'recursive deletes are off limits' },
+    { name: 'no-locked-writes', action: 'block', match: { files: { operations: ['write', 'remove', 'rename', 'mkdir', 'setstat'], paths: ['**/locked/**'] } }, reason: 'nothing is written under locked/' },
+  ],
+  dynamicCommand: 'block',
+  masking: [{ name: 'cards', detectors: ['CREDIT_CARD'], strategy: 'redact' }],
+};
+
+beforeAll(async () => {
+  w = await startSshWorld({ policies: [{ name: policy.name, version: 1, document: policy }], connection: { policy: policy.name } });
+  files = join(w.sshd.dir, 'files');
+  mkdirSync(join(files, 'victim', 'locked'), { recursive: true });
+  writeFileSync(join(files, 'victim', 'keep'), 'x');
+}, 60_000);
+afterAll(async () => {
+  await w?.stop();
+});
+
+const token = () => w.h.credential({ cn: 'box' });
+
+describe('ssh with a policy document', () => {
+  it('exec: recursive rm is refused however it is wrapped; dynamic commands are refused; the rest runs', async () => {
+    const direct = await w.ssh(await token(), [`rm -rf ${files}/victim`]);
+    expect(direct.code).toBe(1);
+    expect(direct.stderr).toContain('portcullis: refused by rule no-recursive-rm: recursive deletes are off limits');
+    const wrapped = await w.ssh(await token(), [`echo hi && sudo bash -c 'cd /tmp; rm -r ${files}/victim'`]);
+    expect(wrapped.code).toBe(1);
+    expect(wrapped.stdout).toBe('');
+    expect(wrapped.stderr).toContain('no-recursive-rm');
+    const dynamic = await w.ssh(await token(), ['X="rm -rf /tmp/x"; eval "$X"']);
+    expect(dynamic.code).toBe(1);
+    expect(dynamic.stderr).toMatch(/portcullis: refused by rule dynamicCommand/);
+    expect(existsSync(join(files, 'victim', 'keep'))).toBe(true);
+    const ok = await w.ssh(await token(), [`ls ${files}/victim`]);
+    expect(ok.stdout).toBe('keep\nlocked\n');
+  });
+
+  it('output is masked by the content detectors, also when a card number is split across writes', async () => {
+    const r = await w.ssh(await token(), ["printf 'card 4111 1111 '; sleep 0.3; printf '1111 1111 done\\n'"]);
+    expect(r.code).toBe(0);
+    expect(r.stdout).not.toMatch(/4111/);
+    expect(r.stdout).toMatch(/^card .*done\n$/);
+  });
+
+  it('sftp: file rules refuse writes under locked/ with the reason; reads and other writes go through', async () => {
+    const c = new Client();
+    await new Promise<void>((resolve, reject) => {
+      c.once('ready', () => resolve()).once('error', reject);
+      void token().then((password) => c.connect({ host: '127.0.0.1', port: w.port(), username: 'box', password }));
+    });
+    try {
+      const sftp = await new Promise<SFTPWrapper>((resolve, reject) => c.sftp((err, s) => (err ? reject(err) : resolve(s))));
+      const put = (path: string) => new Promise<Error | null>((resolve) => sftp.writeFile(path, 'data', (err) => resolve(err ?? null)));
+      const refused = await put(`${files}/victim/locked/x`);
+      expect(refused?.message).toContain('nothing is written under locked/');
+      expect(existsSync(join(files, 'victim/locked/x'))).toBe(false);
+      expect(await put(`${files}/victim/free`)).toBeNull();
+      const mkdir = await new Promise<Error | null>((resolve) => sftp.mkdir(`${files}/victim/locked/sub`, (err) => resolve(err ?? null)));
+      expect(mkdir?.message).toContain('nothing is written under locked/');
+    } finally {
+      c.end();
+    }
+  });
+});
