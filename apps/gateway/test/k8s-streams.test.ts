@@ -114,6 +114,7 @@ describe.skipIf(!!skip)('pod logs through the gateway (stand-in kubelet)', () =>
   it('interactive exec over WebSocket: recorded, each line decided at its Enter (a blocked line is cleared, never run)', async () => {
     const token = await h.credential({ cn: 'kube', sub: 'carol' });
     const socket: TLSSocket = tlsConnect({ host: '127.0.0.1', port: h.gateway.kubePort, rejectUnauthorized: false });
+    socket.on('error', () => undefined);
     await new Promise((r) => socket.once('secureConnect', r));
     const key = randomBytes(16).toString('base64');
     socket.write([
@@ -150,7 +151,11 @@ describe.skipIf(!!skip)('pod logs through the gateway (stand-in kubelet)', () =>
     await waitFor(() => screen.includes('portcullis: blocked'), 15_000, 20);
     type('echo ok\r');
     await waitFor(() => screen.includes('ran: echo ok'), 15_000, 20);
-    expect(kubelet.ran).toEqual(['ls /tmp', 'echo ok']);
+    type('echo alice@example.com\r');
+    await waitFor(() => kubelet.ran.length === 3 && screen.split('ran: ').length === 4 && screen.endsWith('$ '), 15_000, 20);
+    // what the pod printed reaches the client through the policy's content detectors
+    expect(screen).not.toContain('alice@example.com');
+    expect(kubelet.ran).toEqual(['ls /tmp', 'echo ok', 'echo alice@example.com']);
     socket.end(channelFrame(CHANNEL.stdin, '', true));
     socket.destroy();
 

@@ -5,7 +5,7 @@ import { StringDecoder } from 'node:string_decoder';
 import type { ApprovalClient } from '../approvals/approval-client.js';
 import type { Logger } from '../logger.js';
 import { LineTracker } from '../ssh/line-tracker.js';
-import type { SshPolicy, SshVerdict } from '../ssh/ssh-policy.types.js';
+import type { SshPolicy, SshVerdict, StreamMasker } from '../ssh/ssh-policy.types.js';
 import { TerminalRecorder } from '../ssh/terminal-recorder.js';
 import { holdForApproval } from './kube-approval.js';
 import type { KubeCall } from './kube-listener.js';
@@ -13,6 +13,8 @@ import { sendStatusOnSocket } from './kube-status.js';
 import { CHANNEL, WS_OP, WsFrameReader, channelFrame, type WsFrame } from './ws-frames.js';
 
 const CTRL_U = Buffer.from([0x15]);
+/** a pause in a terminal's output after which the masker's held-back text is sent (SSH does the same) */
+const IDLE_FLUSH_MS = 50;
 /** keystrokes held while a line waits for its decision before the client is paused */
 const MAX_HELD_BYTES = 1024 * 1024;
 
@@ -136,20 +138,63 @@ function terminalRelay(o: UpgradeOptions, client: Duplex, server: Duplex, server
     if (!d) decoders.set(ch, (d = new StringDecoder('utf8')));
     return d.write(b);
   };
-  // server → client: passed as it comes, read for the record
+  // server → client: stdout/stderr through the policy's stream masker (re-framed when it masks), read for the record
+  let maskers: Map<number, StreamMasker> | null = null;
+  try {
+    const probe = o.shell?.masker() ?? null;
+    if (probe) maskers = new Map([[CHANNEL.stdout, probe], [CHANNEL.stderr, o.shell!.masker()!]]);
+  } catch (err) {
+    client.write(channelFrame(CHANNEL.stderr, `portcullis: output cannot be masked as the policy requires (${(err as Error).message}); closed\r\n`, false));
+    client.destroy();
+    server.destroy();
+    return;
+  }
   const fromServer = new WsFrameReader();
   const onServer = (b: Buffer): void => {
     counts.out += b.length;
-    client.write(b);
+    if (!maskers) client.write(b);
     try {
       for (const f of fromServer.push(b)) {
         const ch = channelOf(f);
-        if (ch === CHANNEL.stdout || ch === CHANNEL.stderr) rec.output(text(ch, f.payload.subarray(1)));
+        const isOutput = ch === CHANNEL.stdout || ch === CHANNEL.stderr;
+        if (maskers && isOutput && !f.fin) throw new Error('fragmented output cannot be masked');
+        if (!isOutput) {
+          if (maskers) {
+            // what is still held in the maskers goes out before the stream's error/close message
+            if (ch === CHANNEL.error || ch === CHANNEL.close || f.opcode === WS_OP.close) flushMaskers();
+            client.write(f.raw);
+          }
+          continue;
+        }
+        const t = text(ch, f.payload.subarray(1));
+        const shown = maskers ? maskers.get(ch)!.push(t) : t;
+        rec.output(shown);
+        if (maskers && shown) client.write(channelFrame(ch, shown, false));
+        if (maskers) idleFlush();
       }
     } catch {
-      // not frames the gateway can read: the record stops, the stream ends
+      // not frames the gateway can read (or mask): the record stops, the stream ends
       client.destroy();
       server.destroy();
+    }
+  };
+  // what a masker holds back (the start of what may be a value) goes out once the output pauses
+  let idle: NodeJS.Timeout | null = null;
+  const idleFlush = (): void => {
+    if (idle) clearTimeout(idle);
+    idle = setTimeout(() => {
+      idle = null;
+      if (!client.destroyed) flushMaskers();
+    }, IDLE_FLUSH_MS);
+    idle.unref();
+  };
+  const flushMaskers = (): void => {
+    for (const [ch, m] of maskers ?? []) {
+      const rest = m.flush();
+      if (rest) {
+        rec.output(rest);
+        client.write(channelFrame(ch, rest, false));
+      }
     }
   };
   server.on('data', onServer);
@@ -157,6 +202,7 @@ function terminalRelay(o: UpgradeOptions, client: Duplex, server: Duplex, server
   // the terminal's end is recorded before the session's (the session ends when the client's connection closes)
   const release = session.hold(() => rec.end());
   const ended = (): void => {
+    if (!client.destroyed && client.writable) flushMaskers();
     rec.end();
     release();
   };
