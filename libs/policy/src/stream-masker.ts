@@ -15,9 +15,10 @@ import type { PolicyDocument } from './policy-document.js';
  *   whole). `flush()` (on idle and at the end) sends the rest.
  * - UTF-8 safe: bytes are decoded with a streaming decoder, so a character split across chunks is
  *   joined, never turned into U+FFFD.
- * - Terminal safe: an escape sequence (CSI, OSC, DCS, two-byte ESC) is never split, never masked and
- *   never joins two values; a value with colour codes inside it keeps them. Replacements hold no
- *   control characters, so masking never changes the line structure.
+ * - Terminal safe: an escape sequence (CSI, OSC, DCS, two-byte ESC) is never split and never masked;
+ *   detectors read the text as shown, without them, so a value with colour codes inside is still
+ *   found, and keeps its codes. Replacements hold no control characters, so masking never changes
+ *   the line structure.
  * - Private keys: the body lines of a `-----BEGIN … PRIVATE KEY-----` block are replaced line by
  *   line (BEGIN and END lines stay), also when the block comes one line per chunk.
  */
@@ -154,7 +155,18 @@ export class TerminalStreamMasker {
     // private key blocks, line by line, over what is sent now
     const keyMask = this.keyLines(neutral, cut, final);
 
-    let findings = findAll(neutral, this.m.detectors).filter((f) => !overlaps(keyMask, f.start, f.end));
+    // detectors read the text as the screen shows it: escape sequences take no room, so a value with
+    // colour codes inside (`alice@\x1b[1mexample.com`) is one value; findings map back to the bytes
+    let visible = '';
+    const at: number[] = [];
+    for (let i = 0; i < neutral.length; i++) {
+      if (neutral.charCodeAt(i) === 0 && text.charCodeAt(i) !== 0) continue;
+      visible += neutral[i];
+      at.push(i);
+    }
+    let findings = findAll(visible, this.m.detectors)
+      .map((f) => ({ start: at[f.start]!, end: at[f.end - 1]! + 1, detector: f.detector }))
+      .filter((f) => !overlaps(keyMask, f.start, f.end));
     let consumed = cut;
     for (const f of findings) {
       if (f.start < consumed && f.end > consumed && !final) {
