@@ -47,9 +47,41 @@ describe('ssh with a policy document', () => {
     const dynamic = await w.ssh(await token(), ['X="rm -rf /tmp/x"; eval "$X"']);
     expect(dynamic.code).toBe(1);
     expect(dynamic.stderr).toMatch(/portcullis: refused by rule dynamicCommand/);
+    // a shell fed commands on stdin without a terminal: nothing decides them line by line
+    const piped = await w.ssh(await token(), ['bash'], { input: `rm -rf ${files}/victim\n` });
+    expect(piped.code).toBe(1);
+    expect(piped.stderr).toMatch(/portcullis: refused by rule dynamicCommand/);
     expect(existsSync(join(files, 'victim', 'keep'))).toBe(true);
     const ok = await w.ssh(await token(), [`ls ${files}/victim`]);
     expect(ok.stdout).toBe('keep\nlocked\n');
+  });
+
+  it('ssh -t host bash: with a terminal, each line typed into the command is decided at its Enter', async () => {
+    const c = new Client();
+    await new Promise<void>((resolve, reject) => {
+      c.once('ready', () => resolve()).once('error', reject);
+      void token().then((password) => c.connect({ host: '127.0.0.1', port: w.port(), username: 'box', password }));
+    });
+    try {
+      const ch = await new Promise<import('ssh2').ClientChannel>((resolve, reject) => c.exec('bash --norc -i', { pty: { term: 'dumb', rows: 24, cols: 120 } }, (err, s) => (err ? reject(err) : resolve(s))));
+      let out = '';
+      ch.on('data', (b: Buffer) => (out += b.toString()));
+      const until = async (text: string) => {
+        const end = Date.now() + 20_000;
+        while (!out.includes(text)) {
+          if (Date.now() > end) throw new Error(`never saw ${text}: ${out}`);
+          await new Promise((r) => setTimeout(r, 20));
+        }
+      };
+      ch.write(`rm -rf ${files}/victim\r`);
+      await until('portcullis: refused by rule no-recursive-rm');
+      ch.write('echo still-$((3+4))\r');
+      await until('still-7');
+      ch.end('exit\r');
+      expect(existsSync(join(files, 'victim', 'keep'))).toBe(true);
+    } finally {
+      c.end();
+    }
   });
 
   it('output is masked by the content detectors, also when a card number is split across writes', async () => {

@@ -48,7 +48,7 @@ export function sshPolicyOf(policy: ResolvedPolicy, maskingKey: Buffer, lib: Pol
   return {
     name: policy.name,
     version: policy.version,
-    command: (text) => verdictOf(engine.evaluateCommand(text, { source: 'exec' })),
+    command: (text, opts) => verdictOf(engine.evaluateCommand(text, { source: 'exec', ...(opts?.unseenInput ? { unseenInput: true } : {}) })),
     line: (l: ShellLine) => verdictOf(engine.evaluateCommand(l.text, { source: 'line', reliable: l.reliable, ...(l.reasons ? { reasons: l.reasons } : {}) })),
     file: (op: FileOp) => verdictOf(engine.evaluateFile(op)),
     env: (name) => DEFAULT_ENV.test(name),

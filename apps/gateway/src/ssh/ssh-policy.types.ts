@@ -47,8 +47,11 @@ export interface StreamMasker {
 export interface SshPolicy {
   readonly name: string | null;
   readonly version: number | null;
-  /** an exec's command line, before it reaches the host */
-  command(text: string): SshVerdict;
+  /**
+   * an exec's command line, before it reaches the host. `unseenInput`: its input is not decided line by
+   * line (no terminal), so a shell reading it (`ssh host bash`) runs commands nobody decided
+   */
+  command(text: string, opts?: { unseenInput?: boolean }): SshVerdict;
   /** a line typed at an interactive shell, when its Enter is pressed */
   line(line: ShellLine): SshVerdict;
   file(op: FileOp): SshVerdict;

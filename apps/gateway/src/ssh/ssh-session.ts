@@ -519,7 +519,8 @@ export class SshSession {
     const nl = pty ? '\r\n' : '\n';
     const say = (line: string): void => void ch.stderr.write(`portcullis: ${line}${nl}`);
     const scp = parseScpCommand(command);
-    let verdict = this.policy!.command(command);
+    // with a terminal, what is typed into the command (`ssh -t host bash`) is decided line by line below
+    let verdict = this.policy!.command(command, { unseenInput: !pty });
     if (scp === 'refused') verdict = { action: 'block', rule: null, reason: 'an scp command with shell syntax in its paths is refused (use plain paths)' };
     // held client input (the command's stdin) while the decision is pending
     const held: Buffer[] = [];
@@ -552,7 +553,8 @@ export class SshSession {
       this.relayScp(ch, up, scp, stream, held, home);
     } else {
       const rec = new TerminalRecorder(stream, (data) => this.emit('terminal', data), { ...(pty ? { width: pty.cols, height: pty.rows } : {}), command });
-      this.relayTerminal(ch, up, rec, held, null);
+      const model = pty ? this.policy!.lineModel() : null;
+      this.relayTerminal(ch, up, rec, held, model ? { lines: new LineTracker(model), stream, nl: '\r\n' } : null);
     }
     controls(
       (c, r, h, w) => up.setWindow(r, c, h, w),
