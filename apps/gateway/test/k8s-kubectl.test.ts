@@ -210,7 +210,12 @@ spec:
     const t = await h.credential({ cn: 'kube', sub: 'carol', jti });
     const file = k.kubeconfig(h.gateway, 'kube', t);
     expect((await k.run(file, ['get', 'ns', 'default', '-o', 'name'])).code).toBe(0);
+    const watch = spawnKubectl(cluster.bins.kubectl, ['--kubeconfig', file, 'get', 'ns', '-w']);
+    const watchEnded = new Promise<void>((resolve) => watch.proc.once('close', () => resolve()));
+    await waitFor(() => watch.output().stdout.includes('kube-system'), 15_000, 50);
     await h.putSnapshot({ revokedTokenIds: [jti] });
+    // the open watch ends with its session
+    await watchEnded;
     const r = await k.run(file, ['get', 'ns', 'default', '-o', 'name']);
     expect(r.code).toBe(1);
     expect(r.stderr).toContain('gateway credential has been revoked');

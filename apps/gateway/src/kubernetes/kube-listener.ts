@@ -4,10 +4,10 @@ import { request as httpsRequest, createServer, type Server } from 'node:https';
 import type { AddressInfo, Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { hostname } from 'node:os';
-import { GATEWAY_TLS_KEY_CONTEXT, generateGatewayCa, issueGatewayServerCert, openSealed, type AuthFailure } from '@portcullis/protocol';
+import { GATEWAY_TLS_KEY_CONTEXT, generateGatewayCa, issueGatewayServerCert, mayUseConnection, openSealed, type AuthFailure } from '@portcullis/protocol';
 import type { KubeDecision, KubeMasking, KubeRequestInfo } from '@portcullis/policy';
 import type { ApprovalClient } from '../approvals/approval-client.js';
-import { CredentialError, claimedSubject, verifyCredential, type VerifiedCredential } from '../auth/credential-verifier.js';
+import { CredentialError, accessCallerOf, claimedSubject, verifyCredential, type VerifiedCredential } from '../auth/credential-verifier.js';
 import type { ActiveConfig, ResolvedPolicy } from '../config/config-store.js';
 import type { EventPublisher } from '../events/event-publisher.js';
 import type { GatewayMetrics } from '../http/metrics.js';
@@ -253,7 +253,11 @@ export class KubeListener {
     }
     const token = m[1]!;
     const cached = this.verified.get(token);
-    if (cached && cached.revision === config.revision && cached.credential.connection.name === connection && (cached.credential.expiresAt ?? Infinity) > Date.now() + 5000) {
+    if (
+      cached && cached.revision === config.revision && cached.credential.connection.name === connection && (cached.credential.expiresAt ?? Infinity) > Date.now() + 5000 &&
+      // an access grant ends on its own clock, not with a new config
+      mayUseConnection(accessCallerOf(cached.credential.claims, cached.credential.expiresAt), cached.credential.connection, Date.now()).allowed
+    ) {
       return cached.credential;
     }
     try {
@@ -366,9 +370,15 @@ export class KubeListener {
         method: req.method, path: this.upstreamPath(call), headers, agent: call.upstream.agent,
       });
       let done = false;
+      // a watch or `logs -f` ends with its session (revoked credential, lost access, gateway stopping)
+      const release = longLived ? call.session.hold(() => {
+        up.destroy();
+        res.destroy();
+      }) : () => undefined;
       const finish = (status: number, extra: Record<string, unknown> = {}): void => {
         if (done) return;
         done = true;
+        release();
         call.session.request(call, { status, action: call.approval ? 'require_approval' : 'allow', ...(longLived ? { phase: 'end' } : {}), ...extra });
         resolve();
       };
