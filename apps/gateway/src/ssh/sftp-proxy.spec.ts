@@ -1,0 +1,158 @@
+import { describe, expect, it } from 'vitest';
+import { SFTP, SftpFramer, SftpProtocolError, SftpProxy, normalise, statusPacket } from './sftp-proxy.js';
+import type { FileOp, SshVerdict } from './ssh-policy.types.js';
+import { ScpWatcher, parseScpCommand } from './scp-watcher.js';
+import { SourceLimiter } from './source-limiter.js';
+
+function pkt(type: number, parts: (number | string | Buffer)[]): Buffer {
+  const bufs = parts.map((p) => {
+    if (typeof p === 'number') {
+      const b = Buffer.alloc(4);
+      b.writeUInt32BE(p);
+      return b;
+    }
+    const b = typeof p === 'string' ? Buffer.from(p) : p;
+    const l = Buffer.alloc(4);
+    l.writeUInt32BE(b.length);
+    return Buffer.concat([l, b]);
+  });
+  const body = Buffer.concat([Buffer.from([type]), ...bufs]);
+  const head = Buffer.alloc(4);
+  head.writeUInt32BE(body.length);
+  return Buffer.concat([head, body]);
+}
+
+function proxy(decide: (op: FileOp) => SshVerdict = () => ({ action: 'allow', rule: null, reason: null })) {
+  const toClient: Buffer[] = [];
+  const toUpstream: Buffer[] = [];
+  const decided: FileOp[] = [];
+  const p = new SftpProxy({ toClient: (b) => toClient.push(b), toUpstream: (b) => toUpstream.push(b), decide, decided: (d) => decided.push(d.op) });
+  // the handshake: INIT up, VERSION down, the gateway's REALPATH(".") answered with /home/u
+  p.clientData(pkt(SFTP.INIT, [3]));
+  p.upstreamData(pkt(SFTP.VERSION, [3]));
+  p.upstreamData(pkt(SFTP.NAME, [0xfffffffe, 1, '/home/u', '/home/u', 0]));
+  return { p, toClient, toUpstream, decided };
+}
+
+describe('SftpFramer', () => {
+  it('yields whole packets however the bytes are split', () => {
+    const stream = Buffer.concat([pkt(SFTP.OPEN, [1, '/a', 1, 0]), pkt(SFTP.REMOVE, [2, '/b'])]);
+    for (let step = 1; step <= stream.length; step++) {
+      const f = new SftpFramer();
+      const out: Buffer[] = [];
+      for (let i = 0; i < stream.length; i += step) out.push(...f.push(stream.subarray(i, i + step)));
+      expect(Buffer.concat(out)).toEqual(stream);
+      expect(out).toHaveLength(2);
+    }
+  });
+
+  it('refuses an impossible length', () => {
+    const b = Buffer.alloc(8);
+    b.writeUInt32BE(0x7fffffff);
+    expect(() => new SftpFramer().push(b)).toThrow(SftpProtocolError);
+  });
+});
+
+describe('SftpProxy', () => {
+  it.each([
+    ['open for write', pkt(SFTP.OPEN, [5, 'x/../../../etc/passwd', 0x1a, 0]), { op: 'write', path: '/etc/passwd' }],
+    ['open for read, relative to home', pkt(SFTP.OPEN, [5, 'notes.txt', 1, 0]), { op: 'read', path: '/home/u/notes.txt' }],
+    ['remove', pkt(SFTP.REMOVE, [5, '/tmp//a/']), { op: 'remove', path: '/tmp/a' }],
+    ['rename', pkt(SFTP.RENAME, [5, 'a', '/etc/b']), { op: 'rename', path: '/home/u/a', target: '/etc/b' }],
+    ['posix-rename', pkt(SFTP.EXTENDED, [5, 'posix-rename@openssh.com', 'a', '/etc/b']), { op: 'rename', path: '/home/u/a', target: '/etc/b' }],
+    ['symlink (OpenSSH order: target, link)', pkt(SFTP.SYMLINK, [5, '/etc/shadow', 'link']), { op: 'symlink', path: '/home/u/link', target: '/etc/shadow' }],
+    ['mkdir', pkt(SFTP.MKDIR, [5, '/srv/new', 0]), { op: 'mkdir', path: '/srv/new' }],
+    ['setstat', pkt(SFTP.SETSTAT, [5, '/srv/x', 0]), { op: 'setstat', path: '/srv/x' }],
+  ])('%s is decided with its normalised path', (_name, packet, op) => {
+    const t = proxy();
+    t.toUpstream.length = 0;
+    t.p.clientData(packet);
+    expect(t.decided).toEqual([op]);
+    expect(t.toUpstream).toEqual([packet]);
+  });
+
+  it('a refused operation never reaches the target: PERMISSION_DENIED with the reason', () => {
+    const t = proxy((op) => (op.path.startsWith('/etc') ? { action: 'block', rule: 'etc', reason: 'no writes to /etc' } : { action: 'allow', rule: null, reason: null }));
+    t.toUpstream.length = 0;
+    t.toClient.length = 0;
+    t.p.clientData(pkt(SFTP.OPEN, [9, '/etc/passwd', 2, 0]));
+    expect(t.toUpstream).toEqual([]);
+    expect(t.toClient).toEqual([statusPacket(9, 3, 'write /etc/passwd: no writes to /etc')]);
+  });
+
+  it('FSETSTAT on a handle is decided as a setstat of the path it was opened with; an unknown handle is refused', () => {
+    const t = proxy((op) => (op.op === 'setstat' ? { action: 'block', rule: 'no-chmod', reason: 'no' } : { action: 'allow', rule: null, reason: null }));
+    t.p.clientData(pkt(SFTP.OPEN, [7, '/srv/f', 1, 0]));
+    t.p.upstreamData(pkt(SFTP.HANDLE, [7, 'h1']));
+    t.toClient.length = 0;
+    t.p.clientData(pkt(SFTP.FSETSTAT, [8, 'h1', 0]));
+    expect(t.decided.at(-1)).toEqual({ op: 'setstat', path: '/srv/f' });
+    expect(t.toClient[0]![4]).toBe(SFTP.STATUS);
+    t.p.clientData(pkt(SFTP.FSETSTAT, [9, 'nope', 0]));
+    expect(t.toClient.at(-1)!.readUInt32BE(9)).toBe(8); // OP_UNSUPPORTED
+  });
+
+  it('a path with a NUL byte and unknown extensions are refused', () => {
+    const t = proxy();
+    t.toUpstream.length = 0;
+    t.p.clientData(pkt(SFTP.OPEN, [3, '/tmp/x.pem\0.txt', 1, 0]));
+    t.p.clientData(pkt(SFTP.EXTENDED, [4, 'shell-exec@example.com', 'id']));
+    expect(t.toUpstream).toEqual([]);
+  });
+
+  it('client requests wait for the home directory before they are decided', () => {
+    const toUpstream: Buffer[] = [];
+    const decided: FileOp[] = [];
+    const p = new SftpProxy({ toClient: () => undefined, toUpstream: (b) => toUpstream.push(b), decide: () => ({ action: 'allow', rule: null, reason: null }), decided: (d) => decided.push(d.op) });
+    p.clientData(pkt(SFTP.INIT, [3]));
+    p.upstreamData(pkt(SFTP.VERSION, [3]));
+    p.clientData(pkt(SFTP.OPEN, [1, 'rel', 1, 0]));
+    expect(decided).toEqual([]);
+    p.upstreamData(pkt(SFTP.NAME, [0xfffffffe, 1, '/root', '/root', 0]));
+    expect(decided).toEqual([{ op: 'read', path: '/root/rel' }]);
+  });
+
+  it('normalise never climbs above /', () => {
+    expect(normalise('../../../../x', '/a')).toBe('/x');
+    expect(normalise('/', '/a')).toBe('/');
+  });
+});
+
+describe('legacy scp', () => {
+  it.each([
+    ['scp -t -- /srv/in', { direction: 'upload', paths: ['/srv/in'] }],
+    ['scp -r -p -t /srv', { direction: 'upload', paths: ['/srv'] }],
+    ['scp -f /var/log/a.log', { direction: 'download', paths: ['/var/log/a.log'] }],
+    ['scp -t /srv/$(id)', 'refused'],
+    ['scp -t /a /b', 'refused'],
+    ['scp -f /e*/passwd', 'refused'],
+    ['scp -f /etc/a /var/b', 'refused'],
+    ['ls -t /srv', null],
+  ])('%s', (cmd, expected) => {
+    expect(parseScpCommand(cmd)).toEqual(expected);
+  });
+
+  it('decides each file and directory record by its full path, the target or inside it, before it passes', () => {
+    const seen: FileOp[] = [];
+    const w = new ScpWatcher({ direction: 'upload', paths: ['/srv'] }, { decide: (op) => (seen.push(op), op.path.includes('locked') ? 'refused' : null) });
+    const stream = Buffer.from('D0755 0 dir\nC0644 3 f\nabc\0E\nC0644 2 locked\nxy\0');
+    for (let i = 0; i < stream.length - 14; i++) expect(w.push(stream.subarray(i, i + 1))).toBeNull();
+    expect(seen.map((o) => `${o.op} ${o.path}`)).toEqual(['mkdir /srv/dir', 'mkdir /srv', 'write /srv/dir/f', 'write /srv/f']);
+    expect(w.push(stream.subarray(stream.length - 14))).toBe('refused');
+  });
+
+  it('a record naming a path instead of a file is refused', () => {
+    const w = new ScpWatcher({ direction: 'download', paths: ['/srv/a'] }, { decide: () => null });
+    expect(w.push(Buffer.from('C0644 1 ../../etc/shadow\n'))).toMatch(/names a path/);
+  });
+});
+
+describe('SourceLimiter', () => {
+  it('blocks an address after max failures in the window, and forgets them after it', () => {
+    const l = new SourceLimiter(3, 60_000);
+    for (let i = 0; i < 3; i++) l.fail('10.0.0.1', 1000 + i);
+    expect(l.blockedFor('10.0.0.1', 2000)).toBeGreaterThan(0);
+    expect(l.blockedFor('10.0.0.2', 2000)).toBe(0);
+    expect(l.blockedFor('10.0.0.1', 62_000)).toBe(0);
+  });
+});
