@@ -60,22 +60,27 @@ export interface ApprovalsStack {
   stop(): Promise<void>;
 }
 
-export async function startApprovalsStack(o: { timeoutSeconds?: number; redisUrl?: string; harness?: Pick<HarnessOptions, 'sshPolicy' | 'tls'> } = {}): Promise<ApprovalsStack> {
+export async function startApprovalsStack(o: {
+  timeoutSeconds?: number; redisUrl?: string; harness?: Pick<HarnessOptions, 'sshPolicy' | 'tls'>;
+  /** the policy's guardrails, masking …: with it, the gateway's own policy hooks decide (not holdHooks) */
+  policy?: Record<string, unknown>;
+  setupSql?: string;
+} = {}): Promise<ApprovalsStack> {
   const sfx = randomBytes(4).toString('hex');
   const connection = `apprconn_${sfx}`;
   const approverGroup = `appr-approvers-${sfx}`;
   const queuePrefix = `bq${sfx}`;
-  const policy = { name: `appr-${sfx}`, guardrails: [], approval: { approvers: [approverGroup], timeoutSeconds: o.timeoutSeconds ?? 60 } };
+  const policy = { name: `appr-${sfx}`, guardrails: [], ...o.policy, approval: { approvers: [approverGroup], timeoutSeconds: o.timeoutSeconds ?? 60 } };
   const h = await startHarness({
     ...o.harness,
     // approvals are built with each gateway of the harness; the test's policy holds statements
-    hooks: holdHooks,
+    ...(o.policy ? {} : { hooks: holdHooks }),
     approvals: { queuePrefix, graceSeconds: 2, ...(o.redisUrl ? { redisUrl: o.redisUrl } : {}) },
     connection: { name: connection, policy: policy.name, allowedGroups: ['engineers'] },
     policies: [{ name: policy.name, version: 1, document: policy }],
     // the event key an api with this master key verifies gateway messages with, as in production
     eventKeyHex: deriveKey(Buffer.from(APPROVALS_TEST_MASTER_KEY, 'hex'), 'event-signing').toString('hex'),
-    setupSql: 'CREATE TABLE items (id int primary key, note text); INSERT INTO items SELECT g, $$n$$ || g FROM generate_series(1, 5) g; CREATE TABLE log (id serial primary key, v int);',
+    setupSql: o.setupSql ?? 'CREATE TABLE items (id int primary key, note text); INSERT INTO items SELECT g, $$n$$ || g FROM generate_series(1, 5) g; CREATE TABLE log (id serial primary key, v int);',
   });
   const api = await startAuthStack({ NATS_PREFIX: h.natsPrefix, PORTCULLIS_MASTER_KEY: APPROVALS_TEST_MASTER_KEY });
   const prisma = createPrismaClient(process.env.DATABASE_URL);

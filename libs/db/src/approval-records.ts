@@ -34,6 +34,7 @@ export async function recordApprovalJob(
       requestedAt,
       expiresAt: new Date(requestedAt.getTime() + job.timeoutSeconds * 1000),
       webhookStatus: o.webhookStatus,
+      ...(job.consequence ? { consequence: job.consequence } : {}),
       ...(status === 'pending' ? {} : { decidedAt: new Date(), comment: o.comment ?? null }),
     }],
   });

@@ -2,6 +2,21 @@ import { createHmac, timingSafeEqual } from 'node:crypto';
 import { z } from 'zod';
 import { canonicalJson } from './canonical.js';
 
+/** What a measured write would change (gateway consequence.ts): kept on the approval and shown to approvers. */
+export const approvalConsequenceSchema = z.object({
+  rowsAffected: z.number().int().min(0),
+  threshold: z.number().int().min(0).nullable(),
+  rule: z.string().nullable(),
+  tables: z.array(z.string()).max(1000),
+  sample: z.object({
+    columns: z.array(z.string()).max(1600),
+    rows: z.array(z.array(z.string().nullable())).max(1000),
+    note: z.string().optional(),
+  }).nullable(),
+  previouslyApproved: z.number().int().min(0).optional(),
+});
+export type ApprovalConsequence = z.infer<typeof approvalConsequenceSchema>;
+
 /** Job data on the BullMQ `approvals` queue (gateway → approvals app). The approval id is chosen by the gateway. */
 export const approvalJobSchema = z.object({
   approvalId: z.uuid(),
@@ -21,7 +36,11 @@ export const approvalJobSchema = z.object({
   mode: z.enum(['wait', 'one-time']),
   webhook: z.object({ url: z.string(), secretRef: z.string().optional() }).nullable().optional(),
   requestedAt: z.iso.datetime({ offset: true }),
+  /** a write held by a consequence rule: what it would change, measured in a savepoint (masked sample) */
+  consequence: approvalConsequenceSchema.nullable().optional(),
 });
+
+
 export type ApprovalJob = z.infer<typeof approvalJobSchema>;
 
 export const APPROVAL_STATUSES = ['pending', 'approved', 'denied', 'expired', 'cancelled'] as const;

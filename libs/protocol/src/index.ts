@@ -48,7 +48,7 @@ export { Base64UrlError, decodeBase64UrlStrict, assertCompactJws } from './base6
 export { AuthFailureAggregator, AUTH_FAILURE_WINDOW_MS, AUTH_FAILURE_MAX_KEYS, type AuthFailure, type AuthFailedData } from './auth-failures.js';
 export { mayUseConnection, accessCallerOf, credentialAllows, type AccessGrant, type AccessCaller, type AccessDecision } from './access-rule.js';
 export {
-  approvalJobSchema, approvalDecisionSchema, APPROVAL_STATUSES, approvalSubjects, approvalCancelSchema, approvalRequestedSchema, type ApprovalRequested, approvalConsumeRequestSchema,
+  approvalJobSchema, approvalConsequenceSchema, type ApprovalConsequence, approvalDecisionSchema, APPROVAL_STATUSES, approvalSubjects, approvalCancelSchema, approvalRequestedSchema, type ApprovalRequested, approvalConsumeRequestSchema,
   approvalConsumeResultSchema, signApprovalMessage, verifyApprovalMessage, approvalDecisionOf, approvalDecidedEventData,
   type DecidedApprovalRow, type ApprovalJob, type ApprovalDecision, type ApprovalCancel, type ApprovalConsumeRequest, type ApprovalConsumeResult,
 } from './approvals.js';

@@ -30,6 +30,7 @@ export function toApprovalView(a: Approval): ApprovalView {
     comment: a.comment,
     consumedAt: a.consumedAt?.toISOString() ?? null,
     webhookStatus: a.webhookStatus,
+    consequence: (a.consequence ?? null) as ApprovalView['consequence'],
   };
 }
 

@@ -15,6 +15,7 @@ interface Approval {
   expiresAt?: string;
   decidedBy?: string | null;
   comment?: string | null;
+  consequence?: { rowsAffected: number; threshold: number | null; rule: string | null; tables: string[]; sample: { columns: string[]; rows: (string | null)[][]; note?: string } | null } | null;
 }
 
 const USAGE = 'usage: portcullis approvals list [--status pending|approved|denied|expired|all] [--json] | show <id> | approve <id> [--comment text] | deny <id> [--comment text]';
@@ -55,7 +56,19 @@ export async function approvals(ctx: CliContext, args: ParsedArgs): Promise<numb
       if (boolFlag(args, 'json')) {
         println(ctx.stdout, JSON.stringify(a, null, 2));
       } else {
-        for (const [k, v] of Object.entries(a)) if (v !== null && v !== undefined) println(ctx.stdout, `${k.padEnd(14)} ${typeof v === 'string' ? v : JSON.stringify(v)}`);
+        for (const [k, v] of Object.entries(a)) {
+          if (v !== null && v !== undefined && k !== 'consequence') println(ctx.stdout, `${k.padEnd(14)} ${typeof v === 'string' ? v : JSON.stringify(v)}`);
+        }
+        const c = a.consequence;
+        if (c) {
+          const over = c.threshold !== null ? ` (over ${c.threshold}, rule ${c.rule})` : '';
+          println(ctx.stdout, `${'consequence'.padEnd(14)} would change ${c.rowsAffected} row${c.rowsAffected === 1 ? '' : 's'}${c.tables.length ? ` of ${c.tables.join(', ')}` : ''}${over}`);
+          if (c.sample && c.sample.columns.length) {
+            println(ctx.stdout, `sample (first ${c.sample.rows.length}, masked):`);
+            println(ctx.stdout, table(c.sample.rows.map((r) => Object.fromEntries(c.sample!.columns.map((col, i) => [String(i), r[i] ?? 'NULL']))), c.sample.columns.map((col, i) => ({ key: String(i), title: col, max: 40 }))));
+          }
+          if (c.sample?.note) println(ctx.stdout, c.sample.note);
+        }
       }
       return EXIT.ok;
     }

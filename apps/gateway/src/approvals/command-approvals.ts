@@ -1,5 +1,5 @@
 import { createHash, randomUUID } from 'node:crypto';
-import type { ApprovalJob } from '@portcullis/protocol';
+import type { ApprovalConsequence, ApprovalJob } from '@portcullis/protocol';
 import type { ResolvedPolicy } from '../config/config-store.js';
 import type { Logger } from '../logger.js';
 import { ApprovalUnavailableError, type ApprovalClient } from './approval-client.js';
@@ -38,6 +38,8 @@ export interface HeldCommand {
   text: string;
   rule: string | null;
   reason: string | null;
+  /** a write a consequence rule holds: what it would change (kept on the approval, shown to approvers) */
+  consequence?: ApprovalConsequence;
 }
 
 /** What became of a held command: approved → it runs; otherwise `message` (and `detail`) tell the client why not. */
@@ -124,6 +126,7 @@ async function requestApproval(ctx: ApprovalSessionContext, command: HeldCommand
     mode: ctx.mode === 'fail-fast' ? 'one-time' : 'wait',
     webhook: ctx.policy.webhookUrl ? { url: ctx.policy.webhookUrl } : null,
     requestedAt: new Date().toISOString(),
+    ...(command.consequence ? { consequence: command.consequence } : {}),
   };
   const headline = `approval ${approvalId} required by rule ${rule}${reason ? `: ${reason}` : ''}`;
 

@@ -50,6 +50,8 @@ export function createPolicyHooks(opts: PolicyHooksOptions): SessionHooks & { cl
       const d = policy.engine.evaluate(stmt.sql, { protocol: stmt.protocol === 'simple' ? 'simple' : 'extended' });
       const v: Verdict = { action: d.action, rule: d.rule ?? null, reason: d.reason ?? null, ...(d.kinds ? { kinds: d.kinds } : {}), ...(d.cached !== undefined ? { cached: d.cached } : {}) };
       if (d.masked !== undefined) v.masked = d.masked;
+      // a measure plan for a session whose hooks cannot measure would never be applied: refused below
+      if (d.measure !== undefined) v.measure = d.measure;
       if (d.sqlstate !== undefined) {
         v.sqlstate = d.sqlstate;
         if (d.rule === 'statement-too-complex') opts.onStatementTooComplex?.();
@@ -248,9 +250,19 @@ export function createPolicyHooks(opts: PolicyHooksOptions): SessionHooks & { cl
     return { sql, verdict, plan: planFor([field]) };
   };
 
+  const measures = ((started.document as { guardrails?: { match?: { rowsAffectedOver?: unknown } }[] }).guardrails ?? []).some((g) => g.match?.rowsAffectedOver !== undefined);
   return {
     masksResults: started.masks,
     recordResults,
+    measuresWrites: measures,
+    consequence: {
+      judge: lib.judgeConsequence,
+      rowsOfTag: lib.rowsOfTag,
+      writesBetween: lib.writesBetween,
+      withinTolerance: lib.withinTolerance,
+      sampleQuery: lib.sampleQuery,
+      writesSql: lib.TRANSACTION_WRITES_SQL,
+    },
     onFunctionCall,
     onQuery: evaluate,
     onParse: evaluate,

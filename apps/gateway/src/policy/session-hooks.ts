@@ -1,5 +1,6 @@
 import type { DataRowView, DataRowWriter, RowField } from '@portcullis/protocol';
 import type { PolicyDecision } from '../core/policy-lib.js';
+import type { ConsequenceJudgement, MeasurePlan, Measurement } from '@portcullis/policy';
 
 /** A statement as the relay sees it at a policy point. */
 export interface StatementInfo {
@@ -20,7 +21,43 @@ export type PolicyAction = PolicyDecision['action'];
  * is not the one the session started with.
  */
 export type Verdict = Pick<PolicyDecision, 'action' | 'rule' | 'sqlstate' | 'masked'> &
-  Partial<Pick<PolicyDecision, 'kinds' | 'cached'>> & { reason: string | null; policyVersion?: number };
+  Partial<Pick<PolicyDecision, 'kinds' | 'cached' | 'measure'>> & {
+    reason: string | null; policyVersion?: number;
+    /** what the measured write would do, for a statement held by a consequence rule (the approval shows it) */
+    consequence?: ConsequenceInfo;
+  };
+
+/** Rows of a measured write, masked like any result, for the approver. */
+export interface ConsequenceSample {
+  columns: string[];
+  rows: (string | null)[][];
+  /** why rows are missing or fewer than asked, when they are */
+  note?: string;
+}
+
+/** A measured write held for approval (or refused): what it would have changed. */
+export interface ConsequenceInfo {
+  rowsAffected: number;
+  /** the threshold of the rule that tripped (null: held by another rule, the count is for the approver) */
+  threshold: number | null;
+  rule: string | null;
+  tables: string[];
+  sample: ConsequenceSample | null;
+  /** the count an earlier approval was given for, when the re-measured count moved */
+  previouslyApproved?: number;
+}
+
+/** The consequence functions of the policy library the relay measures with (loaded with it). */
+export interface ConsequenceHelpers {
+  judge(plan: MeasurePlan, m: Measurement): ConsequenceJudgement;
+  rowsOfTag(tag: string): number | null;
+  writesBetween(before: [string, string][], after: [string, string][]): { table: string; rows: number }[];
+  withinTolerance(check: { tolerance: { rows: number } | { percent: number } }, approved: number, measured: number): boolean;
+  /** the sample query for one INSERT/UPDATE/DELETE (null: none can be made) */
+  sampleQuery(sql: string, limit: number): string | null;
+  /** per-table rows written in the transaction so far */
+  readonly writesSql: string;
+}
 
 /**
  * What became of a statement that needed approval. `approved` → it runs as sent; otherwise the
@@ -119,6 +156,10 @@ export interface SessionHooks {
   scrubServerMessage?(fields: Readonly<Record<string, string>>, maskedRule: string | null): Record<string, string> | null;
   /** the session ended: release anything held (side connections, pending approvals) */
   close?(): void;
+  /** the functions writes are measured with (absent: a verdict asking for a measurement is refused) */
+  consequence?: ConsequenceHelpers;
+  /** the session's policy has consequence rules: its statements never go by the fast lane */
+  readonly measuresWrites?: boolean;
 }
 
 /** Hooks for a session with no policy: everything allowed, nothing masked. */

@@ -396,7 +396,7 @@ export class ClientSession implements LiveSession, RelayHost {
       client: this.client, upstream: this.upstream!, clientTls: this.clientTls, upstreamTls: this.upstreamTls,
       clientFramer: this.clientFramer, upstreamFramer: this.upstreamFramer!, upstreamReads: this.upstreamReads, machine: this.machine!,
     };
-    const laneEligible = !!this.ctx.fastLane && this.hooks?.masksResults === false && !this.hooks.recordResults;
+    const laneEligible = !!this.ctx.fastLane && this.hooks?.masksResults === false && !this.hooks.recordResults && !this.hooks.measuresWrites;
     this.transport = LaneRelay.open(this, ends, laneEligible) ?? new JsRelay(this, ends);
     this.transport.start();
     // Anything already framed (a pipelining client, a server notice after ReadyForQuery).

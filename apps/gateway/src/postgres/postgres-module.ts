@@ -159,8 +159,10 @@ export class PostgresModule implements ProtocolModule {
  */
 function approvalHook(approvals: CommandApprovals, io: SessionIo): (stmt: StatementInfo, verdict: Verdict) => Promise<ApprovalOutcome> {
   return async (stmt, verdict) => {
-    const r = await approvals.request({ text: stmt.sql, rule: verdict.rule, reason: verdict.reason }, (n) =>
-      io.toClient(encodeNoticeResponse({ severity: 'NOTICE', code: '00000', message: n.message, detail: n.detail })),
+    const c = verdict.consequence;
+    const shown = c?.sample?.rows.length;
+    const r = await approvals.request({ text: stmt.sql, rule: verdict.rule, reason: verdict.reason, ...(c ? { consequence: c } : {}) }, (n) =>
+      io.toClient(encodeNoticeResponse({ severity: 'NOTICE', code: '00000', message: n.message, detail: `${n.detail}${shown ? ` The approver sees the first ${shown} of the rows it would change, masked.` : ''}` })),
     );
     return r.approved ? r : { ...r, code: '42501' };
   };

@@ -29,8 +29,9 @@ import {
   reportedLexingProblem,
   type PgFrame,
 } from '@portcullis/protocol';
-import type { FunctionCallDecision, RowMasker, RowPlan, SessionHooks, StatementInfo, Verdict } from '../policy/session-hooks.js';
+import type { ConsequenceInfo, FunctionCallDecision, RowMasker, RowPlan, SessionHooks, StatementInfo, Verdict } from '../policy/session-hooks.js';
 import { ResultCapture, type ReturnedSet } from './result-capture.js';
+import { UpstreamConversation, keep, maskedSample, measure, toleranceCheck, undo, type Answer, type MeasureHost } from './consequence.js';
 
 /** Where the relay's output goes. The adapter owns the sockets; the machine only hands it bytes. */
 export interface RelayOutput {
@@ -39,7 +40,15 @@ export interface RelayOutput {
 }
 
 export type QueryEventData = { sql: string; protocol: StatementInfo['protocol']; statement?: string; portal?: string };
-export type DecisionEventData = { action: string; rule: string | null; reason: string | null; kinds?: string[]; cached?: boolean; policyVersion?: number };
+export type DecisionEventData = {
+  action: string; rule: string | null; reason: string | null; kinds?: string[]; cached?: boolean; policyVersion?: number;
+  /** a write measured by a consequence rule: the rows it changed and the approval it needed (consequence.ts) */
+  measured?: MeasuredEventData;
+};
+export type MeasuredEventData = {
+  rows: number; tables: string[]; rule: string | null; threshold: number | null; mode: 'tag' | 'stats';
+  approvalId?: string; approvedRows?: number; error?: string;
+};
 
 /**
  * Session events the machine produces (the adapter signs and publishes them). `at` is the event's
@@ -239,9 +248,12 @@ export class RelayMachine {
   /** keeps the first rows of each result for its event (policy recording.results); null: counts only */
   private readonly capture: ResultCapture | null;
 
+  /** the gateway's own exchange with upstream while it measures a write (consequence.ts) */
+  private readonly conversation = new UpstreamConversation();
+
   constructor(
     private readonly hooks: SessionHooks,
-    private readonly out: RelayOutput,
+    private out: RelayOutput,
     private readonly events: RelayEvents,
     private readonly counters: RelayCounters,
     /** what the client sees as session_authorization (never the target's user) */
@@ -438,6 +450,12 @@ export class RelayMachine {
     if (v.kinds) decision.kinds = v.kinds;
     if (v.cached !== undefined) decision.cached = v.cached;
     if (v.policyVersion !== undefined) decision.policyVersion = v.policyVersion;
+    if (v.measure && v.action !== 'block' && kind === 'query' && stmt.protocol === 'simple') {
+      this.counters.decision(v.action);
+      if (v.kinds?.includes('PREPARE')) this.preparedStatements = true;
+      this.noteMaskedStatement(v, kind, name);
+      return this.measuredQuery(stmt, v, f, query, decision);
+    }
     // A simple Query (or a function call) that runs or is refused travels with its result; a Parse (its
     // executions come later, maybe many) and a statement held for approval are recorded at once.
     let start: HeldStart | undefined;
@@ -471,6 +489,157 @@ export class RelayMachine {
       code: v.sqlstate ?? '42501',
       message: `statement blocked by rule "${v.rule ?? 'unnamed'}"${v.reason ? `: ${v.reason}` : ''}`,
     }, start);
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // writes measured by consequence rules (the conversation itself is in consequence.ts)
+
+  /**
+   * A simple Query that consequence rules measure: run inside a savepoint with nothing else in
+   * flight; it stands when under every threshold (the client gets the run's own answers: it ran
+   * once), else it is undone and held for approval (with the count and a masked sample) or refused.
+   * An approved write runs again and is held again when its count moved beyond the rule's tolerance.
+   */
+  private async measuredQuery(stmt: StatementInfo, v: Verdict, f: PgFrame, query: QueryEventData, decision: DecisionEventData): Promise<void> {
+    const helpers = this.hooks.consequence;
+    const plan = v.measure!;
+    if (!helpers || this.unsyncedWork) {
+      const message = !helpers
+        ? 'statement refused: a consequence rule needs the write measured and this session cannot measure it'
+        : 'statement refused: a write measured by a consequence rule cannot follow unsynced extended-protocol messages; send Sync first';
+      this.releaseStarts(Infinity);
+      this.events.query(query);
+      this.events.decision({ ...decision, action: 'block', reason: message });
+      return this.refuse('query', '', { code: '42501', message });
+    }
+    if (!this.settingsKnown) await new Promise<void>((resolve) => this.settledWaiters.push(resolve));
+    if (this.txStatus === 'E') {
+      // an aborted transaction runs nothing: the statement fails as it would anyway
+      return this.forwardStatement(f, 'query', stmt, undefined, { query, decision, at: this.now() });
+    }
+    const host: MeasureHost = {
+      txStatus: this.txStatus,
+      toUpstream: (b) => this.out.toUpstream(b),
+      conversation: this.conversation,
+      helpers,
+      savepoint: `portcullis_measure_${this.nonce}`,
+    };
+    let approved: { rows: number; approvalId?: string } | null = null;
+    for (;;) {
+      const snap = { pending: this.pending.length, sentBatches: this.sentBatches };
+      const bytes = this.captureUpstream(() => this.forwardStatement(f, 'query', stmt));
+      const run = await measure(host, plan, bytes, 1);
+      const j = run.judgement;
+      const measured: MeasuredEventData = { rows: j.rows, tables: j.tables, rule: j.check?.rule ?? null, threshold: j.check?.over ?? null, mode: plan.mode };
+      if (approved) {
+        if (approved.approvalId) measured.approvalId = approved.approvalId;
+        measured.approvedRows = approved.rows;
+      }
+      if (run.client.overflow) {
+        await undo(host, run, null);
+        this.restoreBatch(snap);
+        const message = 'statement refused: its results were too large to hold while the gateway measured the rows it changes';
+        this.events.query(query);
+        this.events.decision({ ...decision, action: 'block', reason: message, measured });
+        return this.refuse('query', '', { code: '54000', message });
+      }
+      if (run.client.error) {
+        // the client gets the error as if unmeasured; a transaction the gateway opened is closed again
+        if (run.opened) await undo(host, run, null);
+        measured.error = run.client.error.code;
+        return this.replayRun(run.client, run.opened ? 'I' : null, null, { query, decision: { ...decision, measured }, at: this.now() });
+      }
+      const hold = j.check !== null || v.action === 'require_approval';
+      const stands = !hold || (approved !== null && helpers.withinTolerance(toleranceCheck(plan, j), approved.rows, j.rows));
+      if (stands) {
+        const failed = await keep(host, run);
+        return this.replayRun(run.client, run.opened ? 'I' : null, failed, { query, decision: { ...decision, measured }, at: this.now() });
+      }
+      const check = toleranceCheck(plan, j);
+      const sampleSql = plan.mode === 'tag' ? helpers.sampleQuery(stmt.sql, check.sampleRows) : null;
+      const sampleAnswer = await undo(host, run, sampleSql);
+      this.restoreBatch(snap);
+      const note = check.sampleRows === 0 ? null : sampleSql === null ? 'no sample: only a single INSERT, UPDATE or DELETE can show the rows it changes' : null;
+      const sample = await maskedSample(this.hooks, sampleAnswer, note);
+      const info: ConsequenceInfo = { rowsAffected: j.rows, threshold: j.check?.over ?? null, rule: j.check?.rule ?? v.rule, tables: j.tables, sample };
+      if (approved) info.previouslyApproved = approved.rows;
+      const what = `${describeRows(j.rows, j.tables)}${j.check ? ` (over ${j.check.over}, rule ${j.check.rule})` : ''}`;
+      this.releaseStarts(Infinity);
+      this.events.query(query);
+      if (j.check?.action === 'block') {
+        const message = `statement blocked by rule "${j.check.rule}": ${j.check.reason ?? `it would change ${what}`}`;
+        this.events.decision({ ...decision, action: 'block', rule: j.check.rule, reason: message, measured });
+        this.counters.decision('block');
+        return this.refuse('query', '', { code: '42501', message, detail: 'The write was measured inside a savepoint and rolled back; nothing was changed.' });
+      }
+      const rule = j.check?.rule ?? v.rule;
+      const reason = j.check
+        ? j.check.reason ?? `would change ${what}${approved ? `; ${approved.rows} were approved` : ''}`
+        : `${v.reason ?? ''} (would change ${describeRows(j.rows, j.tables)})`;
+      this.events.decision({ ...decision, action: 'require_approval', rule, reason, measured });
+      if (!this.hooks.onApprovalRequired) {
+        return this.refuse('query', '', { code: '42501', message: `statement requires approval by rule "${rule ?? 'unnamed'}": ${reason}`, detail: 'Approvals are not available on this gateway; the statement was not run.' });
+      }
+      let o: Awaited<ReturnType<NonNullable<SessionHooks['onApprovalRequired']>>>;
+      try {
+        o = await this.hooks.onApprovalRequired(stmt, { ...v, action: 'require_approval', rule, reason, consequence: info });
+      } catch {
+        return this.refuse('query', '', { code: '42501', message: `statement requires approval by rule "${rule ?? 'unnamed'}" and the approval could not be obtained` });
+      }
+      if (!o.approved) {
+        return this.refuse('query', '', { code: o.code ?? '42501', message: `${o.message} (the write would change ${what})`, ...(o.detail ? { detail: o.detail } : {}) });
+      }
+      approved = { rows: j.rows, ...(o.approvalId ? { approvalId: o.approvalId } : {}) };
+    }
+  }
+
+  /** What `fn` sends upstream, with the relay's bookkeeping done, instead of sending it. */
+  private captureUpstream(fn: () => void): Buffer {
+    const out = this.out;
+    const parts: Buffer[] = [];
+    this.out = { toClient: (b) => out.toClient(b), toUpstream: (b) => parts.push(Buffer.from(b)) };
+    try {
+      fn();
+    } finally {
+      this.out = out;
+    }
+    return Buffer.concat(parts);
+  }
+
+  /** Forgets a captured statement that was undone (it never reached the client). */
+  private restoreBatch(snap: { pending: number; sentBatches: number }): void {
+    this.pending.length = snap.pending;
+    this.sentBatches = snap.sentBatches;
+  }
+
+  /**
+   * The measured run's answers, to the client through the ordinary path (masking, events), as if it
+   * had run unmeasured: ReadyForQuery with `status` when the gateway's transaction changed it, and a
+   * failed COMMIT's error in place of the result.
+   */
+  private async replayRun(a: Answer, status: string | null, failed: { frame: PgFrame | null } | null, start: HeldStart): Promise<void> {
+    const p = this.pending[this.pending.length - 1];
+    if (p && p.kind === 'query' && !p.start) {
+      p.start = start;
+      if (this.held++ === 0) this.events.holding?.();
+    }
+    for (const fr of a.frames) {
+      if (failed && (fr.type === B.RowDescription || fr.type === B.DataRow || fr.type === B.CommandComplete)) continue;
+      const r = this.fromUpstream(fr);
+      if (r) await r;
+    }
+    if (failed?.frame) {
+      const r = this.fromUpstream(failed.frame);
+      if (r) await r;
+    }
+    let ready = a.readyFrame!;
+    if (status !== null && failed) status = 'I';
+    if (status !== null) {
+      const frame = Buffer.from([0x5a, 0, 0, 0, 5, status.charCodeAt(0)]);
+      ready = { type: B.ReadyForQuery, frame, payload: frame.subarray(5) };
+    }
+    const r = this.fromUpstream(ready);
+    if (r) await r;
   }
 
   /** Where the texts of a statement about to run must be withheld (see maskedBatches). */
@@ -590,6 +759,7 @@ export class RelayMachine {
   // upstream → client
 
   fromUpstream(f: PgFrame): void | Promise<void> {
+    if (this.conversation.active && this.conversation.onFrame(f)) return;
     const skipping = this.step === UpstreamStep.SkipUntilReady;
     switch (f.type) {
       case B.DataRow:
@@ -979,6 +1149,10 @@ export class RelayMachine {
       for (const w of waiters) w();
     }
   }
+}
+
+function describeRows(rows: number, tables: string[]): string {
+  return `${rows} row${rows === 1 ? '' : 's'}${tables.length ? ` of ${tables.join(', ')}` : ''}`;
 }
 
 /** Hooks that cannot decide function calls: refused (fail closed). */

@@ -1,3 +1,4 @@
+import { approvalConsequenceSchema } from '@portcullis/protocol';
 import { z } from 'zod';
 import { APPROVAL_STATUSES } from '@portcullis/protocol';
 
@@ -34,5 +35,6 @@ export const approvalViewSchema = z.object({
   comment: z.string().nullable(),
   consumedAt: z.string().nullable(),
   webhookStatus: z.string().nullable(),
+  consequence: approvalConsequenceSchema.nullable().describe('a write held by a consequence rule: the rows it would change (measured in a savepoint and rolled back), the tables, and a masked sample of the rows'),
 });
 export type ApprovalView = z.infer<typeof approvalViewSchema>;
