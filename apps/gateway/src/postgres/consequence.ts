@@ -73,7 +73,7 @@ export class UpstreamConversation {
     switch (f.type) {
       case B.ReadyForQuery:
         a.status = String.fromCharCode(f.payload[0] ?? 0x49);
-        a.readyFrame = f;
+        a.readyFrame = copyFrame(f);
         this.groups.shift();
         g.resolve(a);
         return true;
