@@ -6,7 +6,7 @@
 // Needs: a built tree (pnpm build), /usr/sbin/sshd, scp, sshpass; Postgres is not used; NATS is.
 import { spawn, execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync, statSync, openSync, writeSync, closeSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync, statSync, openSync, writeSync, closeSync } from 'node:fs';
 import { tmpdir, userInfo } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -56,6 +56,12 @@ function timed(cmd, args, env = {}) {
   const t0 = process.hrtime.bigint();
   execFileSync(cmd, args, { env: { ...process.env, ...env }, stdio: ['ignore', 'ignore', 'inherit'] });
   return Number(process.hrtime.bigint() - t0) / 1e9;
+}
+
+/** CPU seconds (user + system) a process used so far. */
+function cpuSeconds(pid) {
+  const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
+  return (Number(f[11]) + Number(f[12])) / 100;
 }
 
 function pct(sorted, p) {
@@ -139,14 +145,16 @@ async function main() {
     closeSync(fd);
     const direct = [];
     const through = [];
+    const cpu0 = cpuSeconds(gw.pid);
     for (let round = 0; round < 2; round++) {
       direct.push(timed('scp', [...sshOpts, '-i', join(dir, 'id'), '-P', String(sshd.port), file, `${sshd.user}@127.0.0.1:${join(dir, 'direct.bin')}`]));
       through.push(timed('sshpass', ['-e', 'scp', ...sshOpts, '-o', 'PubkeyAuthentication=no', '-o', 'PreferredAuthentications=password', '-P', String(gw.sshPort), file, `box@127.0.0.1:${join(dir, 'gateway.bin')}`], { SSHPASS: token }));
     }
+    const gatewayCpu = (cpuSeconds(gw.pid) - cpu0) / through.length;
     if (statSync(join(dir, 'gateway.bin')).size !== mib * 1024 * 1024) throw new Error('the file through the gateway has the wrong size');
     const best = (xs) => Math.min(...xs);
     const mbps = (s) => (mib / s).toFixed(1);
-    out(`scp upload ${mib} MiB (SFTP): direct ${mbps(best(direct))} MiB/s, gateway ${mbps(best(through))} MiB/s, ratio ${(best(direct) / best(through)).toFixed(2)} (target ≥ 0.5)  [best of ${direct.length}; runs ${direct.map((s) => s.toFixed(2)).join('/')} s vs ${through.map((s) => s.toFixed(2)).join('/')} s]`);
+    out(`scp upload ${mib} MiB (SFTP): direct ${mbps(best(direct))} MiB/s, gateway ${mbps(best(through))} MiB/s, ratio ${(best(direct) / best(through)).toFixed(2)} (target ≥ 0.5)  [best of ${direct.length}; runs ${direct.map((s) => s.toFixed(2)).join('/')} s vs ${through.map((s) => s.toFixed(2)).join('/')} s; gateway CPU ${gatewayCpu.toFixed(2)} s per transfer; load ${(await import('node:os')).loadavg()[0].toFixed(1)}]`);
     rmSync(file, { force: true });
     rmSync(join(dir, 'direct.bin'), { force: true });
     rmSync(join(dir, 'gateway.bin'), { force: true });
