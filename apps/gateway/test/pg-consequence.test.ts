@@ -179,3 +179,50 @@ describe('consequence: simple protocol', () => {
     }
   });
 });
+
+describe('consequence: extended protocol', () => {
+  it('pg driver with parameters: WHERE id <> $1 with -1 is held, with 5 it runs at once; denied, nothing changed', async () => {
+    const sub = `cq-ext-${Date.now()}`;
+    const c = await s.pgClient(await s.credential({ sub }));
+    try {
+      const small = await c.query('DELETE FROM t WHERE id = $1', [5]);
+      expect(small.rowCount).toBe(1);
+      const held = c.query('DELETE FROM t WHERE id <> $1', [-1]).then(() => null, (e: { code?: string; message: string }) => e);
+      const [p] = await s.waitPending(sub);
+      const row = await s.prisma.approval.findUniqueOrThrow({ where: { id: p.id } });
+      expect(row.consequence).toMatchObject({ rowsAffected: ROWS - 1, threshold: THRESHOLD, tables: ['t'] });
+      expect(await count()).toBe(ROWS - 1);
+      await s.decide(p.id, 'deny');
+      const err = await held;
+      expect(err?.code).toBe('42501');
+      expect(err?.message).toContain(`would change ${ROWS - 1} rows`);
+      expect(await count()).toBe(ROWS - 1);
+      // the session goes on; a named prepared statement is measured at each execution
+      const named = { name: 'del_by_id', text: 'DELETE FROM t WHERE id > $1 RETURNING id' };
+      expect((await c.query({ ...named, values: [8] })).rows.map((r) => r.id).sort((a, b) => a - b)).toEqual([9, 10]);
+      const again = c.query({ ...named, values: [0] }).then((r) => r.rowCount, (e: { code?: string }) => e);
+      const [p2] = await s.waitPending(sub);
+      await s.decide(p2.id, 'approve');
+      expect(await again).toBe(ROWS - 3);
+      expect(await count()).toBe(0);
+    } finally {
+      await c.end();
+    }
+  });
+
+  it('pg driver with parameters inside a transaction; a failing measured write reports its error', async () => {
+    const c = await s.pgClient(await s.credential({ sub: `cq-ext-tx-${Date.now()}` }));
+    try {
+      await c.query('BEGIN');
+      expect((await c.query('UPDATE t SET v = $1 WHERE id = $2', ['z', 1])).rowCount).toBe(1);
+      await expect(c.query('INSERT INTO t VALUES ($1, $2)', [2, 'dup'])).rejects.toMatchObject({ code: '23505' });
+      await c.query('ROLLBACK');
+      await expect(c.query('INSERT INTO t VALUES ($1, $2)', [3, 'dup'])).rejects.toMatchObject({ code: '23505' });
+      expect((await c.query('SELECT count(*)::int AS n FROM t WHERE v = $1', ['z'])).rows[0].n).toBe(0);
+      expect((await c.query('INSERT INTO t VALUES ($1, $2) RETURNING id', [11, 'new'])).rows[0].id).toBe(11);
+      expect(await count()).toBe(ROWS + 1);
+    } finally {
+      await c.end();
+    }
+  });
+});

@@ -304,6 +304,7 @@ export class RelayMachine {
   // client → upstream
 
   fromClient(f: PgFrame): void | Promise<void> {
+    if (this.heldBatch) return this.holdFrame(f);
     const t = f.type;
     if (t === F.Parse || t === F.Bind || t === F.Describe || t === F.Execute || t === F.Close || t === F.Flush) {
       this.openExtended = true;
@@ -323,6 +324,10 @@ export class RelayMachine {
         return this.decide(stmt, this.hooks.onParse(stmt), f, 'parse', p.name);
       }
       case F.Bind:
+        if (this.measuredStatements.size > 0 && !this.measuring) {
+          const m = this.measuredStatements.get(boundStatement(f.payload));
+          if (m) return this.startHeldBatch(m, f);
+        }
         this.describedPortal = null;
         if (this.maskedStatements.size > 0) {
           const rule = this.maskedStatements.get(boundStatement(f.payload));
@@ -468,6 +473,12 @@ export class RelayMachine {
     this.counters.decision(v.action);
     if (v.action !== 'block' && ((kind === 'parse' && name !== '') || v.kinds?.includes('PREPARE'))) this.preparedStatements = true;
     if (v.action !== 'block') this.noteMaskedStatement(v, kind, name);
+    if (kind === 'parse' && this.measuredStatements.size > 0) this.measuredStatements.delete(name);
+    if (v.measure && v.action === 'allow' && kind === 'parse' && this.hooks.consequence && !this.measuring) {
+      const m = { stmt, v, parse: f };
+      this.measuredStatements.set(name, m);
+      return this.startHeldBatch(m, f);
+    }
     if (v.action === 'allow') return this.forwardStatement(f, kind, stmt, fnPlan, start);
     if (v.action === 'require_approval') {
       if (!this.hooks.onApprovalRequired) {
@@ -591,6 +602,167 @@ export class RelayMachine {
       }
       approved = { rows: j.rows, ...(o.approvalId ? { approvalId: o.approvalId } : {}) };
     }
+  }
+
+  /**
+   * Extended protocol: from the Parse (or the Bind) of a statement consequence rules measure up to
+   * the client's Sync, the batch is held; at the Sync it runs measured as one piece (measuredBatch).
+   */
+  private heldBatch: PgFrame[] | null = null;
+  private heldFor: { stmt: StatementInfo; v: Verdict; parse: PgFrame } | null = null;
+  private heldBytes = 0;
+  private measuring = false;
+  /** prepared statements (by name) whose executions are measured */
+  private readonly measuredStatements = new Map<string, { stmt: StatementInfo; v: Verdict; parse: PgFrame }>();
+
+  private startHeldBatch(m: { stmt: StatementInfo; v: Verdict; parse: PgFrame }, f: PgFrame): void {
+    this.heldBatch = [];
+    this.heldFor = m;
+    this.heldBytes = 0;
+    this.holdFrame(f);
+  }
+
+  private holdFrame(f: PgFrame): void | Promise<void> {
+    // a Flush inside the held batch is answered when the batch runs (at its Sync)
+    if (f.type !== F.Flush) {
+      this.heldBatch!.push(copyFrame(f));
+      this.heldBytes += f.frame.length;
+    }
+    if (f.type !== F.Sync) {
+      if (this.heldBytes <= MAX_HELD_BATCH_BYTES) return;
+    }
+    const frames = this.heldBatch!;
+    const m = this.heldFor!;
+    this.heldBatch = null;
+    this.heldFor = null;
+    if (f.type !== F.Sync) {
+      return this.refuseBatch(frames, { code: '54000', message: 'statement refused: a batch with a write measured by a consequence rule grew too large before its Sync' }, false);
+    }
+    return this.measuredBatch(m, frames);
+  }
+
+  /** A held batch refused: a placeholder Parse fails upstream (the rest is skipped to the Sync), the client gets `r`. */
+  private refuseBatch(frames: PgFrame[], r: Refusal, synced = true): void {
+    this.events.result({ rows: 0, durationMs: 0, error: { code: r.code, message: r.message } });
+    this.substituteParse(`portcullis_refused_${this.nonce}_${++this.markerSeq}`, r);
+    this.unsyncedWork = true;
+    if (synced) this.fromClient(frames[frames.length - 1]);
+  }
+
+  /** Runs a held extended-protocol batch measured, as measuredQuery does a Query. */
+  private async measuredBatch(m: { stmt: StatementInfo; v: Verdict; parse: PgFrame }, frames: PgFrame[]): Promise<void> {
+    const helpers = this.hooks.consequence!;
+    const plan = m.v.measure!;
+    if (this.unsyncedWork) {
+      return this.refuseBatch(frames, { code: '42501', message: 'statement refused: a write measured by a consequence rule must begin its own batch (send Sync before its Parse or Bind)' });
+    }
+    if (!this.settingsKnown) await new Promise<void>((resolve) => this.settledWaiters.push(resolve));
+    const replay = () => {
+      this.measuring = true;
+      try {
+        for (const fr of frames) {
+          // the held Parse was decided when it came: it only goes upstream now
+          if (fr === frames[0] && fr.type === F.Parse) this.forwardStatement(fr, 'parse', m.stmt);
+          else void this.fromClient(fr);
+        }
+      } finally {
+        this.measuring = false;
+      }
+    };
+    if (this.txStatus === 'E') return replay();
+    const host: MeasureHost = { txStatus: this.txStatus, toUpstream: (b) => this.out.toUpstream(b), conversation: this.conversation, helpers, savepoint: `portcullis_measure_${this.nonce}` };
+    let approved: { rows: number; approvalId?: string } | null = null;
+    const decision: DecisionEventData = { action: m.v.action, rule: m.v.rule, reason: m.v.reason };
+    for (;;) {
+      const snap = { pending: this.pending.length, sentBatches: this.sentBatches, describes: this.describes.length, syncBatches: this.syncBatches.length };
+      const bytes = this.captureUpstream(replay);
+      const run = await measure(host, plan, bytes, 1);
+      const j = run.judgement;
+      const measured: MeasuredEventData = { rows: j.rows, tables: j.tables, rule: j.check?.rule ?? null, threshold: j.check?.over ?? null, mode: plan.mode };
+      if (approved) {
+        if (approved.approvalId) measured.approvalId = approved.approvalId;
+        measured.approvedRows = approved.rows;
+      }
+      const restore = () => {
+        this.pending.length = snap.pending;
+        this.sentBatches = snap.sentBatches;
+        this.describes.length = snap.describes;
+        this.syncBatches.length = snap.syncBatches;
+        this.unsyncedWork = false;
+        this.openExtended = false;
+      };
+      if (run.client.overflow) {
+        await undo(host, run, null);
+        restore();
+        this.events.decision({ ...decision, action: 'block', reason: 'results too large to hold while measuring', measured });
+        return this.refuseBatch(frames, { code: '54000', message: 'statement refused: its results were too large to hold while the gateway measured the rows it changes' });
+      }
+      if (run.client.error) {
+        if (run.opened) await undo(host, run, null);
+        measured.error = run.client.error.code;
+        this.events.decision({ ...decision, measured });
+        return this.replayBatch(run.client, run.opened ? 'I' : null, null);
+      }
+      const hold = j.check !== null;
+      const stands = !hold || (approved !== null && helpers.withinTolerance(toleranceCheck(plan, j), approved.rows, j.rows));
+      if (stands) {
+        const failed = await keep(host, run);
+        this.events.decision({ ...decision, measured });
+        return this.replayBatch(run.client, run.opened ? 'I' : null, failed);
+      }
+      const check = toleranceCheck(plan, j);
+      await undo(host, run, null);
+      restore();
+      const info: ConsequenceInfo = {
+        rowsAffected: j.rows, threshold: j.check?.over ?? null, rule: j.check?.rule ?? m.v.rule, tables: j.tables,
+        sample: check.sampleRows > 0 ? { columns: [], rows: [], note: 'no sample: the statement came with bound parameters (extended protocol)' } : null,
+      };
+      if (approved) info.previouslyApproved = approved.rows;
+      const what = `${describeRows(j.rows, j.tables)}${j.check ? ` (over ${j.check.over}, rule ${j.check.rule})` : ''}`;
+      if (j.check!.action === 'block') {
+        const message = `statement blocked by rule "${j.check!.rule}": ${j.check!.reason ?? `it would change ${what}`}`;
+        this.events.decision({ ...decision, action: 'block', rule: j.check!.rule, reason: message, measured });
+        this.counters.decision('block');
+        return this.refuseBatch(frames, { code: '42501', message, detail: 'The write was measured inside a savepoint and rolled back; nothing was changed.' });
+      }
+      const rule = j.check!.rule;
+      const reason = j.check!.reason ?? `would change ${what}${approved ? `; ${approved.rows} were approved` : ''}`;
+      this.events.decision({ ...decision, action: 'require_approval', rule, reason, measured });
+      if (!this.hooks.onApprovalRequired) {
+        return this.refuseBatch(frames, { code: '42501', message: `statement requires approval by rule "${rule}": ${reason}`, detail: 'Approvals are not available on this gateway; the statement was not run.' });
+      }
+      let o: Awaited<ReturnType<NonNullable<SessionHooks['onApprovalRequired']>>>;
+      try {
+        o = await this.hooks.onApprovalRequired(m.stmt, { ...m.v, action: 'require_approval', rule, reason, consequence: info });
+      } catch {
+        return this.refuseBatch(frames, { code: '42501', message: `statement requires approval by rule "${rule}" and the approval could not be obtained` });
+      }
+      if (!o.approved) {
+        return this.refuseBatch(frames, { code: o.code ?? '42501', message: `${o.message} (the write would change ${what})`, ...(o.detail ? { detail: o.detail } : {}) });
+      }
+      approved = { rows: j.rows, ...(o.approvalId ? { approvalId: o.approvalId } : {}) };
+    }
+  }
+
+  /** A measured batch's answers to the client through the ordinary path (see replayRun). */
+  private async replayBatch(a: Answer, status: string | null, failed: { frame: PgFrame | null } | null): Promise<void> {
+    for (const fr of a.frames) {
+      if (failed && (fr.type === B.DataRow || fr.type === B.CommandComplete)) continue;
+      const r = this.fromUpstream(fr);
+      if (r) await r;
+    }
+    if (failed?.frame) {
+      const r = this.fromUpstream(failed.frame);
+      if (r) await r;
+    }
+    let ready = a.readyFrame!;
+    if (status !== null && failed) status = 'I';
+    if (status !== null) {
+      const frame = Buffer.from([0x5a, 0, 0, 0, 5, status.charCodeAt(0)]);
+      ready = { type: B.ReadyForQuery, frame, payload: frame.subarray(5) };
+    }
+    const r = this.fromUpstream(ready);
+    if (r) await r;
   }
 
   /** What `fn` sends upstream, with the relay's bookkeeping done, instead of sending it. */
@@ -1149,6 +1321,15 @@ export class RelayMachine {
       for (const w of waiters) w();
     }
   }
+}
+
+/** Bytes of client messages held while a measured extended-protocol batch waits for its Sync. */
+const MAX_HELD_BATCH_BYTES = 16 * 1024 * 1024;
+
+/** Frames from a socket may be views into a reused chunk: what is held is copied. */
+function copyFrame(f: PgFrame): PgFrame {
+  const frame = Buffer.from(f.frame);
+  return { type: f.type, frame, payload: frame.subarray(frame.length - f.payload.length) };
 }
 
 function describeRows(rows: number, tables: string[]): string {
