@@ -50,6 +50,14 @@ export function demoPolicy(name = 'default') {
         reason: 'DELETE or UPDATE without a WHERE clause needs a second pair of eyes.',
         match: { statements: ['DELETE', 'UPDATE'], unbounded: true },
       },
+      // Approval by consequence: each write is run in a savepoint and counted; over 10 rows it is rolled
+      // back and held, the approver shown the count and a masked sample (however its WHERE is dressed up)
+      {
+        name: 'big-writes', action: 'require_approval',
+        match: { statements: ['DELETE', 'UPDATE', 'MERGE', 'INSERT'], rowsAffectedOver: 10 },
+        sampleRows: 5,
+        tolerance: '10%',
+      },
       // Shell commands (SSH exec and shell lines, kubectl exec), decided from a real parse of the line:
       // wrappers (sudo, env, xargs, bash -c, find -exec, …) are unwrapped, quoting and paths normalised.
       {
