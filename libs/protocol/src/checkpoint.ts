@@ -1,6 +1,6 @@
 /**
  * Signed checkpoints of the event chains: the recorder signs them, the api verifies them. Both derive
- * the key pair from the master key, here, so no key is exchanged and none is kept equal by hand.
+ * the key pair from the master key, here, so no key is exchanged between them.
  */
 import { createHash, createPrivateKey, createPublicKey, type KeyObject } from 'node:crypto';
 import { canonicalJson } from './canonical.js';
