@@ -564,7 +564,7 @@ export class RelayMachine {
       const stands = !hold || (approved !== null && helpers.withinTolerance(toleranceCheck(plan, j), approved.rows, j.rows));
       if (stands) {
         const failed = await keep(host, run);
-        return this.replayRun(run.client, run.opened ? 'I' : null, failed, { query, decision: { ...decision, measured }, at: this.now() });
+        return this.replayRun(run.client, run.opened ? 'I' : null, failed, approved ? null : { query, decision: { ...decision, measured }, at: this.now() });
       }
       const check = toleranceCheck(plan, j);
       const sampleSql = plan.mode === 'tag' ? helpers.sampleQuery(stmt.sql, check.sampleRows) : null;
@@ -789,9 +789,9 @@ export class RelayMachine {
    * had run unmeasured: ReadyForQuery with `status` when the gateway's transaction changed it, and a
    * failed COMMIT's error in place of the result.
    */
-  private async replayRun(a: Answer, status: string | null, failed: { frame: PgFrame | null } | null, start: HeldStart): Promise<void> {
+  private async replayRun(a: Answer, status: string | null, failed: { frame: PgFrame | null } | null, start: HeldStart | null): Promise<void> {
     const p = this.pending[this.pending.length - 1];
-    if (p && p.kind === 'query' && !p.start) {
+    if (start && p && p.kind === 'query' && !p.start) {
       p.start = start;
       if (this.held++ === 0) this.events.holding?.();
     }
