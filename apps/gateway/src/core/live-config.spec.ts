@@ -51,6 +51,11 @@ const rows: [string, LiveSessionFacts, ActiveConfig, string, string | number | n
   ['a new version with other masking', session, config({ policies: [policy(2, { masking: [{ ...masking[0], strategy: 'redact' }] })] }), 'end', 'policy_changed'],
   ['a new version without masking', session, config({ policies: [policy(2, { masking: [] })] }), 'end', 'policy_changed'],
   ['a new version with other approvers', session, config({ policies: [policy(2, { approval: { ...approval, approvers: ['admins'] } })] }), 'end', 'policy_changed'],
+  // a session relayed by the native fast lane cannot start keeping rows or measuring writes half-way
+  ['a new version that keeps result rows', session, config({ policies: [policy(2, { recording: { results: { rows: 20, bytes: 65536 } } })] }), 'end', 'policy_changed'],
+  ['a new version with a row-count rule', session, config({ policies: [policy(2, { guardrails: [{ name: 'big', action: 'require_approval', match: { statements: ['DELETE'], rowsAffectedOver: 10 } }] })] }), 'end', 'policy_changed'],
+  ['a new version whose row-count rule moved its threshold', { ...session, policy: policy(1, { guardrails: [{ name: 'big', action: 'require_approval', match: { statements: ['DELETE'], rowsAffectedOver: 10 } }] }) }, config({ policies: [policy(2, { guardrails: [{ name: 'big', action: 'require_approval', match: { statements: ['DELETE'], rowsAffectedOver: 100 } }] })] }), 'end', 'policy_changed'],
+  ['a new version that only adds an ordinary guardrail beside a row-count rule', { ...session, policy: policy(1, { guardrails: [{ name: 'big', action: 'require_approval', match: { statements: ['DELETE'], rowsAffectedOver: 10 } }] }) }, config({ policies: [policy(2, { guardrails: [{ name: 'big', action: 'require_approval', match: { statements: ['DELETE'], rowsAffectedOver: 10 } }, { name: 'no-drop' }] })] }), 'adopt', 2],
 ];
 
 describe('reviewLiveSession', () => {

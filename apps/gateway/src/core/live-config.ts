@@ -75,10 +75,18 @@ export function reviewLiveSession(s: LiveSessionFacts, config: ActiveConfig, now
     };
   }
   if (next === before || next.version === before.version) return { kind: 'keep' };
-  if (!sameSection(before.document, next.document, 'masking') || !sameSection(before.document, next.document, 'approval')) {
+  // Masking, approval, result recording and row-count (consequence) rules shape how a session's
+  // bytes move from its start (result plans, the native fast lane only for sessions that need none of
+  // them, measured writes), so a change to any of them ends it rather than being adopted half-way.
+  if (
+    !sameSection(before.document, next.document, 'masking') ||
+    !sameSection(before.document, next.document, 'approval') ||
+    !sameSection(before.document, next.document, 'recording') ||
+    !isDeepStrictEqual(consequenceRules(before.document), consequenceRules(next.document))
+  ) {
     return {
       kind: 'end', code: ENDED, reason: 'policy_changed',
-      message: `terminating connection: policy "${name}" changed its masking or approval rules (version ${before.version} → ${next.version}); reconnect to continue under them`,
+      message: `terminating connection: policy "${name}" changed its masking, approval, result recording or row-count rules (version ${before.version} → ${next.version}); reconnect to continue under them`,
     };
   }
   if (s.holdsEarlierDecisions) {
@@ -90,6 +98,13 @@ export function reviewLiveSession(s: LiveSessionFacts, config: ActiveConfig, now
   return { kind: 'adopt', policy: next };
 }
 
-function sameSection(a: unknown, b: unknown, key: 'masking' | 'approval'): boolean {
+/** The guardrails that measure writes (`match.rowsAffectedOver`), as the document states them. */
+function consequenceRules(doc: unknown): unknown[] {
+  const guardrails = (doc as { guardrails?: unknown } | null)?.guardrails;
+  if (!Array.isArray(guardrails)) return [];
+  return guardrails.filter((g) => (g as { match?: { rowsAffectedOver?: unknown } } | null)?.match?.rowsAffectedOver !== undefined);
+}
+
+function sameSection(a: unknown, b: unknown, key: 'masking' | 'approval' | 'recording'): boolean {
   return isDeepStrictEqual((a as Record<string, unknown> | null)?.[key] ?? null, (b as Record<string, unknown> | null)?.[key] ?? null);
 }
