@@ -1,12 +1,5 @@
 import { ApiRequestError } from './api-client.js';
 import { parseArgs, UsageError } from './args.js';
-import { approvals } from './commands/approvals.js';
-import { audit } from './commands/audit.js';
-import { connect } from './commands/connect.js';
-import { login, logout, whoami } from './commands/login.js';
-import { sessions } from './commands/sessions.js';
-import { ssh } from './commands/ssh.js';
-import { kubeconfig, kubeCredential } from './commands/kube.js';
 import { ConfigFileError } from './config.js';
 import { EXIT, NotLoggedInError, println, type CliContext } from './context.js';
 
@@ -41,17 +34,23 @@ Exit codes: 0 ok, 1 failed, 2 usage, 3 not logged in / not allowed, 4 broken has
 
 const BOOLEANS = new Set(['help', 'print', 'json', 'follow', 'client-credentials', 'no-browser', 'fail-fast', 'static']);
 
-const COMMANDS: Record<string, (ctx: CliContext, args: ReturnType<typeof parseArgs>) => Promise<number>> = {
-  login,
-  logout,
-  whoami,
-  connect,
-  ssh,
-  kubeconfig,
-  'kube-credential': kubeCredential,
-  approvals,
-  sessions,
-  audit,
+type Command = (ctx: CliContext, args: ReturnType<typeof parseArgs>) => Promise<number>;
+
+/**
+ * Each command's module is loaded only when it runs: some bring heavy libraries (X.509 and SSH
+ * certificates), and `kube-credential` runs on every kubectl invocation.
+ */
+const COMMANDS: Record<string, () => Promise<Command>> = {
+  login: async () => (await import('./commands/login.js')).login,
+  logout: async () => (await import('./commands/login.js')).logout,
+  whoami: async () => (await import('./commands/login.js')).whoami,
+  connect: async () => (await import('./commands/connect.js')).connect,
+  ssh: async () => (await import('./commands/ssh.js')).ssh,
+  kubeconfig: async () => (await import('./commands/kube.js')).kubeconfig,
+  'kube-credential': async () => (await import('./commands/kube.js')).kubeCredential,
+  approvals: async () => (await import('./commands/approvals.js')).approvals,
+  sessions: async () => (await import('./commands/sessions.js')).sessions,
+  audit: async () => (await import('./commands/audit.js')).audit,
 };
 
 /** Runs one CLI invocation; returns the exit code. Never throws. */
@@ -61,7 +60,7 @@ export async function run(argv: readonly string[], ctx: CliContext): Promise<num
     ctx.stdout.write(HELP);
     return command ? EXIT.ok : EXIT.usage;
   }
-  const handler = COMMANDS[command];
+  const handler = Object.hasOwn(COMMANDS, command) ? COMMANDS[command] : undefined;
   if (!handler) {
     println(ctx.stderr, `portcullis: unknown command "${command}" (try \`portcullis help\`)`);
     return EXIT.usage;
@@ -72,7 +71,8 @@ export async function run(argv: readonly string[], ctx: CliContext): Promise<num
       ctx.stdout.write(HELP);
       return EXIT.ok;
     }
-    return await handler(ctx, args);
+    const commandFn = await handler();
+    return await commandFn(ctx, args);
   } catch (err) {
     if (err instanceof UsageError) {
       println(ctx.stderr, `portcullis ${command}: ${err.message}`);

@@ -12,18 +12,5 @@ export type MaskingPlan = import('@portcullis/policy').MaskingPlan;
 export type MaskingRefusal = import('@portcullis/policy').MaskingRefusal;
 export type CopyFormat = import('@portcullis/policy').CopyFormat;
 
-let loaded: Promise<PolicyLib> | null = null;
-
 /** Loads and initialises the policy library once (its SQL parser is WASM); a failed load is tried again next call. */
-export function loadPolicyLib(): Promise<PolicyLib> {
-  if (!loaded) {
-    loaded = import('@portcullis/policy').then(async (lib) => {
-      await lib.initPolicyEngine();
-      return lib;
-    });
-    loaded.catch(() => {
-      loaded = null;
-    });
-  }
-  return loaded;
-}
+export { policyEngine as loadPolicyLib } from '@portcullis/policy/loader';
