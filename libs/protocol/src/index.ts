@@ -55,7 +55,7 @@ export {
 export * from './postgres/index.js';
 export {
   SshKeyError, ed25519PublicBlob, ed25519PublicKeyLine, ed25519ToOpenSshPrivateKey, ed25519FromOpenSshPrivateKey, generateSshEd25519, parseSshPublicKeyLine,
-  signSshCertificate, parseSshCertificate, verifySshCertificateSignature, sshKeySha256, type SshPublicKey, type SshCertificate, type SshCertificateRequest,
+  signSshCertificate, parseSshCertificate, verifySshCertificateSignature, sshKeySha256, parseSshPublicKeyBlob, verifySshSignature, sshBlobType, type SshPublicKey, type SshCertificate, type SshCertificateRequest,
 } from './ssh-keys.js';
 export { TlsCertError, generateGatewayCa, issueGatewayServerCert, certificateDaysLeft, type GatewayTlsCa, type GatewayTlsCert } from './tls-certs.js';
 export { FILE_OPERATIONS, type FileOperation } from './file-operations.js';

@@ -329,3 +329,96 @@ export function verifySshCertificateSignature(cert: SshCertificate, caPublicKeyL
     return false;
   }
 }
+
+// --- keys a client presents, and their signatures (what an SSH server checks) ---
+
+const CURVES: Record<string, { crv: string; size: number }> = {
+  nistp256: { crv: 'P-256', size: 32 },
+  nistp384: { crv: 'P-384', size: 48 },
+  nistp521: { crv: 'P-521', size: 66 },
+};
+
+const b64u = (b: Buffer): string => b.toString('base64url');
+/** An SSH mpint (two's complement, maybe with a leading 0) as the unsigned bytes a JWK wants. */
+const unsigned = (b: Buffer): Buffer => {
+  let i = 0;
+  while (i < b.length - 1 && b[i] === 0) i++;
+  return b.subarray(i);
+};
+
+/**
+ * The public key of a plain (not certificate) key: its type and a KeyObject, read from the fields
+ * after the type name. `r` is positioned after the type string.
+ */
+function readPublicKey(type: string, r: SshReader): KeyObject {
+  if (type === 'ssh-ed25519') {
+    const pk = r.bytes();
+    if (pk.length !== 32) throw new SshKeyError('an Ed25519 key is 32 bytes');
+    return createPublicKey({ key: { kty: 'OKP', crv: 'Ed25519', x: b64u(pk) }, format: 'jwk' });
+  }
+  if (type === 'ssh-rsa') {
+    const e = r.bytes();
+    const n = r.bytes();
+    return createPublicKey({ key: { kty: 'RSA', e: b64u(unsigned(e)), n: b64u(unsigned(n)) }, format: 'jwk' });
+  }
+  const m = /^ecdsa-sha2-(nistp256|nistp384|nistp521)$/.exec(type);
+  if (m) {
+    const curve = CURVES[m[1]!]!;
+    if (r.text() !== m[1]) throw new SshKeyError('the ECDSA key names another curve');
+    const q = r.bytes();
+    if (q.length !== 1 + 2 * curve.size || q[0] !== 4) throw new SshKeyError('an ECDSA point must be uncompressed');
+    return createPublicKey({ key: { kty: 'EC', crv: curve.crv, x: b64u(q.subarray(1, 1 + curve.size)), y: b64u(q.subarray(1 + curve.size)) }, format: 'jwk' });
+  }
+  throw new SshKeyError(`unsupported key type ${type}`);
+}
+
+/** A plain public key blob as a KeyObject. */
+export function parseSshPublicKeyBlob(blob: Buffer): { type: string; key: KeyObject } {
+  const r = new SshReader(blob);
+  const type = r.text();
+  return { type, key: readPublicKey(type, r) };
+}
+
+/**
+ * Verifies an SSH signature blob (`string algo, string sig`) over `data` with `key` of `keyType`.
+ * The algorithm must fit the key (an RSA key signs with rsa-sha2-256/512; ssh-rsa's SHA-1 is refused).
+ */
+export function verifySshSignature(keyType: string, key: KeyObject, data: Buffer, signatureBlob: Buffer): boolean {
+  let algo: string;
+  let sig: Buffer;
+  try {
+    const r = new SshReader(signatureBlob);
+    algo = r.text();
+    sig = r.bytes();
+  } catch {
+    return false;
+  }
+  try {
+    if (keyType === 'ssh-ed25519') return algo === 'ssh-ed25519' && cryptoVerify(null, data, key, sig);
+    if (keyType === 'ssh-rsa') {
+      const hash = algo === 'rsa-sha2-256' ? 'sha256' : algo === 'rsa-sha2-512' ? 'sha512' : null;
+      return hash !== null && cryptoVerify(hash, data, key, sig);
+    }
+    const m = /^ecdsa-sha2-nistp(256|384|521)$/.exec(keyType);
+    if (m && algo === keyType) {
+      const size = CURVES[`nistp${m[1]}`]!.size;
+      const rs = new SshReader(sig);
+      const rr = unsigned(rs.bytes());
+      const ss = unsigned(rs.bytes());
+      if (rr.length > size || ss.length > size) return false;
+      const p1363 = Buffer.alloc(2 * size);
+      rr.copy(p1363, size - rr.length);
+      ss.copy(p1363, 2 * size - ss.length);
+      const hash = m[1] === '256' ? 'sha256' : m[1] === '384' ? 'sha384' : 'sha512';
+      return cryptoVerify(hash, data, { key, dsaEncoding: 'ieee-p1363' }, p1363);
+    }
+  } catch {
+    return false;
+  }
+  return false;
+}
+
+/** The key type named at the head of a public key blob. */
+export function sshBlobType(blob: Buffer): string {
+  return new SshReader(blob).text();
+}

@@ -1,59 +1,16 @@
-import { createPublicKey, verify as cryptoVerify, type KeyObject } from 'node:crypto';
-import { parseSshCertificate, parseSshPublicKeyLine, verifySshCertificateSignature, type SshCertificate } from '@portcullis/protocol';
+import type { KeyObject } from 'node:crypto';
+import {
+  parseSshCertificate, parseSshPublicKeyBlob, parseSshPublicKeyLine, sshBlobType, verifySshCertificateSignature, verifySshSignature, type SshCertificate,
+} from '@portcullis/protocol';
+
+export { verifySshSignature };
 
 /**
- * What the SSH listener checks of a client's key: signatures by plain keys in their wire forms
- * (RFC 4253 §6.6, RFC 8709, RFC 5656, RFC 8332) and user certificates (parsed and CA-verified by
- * @portcullis/protocol's ssh-keys). Pure: no sockets. Every length is checked against
- * what is left of the buffer, so a hostile blob is a `SshKeyError`, never a crash or an over-read.
+ * What the SSH listener checks of a client's key: user certificates against the pool's user CA, for
+ * the connection, now. The wire formats (key blobs, signatures, certificates: RFC 4253 §6.6, RFC 8709,
+ * RFC 5656, RFC 8332, OpenSSH PROTOCOL.certkeys) are read by @portcullis/protocol's ssh-keys, where
+ * every length is checked against what is left of the buffer. Pure: no sockets.
  */
-
-export class SshKeyError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'SshKeyError';
-  }
-}
-
-/** Reads SSH wire types (uint32, uint64, string) from a buffer; throws SshKeyError past its end. */
-export class SshReader {
-  private pos = 0;
-  constructor(private readonly buf: Buffer) {}
-
-  get offset(): number {
-    return this.pos;
-  }
-
-  get done(): boolean {
-    return this.pos >= this.buf.length;
-  }
-
-  uint32(): number {
-    if (this.pos + 4 > this.buf.length) throw new SshKeyError('truncated key data');
-    const v = this.buf.readUInt32BE(this.pos);
-    this.pos += 4;
-    return v;
-  }
-
-  uint64(): bigint {
-    if (this.pos + 8 > this.buf.length) throw new SshKeyError('truncated key data');
-    const v = this.buf.readBigUInt64BE(this.pos);
-    this.pos += 8;
-    return v;
-  }
-
-  string(): Buffer {
-    const n = this.uint32();
-    if (n > this.buf.length - this.pos) throw new SshKeyError('a length field runs past the end of the key data');
-    const v = this.buf.subarray(this.pos, this.pos + n);
-    this.pos += n;
-    return v;
-  }
-
-  text(): string {
-    return this.string().toString('utf8');
-  }
-}
 
 /** The blob of an OpenSSH public key line (`ssh-ed25519 AAAA… comment`). */
 export function publicKeyBlob(line: string): Buffer {
@@ -61,9 +18,7 @@ export function publicKeyBlob(line: string): Buffer {
 }
 
 /** The key type named at the head of a public key blob. */
-export function blobType(blob: Buffer): string {
-  return new SshReader(blob).text();
-}
+export const blobType = sshBlobType;
 
 /** Host key algorithms a client offers so that the server presents a key of one of these types. */
 export function hostKeyAlgorithmsFor(types: Iterable<string>): string[] {
@@ -78,92 +33,6 @@ export function hostKeyAlgorithmsFor(types: Iterable<string>): string[] {
     }
   }
   return [...out];
-}
-
-const CURVES: Record<string, { crv: string; size: number }> = {
-  nistp256: { crv: 'P-256', size: 32 },
-  nistp384: { crv: 'P-384', size: 48 },
-  nistp521: { crv: 'P-521', size: 66 },
-};
-
-const b64u = (b: Buffer): string => b.toString('base64url');
-/** An SSH mpint (two's complement, maybe with a leading 0) as the unsigned bytes a JWK wants. */
-const unsigned = (b: Buffer): Buffer => {
-  let i = 0;
-  while (i < b.length - 1 && b[i] === 0) i++;
-  return b.subarray(i);
-};
-
-/**
- * The public key of a plain (not certificate) key: its type and a KeyObject, read from the fields
- * after the type name. `r` is positioned after the type string.
- */
-function readPublicKey(type: string, r: SshReader): KeyObject {
-  if (type === 'ssh-ed25519') {
-    const pk = r.string();
-    if (pk.length !== 32) throw new SshKeyError('an Ed25519 key is 32 bytes');
-    return createPublicKey({ key: { kty: 'OKP', crv: 'Ed25519', x: b64u(pk) }, format: 'jwk' });
-  }
-  if (type === 'ssh-rsa') {
-    const e = r.string();
-    const n = r.string();
-    return createPublicKey({ key: { kty: 'RSA', e: b64u(unsigned(e)), n: b64u(unsigned(n)) }, format: 'jwk' });
-  }
-  const m = /^ecdsa-sha2-(nistp256|nistp384|nistp521)$/.exec(type);
-  if (m) {
-    const curve = CURVES[m[1]!]!;
-    if (r.text() !== m[1]) throw new SshKeyError('the ECDSA key names another curve');
-    const q = r.string();
-    if (q.length !== 1 + 2 * curve.size || q[0] !== 4) throw new SshKeyError('an ECDSA point must be uncompressed');
-    return createPublicKey({ key: { kty: 'EC', crv: curve.crv, x: b64u(q.subarray(1, 1 + curve.size)), y: b64u(q.subarray(1 + curve.size)) }, format: 'jwk' });
-  }
-  throw new SshKeyError(`unsupported key type ${type}`);
-}
-
-/** A plain public key blob as a KeyObject. */
-export function parsePublicKeyBlob(blob: Buffer): { type: string; key: KeyObject } {
-  const r = new SshReader(blob);
-  const type = r.text();
-  return { type, key: readPublicKey(type, r) };
-}
-
-/**
- * Verifies an SSH signature blob (`string algo, string sig`) over `data` with `key` of `keyType`.
- * The algorithm must fit the key (an RSA key signs with rsa-sha2-256/512; ssh-rsa's SHA-1 is refused).
- */
-export function verifySshSignature(keyType: string, key: KeyObject, data: Buffer, signatureBlob: Buffer): boolean {
-  let algo: string;
-  let sig: Buffer;
-  try {
-    const r = new SshReader(signatureBlob);
-    algo = r.text();
-    sig = r.string();
-  } catch {
-    return false;
-  }
-  try {
-    if (keyType === 'ssh-ed25519') return algo === 'ssh-ed25519' && cryptoVerify(null, data, key, sig);
-    if (keyType === 'ssh-rsa') {
-      const hash = algo === 'rsa-sha2-256' ? 'sha256' : algo === 'rsa-sha2-512' ? 'sha512' : null;
-      return hash !== null && cryptoVerify(hash, data, key, sig);
-    }
-    const m = /^ecdsa-sha2-nistp(256|384|521)$/.exec(keyType);
-    if (m && algo === keyType) {
-      const size = CURVES[`nistp${m[1]}`]!.size;
-      const rs = new SshReader(sig);
-      const rr = unsigned(rs.string());
-      const ss = unsigned(rs.string());
-      if (rr.length > size || ss.length > size) return false;
-      const p1363 = Buffer.alloc(2 * size);
-      rr.copy(p1363, size - rr.length);
-      ss.copy(p1363, 2 * size - ss.length);
-      const hash = m[1] === '256' ? 'sha256' : m[1] === '384' ? 'sha384' : 'sha512';
-      return cryptoVerify(hash, data, { key, dsaEncoding: 'ieee-p1363' }, p1363);
-    }
-  } catch {
-    return false;
-  }
-  return false;
 }
 
 const CERT_SUFFIX = '-cert-v01@openssh.com';
@@ -191,7 +60,7 @@ export function checkUserCertificate(blob: Buffer, caLine: string, principal: st
   let key: { type: string; key: KeyObject };
   try {
     cert = parseSshCertificate(blob);
-    key = parsePublicKeyBlob(cert.publicKeyBlob);
+    key = parseSshPublicKeyBlob(cert.publicKeyBlob);
   } catch (err) {
     throw new CertificateRefused(`invalid certificate: ${(err as Error).message}`);
   }
