@@ -1,8 +1,7 @@
 import type { AddressInfo } from 'node:net';
-import type { ActiveConfig } from '../config/config-store.js';
-import type { ProtocolModule, SessionCore } from '../core/session-core.types.js';
-import type { SshWiring } from '../ssh/ssh-module.js';
-import { NO_POLICY, sshPolicyOf } from '../ssh/ssh-policy.js';
+import { ListenerModule } from '../core/listener-module.js';
+import type { SessionCore } from '../core/session-core.types.js';
+import { commandPolicyFor, type SshWiring } from '../ssh/ssh-module.js';
 import { KubeListener } from './kube-listener.js';
 
 /**
@@ -11,11 +10,12 @@ import { KubeListener } from './kube-listener.js';
  * credential) take the event publisher, auth-failure trail and approvals from the same wiring as
  * the SSH module's (transitional, until they are LiveSessions of core.sessions).
  */
-export class KubernetesModule implements ProtocolModule {
+export class KubernetesModule extends ListenerModule<KubeListener> {
   readonly protocol = 'kubernetes';
-  listener: KubeListener | null = null;
 
-  constructor(private readonly wiring: SshWiring) {}
+  constructor(private readonly wiring: SshWiring) {
+    super();
+  }
 
   async listen(core: SessionCore): Promise<AddressInfo> {
     const env = core.env;
@@ -32,7 +32,7 @@ export class KubernetesModule implements ProtocolModule {
       authFailed: (f, connection) => w.authFailed(f, connection),
       recordingAvailable: () => core.recordingAvailable(),
       approvals: () => w.approvals(),
-      shellPolicy: (policy) => w.sshPolicy?.(policy) ?? (policy && core.policyLib ? sshPolicyOf(policy, core.currentConfig()!.maskingKey, core.policyLib) : NO_POLICY),
+      shellPolicy: commandPolicyFor(core, w),
       maxBodyBytes: env.GATEWAY_KUBERNETES_MAX_BODY_BYTES,
     });
     const port = await listener.start(env.GATEWAY_KUBERNETES_PORT, env.GATEWAY_KUBERNETES_HOST);
@@ -43,19 +43,4 @@ export class KubernetesModule implements ProtocolModule {
     return { address: env.GATEWAY_KUBERNETES_HOST, family: 'IPv4', port };
   }
 
-  async close(): Promise<void> {
-    await this.listener?.stop();
-  }
-
-  configChanged(config: ActiveConfig): void {
-    this.listener?.configChanged(config);
-  }
-
-  recordingLost(): void {
-    this.listener?.recordingLost();
-  }
-
-  liveSessions(): number {
-    return this.listener?.liveSessions ?? 0;
-  }
 }

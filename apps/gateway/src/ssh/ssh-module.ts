@@ -1,8 +1,9 @@
 import type { AddressInfo } from 'node:net';
 import type { AuthFailure } from '@portcullis/protocol';
 import type { ApprovalClient } from '../approvals/approval-client.js';
-import type { ActiveConfig, ResolvedPolicy } from '../config/config-store.js';
-import type { ProtocolModule, SessionCore } from '../core/session-core.types.js';
+import type { ResolvedPolicy } from '../config/config-store.js';
+import { ListenerModule } from '../core/listener-module.js';
+import type { SessionCore } from '../core/session-core.types.js';
 import type { EventPublisher } from '../events/event-publisher.js';
 import { SshListener } from './ssh-listener.js';
 import { NO_POLICY, sshPolicyOf } from './ssh-policy.js';
@@ -20,12 +21,21 @@ export interface SshWiring {
   sshPolicy?: (policy: ResolvedPolicy | null) => SshPolicy;
 }
 
-/** The SSH protocol module: the listener (GATEWAY_SSH_PORT/HOST) and its sessions (ssh-session.ts). */
-export class SshModule implements ProtocolModule {
-  readonly protocol = 'ssh';
-  listener: SshListener | null = null;
+/**
+ * The command and file decisions of a session under `policy` (SSH sessions, Kubernetes exec). A policy
+ * exists only when the library loaded (ConfigStore marks every policy broken otherwise).
+ */
+export function commandPolicyFor(core: SessionCore, w: SshWiring): (policy: ResolvedPolicy | null) => SshPolicy {
+  return (policy) => w.sshPolicy?.(policy) ?? (policy && core.policyLib ? sshPolicyOf(policy, core.currentConfig()!.maskingKey, core.policyLib) : NO_POLICY);
+}
 
-  constructor(private readonly wiring: SshWiring) {}
+/** The SSH protocol module: the listener (GATEWAY_SSH_PORT/HOST) and its sessions (ssh-session.ts). */
+export class SshModule extends ListenerModule<SshListener> {
+  readonly protocol = 'ssh';
+
+  constructor(private readonly wiring: SshWiring) {
+    super();
+  }
 
   async listen(core: SessionCore): Promise<AddressInfo> {
     const env = core.env;
@@ -40,8 +50,7 @@ export class SshModule implements ProtocolModule {
       publisher: () => w.publisher(),
       authFailed: (f, connection) => w.authFailed(f, connection),
       recordingAvailable: () => core.recordingAvailable(),
-      // a policy exists only when the library loaded (ConfigStore marks every policy broken otherwise)
-      policyFor: (policy) => w.sshPolicy?.(policy) ?? (policy && core.policyLib ? sshPolicyOf(policy, core.currentConfig()!.maskingKey, core.policyLib) : NO_POLICY),
+      policyFor: commandPolicyFor(core, w),
       approvals: () => w.approvals(),
       loginGraceMs: env.GATEWAY_SSH_LOGIN_GRACE_MS,
       maxAuthFailures: env.GATEWAY_SSH_MAX_AUTH_FAILURES,
@@ -51,19 +60,4 @@ export class SshModule implements ProtocolModule {
     return { address: env.GATEWAY_SSH_HOST, family: 'IPv4', port };
   }
 
-  async close(): Promise<void> {
-    await this.listener?.stop();
-  }
-
-  configChanged(config: ActiveConfig): void {
-    this.listener?.configChanged(config);
-  }
-
-  recordingLost(): void {
-    this.listener?.recordingLost();
-  }
-
-  liveSessions(): number {
-    return this.listener?.liveSessions ?? 0;
-  }
 }
