@@ -273,7 +273,7 @@ describe('seeding the demo over REST', () => {
     });
     const policy = demoPolicy();
     expect(policy.guardrails.map((g: { name: string; action: string }) => `${g.name}:${g.action}`)).toEqual([
-      'no-destructive-ddl:block', 'no-session-killing:block', 'no-copy-program:block', 'bulk-writes:require_approval',
+      'no-destructive-ddl:block', 'no-session-killing:block', 'no-copy-program:block', 'bulk-writes:require_approval', 'big-writes:require_approval',
       'no-recursive-delete-of-root:block', 'no-find-delete-of-root:block', 'no-mkfs:block', 'no-raw-disk-writes:block',
       'no-redirects-to-disks:block', 'no-copies-to-disks:block', 'no-power-off:block', 'no-systemctl-power-off:block', 'no-fork-bombs:block',
       'no-download-to-shell:block', 'no-recursive-chmod-of-root:block', 'system-config-writes:require_approval',

@@ -24,6 +24,32 @@ function freePort() {
   });
 }
 
+/**
+ * A private sshd's config (sshd_config text without the final newline): listening on 127.0.0.1:`port`,
+ * host key `dir/host_ed25519`, keys only from `dir/authorized_keys` for the current `user`, SFTP
+ * in-process. `extra` lines follow the base ones; sshd takes the first value of an option, so they
+ * add options and cannot loosen these.
+ */
+export function sshdConfig({ port, dir, user, extra = [] }) {
+  return [
+    `Port ${port}`,
+    'ListenAddress 127.0.0.1',
+    `HostKey ${join(dir, 'host_ed25519')}`,
+    `PidFile ${join(dir, 'sshd.pid')}`,
+    `AuthorizedKeysFile ${join(dir, 'authorized_keys')}`,
+    'StrictModes no',
+    'UsePAM no',
+    'PasswordAuthentication no',
+    'KbdInteractiveAuthentication no',
+    'PubkeyAuthentication yes',
+    user === 'root' ? 'PermitRootLogin prohibit-password' : '',
+    'Subsystem sftp internal-sftp',
+    'PrintMotd no',
+    'LogLevel INFO',
+    ...extra,
+  ].filter(Boolean).join('\n');
+}
+
 function keyPair(file, comment) {
   if (!existsSync(file) || !existsSync(`${file}.pub`)) {
     execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', comment, '-f', file], { stdio: 'ignore' });
@@ -59,22 +85,7 @@ export async function prepareDemoSshd(home) {
   }
   const port = await freePort();
   const user = userInfo().username;
-  const config = [
-    `Port ${port}`,
-    'ListenAddress 127.0.0.1',
-    `HostKey ${join(dir, 'host_ed25519')}`,
-    `PidFile ${join(dir, 'sshd.pid')}`,
-    `AuthorizedKeysFile ${join(dir, 'authorized_keys')}`,
-    'StrictModes no',
-    'UsePAM no',
-    'PasswordAuthentication no',
-    'KbdInteractiveAuthentication no',
-    'PubkeyAuthentication yes',
-    user === 'root' ? 'PermitRootLogin prohibit-password' : '',
-    'Subsystem sftp internal-sftp',
-    'PrintMotd no',
-    'LogLevel INFO',
-  ].filter(Boolean).join('\n');
+  const config = sshdConfig({ port, dir, user });
   writeFileSync(join(dir, 'sshd_config'), `${config}\n`);
   return {
     command: SSHD_BINARY,

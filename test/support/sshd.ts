@@ -8,6 +8,7 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir, userInfo } from 'node:os';
 import { join } from 'node:path';
 import { generateSshEd25519 } from '@portcullis/protocol';
+import { sshdConfig } from '../../scripts/lib/demo-sshd.mjs';
 import { freePort } from './free-port.js';
 
 export const SSHD_BINARY = process.env.SSHD_BINARY ?? '/usr/sbin/sshd';
@@ -39,28 +40,13 @@ export async function startSshd(opts: { extraConfig?: string } = {}): Promise<Ss
   writeFileSync(join(dir, 'authorized_keys'), `${client.publicKey}\n`, { mode: 0o600 });
   const port = await freePort();
   const user = userInfo().username;
-  const config = [
-    `Port ${port}`,
-    'ListenAddress 127.0.0.1',
-    `HostKey ${join(dir, 'host_ed25519')}`,
-    `PidFile ${join(dir, 'sshd.pid')}`,
-    `AuthorizedKeysFile ${join(dir, 'authorized_keys')}`,
-    'StrictModes no',
-    'UsePAM no',
-    'PasswordAuthentication no',
-    'KbdInteractiveAuthentication no',
-    'PubkeyAuthentication yes',
-    user === 'root' ? 'PermitRootLogin prohibit-password' : '',
-    'Subsystem sftp internal-sftp',
-    'AllowTcpForwarding yes',
-    'AcceptEnv LANG LC_* PORTCULLIS_*',
-    'PrintMotd no',
-    'PrintLastLog no',
-    'LogLevel INFO',
-    'MaxStartups 200:30:400',
-    'MaxSessions 100',
-    opts.extraConfig ?? '',
-  ].filter(Boolean).join('\n');
+  // the demo's base config (scripts/lib/demo-sshd.mjs), and what the tests need besides
+  const config = sshdConfig({
+    port,
+    dir,
+    user,
+    extra: ['AllowTcpForwarding yes', 'AcceptEnv LANG LC_* PORTCULLIS_*', 'PrintLastLog no', 'MaxStartups 200:30:400', 'MaxSessions 100', opts.extraConfig ?? ''],
+  });
   writeFileSync(join(dir, 'sshd_config'), `${config}\n`);
   let log = '';
   const child: ChildProcess = spawn(SSHD_BINARY, ['-D', '-e', '-f', join(dir, 'sshd_config')], { stdio: ['ignore', 'ignore', 'pipe'] });
