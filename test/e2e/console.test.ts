@@ -124,7 +124,9 @@ describe('web console in Chromium', () => {
     await card.waitFor();
     await expect.poll(() => card.locator('pre.sql').textContent()).toBe('DELETE FROM customers');
     expect(await card.locator('.requester').textContent()).toBe('agent:demo');
-    expect(await card.textContent()).toContain('bulk-writes');
+    // held by consequence: the rule that measured it and the rows it would change
+    expect(await card.textContent()).toContain('big-writes');
+    expect(await card.textContent()).toMatch(/would change \d+ rows of customers/);
     await page.screenshot({ path: `${SHOTS}inbox.png`, fullPage: true });
 
     await card.locator('input.comment').fill('one-off cleanup, checked with the team');

@@ -149,7 +149,7 @@ describe('live sessions follow config changes', () => {
       await putPolicy(guardrailsV2, [{ name: 'emails', columns: ['email'], strategy: 'redact' }]);
       await waitFor(() => errors.length > 0, 5000);
       expect(errors[0]!.code).toBe('57P01');
-      expect(errors[0]!.message).toMatch(/policy "default" changed its masking or approval rules/);
+      expect(errors[0]!.message).toMatch(/policy "default" changed its masking, approval, result recording or row-count rules/);
       // this one and the prepared-statement session's
       expect((await endsWithReason('policy_changed', 2)).length).toBe(2);
       const next = await connect(await h.credential());

@@ -34,7 +34,7 @@ const ENDED = '57P01';
  * what allowed it: a revoked credential, a removed connection, a lost right to the connection (its
  * group no longer allowed, its access grant over), or a policy the gateway no longer has
  * ends it at once (fail closed). A new version of its policy is adopted in place when only guardrails
- * (or dynamicSql) changed; when masking or approval rules changed the session ends, since its result
+ * (or dynamicSql) changed; when masking, approval, result recording or row-count rules changed the session ends, since its result
  * plans and held statements follow the rules it began with, and so does a session holding prepared
  * statements (their executions are not decided again).
  */
