@@ -185,9 +185,9 @@ describe('file transfers decided by path', () => {
     expect(existsSync(join(files, 'locked/up.txt'))).toBe(false);
     expect(existsSync(join(w.sshd.dir, 'stolen.pem'))).toBe(false);
     expect(readFileSync(join(files, 'ok.txt'), 'utf8')).toBe('payload\n');
-    const events = await readSessionEvents(s.h, undefined, 1);
-    const ops = events.filter((e) => e.type === 'file').map((e) => e.data as Record<string, unknown>);
-    expect(ops).toEqual(expect.arrayContaining([
+    // the session's events are published in batches after the fact: wait for the file events
+    const fileOps = async () => (await readSessionEvents(s.h, undefined, 1)).filter((e) => e.type === 'file').map((e) => e.data as Record<string, unknown>);
+    await expect.poll(fileOps, { timeout: 15_000, interval: 200 }).toEqual(expect.arrayContaining([
       expect.objectContaining({ via: 'sftp', op: 'write', path: `${files}/locked/up.txt`, action: 'block', rule: 'no-locked-writes' }),
       expect.objectContaining({ via: 'sftp', op: 'write', path: `${files}/ok.txt`, action: 'allow' }),
     ]));
