@@ -84,8 +84,9 @@ describe('recording with real gateway and recorder processes', () => {
       }
     });
     // a statement still running a second after its decision: its query and decision go out on their own
+    // (4 s, so the one-second timer fires before it ends even on a loaded host)
     const slow = await client('rec-e2e-slow');
-    const sleeping = slow.query('SELECT pg_sleep(1.6)');
+    const sleeping = slow.query('SELECT pg_sleep(4)');
     await waitFor(async () => done, (n) => n > 200, 30_000);
     await shard1.kill();
     await new Promise((r) => setTimeout(r, 500));
@@ -117,7 +118,7 @@ describe('recording with real gateway and recorder processes', () => {
     const slowSession = events.find((e) => e.type === 'session.start' && e.data.applicationName === 'rec-e2e-slow')!.sessionId;
     const slowOnes = events.filter((e) => e.sessionId === slowSession && !e.type.startsWith('session.'));
     expect(slowOnes.map((e) => e.type)).toEqual(['query', 'decision', 'result']);
-    expect(slowOnes[0].data.sql).toBe('SELECT pg_sleep(1.6)');
+    expect(slowOnes[0].data.sql).toBe('SELECT pg_sleep(4)');
     // recorded with the time it was decided, not the time it was released
     expect(slowOnes[1].time.getTime()).toBe(slowOnes[0].time.getTime());
 

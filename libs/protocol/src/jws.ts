@@ -1,3 +1,4 @@
+import { decodeBase64UrlStrict } from './base64url.js';
 import { createPublicKey, KeyObject, sign, verify, type JsonWebKey, type webcrypto } from 'node:crypto';
 import { z } from 'zod';
 import { PortcullisError } from './errors.js';
@@ -68,9 +69,17 @@ export type JwsKeyCache = Map<string, { jwk: string; key: KeyObject }>;
 export function verifyCompactJws(jws: string, keys: readonly object[], typ: string | null, cache: JwsKeyCache = new Map()): Buffer {
   const parts = jws.split('.');
   if (parts.length !== 3 || !parts.every((p) => B64URL.test(p))) throw new SignatureError('not a compact JWS');
+  // one spelling per JWS: other trailing bits of the same bytes (`…AB` for `…AA`) are refused, so a
+  // token, snapshot or decision is never accepted under a second text (ids, caches, replay checks)
+  let decoded: Buffer[];
+  try {
+    decoded = parts.map((p) => decodeBase64UrlStrict(p));
+  } catch (err) {
+    throw new SignatureError(`not a compact JWS: ${(err as Error).message}`);
+  }
   let header: { alg?: unknown; kid?: unknown; typ?: unknown; crit?: unknown };
   try {
-    header = JSON.parse(Buffer.from(parts[0], 'base64url').toString('utf8')) as typeof header;
+    header = JSON.parse(decoded[0]!.toString('utf8')) as typeof header;
   } catch {
     throw new SignatureError('JWS header is not JSON');
   }
@@ -91,9 +100,9 @@ export function verifyCompactJws(jws: string, keys: readonly object[], typ: stri
     if (key.asymmetricKeyType !== 'ed25519') throw new SignatureError(`trusted key ${kid} is not Ed25519`);
     cache.set(kid, { jwk: text, key });
   }
-  const signature = Buffer.from(parts[2], 'base64url');
+  const signature = decoded[2]!;
   if (signature.length !== 64 || !verify(null, Buffer.from(`${parts[0]}.${parts[1]}`), key, signature)) {
     throw new SignatureError(`signature does not verify with key ${kid}`);
   }
-  return Buffer.from(parts[1], 'base64url');
+  return decoded[1]!;
 }
