@@ -745,24 +745,8 @@ export class RelayMachine {
   }
 
   /** A measured batch's answers to the client through the ordinary path (see replayRun). */
-  private async replayBatch(a: Answer, status: string | null, failed: { frame: PgFrame | null } | null): Promise<void> {
-    for (const fr of a.frames) {
-      if (failed && (fr.type === B.DataRow || fr.type === B.CommandComplete)) continue;
-      const r = this.fromUpstream(fr);
-      if (r) await r;
-    }
-    if (failed?.frame) {
-      const r = this.fromUpstream(failed.frame);
-      if (r) await r;
-    }
-    let ready = a.readyFrame!;
-    if (status !== null && failed) status = 'I';
-    if (status !== null) {
-      const frame = Buffer.from([0x5a, 0, 0, 0, 5, status.charCodeAt(0)]);
-      ready = { type: B.ReadyForQuery, frame, payload: frame.subarray(5) };
-    }
-    const r = this.fromUpstream(ready);
-    if (r) await r;
+  private replayBatch(a: Answer, status: string | null, failed: { frame: PgFrame | null } | null): Promise<void> {
+    return this.replayAnswer(a, status, failed, [B.DataRow, B.CommandComplete]);
   }
 
   /** What `fn` sends upstream, with the relay's bookkeeping done, instead of sending it. */
@@ -795,8 +779,17 @@ export class RelayMachine {
       p.start = start;
       if (this.held++ === 0) this.events.holding?.();
     }
+    await this.replayAnswer(a, status, failed, [B.RowDescription, B.DataRow, B.CommandComplete]);
+  }
+
+  /**
+   * Replays `a` through fromUpstream: its frames (without those of type `droppedOnFailure` when the
+   * gateway's COMMIT failed, whose error then stands in for the result), and its ReadyForQuery with
+   * `status` when the gateway's own transaction changed it ('I' after a failed COMMIT).
+   */
+  private async replayAnswer(a: Answer, status: string | null, failed: { frame: PgFrame | null } | null, droppedOnFailure: readonly number[]): Promise<void> {
     for (const fr of a.frames) {
-      if (failed && (fr.type === B.RowDescription || fr.type === B.DataRow || fr.type === B.CommandComplete)) continue;
+      if (failed && droppedOnFailure.includes(fr.type)) continue;
       const r = this.fromUpstream(fr);
       if (r) await r;
     }
