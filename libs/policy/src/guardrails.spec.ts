@@ -11,6 +11,7 @@ const DDL = 'no-destructive-ddl';
 const KILL = 'no-session-killing';
 const BULK = 'bulk-writes';
 const DYN = 'dynamicSql';
+const LEX = 'lexing';
 const PARSE = 'parse-error';
 
 beforeAll(async () => {
@@ -144,25 +145,35 @@ const rows: [string, string, string, string | null][] = [
   ['dblink with a parameter', 'SELECT * FROM dblink($1, $2) AS t(a int)', B, DYN],
   ['ts_stat runs its argument', "SELECT * FROM ts_stat('SELECT pg_terminate_backend(1)')", B, KILL],
   // settings that would blind the parser
-  ['standard_conforming_strings off', 'SET standard_conforming_strings = off', B, DYN],
-  ["standard_conforming_strings 'off'", "SET standard_conforming_strings TO 'off'", B, DYN],
+  ['standard_conforming_strings off', 'SET standard_conforming_strings = off', B, LEX],
+  ["standard_conforming_strings 'off'", "SET standard_conforming_strings TO 'off'", B, LEX],
   ['standard_conforming_strings on', 'SET standard_conforming_strings = on', A, null],
-  ['set_config of standard_conforming_strings', "SELECT set_config('standard_conforming_strings', 'off', false)", B, DYN],
+  ['set_config of standard_conforming_strings', "SELECT set_config('standard_conforming_strings', 'off', false)", B, LEX],
   ['set_config of a computed name', 'SELECT set_config(name, setting, false) FROM t', B, DYN],
   ['set_config of search_path', "SELECT set_config('search_path', 'public', false)", A, null],
-  ['client_encoding SJIS', "SET client_encoding = 'SJIS'", B, DYN],
-  ['SET NAMES big5', "SET NAMES 'BIG5'", B, DYN],
+  ['client_encoding SJIS', "SET client_encoding = 'SJIS'", B, LEX],
+  ['SET NAMES big5', "SET NAMES 'BIG5'", B, LEX],
   ['client_encoding UTF8', "SET client_encoding = 'UTF8'", A, null],
   ['ALTER ROLE sets scs off', 'ALTER ROLE app SET standard_conforming_strings = off', B, DDL],
+  // lexing changes are refused whatever dynamicSql says: the server would read what follows them (the rest
+  // of the text, a routine body, EXECUTE strings) before any ParameterStatus could say so, or never say so
+  ["a function's SET clause", "CREATE FUNCTION f() RETURNS void LANGUAGE sql SET standard_conforming_strings = off AS $$ SELECT 1 $$", B, LEX],
+  ["a procedure's SET clause of client_encoding", "CREATE PROCEDURE p() LANGUAGE sql SET client_encoding TO 'SJIS' AS $$ SELECT 1 $$", B, LEX],
+  ['ALTER FUNCTION … SET (the DDL rule first)', 'ALTER FUNCTION f() SET standard_conforming_strings = off', B, DDL],
+  ['SET LOCAL in a DO block', "DO $$ BEGIN SET LOCAL standard_conforming_strings = off; EXECUTE 'SELECT 1'; END $$", B, LEX],
+  ['set_config in a PL/pgSQL body', "CREATE FUNCTION f() RETURNS void LANGUAGE plpgsql AS $$ BEGIN PERFORM set_config('standard_conforming_strings', 'off', true); END $$", B, LEX],
+  ['set_config in SQL run by query_to_xml', "SELECT query_to_xml($q$SELECT set_config('standard_conforming_strings', 'off', true)$q$, true, true, '')", B, LEX],
+  ["a function's SET clause keeping scs on", "CREATE FUNCTION f() RETURNS int LANGUAGE sql SET standard_conforming_strings = on SET client_encoding = 'UTF8' AS $$ SELECT 1 $$", A, null],
+  ["a function's SET clause FROM CURRENT", 'CREATE FUNCTION f() RETURNS int LANGUAGE sql SET standard_conforming_strings FROM CURRENT AS $$ SELECT 1 $$', A, null],
   // a write to pg_settings is set_config of each setting its WHERE names
-  ['pg_settings UPDATE turns scs off', "UPDATE pg_settings SET setting = 'off' WHERE name = 'standard_conforming_strings'", B, DYN],
-  ['pg_catalog.pg_settings UPDATE by IN, aliased', "UPDATE pg_catalog.pg_settings s SET setting = 'SJIS' WHERE s.name IN ('search_path', 'client_encoding')", B, DYN],
-  ['pg_settings UPDATE in a CTE', "WITH x AS (UPDATE pg_settings SET setting = 'off' WHERE name = 'standard_conforming_strings' RETURNING 1) SELECT * FROM x", B, DYN],
-  ['pg_settings UPDATE in a DO block', "DO $$ BEGIN UPDATE pg_settings SET setting = 'off' WHERE 'standard_conforming_strings' = name; END $$", B, DYN],
-  ['pg_settings UPDATE in a SQL function', "CREATE FUNCTION f() RETURNS void LANGUAGE sql AS $$ UPDATE pg_settings SET setting = 'off' WHERE name = 'standard_conforming_strings' $$", B, DYN],
+  ['pg_settings UPDATE turns scs off', "UPDATE pg_settings SET setting = 'off' WHERE name = 'standard_conforming_strings'", B, LEX],
+  ['pg_catalog.pg_settings UPDATE by IN, aliased', "UPDATE pg_catalog.pg_settings s SET setting = 'SJIS' WHERE s.name IN ('search_path', 'client_encoding')", B, LEX],
+  ['pg_settings UPDATE in a CTE', "WITH x AS (UPDATE pg_settings SET setting = 'off' WHERE name = 'standard_conforming_strings' RETURNING 1) SELECT * FROM x", B, LEX],
+  ['pg_settings UPDATE in a DO block', "DO $$ BEGIN UPDATE pg_settings SET setting = 'off' WHERE 'standard_conforming_strings' = name; END $$", B, LEX],
+  ['pg_settings UPDATE in a SQL function', "CREATE FUNCTION f() RETURNS void LANGUAGE sql AS $$ UPDATE pg_settings SET setting = 'off' WHERE name = 'standard_conforming_strings' $$", B, LEX],
   ['pg_settings UPDATE of names a pattern picks', "UPDATE pg_settings SET setting = 'off' WHERE name LIKE 'standard%'", B, DYN],
   ['pg_settings UPDATE without WHERE', "UPDATE pg_settings SET setting = 'off'", B, DYN],
-  ['pg_settings UPDATE with a computed value', "UPDATE pg_settings SET setting = lower('OFF') WHERE name = 'standard_conforming_strings'", B, DYN],
+  ['pg_settings UPDATE with a computed value', "UPDATE pg_settings SET setting = lower('OFF') WHERE name = 'standard_conforming_strings'", B, LEX],
   ['pg_settings INSERT', "INSERT INTO pg_settings (name, setting) VALUES ('standard_conforming_strings', 'off')", B, DYN],
   ['pg_settings DELETE', "DELETE FROM pg_settings WHERE name = 'work_mem'", B, DYN],
   ['pg_settings UPDATE of search_path', "UPDATE pg_settings SET setting = 'public' WHERE name = 'search_path'", A, null],
@@ -170,7 +181,7 @@ const rows: [string, string, string, string | null][] = [
   ['a table of our own called pg_settings in another schema', "UPDATE app.pg_settings SET setting = 'off' WHERE true", R, BULK],
   // set_config(name, …) FROM pg_settings WHERE name = '…' sets the settings named there
   ['set_config of the pg_settings row pg_dump picks', "SELECT set_config(name, 'view, foreign-table', false) FROM pg_settings WHERE name = 'restrict_nonsystem_relation_kind'", A, null],
-  ['set_config of pg_settings rows including scs', "SELECT set_config(name, 'off', false) FROM pg_catalog.pg_settings WHERE name = ANY (ARRAY['search_path', 'standard_conforming_strings'])", B, DYN],
+  ['set_config of pg_settings rows including scs', "SELECT set_config(name, 'off', false) FROM pg_catalog.pg_settings WHERE name = ANY (ARRAY['search_path', 'standard_conforming_strings'])", B, LEX],
   ['set_config of pg_settings rows not pinned', "SELECT set_config(name, 'off', false) FROM pg_settings WHERE name <> 'search_path'", B, DYN],
   ['set_config of an outer row in a subquery', "SELECT (SELECT set_config(name, 'off', false)) FROM pg_settings WHERE name = 'search_path'", B, DYN],
   ['set_config of a column of a join', "SELECT set_config(s.name, 'off', false) FROM pg_settings s, t WHERE s.name = 'search_path'", B, DYN],
@@ -285,6 +296,19 @@ describe('guardrails: decision details', () => {
     expect(evaluate('DROP TABLE users', doc).reason).toBe('statement DROP TABLE is blocked by guardrail no-destructive-ddl');
     expect(evaluate('DELETE FROM t', doc).reason).toBe('DELETE without a WHERE that bounds the rows requires approval by guardrail bulk-writes');
     expect(evaluate('SELECT pg_cancel_backend(1)', doc).reason).toBe('call to pg_cancel_backend is blocked by guardrail no-session-killing');
+  });
+
+  it('refuses a lexing change by rule lexing even when dynamic SQL is allowed and no guardrail covers the statement', () => {
+    const lax = contractPolicy({ dynamicSql: 'allow', guardrails: [] });
+    for (const sql of [
+      'SET standard_conforming_strings = off',
+      "UPDATE pg_settings SET setting = 'SJIS' WHERE name = 'client_encoding'",
+      'ALTER FUNCTION f() SET standard_conforming_strings = off',
+      'ALTER SYSTEM SET standard_conforming_strings = off',
+      "CREATE FUNCTION f() RETURNS void LANGUAGE sql SET standard_conforming_strings = off AS $$ SELECT 'a\\'' $$",
+    ]) expect(evaluate(sql, lax), sql).toMatchObject({ action: 'block', rule: 'lexing' });
+    // a route the analyser cannot see is left to the relay, which follows the server's reports
+    expect(evaluate('SELECT set_config($1, $2, false)', lax)).toMatchObject({ action: 'allow' });
   });
 
   it('gives dynamic SQL the policy action (allow here) and keeps other rules', () => {

@@ -231,6 +231,7 @@ export function decide(analysis: Analysis, policy: CompiledPolicy): Verdict {
     if (leak) consider('block', leak.masked.rule, flowReason(leak.flow, leak.masked));
   }
   for (const d of analysis.dynamic) consider(policy.dynamicSql, 'dynamicSql', d);
+  for (const d of analysis.lexing ?? []) consider('block', 'lexing', d);
   const failed = analysis.parseError;
   if (failed) consider(failed.crashed ? 'block' : policy.dynamicSql, failed.rule ?? 'parse-error', failed.reason, failed.sqlstate);
   const masked = analysis.names && policy.maskedColumns.length ? touchedRule(analysis, policy.maskedColumns) : null;

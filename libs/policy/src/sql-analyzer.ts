@@ -48,6 +48,14 @@ export interface Analysis {
   units: StatementUnit[];
   /** why parts of the text cannot be analysed (each gets the policy's dynamicSql action) */
   dynamic: string[];
+  /**
+   * Changes of a lexing setting (standard_conforming_strings off, a client_encoding the parser
+   * cannot read) the text makes where the analyser sees them: always refused (rule `lexing`). Text
+   * the server reads after such a change — the rest of the same query, a routine body, a DO block's
+   * EXECUTE strings, a function's SET clause — would be lexed differently from how it was analysed
+   * before any ParameterStatus could report it (and a routine's SET clause is never reported).
+   */
+  lexing: string[];
   /** a syntax error (`crashed: false`) or a parser/analyser failure (`crashed: true`) */
   parseError: ParseFailure | null;
   /** the result depends on a literal's value: texts differing only in literals may not share it */
@@ -80,6 +88,7 @@ const RELATION_OBJECTS = new Set(['OBJECT_TABLE', 'OBJECT_VIEW', 'OBJECT_MATVIEW
 class Analyzer {
   readonly units: StatementUnit[] = [];
   readonly dynamic: string[] = [];
+  readonly lexing: string[] = [];
   readonly flows: ColumnFlow[] = [];
   readonly names: StatementNames = { identifiers: new Set(), wholeRows: false };
 
@@ -358,12 +367,12 @@ class Analyzer {
     const args = (stmt.args as unknown[]) ?? [];
     if (name === 'standard_conforming_strings') {
       if (args.length === 1 && this.optionValue(args[0]) === true) return;
-      this.dynamic.push('turning standard_conforming_strings off is not allowed: statements could hide in string literals');
+      this.lexing.push('turning standard_conforming_strings off is not allowed: statements could hide in string literals');
       return;
     }
     const value = args.length === 1 ? this.settingText(args[0]) : null;
     if (value !== null && isUtf8Name(value)) return;
-    this.dynamic.push('changing client_encoding away from UTF8 is not allowed: statements could hide in multibyte characters');
+    this.lexing.push('changing client_encoding away from UTF8 is not allowed: statements could hide in multibyte characters');
   }
 
   private settingText(arg: unknown): string | null {
@@ -401,7 +410,7 @@ class Analyzer {
     if (s !== 'standard_conforming_strings' && s !== 'client_encoding') return;
     const value = valueNode === undefined ? null : constantString(valueNode);
     const ok = value !== null && (s === 'client_encoding' ? isUtf8Name(value) : ['on', 'true', 'yes', '1'].includes(value.trim().toLowerCase()));
-    if (!ok) this.dynamic.push(`set_config of ${s} to that value is not allowed: statements could hide in string literals`);
+    if (!ok) this.lexing.push(`set_config of ${s} to that value is not allowed: statements could hide in string literals`);
   }
 
   private functionCall(name: QualifiedName, args: unknown[], nesting: number): void {
@@ -641,5 +650,5 @@ export function analyzeSql(sql: string, opts: { columnFlows?: boolean } = {}): A
       a.crash = new SqlAnalysisError('SQL analysis failed', { cause: err });
     }
   }
-  return { units: a.units, dynamic: a.dynamic, parseError: a.parseError, literalDependent: a.literalDependent, flows: a.flows, ...(opts.columnFlows ? { names: a.names } : {}), crash: a.crash, topLevel: a.topLevel, endsTransaction: a.endsTransaction };
+  return { units: a.units, dynamic: a.dynamic, lexing: a.lexing, parseError: a.parseError, literalDependent: a.literalDependent, flows: a.flows, ...(opts.columnFlows ? { names: a.names } : {}), crash: a.crash, topLevel: a.topLevel, endsTransaction: a.endsTransaction };
 }
