@@ -3,7 +3,7 @@ import type { AddressInfo } from 'node:net';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { natsConnectOptions, type AuthFailure } from '@portcullis/protocol';
 import { ApprovalClient } from './approvals/approval-client.js';
-import { approvalPolicyOf, createCommandApprovals, type CommandApprovals } from './approvals/command-approvals.js';
+import { approvalPolicyOf, createCommandApprovals, type ApprovalWording, type CommandApprovals } from './approvals/command-approvals.js';
 import { ConfigStore, type ActiveConfig } from './config/config-store.js';
 import { admit } from './core/access.js';
 import { BufferBudget } from './core/buffer-budget.js';
@@ -20,7 +20,7 @@ import { createHttpServer, listen } from './http/http-server.js';
 import { GatewayMetrics } from './http/metrics.js';
 import { createLogger, type Logger } from './logger.js';
 import { PostgresModule, type HooksFactory } from './postgres/postgres-module.js';
-import { SshModule, type SshWiring } from './ssh/ssh-module.js';
+import { SshModule, type CommandPolicyOptions, type SshWiring } from './ssh/ssh-module.js';
 import { KubernetesModule } from './kubernetes/kube-module.js';
 
 export const GATEWAY_VERSION = '0.1.0';
@@ -45,7 +45,7 @@ export interface GatewayOptions {
   /** heartbeat interval (ms) */
   heartbeatMs?: number;
   /** replaces the SSH decisions of each session (tests of the transport without the classifier) */
-  sshPolicy?: SshWiring['sshPolicy'];
+  sshPolicy?: CommandPolicyOptions['sshPolicy'];
 }
 
 /** What a module's constructor gets besides the options (transitional wiring of modules not yet on SessionCore alone). */
@@ -61,7 +61,7 @@ interface ModuleWiring {
  */
 const PROTOCOL_MODULES: Partial<Record<ProtocolName, { essential: boolean; make(opts: GatewayOptions, wiring: ModuleWiring): ProtocolModule }>> = {
   postgres: { essential: true, make: (opts) => new PostgresModule({ ...(opts.hooks ? { hooks: opts.hooks } : {}) }) },
-  ssh: { essential: false, make: (opts, wiring) => new SshModule({ ...wiring.ssh, ...(opts.sshPolicy ? { sshPolicy: opts.sshPolicy } : {}) }) },
+  ssh: { essential: false, make: (opts) => new SshModule({ ...(opts.sshPolicy ? { sshPolicy: opts.sshPolicy } : {}) }) },
   kubernetes: { essential: false, make: (opts, wiring) => new KubernetesModule({ ...wiring.ssh, ...(opts.sshPolicy ? { sshPolicy: opts.sshPolicy } : {}) }) },
 };
 
@@ -160,7 +160,7 @@ export class Gateway implements SessionCore {
     return admit(req, { config: () => this.config.current, authFailed: (f, connection) => this.authFailed(f, connection) });
   }
 
-  private authFailed(f: Omit<AuthFailure, 'surface'>, connection: string | null): void {
+  authFailed(f: Omit<AuthFailure, 'surface'>, connection: string | null): void {
     this.metrics.errors.inc({ kind: 'auth' });
     this.authFailures?.report(f, connection);
   }
@@ -172,7 +172,7 @@ export class Gateway implements SessionCore {
     );
   }
 
-  approvalsFor(sessionId: string, grant: SessionGrant, recorder: SessionRecorder | null, signal: AbortSignal, logger: Logger): CommandApprovals | null {
+  approvalsFor(sessionId: string, grant: SessionGrant, recorder: SessionRecorder | null, signal: AbortSignal, logger: Logger, wording?: ApprovalWording): CommandApprovals | null {
     if (!this.approvals) return null;
     return createCommandApprovals({
       client: this.approvals,
@@ -184,7 +184,8 @@ export class Gateway implements SessionCore {
       policy: approvalPolicyOf(grant.policy),
       mode: grant.claims.amode ?? grant.connection.approvalMode,
       signal,
-      event: (type: 'approval.requested' | 'approval.decided', data: Record<string, unknown>) => recorder?.emit(type, data),
+      ...(wording ? { wording } : {}),
+      event: (type, data) => recorder?.emit(type, data),
       log: logger,
     });
   }
@@ -333,8 +334,10 @@ export class Gateway implements SessionCore {
     this.authFailures?.stop();
     this.stopHeartbeat?.();
     this.stopIdleCompaction?.();
-    await Promise.allSettled(this.modules.map((m) => m.close()));
+    // every listener stops accepting at once (ProtocolModule.close), then the core ends the live sessions
+    const closing = this.modules.map((m) => m.close());
     await this.sessions.shutdown();
+    await Promise.allSettled(closing);
     await new Promise<void>((resolve) => (this.httpServer ? this.httpServer.close(() => resolve()) : resolve()));
     this.httpServer?.closeAllConnections?.();
     await this.config?.stop();

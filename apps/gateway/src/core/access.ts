@@ -30,7 +30,7 @@ export async function admit(req: AccessRequest, deps: AdmitDeps): Promise<Sessio
   if (!config) throw new AccessRefused('no_config', 'the gateway has no configuration');
   let credential;
   try {
-    credential = await verifyCredential(req.token, req.connection, config);
+    credential = await verifyCredential(req.token, req.connection, config, req.proof);
   } catch (err) {
     if (!(err instanceof CredentialError)) throw err;
     deps.authFailed(

@@ -1,12 +1,12 @@
 import type { AddressInfo } from 'node:net';
 import type { NatsConnection } from '@nats-io/transport-node';
-import type { GatewayTokenClaims } from '@portcullis/protocol';
+import type { AuthFailure, GatewayTokenClaims } from '@portcullis/protocol';
 import type { ActiveConfig, ResolvedConnection, ResolvedPolicy } from '../config/config-store.js';
 import type { GatewayEnv } from '../env.js';
 import type { SessionRecorder } from '../events/event-publisher.js';
 import type { GatewayMetrics } from '../http/metrics.js';
 import type { Logger } from '../logger.js';
-import type { CommandApprovals } from '../approvals/command-approvals.js';
+import type { ApprovalWording, CommandApprovals } from '../approvals/command-approvals.js';
 import type { BufferBudget } from './buffer-budget.js';
 import type { PolicyLib } from './policy-lib.js';
 import type { SessionRegistry } from './session-registry.js';
@@ -27,16 +27,23 @@ export interface ProtocolModule {
   readonly protocol: ProtocolName;
   /** Binds the listener and starts accepting clients; resolves with the bound address. */
   listen(core: SessionCore): Promise<AddressInfo>;
-  /** Stops accepting clients. Live sessions are ended by the core (SessionRegistry.shutdown) afterwards. */
+  /**
+   * Stops accepting clients at once (synchronously, before its first await); the promise settles when
+   * the listener is closed. The core ends the live sessions (SessionRegistry.shutdown) right after
+   * calling it, before awaiting it.
+   */
   close(): Promise<void>;
   /** Optional: gives back native memory after a burst (the gateway's idle compaction calls it); true when it did. */
   compact?(): boolean;
   /**
-   * Transitional, for a module whose sessions are not LiveSessions in `core.sessions` yet (ssh/ as
-   * first landed): the core forwards config changes and a lost event stream, and counts its live
-   * sessions. A module that registers its sessions leaves these out.
+   * Optional: a new config for the module's listener itself (a new host key or certificate). Its live
+   * sessions are not the module's business here: the core reviews them (SessionRegistry).
    */
   configChanged?(config: ActiveConfig): void;
+  /**
+   * Transitional, for a module whose sessions are not LiveSessions in `core.sessions` yet
+   * (kubernetes/ as first landed): the core forwards a lost event stream and counts its live sessions.
+   */
   recordingLost?(): void;
   liveSessions?(): number;
 }
@@ -52,6 +59,8 @@ export interface AccessRequest {
   source: string | null;
   /** who the client said it is at the protocol level (e.g. the Postgres user), for refusals whose token names nobody */
   claimedUser: string | null;
+  /** the public key the client proved it holds (SSH: a user certificate's key); a key-bound credential needs it */
+  proof?: { sshKeyBlob?: Buffer };
 }
 
 /** Who and what a session is, once the core admitted it. */
@@ -132,6 +141,12 @@ export interface SessionCore {
    */
   authenticate(req: AccessRequest): Promise<SessionGrant>;
   /**
+   * A login the module refused before it had a credential to verify (an SSH certificate that does not
+   * check out, an HTTP request without a bearer token): counted and recorded as `auth.failed` like
+   * the refusals of `authenticate`.
+   */
+  authFailed(failure: Omit<AuthFailure, 'surface'>, connection: string | null): void;
+  /**
    * Opens the session's event sequence and records `session.start` (its data: the module's fields, then
    * the core's: pool, policy, policyVersion, subject, groups, tokenId). On a connection that requires
    * recording it waits for the ack and throws AccessRefused('recording_unavailable') when it fails;
@@ -146,8 +161,12 @@ export interface SessionCore {
   ): Promise<SessionRecorder>;
   /** @portcullis/policy, loaded at start; null when it failed to load (every policy is then refused) */
   readonly policyLib: PolicyLib | null;
-  /** Approvals of held commands for one session; null when approvals are off on this gateway (refuse such commands). */
-  approvalsFor(sessionId: string, grant: SessionGrant, recorder: SessionRecorder | null, signal: AbortSignal, logger: Logger): CommandApprovals | null;
+  /**
+   * Approvals of held commands for one session; null when approvals are off on this gateway (refuse
+   * such commands). `signal` ends the waits (the session ended, or the request that waits went);
+   * `wording` is how the protocol tells its client (default: a SQL statement's words).
+   */
+  approvalsFor(sessionId: string, grant: SessionGrant, recorder: SessionRecorder | null, signal: AbortSignal, logger: Logger, wording?: ApprovalWording): CommandApprovals | null;
   /** every session of every module: config reactions, heartbeat liveSessions, shutdown */
   readonly sessions: SessionRegistry;
   /** the gateway's NATS connection (module-specific subjects, e.g. the Postgres cancel relay) */

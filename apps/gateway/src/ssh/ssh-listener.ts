@@ -2,18 +2,13 @@ import { createServer, type AddressInfo, type Server as NetServer, type Socket }
 // ssh2 is CommonJS: Node's ESM loader (the built gateway) finds no named exports in it
 import ssh2, { type Connection } from 'ssh2';
 import { SSH_HOST_KEY_CONTEXT, openSealed } from '@portcullis/protocol';
-import type { ActiveConfig } from '../config/config-store.js';
-import type { GatewayMetrics } from '../http/metrics.js';
-import type { Logger } from '../logger.js';
 import { SshSession, type SshSessionContext } from './ssh-session.js';
 import { SourceLimiter } from './source-limiter.js';
 
 const { Server: Ssh2Server } = ssh2;
 type Ssh2Server = InstanceType<typeof Ssh2Server>;
 
-export type SshListenerOptions = Omit<SshSessionContext, 'onEnd' | 'limiter' | 'logger' | 'metrics'> & {
-  logger: Logger;
-  metrics: GatewayMetrics;
+export type SshListenerOptions = Omit<SshSessionContext, 'limiter'> & {
   /** opens the snapshot's sealed host key (GATEWAY_POOL_KEY) */
   poolKey: string;
   /** failed logins per address and minute before that address waits */
@@ -32,10 +27,10 @@ const IDENT = 'Portcullis';
 
 /**
  * The SSH listener of a gateway: TCP accept, the pool's host key from the config snapshot (a new key
- * in the snapshot applies to the next connections), one SshSession per connection.
+ * in the snapshot applies to the next connections), one SshSession per connection, registered with
+ * the core's sessions.
  */
 export class SshListener {
-  readonly sessions = new Set<SshSession>();
   private server: NetServer | null = null;
   private ssh: { sealed: string; server: Ssh2Server } | null = null;
 
@@ -49,7 +44,7 @@ export class SshListener {
 
   async start(port: number, host: string): Promise<number> {
     this.server = createServer({ noDelay: true }, (socket) => this.accept(socket));
-    this.server.on('error', (err) => this.o.logger.error({ err: err.message }, 'ssh listener error'));
+    this.server.on('error', (err) => this.o.core.logger.error({ err: err.message }, 'ssh listener error'));
     await new Promise<void>((resolve, reject) => {
       this.server!.once('error', reject);
       this.server!.listen(port, host, () => resolve());
@@ -58,15 +53,9 @@ export class SshListener {
     return this.port;
   }
 
-  get liveSessions(): number {
-    let n = 0;
-    for (const s of this.sessions) if (s.live && !s.isEnded) n++;
-    return n;
-  }
-
   /** The ssh2 server for the snapshot's host key (made again when the key changes); null without one. */
   private sshServer(): Ssh2Server | null {
-    const config = this.o.config();
+    const config = this.o.core.currentConfig();
     const box = config?.snapshot.ssh?.hostKey;
     if (!box) return null;
     const sealed = box.ct;
@@ -75,7 +64,7 @@ export class SshListener {
     try {
       hostKey = openSealed(this.o.poolKey, box, SSH_HOST_KEY_CONTEXT);
     } catch (err) {
-      this.o.logger.error({ err: (err as Error).message }, 'cannot open the pool\'s SSH host key with GATEWAY_POOL_KEY; SSH sessions are refused');
+      this.o.core.logger.error({ err: (err as Error).message }, 'cannot open the pool\'s SSH host key with GATEWAY_POOL_KEY; SSH sessions are refused');
       return null;
     }
     const server = new Ssh2Server({ hostKeys: [hostKey], ident: IDENT, algorithms: { cipher: CIPHERS as never } }, (conn: Connection) => {
@@ -85,7 +74,7 @@ export class SshListener {
       session.attach(conn);
     });
     // errors of connections that never got a session (garbage before the version line)
-    server.on('error', (err: Error) => this.o.logger.debug({ err: err.message }, 'ssh server error'));
+    server.on('error', (err: Error) => this.o.core.logger.debug({ err: err.message }, 'ssh server error'));
     this.ssh = { sealed, server };
     return server;
   }
@@ -97,37 +86,22 @@ export class SshListener {
       // but logs and `nc` do, and the connection closes at once rather than hanging
       socket.on('error', () => undefined);
       socket.end('portcullis: this gateway has no SSH host key for its pool yet (no config, or the api has not made one); try again shortly\r\n');
-      this.o.metrics.sessions.inc({ outcome: 'no_host_key' });
+      this.o.core.metrics.sessions.inc({ outcome: 'no_host_key' });
       return;
     }
-    const session = new SshSession(socket, {
-      ...this.o,
-      limiter: this.limiter,
-      onEnd: (s) => this.sessions.delete(s),
-    });
-    this.sessions.add(session);
+    const session = new SshSession(socket, { core: this.o.core, policyFor: this.o.policyFor, loginGraceMs: this.o.loginGraceMs, limiter: this.limiter });
+    this.o.core.sessions.add(session);
     this.bySocket.set(socket, session);
     try {
       server.injectSocket(socket);
     } catch (err) {
-      this.o.logger.debug({ err: (err as Error).message }, 'ssh socket could not be taken');
+      this.o.core.logger.debug({ err: (err as Error).message }, 'ssh socket could not be taken');
       socket.destroy();
     }
   }
 
-  configChanged(c: ActiveConfig): void {
-    for (const s of [...this.sessions]) s.configChanged(c);
-  }
-
-  recordingLost(): void {
-    for (const s of [...this.sessions]) s.recordingLost();
-  }
-
-  async stop(): Promise<void> {
-    const closed = new Promise<void>((resolve) => (this.server ? this.server.close(() => resolve()) : resolve()));
-    const sessions = [...this.sessions];
-    for (const s of sessions) s.shutdown();
-    await Promise.allSettled(sessions.map((s) => s.flushEvents()));
-    await closed;
+  /** Stops accepting at once; settles when the sessions' connections are gone (the core ends them). */
+  stop(): Promise<void> {
+    return new Promise<void>((resolve) => (this.server ? this.server.close(() => resolve()) : resolve()));
   }
 }

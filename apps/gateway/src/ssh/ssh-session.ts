@@ -1,17 +1,15 @@
-import { createHash, randomUUID } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
 import { createRequire } from 'node:module';
 import type { Socket } from 'node:net';
 import { StringDecoder } from 'node:string_decoder';
 import type { AuthContext, AuthenticationType, ClientChannel, Connection, PseudoTtyInfo, ServerChannel, Session, Client as UpstreamClient } from 'ssh2';
-import type { ApprovalJob, AuthFailure } from '@portcullis/protocol';
-import type { ApprovalClient } from '../approvals/approval-client.js';
-import { ApprovalUnavailableError } from '../approvals/approval-client.js';
-import { CredentialError, accessCallerOf, claimedSubject, verifyCredential, type VerifiedCredential } from '../auth/credential-verifier.js';
-import type { ActiveConfig, ResolvedPolicy } from '../config/config-store.js';
-import { SessionRecorder, type EventPublisher } from '../events/event-publisher.js';
+import { COMMAND_WORDING } from '../approvals/command-approvals.js';
+import type { ResolvedPolicy } from '../config/config-store.js';
+import { AccessRefused } from '../core/access.js';
+import type { LiveSession, SessionCore, SessionEnding, SessionGrant } from '../core/session-core.types.js';
+import type { SessionRecorder } from '../events/event-publisher.js';
 import type { GatewayMetrics } from '../http/metrics.js';
 import type { Logger } from '../logger.js';
-import { reviewLiveSession } from '../core/live-config.js';
 import { LineTracker } from './line-tracker.js';
 import { ScpWatcher, parseScpCommand } from './scp-watcher.js';
 import { SftpProxy } from './sftp-proxy.js';
@@ -23,23 +21,14 @@ import { TerminalRecorder } from './terminal-recorder.js';
 
 const require = createRequire(import.meta.url);
 
-/** What an SSH session needs from its gateway. */
+/** What an SSH session needs besides the session core. */
 export interface SshSessionContext {
-  gatewayId: string;
-  pool: string;
-  logger: Logger;
-  metrics: GatewayMetrics;
-  config(): ActiveConfig | null;
-  publisher(): EventPublisher | null;
-  authFailed?(f: Omit<AuthFailure, 'surface'>, connection: string | null): void;
-  recordingAvailable?(): boolean;
+  core: SessionCore;
   limiter: SourceLimiter;
   /** the session's decisions (null policy: a connection without one) */
-  policyFor(policy: ResolvedPolicy | null, session: SshSession): SshPolicy;
-  approvals(): ApprovalClient | null;
+  policyFor(policy: ResolvedPolicy | null): SshPolicy;
   /** how long a client may take from TCP connect to an authenticated session */
   loginGraceMs: number;
-  onEnd(s: SshSession): void;
 }
 
 /** The client is told this and the connection closes; `reason` goes to the log and metrics. */
@@ -72,24 +61,26 @@ function relay(src: NodeJS.ReadableStream & { [HELD]?: boolean }, dst: NodeJS.Wr
   });
 }
 
-type EndReason = string;
-
 /**
  * One client connection to the SSH listener: authentication with a gateway credential (password,
  * keyboard-interactive, or an OpenSSH user certificate whose key id is one), the upstream SSH
  * connection with the credential only the gateway holds, and every channel the client opens —
  * exec and shell decided by command, SFTP and SCP by path, forwarding by destination — with
- * session events and terminal recordings.
+ * session events and terminal recordings. A LiveSession of the core: its admission, session.start,
+ * approvals and live-config reactions (revoked credential, removed connection, lost access, policy
+ * change) come from the core as for every protocol.
  */
-export class SshSession {
+export class SshSession implements LiveSession {
   readonly id = randomUUID();
+  readonly protocol = 'ssh';
   private readonly log: Logger;
+  private readonly metrics: GatewayMetrics;
   private readonly source: string;
   private conn: Connection | null = null;
-  private credential: VerifiedCredential | null = null;
+  /** set once the core admitted the session */
+  grant: SessionGrant | null = null;
   /** the certified public key whose signature verified (a key-bound credential's proof) */
   private certifiedKey: Buffer | null = null;
-  private policyDoc: ResolvedPolicy | null = null;
   policy: SshPolicy | null = null;
   private upstream: UpstreamClient | null = null;
   private recorder: SessionRecorder | null = null;
@@ -110,15 +101,16 @@ export class SshSession {
     private readonly ctx: SshSessionContext,
   ) {
     this.source = socket.remoteAddress ?? 'unknown';
-    this.log = ctx.logger.child({ session: this.id, protocol: 'ssh' });
+    this.log = ctx.core.logger.child({ session: this.id, protocol: 'ssh' });
+    this.metrics = ctx.core.metrics;
     socket.setNoDelay(true);
     socket.on('error', (err) => this.log.debug({ err: err.message }, 'client socket error'));
-    socket.on('close', () => this.end(this.closing ?? 'client_closed'));
+    socket.on('close', () => this.finish(this.closing ?? 'client_closed'));
     // a client that never finishes the handshake and login is closed (one slot less for a flood)
     this.graceTimer = setTimeout(() => {
       if (!this.live) {
         this.log.info({ source: this.source }, 'login grace time over; closing');
-        this.ctx.metrics.sessions.inc({ outcome: 'login_timeout' });
+        this.metrics.sessions.inc({ outcome: 'login_timeout' });
         socket.destroy();
       }
     }, ctx.loginGraceMs);
@@ -135,7 +127,7 @@ export class SshSession {
     conn.on('error', (err: Error) => this.log.debug({ err: err.message }, 'ssh connection error'));
     conn.on('authentication', (a: AuthContext) => void this.authenticate(a));
     conn.on('ready', () => this.ready());
-    conn.on('close', () => this.end(this.closing ?? 'client_closed'));
+    conn.on('close', () => this.finish(this.closing ?? 'client_closed'));
   }
 
   // ---------------------------------------------------------------------------------------------
@@ -169,7 +161,7 @@ export class SshSession {
     const wait = this.ctx.limiter.blockedFor(this.source);
     if (wait > 0) {
       this.banner(`too many failed logins from this address; try again in ${wait} s`);
-      this.ctx.metrics.sessions.inc({ outcome: 'rate_limited' });
+      this.metrics.sessions.inc({ outcome: 'rate_limited' });
       return a.reject([]);
     }
     if (a.method === 'none') return a.reject(AUTH_METHODS);
@@ -194,7 +186,8 @@ export class SshSession {
       }
     } catch (err) {
       if (err instanceof CertificateRefused) {
-        this.failed(connection, 'invalid', err.message, null);
+        this.ctx.limiter.fail(this.source);
+        this.ctx.core.authFailed({ source: this.source, identity: null, reason: 'invalid', target: connection, detail: err.message }, connection);
         this.banner(err.message);
         return a.reject(AUTH_METHODS);
       }
@@ -202,33 +195,36 @@ export class SshSession {
     }
     this.authBusy = true;
     try {
-      const config = this.ctx.config();
-      if (!config) throw new Refusal('no_config', 'the gateway has not received its configuration yet; try again shortly');
-      let credential: VerifiedCredential;
+      if (!this.ctx.core.currentConfig()) throw new Refusal('no_config', 'the gateway has not received its configuration yet; try again shortly');
+      let grant: SessionGrant;
       try {
-        credential = await verifyCredential(token, connection, config, certified && this.certifiedKey ? { sshKeyBlob: this.certifiedKey } : undefined);
+        grant = await this.ctx.core.authenticate({
+          protocol: 'ssh', token, connection, source: this.source, claimedUser: null,
+          ...(certified && this.certifiedKey ? { proof: { sshKeyBlob: this.certifiedKey } } : {}),
+        });
       } catch (err) {
-        if (err instanceof CredentialError) {
-          this.failed(connection, err.reason, err.message, token);
+        // a credential refused (counted and recorded by the core): the client may try another
+        if (err instanceof AccessRefused && (err.reason.startsWith('auth_') || err.reason === 'unknown_connection')) {
+          this.ctx.limiter.fail(this.source);
           this.banner(`${certified ? 'certificate' : 'credential'} refused: ${err.message}`);
           return a.reject(err.reason === 'unknown_connection' ? [] : AUTH_METHODS);
         }
         throw err;
       }
-      if (credential.connection.kind !== 'ssh') throw new Refusal('wrong_kind', `connection "${connection}" is not an SSH connection`);
-      await this.open(credential, config);
+      await this.open(grant);
       if (this.ended) return;
       this.live = true;
       if (this.graceTimer) clearTimeout(this.graceTimer);
       a.accept();
+      this.ctx.core.sessions.live(this);
     } catch (err) {
-      const r = err instanceof Refusal ? err : new Refusal('internal', 'the gateway could not open this session');
-      if (!(err instanceof Refusal)) this.log.warn({ err: (err as Error).message }, 'ssh session failed to open');
-      this.ctx.metrics.sessions.inc({ outcome: r.reason });
+      const r = err instanceof Refusal ? err : err instanceof AccessRefused ? new Refusal(err.reason, err.message) : new Refusal('internal', 'the gateway could not open this session');
+      if (!(err instanceof Refusal || err instanceof AccessRefused)) this.log.warn({ err: (err as Error).message }, 'ssh session failed to open');
+      this.metrics.sessions.inc({ outcome: r.reason });
       this.log.info({ reason: r.reason, msg: r.message }, 'session refused');
       this.banner(r.message);
       a.reject([]);
-      this.end(r.reason);
+      this.finish(r.reason);
     } finally {
       this.authBusy = false;
     }
@@ -245,7 +241,7 @@ export class SshSession {
       a.reject(AUTH_METHODS);
       return null;
     }
-    const ca = this.ctx.config()?.snapshot.ssh?.userCaPublicKey;
+    const ca = this.ctx.core.currentConfig()?.snapshot.ssh?.userCaPublicKey;
     if (!ca) throw new CertificateRefused('this gateway pool has no user CA; use the credential as the password');
     const { cert, keyType, key } = checkUserCertificate(a.key.data, ca, a.username);
     if (!a.signature || !a.blob) {
@@ -257,66 +253,30 @@ export class SshSession {
     return cert.keyId;
   }
 
-  private failed(connection: string, reason: string, message: string, token: string | null): void {
-    this.ctx.limiter.fail(this.source);
-    this.ctx.metrics.errors.inc({ kind: 'auth' });
-    this.ctx.authFailed?.(
-      { source: this.source, identity: (token && claimedSubject(token)) || null, reason, target: connection, detail: message } as Omit<AuthFailure, 'surface'>,
-      connection,
-    );
-  }
-
-  /** After the credential: policy, session.start, the target. Throws Refusal. */
-  private async open(credential: VerifiedCredential, config: ActiveConfig): Promise<void> {
-    const conn = credential.connection;
-    let policy: ResolvedPolicy | null = null;
-    if (conn.policy) {
-      policy = config.policies.get(conn.policy) ?? null;
-      if (!policy) throw new Refusal('policy_unavailable', `the policy of connection "${conn.name}" is not available on this gateway; sessions are refused until it is`);
-    }
-    this.credential = credential;
-    this.policyDoc = policy;
-    this.policy = this.ctx.policyFor(policy, this);
-    this.recorder = new SessionRecorder(
-      this.ctx.publisher(),
-      { sessionId: this.id, identity: credential.claims.sub, connection: conn.name, gateway: this.ctx.gatewayId },
-      config.eventKey,
-      conn.recording,
+  /** After the core admitted it: the policy's decisions, session.start, the target. Throws Refusal or AccessRefused. */
+  private async open(grant: SessionGrant): Promise<void> {
+    const conn = grant.connection;
+    this.grant = grant;
+    this.policy = this.ctx.policyFor(grant.policy);
+    this.recorder = await this.ctx.core.startRecording(
+      this.id,
+      grant,
+      {
+        protocol: 'ssh',
+        clientAddr: this.source,
+        user: conn.name,
+        database: conn.name,
+        clientVersion: (this.conn as unknown as { _protocol?: { _remoteIdentRaw?: string } })?._protocol?._remoteIdentRaw ?? null,
+      },
+      (err) => this.recordingFailed('recording_failed', `session recording failed (${err.message}); this connection requires it`),
       this.log,
-      (err) => this.terminate('recording_failed', `session recording failed (${err.message}); this connection requires it`),
     );
-    const start = {
-      protocol: 'ssh',
-      clientAddr: this.source,
-      user: conn.name,
-      database: conn.name,
-      pool: this.ctx.pool,
-      policy: policy?.name ?? null,
-      policyVersion: policy?.version ?? null,
-      subject: credential.claims.sub,
-      groups: credential.claims.groups,
-      tokenId: credential.claims.jti,
-      clientVersion: (this.conn as unknown as { _protocol?: { _remoteIdentRaw?: string } })?._protocol?._remoteIdentRaw ?? null,
-    };
-    try {
-      if (conn.recording === 'required') {
-        if (this.ctx.recordingAvailable?.() === false) throw new Error('not connected to NATS');
-        await this.recorder.record('session.start', start);
-      } else {
-        this.recorder.emit('session.start', start);
-      }
-    } catch (err) {
-      this.ctx.metrics.errors.inc({ kind: 'recording' });
-      this.recorder = null;
-      this.log.warn({ err: (err as Error).message }, 'session.start not recorded; session refused');
-      throw new Refusal('recording_unavailable', 'session recording is unavailable and this connection requires it; try again later');
-    }
     try {
       const t0 = process.hrtime.bigint();
       this.upstream = await connectSshUpstream(conn);
-      this.ctx.metrics.upstreamConnect.observe(Number(process.hrtime.bigint() - t0) / 1e9);
+      this.metrics.upstreamConnect.observe(Number(process.hrtime.bigint() - t0) / 1e9);
     } catch (err) {
-      this.ctx.metrics.errors.inc({ kind: 'upstream' });
+      this.metrics.errors.inc({ kind: 'upstream' });
       const e = err instanceof SshUpstreamError ? err : null;
       this.log.warn({ err: (err as Error).message, cause: (e?.cause as Error | undefined)?.message, connection: conn.name }, 'upstream ssh connection failed');
       throw new Refusal(e ? `upstream_${e.reason}` : 'upstream_failed', e?.message ?? `could not connect to the target of connection "${conn.name}"`);
@@ -325,30 +285,12 @@ export class SshSession {
       this.upstream.end();
       return;
     }
-    this.upstream.on('close', () => this.end(this.closing ?? 'upstream_closed'));
+    this.upstream.on('close', () => this.finish(this.closing ?? 'upstream_closed'));
     this.upstream.on('error', (err: Error) => this.log.debug({ err: err.message }, 'upstream ssh error'));
-    this.ctx.metrics.sessions.inc({ outcome: 'ok' });
-    this.ctx.metrics.liveSessions.inc();
+    this.metrics.sessions.inc({ outcome: 'ok' });
+    this.metrics.liveSessions.inc();
     this.counted = true;
-    this.log.info({ connection: conn.name, subject: credential.claims.sub }, 'ssh session started');
-    // a config that arrived while the upstream was connecting
-    const now = this.ctx.config();
-    if (now && now !== config) queueMicrotask(() => this.configChanged(now));
-    const grantEnds = accessCallerOf(credential.claims, credential.expiresAt).grants[0]?.until;
-    if (grantEnds !== undefined) this.reviewAt(grantEnds);
-  }
-
-  private reviewTimer: NodeJS.Timeout | null = null;
-
-  private reviewAt(when: number): void {
-    const wait = Math.min(when - Date.now(), 2 ** 31 - 1);
-    this.reviewTimer = setTimeout(() => {
-      if (this.ended) return;
-      if (Date.now() < when) return this.reviewAt(when);
-      const config = this.ctx.config();
-      if (config) this.configChanged(config);
-    }, Math.max(0, wait));
-    this.reviewTimer.unref();
+    this.log.info({ connection: conn.name, subject: grant.claims.sub }, 'ssh session started');
   }
 
   // ---------------------------------------------------------------------------------------------
@@ -452,61 +394,16 @@ export class SshSession {
   }
 
   private async requestApproval(text: string, verdict: SshVerdict, say: (line: string) => void): Promise<{ approved: boolean; approvalId?: string; message: string }> {
-    const client = this.ctx.approvals();
-    const cred = this.credential!;
     const rule = verdict.rule ?? 'unnamed';
-    if (!client) return { approved: false, message: `approval required by rule ${rule}, but approvals are not available on this gateway; not run` };
-    const doc = this.policyDoc?.document as { approval?: { approvers?: string[]; timeoutSeconds?: number; webhook?: { url?: string } } } | undefined;
-    const mode = cred.claims.amode ?? cred.connection.approvalMode;
-    const fingerprint = createHash('sha256').update(text.replace(/\s+/g, ' ').trim()).digest('hex');
-    if (mode === 'fail-fast') {
-      const used = await client.consumeOneTime({ identity: cred.claims.sub, connection: cred.connection.name, fingerprint }).catch(() => null);
-      if (used) {
-        this.emit('approval.decided', { approvalId: used, status: 'approved', decidedBy: null, comment: 'one-time approval used' });
-        return { approved: true, approvalId: used, message: '' };
-      }
-    }
-    const approvalId = randomUUID();
-    const job: ApprovalJob = {
-      approvalId,
-      sessionId: this.id,
-      identity: cred.claims.sub,
-      connection: cred.connection.name,
-      gateway: this.ctx.gatewayId,
-      pool: this.ctx.pool,
-      statement: text,
-      fingerprint,
-      policy: this.policyDoc?.name ?? null,
-      rule,
-      reason: verdict.reason,
-      approverGroups: [...(doc?.approval?.approvers ?? [])],
-      timeoutSeconds: doc?.approval?.timeoutSeconds ?? 300,
-      mode: mode === 'fail-fast' ? 'one-time' : 'wait',
-      webhook: doc?.approval?.webhook?.url ? { url: doc.approval.webhook.url } : null,
-      requestedAt: new Date().toISOString(),
-    };
-    const headline = `approval ${approvalId} required by rule ${rule}${verdict.reason ? `: ${verdict.reason}` : ''}`;
-    try {
-      if (job.mode === 'one-time') {
-        await client.requestOneTime(job);
-        this.emit('approval.requested', { approvalId, command: text, rule, reason: verdict.reason });
-        return { approved: false, approvalId, message: `${headline}; not run. After approval the same command runs once (POST /v1/approvals/${approvalId}/approve)` };
-      }
-      this.emit('approval.requested', { approvalId, command: text, rule, reason: verdict.reason });
-      say(`waiting for approval ${approvalId} (${rule}${verdict.reason ? `: ${verdict.reason}` : ''})… approve with POST /v1/approvals/${approvalId}/approve`);
-      const d = await client.requestAndWait(job, { signal: this.aborter.signal });
-      this.emit('approval.decided', { approvalId, status: d.status, decidedBy: d.decidedBy, comment: d.comment });
-      if (d.status === 'approved') return { approved: true, approvalId, message: '' };
-      return { approved: false, approvalId, message: `approval ${approvalId} ${d.status}${d.decidedBy ? ` by ${d.decidedBy}` : ''}${d.comment ? `: ${d.comment}` : ''}; not run` };
-    } catch (err) {
-      this.log.warn({ approvalId, err: (err as Error).message }, 'approval could not be requested');
-      const why = err instanceof ApprovalUnavailableError ? err.message : 'internal error';
-      return { approved: false, approvalId, message: `${headline}, but the approval could not be requested (${why}); not run` };
-    }
+    const approvals = this.ctx.core.approvalsFor(this.id, this.grant!, this.recorder, this.aborter.signal, this.log, COMMAND_WORDING);
+    if (!approvals) return { approved: false, message: `approval required by rule ${rule}, but approvals are not available on this gateway; not run` };
+    const why = `${rule}${verdict.reason ? `: ${verdict.reason}` : ''}`;
+    const r = await approvals.request({ text, rule: verdict.rule, reason: verdict.reason }, (n) => say(`waiting for approval ${n.approvalId} (${why})… ${n.message}`));
+    return r.approved ? { approved: true, ...(r.approvalId ? { approvalId: r.approvalId } : {}), message: '' } : { approved: false, ...(r.approvalId ? { approvalId: r.approvalId } : {}), message: r.message };
   }
 
   private commandEvent(stream: string, source: 'exec' | 'shell' | 'scp', command: string, v: SshVerdict, extra: Record<string, unknown> = {}): void {
-    this.ctx.metrics.countDecision(v.action);
+    this.metrics.countDecision(v.action);
     this.emit('command', {
       stream, source, command, action: v.action, rule: v.rule, reason: v.reason,
       policy: this.policy?.name ?? null, policyVersion: this.policy?.version ?? null,
@@ -731,7 +628,7 @@ export class SshSession {
   }
 
   private fileEvent(stream: string, op: FileOp, v: SshVerdict, via: 'sftp' | 'scp'): void {
-    this.ctx.metrics.countDecision(v.action);
+    this.metrics.countDecision(v.action);
     this.emit('file', { stream, via, ...op, action: v.action, rule: v.rule, reason: v.reason });
   }
 
@@ -875,7 +772,7 @@ export class SshSession {
 
   private async directTcpip(accept: () => ServerChannel, reject: () => void, info: { srcIP: string; srcPort: number; destIP: string; destPort: number }): Promise<void> {
     const v = this.policy?.forward(info.destIP, info.destPort) ?? { action: 'block' as const, rule: null, reason: 'no session' };
-    this.ctx.metrics.countDecision(v.action);
+    this.metrics.countDecision(v.action);
     this.emit('command', { stream: this.newStream('forward'), source: 'forward', command: `direct-tcpip ${info.destIP}:${info.destPort}`, action: v.action, rule: v.rule, reason: v.reason });
     if (v.action !== 'allow' || !this.upstream) {
       this.log.info({ dest: `${info.destIP}:${info.destPort}` }, 'port forwarding refused');
@@ -893,40 +790,37 @@ export class SshSession {
   // ---------------------------------------------------------------------------------------------
   // Lifecycle
 
-  /** A new config: a revoked credential, a removed connection, lost access or a changed policy ends the session. */
-  configChanged(config: ActiveConfig): void {
-    const cred = this.credential;
-    if (this.ended || !cred || !this.live) return;
-    const v = reviewLiveSession(
-      {
-        tokenId: cred.claims.jti,
-        connection: cred.connection.name,
-        caller: accessCallerOf(cred.claims, cred.expiresAt),
-        policy: this.policyDoc,
-        holdsEarlierDecisions: false,
-      },
-      config,
-    );
-    if (v.kind === 'keep') return;
-    if (v.kind === 'adopt') {
-      this.log.info({ policy: v.policy.name, from: this.policyDoc?.version, to: v.policy.version }, 'session adopts the new version of its policy');
-      this.policyDoc = v.policy;
-      this.policy = this.ctx.policyFor(v.policy, this);
-      return;
-    }
-    this.terminate(v.reason, v.message.replace(/^terminating connection: /, 'session ended: '));
+  holdsEarlierDecisions(): boolean {
+    return false;
+  }
+
+  /** A newer version of the session's policy (only its guardrails changed): the next commands are decided by it. */
+  adoptPolicy(policy: ResolvedPolicy): void {
+    if (!this.grant) return;
+    this.grant = { ...this.grant, policy };
+    this.policy = this.ctx.policyFor(policy);
+  }
+
+  /** The core ends the session (a new config, expiry, gateway stop): the channels are told why. */
+  end(ending: SessionEnding): void {
+    this.terminate(ending.reason, ending.message.replace(/^terminating connection: /, 'session ended: '));
   }
 
   /** NATS is gone: a session whose connection requires recording ends. */
   recordingLost(): void {
-    if (this.credential?.connection.recording === 'required') this.terminate('recording_unavailable', 'session recording became unavailable and this connection requires it');
+    if (this.grant?.connection.recording === 'required') this.recordingFailed('recording_unavailable', 'session recording became unavailable and this connection requires it');
+  }
+
+  private recordingFailed(reason: string, message: string): void {
+    if (this.ended || this.closing) return;
+    this.metrics.sessionsTerminated.inc({ reason });
+    this.terminate(reason, message);
   }
 
   /** The gateway ends the session: every open channel is told why, then the connection closes. */
-  terminate(reason: string, message: string): void {
+  private terminate(reason: string, message: string): void {
     if (this.ended) return;
     this.log.info({ reason }, 'session terminated by the gateway');
-    this.ctx.metrics.sessionsTerminated.inc({ reason });
     const open = [...this.channels];
     for (const ch of open) {
       try {
@@ -940,26 +834,21 @@ export class SshSession {
     // The OpenSSH client drops channel output it has not written yet when the connection is cut: the
     // connection ends once the client has closed the channels (it printed the message), or soon after.
     this.closing = reason;
-    const cut = setTimeout(() => this.end(reason), 2000);
+    const cut = setTimeout(() => this.finish(reason), 2000);
     cut.unref();
     void Promise.all(open.map((ch) => new Promise((r) => (ch.destroyed ? r(null) : ch.once('close', r))))).then(() => {
       clearTimeout(cut);
-      this.end(reason);
+      this.finish(reason);
     });
   }
 
   /** terminate() is waiting for the client to close its channels: nothing else may start */
   private closing: string | null = null;
 
-  shutdown(): void {
-    this.terminate('gateway_shutdown', 'the gateway is shutting down');
-  }
-
-  private end(reason: EndReason): void {
+  private finish(reason: string): void {
     if (this.ended) return;
     this.ended = true;
     if (this.graceTimer) clearTimeout(this.graceTimer);
-    if (this.reviewTimer) clearTimeout(this.reviewTimer);
     this.aborter.abort();
     try {
       this.upstream?.end();
@@ -973,14 +862,14 @@ export class SshSession {
     }
     this.socket.end();
     setTimeout(() => this.socket.destroy(), 2000).unref();
-    if (this.counted) this.ctx.metrics.liveSessions.dec();
+    if (this.counted) this.metrics.liveSessions.dec();
     if (this.recorder) {
       // a session.start was recorded (even when the target then failed): its end is too
       const durationMs = Date.now() - this.startedAt;
       this.log.info({ reason, durationMs }, 'ssh session ended');
       this.recorder.emit('session.end', { reason, durationMs, bytesIn: this.bytesIn, bytesOut: this.bytesOut });
     }
-    this.ctx.onEnd(this);
+    this.ctx.core.sessions.ended(this);
   }
 
   flushEvents(): Promise<void> {
