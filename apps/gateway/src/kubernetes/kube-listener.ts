@@ -111,6 +111,8 @@ export class KubeListener {
   readonly sessions = new Set<KubeSession>();
   private tlsSealed: string | null = null;
   private readonly verified = new Map<string, { revision: number; credential: VerifiedCredential }>();
+  /** the masker of each resolved policy (a new config brings new policy objects) */
+  private readonly maskingByPolicy = new WeakMap<ResolvedPolicy, { key: Buffer; lib: PolicyLib; masking: KubeMasking | null }>();
   port = 0;
 
   constructor(private readonly o: KubeListenerOptions) {}
@@ -239,8 +241,16 @@ export class KubeListener {
       throw new Refusal(503, 'ServiceUnavailable', err instanceof KubeUpstreamError ? err.message : 'the connection\'s API server cannot be reached');
     }
     const session = await this.sessionFor(req.socket, credential, policy, config);
-    const masking = policy ? lib.createKubeMasking(policy.document as never, { hmacKey: config.maskingKey }) : null;
+    const masking = policy ? this.maskingOf(policy, config, lib) : null;
     return { id: randomUUID(), info, target: routed.target, credential, policy, session, upstream, masking, started };
+  }
+
+  private maskingOf(policy: ResolvedPolicy, config: ActiveConfig, lib: PolicyLib): KubeMasking | null {
+    const known = this.maskingByPolicy.get(policy);
+    if (known && known.key === config.maskingKey && known.lib === lib) return known.masking;
+    const masking = lib.createKubeMasking(policy.document as never, { hmacKey: config.maskingKey });
+    this.maskingByPolicy.set(policy, { key: config.maskingKey, lib, masking });
+    return masking;
   }
 
   private async authenticate(req: IncomingMessage, connection: string, config: ActiveConfig): Promise<VerifiedCredential> {
@@ -450,7 +460,14 @@ export function jsonOnlyAccept(accept: string | undefined): string {
 
 class BodyTooLarge extends Refusal {}
 
+const EMPTY = Buffer.alloc(0);
+
 async function readBody(req: IncomingMessage, max: number): Promise<Buffer> {
+  // no Content-Length and no Transfer-Encoding: HTTP/1.1 says there is no body (most GETs)
+  if (req.headers['content-length'] === undefined && req.headers['transfer-encoding'] === undefined) {
+    req.resume();
+    return EMPTY;
+  }
   const declared = Number(req.headers['content-length'] ?? 0);
   if (declared > max) {
     req.resume();
@@ -489,6 +506,18 @@ async function relayResponse(call: KubeCall, mode: string, ures: IncomingMessage
   const approvalHeader: OutgoingHttpHeaders = call.approval ? { warning: `299 - "portcullis: approval ${call.approval.approvalId} granted${call.approval.decidedBy ? ` by ${call.approval.decidedBy}` : ''}"` } : {};
   const masking = call.masking;
   if (mode === 'none' || !masking) {
+    const declared = Number(ures.headers['content-length'] ?? -1);
+    if (declared >= 0 && declared <= SMALL_BODY) {
+      // a small body is sent with its headers in one write (one TLS record, one syscall)
+      const body = await readSmall(ures, declared);
+      if (body === null) {
+        if (!res.headersSent) sendStatus(res, 502, 'InternalError', 'the API server closed the response early');
+        return { bytes: 0, masked: 0 };
+      }
+      res.writeHead(status, { ...responseHeaders(ures), ...mergeWarning(ures, approvalHeader) });
+      res.end(body);
+      return { bytes: body.length, masked: 0 };
+    }
     res.writeHead(status, { ...responseHeaders(ures), ...mergeWarning(ures, approvalHeader) });
     let bytes = 0;
     ures.on('data', (c: Buffer) => (bytes += c.length));
@@ -555,6 +584,24 @@ async function relayResponse(call: KubeCall, mode: string, ures: IncomingMessage
   res.writeHead(status, headers);
   res.end(out);
   return { bytes: Buffer.byteLength(out), masked };
+}
+
+/** Responses up to this size are held and sent in one write when nothing masks them. */
+const SMALL_BODY = 64 * 1024;
+
+/** The whole body of a response that declared `length` bytes; null when it ended short or failed. */
+function readSmall(ures: IncomingMessage, length: number): Promise<Buffer | null> {
+  return new Promise((resolve) => {
+    const parts: Buffer[] = [];
+    let size = 0;
+    ures.on('data', (c: Buffer) => {
+      parts.push(c);
+      size += c.length;
+    });
+    ures.once('end', () => resolve(size === length ? (parts.length === 1 ? parts[0]! : Buffer.concat(parts, size)) : null));
+    ures.once('error', () => resolve(null));
+    ures.once('close', () => resolve(null)); // after 'end' this changes nothing
+  });
 }
 
 function mergeWarning(ures: IncomingMessage, extra: OutgoingHttpHeaders): OutgoingHttpHeaders {

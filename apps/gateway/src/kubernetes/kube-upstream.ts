@@ -28,8 +28,18 @@ export class KubeUpstreamError extends Error {
  */
 export class KubeUpstreams {
   private readonly byName = new Map<string, { fingerprint: string; upstream: KubeUpstream }>();
+  /** the upstream of each resolved connection object (a new snapshot brings new objects, checked by fingerprint) */
+  private readonly byConnection = new WeakMap<ResolvedConnection, KubeUpstream>();
 
   get(conn: ResolvedConnection): KubeUpstream {
+    const seen = this.byConnection.get(conn);
+    if (seen && this.byName.get(conn.name)?.upstream === seen) return seen;
+    const upstream = this.make(conn);
+    this.byConnection.set(conn, upstream);
+    return upstream;
+  }
+
+  private make(conn: ResolvedConnection): KubeUpstream {
     const k = conn.kubernetes;
     if (conn.kind !== 'kubernetes' || !k) throw new KubeUpstreamError(`connection "${conn.name}" is not a kubernetes connection`);
     const fingerprint = createHash('sha256').update(`${k.server}\0${k.caPem}\0${k.impersonate}\0${conn.password ?? ''}`).digest('hex');
