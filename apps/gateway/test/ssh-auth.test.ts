@@ -1,12 +1,13 @@
 import { spawn } from 'node:child_process';
 import { randomBytes, randomUUID } from 'node:crypto';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ed25519FromOpenSshPrivateKey, generateSshEd25519, parseSshPublicKeyLine, signSshCertificate } from '@portcullis/protocol';
 import type { Gateway } from '../src/gateway.js';
+import { waitFor } from './support/harness.js';
 import { runProgram } from './support/run-program.js';
 import { startSshWorld, withoutKnownHostNotes, type SshWorld } from './support/ssh-world.js';
 
@@ -100,6 +101,17 @@ describe('ssh authentication', () => {
     const x = await w.ssh(await token(), ['-X', 'echo', 'x-ok'], { env: { DISPLAY: '127.0.0.1:77' } });
     expect(x.stdout).toBe('x-ok\n');
     expect(x.stderr).toContain('portcullis: X11 forwarding is refused by the gateway');
+    // ssh -A with a real agent: the command runs, no agent socket on the target, and the reason is said
+    const agentSock = join(tmp, 'agent.sock');
+    const agent = spawn('ssh-agent', ['-D', '-a', agentSock], { stdio: 'ignore' });
+    try {
+      await waitFor(() => existsSync(agentSock), 10_000);
+      const a = await w.ssh(await token(), ['-A', 'echo "agent:[$SSH_AUTH_SOCK]"'], { env: { SSH_AUTH_SOCK: agentSock } });
+      expect(a.stdout).toBe('agent:[]\n');
+      expect(a.stderr).toContain('portcullis: agent forwarding is refused by the gateway');
+    } finally {
+      agent.kill();
+    }
   });
 
   it('revoking the credential ends its live session with the reason; a session of another credential goes on', async () => {

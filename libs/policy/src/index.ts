@@ -66,3 +66,7 @@ export {
 } from './command-guardrails.js';
 export { createStreamMasker, escapeEnd, TerminalStreamMasker, type StreamMaskerOptions, type StreamMaskFinding } from './stream-masker.js';
 export { LineEditorModel, type EditedLine } from './line-editor.js';
+export {
+  SshSettingsEvaluator, sshSettingsSchema, parseDestinationPattern, destinationOf, DEFAULT_SSH_ENV, MAX_SSH_ENV_VALUE, MAX_SSH_ENV_VARS,
+  type SshSettings, type SshSettingDecision,
+} from './ssh-settings.js';

@@ -4,6 +4,7 @@ import { PolicyValidationError, type PolicyIssue } from './errors.js';
 import { STATEMENT_VERBS, normalizeKind } from './statement-kinds.js';
 import { BUILTIN_DETECTOR_NAMES } from './detectors.js';
 import { kubernetesMatchSchema, kubernetesSettingsSchema } from './kubernetes/kube-guardrails.js';
+import { sshSettingsSchema } from './ssh-settings.js';
 
 /**
  * The policy document (CONTRACT.md "Policy document"), validated once at the edge. Inner objects
@@ -215,6 +216,8 @@ export const policyDocumentSchema = z
     recording: recordingSchema.optional(),
     /** Kubernetes settings (Secret redaction); guardrails on Kubernetes requests live in `guardrails` */
     kubernetes: kubernetesSettingsSchema.optional(),
+    /** SSH settings: environment variables a client may set, port forwarding destinations (ssh-settings.ts) */
+    ssh: sshSettingsSchema.optional(),
   })
   .superRefine((doc, ctx) => {
     const seen = new Set<string>();

@@ -10,7 +10,7 @@ import { canonicalJson } from './canonical.js';
  */
 export const SESSION_EVENT_TYPES = [
   'session.start', 'query', 'decision', 'result', 'statement', 'approval.requested', 'approval.decided', 'session.end',
-  'terminal', 'command', 'file', 'kube.request',
+  'terminal', 'command', 'file', 'forward', 'kube.request',
 ] as const;
 export const CONTROL_EVENT_TYPES = [
   'policy.changed', 'connection.changed', 'identity.changed', 'group.changed', 'trust-policy.changed',

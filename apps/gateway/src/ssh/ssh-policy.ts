@@ -2,11 +2,12 @@ import type { ResolvedPolicy } from '../config/config-store.js';
 import type { PolicyLib } from '../core/policy-lib.js';
 import type { FileOp, ShellLine, SshPolicy, SshVerdict } from './ssh-policy.types.js';
 
-/** Environment variables a session may set: sshd's stock AcceptEnv (the policy document has no setting for them yet). */
-const DEFAULT_ENV = /^(LANG|LC_[A-Z_]+|LANGUAGE|TZ)$/;
+/** Environment variables a session without a policy may set: sshd's stock AcceptEnv (@portcullis/policy DEFAULT_SSH_ENV). */
+const DEFAULT_ENV = /^(LANG|LC_[A-Za-z0-9_]*|LANGUAGE|TZ)$/;
+const MAX_ENV_VALUE = 4096;
 
 const allow = (reason: string): SshVerdict => ({ action: 'allow', rule: null, reason });
-const NO_FORWARD: SshVerdict = { action: 'block', rule: null, reason: 'port forwarding needs a policy that allows the destination' };
+const NO_FORWARD: SshVerdict = { action: 'block', rule: null, reason: 'port forwarding needs a policy that allows the destination (ssh.forwarding)' };
 
 /**
  * A connection with no policy: every command, line and file operation allowed (as Postgres allows
@@ -19,8 +20,12 @@ export const NO_POLICY: SshPolicy = {
   command: () => allow('no policy on this connection'),
   line: () => allow('no policy on this connection'),
   file: () => allow('no policy on this connection'),
-  env: (name) => DEFAULT_ENV.test(name),
+  env: (name, value) =>
+    DEFAULT_ENV.test(name) && value.length <= MAX_ENV_VALUE && !value.includes('\0')
+      ? { allowed: true, reason: null }
+      : { allowed: false, reason: `environment variable ${name.slice(0, 64)} is refused: only LANG, LC_*, LANGUAGE and TZ pass without a policy` },
   forward: () => NO_FORWARD,
+  remoteForward: () => NO_FORWARD,
   masker: () => null,
   lineModel: () => null,
 };
@@ -38,6 +43,10 @@ function verdictOf(d: EngineDecision): SshVerdict {
   };
 }
 
+function settingVerdict(d: { allowed: boolean; rule: string | null; reason: string | null }): SshVerdict {
+  return { action: d.allowed ? 'allow' : 'block', rule: d.rule, reason: d.reason };
+}
+
 /**
  * The SSH decisions of a session bound to `policy`: its compiled engine's command guardrails (exec
  * commands; shell lines with `interactive.unreliableLine`), file rules, and stream masker. The
@@ -45,14 +54,16 @@ function verdictOf(d: EngineDecision): SshVerdict {
  */
 export function sshPolicyOf(policy: ResolvedPolicy, maskingKey: Buffer, lib: PolicyLib): SshPolicy {
   const engine = policy.engine;
+  const settings = new lib.SshSettingsEvaluator(policy.document.ssh);
   return {
     name: policy.name,
     version: policy.version,
     command: (text, opts) => verdictOf(engine.evaluateCommand(text, { source: 'exec', ...(opts?.unseenInput ? { unseenInput: true } : {}) })),
     line: (l: ShellLine) => verdictOf(engine.evaluateCommand(l.text, { source: 'line', reliable: l.reliable, ...(l.reasons ? { reasons: l.reasons } : {}) })),
     file: (op: FileOp) => verdictOf(engine.evaluateFile(op)),
-    env: (name) => DEFAULT_ENV.test(name),
-    forward: () => NO_FORWARD,
+    env: (name, value) => settings.env(name, value),
+    forward: (host, port) => settingVerdict(settings.forward(host, port)),
+    remoteForward: (address, port) => settingVerdict(settings.remoteForward(address, port)),
     masker: () => engine.createStreamMasker({ hmacKey: maskingKey }),
     lineModel: () => new lib.LineEditorModel(),
   };

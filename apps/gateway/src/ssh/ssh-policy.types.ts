@@ -55,10 +55,12 @@ export interface SshPolicy {
   /** a line typed at an interactive shell, when its Enter is pressed */
   line(line: ShellLine): SshVerdict;
   file(op: FileOp): SshVerdict;
-  /** an environment variable the client asks to set (`ssh -o SetEnv`, `SendEnv`) */
-  env(name: string, value: string): boolean;
-  /** a direct-tcpip (`ssh -L`) destination */
+  /** an environment variable the client asks to set (`ssh -o SetEnv`, `SendEnv`); `reason` says why not */
+  env(name: string, value: string): { allowed: boolean; reason: string | null };
+  /** a direct-tcpip (`ssh -L`, `-W`) destination: the target opens the connection */
   forward(host: string, port: number): SshVerdict;
+  /** a tcpip-forward (`ssh -R`) listener the target would open */
+  remoteForward(address: string, port: number): SshVerdict;
   /** a fresh masker per output stream; null when the policy masks nothing */
   masker(): StreamMasker | null;
   /** a fresh line editor model for an interactive shell (null: no policy, lines are not held) */

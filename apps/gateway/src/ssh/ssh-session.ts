@@ -47,6 +47,8 @@ const AUTH_METHODS: AuthenticationType[] = ['publickey', 'keyboard-interactive',
 /** Client bytes held while a line, exec or file operation waits for a decision, before reading stops. */
 const MAX_HELD_BYTES = 256 * 1024;
 const CTRL_U = Buffer.from([0x15]);
+/** Environment variables one channel may set. */
+const MAX_ENV_VARS = 64;
 
 const HELD = Symbol('held for a drain');
 
@@ -298,14 +300,47 @@ export class SshSession implements LiveSession {
 
   private ready(): void {
     const conn = this.conn!;
+    this.describeOpenFailures(conn);
     conn.on('session', (accept: () => Session, reject: () => void) => (this.closing ? reject() : this.sessionChannel(accept())));
-    conn.on('tcpip', (accept: () => ServerChannel, reject: () => void, info: { srcIP: string; srcPort: number; destIP: string; destPort: number }) => void this.directTcpip(accept, reject, info));
-    conn.on('request', (_accept: unknown, reject: (() => void) | undefined, name: string) => {
-      // remote forwarding (-R) would open the gateway's listeners to the target: refused
+    conn.on('tcpip', (accept: () => ServerChannel, reject: () => void, info: { srcIP: string; srcPort: number; destIP: string; destPort: number }) => this.directTcpip(accept, reject, info));
+    conn.on('request', (accept: ((port?: number) => void) | undefined, reject: (() => void) | undefined, name: string, info: { bindAddr?: string; bindPort?: number }) => {
+      if (name === 'tcpip-forward' && info?.bindAddr !== undefined) return this.remoteForward(accept, reject, info.bindAddr, info.bindPort ?? 0);
+      if (name === 'cancel-tcpip-forward' && info?.bindAddr !== undefined) return this.cancelRemoteForward(accept, reject, info.bindAddr, info.bindPort ?? 0);
       this.log.info({ request: name }, 'global request refused');
+      this.connectionNotes.push(`${name === 'streamlocal-forward@openssh.com' ? 'remote forwarding of a unix socket' : name} is refused by the gateway`);
       reject?.();
     });
-    conn.on('openssh.streamlocal', (_a: unknown, reject: () => void) => reject());
+    conn.on('openssh.streamlocal', (_a: unknown, reject: () => void) => this.refuseOpen(reject, 'forwarding to a unix socket is refused by the gateway'));
+  }
+
+  /** Refusals of connection-wide requests (-R): printed on the stderr of the session channels that follow. */
+  private readonly connectionNotes: string[] = [];
+  /** the description the next channel open failure carries (ssh2's reject() sends none) */
+  private openFailure: string | null = null;
+
+  /**
+   * ssh2 answers a refused channel open with no description; OpenSSH prints the description
+   * (`channel 2: open failed: administratively prohibited: <why>`), so the refusal says why.
+   */
+  private describeOpenFailures(conn: Connection): void {
+    const proto = (conn as unknown as { _protocol?: { channelOpenFail(recipient: number, reason: number, desc?: string): void } })._protocol;
+    if (!proto) return;
+    const original = proto.channelOpenFail.bind(proto);
+    proto.channelOpenFail = (recipient, reason, desc) => {
+      const why = this.openFailure;
+      this.openFailure = null;
+      // 1: SSH_OPEN_ADMINISTRATIVELY_PROHIBITED
+      return why ? original(recipient, 1, why) : original(recipient, reason, desc);
+    };
+  }
+
+  private refuseOpen(reject: () => void, why: string): void {
+    this.openFailure = `portcullis: ${why}`;
+    try {
+      reject();
+    } finally {
+      this.openFailure = null;
+    }
   }
 
   private emit(type: string, data: Record<string, unknown>): void {
@@ -332,11 +367,16 @@ export class SshSession implements LiveSession {
       accept?.();
     });
     session.on('env', (accept: (() => void) | undefined, reject: (() => void) | undefined, info: { key: string; val: string }) => {
-      if (this.policy?.env(info.key, info.val)) {
+      const d = Object.keys(env).length >= MAX_ENV_VARS
+        ? { allowed: false, reason: `more than ${MAX_ENV_VARS} environment variables; the rest are refused` }
+        : (this.policy?.env(info.key, info.val) ?? { allowed: false, reason: 'no session' });
+      if (d.allowed) {
         env[info.key] = info.val;
         accept?.();
       } else {
+        // OpenSSH sends SendEnv/SetEnv without asking for a reply: the refusal is said on stderr
         this.log.debug({ key: info.key }, 'environment variable refused by policy');
+        if (!notes.includes(d.reason ?? '')) notes.push(d.reason ?? `environment variable ${info.key} is refused`);
         reject?.();
       }
     });
@@ -355,7 +395,7 @@ export class SshSession implements LiveSession {
     const started = (ch: ServerChannel): void => {
       this.channels.add(ch);
       ch.on('close', () => this.channels.delete(ch));
-      for (const n of notes) ch.stderr.write(`portcullis: ${n}\r\n`);
+      for (const n of [...this.connectionNotes.splice(0), ...notes]) ch.stderr.write(`portcullis: ${n}\r\n`);
     };
     session.on('exec', (accept: () => ServerChannel, _reject: unknown, info: { command: string }) => {
       const ch = accept();
@@ -770,20 +810,109 @@ export class SshSession implements LiveSession {
     ch.resume();
   }
 
-  private async directTcpip(accept: () => ServerChannel, reject: () => void, info: { srcIP: string; srcPort: number; destIP: string; destPort: number }): Promise<void> {
-    const v = this.policy?.forward(info.destIP, info.destPort) ?? { action: 'block' as const, rule: null, reason: 'no session' };
+  /**
+   * `ssh -L` / `-W`: the destination is decided by the policy (ssh.forwarding.local) and the TARGET opens
+   * the connection (a direct-tcpip channel on the upstream connection) — never the gateway, so
+   * `127.0.0.1` is the target's loopback and names resolve on the target.
+   */
+  private directTcpip(accept: () => ServerChannel, reject: () => void, info: { srcIP: string; srcPort: number; destIP: string; destPort: number }): void {
+    const stream = this.newStream('forward');
+    const v = this.closing || !this.upstream ? { action: 'block' as const, rule: null, reason: 'the session is ending' } : this.policy!.forward(info.destIP, info.destPort);
+    const destination = `${info.destIP}:${info.destPort}`;
     this.metrics.countDecision(v.action);
-    this.emit('command', { stream: this.newStream('forward'), source: 'forward', command: `direct-tcpip ${info.destIP}:${info.destPort}`, action: v.action, rule: v.rule, reason: v.reason });
-    if (v.action !== 'allow' || !this.upstream) {
-      this.log.info({ dest: `${info.destIP}:${info.destPort}` }, 'port forwarding refused');
-      return reject();
+    this.emit('forward', { stream, direction: 'local', destination, host: info.destIP, port: info.destPort, action: v.action, rule: v.rule, reason: v.reason });
+    if (v.action !== 'allow') {
+      this.log.info({ dest: destination }, 'port forwarding refused');
+      return this.refuseOpen(reject, v.reason ?? `port forwarding to ${destination} is refused`);
     }
-    this.upstream.forwardOut(info.srcIP, info.srcPort, info.destIP, info.destPort, (err, up) => {
-      if (err) return reject();
+    this.upstream!.forwardOut(info.srcIP, info.srcPort, info.destIP, info.destPort, (err, up) => {
+      if (err || this.ended) {
+        up?.close();
+        return this.refuseOpen(reject, `the target could not connect to ${destination} (${err?.message ?? 'session ended'})`);
+      }
       const ch = accept();
-      ch.pipe(up).pipe(ch);
-      ch.on('close', () => up.close());
-      up.on('close', () => ch.close());
+      this.pipeForward(stream, 'local', destination, ch, up);
+    });
+  }
+
+  /** Both ways between a client channel and a target channel; a `forward` event with the bytes when it closes. */
+  private pipeForward(stream: string, direction: 'local' | 'remote', destination: string, ch: ServerChannel | ClientChannel, up: ClientChannel): void {
+    this.channels.add(ch as ServerChannel);
+    let toTarget = 0;
+    let fromTarget = 0;
+    ch.on('data', (b: Buffer) => {
+      toTarget += b.length;
+      this.bytesIn += b.length;
+      relay(ch, up, b);
+    });
+    up.on('data', (b: Buffer) => {
+      fromTarget += b.length;
+      this.bytesOut += b.length;
+      relay(up, ch, b);
+    });
+    ch.on('end', () => up.end());
+    up.on('end', () => ch.end());
+    let closed = false;
+    const close = (): void => {
+      if (closed) return;
+      closed = true;
+      this.channels.delete(ch as ServerChannel);
+      ch.close();
+      up.close();
+      this.emit('forward', { stream, direction, destination, event: 'end', bytesToTarget: toTarget, bytesFromTarget: fromTarget });
+    };
+    ch.on('close', close);
+    up.on('close', close);
+  }
+
+  /** remote forwards the target listens on for this session: `address:port` as the client asked → the port bound */
+  private readonly remoteForwards = new Map<string, number>();
+
+  /**
+   * `ssh -R`: the listener is opened on the TARGET (tcpip-forward on the upstream connection) only where
+   * the policy allows the address and port (ssh.forwarding.remote); connections to it come back
+   * through the gateway to the client.
+   */
+  private remoteForward(accept: ((port?: number) => void) | undefined, reject: (() => void) | undefined, bindAddr: string, bindPort: number): void {
+    const v = this.closing || !this.upstream ? { action: 'block' as const, rule: null, reason: 'the session is ending' } : this.policy!.remoteForward(bindAddr, bindPort);
+    const listen = `${bindAddr.includes(':') ? `[${bindAddr}]` : bindAddr}:${bindPort}`;
+    this.metrics.countDecision(v.action);
+    this.emit('forward', { stream: this.newStream('forward'), direction: 'remote', destination: listen, host: bindAddr, port: bindPort, action: v.action, rule: v.rule, reason: v.reason });
+    if (v.action !== 'allow') {
+      this.log.info({ listen }, 'remote forwarding refused');
+      this.connectionNotes.push(v.reason ?? `remote forwarding on ${listen} is refused`);
+      return reject?.();
+    }
+    if (!this.remoteListening) this.listenForRemote();
+    this.upstream!.forwardIn(bindAddr, bindPort, (err, port) => {
+      if (err || this.ended) {
+        this.connectionNotes.push(`the target could not listen on ${listen} (${err?.message ?? 'session ended'})`);
+        return reject?.();
+      }
+      this.remoteForwards.set(`${bindAddr}:${bindPort}`, port);
+      accept?.(port);
+    });
+  }
+
+  private cancelRemoteForward(accept: (() => void) | undefined, reject: (() => void) | undefined, bindAddr: string, bindPort: number): void {
+    if (!this.remoteForwards.delete(`${bindAddr}:${bindPort}`) || !this.upstream) return reject?.();
+    this.upstream.unforwardIn(bindAddr, bindPort, (err) => (err ? reject?.() : accept?.()));
+  }
+
+  private remoteListening = false;
+
+  /** A connection to a remote forward's listener on the target: relayed to the client as forwarded-tcpip. */
+  private listenForRemote(): void {
+    this.remoteListening = true;
+    this.upstream!.on('tcp connection', (info: { destIP: string; destPort: number; srcIP: string; srcPort: number }, acceptUp: () => ClientChannel, rejectUp: () => void) => {
+      if (this.ended || !this.conn) return rejectUp();
+      const stream = this.newStream('forward');
+      const destination = `${info.destIP}:${info.destPort}`;
+      this.conn.forwardOut(info.destIP, info.destPort, info.srcIP, info.srcPort, (err, ch) => {
+        if (err) return rejectUp();
+        this.emit('forward', { stream, direction: 'remote', destination, from: `${info.srcIP}:${info.srcPort}`, event: 'open' });
+        this.pipeForward(stream, 'remote', destination, ch, acceptUp());
+      });
     });
   }
 
