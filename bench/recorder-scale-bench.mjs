@@ -7,9 +7,10 @@
 // count out, no duplicate, and every chain of a sample of sessions.
 // Needs `pnpm build`, Postgres on 127.0.0.1:5432 and NATS (JetStream) on 4222.
 //
-//   node bench/recorder-scale-bench.mjs [--events 100000] [--sessions 400] [--rounds 2] [--processes 1,2] [--per-message 64] [--json]
+//   node bench/recorder-scale-bench.mjs [--events 100000] [--sessions 400] [--rounds 2] [--processes 1,2] [--per-message 64] [--json] [--cpu-prof <dir>]
 import { randomBytes, randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
+import { loadavg } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import pg from 'pg';
@@ -25,6 +26,8 @@ const { values: args } = parseArgs({
     processes: { type: 'string', default: '1,2' },
     'per-message': { type: 'string', default: '64' },
     json: { type: 'boolean', default: false },
+    /** write a V8 CPU profile of every recorder process into this directory */
+    'cpu-prof': { type: 'string' },
   },
 });
 const N = Number(args.events);
@@ -43,7 +46,9 @@ await admin.connect();
 await admin.query('DROP DATABASE IF EXISTS portcullis_recorder_scale_bench WITH (FORCE)');
 await admin.end();
 await recorderDatabase(DATABASE_URL);
-const db = new pg.Pool({ connectionString: DATABASE_URL, max: 2 });
+const db = new pg.Pool({ connectionString: DATABASE_URL, max: 2, application_name: 'scale-bench' });
+/** the recorders' connections name themselves, so their backends can be watched in pg_stat_activity */
+const RECORDER_DB_URL = `${DATABASE_URL}?application_name=bench-recorder`;
 db.on('error', (err) => log(`idle bench connection failed: ${err.message}`));
 const master = randomBytes(32);
 const eventKey = deriveKey(master, 'event-signing');
@@ -98,20 +103,35 @@ function cpuOf(pid) {
   return (Number(f[11]) + Number(f[12])) * 10;
 }
 
+/** committed transactions of the bench database so far (recorder batches, plus the bench's own few) */
+const commits = async () => Number((await db.query(`SELECT xact_commit AS n FROM pg_stat_database WHERE datname = current_database()`)).rows[0].n);
 const count = async (ids) => Number((await db.query(`SELECT count(*) AS n FROM "Event" WHERE chain = ANY($1::text[])`, [ids])).rows[0].n);
 
 async function drain(processes) {
   const b = await backlog();
-  const recorders = await Promise.all(Array.from({ length: processes }, (_, i) => startRecorder({ prefix: b.prefix, databaseUrl: DATABASE_URL, masterKeyHex: master.toString('hex'), shard: `${i}/${processes}` })));
+  const recorders = await Promise.all(Array.from({ length: processes }, (_, i) => startRecorder({ prefix: b.prefix, databaseUrl: RECORDER_DB_URL, masterKeyHex: master.toString('hex'), shard: `${i}/${processes}`, nodeArgs: args['cpu-prof'] ? ['--cpu-prof', `--cpu-prof-dir=${args['cpu-prof']}`] : [] })));
+  const load0 = loadavg()[0];
+  const commits0 = await commits();
   const t0 = performance.now();
   const marks = [];
+  /** what the recorders' Postgres backends were doing at each sample: wait event (or CPU) → count */
+  const waits = new Map();
+  const backends = new Set();
   let n = 0;
   while (n < b.events && performance.now() - t0 < 300_000) {
     await sleep(100);
+    const a = await db.query(`SELECT pid, state, wait_event_type, wait_event FROM pg_stat_activity WHERE application_name = 'bench-recorder'`);
+    for (const r of a.rows) {
+      backends.add(r.pid);
+      const k = r.state === 'idle' ? 'idle (waiting for the recorder)' : r.wait_event ? `${r.wait_event_type}:${r.wait_event}` : 'running (CPU)';
+      waits.set(k, (waits.get(k) ?? 0) + 1);
+    }
     n = await count(b.ids);
     marks.push([performance.now(), n]);
   }
   const tEnd = performance.now();
+  const transactions = (await commits()) - commits0;
+  const pgCpuMs = [...backends].reduce((sum, pid) => { try { return sum + cpuOf(pid); } catch { return sum; } }, 0);
   const perRecorder = await Promise.all(recorders.map(async (r) => (await r.metrics()).get('recorder_events_persisted_total') ?? 0));
   // CPU the recorder processes used (user + system, all threads), per stored event
   const cpuMs = recorders.reduce((sum, r) => sum + cpuOf(r.pid), 0);
@@ -136,23 +156,31 @@ async function drain(processes) {
   await db.query(`DELETE FROM "Event" WHERE chain = ANY($1::text[])`, [b.ids]);
   await db.query(`DELETE FROM "Session" WHERE id = ANY($1::text[])`, [b.ids]);
   await db.query('VACUUM "Event", "Session"');
-  return { processes, events: b.events, persistedPerSec: Math.round(sustained), recorderCpuUsPerEvent: (cpuMs * 1000) / b.events, seconds: (tEnd - t0) / 1000, perRecorder, stored: n, duplicates: dup, chainsBroken: broken, ok: n === b.events && dup === 0 && broken === 0 };
+  const samples = [...waits.values()].reduce((a, x) => a + x, 0);
+  const waitShares = Object.fromEntries([...waits].sort((x, y) => y[1] - x[1]).map(([k, v]) => [k, Math.round((1000 * v) / samples) / 10]));
+  return {
+    processes, events: b.events, persistedPerSec: Math.round(sustained), seconds: (tEnd - t0) / 1000, perRecorder,
+    recorderCpuUsPerEvent: (cpuMs * 1000) / b.events, postgresCpuUsPerEvent: (pgCpuMs * 1000) / b.events,
+    transactions, eventsPerTransaction: transactions ? b.events / transactions : NaN, backendStates: waitShares, load: [load0, loadavg()[0]],
+    stored: n, duplicates: dup, chainsChecked: Math.min(40, b.ids.length), chainsBroken: broken, ok: n === b.events && dup === 0 && broken === 0,
+  };
 }
 
-log(`recorder scale bench: ${N} events over ${SESSIONS} sessions per drain (statement-shaped, ${PER_MESSAGE} per message), processes ${COUNTS.join(' vs ')}, ${args.rounds} round(s); host load ${(await import('node:os')).loadavg().map((x) => x.toFixed(1)).join(' ')}`);
+log(`recorder scale bench: ${N} events over ${SESSIONS} sessions per drain (statement-shaped, ${PER_MESSAGE} per message), processes ${COUNTS.join(' vs ')}, ${args.rounds} round(s); host load ${loadavg().map((x) => x.toFixed(1)).join(' ')}`);
 const runs = [];
 for (let round = 0; round < Number(args.rounds); round++) {
   const order = round % 2 ? [...COUNTS].reverse() : COUNTS;
   for (const k of order) {
     const r = await drain(k);
     runs.push(r);
-    log(`  round ${round + 1}: ${k} recorder(s) ${String(r.persistedPerSec).padStart(7)} events/s sustained (${r.seconds.toFixed(1)} s, per recorder ${r.perRecorder.join(' + ')}; recorder CPU ${r.recorderCpuUsPerEvent.toFixed(1)} µs/event), ${r.ok ? 'all stored once, chains intact' : `NOT OK: stored ${r.stored}, duplicates ${r.duplicates}, broken ${r.chainsBroken}`}`);
+    log(`  round ${round + 1}: ${k} recorder(s) ${String(r.persistedPerSec).padStart(7)} events/s sustained (${r.seconds.toFixed(1)} s, per recorder ${r.perRecorder.join(' + ')}; CPU per event: recorder ${r.recorderCpuUsPerEvent.toFixed(1)} µs, its Postgres backends ${r.postgresCpuUsPerEvent.toFixed(1)} µs; ${r.transactions} transactions, ${r.eventsPerTransaction.toFixed(0)} events each; load ${r.load.map((x) => x.toFixed(1)).join(' → ')}), ${r.ok ? `all stored once, ${r.chainsChecked} sampled chains verified intact` : `NOT OK: stored ${r.stored}, duplicates ${r.duplicates}, broken ${r.chainsBroken}`}`);
+    log(`    recorders' Postgres backends (share of samples): ${Object.entries(r.backendStates).map(([w, p]) => `${w} ${p} %`).join(', ')}`);
   }
 }
 const mean = (k) => { const rs = runs.filter((r) => r.processes === k); return rs.reduce((s, r) => s + r.persistedPerSec, 0) / rs.length; };
 const summary = { runs, means: Object.fromEntries(COUNTS.map((k) => [k, Math.round(mean(k))])), ratio: COUNTS.length > 1 ? mean(COUNTS[1]) / mean(COUNTS[0]) : null, ok: runs.every((r) => r.ok) };
 if (args.json) process.stdout.write(`${JSON.stringify(summary)}\n`);
-else process.stdout.write(`${COUNTS.map((k) => `${k} recorder(s): ${summary.means[k]} events/s`).join(', ')}${summary.ratio ? ` → ${summary.ratio.toFixed(2)}× (target ≥ 1.8×)` : ''}; ${summary.ok ? 'every run: count in = count out, no duplicate, chains intact' : 'SOME RUN FAILED ITS CHECKS'}\n`);
+else process.stdout.write(`${COUNTS.map((k) => `${k} recorder(s): ${summary.means[k]} events/s`).join(', ')}${summary.ratio ? ` → ${summary.ratio.toFixed(2)}× (target ≥ 1.8×)` : ''} (one statement event per statement: events/s = statements/s); host load ${loadavg().map((x) => x.toFixed(1)).join(' ')}; ${summary.ok ? `every run: count in = count out, no duplicate, ${runs.reduce((a, r) => a + r.chainsChecked, 0)} sampled chains verified intact` : 'SOME RUN FAILED ITS CHECKS'}\n`);
 await db.end();
 await nc.close();
 process.exit(summary.ok ? 0 : 1);

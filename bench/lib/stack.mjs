@@ -223,9 +223,9 @@ export async function startGateway({ target, policy = null, recording = 'require
  * prefix, writing to `databaseUrl` (migrated by the caller). The gateway's event key must be
  * deriveKey(masterKey, 'event-signing'): see recorderKeys().
  */
-export async function startRecorder({ prefix, databaseUrl, masterKeyHex, shard = '0/1', entry = join(ROOT, 'apps/recorder/dist/main.js'), env = {}, natsUrl = process.env.NATS_URL ?? 'nats://127.0.0.1:4222' }) {
+export async function startRecorder({ prefix, databaseUrl, masterKeyHex, shard = '0/1', entry = join(ROOT, 'apps/recorder/dist/main.js'), env = {}, natsUrl = process.env.NATS_URL ?? 'nats://127.0.0.1:4222', nodeArgs = [] }) {
   const httpPort = await freePort();
-  const child = spawn(process.execPath, [entry], {
+  const child = spawn(process.execPath, [...nodeArgs, entry], {
     env: {
       ...process.env, DATABASE_URL: databaseUrl, NATS_URL: natsUrl, NATS_PREFIX: prefix, PORTCULLIS_MASTER_KEY: masterKeyHex,
       RECORDER_HTTP_PORT: String(httpPort), RECORDER_HTTP_HOST: '127.0.0.1', RECORDER_SHARD: shard, CHECKPOINT_SECONDS: '3600', LOG_LEVEL: 'warn', ...env,

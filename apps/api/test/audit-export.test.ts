@@ -1,8 +1,15 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { encodeCursor } from '../src/audit/export-cursor.js';
+import { randomUUID } from 'node:crypto';
+import { Prisma } from '@portcullis/db';
+import { decodeCursor, encodeCursor, type ExportCursor } from '../src/audit/export-cursor.js';
 import { ControlEventsService } from '../src/control-events/control-events.service.js';
 import { startTestApi, type TestApi } from './support.js';
 import { RecordingFixture } from '../../../test/support/recorder-fixture.js';
+
+/** the export's order: transaction, then position in it */
+function byExportOrder(a: ExportCursor, b: ExportCursor): number {
+  return a.txid !== b.txid ? (a.txid < b.txid ? -1 : 1) : a.position === b.position ? 0 : a.position < b.position ? -1 : 1;
+}
 
 const JSONL_KEYS = ['connection', 'data', 'gateway', 'hash', 'id', 'identity', 'prevHash', 'seq', 'sessionId', 'time', 'type'];
 
@@ -20,8 +27,8 @@ describe('audit export (SIEM pull)', () => {
     rec = await new RecordingFixture(api).start(2, { RECORDER_BATCH: '20' });
     auditor = await rec.tokenWithRoles(['auditor']);
     user = await rec.tokenWithRoles(['user', 'approver']);
-    const max = await rec.prisma.event.aggregate({ _max: { position: true } });
-    start = encodeCursor(max._max.position ?? 0n);
+    const last = await rec.prisma.event.findFirst({ orderBy: [{ txid: 'desc' }, { position: 'desc' }], select: { txid: true, position: true } });
+    start = encodeCursor(last ?? { txid: 0n, position: 0n });
   });
   afterAll(async () => {
     await rec?.close();
@@ -31,6 +38,27 @@ describe('audit export (SIEM pull)', () => {
   async function page(cursor: string, limit: number, format = 'jsonl', token = auditor) {
     const r = await api.http.get('/v1/audit/events').query({ cursor, limit, format }).set('Authorization', token).expect(200);
     return { lines: r.text.split('\n').filter(Boolean), next: r.headers['x-next-cursor'] as string, type: r.headers['content-type'] as string };
+  }
+
+  /**
+   * Waits until the export from `from` delivers `n` events of session `s`: a committed row shows once
+   * every older transaction on the Postgres cluster has ended (another recorder's batch, another test's).
+   */
+  async function waitExported(from: string, s: string, n: number) {
+    const deadline = Date.now() + 120_000;
+    for (;;) {
+      let cursor = from;
+      let count = 0;
+      for (;;) {
+        const p = await page(cursor, 5000);
+        count += p.lines.filter((l) => JSON.parse(l).sessionId === s).length;
+        cursor = p.next;
+        if (p.lines.length < 5000) break;
+      }
+      if (count >= n) return;
+      if (Date.now() > deadline) throw new Error(`export shows ${count} of ${n} events of ${s}`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
   }
 
   it('pages oldest first with no gaps and no duplicates while events are being written concurrently', async () => {
@@ -49,7 +77,7 @@ describe('audit export (SIEM pull)', () => {
         await new Promise((r) => setTimeout(r, 20));
       }
     })();
-    const deadline = Date.now() + 30_000;
+    const deadline = Date.now() + 120_000;
     while ([...mine].some((id) => !seen.includes(id))) {
       if (Date.now() > deadline) throw new Error(`export saw ${seen.filter((id) => mine.has(id)).length} of ${mine.size}`);
       const p = await page(cursor, 17);
@@ -63,20 +91,81 @@ describe('audit export (SIEM pull)', () => {
     const mineSeen = seen.filter((id) => mine.has(id));
     expect(mineSeen.length).toBe(mine.size);
 
-    // Oldest first: the order seen is position order, and nothing between start and the cursor was skipped.
-    const rows = await rec.prisma.event.findMany({ where: { id: { in: seen } }, select: { id: true, position: true, chain: true, seq: true } });
-    const pos = new Map(rows.map((r) => [r.id, r.position]));
-    const positions = seen.filter((id) => pos.has(id)).map((id) => pos.get(id)!);
-    expect(positions).toEqual([...positions].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0)));
-    const lo = Buffer.from(start, 'base64url').toString().slice(3);
-    const hi = Buffer.from(cursor, 'base64url').toString().slice(3);
-    const inRange = await rec.prisma.event.findMany({ where: { position: { gt: BigInt(lo), lte: BigInt(hi) } }, select: { id: true } });
+    // Oldest first: the order seen is (txid, position) order, and nothing between start and the cursor was skipped.
+    const rows = await rec.prisma.event.findMany({ where: { id: { in: seen } }, select: { id: true, txid: true, position: true, chain: true, seq: true } });
+    const key = new Map(rows.map((r) => [r.id, r]));
+    const order = seen.filter((id) => key.has(id)).map((id) => key.get(id)!);
+    expect(order.map((r) => r.id)).toEqual([...order].sort(byExportOrder).map((r) => r.id));
+    const lo = decodeCursor(start);
+    const hi = decodeCursor(cursor);
+    const inRange = (await rec.prisma.event.findMany({ where: { txid: { gte: lo.txid, lte: hi.txid } }, select: { id: true, txid: true, position: true } }))
+      .filter((r) => byExportOrder(r, lo) > 0 && byExportOrder(r, hi) <= 0);
     const seenSet = new Set(seen);
     expect(inRange.filter((r) => !seenSet.has(r.id))).toEqual([]);
     // and each session's events came out in chain order
     for (const s of sessions) {
-      const seqs = rows.filter((r) => r.chain === s).sort((a, b) => (a.position < b.position ? -1 : 1)).map((r) => r.seq);
+      const seqs = order.filter((r) => r.chain === s).map((r) => r.seq);
       expect(seqs).toEqual(seqs.map((_, i) => i + 1));
+    }
+  });
+
+  it('never skips a row whose transaction commits after a later one: writers without a lock, real Postgres transactions', async () => {
+    // Two writers, as two recorders are: A gets its transaction id first, B inserts and commits first,
+    // A then inserts (a higher position than B's row) and commits last. Position order, commit order and
+    // transaction order all differ; the export must still deliver both rows, once each, and never pass
+    // a row that is not committed yet.
+    const chain = `export-writers-${randomUUID()}`;
+    const row = (seq: number) => Prisma.sql`INSERT INTO "Event" (id, chain, "sessionId", seq, time, type, identity, connection, gateway, data, "prevHash", hash)
+      VALUES (${randomUUID()}::uuid, ${chain}, ${chain}, ${seq}, now(), 'statement', 'writer-test', 'c', 'g', '{}'::jsonb, 'p', 'h') RETURNING id::text AS id, position`;
+    const gate = () => {
+      let open!: () => void;
+      const p = new Promise<void>((r) => (open = r));
+      return { p, open };
+    };
+    const aHasTxid = gate(), aMayInsert = gate(), aInserted = gate(), aMayCommit = gate();
+    let aRow: { id: string; position: bigint } | undefined;
+    const writerA = rec.prisma.$transaction(async (tx) => {
+      await tx.$queryRaw`SELECT pg_current_xact_id()::text AS x`;
+      aHasTxid.open();
+      await aMayInsert.p;
+      aRow = (await tx.$queryRaw<{ id: string; position: bigint }[]>(row(2)))[0];
+      aInserted.open();
+      await aMayCommit.p;
+    }, { timeout: 120_000, maxWait: 30_000 });
+    try {
+      await aHasTxid.p;
+      const bRow = (await rec.prisma.$queryRaw<{ id: string; position: bigint }[]>(row(1)))[0];
+      aMayInsert.open();
+      await aInserted.p;
+      expect(aRow!.position).toBeGreaterThan(bRow.position);
+
+      const seen: string[] = [];
+      let cursor = start;
+      const pull = async () => {
+        for (;;) {
+          const p = await page(cursor, 500);
+          cursor = p.next;
+          seen.push(...p.lines.map((l) => JSON.parse(l)).filter((e) => e.sessionId === chain).map((e) => e.id as string));
+          if (p.lines.length < 500) return;
+        }
+      };
+      // B committed, A not: B's row waits behind A's open transaction (A's txid is older).
+      await pull();
+      expect(seen).toEqual([]);
+      aMayCommit.open();
+      await writerA;
+      const deadline = Date.now() + 60_000;
+      while (seen.length < 2 && Date.now() < deadline) {
+        await pull();
+        if (seen.length < 2) await new Promise((r) => setTimeout(r, 50));
+      }
+      // both, once each, in transaction order (A's transaction is older, though its row's position is higher)
+      expect(seen).toEqual([aRow!.id, bRow.id]);
+    } finally {
+      aMayInsert.open();
+      aMayCommit.open();
+      await writerA.catch(() => undefined);
+      await rec.prisma.event.deleteMany({ where: { chain } });
     }
   });
 
@@ -86,7 +175,8 @@ describe('audit export (SIEM pull)', () => {
     await rec.publish(evs);
     await rec.waitStored([s], evs.length);
     const at = await rec.prisma.event.findFirstOrThrow({ where: { chain: s, seq: 1 } });
-    const from = encodeCursor(at.position - 1n);
+    const from = encodeCursor({ txid: at.txid, position: at.position - 1n });
+    await waitExported(from, s, evs.length);
     const a = await page(from, 3);
     expect(a.type).toMatch(/application\/x-ndjson/);
     expect(a.lines).toHaveLength(3);
@@ -114,7 +204,9 @@ describe('audit export (SIEM pull)', () => {
     await rec.publish(evs);
     await rec.waitStored([s], evs.length);
     const at = await rec.prisma.event.findFirstOrThrow({ where: { chain: s, seq: 1 } });
-    const p = await page(encodeCursor(at.position - 1n), 1000, 'ocsf');
+    const from = encodeCursor({ txid: at.txid, position: at.position - 1n });
+    await waitExported(from, s, evs.length);
+    const p = await page(from, 1000, 'ocsf');
     const recs = p.lines.map((l) => JSON.parse(l)).filter((r) => r.metadata.correlation_uid === s);
     expect(recs).toHaveLength(evs.length);
     const start = recs[0];
@@ -141,7 +233,9 @@ describe('audit export (SIEM pull)', () => {
     await rec.publish(evs);
     await rec.waitStored([s], 2);
     const at = await rec.prisma.event.findFirstOrThrow({ where: { chain: s, seq: 1 } });
-    const p = await page(encodeCursor(at.position - 1n), 1000, 'cef');
+    const from = encodeCursor({ txid: at.txid, position: at.position - 1n });
+    await waitExported(from, s, 2);
+    const p = await page(from, 1000, 'cef');
     expect(p.type).toMatch(/text\/plain/);
     const lines = p.lines.filter((l) => l.includes(`cs1=${s}`));
     expect(lines).toHaveLength(2);
@@ -158,7 +252,8 @@ describe('audit export (SIEM pull)', () => {
     await rec.publish(evs);
     await rec.waitStored([s], 3);
     const at = await rec.prisma.event.findFirstOrThrow({ where: { chain: s, seq: 1 } });
-    const from = encodeCursor(at.position - 1n);
+    const from = encodeCursor({ txid: at.txid, position: at.position - 1n });
+    await waitExported(from, s, 3);
     const jsonl = (await page(from, 1000)).lines.map((l) => JSON.parse(l)).filter((e) => e.sessionId === s);
     expect(jsonl.map((e) => e.type)).toEqual(['session.start', 'statement', 'statement']);
     expect(Object.keys(jsonl[1]).sort()).toEqual(JSONL_KEYS);
@@ -182,10 +277,15 @@ describe('audit export (SIEM pull)', () => {
   });
 
   it('rejects a bad cursor, format or limit with 400', async () => {
-    for (const cursor of ['not a cursor!', 'Zm9v', Buffer.from('v1:-5').toString('base64url'), Buffer.from('v1:99999999999999999999').toString('base64url')]) {
+    const b64 = (t: string) => Buffer.from(t).toString('base64url');
+    for (const cursor of ['not a cursor!', 'Zm9v', b64('v1:-5'), b64('v1:99999999999999999999'), b64('v2:5'), b64('v2:1:2:3'), b64('v2:01:2'), b64('v2:9223372036854775808:1')]) {
       const r = await api.http.get('/v1/audit/events').query({ cursor }).set('Authorization', auditor).expect(400);
       expect(r.body.error.code).toBe('invalid_cursor');
     }
+    // a cursor from before transaction ids were stored still resumes (at-least-once)
+    await api.http.get('/v1/audit/events').query({ cursor: b64('v1:0'), limit: 1 }).set('Authorization', auditor).expect(200);
+    expect(decodeCursor(b64('v1:42'))).toEqual({ txid: 0n, position: 42n });
+    expect(decodeCursor(encodeCursor({ txid: 7n, position: 9n }))).toEqual({ txid: 7n, position: 9n });
     await api.http.get('/v1/audit/events').query({ format: 'xml' }).set('Authorization', auditor).expect(400);
     await api.http.get('/v1/audit/events').query({ limit: 0 }).set('Authorization', auditor).expect(400);
     await api.http.get('/v1/audit/events').query({ limit: 100000 }).set('Authorization', auditor).expect(400);

@@ -35,9 +35,6 @@ export interface WriteResult {
   heads: Map<string, ChainHead>;
 }
 
-/** Every writer of Event rows serialises its INSERT..COMMIT on this lock; see `appendRows`. */
-export const POSITION_LOCK_SQL = `SELECT pg_advisory_xact_lock(hashtextextended('portcullis:event-position', 0))`;
-
 interface SessionRow {
   id: string;
   identity: string;
@@ -98,10 +95,11 @@ function copyLine(r: StoredRow): string {
 }
 
 /**
- * Inserts chained rows. Positions (the export order) come from a sequence, and a transaction that
- * commits later could otherwise hold a lower position than rows a SIEM has already paged past.
- * Holding one advisory lock from the INSERT to COMMIT makes position order equal commit order, so
- * the export can page by position with no gaps. Returns how many rows were inserted.
+ * Inserts chained rows. Each row's `txid` column defaults to the id of this transaction, and the
+ * audit export pages by (txid, position) up to the oldest transaction still in flight (apps/api
+ * AuditExportService), so writers need no lock of their own here: two recorders insert and commit
+ * side by side. The caller must hold the chain locks (lockChains) before the transaction's first
+ * write, so that a chain's later rows always get a higher txid. Returns how many rows were inserted.
  *
  * The rows go in with COPY (measured ~30% cheaper per row than INSERT .. SELECT from a JSON or
  * array parameter, and no JSON.stringify of the batch). COPY has no ON CONFLICT: an id that is
@@ -113,7 +111,6 @@ export async function appendRows(client: PoolClient, rows: StoredRow[]): Promise
   if (!rows.length) return 0;
   let text = '';
   for (const r of rows) text += copyLine(r);
-  await client.query(POSITION_LOCK_SQL);
   const stream = client.query(copyFrom(COPY_EVENT_SQL));
   try {
     await pipeline(Readable.from([text]), stream);
@@ -278,8 +275,8 @@ export class ChainWriter {
         if (!isControl) sessionRows.push(sessionRowFor(chain, rows, head));
       }
 
-      // Sessions first: their rows are covered by the chain locks, so only the Event insert needs
-      // to run under the position lock (shorter hold when two recorders write).
+      // Nothing was written before this point: the transaction id (the export's order) is assigned
+      // here, after the chain locks.
       if (sessionRows.length) await upsertSessions(client, sessionRows);
       const ordered = exportOrder(items, byChain, appended);
       const inserted = await appendRows(client, ordered);
