@@ -7,7 +7,7 @@
 // count out, no duplicate, and every chain of a sample of sessions.
 // Needs `pnpm build`, Postgres on 127.0.0.1:5432 and NATS (JetStream) on 4222.
 //
-//   node bench/recorder-scale-bench.mjs [--events 100000] [--sessions 400] [--rounds 2] [--processes 1,2] [--per-message 64] [--json] [--cpu-prof <dir>]
+//   node bench/recorder-scale-bench.mjs [--events 100000] [--sessions 400] [--rounds 2] [--processes 1,2] [--per-message 64] [--json] [--cpu-prof <dir>] [--baseline <built checkout>]
 import { randomBytes, randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
@@ -28,6 +28,8 @@ const { values: args } = parseArgs({
     json: { type: 'boolean', default: false },
     /** write a V8 CPU profile of every recorder process into this directory */
     'cpu-prof': { type: 'string' },
+    /** a built checkout (e.g. a worktree of an older commit): its recorder runs too, in the same rounds */
+    baseline: { type: 'string' },
   },
 });
 const N = Number(args.events);
@@ -107,10 +109,15 @@ function cpuOf(pid) {
 const commits = async () => Number((await db.query(`SELECT xact_commit AS n FROM pg_stat_database WHERE datname = current_database()`)).rows[0].n);
 const count = async (ids) => Number((await db.query(`SELECT count(*) AS n FROM "Event" WHERE chain = ANY($1::text[])`, [ids])).rows[0].n);
 
-async function drain(processes) {
+const BUILDS = [{ name: 'this build', entry: join(ROOT, 'apps/recorder/dist/main.js') }, ...(args.baseline ? [{ name: 'baseline', entry: join(args.baseline, 'apps/recorder/dist/main.js') }] : [])];
+
+async function drain(processes, build) {
   const b = await backlog();
-  const recorders = await Promise.all(Array.from({ length: processes }, (_, i) => startRecorder({ prefix: b.prefix, databaseUrl: RECORDER_DB_URL, masterKeyHex: master.toString('hex'), shard: `${i}/${processes}`, nodeArgs: args['cpu-prof'] ? ['--cpu-prof', `--cpu-prof-dir=${args['cpu-prof']}`] : [] })));
+  const recorders = await Promise.all(Array.from({ length: processes }, (_, i) => startRecorder({ prefix: b.prefix, databaseUrl: RECORDER_DB_URL, masterKeyHex: master.toString('hex'), shard: `${i}/${processes}`, entry: build.entry, nodeArgs: args['cpu-prof'] ? ['--cpu-prof', `--cpu-prof-dir=${args['cpu-prof']}`] : [] })));
   const load0 = loadavg()[0];
+  // CPU is counted from here (start-up, module loading, left out)
+  const cpu0 = recorders.reduce((sum, r) => sum + cpuOf(r.pid), 0);
+  const pgCpu0 = new Map((await db.query(`SELECT pid FROM pg_stat_activity WHERE application_name = 'bench-recorder'`)).rows.map((r) => [r.pid, cpuOf(r.pid)]));
   const commits0 = await commits();
   const t0 = performance.now();
   const marks = [];
@@ -131,10 +138,10 @@ async function drain(processes) {
   }
   const tEnd = performance.now();
   const transactions = (await commits()) - commits0;
-  const pgCpuMs = [...backends].reduce((sum, pid) => { try { return sum + cpuOf(pid); } catch { return sum; } }, 0);
+  const pgCpuMs = [...backends].reduce((sum, pid) => { try { return sum + cpuOf(pid) - (pgCpu0.get(pid) ?? 0); } catch { return sum; } }, 0);
   const perRecorder = await Promise.all(recorders.map(async (r) => (await r.metrics()).get('recorder_events_persisted_total') ?? 0));
   // CPU the recorder processes used (user + system, all threads), per stored event
-  const cpuMs = recorders.reduce((sum, r) => sum + cpuOf(r.pid), 0);
+  const cpuMs = recorders.reduce((sum, r) => sum + cpuOf(r.pid), 0) - cpu0;
   await Promise.all(recorders.map((r) => r.stop()));
   // sustained: between 10 % and 90 % of the backlog stored (start-up and the tail left out)
   const at = (f) => marks.find(([, c]) => c >= f * b.events)?.[0] ?? tEnd;
@@ -159,7 +166,7 @@ async function drain(processes) {
   const samples = [...waits.values()].reduce((a, x) => a + x, 0);
   const waitShares = Object.fromEntries([...waits].sort((x, y) => y[1] - x[1]).map(([k, v]) => [k, Math.round((1000 * v) / samples) / 10]));
   return {
-    processes, events: b.events, persistedPerSec: Math.round(sustained), seconds: (tEnd - t0) / 1000, perRecorder,
+    build: build.name, processes, events: b.events, persistedPerSec: Math.round(sustained), seconds: (tEnd - t0) / 1000, perRecorder,
     recorderCpuUsPerEvent: (cpuMs * 1000) / b.events, postgresCpuUsPerEvent: (pgCpuMs * 1000) / b.events,
     transactions, eventsPerTransaction: transactions ? b.events / transactions : NaN, backendStates: waitShares, load: [load0, loadavg()[0]],
     stored: n, duplicates: dup, chainsChecked: Math.min(40, b.ids.length), chainsBroken: broken, ok: n === b.events && dup === 0 && broken === 0,
@@ -169,18 +176,34 @@ async function drain(processes) {
 log(`recorder scale bench: ${N} events over ${SESSIONS} sessions per drain (statement-shaped, ${PER_MESSAGE} per message), processes ${COUNTS.join(' vs ')}, ${args.rounds} round(s); host load ${loadavg().map((x) => x.toFixed(1)).join(' ')}`);
 const runs = [];
 for (let round = 0; round < Number(args.rounds); round++) {
-  const order = round % 2 ? [...COUNTS].reverse() : COUNTS;
-  for (const k of order) {
-    const r = await drain(k);
+  // the order rotates per round so drift on a shared host hits every configuration alike
+  const configs = BUILDS.flatMap((b) => COUNTS.map((k) => [b, k]));
+  const order = round % 2 ? [...configs].reverse() : configs;
+  for (const [build, k] of order) {
+    const r = await drain(k, build);
     runs.push(r);
-    log(`  round ${round + 1}: ${k} recorder(s) ${String(r.persistedPerSec).padStart(7)} events/s sustained (${r.seconds.toFixed(1)} s, per recorder ${r.perRecorder.join(' + ')}; CPU per event: recorder ${r.recorderCpuUsPerEvent.toFixed(1)} µs, its Postgres backends ${r.postgresCpuUsPerEvent.toFixed(1)} µs; ${r.transactions} transactions, ${r.eventsPerTransaction.toFixed(0)} events each; load ${r.load.map((x) => x.toFixed(1)).join(' → ')}), ${r.ok ? `all stored once, ${r.chainsChecked} sampled chains verified intact` : `NOT OK: stored ${r.stored}, duplicates ${r.duplicates}, broken ${r.chainsBroken}`}`);
+    log(`  round ${round + 1}: ${BUILDS.length > 1 ? `${build.name}, ` : ''}${k} recorder(s) ${String(r.persistedPerSec).padStart(7)} events/s sustained (${r.seconds.toFixed(1)} s, per recorder ${r.perRecorder.join(' + ')}; CPU per event: recorder ${r.recorderCpuUsPerEvent.toFixed(1)} µs, its Postgres backends ${r.postgresCpuUsPerEvent.toFixed(1)} µs; ${r.transactions} transactions, ${r.eventsPerTransaction.toFixed(0)} events each; load ${r.load.map((x) => x.toFixed(1)).join(' → ')}), ${r.ok ? `all stored once, ${r.chainsChecked} sampled chains verified intact` : `NOT OK: stored ${r.stored}, duplicates ${r.duplicates}, broken ${r.chainsBroken}`}`);
     log(`    recorders' Postgres backends (share of samples): ${Object.entries(r.backendStates).map(([w, p]) => `${w} ${p} %`).join(', ')}`);
   }
 }
-const mean = (k) => { const rs = runs.filter((r) => r.processes === k); return rs.reduce((s, r) => s + r.persistedPerSec, 0) / rs.length; };
-const summary = { runs, means: Object.fromEntries(COUNTS.map((k) => [k, Math.round(mean(k))])), ratio: COUNTS.length > 1 ? mean(COUNTS[1]) / mean(COUNTS[0]) : null, ok: runs.every((r) => r.ok) };
+const mean = (b, k, f = (r) => r.persistedPerSec) => { const rs = runs.filter((r) => r.build === b.name && r.processes === k); return rs.reduce((s, r) => s + f(r), 0) / rs.length; };
+const summary = {
+  builds: BUILDS.map((b) => ({
+    build: b.name,
+    means: Object.fromEntries(COUNTS.map((k) => [k, Math.round(mean(b, k))])),
+    ratio: COUNTS.length > 1 ? mean(b, COUNTS[1]) / mean(b, COUNTS[0]) : null,
+    recorderCpuUsPerEvent: Object.fromEntries(COUNTS.map((k) => [k, Math.round(mean(b, k, (r) => r.recorderCpuUsPerEvent) * 10) / 10])),
+    postgresCpuUsPerEvent: Object.fromEntries(COUNTS.map((k) => [k, Math.round(mean(b, k, (r) => r.postgresCpuUsPerEvent) * 10) / 10])),
+  })),
+  runs, load: loadavg(), ok: runs.every((r) => r.ok),
+};
 if (args.json) process.stdout.write(`${JSON.stringify(summary)}\n`);
-else process.stdout.write(`${COUNTS.map((k) => `${k} recorder(s): ${summary.means[k]} events/s`).join(', ')}${summary.ratio ? ` → ${summary.ratio.toFixed(2)}× (target ≥ 1.8×)` : ''} (one statement event per statement: events/s = statements/s); host load ${loadavg().map((x) => x.toFixed(1)).join(' ')}; ${summary.ok ? `every run: count in = count out, no duplicate, ${runs.reduce((a, r) => a + r.chainsChecked, 0)} sampled chains verified intact` : 'SOME RUN FAILED ITS CHECKS'}\n`);
+else {
+  for (const b of summary.builds) {
+    process.stdout.write(`${BUILDS.length > 1 ? `${b.build}: ` : ''}${COUNTS.map((k) => `${k} recorder(s): ${b.means[k]} events/s (CPU/event: recorder ${b.recorderCpuUsPerEvent[k]} µs, Postgres ${b.postgresCpuUsPerEvent[k]} µs)`).join(', ')}${b.ratio ? ` → ${b.ratio.toFixed(2)}× (target ≥ 1.8×)` : ''}\n`);
+  }
+  process.stdout.write(`one statement event per statement: events/s = statements/s; host load ${loadavg().map((x) => x.toFixed(1)).join(' ')}; ${summary.ok ? `every run: count in = count out, no duplicate, ${runs.reduce((a, r) => a + r.chainsChecked, 0)} sampled chains verified intact` : 'SOME RUN FAILED ITS CHECKS'}\n`);
+}
 await db.end();
 await nc.close();
 process.exit(summary.ok ? 0 : 1);

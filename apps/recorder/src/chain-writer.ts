@@ -1,11 +1,14 @@
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import type { Pool, PoolClient } from 'pg';
+import pg from 'pg';
+import type { Pool, PoolClient, QueryResult } from 'pg';
 import { from as copyFrom } from 'pg-copy-streams';
 import {
   canonicalJson, chainedEventHash, chainedEventHashFast, CONTROL_CHAIN, GENESIS_HASH, normaliseTime, type ChainedEvent, type WireEvent,
 } from '@portcullis/protocol';
 import type { DeadLetterReason } from './event-decoder.js';
+
+const { escapeLiteral } = pg;
 
 /** One decoded, signature-checked event waiting to be chained. */
 export interface PendingEvent {
@@ -56,6 +59,13 @@ export interface StoredRow extends ChainedEvent {
   canonicalData?: string;
 }
 
+/** The chain locks of an array of chain names (`arr`: an SQL expression of type text[]). */
+function lockChainsSql(arr: string): string {
+  return `SELECT pg_advisory_xact_lock(k) FROM (
+       SELECT DISTINCT hashtextextended('portcullis:chain:' || c, 0) AS k FROM unnest(${arr}) AS c ORDER BY 1
+     ) AS keys`;
+}
+
 /**
  * Locks the given chains for the rest of the transaction. Keys are taken in one sorted order so
  * two recorders locking overlapping sets cannot deadlock; a row lock would not do, since a new
@@ -63,12 +73,41 @@ export interface StoredRow extends ChainedEvent {
  */
 export async function lockChains(client: PoolClient, chains: string[]): Promise<void> {
   if (!chains.length) return;
-  await client.query(
-    `SELECT pg_advisory_xact_lock(k) FROM (
-       SELECT DISTINCT hashtextextended('portcullis:chain:' || c, 0) AS k FROM unnest($1::text[]) AS c ORDER BY 1
-     ) AS keys`,
-    [chains],
-  );
+  await client.query(lockChainsSql('$1::text[]'), [chains]);
+}
+
+/**
+ * An array literal for a simple-protocol query, which has no parameters: strings escaped
+ * (escapeLiteral; event fields never hold NUL, the decoder refuses it), numbers only as safe integers.
+ */
+function sqlArray(values: readonly (string | number | null)[], type: string): string {
+  if (!values.length) return `'{}'::${type}[]`;
+  let out = 'ARRAY[';
+  for (let i = 0; i < values.length; i++) {
+    const v = values[i];
+    if (i) out += ',';
+    if (v === null) out += 'NULL';
+    else if (typeof v === 'number') {
+      if (!Number.isSafeInteger(v)) throw new TypeError(`not an integer: ${v}`);
+      out += String(v);
+    } else out += escapeLiteral(v);
+  }
+  return `${out}]::${type}[]`;
+}
+
+/**
+ * BEGIN, the chain locks and the heads of the batch's sessions in one round trip: three statements
+ * in one simple query. The heads are read by a statement of their own, after the locks are held (a
+ * statement's snapshot is taken when it starts), and nothing is written yet, so the transaction id
+ * the export orders by is assigned after the locks.
+ */
+async function beginLocked(client: PoolClient, chains: string[], sessionIds: string[]): Promise<Map<string, ChainHead>> {
+  const results = (await client.query(
+    `BEGIN; ${lockChainsSql(sqlArray(chains, 'text'))}; SELECT id, "lastSeq", "lastHash" FROM "Session" WHERE id = ANY(${sqlArray(sessionIds, 'text')})`,
+  )) as unknown as QueryResult<{ id: string; lastSeq: number; lastHash: string | null }>[];
+  const heads = new Map<string, ChainHead>();
+  for (const row of results[2].rows) heads.set(row.id, { seq: row.lastSeq, hash: row.lastHash ?? GENESIS_HASH });
+  return heads;
 }
 
 export async function controlHead(client: PoolClient): Promise<ChainHead> {
@@ -186,19 +225,11 @@ export class ChainWriter {
     const client = await this.pool.connect();
     let released = false;
     try {
-      await client.query('BEGIN');
+      // A batch is three round trips: BEGIN + chain locks + heads, the COPY, the Session upsert + COMMIT
+      // (plus a lookup when an event may be a redelivery, and the control chain's head).
       const chains = [...byChain.keys()];
-      await lockChains(client, chains);
-
       const sessionIds = chains.filter((c) => c !== CONTROL_CHAIN);
-      const sessionHeads = new Map<string, ChainHead>();
-      if (sessionIds.length) {
-        const r = await client.query<{ id: string; lastSeq: number; lastHash: string | null }>(
-          `SELECT id, "lastSeq", "lastHash" FROM "Session" WHERE id = ANY($1::text[])`,
-          [sessionIds],
-        );
-        for (const row of r.rows) sessionHeads.set(row.id, { seq: row.lastSeq, hash: row.lastHash ?? GENESIS_HASH });
-      }
+      const sessionHeads = await beginLocked(client, chains, sessionIds);
       // Only events that could already be stored are looked up: control-plane events and session
       // events at or behind their chain head. A fresh id stored elsewhere still trips the insert
       // count check below, and the retry then looks up every id (`checkAllIds`).
@@ -277,11 +308,10 @@ export class ChainWriter {
 
       // Nothing was written before this point: the transaction id (the export's order) is assigned
       // here, after the chain locks.
-      if (sessionRows.length) await upsertSessions(client, sessionRows);
       const ordered = exportOrder(items, byChain, appended);
       const inserted = await appendRows(client, ordered);
       if (inserted !== ordered.length) throw new ChainConflictError(`expected to insert ${ordered.length} events, inserted ${inserted}`);
-      await client.query('COMMIT');
+      await client.query(sessionRows.length ? `${upsertSessionsSql(sessionRows)}; COMMIT` : 'COMMIT');
       settleCopies();
       return { outcomes, heads };
     } catch (err) {
@@ -340,33 +370,20 @@ function sessionRowFor(sessionId: string, rows: StoredRow[], head: ChainHead): S
 
 /**
  * Creates the Session row on its first events (normally session.start, seq 1) and moves its head.
- * Identity fields are only taken on insert: a session's first event is its start.
+ * Identity fields are only taken on insert: a session's first event is its start. One statement of
+ * literal arrays (one per column), so it travels with the COMMIT in one simple query.
  */
-async function upsertSessions(client: PoolClient, rows: SessionRow[]): Promise<void> {
+function upsertSessionsSql(rows: SessionRow[]): string {
   rows.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
-  // Array parameters (one per column) rather than a JSON document: far less to build and parse.
-  await client.query(
-    `INSERT INTO "Session" (id, identity, connection, gateway, pool, "clientAddr", "startedAt", "endedAt", "lastSeq", "lastHash", events)
-     SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::timestamptz[], $8::timestamptz[], $9::int[], $10::text[], $11::int[])
+  const col = <K extends keyof SessionRow>(k: K, type: string) => sqlArray(rows.map((r) => r[k] as string | number | null), type);
+  return `INSERT INTO "Session" (id, identity, connection, gateway, pool, "clientAddr", "startedAt", "endedAt", "lastSeq", "lastHash", events)
+     SELECT * FROM unnest(${col('id', 'text')}, ${col('identity', 'text')}, ${col('connection', 'text')}, ${col('gateway', 'text')}, ${col('pool', 'text')}, ${col('clientAddr', 'text')},
+       ${col('startedAt', 'timestamptz')}, ${col('endedAt', 'timestamptz')}, ${col('lastSeq', 'int')}, ${col('lastHash', 'text')}, ${col('events', 'int')})
      ON CONFLICT (id) DO UPDATE SET
        "lastSeq" = EXCLUDED."lastSeq",
        "lastHash" = EXCLUDED."lastHash",
        events = "Session".events + EXCLUDED.events,
-       "endedAt" = COALESCE(EXCLUDED."endedAt", "Session"."endedAt")`,
-    [
-      rows.map((r) => r.id),
-      rows.map((r) => r.identity),
-      rows.map((r) => r.connection),
-      rows.map((r) => r.gateway),
-      rows.map((r) => r.pool),
-      rows.map((r) => r.clientAddr),
-      rows.map((r) => r.startedAt),
-      rows.map((r) => r.endedAt),
-      rows.map((r) => r.lastSeq),
-      rows.map((r) => r.lastHash),
-      rows.map((r) => r.events),
-    ],
-  );
+       "endedAt" = COALESCE(EXCLUDED."endedAt", "Session"."endedAt")`;
 }
 
 /** Who the recorder's own control-plane events (checkpoints, retention) name as the actor. */
