@@ -185,8 +185,14 @@ describe('the Portcullis story, end to end', () => {
         .filter((l) => l.trim())
         .map((l) => JSON.parse(l));
     };
-    const jsonl = await pull('jsonl');
-    const mine = jsonl.filter((e) => e.sessionId === session.id);
+    // A stored event shows in the export once every older write transaction on the cluster has ended.
+    let jsonl = await pull('jsonl');
+    let mine = jsonl.filter((e) => e.sessionId === session.id);
+    for (let i = 0; i < 300 && mine.length < types.length; i++) {
+      await new Promise((r) => setTimeout(r, 200));
+      jsonl = await pull('jsonl');
+      mine = jsonl.filter((e) => e.sessionId === session.id);
+    }
     expect(mine.map((e) => e.type)).toEqual(types);
     const blocked = mine.find((e) => (e.type === 'decision' || e.type === 'statement') && e.data.action === 'block');
     expect(blocked.data.rule).toBe('no-destructive-ddl');
