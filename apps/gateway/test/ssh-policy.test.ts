@@ -1,4 +1,4 @@
-import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Client, type SFTPWrapper } from 'ssh2';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -106,6 +106,50 @@ describe('ssh with a policy document', () => {
       expect(await put(`${files}/victim/free`)).toBeNull();
       const mkdir = await new Promise<Error | null>((resolve) => sftp.mkdir(`${files}/victim/locked/sub`, (err) => resolve(err ?? null)));
       expect(mkdir?.message).toContain('nothing is written under locked/');
+    } finally {
+      c.end();
+    }
+  });
+
+  it('sftp: a symlink on the target does not walk around a path rule (directory link, file link, hard link; OpenSSH sftp)', async () => {
+    const locked = join(files, 'victim', 'locked');
+    writeFileSync(join(locked, 'passwd'), 'root:x:0:0\n');
+    // made on the target behind the gateway's back (as a shell or another tool could)
+    symlinkSync(locked, join(files, 'dirlink'));
+    symlinkSync(join(locked, 'passwd'), join(files, 'filelink'));
+    const src = join(w.sshd.dir, 'payload');
+    writeFileSync(src, 'owned\n');
+    const r = await w.run('sftp', await token(), ['box@127.0.0.1'], {
+      input: [
+        `-put ${src} ${files}/dirlink/passwd`,
+        `-put ${src} ${files}/filelink`,
+        `-mkdir ${files}/dirlink/sub`,
+        `-rm ${files}/dirlink/passwd`,
+        `-ln ${locked}/passwd ${files}/hardlink`,
+        `-ln -s ../victim/locked ${files}/victim/rel`,
+        `put ${src} ${files}/victim/free-2`,
+        '',
+      ].join('\n'),
+    });
+    expect(r.stderr).toContain(`dest open "${files}/dirlink/passwd": Permission denied`);
+    expect(r.stderr).toContain(`dest open "${files}/filelink": Permission denied`);
+    expect(r.stderr).toMatch(/remote mkdir .*dirlink\/sub.*Permission denied/);
+    expect(r.stderr).toMatch(/remote delete .*dirlink\/passwd.*Permission denied/);
+    expect(r.stderr).toMatch(/hardlink.*Permission denied/);
+    expect(readFileSync(join(locked, 'passwd'), 'utf8')).toBe('root:x:0:0\n');
+    expect(existsSync(join(locked, 'sub'))).toBe(false);
+    expect(existsSync(join(files, 'hardlink'))).toBe(false);
+    // elsewhere writes go on; the refusal names the resolved path
+    expect(readFileSync(join(files, 'victim', 'free-2'), 'utf8')).toBe('owned\n');
+    const c = new Client();
+    await new Promise<void>((resolve, reject) => {
+      c.once('ready', () => resolve()).once('error', reject);
+      void token().then((password) => c.connect({ host: '127.0.0.1', port: w.port(), username: 'box', password }));
+    });
+    try {
+      const sftp = await new Promise<SFTPWrapper>((resolve, reject) => c.sftp((err, s) => (err ? reject(err) : resolve(s))));
+      const err = await new Promise<Error | null>((resolve) => sftp.writeFile(`${files}/dirlink/passwd`, 'x', (e) => resolve(e ?? null)));
+      expect(err?.message).toBe(`write ${locked}/passwd: nothing is written under locked/`);
     } finally {
       c.end();
     }

@@ -118,6 +118,52 @@ describe('SftpProxy', () => {
   });
 });
 
+describe('SftpProxy resolving paths on the target', () => {
+  const tick = () => new Promise((r) => setImmediate(r));
+  function resolvingProxy(decide: (op: FileOp) => SshVerdict) {
+    const toClient: Buffer[] = [];
+    const toUpstream: Buffer[] = [];
+    const decided: FileOp[] = [];
+    const p = new SftpProxy({ toClient: (b) => toClient.push(b), toUpstream: (b) => toUpstream.push(b), decide, decided: (d) => decided.push(d.op), resolvePaths: () => true });
+    p.clientData(pkt(SFTP.INIT, [3]));
+    p.upstreamData(pkt(SFTP.VERSION, [3]));
+    p.upstreamData(pkt(SFTP.NAME, [0xfffffffe, 1, '/home/u', '/home/u', 0]));
+    toUpstream.length = 0;
+    toClient.length = 0;
+    return { p, toClient, toUpstream, decided };
+  }
+  const lockedEtc = (op: FileOp): SshVerdict => (op.path.startsWith('/etc') ? { action: 'block', rule: 'etc', reason: 'not /etc' } : { action: 'allow', rule: null, reason: null });
+  const realpathOf = (b: Buffer) => ({ id: b.readUInt32BE(5), path: b.subarray(13, 13 + b.readUInt32BE(9)).toString() });
+
+  it('a write through a symlink is decided on the path the target resolves; the refusal names it', async () => {
+    const { p, toClient, toUpstream, decided } = resolvingProxy(lockedEtc);
+    p.clientData(pkt(SFTP.OPEN, [7, '/tmp/x/passwd', 0x1a, 0]));
+    await tick();
+    const q = realpathOf(toUpstream.shift()!);
+    expect(q.path).toBe('/tmp/x/passwd');
+    p.upstreamData(pkt(SFTP.NAME, [q.id, 1, '/etc/passwd', '/etc/passwd', 0]));
+    await tick();
+    expect(toUpstream).toEqual([]);
+    expect(toClient[0]!.subarray(13).toString()).toContain('write /etc/passwd: not /etc');
+    expect(decided.map((d) => d.path)).toEqual(['/etc/passwd']);
+  });
+
+  it('a path the target cannot resolve is refused (fail closed); request ids of the gateway range are refused', async () => {
+    const { p, toClient, toUpstream } = resolvingProxy(lockedEtc);
+    p.clientData(pkt(SFTP.REMOVE, [8, '/nowhere/f']));
+    await tick();
+    const q = realpathOf(toUpstream.shift()!);
+    expect(q.path).toBe('/nowhere');
+    p.upstreamData(pkt(SFTP.STATUS, [q.id, 2, 'No such file', '']));
+    await tick();
+    expect(toClient.shift()!.subarray(13).toString()).toContain('could not be resolved on the target');
+    p.clientData(pkt(SFTP.REMOVE, [0xffff0001, '/tmp/f']));
+    await tick();
+    expect(toClient.shift()!.subarray(13).toString()).toContain('reserved by the gateway');
+    expect(toUpstream).toEqual([]);
+  });
+});
+
 describe('legacy scp', () => {
   it.each([
     ['scp -t -- /srv/in', { direction: 'upload', paths: ['/srv/in'] }],

@@ -24,6 +24,9 @@ const FXF_WRITE_ANY = 0x02 | 0x04 | 0x08 | 0x10;
 const MAX_PACKET = 1024 * 1024;
 /** the id of the gateway's own REALPATH(".") (answered before any client request is forwarded) */
 const HOME_ID = 0xfffffffe;
+/** request ids from here on are the gateway's own (path resolutions); a client request using one is refused */
+const GATEWAY_IDS = 0xffff0000;
+const FX_FAILURE = 4;
 
 /** Extensions that name no path and act on nothing the opens did not already decide. */
 const HARMLESS_EXTENSIONS = new Set([
@@ -106,6 +109,11 @@ export interface SftpProxyIo {
   decide(op: FileOp): SshVerdict | Promise<SshVerdict>;
   /** each decided operation, for the record */
   decided(d: SftpDecision): void;
+  /**
+   * resolve paths on the target before deciding (REALPATH through the upstream): a path rule must not
+   * be walked around through a symlink (`ln -s /etc /tmp/x`, then a write to /tmp/x/passwd)
+   */
+  resolvePaths?(): boolean;
 }
 
 /**
@@ -121,6 +129,9 @@ export class SftpProxy {
   private busy = false;
   private readonly pendingOpens = new Map<number, string>();
   private readonly handles = new Map<string, string>();
+  /** the gateway's own REALPATH requests waiting for the target's answer */
+  private readonly resolving = new Map<number, (path: string | null) => void>();
+  private nextId = GATEWAY_IDS;
 
   constructor(private readonly io: SftpProxyIo) {}
 
@@ -159,6 +170,18 @@ export class SftpProxy {
           this.home = '/';
         }
         void this.drain();
+        return;
+      }
+      const resolved = this.resolving.get(id);
+      if (resolved) {
+        this.resolving.delete(id);
+        let path: string | null = null;
+        if (type === SFTP.NAME) {
+          const r = new Reader(p);
+          r.u32();
+          if (r.u32() > 0) path = r.str();
+        }
+        resolved(path !== null && path.startsWith('/') && !path.includes('\0') ? normalise(path, '/') : null);
         return;
       }
       if (type === SFTP.HANDLE && this.pendingOpens.has(id)) {
@@ -240,7 +263,8 @@ export class SftpProxy {
         // OpenSSH sends (target, link) — the reverse of the draft's order
         const target = r.str();
         const link = this.path(r.str());
-        op = { op: 'symlink', path: link, target: this.path(target) };
+        // a relative target is relative to the link's directory, not the login's
+        op = { op: 'symlink', path: link, target: normalise(target, posix.dirname(link)) };
         break;
       }
       case SFTP.EXTENDED: {
@@ -269,22 +293,78 @@ export class SftpProxy {
       this.io.toUpstream(p);
       return;
     }
-    let verdict: SshVerdict | Promise<SshVerdict>;
-    try {
-      // the target reads paths as C strings: "/x.pem\0.txt" would be decided as one file and open another
-      const nul = op.path.includes('\0') || ('target' in op && op.target.includes('\0'));
-      verdict = nul ? { action: 'block', rule: null, reason: 'a path with a NUL byte is refused' } : this.io.decide(op);
-    } catch {
-      verdict = { action: 'block', rule: null, reason: 'the operation could not be decided' };
+    if (id >= GATEWAY_IDS) {
+      this.io.toClient(statusPacket(id, FX_FAILURE, 'request ids from 0xffff0000 are reserved by the gateway'));
+      return;
+    }
+    // the target reads paths as C strings: "/x.pem\0.txt" would be decided as one file and open another
+    if (op.path.includes('\0') || ('target' in op && op.target.includes('\0'))) {
+      this.apply(p, type, id, op, { action: 'block', rule: null, reason: 'a path with a NUL byte is refused' });
+      return;
     }
     const decided = op;
-    if (verdict instanceof Promise) {
-      return verdict.then(
-        (v) => this.apply(p, type, id, decided, v),
-        () => this.apply(p, type, id, decided, { action: 'block', rule: null, reason: 'the operation could not be decided' }),
-      );
+    if (!this.io.resolvePaths?.()) {
+      const verdict = this.decideOne(op);
+      if (verdict instanceof Promise) return verdict.then((v) => this.apply(p, type, id, decided, v));
+      return this.apply(p, type, id, op, verdict);
     }
-    this.apply(p, type, id, op, verdict);
+    return this.decideResolved(op).then(({ op: o, verdict }) => this.apply(p, type, id, o, verdict));
+  }
+
+  private decideOne(op: FileOp): SshVerdict | Promise<SshVerdict> {
+    const failed: SshVerdict = { action: 'block', rule: null, reason: 'the operation could not be decided' };
+    try {
+      const v = this.io.decide(op);
+      return v instanceof Promise ? v.catch(() => failed) : v;
+    } catch {
+      return failed;
+    }
+  }
+
+  /**
+   * Decides an operation as the client named it and as the target would resolve it: each path through
+   * REALPATH on the target (symlinks in its directories, and the final one where the operation follows
+   * it), the most restrictive verdict winning. A path the target cannot resolve is refused (fail closed):
+   * the rule would need a resolution it cannot get. A hard link is also a write of what it links to
+   * (writing through the link writes that file, and no path resolution shows it).
+   */
+  private async decideResolved(op: FileOp): Promise<{ op: FileOp; verdict: SshVerdict }> {
+    const candidates: FileOp[] = [op];
+    const follows = op.op === 'read' || op.op === 'write' || op.op === 'setstat' || op.op === 'list';
+    const path = follows ? await this.resolve(op.path) : await this.resolveParent(op.path);
+    let target: string | null | undefined;
+    if ('target' in op) target = op.op === 'symlink' ? op.target : op.op === 'link' ? await this.resolve(op.target) : await this.resolveParent(op.target);
+    if (path === null || target === null) {
+      return { op, verdict: { action: 'block', rule: null, reason: `${op.op} ${op.path}: the path could not be resolved on the target, so the policy's path rules cannot be applied; refused` } };
+    }
+    const resolved: FileOp = 'target' in op ? { ...op, path, target: target! } : { ...op, path };
+    if (resolved.path !== op.path || ('target' in op && 'target' in resolved && resolved.target !== op.target)) candidates.push(resolved);
+    if (op.op === 'link') candidates.push({ op: 'write', path: target! });
+    let last: { op: FileOp; verdict: SshVerdict } = { op, verdict: { action: 'allow', rule: null, reason: null } };
+    for (const c of candidates) {
+      const verdict = await this.decideOne(c);
+      if (verdict.action !== 'allow') return { op: c, verdict };
+      if (c !== op) this.io.decided({ op: c, verdict });
+      last = { op, verdict };
+    }
+    return last;
+  }
+
+  /** The target's REALPATH of `path` (symlinks followed, the last component may not exist), or null. */
+  private resolve(path: string): Promise<string | null> {
+    if (this.nextId >= HOME_ID - 1) this.nextId = GATEWAY_IDS;
+    const id = this.nextId++;
+    return new Promise((resolve) => {
+      this.resolving.set(id, resolve);
+      this.io.toUpstream(packet(SFTP.REALPATH, [id, path]));
+    });
+  }
+
+  /** The path with its directory resolved on the target and its last component as named (operations on the entry itself). */
+  private async resolveParent(path: string): Promise<string | null> {
+    if (path === '/') return '/';
+    const dir = await this.resolve(posix.dirname(path));
+    return dir === null ? null : normalise(posix.basename(path), dir);
   }
 
   private apply(p: Buffer, type: number, id: number, op: FileOp, verdict: SshVerdict): void {

@@ -61,6 +61,7 @@ export function sshPolicyOf(policy: ResolvedPolicy, maskingKey: Buffer, lib: Pol
     command: (text, opts) => verdictOf(engine.evaluateCommand(text, { source: 'exec', ...(opts?.unseenInput ? { unseenInput: true } : {}) })),
     line: (l: ShellLine) => verdictOf(engine.evaluateCommand(l.text, { source: 'line', reliable: l.reliable, ...(l.reasons ? { reasons: l.reasons } : {}) })),
     file: (op: FileOp) => verdictOf(engine.evaluateFile(op)),
+    filePathRules: policy.document.guardrails.some((g) => g.match.files !== undefined),
     env: (name, value) => settings.env(name, value),
     forward: (host, port) => settingVerdict(settings.forward(host, port)),
     remoteForward: (address, port) => settingVerdict(settings.remoteForward(address, port)),

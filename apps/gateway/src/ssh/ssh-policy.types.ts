@@ -55,6 +55,8 @@ export interface SshPolicy {
   /** a line typed at an interactive shell, when its Enter is pressed */
   line(line: ShellLine): SshVerdict;
   file(op: FileOp): SshVerdict;
+  /** true when file rules name paths: SFTP paths are then resolved on the target (symlinks) before deciding */
+  readonly filePathRules?: boolean;
   /** an environment variable the client asks to set (`ssh -o SetEnv`, `SendEnv`); `reason` says why not */
   env(name: string, value: string): { allowed: boolean; reason: string | null };
   /** a direct-tcpip (`ssh -L`, `-W`) destination: the target opens the connection */

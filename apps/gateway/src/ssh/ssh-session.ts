@@ -699,6 +699,8 @@ export class SshSession implements LiveSession {
         return this.settle(v, `${op.op} ${op.path}${'target' in op ? ` → ${op.target}` : ''}`, say).then((d): SshVerdict => (d.run ? { ...v, action: 'allow' } : { ...v, action: 'block', reason: d.message }));
       },
       decided: (d) => this.fileEvent(stream, d.op, d.verdict, 'sftp'),
+      // the session's policy of the moment (a new version may add file rules)
+      resolvePaths: () => this.policy?.filePathRules === true,
     });
     const fail = (err: Error): void => {
       this.log.info({ err: err.message }, 'sftp stream refused');

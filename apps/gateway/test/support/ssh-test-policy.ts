@@ -25,6 +25,7 @@ export function markerPolicy(opts: { unreliable?: SshVerdict['action'] } = {}): 
       if (op.path.includes('HOLDME')) return { action: 'require_approval', rule: 'hold-file', reason: 'this file needs a second pair of eyes' };
       return { action: 'allow', rule: null, reason: null };
     },
+    filePathRules: true,
     env: (name) => (name === 'PORTCULLIS_OK' ? { allowed: true, reason: null } : { allowed: false, reason: `environment variable ${name} is not allowed` }),
     forward: (_host, port) => (port === 1 ? { action: 'allow', rule: 'port-1', reason: null } : { action: 'block', rule: null, reason: 'not this destination' }),
     remoteForward: () => ({ action: 'block', rule: null, reason: 'no remote forwarding' }),
