@@ -214,8 +214,8 @@ export function runKubectl(bin: string, args: string[], o: { input?: string; tim
 }
 
 /** Starts kubectl and leaves it running (watches, held requests); the caller kills it. */
-export function spawnKubectl(bin: string, args: string[]): { proc: ChildProcess; output: () => { stdout: string; stderr: string } } {
-  const p = spawn(bin, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, HOME: tmpdir() } });
+export function spawnKubectl(bin: string, args: string[], env: Record<string, string> = {}): { proc: ChildProcess; output: () => { stdout: string; stderr: string } } {
+  const p = spawn(bin, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, HOME: tmpdir(), ...env } });
   let stdout = '';
   let stderr = '';
   p.stdout!.on('data', (d: Buffer) => (stdout += d.toString()));

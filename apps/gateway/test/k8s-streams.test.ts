@@ -12,9 +12,10 @@ import { GatewayKubectl, kubeConnection, poolTls } from './support/kube-gateway.
  * KUBELET served by this test on 127.0.0.1 (there is no kubelet on these machines: a Node object's
  * status points the API server at the test's HTTPS server, which answers /containerLogs). What is
  * under test is the gateway's streaming and masking of what the API server relays, not a kubelet.
- * exec: kubectl's own exec speaks v5.channel.k8s.io, which the API server translates to SPDY for the
- * kubelet (the stand-in has no SPDY); the interactive exec below is therefore driven by a WebSocket
- * client in the test offering v4.channel.k8s.io, which the API server proxies to the stand-in as it is.
+ * exec: the interactive exec below is a WebSocket client in the test offering only v4.channel.k8s.io,
+ * which the API server proxies to the stand-in as it is (frame-level checks the real kubectl cannot
+ * make); kubectl's own exec, attach, cp and port-forward (v5.channel.k8s.io, translated by the API
+ * server to SPDY for the kubelet) are in test/k8s-exec.test.ts.
  */
 const skip = kubeSkipReason();
 if (skip) console.warn(`k8s-streams: skipped: ${skip}`);

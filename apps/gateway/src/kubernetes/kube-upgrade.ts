@@ -49,7 +49,7 @@ export function relayUpgrade(o: UpgradeOptions): void {
   const upgrade = String(req.headers.upgrade ?? '').toLowerCase();
   const terminal = sub === 'exec' || sub === 'attach';
   if (terminal && upgrade !== 'websocket') {
-    sendStatusOnSocket(socket, 400, 'BadRequest', `portcullis: ${sub} through the gateway needs the WebSocket protocol (v5.channel.k8s.io, kubectl ≥ 1.30's default); ${req.headers.upgrade ?? 'this upgrade'} cannot be recorded`);
+    sendStatusOnSocket(socket, 400, 'BadRequest', `portcullis: ${sub} through the gateway needs the WebSocket protocol (v5.channel.k8s.io, kubectl ≥ 1.30's default: unset KUBECTL_REMOTE_COMMAND_WEBSOCKETS=false); ${req.headers.upgrade ?? 'this upgrade'} cannot be decided, masked or recorded`);
     call.session.request(call, { status: 400, action: 'error', reason: 'SPDY exec/attach is not supported' });
     return;
   }

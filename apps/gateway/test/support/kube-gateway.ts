@@ -49,8 +49,8 @@ export class GatewayKubectl {
     return file;
   }
 
-  run(kubeconfig: string, args: string[], input?: string): Promise<{ code: number; stdout: string; stderr: string }> {
-    return runKubectl(this.cluster.bins.kubectl, ['--kubeconfig', kubeconfig, ...args], { ...(input !== undefined ? { input } : {}), env: { KUBECACHEDIR: join(this.dir, 'cache') } });
+  run(kubeconfig: string, args: string[], input?: string, env: Record<string, string> = {}): Promise<{ code: number; stdout: string; stderr: string }> {
+    return runKubectl(this.cluster.bins.kubectl, ['--kubeconfig', kubeconfig, ...args], { ...(input !== undefined ? { input } : {}), env: { KUBECACHEDIR: join(this.dir, 'cache'), ...env } });
   }
 
   cleanup(): void {

@@ -1,0 +1,288 @@
+import { execFile, execFileSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { connect, createServer, type AddressInfo, type Server } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Recorder } from '../apps/recorder/src/recorder.js';
+import { parseRecorderEnv } from '../apps/recorder/src/env.js';
+import { TokensService } from '../apps/api/src/auth/tokens.service.js';
+import { readSessionEvents, waitFor } from '../apps/gateway/test/support/harness.js';
+import { GatewayKubectl, kubeConnection, poolTls } from '../apps/gateway/test/support/kube-gateway.js';
+import { APPROVALS_TEST_MASTER_KEY, startApprovalsStack, type ApprovalsStack } from './support/approvals-stack.js';
+import { kubeSkipReason, spawnKubectl, startKubeCluster, type KubeCluster } from './support/kube-cluster.js';
+import { startStandinKubelet, type StandinKubelet } from './support/standin-kubelet.js';
+
+const run = promisify(execFile);
+
+/**
+ * exec, attach, cp and port-forward with the REAL kubectl v1.32 through the gateway to the real
+ * kube-apiserver v1.32, which relays them to a STAND-IN KUBELET served by this test (there is no
+ * kubelet on these machines: a Node object's status points the API server at the test's HTTPS
+ * server, test/support/standin-kubelet.ts). What the pieces speak, as the stand-in saw it:
+ *
+ *   kubectl ──WebSocket v5.channel.k8s.io──▶ gateway ──same──▶ kube-apiserver ──SPDY/3.1 v4.channel.k8s.io──▶ stand-in
+ *   kubectl port-forward ──WebSocket SPDY/3.1+portforward.k8s.io──▶ gateway ──▶ kube-apiserver ──SPDY/3.1──▶ stand-in
+ *
+ * (the API server's stream translator turns kubectl's WebSocket into SPDY towards the kubelet). The
+ * stand-in's tty "shell" echoes what is typed and prints `ran: <line>` at each Enter; its `tar` runs
+ * for real in a temp root (kubectl cp). Interactive exec runs in a pty (tmux), decided line by line
+ * as an SSH shell is, and its recording is read back with the real `asciinema`.
+ */
+const skip = kubeSkipReason();
+if (skip) console.warn(`k8s-exec: skipped: ${skip}`);
+
+describe.skipIf(!!skip)('kubectl exec / attach / cp / port-forward through the gateway (stand-in kubelet)', () => {
+  let cluster: KubeCluster;
+  let kubelet: StandinKubelet;
+  let s: ApprovalsStack;
+  let k: GatewayKubectl;
+  let kc: string;
+  let conn: string;
+  let recorder: Recorder;
+  let auditor: string;
+  let echo: Server;
+  const root = mkdtempSync(join(tmpdir(), 'k8s-exec-root-'));
+  const sock = `portcullis-kexec-${randomBytes(3).toString('hex')}`;
+  const tmux = (...args: string[]) => execFileSync('tmux', ['-L', sock, ...args], { encoding: 'utf8' });
+  const pane = (name: string) => tmux('capture-pane', '-p', '-t', name);
+  /** waits until the pane shows `text`; a timeout says what the pane showed */
+  const seen = async (name: string, text: string): Promise<void> => {
+    try {
+      await waitFor(() => pane(name).includes(text), 30_000, 50);
+    } catch {
+      throw new Error(`pane ${name} never showed ${JSON.stringify(text)}; it shows:\n${pane(name)}`);
+    }
+  };
+
+  beforeAll(async () => {
+    cluster = await startKubeCluster();
+    mkdirSync(join(root, 'tmp'));
+    writeFileSync(join(root, 'tmp', 'in-pod.txt'), 'written in the pod\n');
+    // what a forwarded pod port reaches: an echo server that prefixes what it got
+    echo = createServer((c) => c.on('data', (b: Buffer) => c.write(`echo:${b.toString()}`)));
+    await new Promise<void>((r) => echo.listen(0, '127.0.0.1', () => r()));
+    kubelet = await startStandinKubelet(cluster, {
+      node: 'standin-node',
+      logs: (_p, _f, write, end) => {
+        write('log line\n');
+        end();
+      },
+      tarRoot: root,
+      command: (argv) => ({ stdout: `${argv.join(' ')}\n` }),
+      forward: (port) => (port === 8080 ? (echo.address() as AddressInfo).port : null),
+    });
+    for (const ns of ['default', 'kube-system']) expect((await cluster.kubectl(['create', 'sa', 'default', '-n', ns])).code).toBe(0);
+    for (const [ns, name] of [['default', 'web'], ['kube-system', 'etcd']] as const) {
+      const pod = { apiVersion: 'v1', kind: 'Pod', metadata: { name, namespace: ns }, spec: { nodeName: 'standin-node', containers: [{ name: 'app', image: 'example/app:1', stdin: true, tty: true }] } };
+      expect((await cluster.kubectl(['create', '-f', '-'], { input: JSON.stringify(pod) })).code).toBe(0);
+      // port-forward and attach want a running pod: the status a kubelet would report
+      const status = { status: { phase: 'Running', containerStatuses: [{ name: 'app', image: 'example/app:1', imageID: '', ready: true, restartCount: 0, state: { running: { startedAt: '2026-01-01T00:00:00Z' } } }] } };
+      const r = await cluster.kubectl(['patch', 'pod', name, '-n', ns, '--subresource=status', '--type=merge', '-p', JSON.stringify(status)]);
+      expect(r.code, r.stderr).toBe(0);
+    }
+
+    const tls = await poolTls();
+    s = await startApprovalsStack({ timeoutSeconds: 60, harness: { tls } });
+    conn = `${s.connection}-k8s`;
+    const policy = {
+      name: `${conn}-policy`,
+      guardrails: [
+        { name: 'no-rm', action: 'block', match: { commands: ['rm'] }, reason: 'no deleting files in pods' },
+        { name: 'restarts-need-approval', action: 'require_approval', match: { commands: ['systemctl'] }, reason: 'restarts need a second pair of eyes' },
+        { name: 'no-forward-kube-system', action: 'block', match: { kubernetes: { resources: ['pods/portforward'], namespaces: ['kube-system'] } }, reason: 'no tunnels into the control plane' },
+      ],
+      masking: [{ name: 'pii', detectors: ['EMAIL'], strategy: 'redact' }],
+      approval: { approvers: [s.approverGroup], timeoutSeconds: 60 },
+    };
+    await s.h.putSnapshot({
+      connections: [...s.h.snapshotInput.connections, kubeConnection(cluster, { name: conn, policy: policy.name })],
+      policies: [...s.h.snapshotInput.policies, { name: policy.name, version: 1, document: policy }],
+    });
+    k = new GatewayKubectl(cluster, tls.caPem);
+    kc = k.kubeconfig(s.h.gateway, conn, await s.credential({ cn: conn, sub: 'carol-kexec' }));
+
+    recorder = new Recorder(parseRecorderEnv({
+      DATABASE_URL: process.env.DATABASE_URL, NATS_PREFIX: s.h.natsPrefix, PORTCULLIS_MASTER_KEY: APPROVALS_TEST_MASTER_KEY,
+      RECORDER_HTTP_PORT: '0', RECORDER_HTTP_HOST: '127.0.0.1', RECORDER_ACK_WAIT_SECONDS: '5', CHECKPOINT_SECONDS: '3600', LOG_LEVEL: process.env.LOG_LEVEL ?? 'silent',
+    }), { http: false });
+    await recorder.start();
+    const sfx = randomBytes(3).toString('hex');
+    const group = await s.prisma.group.create({ data: { name: `kexec-auditors-${sfx}`, roles: ['auditor'] } });
+    const who = await s.prisma.identity.create({ data: { kind: 'person', subject: `kexec-auditor-${sfx}`, memberships: { create: { group: { connect: { name: group.name } } } } } });
+    auditor = (await s.api.app.get(TokensService).issueApiToken(who.id)).access_token;
+  }, 180_000);
+
+  afterAll(async () => {
+    try {
+      tmux('kill-server');
+    } catch {
+      // not running
+    }
+    await recorder?.stop().catch(() => undefined);
+    if (s) {
+      await s.prisma.approval.deleteMany({ where: { connection: conn } }).catch(() => undefined);
+      await s.prisma.group.deleteMany({ where: { name: { startsWith: 'kexec-auditors-' } } }).catch(() => undefined);
+      await s.stop();
+    }
+    await kubelet?.stop();
+    await cluster?.stop();
+    echo?.close();
+    k?.cleanup();
+    rmSync(root, { recursive: true, force: true });
+  });
+
+  /** kubectl in a tmux pane (a real pty), 100x30 */
+  const inPane = (name: string, args: string[], env: Record<string, string> = {}): void => {
+    const envArgs = Object.entries({ HOME: k.dir, KUBECACHEDIR: join(k.dir, 'cache'), ...env }).flatMap(([a, b]) => ['-e', `${a}=${b}`]);
+    tmux('new-session', '-d', '-s', name, '-x', '100', '-y', '30', ...envArgs, 'sh', '-c', `${cluster.bins.kubectl} --kubeconfig ${kc} ${args.join(' ')}; echo "kubectl exited $?"; sleep 600`);
+  };
+
+  it('kubectl exec -it: each line decided at its Enter (allowed, blocked and cleared, held for approval), recorded as asciicast', async () => {
+    const ranBefore = kubelet.ran.length;
+    inPane('shell', ['exec', '-it', 'web', '--', 'sh']);
+    await seen('shell', '$');
+    tmux('send-keys', '-t', 'shell', 'ls /tmp', 'Enter');
+    await seen('shell', 'ran: ls /tmp');
+    tmux('send-keys', '-t', 'shell', 'rm -rf /data', 'Enter');
+    await seen('shell', 'portcullis: blocked by no-rm: no deleting files in pods');
+    // the held Enter: the line waits for an approver, then runs in the same session
+    tmux('send-keys', '-t', 'shell', 'systemctl restart app', 'Enter');
+    await seen('shell', 'needs approval (restarts-need-approval)');
+    expect(kubelet.ran.slice(ranBefore)).toEqual(['ls /tmp']);
+    let held: { id: string } | undefined;
+    await waitFor(async () => !!(held = (await s.prisma.approval.findFirst({ where: { connection: conn, status: 'pending' }, select: { id: true } })) ?? undefined), 20_000, 50);
+    expect((await s.decide(held!.id, 'approve', 'go')).status).toBe(200);
+    await seen('shell', 'ran: systemctl restart app');
+    tmux('send-keys', '-t', 'shell', 'echo alice@example.com', 'Enter');
+    await waitFor(() => kubelet.ran.length === ranBefore + 3, 20_000, 50);
+    tmux('send-keys', '-t', 'shell', 'exit', 'Enter');
+    await seen('shell', 'kubectl exited 0');
+    const screen = pane('shell');
+    // what the pod printed passed the content detectors on its way to the terminal
+    expect(screen).not.toContain('alice@example.com');
+    // the blocked line was cleared in the pod's shell (Ctrl-U), never run
+    expect(kubelet.ran.slice(ranBefore)).toEqual(['ls /tmp', 'systemctl restart app', 'echo alice@example.com', 'exit']);
+    // the API server relayed kubectl's WebSocket v5 as SPDY to the (stand-in) kubelet
+    expect(kubelet.requests).toContainEqual(expect.stringMatching(/^UPGRADE \/exec\/default\/web\/app\?command=sh&.*tty=1 spdy\/3\.1 v5\.channel\.k8s\.io,v4\.channel\.k8s\.io/));
+
+    // the decisions and the terminal, in the session's events
+    let sessionId = '';
+    await waitFor(async () => {
+      const events = await readSessionEvents(s.h, undefined, 1);
+      const cmd = events.find((e) => e.type === 'command' && (e.data as { command?: string }).command === 'systemctl restart app');
+      if (!cmd) return false;
+      sessionId = String(cmd.sessionId);
+      return events.some((e) => e.sessionId === sessionId && e.type === 'terminal' && (e.data as { event?: string }).event === 'end');
+    }, 20_000, 100);
+    const events = await readSessionEvents(s.h, sessionId, 1);
+    const commands = events.filter((e) => e.type === 'command').map((e) => e.data as { command: string; action: string; rule: string | null; approved?: boolean });
+    expect(commands).toEqual(expect.arrayContaining([
+      expect.objectContaining({ command: 'ls /tmp', action: 'allow' }),
+      expect.objectContaining({ command: 'rm -rf /data', action: 'block', rule: 'no-rm' }),
+      expect.objectContaining({ command: 'systemctl restart app', action: 'require_approval', rule: 'restarts-need-approval', approved: true }),
+    ]));
+
+    // GET /v1/sessions/{id}/recording.cast: asciicast v2 that the real asciinema plays back
+    await waitFor(async () => {
+      const r = await fetch(`${s.api.apiUrl}/v1/sessions/${sessionId}/recording.cast`, { headers: { Authorization: `Bearer ${auditor}` } });
+      return r.status === 200 && (await r.text()).includes('ran: echo');
+    }, 20_000, 200);
+    const res = await fetch(`${s.api.apiUrl}/v1/sessions/${sessionId}/recording.cast`, { headers: { Authorization: `Bearer ${auditor}` } });
+    const cast = await res.text();
+    const [header, ...frames] = cast.trimEnd().split('\n').map((l) => JSON.parse(l) as unknown);
+    expect(header).toMatchObject({ version: 2, width: 100, height: 30 });
+    const output = (frames as [number, string, string][]).filter((f) => f[1] === 'o').map((f) => f[2]).join('');
+    expect(output).toContain('ran: ls /tmp');
+    expect(output).toContain('portcullis: blocked by no-rm');
+    expect(output).not.toContain('alice@example.com');
+    const file = join(root, 'exec.cast');
+    writeFileSync(file, cast);
+    // asciinema cat wants a terminal: a pty from script, without its LF → CR LF translation
+    const { stdout } = await run('script', ['-qec', `stty -onlcr; asciinema cat '${file}'`, '/dev/null'], { env: { ...process.env, LANG: 'C.UTF-8' } });
+    expect(stdout).toContain('ran: systemctl restart app');
+    expect(stdout).toBe(output);
+  }, 180_000);
+
+  it('kubectl attach -it: the same terminal decisions and recording', async () => {
+    const ranBefore = kubelet.ran.length;
+    inPane('attach', ['attach', '-it', 'web']);
+    // kubectl prints its "If you don't see a command prompt" hint; the stand-in's prompt follows
+    await seen('attach', '$');
+    tmux('send-keys', '-t', 'attach', 'rm -rf /', 'Enter');
+    await seen('attach', 'portcullis: blocked by no-rm');
+    tmux('send-keys', '-t', 'attach', 'uptime', 'Enter');
+    await seen('attach', 'ran: uptime');
+    tmux('send-keys', '-t', 'attach', 'exit', 'Enter');
+    await seen('attach', 'kubectl exited 0');
+    expect(kubelet.ran.slice(ranBefore)).toEqual(['uptime', 'exit']);
+    expect(kubelet.requests).toContainEqual(expect.stringMatching(/^UPGRADE \/attach\/default\/web\/app\?.*tty=1 spdy\/3\.1/));
+    await waitFor(async () => (await readSessionEvents(s.h, undefined, 1)).some((e) => e.type === 'terminal' && (e.data as { event?: string; stream?: string }).event === 'start' && String((e.data as { stream?: string }).stream).startsWith('attach-')), 20_000, 100);
+  }, 120_000);
+
+  it('kubectl exec pod -- cmd: decided by the shell guardrails; stdin and exit codes pass', async () => {
+    const ok = await k.run(kc, ['exec', 'web', '--', 'echo', 'hello']);
+    expect(ok.code, ok.stderr).toBe(0);
+    expect(ok.stdout).toBe('echo hello\n');
+    const rm = await k.run(kc, ['exec', 'web', '--', 'rm', '-rf', '/data']);
+    expect(rm.code).toBe(1);
+    expect(rm.stderr).toContain('portcullis:');
+    expect(rm.stderr).toContain('no deleting files in pods');
+    expect(kubelet.requests.some((q) => q.includes('command=rm'))).toBe(false);
+  }, 60_000);
+
+  it('kubectl cp (exec tar) both ways', async () => {
+    const out = join(root, 'copied.txt');
+    const down = await k.run(kc, ['cp', 'web:/tmp/in-pod.txt', out]);
+    expect(down.code, down.stderr).toBe(0);
+    expect(readFileSync(out, 'utf8')).toBe('written in the pod\n');
+    const local = join(root, 'local.txt');
+    writeFileSync(local, 'sent from kubectl\n');
+    const up = await k.run(kc, ['cp', local, 'web:/tmp/uploaded.txt']);
+    expect(up.code, up.stderr).toBe(0);
+    expect(readFileSync(join(root, 'tmp', 'uploaded.txt'), 'utf8')).toBe('sent from kubectl\n');
+  }, 60_000);
+
+  // kubectl 1.32 tunnels port-forward's SPDY in a WebSocket (SPDY/3.1+portforward.k8s.io) and falls back to
+  // plain SPDY when that upgrade fails; KUBECTL_PORT_FORWARD_WEBSOCKETS=false asks for SPDY at once. Both relay.
+  it.each([
+    { mode: 'WebSocket tunnel', env: {}, protocol: 'SPDY/3.1+portforward.k8s.io' },
+    { mode: 'SPDY', env: { KUBECTL_PORT_FORWARD_WEBSOCKETS: 'false' }, protocol: 'SPDY/3.1' },
+  ])('kubectl port-forward ($mode): decided by policy, bytes flow both ways', async ({ env, protocol }) => {
+    const pf = spawnKubectl(cluster.bins.kubectl, ['--kubeconfig', kc, 'port-forward', 'pod/web', '0:8080'], env);
+    try {
+      await waitFor(() => /Forwarding from 127\.0\.0\.1:\d+/.test(pf.output().stdout), 30_000, 50).catch(() => {
+        throw new Error(`kubectl port-forward did not start: ${JSON.stringify(pf.output().stderr.slice(-300))} ${kubelet.requests.join(' | ')}`);
+      });
+      const port = Number(/Forwarding from 127\.0\.0\.1:(\d+)/.exec(pf.output().stdout)![1]);
+      for (const msg of ['first connection', 'second connection']) {
+        const c = connect(port, '127.0.0.1');
+        let got = '';
+        c.on('data', (b: Buffer) => (got += b.toString()));
+        c.write(msg);
+        await waitFor(() => got === `echo:${msg}`, 20_000, 50).catch(() => {
+          throw new Error(`no echo through port-forward (got ${JSON.stringify(got)}): ${JSON.stringify(pf.output())} ${kubelet.requests.join(' | ')}`);
+        });
+        c.end();
+      }
+    } finally {
+      pf.proc.kill();
+    }
+    expect(kubelet.requests).toContainEqual(expect.stringMatching(/^UPGRADE \/portForward\/default\/web spdy\/3\.1 portforward\.k8s\.io/));
+    // the gateway relayed the protocol kubectl asked for (its start event names it), not a fallback
+    await waitFor(async () => (await readSessionEvents(s.h, undefined, 1)).some((e) => e.type === 'kube.request' && (e.data as { subresource?: string; phase?: string; protocol?: string }).subresource === 'portforward'
+      && (e.data as { phase?: string }).phase === 'start' && (e.data as { protocol?: string }).protocol?.toLowerCase() === protocol.toLowerCase()), 20_000, 100);
+    const blocked = await k.run(kc, ['port-forward', '-n', 'kube-system', 'pod/etcd', '0:8080']);
+    expect(blocked.code).toBe(1);
+    expect(blocked.stderr).toContain('no tunnels into the control plane');
+  }, 120_000);
+
+  it('SPDY from kubectl (KUBECTL_REMOTE_COMMAND_WEBSOCKETS=false) is refused with a Status saying why', async () => {
+    const r = await k.run(kc, ['exec', 'web', '--', 'echo', 'hello'], undefined, { KUBECTL_REMOTE_COMMAND_WEBSOCKETS: 'false' });
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain('portcullis: exec through the gateway needs the WebSocket protocol');
+    expect(r.stderr).toContain('unset KUBECTL_REMOTE_COMMAND_WEBSOCKETS=false');
+  }, 60_000);
+});
