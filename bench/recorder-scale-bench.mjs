@@ -7,7 +7,7 @@
 // count out, no duplicate, and every chain of a sample of sessions.
 // Needs `pnpm build`, Postgres on 127.0.0.1:5432 and NATS (JetStream) on 4222.
 //
-//   node bench/recorder-scale-bench.mjs [--events 100000] [--sessions 400] [--rounds 2] [--processes 1,2] [--per-message 64] [--json] [--cpu-prof <dir>] [--baseline <built checkout>]
+//   node bench/recorder-scale-bench.mjs [--events 100000] [--sessions 400] [--rounds 2] [--processes 1,2] [--per-message 64] [--json] [--cpu-prof <dir>] [--baseline <built checkout>] [--node-args '<args>']
 import { randomBytes, randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
@@ -30,6 +30,8 @@ const { values: args } = parseArgs({
     'cpu-prof': { type: 'string' },
     /** a built checkout (e.g. a worktree of an older commit): its recorder runs too, in the same rounds */
     baseline: { type: 'string' },
+    /** extra node arguments for this build's recorders (e.g. '--max-semi-space-size=32'; with --baseline . the same build runs without them) */
+    'node-args': { type: 'string', default: '' },
   },
 });
 const N = Number(args.events);
@@ -109,11 +111,14 @@ function cpuOf(pid) {
 const commits = async () => Number((await db.query(`SELECT xact_commit AS n FROM pg_stat_database WHERE datname = current_database()`)).rows[0].n);
 const count = async (ids) => Number((await db.query(`SELECT count(*) AS n FROM "Event" WHERE chain = ANY($1::text[])`, [ids])).rows[0].n);
 
-const BUILDS = [{ name: 'this build', entry: join(ROOT, 'apps/recorder/dist/main.js') }, ...(args.baseline ? [{ name: 'baseline', entry: join(args.baseline, 'apps/recorder/dist/main.js') }] : [])];
+const BUILDS = [
+  { name: `this build${args['node-args'] ? ` (node ${args['node-args']})` : ''}`, entry: join(ROOT, 'apps/recorder/dist/main.js'), nodeArgs: args['node-args'].split(' ').filter(Boolean) },
+  ...(args.baseline ? [{ name: 'baseline', entry: join(args.baseline, 'apps/recorder/dist/main.js'), nodeArgs: [] }] : []),
+];
 
 async function drain(processes, build) {
   const b = await backlog();
-  const recorders = await Promise.all(Array.from({ length: processes }, (_, i) => startRecorder({ prefix: b.prefix, databaseUrl: RECORDER_DB_URL, masterKeyHex: master.toString('hex'), shard: `${i}/${processes}`, entry: build.entry, nodeArgs: args['cpu-prof'] ? ['--cpu-prof', `--cpu-prof-dir=${args['cpu-prof']}`] : [] })));
+  const recorders = await Promise.all(Array.from({ length: processes }, (_, i) => startRecorder({ prefix: b.prefix, databaseUrl: RECORDER_DB_URL, masterKeyHex: master.toString('hex'), shard: `${i}/${processes}`, entry: build.entry, nodeArgs: [...build.nodeArgs, ...(args['cpu-prof'] ? ['--cpu-prof', `--cpu-prof-dir=${args['cpu-prof']}`] : [])] })));
   const load0 = loadavg()[0];
   // CPU is counted from here (start-up, module loading, left out)
   const cpu0 = recorders.reduce((sum, r) => sum + cpuOf(r.pid), 0);
