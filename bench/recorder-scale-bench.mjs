@@ -7,7 +7,7 @@
 // count out, no duplicate, and every chain of a sample of sessions.
 // Needs `pnpm build`, Postgres on 127.0.0.1:5432 and NATS (JetStream) on 4222.
 //
-//   node bench/recorder-scale-bench.mjs [--events 100000] [--sessions 400] [--rounds 2] [--processes 1,2] [--per-message 64] [--json] [--cpu-prof <dir>] [--baseline <built checkout>] [--node-args '<args>']
+//   node bench/recorder-scale-bench.mjs [--events 100000] [--sessions 400] [--rounds 2] [--processes 1,2] [--per-message 64] [--json] [--cpu-prof <dir>] [--baseline <built checkout>] [--node-args='<args>']
 import { randomBytes, randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
