@@ -107,8 +107,6 @@ function cpuOf(pid) {
   return (Number(f[11]) + Number(f[12])) * 10;
 }
 
-/** committed transactions of the bench database so far (recorder batches, plus the bench's own few) */
-const commits = async () => Number((await db.query(`SELECT xact_commit AS n FROM pg_stat_database WHERE datname = current_database()`)).rows[0].n);
 const count = async (ids) => Number((await db.query(`SELECT count(*) AS n FROM "Event" WHERE chain = ANY($1::text[])`, [ids])).rows[0].n);
 
 const BUILDS = [
@@ -123,7 +121,6 @@ async function drain(processes, build) {
   // CPU is counted from here (start-up, module loading, left out)
   const cpu0 = recorders.reduce((sum, r) => sum + cpuOf(r.pid), 0);
   const pgCpu0 = new Map((await db.query(`SELECT pid FROM pg_stat_activity WHERE application_name = 'bench-recorder'`)).rows.map((r) => [r.pid, cpuOf(r.pid)]));
-  const commits0 = await commits();
   const t0 = performance.now();
   const marks = [];
   /** what the recorders' Postgres backends were doing at each sample: wait event (or CPU) → count */
@@ -142,9 +139,12 @@ async function drain(processes, build) {
     marks.push([performance.now(), n]);
   }
   const tEnd = performance.now();
-  const transactions = (await commits()) - commits0;
   const pgCpuMs = [...backends].reduce((sum, pid) => { try { return sum + cpuOf(pid) - (pgCpu0.get(pid) ?? 0); } catch { return sum; } }, 0);
-  const perRecorder = await Promise.all(recorders.map(async (r) => (await r.metrics()).get('recorder_events_persisted_total') ?? 0));
+  const scraped = await Promise.all(recorders.map((r) => r.metrics()));
+  const perRecorder = scraped.map((m) => m.get('recorder_events_persisted_total') ?? 0);
+  // the recorders' own count of committed batches (one transaction each) and their mean time
+  const batches = scraped.reduce((a, m) => a + (m.get('recorder_batches_total') ?? 0), 0);
+  const batchMs = (1000 * scraped.reduce((a, m) => a + (m.get('recorder_batch_duration_seconds_sum') ?? 0), 0)) / Math.max(1, scraped.reduce((a, m) => a + (m.get('recorder_batch_duration_seconds_count') ?? 0), 0));
   // CPU the recorder processes used (user + system, all threads), per stored event
   const cpuMs = recorders.reduce((sum, r) => sum + cpuOf(r.pid), 0) - cpu0;
   await Promise.all(recorders.map((r) => r.stop()));
@@ -173,7 +173,7 @@ async function drain(processes, build) {
   return {
     build: build.name, processes, events: b.events, persistedPerSec: Math.round(sustained), seconds: (tEnd - t0) / 1000, perRecorder,
     recorderCpuUsPerEvent: (cpuMs * 1000) / b.events, postgresCpuUsPerEvent: (pgCpuMs * 1000) / b.events,
-    transactions, eventsPerTransaction: transactions ? b.events / transactions : NaN, backendStates: waitShares, load: [load0, loadavg()[0]],
+    transactions: batches, eventsPerTransaction: batches ? b.events / batches : NaN, batchMs, backendStates: waitShares, load: [load0, loadavg()[0]],
     stored: n, duplicates: dup, chainsChecked: Math.min(40, b.ids.length), chainsBroken: broken, ok: n === b.events && dup === 0 && broken === 0,
   };
 }
@@ -187,7 +187,7 @@ for (let round = 0; round < Number(args.rounds); round++) {
   for (const [build, k] of order) {
     const r = await drain(k, build);
     runs.push(r);
-    log(`  round ${round + 1}: ${BUILDS.length > 1 ? `${build.name}, ` : ''}${k} recorder(s) ${String(r.persistedPerSec).padStart(7)} events/s sustained (${r.seconds.toFixed(1)} s, per recorder ${r.perRecorder.join(' + ')}; CPU per event: recorder ${r.recorderCpuUsPerEvent.toFixed(1)} µs, its Postgres backends ${r.postgresCpuUsPerEvent.toFixed(1)} µs; ${r.transactions} transactions, ${r.eventsPerTransaction.toFixed(0)} events each; load ${r.load.map((x) => x.toFixed(1)).join(' → ')}), ${r.ok ? `all stored once, ${r.chainsChecked} sampled chains verified intact` : `NOT OK: stored ${r.stored}, duplicates ${r.duplicates}, broken ${r.chainsBroken}`}`);
+    log(`  round ${round + 1}: ${BUILDS.length > 1 ? `${build.name}, ` : ''}${k} recorder(s) ${String(r.persistedPerSec).padStart(7)} events/s sustained (${r.seconds.toFixed(1)} s, per recorder ${r.perRecorder.join(' + ')}; CPU per event: recorder ${r.recorderCpuUsPerEvent.toFixed(1)} µs, its Postgres backends ${r.postgresCpuUsPerEvent.toFixed(1)} µs; ${r.transactions} batches (transactions), ${r.eventsPerTransaction.toFixed(0)} events and ${r.batchMs.toFixed(0)} ms each; load ${r.load.map((x) => x.toFixed(1)).join(' → ')}), ${r.ok ? `all stored once, ${r.chainsChecked} sampled chains verified intact` : `NOT OK: stored ${r.stored}, duplicates ${r.duplicates}, broken ${r.chainsBroken}`}`);
     log(`    recorders' Postgres backends (share of samples): ${Object.entries(r.backendStates).map(([w, p]) => `${w} ${p} %`).join(', ')}`);
   }
 }
