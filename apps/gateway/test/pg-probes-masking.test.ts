@@ -1,6 +1,6 @@
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startHarness, type Harness } from './support/harness.js';
+import { startHarness, waitFor, type Harness } from './support/harness.js';
 import { killAllPrograms, runProgram } from './support/run-program.js';
 
 /**
@@ -152,8 +152,14 @@ describe('notices, errors and statistics (re-run)', () => {
     c.on('notification', (n) => got.push(n.payload ?? ''));
     try {
       await c.query('LISTEN leakch');
-      await c.query('UPDATE customers SET name = name WHERE id = 6').catch(() => undefined);
+      await c.query('UPDATE customers SET name = name WHERE id = 6');
       await c.query('SELECT 1');
+      // the UPDATE hands whole rows to the table's triggers: its notifications' payloads are withheld
+      expect(got).toEqual([expect.stringMatching(/^notification payload withheld: .*masked by rule "ssns"/)]);
+      // another session's notification, while this one is idle: the content detectors
+      await h.targetQuery("SELECT pg_notify('leakch', 'ssn 123-45-6789')");
+      await waitFor(() => got.length === 2, 20_000);
+      expect(got[1]).toBe('ssn [REDACTED]');
       expectNoRawValue(got.join('\n'));
     } finally {
       await c.end();

@@ -91,6 +91,22 @@ const rows: [string, string, string, string | null][] = [
   ['COPY of the table to the client (masked there)', 'COPY customers TO STDOUT', A, null],
   ['COPY into the table from a file', "COPY customers FROM '/tmp/x'", A, null],
   ['COPY of the column to a server file', "COPY (SELECT ssn FROM customers) TO '/tmp/x'", B, SSN],
+  // code attached to a table sees its rows whole (NEW / OLD): a row of any table
+  ['trigger function copying NEW.col', 'CREATE FUNCTION t() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN INSERT INTO sink VALUES (NEW.card_number); RETURN NEW; END $$', B, CARD],
+  ['trigger function raising OLD whole', "CREATE FUNCTION t() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'row %', OLD; END $$", B, SSN],
+  ['trigger function notifying NEW as JSON', "CREATE FUNCTION t() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN PERFORM pg_notify('c', row_to_json(NEW)::text); RETURN NEW; END $$", B, SSN],
+  ['rule copying OLD.col', 'CREATE RULE r AS ON UPDATE TO customers DO ALSO INSERT INTO sink VALUES (OLD.card_number)', B, CARD],
+  ['a row variable\'s field in PL/pgSQL', "DO $$ DECLARE r customers; BEGIN r.id := 1; RAISE NOTICE '%', r.card_number; END $$", B, CARD],
+  // ALTER TABLE computing a column from others for every existing row
+  ['generated column over it', 'ALTER TABLE customers ADD COLUMN g text GENERATED ALWAYS AS (card_number) STORED', B, CARD],
+  ['ALTER COLUMN … TYPE USING another column', 'ALTER TABLE customers ALTER COLUMN name TYPE text USING ssn', B, SSN],
+  ['ALTER COLUMN … TYPE USING itself', 'ALTER TABLE customers ALTER COLUMN ssn TYPE text USING trim(ssn)', A, null],
+  ['generated column over another column', 'ALTER TABLE customers ADD COLUMN g text GENERATED ALWAYS AS (upper(name)) STORED', A, null],
+  // statistics catalogs keep sample values of every column
+  ['pg_stats', "SELECT most_common_vals FROM pg_stats WHERE tablename = 'customers'", B, SSN],
+  ['pg_statistic', 'SELECT stavalues1 FROM pg_catalog.pg_statistic', B, SSN],
+  ['pg_stats_ext in a subquery', 'SELECT 1 FROM t WHERE EXISTS (SELECT most_common_vals FROM pg_stats_ext)', B, SSN],
+  ['pg_statistic_ext_data', 'SELECT m.* FROM pg_statistic_ext_data d, pg_mcv_list_items(d.stxdmcv) m', B, SSN],
   // table-qualified rules
   ['qualified rule, its table', 'SELECT upper(card_number) FROM customers', B, CARD],
   ['qualified rule, another table', 'SELECT upper(card_number) FROM orders', A, null],

@@ -146,6 +146,9 @@ class FlowFinder {
     if (parts.length === 2) {
       const item = this.names.get(q);
       if (item) return item.kind === 'table' ? item.rel : null;
+      // not a FROM item of the statement: a trigger's or rule's NEW / OLD, a PL/pgSQL row variable, a
+      // table named without FROM (an error in Postgres) — a row of any table
+      return ANY_RELATION;
     }
     return { schema: parts.length >= 3 ? parts[parts.length - 3]! : null, name: q };
   }
@@ -171,6 +174,10 @@ class FlowFinder {
     } else if (parts.length === 1 && this.names.has(parts[0]!)) {
       // `SELECT c FROM customers c`: the whole row (a column of that name would win in Postgres: counted too)
       this.wholeRow(this.names.get(parts[0]!), how, 0);
+      this.add(parts[0]!, null, how);
+    } else if (parts.length === 1 && (parts[0] === 'new' || parts[0] === 'old')) {
+      // a trigger's or rule's row, of whatever table it is attached to
+      this.add('*', ANY_RELATION, how);
       this.add(parts[0]!, null, how);
     } else if (parts.length) {
       this.add(parts[parts.length - 1]!, this.qualifier(parts), how);
@@ -308,11 +315,46 @@ class FlowFinder {
         }
         return;
       }
+      case 'AlterTableStmt':
+        this.alterTable(s, depth);
+        return;
       case 'ExplainStmt': // EXPLAIN ANALYZE runs it; a plain EXPLAIN is counted the same way (fail closed)
       case 'PrepareStmt':
       case 'DeclareCursorStmt':
         this.statement(s.query, ctx, depth + 1);
         return;
+    }
+  }
+
+  /**
+   * ALTER TABLE commands that compute a column from the others for every existing row: a generated
+   * column's expression (ADD COLUMN … GENERATED ALWAYS AS, SET EXPRESSION AS) and ALTER COLUMN … TYPE
+   * … USING — copies, except of a column into itself (`ALTER COLUMN ssn TYPE text USING trim(ssn)`).
+   */
+  private alterTable(s: Node, depth: number): void {
+    const rel = s.relation ? tableOf(s.relation as Node) : null;
+    for (const c of list(s.cmds)) {
+      const cmd = only(c)?.[1];
+      if (!cmd) continue;
+      const from = this.flows.length;
+      const def = only(cmd.def);
+      if (cmd.subtype === 'AT_AddColumn' && def?.[0] === 'ColumnDef') {
+        for (const k of list(def[1].constraints)) {
+          const con = only(k)?.[1];
+          if (con?.contype === 'CONSTR_GENERATED') this.expression(con.raw_expr, 'copy', depth + 1);
+        }
+      } else if (cmd.subtype === 'AT_AlterColumnType' && def?.[0] === 'ColumnDef') {
+        this.expression(def[1].raw_default, 'copy', depth + 1);
+      } else if (cmd.subtype === 'AT_SetExpression') {
+        this.expression(cmd.def, 'copy', depth + 1);
+      } else continue;
+      // unqualified references are columns of the altered table
+      for (let i = from; i < this.flows.length; i++) {
+        const f = this.flows[i]!;
+        if (f.relation === null && rel) f.relation = rel;
+      }
+      const into = cmd.subtype === 'AT_AlterColumnType' && typeof cmd.name === 'string' ? cmd.name.toLowerCase() : null;
+      if (into !== null) for (let i = this.flows.length - 1; i >= from; i--) if (this.flows[i]!.column === into && this.flows[i]!.how === 'copy') this.flows.splice(i, 1);
     }
   }
 

@@ -367,7 +367,8 @@ function flowReason(f: ColumnFlow, m: MaskedColumn): string {
   const how =
     f.how === 'copy' ? 'it may not be copied into a table, view, variable or routine'
       : 'it may not be used inside an expression (function, cast, operator, aggregate, row value)';
-  const what = f.column === '*' ? `a whole-row reference${f.relation ? ` to ${show(f.relation)}` : ''} would carry column ${col}` : `column ${col}`;
+  const to = f.relation === ANY_RELATION ? ' (a row of any table: a trigger\'s or rule\'s NEW / OLD, a row variable)' : f.relation ? ` to ${show(f.relation)}` : '';
+  const what = f.column === '*' ? `a whole-row reference${to} would carry column ${col}` : `column ${col}`;
   return `${what}, masked by rule ${m.rule}, can be read only as a plain column of a result: ${how}`;
 }
 

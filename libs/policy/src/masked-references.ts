@@ -8,7 +8,8 @@
  * "Names" is deliberately wide: every identifier in the parse tree (column references, column lists,
  * index and constraint columns, ALTER TABLE … ALTER COLUMN, aliases, function names), string literals
  * excepted; and a statement that takes whole rows without naming columns (`*`, INSERT without a column
- * list, COPY of a whole table) touches every column of its tables. Withholding an error text too many
+ * list, COPY of a whole table, and a write that hands existing rows to triggers and errors: UPDATE, DELETE,
+ * MERGE, INSERT … ON CONFLICT) touches every column of its tables. Withholding an error text too many
  * is a worse message; one too few is a leak.
  */
 export interface StatementNames {
@@ -48,7 +49,10 @@ function walk(v: unknown, into: StatementNames, depth: number): void {
     // a string literal is a value, not a name
     if (key === 'A_Const') continue;
     if (key === 'A_Star') into.wholeRows = true;
-    else if (key === 'InsertStmt' && !Array.isArray((child as Node).cols)) into.wholeRows = true;
+    else if (key === 'InsertStmt' && (!Array.isArray((child as Node).cols) || (child as Node).onConflictClause !== undefined)) into.wholeRows = true;
+    // an UPDATE / DELETE / MERGE (and INSERT … ON CONFLICT) hands whole existing rows to the table's
+    // triggers and rules (OLD, NEW) and to errors ("Failing row contains (…)") without naming a column
+    else if (key === 'UpdateStmt' || key === 'DeleteStmt' || key === 'MergeStmt') into.wholeRows = true;
     else if (key === 'CopyStmt' && (child as Node).query === undefined && !Array.isArray((child as Node).attlist)) into.wholeRows = true;
     walk(child, into, depth + 1);
   }

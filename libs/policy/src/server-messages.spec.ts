@@ -32,7 +32,11 @@ const statements: [string, string, string | null][] = [
   ['a star of the rule\'s table', 'SELECT * FROM public.customers', 'ssns'],
   ['SQL given as text', "SELECT query_to_xml('select id from customers where ssn::int > 0', true, true, '')", 'ssns'],
   ['a quoted identifier', 'SELECT id FROM customers WHERE "SSN" IS NULL', 'ssns'],
-  ['a table-qualified rule\'s column', "UPDATE customers SET card_number = '1' WHERE id = 1", 'cards'],
+  ['a table-qualified rule\'s column', "SELECT id FROM customers WHERE card_number::int > 0", 'cards'],
+  // a write hands whole existing rows to the table's triggers and rules and to "Failing row contains (…)"
+  ['an UPDATE of other columns', "UPDATE customers SET name = 'x' WHERE id = 1", 'ssns'],
+  ['a DELETE', 'DELETE FROM customers WHERE id = 1', 'ssns'],
+  ['INSERT … ON CONFLICT DO UPDATE', "INSERT INTO customers (id, name) VALUES (1, 'a') ON CONFLICT (id) DO UPDATE SET name = 'b'", 'ssns'],
   ['the column name only in a string literal', "SELECT id FROM customers WHERE name = 'ssn'", null],
   ['no masked column', 'SELECT id, name FROM customers WHERE id::text = $1', null],
   ['INSERT with a column list of other columns', "INSERT INTO customers (id, name) VALUES (1, 'a')", null],

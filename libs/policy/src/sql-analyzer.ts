@@ -9,7 +9,7 @@ import type { QualifiedName } from './qualified-name.js';
 import { parsePlPgSql, parseSql, parserRefusal, scanSql, type ParseFailure } from './sql-parser.js';
 import { sqlOfCall, sqlTextFunction } from './sql-text-functions.js';
 import { isStatementNode, statementKind } from './statement-kinds.js';
-import { tableReads } from './table-readers.js';
+import { relationReads, tableReads } from './table-readers.js';
 import { isUnbounded } from './where-analysis.js';
 
 /**
@@ -252,7 +252,10 @@ class Analyzer {
       const parts: string[] = [];
       if (typeof body.schemaname === 'string') parts.push(body.schemaname);
       parts.push(String(body.relname ?? ''));
-      unit?.tables.push(qualified(parts));
+      const rel = qualified(parts);
+      unit?.tables.push(rel);
+      // pg_stats and its kin: sample values of every column of every table
+      if (this.wantFlows) this.flows.push(...relationReads(rel));
       return;
     }
     for (const op of operatorsOf(type, body)) this.operator(op);

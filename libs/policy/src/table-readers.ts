@@ -47,6 +47,20 @@ const READS_ANY_TABLE = new Set([
 ]);
 
 /**
+ * Catalogs that hold sample values of every analysed column of every table (ANALYZE keeps the most
+ * common values and histogram bounds, extended statistics whole MCV rows): a read of one is a read of
+ * every column of any table. Names match in any schema (fail closed).
+ */
+const STATISTICS_RELATIONS: ReadonlySet<string> = new Set([
+  'pg_statistic', 'pg_statistic_ext_data', 'pg_stats', 'pg_stats_ext', 'pg_stats_ext_exprs',
+]);
+
+/** The whole-table reads of a relation named in FROM (a statistics catalog), as column flows. */
+export function relationReads(name: QualifiedName): ColumnFlow[] {
+  return STATISTICS_RELATIONS.has(name.name) ? [{ column: '*', relation: ANY_RELATION, how: 'read', via: name.name }] : [];
+}
+
+/**
  * The whole-table reads of one function call, as column flows (`*` of the table, or of ANY_RELATION
  * when the table is not a constant name), and the table it names when it does. Empty for any other
  * function. Names match in any schema: a user's function of the same name is treated alike (fail closed).

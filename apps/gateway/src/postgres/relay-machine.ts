@@ -13,6 +13,8 @@ import {
   encodeClose,
   decodeFunctionCall,
   decodeNoticeResponse,
+  decodeNotificationResponse,
+  encodeNotificationResponse,
   decodeParameterStatus,
   decodeParse,
   decodeQuery,
@@ -846,6 +848,25 @@ export class RelayMachine {
     }
   }
 
+  /**
+   * A NotificationResponse's payload leaves through masking like a notice's text: a trigger or rule
+   * (`pg_notify('c', NEW.ssn)`) can put a value there. Withheld whole when it arrives while a statement
+   * that touches a masked column is answered (its own triggers fire then); the detectors otherwise.
+   */
+  private scrubbedNotification(f: PgFrame): Buffer {
+    const scrub = this.hooks.scrubServerMessage;
+    if (!scrub || !this.hooks.masksResults) return f.frame;
+    const rule = this.maskedBatches.get(this.doneBatches) ?? null;
+    try {
+      const n = decodeNotificationResponse(f.payload);
+      if (rule !== null) return encodeNotificationResponse({ ...n, payload: `notification payload withheld: the statement reads or writes a column masked by rule "${rule}"` });
+      const fields = scrub({ M: n.payload }, null);
+      return fields ? encodeNotificationResponse({ ...n, payload: fields.M ?? '' }) : f.frame;
+    } catch {
+      return encodeNotificationResponse({ pid: 0, channel: '', payload: 'notification withheld: the gateway could not check it' });
+    }
+  }
+
   private forwardStatement(f: PgFrame, kind: 'query' | 'parse', stmt: StatementInfo, fnPlan?: RowPlan, start?: HeldStart): void {
     if (kind === 'query') {
       // a Query, or a FunctionCall (answered like one: its result or an error, then ReadyForQuery)
@@ -1007,14 +1028,15 @@ export class RelayMachine {
         return;
       }
       case B.NotificationResponse: {
+        const frame = this.scrubbedNotification(f);
         const pids = this.pids;
         if (pids && f.payload.length >= 4 && f.payload.readInt32BE(0) === pids.upstream) {
-          const own = Buffer.from(f.frame);
-          own.writeInt32BE(pids.client, f.frame.length - f.payload.length);
+          const own = Buffer.from(frame);
+          own.writeInt32BE(pids.client, 1 + 4);
           this.out.toClient(own);
           return;
         }
-        this.out.toClient(f.frame);
+        this.out.toClient(frame);
         return;
       }
       case B.NoticeResponse:
