@@ -17,7 +17,7 @@ const require = createRequire(join(ROOT, 'apps/gateway/package.json'));
 const { Client, Server } = require('ssh2');
 const protocol = await import(join(ROOT, 'libs/protocol/dist/index.js'));
 
-const { values: opt } = parseArgs({ options: { mib: { type: 'string', default: '256' }, keys: { type: 'string', default: '300' }, idle: { type: 'string', default: '1000' }, skip: { type: 'string', default: '' } } });
+const { values: opt } = parseArgs({ options: { mib: { type: 'string', default: '256' }, keys: { type: 'string', default: '300' }, idle: { type: 'string', default: '1000' }, skip: { type: 'string', default: '' }, 'cpu-prof': { type: 'string' } } });
 const skip = new Set(opt.skip.split(',').filter(Boolean));
 const dir = mkdtempSync(join(tmpdir(), 'portcullis-ssh-bench-'));
 const cleanups = [];
@@ -122,6 +122,7 @@ async function main() {
   const gw = await startGateway({
     target: { port: 5432, database: 'postgres' },
     recording: 'best-effort',
+    nodeArgs: opt['cpu-prof'] ? ['--cpu-prof', '--cpu-prof-dir', opt['cpu-prof']] : [],
     env: { LOG_LEVEL: process.env.LOG_LEVEL ?? 'warn' },
     ssh: {
       hostKey: gwHost.privateKey,

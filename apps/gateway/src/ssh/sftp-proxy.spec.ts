@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { SFTP, SftpFramer, SftpProtocolError, SftpProxy, normalise, statusPacket } from './sftp-proxy.js';
+import { SFTP, SftpFramer, SftpProtocolError, SftpProxy, normalise, statusPacket, wholePacket, type SftpPacket } from './sftp-proxy.js';
 import type { FileOp, SshVerdict } from './ssh-policy.types.js';
 import { ScpWatcher, parseScpCommand } from './scp-watcher.js';
 import { SourceLimiter } from './source-limiter.js';
@@ -26,24 +26,59 @@ function proxy(decide: (op: FileOp) => SshVerdict = () => ({ action: 'allow', ru
   const toClient: Buffer[] = [];
   const toUpstream: Buffer[] = [];
   const decided: FileOp[] = [];
-  const p = new SftpProxy({ toClient: (b) => toClient.push(b), toUpstream: (b) => toUpstream.push(b), decide, decided: (d) => decided.push(d.op) });
+  const failed: Error[] = [];
+  const p = new SftpProxy({ toClient: (b) => toClient.push(b), toUpstream: (b) => toUpstream.push(b), decide, decided: (d) => decided.push(d.op), failed: (e) => failed.push(e) });
   // the handshake: INIT up, VERSION down, the gateway's REALPATH(".") answered with /home/u
   p.clientData(pkt(SFTP.INIT, [3]));
   p.upstreamData(pkt(SFTP.VERSION, [3]));
   p.upstreamData(pkt(SFTP.NAME, [0xfffffffe, 1, '/home/u', '/home/u', 0]));
-  return { p, toClient, toUpstream, decided };
+  return { p, toClient, toUpstream, decided, failed };
 }
 
 describe('SftpFramer', () => {
   it('yields whole packets however the bytes are split', () => {
-    const stream = Buffer.concat([pkt(SFTP.OPEN, [1, '/a', 1, 0]), pkt(SFTP.REMOVE, [2, '/b'])]);
+    // a packet of the type byte alone (length 1) between two others
+    const stream = Buffer.concat([pkt(SFTP.OPEN, [1, '/a', 1, 0]), pkt(SFTP.INIT, []), pkt(SFTP.REMOVE, [2, '/b'])]);
     for (let step = 1; step <= stream.length; step++) {
       const f = new SftpFramer();
-      const out: Buffer[] = [];
+      const out: SftpPacket[] = [];
       for (let i = 0; i < stream.length; i += step) out.push(...f.push(stream.subarray(i, i + step)));
-      expect(Buffer.concat(out)).toEqual(stream);
-      expect(out).toHaveLength(2);
+      expect(out.map((p) => p.type)).toEqual([SFTP.OPEN, SFTP.INIT, SFTP.REMOVE]);
+      expect(Buffer.concat(out.map(wholePacket))).toEqual(stream);
+      expect(out.map((p) => p.length)).toEqual(out.map((p) => wholePacket(p).length));
     }
+  });
+
+  it('a data packet that came in pieces is relayed as those pieces, not copied', () => {
+    const t = proxy();
+    t.toUpstream.length = 0;
+    const write = pkt(SFTP.WRITE, [7, 'h1', 0, 0, Buffer.alloc(100_000, 7)]);
+    const chunks = [write.subarray(0, 3), write.subarray(3, 32_768), write.subarray(32_768, 65_536), write.subarray(65_536)];
+    for (const c of chunks) t.p.clientData(c);
+    expect(Buffer.concat(t.toUpstream)).toEqual(write);
+    // the bulk went through as views of the chunks the client sent
+    expect(t.toUpstream.slice(1).map((b) => b.buffer)).toEqual(chunks.slice(1).map((c) => c.buffer));
+    const data = pkt(SFTP.DATA, [8, Buffer.alloc(70_000, 9)]);
+    t.toClient.length = 0;
+    t.p.upstreamData(data.subarray(0, 40_000));
+    t.p.upstreamData(data.subarray(40_000));
+    expect(Buffer.concat(t.toClient)).toEqual(data);
+    expect(t.toClient).toHaveLength(2);
+  });
+
+  it.each([
+    ['a handle request too short for its id', Buffer.from([0, 0, 0, 2, SFTP.WRITE, 0])],
+    ['an open without its path', pkt(SFTP.OPEN, [9])],
+    ['an impossible length', Buffer.from([0x7f, 0, 0, 0, SFTP.WRITE])],
+  ])('%s closes the channel, and nothing after it is taken', (_name, bad) => {
+    const t = proxy();
+    t.toUpstream.length = 0;
+    t.p.clientData(bad);
+    t.p.clientData(pkt(SFTP.REMOVE, [10, '/x']));
+    expect(t.failed).toHaveLength(1);
+    expect(t.failed[0]).toBeInstanceOf(SftpProtocolError);
+    expect(t.toUpstream).toEqual([]);
+    expect(t.decided).toEqual([]);
   });
 
   it('refuses an impossible length', () => {
@@ -103,7 +138,7 @@ describe('SftpProxy', () => {
   it('client requests wait for the home directory before they are decided', () => {
     const toUpstream: Buffer[] = [];
     const decided: FileOp[] = [];
-    const p = new SftpProxy({ toClient: () => undefined, toUpstream: (b) => toUpstream.push(b), decide: () => ({ action: 'allow', rule: null, reason: null }), decided: (d) => decided.push(d.op) });
+    const p = new SftpProxy({ toClient: () => undefined, toUpstream: (b) => toUpstream.push(b), decide: () => ({ action: 'allow', rule: null, reason: null }), decided: (d) => decided.push(d.op), failed: () => undefined });
     p.clientData(pkt(SFTP.INIT, [3]));
     p.upstreamData(pkt(SFTP.VERSION, [3]));
     p.clientData(pkt(SFTP.OPEN, [1, 'rel', 1, 0]));
@@ -124,7 +159,7 @@ describe('SftpProxy resolving paths on the target', () => {
     const toClient: Buffer[] = [];
     const toUpstream: Buffer[] = [];
     const decided: FileOp[] = [];
-    const p = new SftpProxy({ toClient: (b) => toClient.push(b), toUpstream: (b) => toUpstream.push(b), decide, decided: (d) => decided.push(d.op), resolvePaths: () => true });
+    const p = new SftpProxy({ toClient: (b) => toClient.push(b), toUpstream: (b) => toUpstream.push(b), decide, decided: (d) => decided.push(d.op), resolvePaths: () => true, failed: () => undefined });
     p.clientData(pkt(SFTP.INIT, [3]));
     p.upstreamData(pkt(SFTP.VERSION, [3]));
     p.upstreamData(pkt(SFTP.NAME, [0xfffffffe, 1, '/home/u', '/home/u', 0]));
@@ -161,6 +196,19 @@ describe('SftpProxy resolving paths on the target', () => {
     await tick();
     expect(toClient.shift()!.subarray(13).toString()).toContain('reserved by the gateway');
     expect(toUpstream).toEqual([]);
+  });
+
+  it.each([
+    ['REALPATH', (id: number) => pkt(SFTP.REALPATH, [id, '/tmp/ok'])],
+    ['STAT', (id: number) => pkt(SFTP.STAT, [id, '/tmp/ok'])],
+    ['WRITE', (id: number) => pkt(SFTP.WRITE, [id, 'h', 0, 0, 'x'])],
+  ])('a %s with an id of the gateway range is refused, so its answer cannot pose as a resolution', async (_name, make) => {
+    const { p, toClient, toUpstream } = resolvingProxy(lockedEtc);
+    // the id the gateway's next resolution will use: predictable, so it must be unusable
+    p.clientData(make(0xffff0000));
+    await tick();
+    expect(toUpstream).toEqual([]);
+    expect(toClient.shift()!.subarray(13).toString()).toContain('reserved by the gateway');
   });
 });
 

@@ -28,6 +28,12 @@ const HOME_ID = 0xfffffffe;
 const GATEWAY_IDS = 0xffff0000;
 const FX_FAILURE = 4;
 
+/**
+ * Client packets that name no path: relayed as they came, for what the open of their handle (or
+ * nothing: stat, realpath, readlink read no data) allowed. Every other type is parsed and decided.
+ */
+const DECIDED = new Set<number>([SFTP.OPEN, SFTP.SETSTAT, SFTP.FSETSTAT, SFTP.OPENDIR, SFTP.REMOVE, SFTP.MKDIR, SFTP.RMDIR, SFTP.RENAME, SFTP.SYMLINK, SFTP.EXTENDED]);
+
 /** Extensions that name no path and act on nothing the opens did not already decide. */
 const HARMLESS_EXTENSIONS = new Set([
   'statvfs@openssh.com', 'fstatvfs@openssh.com', 'fsync@openssh.com', 'limits@openssh.com', 'expand-path@openssh.com',
@@ -36,21 +42,71 @@ const HARMLESS_EXTENSIONS = new Set([
 
 export class SftpProtocolError extends Error {}
 
-/** Yields whole SFTP packets (length prefix included) from a byte stream. */
-export class SftpFramer {
-  private buf: Buffer = Buffer.alloc(0);
+/**
+ * One SFTP packet (length prefix included) as it arrived: a packet that came in one chunk is a view
+ * of it, a larger one (a 255 KiB WRITE arrives as eight channel chunks) the views of its pieces —
+ * never copied, so that a data packet is relayed as the bytes it came in.
+ */
+export interface SftpPacket {
+  type: number;
+  /** bytes in all `parts` */
+  length: number;
+  parts: Buffer[];
+}
 
-  push(chunk: Buffer): Buffer[] {
-    this.buf = this.buf.length ? Buffer.concat([this.buf, chunk]) : chunk;
-    const out: Buffer[] = [];
-    while (this.buf.length >= 4) {
-      const len = this.buf.readUInt32BE(0);
-      if (len < 1 || len > MAX_PACKET) throw new SftpProtocolError(`SFTP packet of impossible length ${len}`);
-      if (this.buf.length < 4 + len) break;
-      out.push(this.buf.subarray(0, 4 + len));
-      this.buf = this.buf.subarray(4 + len);
+/** The packet's bytes in one buffer (a copy only when it came in pieces). */
+export function wholePacket(p: SftpPacket): Buffer {
+  return p.parts.length === 1 ? p.parts[0]! : Buffer.concat(p.parts, p.length);
+}
+
+/** Yields whole SFTP packets from a byte stream, without joining or copying their pieces. */
+export class SftpFramer {
+  private parts: Buffer[] = [];
+  /** bytes held in `parts` */
+  private have = 0;
+  /** the current packet's whole length (prefix included), 0 while its header has not all come */
+  private want = 0;
+  private type = 0;
+
+  push(chunk: Buffer): SftpPacket[] {
+    const out: SftpPacket[] = [];
+    let rest = chunk;
+    while (rest.length) {
+      if (!this.want) {
+        if (this.have || rest.length < 5) {
+          // a header split across chunks: fewer than 5 bytes ever wait for the rest of it
+          const need = 5 - this.have;
+          const head = Buffer.concat([...this.parts, rest.subarray(0, need)]);
+          rest = rest.subarray(need);
+          this.parts = [head];
+          this.have = head.length;
+          if (head.length < 5) return out;
+          this.header(head);
+        } else {
+          this.header(rest);
+        }
+      }
+      const take = Math.min(this.want - this.have, rest.length);
+      if (take) {
+        this.parts.push(take === rest.length ? rest : rest.subarray(0, take));
+        this.have += take;
+        rest = rest.subarray(take);
+      }
+      if (this.have === this.want) {
+        out.push({ type: this.type, length: this.want, parts: this.parts });
+        this.parts = [];
+        this.have = 0;
+        this.want = 0;
+      }
     }
     return out;
+  }
+
+  private header(b: Buffer): void {
+    const len = b.readUInt32BE(0);
+    if (len < 1 || len > MAX_PACKET) throw new SftpProtocolError(`SFTP packet of impossible length ${len}`);
+    this.want = 4 + len;
+    this.type = b[4]!;
   }
 }
 
@@ -114,6 +170,8 @@ export interface SftpProxyIo {
    * be walked around through a symlink (`ln -s /etc /tmp/x`, then a write to /tmp/x/passwd)
    */
   resolvePaths?(): boolean;
+  /** the client broke the protocol (a packet that cannot be read): the channel is to be closed */
+  failed(err: SftpProtocolError): void;
 }
 
 /**
@@ -125,8 +183,10 @@ export class SftpProxy {
   private readonly fromUpstream = new SftpFramer();
   private home: string | null = null;
   private versionSeen = false;
-  private queue: Buffer[] = [];
+  private queue: SftpPacket[] = [];
   private busy = false;
+  /** a client packet could not be read: nothing more is taken from the client */
+  private broken = false;
   private readonly pendingOpens = new Map<number, string>();
   private readonly handles = new Map<string, string>();
   /** the gateway's own REALPATH requests waiting for the target's answer */
@@ -136,12 +196,32 @@ export class SftpProxy {
   constructor(private readonly io: SftpProxyIo) {}
 
   clientData(chunk: Buffer): void {
-    this.queue.push(...this.fromClient.push(chunk));
+    if (this.broken) return;
+    try {
+      this.queue.push(...this.fromClient.push(chunk));
+    } catch (err) {
+      return this.fail(err);
+    }
     void this.drain();
   }
 
+  private fail(err: unknown): void {
+    this.broken = true;
+    this.queue = [];
+    this.io.failed(err instanceof SftpProtocolError ? err : new SftpProtocolError(`SFTP request refused: ${(err as Error).message}`));
+  }
+
   upstreamData(chunk: Buffer): void {
-    for (const p of this.fromUpstream.push(chunk)) this.upstreamPacket(p);
+    for (const p of this.fromUpstream.push(chunk)) {
+      // file contents (DATA) once the handshake is done: relayed in the pieces they came in
+      // (not while the gateway's own requests wait: their answers are never DATA, but a target's are read)
+      if (p.type === SFTP.DATA && this.home !== null && !this.resolving.size) this.relay(p, this.io.toClient);
+      else this.upstreamPacket(wholePacket(p));
+    }
+  }
+
+  private relay(p: SftpPacket, to: (b: Buffer) => void): void {
+    for (const b of p.parts) to(b);
   }
 
   /** how many client packets wait (the session stops reading the client past a bound) */
@@ -200,12 +280,15 @@ export class SftpProxy {
     try {
       while (this.queue.length) {
         const p = this.queue[0]!;
-        if (p[4] !== SFTP.INIT && this.home === null) return; // waits for the home directory
+        if (p.type !== SFTP.INIT && this.home === null) return; // waits for the home directory
         this.queue.shift();
         // only a decision that waits (an approval) is awaited: data packets go through synchronously
         const pending = this.clientPacket(p);
         if (pending) await pending;
       }
+    } catch (err) {
+      // inside this promise, a thrown error would be an unhandled rejection: the channel closes instead
+      this.fail(err);
     } finally {
       this.busy = false;
     }
@@ -215,14 +298,29 @@ export class SftpProxy {
     return normalise(raw, this.home ?? '/');
   }
 
-  private clientPacket(p: Buffer): Promise<void> | void {
-    const type = p[4]!;
+  private clientPacket(packet: SftpPacket): Promise<void> | void {
+    const type = packet.type;
     if (type === SFTP.INIT) {
-      this.io.toUpstream(p);
+      this.relay(packet, this.io.toUpstream);
       return;
     }
+    if (packet.length < 9) throw new SftpProtocolError('truncated SFTP packet');
+    const head = packet.parts[0]!.length >= 9 ? packet.parts[0]! : wholePacket(packet);
+    const id = head.readUInt32BE(5);
+    // of every request, not only the decided ones: a client REALPATH with the id of the gateway's
+    // own would answer the gateway's resolution of another path
+    if (id >= GATEWAY_IDS) {
+      this.io.toClient(statusPacket(id, FX_FAILURE, 'request ids from 0xffff0000 are reserved by the gateway'));
+      return;
+    }
+    if (!DECIDED.has(type)) {
+      // READ, WRITE (the bulk of a transfer), CLOSE, stats: relayed as they came, without a copy
+      this.relay(packet, this.io.toUpstream);
+      return;
+    }
+    const p = wholePacket(packet);
     const r = new Reader(p);
-    const id = r.u32();
+    r.u32();
     let op: FileOp | null = null;
     let unsupported: string | null = null;
     switch (type) {
@@ -283,7 +381,7 @@ export class SftpProxy {
         break;
       }
       default:
-        break; // handle-based reads/writes, stats, realpath, readlink: what their open allowed
+        break; // not reached: the types above are DECIDED's
     }
     if (unsupported) {
       this.io.toClient(statusPacket(id, FX_OP_UNSUPPORTED, unsupported));
@@ -291,10 +389,6 @@ export class SftpProxy {
     }
     if (!op) {
       this.io.toUpstream(p);
-      return;
-    }
-    if (id >= GATEWAY_IDS) {
-      this.io.toClient(statusPacket(id, FX_FAILURE, 'request ids from 0xffff0000 are reserved by the gateway'));
       return;
     }
     // the target reads paths as C strings: "/x.pem\0.txt" would be decided as one file and open another

@@ -3,6 +3,7 @@ import { createServer, type AddressInfo, type Server as NetServer, type Socket }
 import ssh2, { type Connection } from 'ssh2';
 import { SSH_HOST_KEY_CONTEXT, openSealed } from '@portcullis/protocol';
 import { SshSession, type SshSessionContext } from './ssh-session.js';
+import { coalesceWrites } from './write-coalescer.js';
 import { SourceLimiter } from './source-limiter.js';
 
 const { Server: Ssh2Server } = ssh2;
@@ -93,7 +94,7 @@ export class SshListener {
     this.o.core.sessions.add(session);
     this.bySocket.set(socket, session);
     try {
-      server.injectSocket(socket);
+      server.injectSocket(coalesceWrites(socket));
     } catch (err) {
       this.o.core.logger.debug({ err: (err as Error).message }, 'ssh socket could not be taken');
       socket.destroy();

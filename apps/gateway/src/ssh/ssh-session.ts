@@ -701,6 +701,7 @@ export class SshSession implements LiveSession {
       decided: (d) => this.fileEvent(stream, d.op, d.verdict, 'sftp'),
       // the session's policy of the moment (a new version may add file rules)
       resolvePaths: () => this.policy?.filePathRules === true,
+      failed: (err) => fail(err),
     });
     const fail = (err: Error): void => {
       this.log.info({ err: err.message }, 'sftp stream refused');
@@ -709,11 +710,7 @@ export class SshSession implements LiveSession {
     };
     const fromClient = (b: Buffer): void => {
       this.bytesIn += b.length;
-      try {
-        proxy.clientData(b);
-      } catch (err) {
-        fail(err as Error);
-      }
+      proxy.clientData(b);
       if (proxy.waiting > 64) ch.pause();
     };
     for (const b of held) fromClient(b);
