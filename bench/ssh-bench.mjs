@@ -1,13 +1,15 @@
 // SSH through the gateway vs straight to sshd, in one run on this machine (pnpm bench:ssh):
-//  1. bulk transfer: scp (SFTP) upload of a large file — gateway MB/s ÷ direct MB/s (target ≥ 0.5)
+//  1. bulk transfer: scp upload of a 1 GiB file, over SFTP (scp's default) and legacy scp -O — gateway MiB/s ÷
+//     direct MiB/s (target ≥ 0.5), rounds interleaved; CPU seconds per GiB of the gateway, sshd and the scp client
 //  2. interactive: keystroke echo round trip in a pty shell — added p50 (target ≤ 1 ms)
 //  3. idle sessions: the gateway's RSS with N authenticated, idle SSH sessions (target ≤ 300 MB at 1,000)
-// Options: --mib 256 (file size), --keys 300 (keystrokes), --idle 1000 (sessions), --skip scp,echo,idle
+// Options: --mib 1024 (file size), --rounds 3, --cipher C (scp -c C on every run, e.g. aes128-gcm@openssh.com),
+//          --keys 300 (keystrokes), --idle 1000 (sessions), --skip scp,echo,idle, --cpu-prof DIR (the gateway's profile)
 // Needs: a built tree (pnpm build), /usr/sbin/sshd, scp, sshpass; Postgres is not used; NATS is.
 import { spawn, execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync, statSync, openSync, writeSync, closeSync } from 'node:fs';
-import { tmpdir, userInfo } from 'node:os';
+import { cpus, loadavg, tmpdir, userInfo } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { createRequire } from 'node:module';
@@ -17,7 +19,7 @@ const require = createRequire(join(ROOT, 'apps/gateway/package.json'));
 const { Client, Server } = require('ssh2');
 const protocol = await import(join(ROOT, 'libs/protocol/dist/index.js'));
 
-const { values: opt } = parseArgs({ options: { mib: { type: 'string', default: '256' }, keys: { type: 'string', default: '300' }, idle: { type: 'string', default: '1000' }, skip: { type: 'string', default: '' }, 'cpu-prof': { type: 'string' } } });
+const { values: opt } = parseArgs({ options: { mib: { type: 'string', default: '1024' }, rounds: { type: 'string', default: '3' }, cipher: { type: 'string', default: '' }, keys: { type: 'string', default: '300' }, idle: { type: 'string', default: '1000' }, skip: { type: 'string', default: '' }, 'cpu-prof': { type: 'string' } } });
 const skip = new Set(opt.skip.split(',').filter(Boolean));
 const dir = mkdtempSync(join(tmpdir(), 'portcullis-ssh-bench-'));
 const cleanups = [];
@@ -47,7 +49,7 @@ async function startSshd() {
     if (up) break;
     await sleep(100);
   }
-  return { port, user, hostPublicKey: host.publicKey.split(' ').slice(0, 2).join(' '), clientKey: client.privateKey };
+  return { port, user, pid: child.pid, hostPublicKey: host.publicKey.split(' ').slice(0, 2).join(' '), clientKey: client.privateKey };
 }
 
 const sshOpts = ['-F', '/dev/null', '-o', 'StrictHostKeyChecking=no', '-o', 'UserKnownHostsFile=/dev/null', '-o', 'LogLevel=ERROR'];
@@ -58,10 +60,10 @@ function timed(cmd, args, env = {}) {
   return Number(process.hrtime.bigint() - t0) / 1e9;
 }
 
-/** CPU seconds (user + system) a process used so far. */
-function cpuSeconds(pid) {
+/** CPU seconds (user + system) a process used so far; with `children`, also its waited-for children's (sshd's per-connection processes). */
+function cpuSeconds(pid, children = false) {
   const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
-  return (Number(f[11]) + Number(f[12])) / 100;
+  return (Number(f[11]) + Number(f[12]) + (children ? Number(f[13]) + Number(f[14]) : 0)) / 100;
 }
 
 function pct(sorted, p) {
@@ -144,21 +146,41 @@ async function main() {
     const block = randomBytes(1024 * 1024);
     for (let i = 0; i < mib; i++) writeSync(fd, block);
     closeSync(fd);
-    const direct = [];
-    const through = [];
-    const cpu0 = cpuSeconds(gw.pid);
-    for (let round = 0; round < 2; round++) {
-      direct.push(timed('scp', [...sshOpts, '-i', join(dir, 'id'), '-P', String(sshd.port), file, `${sshd.user}@127.0.0.1:${join(dir, 'direct.bin')}`]));
-      through.push(timed('sshpass', ['-e', 'scp', ...sshOpts, '-o', 'PubkeyAuthentication=no', '-o', 'PreferredAuthentications=password', '-P', String(gw.sshPort), file, `box@127.0.0.1:${join(dir, 'gateway.bin')}`], { SSHPASS: token }));
+    const cipher = opt.cipher ? ['-c', opt.cipher] : [];
+    const dest = join(dir, 'dest.bin');
+    const runs = { sftp: { direct: [], gateway: [] }, legacy: { direct: [], gateway: [] } };
+    // one upload: wall seconds and CPU seconds of the gateway, sshd (its per-connection processes, reaped when scp ends) and scp (+ sshpass)
+    const upload = (mode, via) => {
+      const args = [...sshOpts, ...cipher, ...(mode === 'legacy' ? ['-O'] : [])];
+      const before = { gw: cpuSeconds(gw.pid), sshd: cpuSeconds(sshd.pid, true), scp: cpuSeconds(process.pid, true) };
+      const seconds = via === 'direct'
+        ? timed('scp', [...args, '-i', join(dir, 'id'), '-P', String(sshd.port), file, `${sshd.user}@127.0.0.1:${dest}`])
+        : timed('sshpass', ['-e', 'scp', ...args, '-o', 'PubkeyAuthentication=no', '-o', 'PreferredAuthentications=password', '-P', String(gw.sshPort), file, `box@127.0.0.1:${dest}`], { SSHPASS: token });
+      if (statSync(dest).size !== mib * 1024 * 1024) throw new Error(`the file ${via} (${mode}) has the wrong size`);
+      rmSync(dest);
+      runs[mode][via].push({ seconds, gw: cpuSeconds(gw.pid) - before.gw, sshd: cpuSeconds(sshd.pid, true) - before.sshd, scp: cpuSeconds(process.pid, true) - before.scp, load: loadavg()[0] });
+    };
+    // the transfers block this loop (execFileSync) past the keep-alive of the metrics connection: asked again once on a closed one
+    const compactionCount = () => gw.metric('portcullis_gateway_idle_compactions_total').catch(() => gw.metric('portcullis_gateway_idle_compactions_total'));
+    const compactions0 = await compactionCount();
+    for (let round = 0; round < Number(opt.rounds); round++) {
+      // the order rotates per round, so that drift on a shared host hits both alike
+      for (const mode of ['sftp', 'legacy']) for (const via of round % 2 ? ['gateway', 'direct'] : ['direct', 'gateway']) upload(mode, via);
     }
-    const gatewayCpu = (cpuSeconds(gw.pid) - cpu0) / through.length;
-    if (statSync(join(dir, 'gateway.bin')).size !== mib * 1024 * 1024) throw new Error('the file through the gateway has the wrong size');
-    const best = (xs) => Math.min(...xs);
-    const mbps = (s) => (mib / s).toFixed(1);
-    out(`scp upload ${mib} MiB (SFTP): direct ${mbps(best(direct))} MiB/s, gateway ${mbps(best(through))} MiB/s, ratio ${(best(direct) / best(through)).toFixed(2)} (target ≥ 0.5)  [best of ${direct.length}; runs ${direct.map((s) => s.toFixed(2)).join('/')} s vs ${through.map((s) => s.toFixed(2)).join('/')} s; gateway CPU ${gatewayCpu.toFixed(2)} s per transfer; load ${(await import('node:os')).loadavg()[0].toFixed(1)}]`);
+    const compactions = (await compactionCount()) - compactions0;
+    const median = (xs) => [...xs].sort((a, b) => a - b)[xs.length >> 1];
+    const perGiB = (rs, k) => (median(rs.map((r) => r[k])) * 1024 / mib).toFixed(2);
+    for (const [mode, label] of [['sftp', 'scp (SFTP)'], ['legacy', 'scp -O (legacy)']]) {
+      const { direct, gateway } = runs[mode];
+      const d = mib / Math.min(...direct.map((r) => r.seconds));
+      const g = mib / Math.min(...gateway.map((r) => r.seconds));
+      const dm = mib / median(direct.map((r) => r.seconds));
+      const gm = mib / median(gateway.map((r) => r.seconds));
+      out(`${label} upload ${mib} MiB${opt.cipher ? ` -c ${opt.cipher}` : ''}: direct ${d.toFixed(1)} MiB/s, gateway ${g.toFixed(1)} MiB/s, ratio ${(g / d).toFixed(2)} (target ≥ 0.5; best of ${direct.length}; medians ${dm.toFixed(1)} vs ${gm.toFixed(1)} MiB/s, ratio ${(gm / dm).toFixed(2)})`);
+      out(`  CPU s per GiB (medians): gateway ${perGiB(gateway, 'gw')}; sshd ${perGiB(direct, 'sshd')} direct, ${perGiB(gateway, 'sshd')} behind the gateway; scp client ${perGiB(direct, 'scp')} direct, ${perGiB(gateway, 'scp')} to the gateway; load ${[...direct, ...gateway].map((r) => r.load.toFixed(1)).join('/')} on ${cpus().length} CPUs`);
+    }
+    out(`  gateway idle compactions during the transfers: ${compactions}`);
     rmSync(file, { force: true });
-    rmSync(join(dir, 'direct.bin'), { force: true });
-    rmSync(join(dir, 'gateway.bin'), { force: true });
   }
 
   if (!skip.has('echo')) {
