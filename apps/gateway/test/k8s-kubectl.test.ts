@@ -239,7 +239,10 @@ spec:
     const expired = await h.credential({ cn: 'kube', exp: Math.floor(Date.now() / 1000) - 60 });
     expect(await raw('GET', '/k8s/kube/api/v1/namespaces', { authorization: `Bearer ${expired}` })).toMatchObject({ status: 401, body: { reason: 'Unauthorized', message: 'gateway credential has expired' } });
     expect(await raw('GET', '/k8s/kube/api/v1/namespaces', {})).toMatchObject({ status: 401, body: { kind: 'Status' } });
-    expect(await raw('GET', '/api/v1/namespaces', auth)).toMatchObject({ status: 404, body: { kind: 'Status', reason: 'NotFound' } });
+    expect(await raw('GET', '/elsewhere/api/v1/namespaces', auth)).toMatchObject({ status: 404, body: { kind: 'Status', reason: 'NotFound' } });
+    // an API path without the prefix (kubectl get --raw drops it) goes to the credential's own connection
+    expect(await raw('GET', '/api/v1/namespaces/default', auth)).toMatchObject({ status: 200, body: { kind: 'Namespace' } });
+    expect(await raw('GET', '/api/v1/namespaces/default', {})).toMatchObject({ status: 404, body: { kind: 'Status', reason: 'NotFound' } });
     expect(await raw('GET', '/k8s/kube/api/v1/namespaces/kube-system/pods/x/..%2Fexec', auth)).toMatchObject({ status: 400, body: { kind: 'Status', reason: 'BadRequest' } });
     const huge = Buffer.alloc(9 * 1024 * 1024, 0x20);
     const big = await raw('POST', '/k8s/kube/api/v1/namespaces/default/configmaps', { ...auth, 'content-type': 'application/json' }, huge).catch(() => ({ status: 413, body: { kind: 'Status' } }));

@@ -75,10 +75,19 @@ export { accessCallerOf } from '@portcullis/protocol';
 
 /** Who a refused credential claimed to be (its unverified `sub`), for the audit trail only; null when it is no JWT. */
 export function claimedSubject(token: string): string | null {
+  return claimed(token, 'sub');
+}
+
+/** The connection a token names (`cn`), unverified: only to pick what verifyCredential checks it against. */
+export function claimedConnection(token: string): string | null {
+  return claimed(token, 'cn');
+}
+
+function claimed(token: string, claim: 'sub' | 'cn'): string | null {
   if (!token || token.length > MAX_TOKEN_LENGTH) return null;
   try {
-    const sub = decodeJwt(token).sub;
-    return typeof sub === 'string' ? sub : null;
+    const v = decodeJwt(token)[claim];
+    return typeof v === 'string' ? v : null;
   } catch {
     return null;
   }

@@ -7,7 +7,7 @@ import { hostname } from 'node:os';
 import { GATEWAY_TLS_KEY_CONTEXT, generateGatewayCa, issueGatewayServerCert, mayUseConnection, openSealed, type AuthFailure } from '@portcullis/protocol';
 import type { KubeDecision, KubeMasking, KubeRequestInfo } from '@portcullis/policy';
 import type { ApprovalClient } from '../approvals/approval-client.js';
-import { CredentialError, accessCallerOf, claimedSubject, verifyCredential, type VerifiedCredential } from '../auth/credential-verifier.js';
+import { CredentialError, accessCallerOf, claimedConnection, claimedSubject, verifyCredential, type VerifiedCredential } from '../auth/credential-verifier.js';
 import type { ActiveConfig, ResolvedPolicy } from '../config/config-store.js';
 import type { EventPublisher } from '../events/event-publisher.js';
 import type { GatewayMetrics } from '../http/metrics.js';
@@ -66,6 +66,19 @@ export function routeKubePath(url: string): Routed | null {
   let target = cut < 0 ? '/' : rest.slice(cut);
   if (target.startsWith('?')) target = `/${target}`;
   return { connection, target };
+}
+
+/**
+ * An API path without the prefix (`kubectl get --raw /api/…` drops the kubeconfig server's path):
+ * the connection the bearer credential is bound to. Its `cn` is read unverified only to choose the
+ * connection; the credential is then verified for exactly that one, as for a prefixed path.
+ */
+export function routeByCredential(url: string, authorization: string | undefined): Routed | null {
+  if (!/^\/(api|apis|version|openapi)(\/|\?|$)/.test(url)) return null;
+  const m = /^Bearer\s+(\S+)\s*$/i.exec(authorization ?? '');
+  const connection = m ? claimedConnection(m[1]!) : null;
+  if (!connection || !CONNECTION_NAME.test(connection)) return null;
+  return { connection, target: url };
 }
 
 /** What a request is decided and forwarded with. */
@@ -196,7 +209,8 @@ export class KubeListener {
 
   private refuse(res: ServerResponse, err: unknown, call: KubeCall | null): void {
     if (err instanceof Refusal) {
-      sendStatus(res, err.code, err.reason, err.message, err.details);
+      // a body cut off at the limit leaves the connection mid-request: it closes after the answer
+      sendStatus(res, err.code, err.reason, err.message, err.details, err instanceof BodyTooLarge ? { connection: 'close' } : {});
       call?.session.request(call, { status: err.code, action: err.code === 403 ? 'block' : 'error', reason: err.message });
       return;
     }
@@ -208,7 +222,7 @@ export class KubeListener {
   /** Authenticates the request and classifies it; throws Refusal. */
   private async admit(req: IncomingMessage): Promise<KubeCall> {
     const started = Date.now();
-    const routed = routeKubePath(req.url ?? '');
+    const routed = routeKubePath(req.url ?? '') ?? routeByCredential(req.url ?? '', req.headers.authorization);
     if (!routed) throw new Refusal(404, 'NotFound', `the gateway serves Kubernetes API requests under ${KUBE_PATH_PREFIX}<connection>/ only`);
     const config = this.o.config();
     if (!config) throw new Refusal(503, 'ServiceUnavailable', 'the gateway has not received its configuration yet; try again shortly');
@@ -354,7 +368,10 @@ export class KubeListener {
       out['impersonate-user'] = call.credential.claims.sub;
       if (call.credential.claims.groups.length) out['impersonate-group'] = [...call.credential.claims.groups];
     }
-    if (mode !== 'none') {
+    if (mode === 'proxy') {
+      // a pod's, service's or node's own HTTP: its Accept is its own business, but it must come uncompressed to be read
+      out['accept-encoding'] = 'identity';
+    } else if (mode !== 'none') {
       // JSON only: protobuf, CBOR and YAML cannot be masked here
       out.accept = jsonOnlyAccept(req.headers.accept);
       out['accept-encoding'] = 'identity';
@@ -473,17 +490,27 @@ async function readBody(req: IncomingMessage, max: number): Promise<Buffer> {
     req.resume();
     throw new BodyTooLarge(413, 'RequestEntityTooLarge', `request body of ${declared} bytes is larger than the gateway takes (${max} bytes)`);
   }
-  const parts: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of req as AsyncIterable<Buffer>) {
-    size += chunk.length;
-    if (size > max) {
-      req.resume();
-      throw new BodyTooLarge(413, 'RequestEntityTooLarge', `request body is larger than the gateway takes (${max} bytes)`);
-    }
-    parts.push(chunk);
-  }
-  return parts.length === 1 ? parts[0]! : Buffer.concat(parts);
+  // listeners, not an async iterator: leaving one early would destroy the request, and the 413 with it
+  return new Promise((resolve, reject) => {
+    const parts: Buffer[] = [];
+    let size = 0;
+    const onData = (chunk: Buffer): void => {
+      size += chunk.length;
+      if (size > max) {
+        req.off('data', onData);
+        req.off('end', onEnd);
+        req.resume(); // the rest is read and dropped while the 413 (connection: close) goes out
+        reject(new BodyTooLarge(413, 'RequestEntityTooLarge', `request body is larger than the gateway takes (${max} bytes)`));
+        return;
+      }
+      parts.push(chunk);
+    };
+    const onEnd = (): void => resolve(parts.length === 1 ? parts[0]! : Buffer.concat(parts, size));
+    req.on('data', onData);
+    req.once('end', onEnd);
+    req.once('error', reject);
+    req.once('close', () => reject(new Error('the client closed the request before its body ended')));
+  });
 }
 
 function responseHeaders(ures: IncomingMessage, drop: readonly string[] = []): OutgoingHttpHeaders {
@@ -532,12 +559,26 @@ async function relayResponse(call: KubeCall, mode: string, ures: IncomingMessage
     return { bytes: 0, masked: 0, withheld: why };
   };
   if (ures.headers['content-encoding'] && ures.headers['content-encoding'] !== 'identity') return withhold(`it came compressed (${String(ures.headers['content-encoding'])})`);
+  if (mode === 'proxy') {
+    // whatever the pod, service or node answers: JSON and text can be read, anything else is withheld
+    if (status === 204 || status === 304 || ures.headers['content-length'] === '0') {
+      res.writeHead(status, { ...responseHeaders(ures), ...mergeWarning(ures, approvalHeader) });
+      res.end();
+      ures.resume();
+      return { bytes: 0, masked: 0 };
+    }
+    if (!PROXY_JSON.test(type) && !PROXY_TEXT.test(type)) return withhold(`it came from a proxied ${call.info.resource || 'endpoint'} as ${type || 'an unnamed content type'}, which cannot be masked`);
+    if (PROXY_TEXT.test(type)) {
+      res.writeHead(status, { ...responseHeaders(ures, ['content-length']), ...mergeWarning(ures, approvalHeader) });
+      return maskLogStream(ures, res, masking);
+    }
+  }
   if (mode === 'text') {
     if (!/^text\/plain/i.test(type) && status < 300) return withhold(`its content type ${type || '(none)'} is not text`);
     res.writeHead(status, { ...responseHeaders(ures, ['content-length']), ...mergeWarning(ures, approvalHeader) });
     return maskLogStream(ures, res, masking);
   }
-  const isJson = /^application\/json/i.test(type);
+  const isJson = mode === 'proxy' || /^application\/json/i.test(type);
   if (!isJson) {
     // plain-text error bodies (a 404 for an unknown path) carry no objects
     if (status >= 400 && /^text\/plain/i.test(type)) {
@@ -554,7 +595,7 @@ async function relayResponse(call: KubeCall, mode: string, ures: IncomingMessage
     }
     return withhold(`its content type ${type || '(none)'} is not JSON`);
   }
-  if (/stream=watch/i.test(type) || call.info.verb === 'watch') {
+  if (mode !== 'proxy' && (/stream=watch/i.test(type) || call.info.verb === 'watch')) {
     res.writeHead(status, { ...responseHeaders(ures, ['content-length']), ...mergeWarning(ures, approvalHeader) });
     return maskWatchStream(call, ures, res, masking, lib);
   }
@@ -577,6 +618,14 @@ async function relayResponse(call: KubeCall, mode: string, ures: IncomingMessage
     const r = masking.maskJsonText(whole, call.info);
     out = r.text;
     masked = r.stats.values;
+    if (mode === 'proxy' && masking.detectors) {
+      // a proxied JSON body is also text: its strings pass the detectors like a log line
+      const t = masking.maskLog(typeof out === 'string' ? out : out.toString('utf8'));
+      if (t.findings > 0) {
+        out = t.text;
+        masked += t.findings;
+      }
+    }
   } catch {
     return withhold('it is not JSON the gateway can read');
   }
@@ -585,6 +634,10 @@ async function relayResponse(call: KubeCall, mode: string, ures: IncomingMessage
   res.end(out);
   return { bytes: Buffer.byteLength(out), masked };
 }
+
+/** Proxied content types the gateway can read: JSON (masked as API objects and as text) and text (the detectors) */
+const PROXY_JSON = /^application\/([a-z0-9.+-]*\+)?json\s*(;|$)/i;
+const PROXY_TEXT = /^(text\/[a-z0-9.+-]+|application\/([a-z0-9.+-]*\+)?(xml|yaml|x-yaml|javascript|x-www-form-urlencoded))\s*(;|$)/i;
 
 /** Responses up to this size are held and sent in one write when nothing masks them. */
 const SMALL_BODY = 64 * 1024;

@@ -87,7 +87,73 @@ describe('Secret masking in every response shape', () => {
     expect(masking.modeFor(req('/api/v1/namespaces/d/pods/p/log?follow=true'))).toBe('text');
     expect(masking.modeFor(req('/api/v1/namespaces/d/pods'))).toBe('json');
     expect(masking.modeFor(req('/version'))).toBe('none');
-    expect(masking.modeFor(req('/api/v1/namespaces/d/pods/p/proxy/x'))).toBe('none');
+    expect(masking.modeFor(req('/api/v1/namespaces/d/pods/p/proxy/x'))).toBe('proxy');
+    expect(masking.modeFor(req('/api/v1/namespaces/d/services/https:kubernetes:443/proxy/api/v1/secrets'))).toBe('proxy');
+    expect(masking.modeFor(req('/api/v1/nodes/n1/proxy/configz'))).toBe('proxy');
+  });
+});
+
+describe('other routes to a secret', () => {
+  const RAW = 'eyJhbGciOiJSUzI1NiJ9.c2VydmljZWFjY291bnQ.sig';
+  const tokenRequest = () => ({ kind: 'TokenRequest', apiVersion: 'authentication.k8s.io/v1', metadata: { name: 'builder' }, spec: { audiences: ['api'] }, status: { token: RAW, expirationTimestamp: '2026-12-07T16:00:00Z' } });
+
+  it('a TokenRequest (kubectl create token) has its issued token replaced, by request and by kind', () => {
+    const t = tokenRequest();
+    expect(masking.maskValue(t, req('/api/v1/namespaces/d/serviceaccounts/builder/token', 'POST')).values).toBe(1);
+    expect(t.status.token).toBe('[REDACTED]');
+    expect(t.status.expirationTimestamp).toBe('2026-12-07T16:00:00Z');
+    const nested = { kind: 'List', items: [tokenRequest()] };
+    masking.maskValue(nested, req('/apis/example.com/v1/things'));
+    expect(JSON.stringify(nested)).not.toContain(RAW);
+    expect(masking.mustParse(Buffer.from(JSON.stringify(tokenRequest())), req('/apis/x.io/v1/y'))).toBe(true);
+    const allow = createKubeMasking(parsePolicyDocument({ name: 'a', kubernetes: { secrets: 'allow' }, masking: [{ name: 'e', detectors: ['EMAIL'], strategy: 'redact' }] }), key)!;
+    const kept = tokenRequest();
+    allow.maskValue(kept, req('/api/v1/namespaces/d/serviceaccounts/builder/token', 'POST'));
+    expect(kept.status.token).toBe(RAW);
+  });
+
+  it('a SecretList from anywhere (an aggregated API, a proxied API server) has its kindless items masked', () => {
+    const list = { kind: 'SecretList', apiVersion: 'v1', items: [secret(false)] };
+    const text = JSON.stringify(list);
+    expect(masking.mustParse(Buffer.from(text), req('/api/v1/namespaces/d/services/https:kubernetes:443/proxy/api/v1/secrets'))).toBe(true);
+    const r = masking.maskJsonText(text, req('/apis/aggregated.example.com/v1/namespaces/d/things'));
+    expect(leaks(JSON.parse(String(r.text)))).toBe(false);
+  });
+
+  it('the last-applied copy of any kind is masked by the kind it holds (a Secret pasted onto a ConfigMap)', () => {
+    const cm = { kind: 'ConfigMap', metadata: { name: 'c', annotations: { [LAST_APPLIED]: lastApplied } }, data: {} };
+    const text = JSON.stringify(cm);
+    // the kind is only inside the escaped annotation: the byte search still finds it
+    const r = masking.maskJsonText(text, req('/api/v1/namespaces/d/pods'));
+    expect(String(r.text)).not.toContain('hunter2');
+    const pod = { kind: 'Pod', metadata: { name: 'p', annotations: { [LAST_APPLIED]: lastApplied } } };
+    masking.maskValue(pod, req('/api/v1/namespaces/d/pods/p'));
+    expect(JSON.stringify(pod)).not.toContain('hunter2');
+    expect(JSON.parse(pod.metadata.annotations[LAST_APPLIED]).stringData.password).toBe('[REDACTED]');
+  });
+
+  it('ConfigMap binaryData: decoded and scanned when it is text, replaced when it is not', () => {
+    const b64 = (s: string | Buffer) => Buffer.from(s).toString('base64');
+    const cm = { kind: 'ConfigMap', metadata: { name: 'c' }, binaryData: { owners: b64('owner: alice@example.com\n'), blob: b64(Buffer.from([0xff, 0x00, 0xfe, 0x41])), plain: b64('nothing here') } };
+    const stats = masking.maskValue(cm, req('/api/v1/namespaces/d/configmaps/c'));
+    expect(stats.values).toBe(2);
+    expect(Buffer.from(cm.binaryData.owners, 'base64').toString()).not.toContain('alice@example.com');
+    expect(Buffer.from(cm.binaryData.owners, 'base64').toString()).toContain('owner: ');
+    expect(Buffer.from(cm.binaryData.blob, 'base64').toString()).toBe('[REDACTED]');
+    expect(Buffer.from(cm.binaryData.plain, 'base64').toString()).toBe('nothing here');
+  });
+
+  it('Event messages (core/v1) and notes (events.k8s.io) pass the detectors', () => {
+    const list = { kind: 'EventList', items: [{ metadata: { name: 'e1' }, reason: 'Failed', message: 'login for alice@example.com failed' }] };
+    masking.maskValue(list, req('/api/v1/namespaces/d/events'));
+    expect(JSON.stringify(list)).not.toContain('alice@example.com');
+    const ev = { kind: 'Event', apiVersion: 'events.k8s.io/v1', metadata: { name: 'e2' }, note: 'card 4111 1111 1111 1111 declined' };
+    expect(masking.mustParse(Buffer.from(JSON.stringify(ev)), req('/apis/events.k8s.io/v1/events'))).toBe(true);
+    masking.maskValue(ev, req('/apis/events.k8s.io/v1/events'));
+    expect(ev.note).not.toContain('4111');
+    const table = { kind: 'Table', rows: [{ cells: ['3s', 'Warning', 'Failed', 'pod/p', 'login for alice@example.com failed'], object: { kind: 'PartialObjectMetadata', metadata: { name: 'e1' } } }] };
+    masking.maskValue(table, req('/api/v1/namespaces/d/events'));
+    expect(JSON.stringify(table)).not.toContain('alice@example.com');
   });
 });
 

@@ -14,9 +14,20 @@ import type { KubeRequestInfo } from './request-info.js';
  *   values stay valid base64 (of `[REDACTED]`) so typed clients still decode the object.
  *   In a response to a request for `secrets`, every object in it is taken for a Secret (list items
  *   and Table rows carry no `kind`); elsewhere an object is one when its `kind` says so.
+ *   A list whose kind names its items (`SecretList`, as an aggregated API or a proxied API server
+ *   sends it) makes its items Secrets whatever the request was.
+ * - TokenRequests (`kubectl create token`, `serviceaccounts/<name>/token`): `status.token` is
+ *   replaced when Secrets are (`kubernetes.secrets: allow` lets it through).
  * - ConfigMaps: `data` values (and their last-applied copy) pass through the policy's content
- *   detectors (masking rules with `detectors`).
+ *   detectors (masking rules with `detectors`); `binaryData` values are base64-decoded and scanned
+ *   when they are UTF-8 text, and replaced whole when they are not (a detector cannot read them).
+ * - Events: `message` (core/v1) and `note` (events.k8s.io) pass through the detectors, and so do
+ *   the cells of a Table of events or configmaps (`kubectl get events` prints the message).
+ * - The last-applied copy of any object is masked by the same rules (it is the object as applied).
  * - Pod logs: each line passes through the same detectors.
+ * - `…/proxy` responses (a pod's, service's or node's own HTTP): JSON is masked by the kinds it
+ *   names, then, like any text, passes through the detectors; anything else is withheld by the
+ *   gateway (mode `proxy`).
  *
  * YAML never crosses the wire: `kubectl get -o yaml` asks for JSON and formats it itself.
  */
@@ -31,7 +42,9 @@ export type KubeMaskMode =
   /** parse the JSON body (or each watch event) and mask it; unparsable → withheld */
   | 'json'
   /** pod logs: text through the detectors, line by line */
-  | 'text';
+  | 'text'
+  /** `…/proxy`: JSON masked by kind and through the detectors, text through the detectors, anything else withheld */
+  | 'proxy';
 
 type Json = null | boolean | number | string | Json[] | { [k: string]: Json };
 type JsonObject = { [k: string]: Json };
@@ -66,28 +79,31 @@ export class KubeMasking {
   /** How the response to this request is treated. */
   modeFor(info: KubeRequestInfo): KubeMaskMode {
     if (!this.active || !info.isResourceRequest) return 'none';
-    if (info.verb === 'proxy' || PROXY_SUBRESOURCES.has(info.subresource)) return 'none';
+    if (info.verb === 'proxy' || PROXY_SUBRESOURCES.has(info.subresource)) return 'proxy';
     if (info.resource === 'pods' && info.subresource === 'log') return this.detectors ? 'text' : 'none';
     return 'json';
   }
 
   /**
-   * Whether a JSON body of a response to `info` must be parsed at all: always for secrets and
-   * configmaps; otherwise only when it names a Secret (or a ConfigMap, with detectors) somewhere —
-   * which a plain byte search finds, since `"Secret"` is how the kind is spelt in any JSON
-   * (an escape like `\u0053` anywhere also forces the parse).
+   * Whether a JSON body of a response to `info` must be parsed at all: always for the resources
+   * masked by context (secrets, serviceaccounts/token, configmaps and events with detectors);
+   * otherwise only when it names a masked kind somewhere — which a plain byte search finds, since a
+   * kind is spelt that way in any JSON, quoted or inside an escaped annotation, or as a list kind
+   * (`SecretList`); an escape like `\u0053` anywhere also forces the parse.
    */
   mustParse(body: Buffer | string, info: KubeRequestInfo): boolean {
     if (this.contextKind(info) !== null) return true;
     const s = typeof body === 'string' ? body : null;
     const has = (needle: string): boolean => (s !== null ? s.includes(needle) : (body as Buffer).includes(needle));
     if (has('\\u')) return true;
-    if (this.redactSecrets && has('"Secret"')) return true;
-    if (this.detectors && has('"ConfigMap"')) return true;
+    if (this.redactSecrets && (has('Secret') || has('TokenRequest'))) return true;
+    if (this.detectors && (has('ConfigMap') || has('Event'))) return true;
     return false;
   }
 
-  private contextKind(info: KubeRequestInfo): 'Secret' | 'ConfigMap' | null {
+  private contextKind(info: KubeRequestInfo): MaskedKind | null {
+    if (info.resource === 'serviceaccounts' && info.subresource === 'token' && info.apiGroup === '') return this.redactSecrets ? 'TokenRequest' : null;
+    if (info.resource === 'events' && info.subresource === '' && (info.apiGroup === '' || info.apiGroup === 'events.k8s.io')) return this.detectors ? 'Event' : null;
     if (info.apiGroup !== '' || info.subresource !== '') return null;
     if (info.resource === 'secrets' && this.redactSecrets) return 'Secret';
     if (info.resource === 'configmaps' && this.detectors) return 'ConfigMap';
@@ -124,7 +140,7 @@ export class KubeMasking {
     return { text: r.value, findings: r.findings.length };
   }
 
-  private walk(node: unknown, context: 'Secret' | 'ConfigMap' | null, stats: KubeMaskStats, depth: number): void {
+  private walk(node: unknown, context: MaskedKind | null, stats: KubeMaskStats, depth: number): void {
     if (depth > 64) throw new MaskingError('the response is nested too deeply to be masked');
     if (Array.isArray(node)) {
       for (const item of node) this.walk(item, context, stats, depth + 1);
@@ -133,11 +149,20 @@ export class KubeMasking {
     if (!isObject(node)) return;
     const kind = typeof node.kind === 'string' ? node.kind : null;
     // List items and Table rows carry no kind (or a wrapper's): in a response about secrets they are
-    // Secrets. An object that says it is some other kind leaves that context.
-    const wrapper = kind === null || WRAPPER_KINDS.has(kind) || kind.endsWith('List');
-    const treatAs = kind === 'Secret' ? 'Secret' : kind === 'ConfigMap' ? 'ConfigMap' : wrapper ? context : null;
+    // Secrets, and so are the items of a SecretList. An object that says it is some other kind leaves
+    // that context.
+    let treatAs: MaskedKind | null;
+    if (kind !== null && MASKED_KINDS.has(kind)) treatAs = kind as MaskedKind;
+    else if (kind === null || WRAPPER_KINDS.has(kind)) treatAs = context;
+    else if (kind.endsWith('List')) treatAs = MASKED_KINDS.has(kind.slice(0, -4)) ? (kind.slice(0, -4) as MaskedKind) : context;
+    else treatAs = null;
     if (treatAs === 'Secret' && this.redactSecrets) this.redactSecret(node, stats);
+    else if (treatAs === 'TokenRequest' && this.redactSecrets) this.redactTokenRequest(node, stats);
     else if (treatAs === 'ConfigMap' && this.detectors) this.scanConfigMap(node, stats);
+    else if (treatAs === 'Event' && this.detectors) this.scanEvent(node, stats);
+    // a Table's cells are the printer's columns: an Event's MESSAGE is one of them
+    if (kind === 'Table' && (treatAs === 'Event' || treatAs === 'ConfigMap') && this.detectors) this.scanCells(node, stats);
+    stats.values += this.lastApplied(node, treatAs, depth);
     for (const key of Object.keys(node)) {
       if (key === 'metadata') continue;
       const value = node[key];
@@ -167,39 +192,80 @@ export class KubeMasking {
       node.stringData = {};
       n++;
     }
-    n += this.lastApplied(node, (copy) => {
-      const inner = { secrets: 0, values: 0 };
-      this.redactSecret(copy, inner);
-      return inner.values;
-    });
     if (n > 0) {
       stats.secrets++;
       stats.values += n;
     }
   }
 
+  /** A TokenRequest's issued token (`status.token`); the request's own fields say nothing secret. */
+  private redactTokenRequest(node: JsonObject, stats: KubeMaskStats): void {
+    const status = node.status;
+    if (!isObject(status) || status.token === undefined || status.token === null || status.token === REDACTED) return;
+    status.token = REDACTED;
+    stats.secrets++;
+    stats.values++;
+  }
+
   private scanConfigMap(node: JsonObject, stats: KubeMaskStats): void {
-    const data = node.data;
-    if (isObject(data)) {
-      for (const k of Object.keys(data)) {
-        const v = data[k];
-        if (typeof v !== 'string') continue;
-        const r = this.maskLog(v);
+    if (isObject(node.data)) this.scanStrings(node.data, Object.keys(node.data), stats);
+    const binary = node.binaryData;
+    if (isObject(binary)) {
+      for (const k of Object.keys(binary)) {
+        const v = binary[k];
+        if (v === REDACTED_B64) continue;
+        const text = typeof v === 'string' ? utf8Text(v) : null;
+        if (text === null) {
+          // not text (or not base64): no detector can read it, so it does not leave
+          binary[k] = REDACTED_B64;
+          stats.values++;
+          continue;
+        }
+        const r = this.maskLog(text);
         if (r.findings > 0) {
-          data[k] = r.text;
+          binary[k] = Buffer.from(r.text, 'utf8').toString('base64');
           stats.values += r.findings;
         }
       }
+    } else if (binary !== undefined && binary !== null) {
+      node.binaryData = {};
+      stats.values++;
     }
-    stats.values += this.lastApplied(node, (copy) => {
-      const inner = { secrets: 0, values: 0 };
-      this.scanConfigMap(copy, inner);
-      return inner.values;
-    });
   }
 
-  /** Masks the object copy in the last-applied annotation with `mask`; an unreadable copy is replaced whole. */
-  private lastApplied(node: JsonObject, mask: (copy: JsonObject) => number): number {
+  private scanCells(table: JsonObject, stats: KubeMaskStats): void {
+    if (!Array.isArray(table.rows)) return;
+    for (const row of table.rows) {
+      if (!isObject(row) || !Array.isArray(row.cells)) continue;
+      this.scanStrings(row.cells, row.cells.keys(), stats);
+    }
+  }
+
+  /** The string values of `holder` at `keys` through the detectors, replaced where they found something. */
+  private scanStrings<K extends string | number>(holder: Record<K, Json>, keys: Iterable<K>, stats: KubeMaskStats): void {
+    for (const k of keys) {
+      const v = holder[k];
+      if (typeof v !== 'string') continue;
+      const r = this.maskLog(v);
+      if (r.findings > 0) {
+        holder[k] = r.text;
+        stats.values += r.findings;
+      }
+    }
+  }
+
+  /** An Event's free text: core/v1 `message`, events.k8s.io/v1 `note`. */
+  private scanEvent(node: JsonObject, stats: KubeMaskStats): void {
+    this.scanStrings<string>(node, ['message', 'note'], stats);
+  }
+
+
+  /**
+   * Masks the object copy in the last-applied annotation by the same rules as the object (its own
+   * kind, else the object's); a copy that cannot be read is replaced whole when the object is of a
+   * masked kind. Returns how many values it replaced.
+   */
+  private lastApplied(node: JsonObject, treatAs: MaskedKind | null, depth: number): number {
     const meta = node.metadata;
     if (!isObject(meta) || !isObject(meta.annotations)) return 0;
     const text = meta.annotations[LAST_APPLIED];
@@ -208,16 +274,31 @@ export class KubeMasking {
     try {
       copy = JSON.parse(text);
     } catch {
-      meta.annotations[LAST_APPLIED] = REDACTED;
-      return 1;
+      copy = null;
     }
     if (!isObject(copy)) {
+      if (treatAs === null) return 0;
       meta.annotations[LAST_APPLIED] = REDACTED;
       return 1;
     }
-    const n = mask(copy);
-    if (n > 0) meta.annotations[LAST_APPLIED] = `${JSON.stringify(copy)}\n`;
-    return n;
+    const inner = { secrets: 0, values: 0 };
+    this.walk(copy, treatAs, inner, depth + 1);
+    if (inner.values > 0) meta.annotations[LAST_APPLIED] = `${JSON.stringify(copy)}\n`;
+    return inner.values;
+  }
+}
+
+/** The kinds whose values are masked (and whose lists, `<kind>List`, hold them). */
+type MaskedKind = 'Secret' | 'TokenRequest' | 'ConfigMap' | 'Event';
+const MASKED_KINDS = new Set<string>(['Secret', 'TokenRequest', 'ConfigMap', 'Event']);
+
+/** The text a base64 value holds, or null when it is not base64 of UTF-8 text. */
+function utf8Text(b64: string): string | null {
+  if (!/^[A-Za-z0-9+/]*={0,2}$/.test(b64) || b64.length % 4 !== 0) return null;
+  try {
+    return new TextDecoder('utf-8', { fatal: true }).decode(Buffer.from(b64, 'base64'));
+  } catch {
+    return null;
   }
 }
 
