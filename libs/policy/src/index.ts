@@ -70,3 +70,4 @@ export {
   SshSettingsEvaluator, sshSettingsSchema, parseDestinationPattern, destinationOf, DEFAULT_SSH_ENV, MAX_SSH_ENV_VALUE, MAX_SSH_ENV_VARS,
   type SshSettings, type SshSettingDecision,
 } from './ssh-settings.js';
+export { CommandAnalysisPool, type CommandAnalysisPoolOptions } from './command-analysis-pool.js';

@@ -54,6 +54,12 @@ export interface SshPolicy {
   command(text: string, opts?: { unseenInput?: boolean }): SshVerdict;
   /** a line typed at an interactive shell, when its Enter is pressed */
   line(line: ShellLine): SshVerdict;
+  /**
+   * command() and line() for SSH sessions: the same decisions, a long text analysed off the event loop
+   * (a worker thread) so one client's pathological lines cannot stall every other session
+   */
+  commandAsync?(text: string, opts?: { unseenInput?: boolean }): Promise<SshVerdict>;
+  lineAsync?(line: ShellLine): Promise<SshVerdict>;
   file(op: FileOp): SshVerdict;
   /** true when file rules name paths: SFTP paths are then resolved on the target (symlinks) before deciding */
   readonly filePathRules?: boolean;

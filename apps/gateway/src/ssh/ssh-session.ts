@@ -457,13 +457,14 @@ export class SshSession implements LiveSession {
     const say = (line: string): void => void ch.stderr.write(`portcullis: ${line}${nl}`);
     const scp = parseScpCommand(command);
     // with a terminal, what is typed into the command (`ssh -t host bash`) is decided line by line below
-    let verdict = this.policy!.command(command, { unseenInput: !pty });
-    if (scp === 'refused') verdict = { action: 'block', rule: null, reason: 'an scp command with shell syntax in its paths is refused (use plain paths)' };
     // held client input (the command's stdin) while the decision is pending
     const held: Buffer[] = [];
     const hold = (b: Buffer): void => void held.push(b);
     ch.on('data', hold);
     ch.pause();
+    const p = this.policy!;
+    let verdict = await (p.commandAsync?.(command, { unseenInput: !pty }) ?? p.command(command, { unseenInput: !pty }));
+    if (scp === 'refused') verdict = { action: 'block', rule: null, reason: 'an scp command with shell syntax in its paths is refused (use plain paths)' };
     const d = await this.settle(verdict, command, say);
     this.commandEvent(stream, scp && scp !== 'refused' ? 'scp' : 'exec', command, verdict, d.approvalId ? { approvalId: d.approvalId, approved: d.run } : {});
     if (!d.run || this.ended) {
@@ -632,7 +633,10 @@ export class SshSession implements LiveSession {
               up.write(chunk.subarray(i, i + 1));
               continue;
             }
-            const verdict = this.policy!.line({ text: line.text, reliable: line.reliable, reasons: line.reasons });
+            const p = this.policy!;
+            const asked = { text: line.text, reliable: line.reliable, reasons: line.reasons };
+            const verdict = await (p.lineAsync?.(asked) ?? p.line(asked));
+            if (this.ended) return;
             if (verdict.incomplete && verdict.action !== 'block') {
               // the shell asks for the rest and runs nothing on this Enter: decided once whole
               shell.lines.carry(line.text);
