@@ -163,6 +163,13 @@ const rows: [string, string, string, string | null][] = [
   ['SET LOCAL in a DO block', "DO $$ BEGIN SET LOCAL standard_conforming_strings = off; EXECUTE 'SELECT 1'; END $$", B, LEX],
   ['set_config in a PL/pgSQL body', "CREATE FUNCTION f() RETURNS void LANGUAGE plpgsql AS $$ BEGIN PERFORM set_config('standard_conforming_strings', 'off', true); END $$", B, LEX],
   ['set_config in SQL run by query_to_xml', "SELECT query_to_xml($q$SELECT set_config('standard_conforming_strings', 'off', true)$q$, true, true, '')", B, LEX],
+  // source the server lexes when it runs it must read alike under either setting
+  ['a plain string with a backslash in a SQL function body', "CREATE FUNCTION f() RETURNS text LANGUAGE sql AS $$ SELECT 'a\\b' $$", B, LEX],
+  ['a plain string with a backslash in a DO body', "DO $$ BEGIN PERFORM 'a\\b'; END $$", B, LEX],
+  ['a plain string with a backslash in an EXECUTE string', "DO $$ BEGIN EXECUTE $q$SELECT 'a\\b'$q$; END $$", B, LEX],
+  ['a plain string with a backslash in SQL given to query_to_xml', "SELECT query_to_xml($q$SELECT 'a\\b'$q$, true, true, '')", B, LEX],
+  ['E strings and dollar quotes in a DO body', "DO $$ BEGIN PERFORM E'a\\\\b', $x$c\\d$x$; EXECUTE $q$SELECT E'\\n'$q$; END $$", A, null],
+  ['a plain string with a backslash at the top level (lexed with the text)', "SELECT 'a\\b'", A, null],
   ["a function's SET clause keeping scs on", "CREATE FUNCTION f() RETURNS int LANGUAGE sql SET standard_conforming_strings = on SET client_encoding = 'UTF8' AS $$ SELECT 1 $$", A, null],
   ["a function's SET clause FROM CURRENT", 'CREATE FUNCTION f() RETURNS int LANGUAGE sql SET standard_conforming_strings FROM CURRENT AS $$ SELECT 1 $$', A, null],
   // a write to pg_settings is set_config of each setting its WHERE names

@@ -11,6 +11,7 @@ import { sqlOfCall, sqlTextFunction } from './sql-text-functions.js';
 import { isStatementNode, statementKind } from './statement-kinds.js';
 import { relationReads, tableReads } from './table-readers.js';
 import { isUnbounded } from './where-analysis.js';
+import { dependsOnStandardStrings } from './sql-scanner.js';
 
 /**
  * Finds every statement a SQL text would run — each statement of a multi-statement query, DML in
@@ -113,6 +114,7 @@ class Analyzer {
       return;
     }
     if (sql.trim() === '') return;
+    if (nesting > 0) this.lateLexed(sql);
     const tree = this.parse(sql);
     if (tree) this.tree(tree, sql, nesting);
   }
@@ -459,6 +461,19 @@ class Analyzer {
     try { fn(); } finally { this.plVars = saved; }
   }
 
+  /**
+   * Source the server lexes only when it runs it — a DO or routine body, an EXECUTE string, SQL given
+   * to a function — may be lexed after something earlier in the same execution turned
+   * standard_conforming_strings off by a route no statement shows (a view over pg_settings, a
+   * function): the server reports that only once the whole query is done. Such source must read alike
+   * either way.
+   */
+  private lateLexed(source: string): void {
+    if (!dependsOnStandardStrings(source)) return;
+    this.literalDependent = true;
+    this.lexing.push("a backslash in a '…' string of SQL the server reads only when it runs it (a DO or routine body, an EXECUTE string, SQL given to a function) would change meaning if standard_conforming_strings were turned off first: write the string as E'…' or dollar-quoted");
+  }
+
   // ---- DO blocks (PL/pgSQL) ----
 
   private doBlock(body: Node, nesting: number): void {
@@ -481,6 +496,7 @@ class Analyzer {
       this.dynamic.push('a DO block without a body cannot be analysed');
       return;
     }
+    this.lateLexed(code);
     this.plpgsql(`DO ${quoteLiteral(code)}`, 'DO block', nesting);
   }
 
@@ -501,6 +517,7 @@ class Analyzer {
       if (e[1].defname === 'as') code = v && v[0] === 'List' ? stringsOf(v[1].items) : [];
     }
     if (code === null) return; // no string body: nothing beyond the parse tree runs
+    if (language === 'sql' || language === 'plpgsql') for (const c of code) this.lateLexed(c);
     const saved = this.runs;
     this.runs = 'later';
     try { this.routineBody(body, code, language, statement, nesting); } finally { this.runs = saved; }

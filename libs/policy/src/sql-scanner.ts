@@ -291,3 +291,23 @@ export function sqlShape(sql: string, spans?: LiteralSpan[]): string | null {
   flush(n);
   return out;
 }
+
+/**
+ * True when the server could read `sql` differently with standard_conforming_strings off: a
+ * backslash inside a standard '…' (or N'…', U&'…') string literal, where it is an escape only when the
+ * setting is off. E'…' and dollar-quoted strings read alike either way. Text the scanner cannot vouch
+ * for counts when it has a backslash at all (fail closed).
+ */
+export function dependsOnStandardStrings(sql: string): boolean {
+  if (!sql.includes('\\')) return false;
+  const spans: LiteralSpan[] = [];
+  if (sqlShape(sql, spans) === null) return true;
+  for (const sp of spans) {
+    if (sp.kind !== 'string') continue;
+    const first = sql.charCodeAt(sp.start) | 0x20;
+    // E'…' / B'…' / X'…' and $tag$…$tag$ keep their meaning; '…', N'…' (span from its quote) and U&'…' do not
+    if (first === 101 || first === 98 || first === 120 || sql.charCodeAt(sp.start) === 36) continue;
+    if (sql.slice(sp.start, sp.end).includes('\\')) return true;
+  }
+  return false;
+}
