@@ -243,6 +243,15 @@ describe.skipIf(!!skip)('kubectl exec / attach / cp / port-forward through the g
     const up = await k.run(kc, ['cp', local, 'web:/tmp/uploaded.txt']);
     expect(up.code, up.stderr).toBe(0);
     expect(readFileSync(join(root, 'tmp', 'uploaded.txt'), 'utf8')).toBe('sent from kubectl\n');
+    // a binary file (every byte value, invalid UTF-8 included) arrives byte for byte both ways
+    const bytes = Buffer.concat([randomBytes(70_000), Buffer.from(Array.from({ length: 256 }, (_, i) => i))]);
+    writeFileSync(join(root, 'tmp', 'blob.bin'), bytes);
+    const blobDown = await k.run(kc, ['cp', 'web:/tmp/blob.bin', join(root, 'blob-down.bin')]);
+    expect(blobDown.code, blobDown.stderr).toBe(0);
+    expect(readFileSync(join(root, 'blob-down.bin')).equals(bytes)).toBe(true);
+    const blobUp = await k.run(kc, ['cp', join(root, 'blob-down.bin'), 'web:/tmp/blob-up.bin']);
+    expect(blobUp.code, blobUp.stderr).toBe(0);
+    expect(readFileSync(join(root, 'tmp', 'blob-up.bin')).equals(bytes)).toBe(true);
   }, 60_000);
 
   // kubectl 1.32 tunnels port-forward's SPDY in a WebSocket (SPDY/3.1+portforward.k8s.io) and falls back to

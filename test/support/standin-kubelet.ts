@@ -56,7 +56,8 @@ export async function startStandinKubelet(cluster: KubeCluster, o: StandinOption
   const ca = await generateGatewayCa('standin-kubelet');
   const cert = await issueGatewayServerCert(ca, ['127.0.0.1', 'localhost']);
   const requests: string[] = [];
-  const dict = spdyDictionaryFrom(cluster.bins.apiserver);
+  // read from the API server's binary at the first SPDY upgrade (a test that serves only logs never pays for it)
+  const dict = (): Buffer => spdyDictionaryFrom(cluster.bins.apiserver);
   const server: Server = createServer({ cert: cert.certPem, key: cert.keyPem }, (req, res) => {
     requests.push(`${req.method} ${req.url}`);
     const url = new URL(req.url ?? '/', 'https://kubelet');
@@ -81,12 +82,12 @@ export async function startStandinKubelet(cluster: KubeCluster, o: StandinOption
     const kind = url.pathname.split('/')[1]?.toLowerCase();
     if (upgrade === 'spdy/3.1' && (kind === 'exec' || kind === 'attach') && offered.includes('v4.channel.k8s.io')) {
       socket.write('HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: SPDY/3.1\r\nX-Stream-Protocol-Version: v4.channel.k8s.io\r\n\r\n');
-      spdyExec(socket, dict, url, kind, o, ran);
+      spdyExec(socket, dict(), url, kind, o, ran);
       return;
     }
     if (upgrade === 'spdy/3.1' && kind === 'portforward' && offered.includes('portforward.k8s.io')) {
       socket.write('HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: SPDY/3.1\r\nX-Stream-Protocol-Version: portforward.k8s.io\r\n\r\n');
-      spdyPortForward(socket, dict, o);
+      spdyPortForward(socket, dict(), o);
       return;
     }
     const key = String(req.headers['sec-websocket-key'] ?? '');

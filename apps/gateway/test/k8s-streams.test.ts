@@ -60,7 +60,7 @@ describe.skipIf(!!skip)('pod logs through the gateway (stand-in kubelet)', () =>
     h = await startHarness({ tls, connections: [kubeConnection(cluster, { name: 'kube', policy: policy.name })], policies: [{ name: policy.name, version: 1, document: policy }] });
     k = new GatewayKubectl(cluster, tls.caPem);
     kc = k.kubeconfig(h.gateway, 'kube', await h.credential({ cn: 'kube', sub: 'carol' }));
-  });
+  }, 180_000);
 
   afterAll(async () => {
     await h?.stop();

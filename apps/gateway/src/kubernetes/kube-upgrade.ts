@@ -132,12 +132,20 @@ function terminalRelay(o: UpgradeOptions, client: Duplex, server: Duplex, server
   const stream = session.newStream(call.info.subresource);
   const command = call.info.command?.join(' ') ?? '';
   const rec = new TerminalRecorder(stream, (data) => session.emit('terminal', data), { ...(command ? { command } : {}) });
+  // a tty is a terminal: its output is UTF-8 text. Without one the output may be any bytes (kubectl cp
+  // is `tar cf -`): the masker reads it byte for byte (latin1 maps each byte to one character and back,
+  // so bytes no detector matched leave as they came) and the record decodes it as UTF-8.
+  const encoding: BufferEncoding = call.info.tty === true ? 'utf8' : 'latin1';
   const decoders = new Map<number, StringDecoder>();
-  const text = (ch: number, b: Buffer): string => {
-    let d = decoders.get(ch);
-    if (!d) decoders.set(ch, (d = new StringDecoder('utf8')));
-    return d.write(b);
+  const decoder = (key: number, enc: BufferEncoding): StringDecoder => {
+    let d = decoders.get(key);
+    if (!d) decoders.set(key, (d = new StringDecoder(enc)));
+    return d;
   };
+  const text = (ch: number, b: Buffer): string => decoder(ch, encoding).write(b);
+  /** what the client is sent of masked text, and what the record shows of it */
+  const wire = (t: string): Buffer => Buffer.from(t, encoding);
+  const shownText = (ch: number, t: string): string => (encoding === 'utf8' ? t : decoder(0x100 + ch, 'utf8').write(wire(t)));
   // server → client: stdout/stderr through the policy's stream masker (re-framed when it masks), read for the record
   let maskers: Map<number, StreamMasker> | null = null;
   try {
@@ -168,8 +176,8 @@ function terminalRelay(o: UpgradeOptions, client: Duplex, server: Duplex, server
         }
         const t = text(ch, f.payload.subarray(1));
         const shown = maskers ? maskers.get(ch)!.push(t) : t;
-        rec.output(shown);
-        if (maskers && shown) client.write(channelFrame(ch, shown, false));
+        rec.output(shownText(ch, shown));
+        if (maskers && shown) client.write(channelFrame(ch, wire(shown), false));
         if (maskers) idleFlush();
       }
     } catch {
@@ -192,8 +200,8 @@ function terminalRelay(o: UpgradeOptions, client: Duplex, server: Duplex, server
     for (const [ch, m] of maskers ?? []) {
       const rest = m.flush();
       if (rest) {
-        rec.output(rest);
-        client.write(channelFrame(ch, rest, false));
+        rec.output(shownText(ch, rest));
+        client.write(channelFrame(ch, wire(rest), false));
       }
     }
   };
