@@ -47,10 +47,10 @@ describe('access requests', () => {
     const own = await stack.api(`/v1/access-requests/${id}/approve`, { method: 'POST', token: carol.token, json: {} });
     expect(own.status).toBe(403);
     expect(own.body.error.code).toBe('four_eyes');
-    // a plain user is no approver
+    // a plain user who did not ask may not see it: deciding answers 404 as GET does
     const other = await stack.api(`/v1/access-requests/${id}/approve`, { method: 'POST', token: erin.token, json: {} });
-    expect(other.status).toBe(403);
-    expect(other.body.error.code).toBe('not_an_approver');
+    expect(other.status).toBe(404);
+    expect(other.body.error.code).toBe('access_request_not_found');
     // an approver, but not one the connection's policy names
     const elsewhere = await stack.api(`/v1/access-requests/${id}/approve`, { method: 'POST', token: dave.token, json: {} });
     expect(elsewhere.status).toBe(403);
@@ -77,6 +77,13 @@ describe('access requests', () => {
     const again = await stack.api(`/v1/access-requests/${id}/deny`, { method: 'POST', token: bob.token, json: {} });
     expect(again.status).toBe(409);
     expect(again.body.error.code).toBe('access_request_already_decided');
+    // someone who may not see it learns nothing about its state or decider: the same 404 as GET and a missing id
+    for (const route of ['', '/approve', '/deny']) {
+      const r = await stack.api(`/v1/access-requests/${id}${route}`, route ? { method: 'POST', token: erin.token, json: {} } : { token: erin.token });
+      expect(r.status).toBe(404);
+      expect(r.body.error).toMatchObject({ code: 'access_request_not_found', message: `access request ${id} does not exist` });
+      expect(JSON.stringify(r.body)).not.toContain(bob.subject);
+    }
 
     // the grant ends: the credentials route refuses again
     await stack.prisma.accessRequest.update({ where: { id }, data: { grantedUntil: new Date(Date.now() - 1000) } });

@@ -85,13 +85,12 @@ export class AccessRequestsService {
   }
 
   async get(id: string, p: ApiPrincipal): Promise<AccessRequestView> {
-    const row = await this.load(id);
-    if (!hasRole(p, 'approver', 'auditor') && row.identity !== p.subject) throw new NotFoundError(`access request ${id} does not exist`, 'access_request_not_found');
-    return toAccessRequestView(row);
+    return toAccessRequestView(await this.loadVisible(id, p));
   }
 
   async decide(id: string, status: 'approved' | 'denied', comment: string | null, p: ApiPrincipal): Promise<AccessRequestView> {
-    const row = await this.load(id);
+    // a request the caller may not see answers 404 as GET does, whatever its state (no 409 naming its decider)
+    const row = await this.loadVisible(id, p);
     const current = effectiveStatus(row);
     if (current !== 'pending') {
       const by = row.decidedBy ? ` by ${row.decidedBy}` : '';
@@ -138,6 +137,13 @@ export class AccessRequestsService {
     const policy = await this.prisma.policy.findUnique({ where: { name: connection.policy }, select: { document: true } });
     const approvers = (policy?.document as { approval?: { approvers?: unknown } } | null)?.approval?.approvers;
     return Array.isArray(approvers) && p.groups.some((g) => approvers.includes(g));
+  }
+
+  /** The request, when the caller may see it (approvers, auditors, its requester); otherwise 404 like a missing one. */
+  private async loadVisible(id: string, p: ApiPrincipal): Promise<AccessRequest> {
+    const row = await this.load(id);
+    if (!hasRole(p, 'approver', 'auditor') && row.identity !== p.subject) throw new NotFoundError(`access request ${id} does not exist`, 'access_request_not_found');
+    return row;
   }
 
   private async load(id: string): Promise<AccessRequest> {
