@@ -106,6 +106,50 @@ describe('live sessions follow the api', () => {
     }
   }, 60_000);
 
+  it('an identity that loses the group its credential was minted under loses the credential: removed from the group, or the group deleted (session ends 57P01, no new login)', async () => {
+    const before = await s.rest('GET', '/v1/connections/demo', s.bootstrap);
+    const group = 'e2e-oncall';
+    expect((await s.rest('POST', '/v1/groups', s.bootstrap, { name: group, roles: ['user'] })).status).toBe(201);
+    // demo admits this group only (engineers, agent:demo's other group, not)
+    expect((await s.rest('PATCH', '/v1/connections/demo', s.bootstrap, { allowedGroups: [group, 'admins'] })).status).toBe(200);
+    const sessionIn = async () => {
+      expect((await s.rest('PUT', `/v1/groups/${group}/members`, s.bootstrap, { members: ['agent:demo'] })).status).toBe(200);
+      const token = await agentToken();
+      const cred = await s.rest('POST', '/v1/connections/demo/credentials', token, {});
+      expect(cred.status).toBe(201);
+      const session = await connect(cred.json);
+      expect((await session.c.query('SELECT 1 AS n')).rows[0].n).toBe(1);
+      return { token, cred, session };
+    };
+    const endsRevoked = async ({ token, cred, session }: Awaited<ReturnType<typeof sessionIn>>) => {
+      await until(() => session.errors.length > 0, 15_000);
+      expect(session.errors[0]!.code).toBe('57P01');
+      expect(session.errors[0]!.message).toMatch(/gateway credential of this session was revoked/);
+      const again = await connect(cred.json).then(() => null, (e: pg.DatabaseError) => e);
+      expect(again?.code).toBe('28P01');
+      expect((await s.rest('POST', '/v1/connections/demo/credentials', token, {})).status).toBe(403);
+      await session.c.end().catch(() => {});
+    };
+    try {
+      // removed from the group (PUT members)
+      const first = await sessionIn();
+      expect((await s.rest('PUT', `/v1/groups/${group}/members`, s.bootstrap, { members: [] })).status).toBe(200);
+      await endsRevoked(first);
+      // the identity's groups replaced (PATCH /v1/identities/{id})
+      const second = await sessionIn();
+      const me = await s.rest('GET', '/v1/me', second.token);
+      expect((await s.rest('PATCH', `/v1/identities/${me.json.identityId ?? me.json.id}`, s.bootstrap, { groups: [] })).status).toBe(200);
+      await endsRevoked(second);
+      // the group deleted
+      const third = await sessionIn();
+      expect((await s.rest('DELETE', `/v1/groups/${group}`, s.bootstrap)).status).toBe(204);
+      await endsRevoked(third);
+    } finally {
+      await s.rest('PATCH', '/v1/connections/demo', s.bootstrap, { allowedGroups: before.json.allowedGroups });
+      await s.rest('DELETE', `/v1/groups/${group}`, s.bootstrap);
+    }
+  }, 120_000);
+
   it('refused logins leave an audit trail (auth.failed: address, claimed identity, reason), aggregated so a flood is a few events', async () => {
     const token = await agentToken();
     const cred = await s.rest('POST', '/v1/connections/demo/credentials', token, {});

@@ -271,6 +271,34 @@ export class TokensService {
     return count;
   }
 
+  /**
+   * An identity lost a group (removed from it, the group deleted, its groups replaced, an IdP login
+   * without it): its unexpired gateway credentials are revoked. A credential states its holder's
+   * groups as they were when it was minted (claim `groups`, which gateways check against a
+   * connection's allowedGroups and policies read), so it must not outlive them; the revocation list
+   * also ends the sessions opened with them. The holder asks for new credentials under the groups it
+   * has now. Returns the revoked ids.
+   */
+  async revokeOnGroupLoss(identityIds: readonly string[], by: string, groups: readonly string[]): Promise<string[]> {
+    if (identityIds.length === 0) return [];
+    const revokedAt = new Date();
+    const rows = await this.prisma.token.findMany({
+      where: { identityId: { in: [...identityIds] }, kind: 'gateway', revokedAt: null, expiresAt: { gt: revokedAt } },
+      select: { id: true, identityId: true, connection: true, identity: { select: { subject: true } } },
+    });
+    if (rows.length === 0) return [];
+    await this.prisma.token.updateMany({ where: { id: { in: rows.map((r) => r.id) }, revokedAt: null }, data: { revokedAt, revokedBy: by } });
+    this.publisher.requestPublish();
+    for (const r of rows) {
+      await this.events.record({
+        type: 'token.revoked',
+        actor: by,
+        data: { action: 'revoke', target: r.id, before: { revokedAt: null }, after: { kind: 'gateway', identity: r.identity.subject, connection: r.connection, revokedAt: revokedAt.toISOString(), reason: 'group_removed', groups: [...groups] } },
+      });
+    }
+    return rows.map((r) => r.id);
+  }
+
   /** Compact JWS (EdDSA, active key, `kid` in the header) over a JSON payload — e.g. signed approval decisions. */
   async signJws(payload: Record<string, unknown>): Promise<string> {
     const { kid, privateKey } = this.keys.activeKey;

@@ -3,6 +3,7 @@ import { PrismaClient, Prisma } from '@portcullis/db';
 import { BadRequestError, ConflictError, NotFoundError } from '../common/errors.js';
 import { ControlEventsService } from '../control-events/control-events.service.js';
 import { ConfigPublisherService } from '../config-publisher/config-publisher.service.js';
+import { TokensService } from '../auth/tokens.service.js';
 import type { CreateGroup, GroupView, SetMembers, UpdateGroup } from './dto/group.dto.js';
 import { isUniqueViolation } from '../common/prisma-errors.js';
 
@@ -28,6 +29,7 @@ export class GroupsService {
     private readonly prisma: PrismaClient,
     private readonly events: ControlEventsService,
     private readonly publisher: ConfigPublisherService,
+    private readonly tokens: TokensService,
   ) {}
 
   async list(): Promise<GroupView[]> {
@@ -76,18 +78,25 @@ export class GroupsService {
       const missing = subjects.filter((s) => !identities.some((i) => i.subject === s));
       if (missing.length) throw new BadRequestError(`members: unknown identity ${missing.map((m) => `"${m}"`).join(', ')} (create it with POST /v1/identities)`, 'unknown_identity');
       const ids = identities.map((i) => i.id);
+      const leaving = await tx.groupMember.findMany({ where: { groupId: group.id, source: 'manual', identityId: { notIn: ids } }, select: { identityId: true } });
       await tx.groupMember.deleteMany({ where: { groupId: group.id, source: 'manual', identityId: { notIn: ids } } });
       await tx.groupMember.createMany({ data: ids.map((identityId) => ({ identityId, groupId: group.id, source: 'manual' })), skipDuplicates: true });
-      return tx.group.findUniqueOrThrow({ where: { id: group.id }, include: withMembers });
+      const stays = await tx.groupMember.findMany({ where: { groupId: group.id }, select: { identityId: true } });
+      // a member who is still in it through another source (idp, trust) did not lose it
+      const lost = leaving.map((m) => m.identityId).filter((id) => !stays.some((m) => m.identityId === id));
+      return { group: await tx.group.findUniqueOrThrow({ where: { id: group.id }, include: withMembers }), lost };
     });
-    const after = toView(row);
+    const after = toView(row.group);
+    await this.tokens.revokeOnGroupLoss(row.lost, actor, [name]);
     await this.changed(actor, 'set-members', name, before, after);
     return after;
   }
 
   async remove(name: string, actor: string): Promise<void> {
-    const before = toView(await this.find(name));
+    const found = await this.find(name);
+    const before = toView(found);
     await this.prisma.group.delete({ where: { name } });
+    await this.tokens.revokeOnGroupLoss([...new Set(found.members.map((m) => m.identityId))], actor, [name]);
     await this.changed(actor, 'delete', name, before, undefined);
   }
 

@@ -22,6 +22,11 @@ export interface ExternalIdentityInput {
 const withMemberships = { memberships: { include: { group: { select: { name: true } } } } } as const;
 type IdentityWithMemberships = Prisma.IdentityGetPayload<{ include: typeof withMemberships }>;
 
+/** Groups `before` had and `after` has not (memberships of other sources keep a group). */
+function lostGroups(before: IdentityView, after: IdentityView): string[] {
+  return before.groups.filter((g) => !after.groups.includes(g));
+}
+
 export function toIdentityView(i: IdentityWithMemberships): IdentityView {
   const memberships = i.memberships.map((m) => ({ group: m.group.name, source: m.source })).sort((a, b) => a.group.localeCompare(b.group));
   return {
@@ -99,6 +104,8 @@ export class IdentitiesService {
       });
     });
     const after = toIdentityView(updated);
+    const lost = lostGroups(before, after);
+    if (lost.length) await this.tokens.revokeOnGroupLoss([id], actor, lost);
     if (patch.disabled && !before.disabled) {
       const n = await this.tokens.revokeAllOf(id, actor);
       this.logger.log(`identity ${after.subject} disabled by ${actor}; ${n} tokens revoked`);
@@ -168,6 +175,8 @@ export class IdentitiesService {
       else throw err;
     }
     const { before, after } = result;
+    const lost = before ? lostGroups(before, after) : [];
+    if (lost.length) await this.tokens.revokeOnGroupLoss([after.id], `${input.source}:${input.issuer}`, lost);
     const significant = (v?: IdentityView) => v && JSON.stringify([v.displayName, v.email, v.issuer, v.disabled, v.memberships]);
     if (significant(before) !== significant(after)) {
       await this.changed(`${input.source}:${input.issuer}`, before ? 'update' : 'create', after.subject, before, after);
