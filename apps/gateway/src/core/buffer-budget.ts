@@ -32,6 +32,17 @@ export class BufferBudget {
     return false;
   }
 
+  /**
+   * Reserves `bytes` only if they are free now (and nobody waits): for holders that grow piece by
+   * piece (an HTTP body of unknown size), which must not wait while holding — they are refused instead
+   * (the Kubernetes listener answers 503 with Retry-After), so they cannot deadlock each other.
+   */
+  tryReserve(bytes: number): boolean {
+    if (this.waiting.length > 0 || this.used + bytes > this.limit) return false;
+    this.add(bytes);
+    return true;
+  }
+
   /** Drops a queued request (its session ended); false when it was already granted. */
   cancel(grant: () => void): boolean {
     const i = this.waiting.findIndex((w) => w.grant === grant);

@@ -16,6 +16,7 @@ import type { PolicyLib } from '../core/policy-lib.js';
 import type { SshPolicy } from '../ssh/ssh-policy.types.js';
 import { holdForApproval } from './kube-approval.js';
 import { KubeSession } from './kube-session.js';
+import { shortageMessage, type BufferHold, type BufferShortage, type KubeBuffers } from './kube-buffers.js';
 import { sendStatus, sendStatusOnSocket, type StatusDetails, type StatusReason } from './kube-status.js';
 import { relayUpgrade } from './kube-upgrade.js';
 import { KubeUpstreamError, KubeUpstreams, type KubeUpstream } from './kube-upstream.js';
@@ -37,8 +38,10 @@ export interface KubeListenerOptions {
   shellPolicy(policy: ResolvedPolicy | null): SshPolicy;
   /** largest request body taken (default 8 MiB; kube-apiserver's own limit is 3 MiB) */
   maxBodyBytes?: number;
-  /** largest response body the gateway holds to mask (default 256 MiB) */
+  /** largest response body the gateway holds to mask (default 256 MiB; never more than the buffers' share) */
   maxResponseBytes?: number;
+  /** the process buffer budget and each identity's share of it (GATEWAY_BUFFER_BYTES, GATEWAY_SESSION_BUFFER_BYTES) */
+  buffers?: KubeBuffers;
   /** a fixed certificate (GATEWAY_TLS_CERT/KEY) instead of the pool's */
   tls?: { cert: string; key: string } | null;
 }
@@ -102,9 +105,17 @@ class Refusal extends Error {
     readonly reason: StatusReason,
     message: string,
     readonly details?: StatusDetails,
+    readonly headers: Record<string, string> = {},
+    /** refused before its body was read to the end: the connection closes after the answer */
+    readonly cutsBody = false,
   ) {
     super(message);
   }
+}
+
+/** A request refused because the gateway's buffer memory is in use: 503 with Retry-After (kubectl's client retries). */
+function bufferRefusal(short: BufferShortage, what: string, shareBytes: number, cutsBody = false): Refusal {
+  return new Refusal(503, 'ServiceUnavailable', `portcullis: ${shortageMessage(short, what, shareBytes)}`, undefined, { 'retry-after': '1' }, cutsBody);
 }
 
 /**
@@ -209,8 +220,9 @@ export class KubeListener {
 
   private refuse(res: ServerResponse, err: unknown, call: KubeCall | null): void {
     if (err instanceof Refusal) {
-      // a body cut off at the limit leaves the connection mid-request: it closes after the answer
-      sendStatus(res, err.code, err.reason, err.message, err.details, err instanceof BodyTooLarge ? { connection: 'close' } : {});
+      // a body cut off at the limit (or refused for buffer memory) leaves the connection mid-request: it closes after the answer
+      const cut = err instanceof BodyTooLarge || err.cutsBody;
+      sendStatus(res, err.code, err.reason, err.message, err.details, { ...err.headers, ...(cut ? { connection: 'close' } : {}) });
       call?.session.request(call, { status: err.code, action: err.code === 403 ? 'block' : 'error', reason: err.message });
       return;
     }
@@ -305,7 +317,7 @@ export class KubeListener {
     known?.end('credential_changed');
     const session = new KubeSession({
       gatewayId: this.o.gatewayId, pool: this.o.pool, logger: this.o.logger, metrics: this.o.metrics, publisher: this.o.publisher(),
-      credential, policy, config, clientAddr: socket.remoteAddress ?? null,
+      credential, policy, config, currentConfig: () => this.o.config(), clientAddr: socket.remoteAddress ?? null,
       onEnd: (s) => this.sessions.delete(s),
     });
     if (credential.connection.recording === 'required' && !this.o.recordingAvailable()) {
@@ -385,8 +397,20 @@ export class KubeListener {
   }
 
   private async forward(call: KubeCall, req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const hold = this.o.buffers?.hold(call.credential.claims.sub) ?? null;
+    try {
+      await this.forwardHeld(call, req, res, hold);
+    } finally {
+      hold?.release();
+    }
+  }
+
+  /** forward(), with the bytes it holds (the request body, a response being masked) taken from `hold`. */
+  private async forwardHeld(call: KubeCall, req: IncomingMessage, res: ServerResponse, hold: BufferHold | null): Promise<void> {
     const mode = call.masking?.modeFor(call.info) ?? 'none';
-    const body = await readBody(req, this.o.maxBodyBytes ?? 8 * 1024 * 1024);
+    const share = this.o.buffers?.shareBytes ?? Infinity;
+    const body = await readBody(req, Math.min(this.o.maxBodyBytes ?? 8 * 1024 * 1024, share), hold);
+    const heldBody = hold?.bytes ?? 0;
     const headers = this.requestHeaders(call, req, mode);
     if (body.length > 0 || req.headers['content-length'] !== undefined) headers['content-length'] = body.length;
     const longLived = call.info.verb === 'watch' || /[?&]follow=(true|1)\b/.test(call.target);
@@ -420,7 +444,9 @@ export class KubeListener {
         finish(503, { error: err.message });
       });
       up.on('response', (ures) => {
-        void relayResponse(call, mode, ures, res, this.o.maxResponseBytes ?? 256 * 1024 * 1024, this.o.logger, this.o.policyLib()!).then((r) => {
+        // the API server answers after it has read the body: its bytes are free for the response
+        hold?.giveBack(heldBody);
+        void relayResponse(call, mode, ures, res, Math.min(this.o.maxResponseBytes ?? 256 * 1024 * 1024, share), hold, this.o.logger, this.o.policyLib()!).then((r) => {
           if (r.withheld) finish(502, { withheld: r.withheld });
           else if (res.writableFinished || res.destroyed) finish(ures.statusCode ?? 0, { bytes: r.bytes, masked: r.masked });
           else res.once('finish', () => finish(ures.statusCode ?? 0, { bytes: r.bytes, masked: r.masked }));
@@ -479,7 +505,7 @@ class BodyTooLarge extends Refusal {}
 
 const EMPTY = Buffer.alloc(0);
 
-async function readBody(req: IncomingMessage, max: number): Promise<Buffer> {
+async function readBody(req: IncomingMessage, max: number, hold: BufferHold | null): Promise<Buffer> {
   // no Content-Length and no Transfer-Encoding: HTTP/1.1 says there is no body (most GETs)
   if (req.headers['content-length'] === undefined && req.headers['transfer-encoding'] === undefined) {
     req.resume();
@@ -494,15 +520,17 @@ async function readBody(req: IncomingMessage, max: number): Promise<Buffer> {
   return new Promise((resolve, reject) => {
     const parts: Buffer[] = [];
     let size = 0;
+    const stop = (err: Refusal): void => {
+      req.off('data', onData);
+      req.off('end', onEnd);
+      req.resume(); // the rest is read and dropped while the answer (connection: close) goes out
+      reject(err);
+    };
     const onData = (chunk: Buffer): void => {
       size += chunk.length;
-      if (size > max) {
-        req.off('data', onData);
-        req.off('end', onEnd);
-        req.resume(); // the rest is read and dropped while the 413 (connection: close) goes out
-        reject(new BodyTooLarge(413, 'RequestEntityTooLarge', `request body is larger than the gateway takes (${max} bytes)`));
-        return;
-      }
+      if (size > max) return stop(new BodyTooLarge(413, 'RequestEntityTooLarge', `request body is larger than the gateway takes (${max} bytes)`));
+      const short = hold?.take(chunk.length) ?? null;
+      if (short) return stop(bufferRefusal(short, 'this request body', hold!.shareBytes, true));
       parts.push(chunk);
     };
     const onEnd = (): void => resolve(parts.length === 1 ? parts[0]! : Buffer.concat(parts, size));
@@ -527,7 +555,7 @@ function responseHeaders(ures: IncomingMessage, drop: readonly string[] = []): O
  * (a response the masker cannot read is withheld, never passed raw); watch streams are masked event
  * by event; log text line by line.
  */
-async function relayResponse(call: KubeCall, mode: string, ures: IncomingMessage, res: ServerResponse, maxBytes: number, log: Logger, lib: PolicyLib): Promise<{ bytes: number; masked: number; withheld?: string }> {
+async function relayResponse(call: KubeCall, mode: string, ures: IncomingMessage, res: ServerResponse, maxBytes: number, hold: BufferHold | null, log: Logger, lib: PolicyLib): Promise<{ bytes: number; masked: number; withheld?: string }> {
   const status = ures.statusCode ?? 502;
   const type = String(ures.headers['content-type'] ?? '');
   const approvalHeader: OutgoingHttpHeaders = call.approval ? { warning: `299 - "portcullis: approval ${call.approval.approvalId} granted${call.approval.decidedBy ? ` by ${call.approval.decidedBy}` : ''}"` } : {};
@@ -605,6 +633,14 @@ async function relayResponse(call: KubeCall, mode: string, ures: IncomingMessage
     for await (const chunk of ures as AsyncIterable<Buffer>) {
       size += chunk.length;
       if (size > maxBytes) return withhold(`it is larger than ${maxBytes} bytes`);
+      const short = hold?.take(chunk.length) ?? null;
+      if (short) {
+        ures.destroy();
+        log.warn({ short, status, type }, 'kubernetes response refused: buffer memory in use');
+        const refusal = bufferRefusal(short, 'the response to mask', hold!.shareBytes);
+        sendStatus(res, refusal.code, refusal.reason, refusal.message, undefined, refusal.headers);
+        return { bytes: 0, masked: 0, withheld: `buffer memory (${short})` };
+      }
       parts.push(chunk);
     }
   } catch {
@@ -695,11 +731,12 @@ async function maskLogStream(ures: IncomingMessage, res: ServerResponse, masking
   let pending = '';
   let bytes = 0;
   let masked = 0;
-  const send = (text: string): void => {
+  // false when the client has not taken what was sent: the loop below waits for it (backpressure)
+  const send = (text: string): boolean => {
     const r = masking.maskLog(text);
     masked += r.findings;
     bytes += Buffer.byteLength(r.text);
-    res.write(r.text);
+    return res.write(r.text);
   };
   // a line is masked whole; a partial line waits for its end (or 64 KiB, or a quiet 200 ms for `-f`)
   let timer: NodeJS.Timeout | null = null;
@@ -721,6 +758,8 @@ async function maskLogStream(ures: IncomingMessage, res: ServerResponse, masking
     if (pending.length > 64 * 1024) flushIdle();
     if (timer) clearTimeout(timer);
     if (pending) timer = setTimeout(flushIdle, 200);
+    // a client that does not read (logs -f of a chatty pod) must not make the gateway hold the stream
+    if (res.writableNeedDrain && !res.destroyed) await new Promise((r) => res.once('drain', r).once('close', r));
   }
   if (timer) clearTimeout(timer);
   pending += decoder.decode();

@@ -2,6 +2,7 @@ import type { AddressInfo } from 'node:net';
 import { ListenerModule } from '../core/listener-module.js';
 import type { SessionCore } from '../core/session-core.types.js';
 import { commandPolicyFor, type SshWiring } from '../ssh/ssh-module.js';
+import { KubeBuffers } from './kube-buffers.js';
 import { KubeListener } from './kube-listener.js';
 
 /**
@@ -34,6 +35,7 @@ export class KubernetesModule extends ListenerModule<KubeListener> {
       approvals: () => w.approvals(),
       shellPolicy: commandPolicyFor(core, w),
       maxBodyBytes: env.GATEWAY_KUBERNETES_MAX_BODY_BYTES,
+      buffers: new KubeBuffers(core.buffers, env.GATEWAY_SESSION_BUFFER_BYTES),
     });
     const port = await listener.start(env.GATEWAY_KUBERNETES_PORT, env.GATEWAY_KUBERNETES_HOST);
     this.listener = listener;

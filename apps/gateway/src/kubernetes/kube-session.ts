@@ -6,6 +6,7 @@ import type { GatewayMetrics } from '../http/metrics.js';
 import type { Logger } from '../logger.js';
 import { mayUseConnection } from '@portcullis/protocol';
 import type { KubeCall } from './kube-listener.js';
+import { atGrantEnd } from '../core/grant-end.js';
 
 export interface KubeSessionOptions {
   gatewayId: string;
@@ -16,6 +17,8 @@ export interface KubeSessionOptions {
   credential: VerifiedCredential;
   policy: ResolvedPolicy | null;
   config: ActiveConfig;
+  /** the config in force now (the access rule is asked again against it when an access grant ends) */
+  currentConfig(): ActiveConfig | null;
   clientAddr: string | null;
   onEnd(s: KubeSession): void;
 }
@@ -35,6 +38,7 @@ export class KubeSession {
   private requests = 0;
   private streamSeq = 0;
   private readonly closers = new Set<() => void>();
+  private cancelGrantReview: () => void = () => undefined;
   ended = false;
 
   constructor(private readonly o: KubeSessionOptions) {
@@ -76,6 +80,12 @@ export class KubeSession {
     else this.recorder.emit('session.start', start);
     this.o.metrics.sessions.inc({ outcome: 'ok' });
     this.o.metrics.liveSessions.inc();
+    // an open watch, logs -f or exec on a time-boxed access grant ends when the grant does, not at the next config
+    this.cancelGrantReview = atGrantEnd(credential, () => {
+      const current = this.o.currentConfig();
+      if (current) this.configChanged(current);
+      else this.end('access_removed');
+    });
   }
 
   emit(type: SessionEventType, data: Record<string, unknown>): void {
@@ -134,6 +144,7 @@ export class KubeSession {
 
   end(reason: string): void {
     if (this.ended) return;
+    this.cancelGrantReview();
     for (const close of [...this.closers]) {
       try {
         close();
