@@ -290,7 +290,7 @@ describe('infra/nats', () => {
 });
 
 describe('infra/nats/nats-auth.conf on a real nats-server', () => {
-  it('lets each app in as its own user; the gateway reads the config bucket but cannot write it; no user, no entry', async () => {
+  it('lets each app in as its own user; only the api writes the config bucket (gateways read it); only gateways hear the cancel relay; no user, no entry', async () => {
     const port = await freePort();
     const monitor = await freePort();
     const store = mkdtempSync(join(tmpdir(), 'portcullis-nats-auth-'));
@@ -323,7 +323,31 @@ describe('infra/nats/nats-auth.conf on a real nats-server', () => {
       await expect(gwKv.delete(configKey('default'))).rejects.toThrow();
       expect(new TextDecoder().decode((await kv.get(configKey('default')))!.value)).toBe('{"jws":"from the api"}');
 
-      for (const user of ['approvals', 'recorder'] as const) await (await as(user)).close();
+      // the approvals app and the recorder cannot write it either (not even an old signed snapshot back),
+      // and only gateways may listen to the cancel relay, which carries sessions' cancel keys
+      const cancelSubject = natsNames('portcullis').cancel('default');
+      for (const user of ['approvals', 'recorder'] as const) {
+        const c = await as(user);
+        const otherKv = await ensureBucket(new Kvm(c), configBucket);
+        await expect(otherKv.put(configKey('default'), '{"jws":"replayed"}')).rejects.toThrow(/permission|timeout|no responders/i);
+        await c.close().catch(() => undefined);
+      }
+      for (const user of ['api', 'approvals', 'recorder'] as const) {
+        const c = await as(user);
+        const refused = new Promise<Error>((resolve) => c.subscribe(cancelSubject, { callback: (err) => err && resolve(err) }));
+        expect((await refused).message).toMatch(/permissions violation/i);
+        await c.close().catch(() => undefined);
+      }
+      const gwListens = gw.subscribe(cancelSubject, { max: 1 });
+      await gw.flush();
+      await (async () => {
+        const pub = await as('gateway');
+        pub.publish(cancelSubject, '{"pid":1}');
+        await pub.flush();
+        for await (const m of gwListens) expect(m.string()).toBe('{"pid":1}');
+        await pub.close();
+      })();
+      expect(new TextDecoder().decode((await kv.get(configKey('default')))!.value)).toBe('{"jws":"from the api"}');
       await expect(as(null)).rejects.toThrow(/Authorization Violation/);
       await expect(as('gateway', 'wrong')).rejects.toThrow(/Authorization Violation/);
       await Promise.all([api.close(), gw.close().catch(() => undefined)]);
