@@ -3,7 +3,7 @@ import { Kvm, type KV } from '@nats-io/kv';
 import { SignJWT, exportJWK, generateKeyPair } from 'jose';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { GATEWAY_AUDIENCE, configSnapshotSchema, generatePoolKeyPair, natsNames, sealForPool, signConfigSnapshot, type ConfigSnapshot } from '@portcullis/protocol';
+import { CONFIG_SNAPSHOT_TYP, GATEWAY_AUDIENCE, configSnapshotSchema, generatePoolKeyPair, natsNames, sealForPool, signCompactJws, signConfigSnapshot, type ConfigSnapshot } from '@portcullis/protocol';
 import { parseGatewayEnv } from '../src/env.js';
 import { startHarness, waitFor, type Harness } from './support/harness.js';
 
@@ -129,6 +129,32 @@ describe('signed config snapshots', () => {
     await waitFor(async () => (await metric('portcullis_gateway_config_rejected_total{reason="older"}')) > before, 5000);
     expect(h.gateway.config.current?.revision).toBe(revision + 1);
     expect(h.gateway.config.current?.revoked.has('some-jti')).toBe(true);
+  });
+});
+
+describe('snapshots that are signed, but not as a snapshot for this pool', () => {
+  it('alg none, a JWS of the right key with another typ (a credential, an approval decision), a snapshot for another pool: each refused, the config kept', async () => {
+    const revision = await h.putSnapshot();
+    const { jws } = JSON.parse(new TextDecoder().decode((await kv.get(key))!.value)) as { jws: string };
+    const snapshot = JSON.parse(Buffer.from(jws.split('.')[1]!, 'base64url').toString()) as ConfigSnapshot;
+    const newer = { ...snapshot, revision: revision + 100, revokedTokenIds: [] as string[], connections: [] };
+    const apiKey = { kid: h.publicJwk.kid!, privateKey: h.signingKey as never };
+    const b64 = (v: unknown) => Buffer.from(JSON.stringify(v)).toString('base64url');
+    // alg none: no signature at all
+    await putRefused(JSON.stringify({ jws: `${b64({ alg: 'none', typ: CONFIG_SNAPSHOT_TYP })}.${b64(newer)}.` }));
+    // the api's own key, but the typ of a token (JWT) or of an approval decision (none)
+    await putRefused(JSON.stringify({ jws: signCompactJws(JSON.stringify(newer), apiKey, 'JWT') }));
+    await putRefused(JSON.stringify({ jws: signCompactJws(JSON.stringify(newer), apiKey, null) }));
+    // a real gateway credential of the api in the envelope
+    await putRefused(JSON.stringify({ jws: await h.credential() }));
+    // a validly signed snapshot of another pool
+    const invalid = () => metric('portcullis_gateway_config_rejected_total{reason="invalid"}');
+    const before = await invalid();
+    await kv.put(key, signConfigSnapshot({ ...newer, pool: `${h.pool}-other` }, apiKey));
+    await waitFor(async () => (await invalid()) > before, 5000);
+    expect(h.gateway.config.current?.revision).toBe(revision);
+    expect(h.gateway.config.current?.connections.size).toBeGreaterThan(0);
+    expect(await login(await h.credential())).toBe('1');
   });
 });
 
