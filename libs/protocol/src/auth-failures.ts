@@ -1,6 +1,6 @@
 /**
  * Refused logins as audit events (`auth.failed`) without letting a flood flood the trail. Failures are
- * counted per (source, identity, reason) and window: the first of a window is reported at once, the
+ * counted per (source, identity, reason, target) and window: the first of a window is reported at once, the
  * rest of that window as one summary with their count when the window closes. The claimed identity is
  * the caller's word, so it is capped in length, and the number of keys a window tracks is capped too:
  * past it, failures fold into one key per reason with source and identity `*`. So each window yields
@@ -73,11 +73,14 @@ export class AuthFailureAggregator {
     const out = now - this.windowStart >= this.windowMs ? this.drain(now) : [];
     if (this.buckets.size === 0) this.windowStart = now;
     const failure: AuthFailure = { ...f, source: clip(f.source), identity: clip(f.identity), reason: clip(f.reason) ?? 'unknown', target: clip(f.target), detail: clip(f.detail) };
-    let key = JSON.stringify([failure.surface, failure.source, failure.identity, failure.reason]);
+    // the target is part of the key: a refusal on one connection (an SSH login) is never folded into
+    // another's summary (a Kubernetes request), where an investigator would not look for it
+    let key = JSON.stringify([failure.surface, failure.source, failure.identity, failure.reason, failure.target]);
     if (!this.buckets.has(key) && this.buckets.size >= (this.opts.maxKeys ?? AUTH_FAILURE_MAX_KEYS)) {
-      key = JSON.stringify([failure.surface, '*', '*', failure.reason]);
+      key = JSON.stringify([failure.surface, '*', '*', failure.reason, '*']);
       failure.source = '*';
       failure.identity = '*';
+      failure.target = '*';
     }
     const b = this.buckets.get(key);
     if (b) {

@@ -22,7 +22,7 @@ function claimedBy(jwt: unknown, withIssuer = false): string | null {
 
 /**
  * Refused api requests as `auth.failed` audit events: every 401 and 403, and every refused token exchange
- * (client address, claimed identity, reason), aggregated per (address, identity, reason) and minute so a
+ * (client address, claimed identity, reason), aggregated per (address, identity, reason, route) and minute so a
  * flood of them cannot flood the trail (libs/protocol auth-failures.ts).
  */
 @Injectable()

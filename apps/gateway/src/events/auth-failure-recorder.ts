@@ -8,7 +8,7 @@ const SUMMARY_EVERY_MS = 10_000;
 /**
  * Refused gateway logins as `auth.failed` control-plane events on the event stream (the recorder
  * chains and exports them with the api's): client address, claimed identity, reason — aggregated per
- * (address, identity, reason) and minute (libs/protocol auth-failures.ts), so a flood of bad
+ * (address, identity, reason, connection) and minute (libs/protocol auth-failures.ts), so a flood of bad
  * passwords costs the trail a few events, not one each. Best effort: the refusal itself never waits
  * for this, and an event that cannot be published is logged.
  */

@@ -6,6 +6,7 @@ import type { AuthContext, AuthenticationType, ClientChannel, Connection, Pseudo
 import { COMMAND_WORDING } from '../approvals/command-approvals.js';
 import type { ResolvedPolicy } from '../config/config-store.js';
 import { AccessRefused } from '../core/access.js';
+import { claimedSubject } from '../auth/credential-verifier.js';
 import type { LiveSession, SessionCore, SessionEnding, SessionGrant } from '../core/session-core.types.js';
 import type { SessionRecorder } from '../events/event-publisher.js';
 import type { GatewayMetrics } from '../http/metrics.js';
@@ -164,6 +165,13 @@ export class SshSession implements LiveSession {
     if (wait > 0) {
       this.banner(`too many failed logins from this address; try again in ${wait} s`);
       this.metrics.sessions.inc({ outcome: 'rate_limited' });
+      // refused without being verified, and still on the trail (aggregated like any other refusal)
+      if (a.method !== 'none') {
+        this.ctx.core.authFailed(
+          { source: this.source, identity: (a.method === 'password' && claimedSubject(a.password)) || null, reason: 'rate_limited', target: connection, detail: `too many failed logins from this address; refused for ${wait} s without checking` },
+          connection,
+        );
+      }
       return a.reject([]);
     }
     if (a.method === 'none') return a.reject(AUTH_METHODS);
