@@ -72,5 +72,12 @@ export const policyDocumentDocSchema = z.object({
   maxStatementBytes: z.number().int().min(64).max(64 * 1024 * 1024).optional().describe('statements larger than this are refused (42501, rule statement-too-large); default 1 MiB'),
   recording: z.object({ results: z.unknown().optional() }).loose().optional().describe('recording.results: "off" (counts only, the default) or {rows, bytes}: the first rows/bytes of each result, as the client received them, in the session record'),
   refusedSettings: z.array(z.string()).optional().describe('settings a client may not give at startup (parameters or options); the session is refused with 42501; default ["role", "session_authorization"]'),
+  ssh: z
+    .object({
+      env: z.object({ allow: z.array(z.string()) }).optional(),
+      forwarding: z.object({ local: z.array(z.string()).optional(), remote: z.array(z.string()).optional() }).optional(),
+    })
+    .optional()
+    .describe('SSH sessions: env.allow names and globs of the environment variables a client may set (default LANG, LC_*, LANGUAGE, TZ; a glob never matches LD_*, BASH_ENV, PATH and the like); forwarding.local / forwarding.remote: host:port patterns the target may connect to (ssh -L/-W) or listen on (ssh -R); none by default'),
   kubernetes: z.object({ secrets: z.enum(['redact', 'allow']).optional() }).optional().describe('Kubernetes responses: secrets "redact" (default: Secret data/stringData values never leave the gateway) or "allow"; Kubernetes guardrails are match.kubernetes {verbs, groups, resources, subresources, namespaces, names, nonResourceURLs} (globs)'),
 }).loose();
