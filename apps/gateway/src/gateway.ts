@@ -20,7 +20,7 @@ import { createHttpServer, listen } from './http/http-server.js';
 import { GatewayMetrics } from './http/metrics.js';
 import { createLogger, type Logger } from './logger.js';
 import { PostgresModule, type HooksFactory } from './postgres/postgres-module.js';
-import { SshModule, type CommandPolicyOptions, type SshWiring } from './ssh/ssh-module.js';
+import { SshModule, type CommandPolicyOptions } from './ssh/ssh-module.js';
 import { KubernetesModule } from './kubernetes/kube-module.js';
 
 export const GATEWAY_VERSION = '0.1.0';
@@ -48,21 +48,16 @@ export interface GatewayOptions {
   sshPolicy?: CommandPolicyOptions['sshPolicy'];
 }
 
-/** What a module's constructor gets besides the options (transitional wiring of modules not yet on SessionCore alone). */
-interface ModuleWiring {
-  ssh: SshWiring;
-}
-
 /**
  * The protocol modules this build has. GATEWAY_PROTOCOLS picks which of them start. A new protocol
  * is one entry here (and its listener's env: GATEWAY_<NAME>_PORT/HOST); the core does not change.
  * `essential`: the gateway does not start without it; another module that cannot listen is logged
  * and left out (the others serve on).
  */
-const PROTOCOL_MODULES: Partial<Record<ProtocolName, { essential: boolean; make(opts: GatewayOptions, wiring: ModuleWiring): ProtocolModule }>> = {
+const PROTOCOL_MODULES: Partial<Record<ProtocolName, { essential: boolean; make(opts: GatewayOptions): ProtocolModule }>> = {
   postgres: { essential: true, make: (opts) => new PostgresModule({ ...(opts.hooks ? { hooks: opts.hooks } : {}) }) },
   ssh: { essential: false, make: (opts) => new SshModule({ ...(opts.sshPolicy ? { sshPolicy: opts.sshPolicy } : {}) }) },
-  kubernetes: { essential: false, make: (opts, wiring) => new KubernetesModule({ ...wiring.ssh, ...(opts.sshPolicy ? { sshPolicy: opts.sshPolicy } : {}) }) },
+  kubernetes: { essential: false, make: (opts) => new KubernetesModule({ ...(opts.sshPolicy ? { sshPolicy: opts.sshPolicy } : {}) }) },
 };
 
 /**
@@ -124,7 +119,7 @@ export class Gateway implements SessionCore {
 
   /** sessions relaying now, every protocol */
   get liveSessions(): number {
-    return this.modules.reduce((n, m) => n + (m.liveSessions?.() ?? 0), this.sessions.liveCount);
+    return this.sessions.liveCount;
   }
 
   /** The port a protocol module listens on (0: not started). */
@@ -225,16 +220,13 @@ export class Gateway implements SessionCore {
     this.config.start(this.nc);
     if (this.opts.approvals) await this.startApprovals(this.opts.approvals, this.nc);
 
-    const wiring: ModuleWiring = {
-      ssh: { publisher: () => this.publisher, authFailed: (f, connection) => this.authFailures?.report(f, connection), approvals: () => this.approvals },
-    };
     for (const protocol of env.GATEWAY_PROTOCOLS) {
       const entry = PROTOCOL_MODULES[protocol];
       if (!entry) {
         this.logger.warn({ protocol }, 'this build has no module for a protocol in GATEWAY_PROTOCOLS; not served');
         continue;
       }
-      const module = entry.make(this.opts, wiring);
+      const module = entry.make(this.opts);
       try {
         this.addresses.set(protocol, await module.listen(this));
       } catch (err) {
@@ -319,7 +311,6 @@ export class Gateway implements SessionCore {
         this.natsConnected = false;
         this.logger.warn('NATS disconnected; serving on the last config; sessions that require recording are ended');
         this.sessions.recordingLost();
-        for (const m of this.modules) m.recordingLost?.();
       } else if (s.type === 'reconnect') {
         this.natsConnected = true;
         this.logger.info('NATS reconnected');

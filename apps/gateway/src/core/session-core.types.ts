@@ -40,12 +40,6 @@ export interface ProtocolModule {
    * sessions are not the module's business here: the core reviews them (SessionRegistry).
    */
   configChanged?(config: ActiveConfig): void;
-  /**
-   * Transitional, for a module whose sessions are not LiveSessions in `core.sessions` yet
-   * (kubernetes/ as first landed): the core forwards a lost event stream and counts its live sessions.
-   */
-  recordingLost?(): void;
-  liveSessions?(): number;
 }
 
 /** A client's request to open a session on a connection, as a module has it after its own handshake. */

@@ -4,12 +4,12 @@ import { request as httpsRequest, createServer, type Server } from 'node:https';
 import type { AddressInfo, Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { hostname } from 'node:os';
-import { GATEWAY_TLS_KEY_CONTEXT, generateGatewayCa, issueGatewayServerCert, mayUseConnection, openSealed, type AuthFailure } from '@portcullis/protocol';
+import { GATEWAY_TLS_KEY_CONTEXT, accessCallerOf, generateGatewayCa, issueGatewayServerCert, mayUseConnection, openSealed } from '@portcullis/protocol';
 import type { KubeDecision, KubeMasking, KubeRequestInfo } from '@portcullis/policy';
-import type { ApprovalClient } from '../approvals/approval-client.js';
-import { CredentialError, accessCallerOf, claimedConnection, claimedSubject, verifyCredential, type VerifiedCredential } from '../auth/credential-verifier.js';
+import { claimedConnection } from '../auth/credential-verifier.js';
 import type { ActiveConfig, ResolvedPolicy } from '../config/config-store.js';
-import type { EventPublisher } from '../events/event-publisher.js';
+import { AccessRefused } from '../core/access.js';
+import type { SessionCore, SessionGrant } from '../core/session-core.types.js';
 import type { GatewayMetrics } from '../http/metrics.js';
 import type { Logger } from '../logger.js';
 import type { PolicyLib } from '../core/policy-lib.js';
@@ -22,18 +22,14 @@ import { relayUpgrade } from './kube-upgrade.js';
 import { KubeUpstreamError, KubeUpstreams, type KubeUpstream } from './kube-upstream.js';
 
 export interface KubeListenerOptions {
-  gatewayId: string;
-  pool: string;
+  /** admission, session.start, approvals and the live sessions' registry */
+  core: SessionCore;
   logger: Logger;
   metrics: GatewayMetrics;
   /** opens the snapshot's sealed TLS key */
   poolKey: string;
   config(): ActiveConfig | null;
   policyLib(): PolicyLib | null;
-  publisher(): EventPublisher | null;
-  authFailed?(f: Omit<AuthFailure, 'surface'>, connection: string | null): void;
-  recordingAvailable(): boolean;
-  approvals(): ApprovalClient | null;
   /** the shell-command decisions of a policy (exec `command=`, exec -it lines): the SSH module's */
   shellPolicy(policy: ResolvedPolicy | null): SshPolicy;
   /** largest request body taken (default 8 MiB; kube-apiserver's own limit is 3 MiB) */
@@ -89,7 +85,8 @@ export interface KubeCall {
   id: string;
   info: KubeRequestInfo;
   target: string;
-  credential: VerifiedCredential;
+  /** the core's admission of the request's credential */
+  credential: SessionGrant;
   policy: ResolvedPolicy | null;
   session: KubeSession;
   upstream: KubeUpstream;
@@ -125,25 +122,21 @@ function bufferRefusal(short: BufferShortage, what: string, shareBytes: number, 
  * (block → a Status kubectl prints; require_approval → held open until decided), then forwarded to
  * the API server with the connection's own credential (and, if the connection says so, the caller's
  * identity as Impersonate-User/Group). Responses are masked (Secrets, detectors) before they leave.
- * One session per client connection and credential: session.start, a `kube.request` event per
- * request, `terminal` events for exec/attach, session.end when the client goes.
+ * One session per client connection and credential (a LiveSession of the core): session.start, a
+ * `kube.request` event per request, `terminal` events for exec/attach, session.end when the client goes.
  */
 export class KubeListener {
   private server: Server | null = null;
   private readonly upstreams = new KubeUpstreams();
   private readonly sessionsBySocket = new WeakMap<Socket, KubeSession>();
-  readonly sessions = new Set<KubeSession>();
   private tlsSealed: string | null = null;
-  private readonly verified = new Map<string, { revision: number; credential: VerifiedCredential }>();
+  /** admissions by token, for the config revision they were made under (kubectl sends the token on every request) */
+  private readonly verified = new Map<string, { revision: number; grant: SessionGrant }>();
   /** the masker of each resolved policy (a new config brings new policy objects) */
   private readonly maskingByPolicy = new WeakMap<ResolvedPolicy, { key: Buffer; lib: PolicyLib; masking: KubeMasking | null }>();
   port = 0;
 
   constructor(private readonly o: KubeListenerOptions) {}
-
-  get liveSessions(): number {
-    return this.sessions.size;
-  }
 
   async start(port: number, host: string): Promise<number> {
     const initial = this.poolTls() ?? this.o.tls ?? (await selfSigned());
@@ -187,21 +180,17 @@ export class KubeListener {
     }
     this.upstreams.retain(new Set(c.connections.keys()));
     this.verified.clear();
-    for (const s of [...this.sessions]) s.configChanged(c);
   }
 
-  recordingLost(): void {
-    for (const s of [...this.sessions]) s.recordingLost();
-  }
-
+  /**
+   * Stops accepting and closes the client connections at once (the core then ends their sessions,
+   * before the sockets' close events arrive); settles when the server is closed.
+   */
   async stop(): Promise<void> {
     const closed = new Promise<void>((resolve) => (this.server ? this.server.close(() => resolve()) : resolve()));
     this.server?.closeAllConnections();
-    const sessions = [...this.sessions];
-    for (const s of sessions) s.end('gateway_shutdown');
-    await Promise.allSettled(sessions.map((s) => s.flush()));
-    this.upstreams.close();
     await closed;
+    this.upstreams.close();
   }
 
   // ---- one request ----
@@ -242,7 +231,7 @@ export class KubeListener {
     if (!lib) throw new Refusal(503, 'ServiceUnavailable', 'the gateway\'s policy library is not loaded; requests are refused');
     const credential = await this.authenticate(req, routed.connection, config);
     const conn = credential.connection;
-    if (conn.kind !== 'kubernetes' || !conn.kubernetes) throw new Refusal(404, 'NotFound', `connection "${conn.name}" is not a Kubernetes connection`);
+    if (!conn.kubernetes) throw new Refusal(404, 'NotFound', `connection "${conn.name}" is not a Kubernetes connection`);
     for (const h of Object.keys(req.headers)) {
       // the caller's identity is the credential's; an Impersonate-* header would pick another through
       // the gateway's own credential (privilege escalation): never forwarded, refused so the caller knows
@@ -254,11 +243,7 @@ export class KubeListener {
     } catch (err) {
       throw new Refusal(400, 'BadRequest', (err as Error).message);
     }
-    let policy: ResolvedPolicy | null = null;
-    if (conn.policy) {
-      policy = config.policies.get(conn.policy) ?? null;
-      if (!policy) throw new Refusal(503, 'ServiceUnavailable', `the policy of connection "${conn.name}" is not available on this gateway; requests are refused until it is`);
-    }
+    const policy = credential.policy;
     let upstream: KubeUpstream;
     try {
       upstream = this.upstreams.get(conn);
@@ -266,7 +251,7 @@ export class KubeListener {
       this.o.logger.error({ connection: conn.name, err: (err as Error).message }, 'kubernetes upstream unusable');
       throw new Refusal(503, 'ServiceUnavailable', err instanceof KubeUpstreamError ? err.message : 'the connection\'s API server cannot be reached');
     }
-    const session = await this.sessionFor(req.socket, credential, policy, config);
+    const session = await this.sessionFor(req.socket, credential);
     const masking = policy ? this.maskingOf(policy, config, lib) : null;
     return { id: randomUUID(), info, target: routed.target, credential, policy, session, upstream, masking, started };
   }
@@ -279,58 +264,66 @@ export class KubeListener {
     return masking;
   }
 
-  private async authenticate(req: IncomingMessage, connection: string, config: ActiveConfig): Promise<VerifiedCredential> {
+  /** The core's admission of the bearer token (cached for the config revision); throws Refusal. */
+  private async authenticate(req: IncomingMessage, connection: string, config: ActiveConfig): Promise<SessionGrant> {
     const auth = req.headers.authorization ?? '';
     const m = /^Bearer\s+(\S+)\s*$/i.exec(auth);
     const source = req.socket.remoteAddress ?? null;
     if (!m) {
-      this.o.authFailed?.({ source, identity: null, reason: 'invalid', target: connection, detail: 'no bearer token' }, connection);
+      this.o.core.authFailed({ source, identity: null, reason: 'invalid', target: connection, detail: 'no bearer token' }, connection);
       throw new Refusal(401, 'Unauthorized', 'a gateway credential is required (Authorization: Bearer <token>; use `portcullis kubeconfig`)');
     }
     const token = m[1]!;
     const cached = this.verified.get(token);
     if (
-      cached && cached.revision === config.revision && cached.credential.connection.name === connection && (cached.credential.expiresAt ?? Infinity) > Date.now() + 5000 &&
+      cached && cached.revision === config.revision && cached.grant.connection.name === connection && (cached.grant.expiresAt ?? Infinity) > Date.now() + 5000 &&
       // an access grant ends on its own clock, not with a new config
-      mayUseConnection(accessCallerOf(cached.credential.claims, cached.credential.expiresAt), cached.credential.connection, Date.now()).allowed
+      mayUseConnection(accessCallerOf(cached.grant.claims, cached.grant.expiresAt), cached.grant.connection, Date.now()).allowed
     ) {
-      return cached.credential;
+      return cached.grant;
     }
     try {
-      const credential = await verifyCredential(token, connection, config);
+      const grant = await this.o.core.authenticate({ protocol: 'kubernetes', token, connection, source, claimedUser: null });
       if (this.verified.size > 10_000) this.verified.clear();
-      this.verified.set(token, { revision: config.revision, credential });
-      return credential;
+      this.verified.set(token, { revision: grant.config.revision, grant });
+      return grant;
     } catch (err) {
-      if (!(err instanceof CredentialError)) throw err;
-      this.o.metrics.errors.inc({ kind: 'auth' });
-      this.o.authFailed?.({ source, identity: claimedSubject(token), reason: err.reason, target: connection, detail: err.message }, connection);
-      if (err.reason === 'wrong_connection' || err.reason === 'not_allowed') throw new Refusal(403, 'Forbidden', err.message);
-      if (err.reason === 'unknown_connection') throw new Refusal(404, 'NotFound', err.message);
-      throw new Refusal(401, 'Unauthorized', err.message);
+      if (!(err instanceof AccessRefused)) throw err;
+      switch (err.reason) {
+        case 'auth_wrong_connection':
+        case 'auth_not_allowed':
+          throw new Refusal(403, 'Forbidden', err.message);
+        case 'unknown_connection':
+          throw new Refusal(404, 'NotFound', err.message);
+        case 'wrong_protocol':
+          throw new Refusal(404, 'NotFound', `connection "${connection}" is not a Kubernetes connection`);
+        case 'no_config':
+        case 'policy_unavailable':
+        case 'recording_unavailable':
+          throw new Refusal(503, 'ServiceUnavailable', err.message);
+        default:
+          throw new Refusal(401, 'Unauthorized', err.message);
+      }
     }
   }
 
-  private async sessionFor(socket: Socket, credential: VerifiedCredential, policy: ResolvedPolicy | null, config: ActiveConfig): Promise<KubeSession> {
+  /** The session of this client connection and credential: the one it has, or a new one registered with the core. */
+  private async sessionFor(socket: Socket, grant: SessionGrant): Promise<KubeSession> {
     const known = this.sessionsBySocket.get(socket);
-    if (known && !known.ended && known.credential.claims.jti === credential.claims.jti) return known;
-    known?.end('credential_changed');
-    const session = new KubeSession({
-      gatewayId: this.o.gatewayId, pool: this.o.pool, logger: this.o.logger, metrics: this.o.metrics, publisher: this.o.publisher(),
-      credential, policy, config, currentConfig: () => this.o.config(), clientAddr: socket.remoteAddress ?? null,
-      onEnd: (s) => this.sessions.delete(s),
-    });
-    if (credential.connection.recording === 'required' && !this.o.recordingAvailable()) {
-      throw new Refusal(503, 'ServiceUnavailable', 'session recording is unavailable and this connection requires it; try again later');
-    }
+    if (known && !known.isEnded && known.grant.claims.jti === grant.claims.jti) return known;
+    known?.close('credential_changed');
+    const session = new KubeSession({ core: this.o.core, grant, clientAddr: socket.remoteAddress ?? null });
     try {
       await session.start();
-    } catch {
-      throw new Refusal(503, 'ServiceUnavailable', 'session recording is unavailable and this connection requires it; try again later');
+    } catch (err) {
+      if (err instanceof AccessRefused) throw new Refusal(503, 'ServiceUnavailable', err.message);
+      throw err;
     }
-    this.sessions.add(session);
     this.sessionsBySocket.set(socket, session);
-    socket.once('close', () => session.end('client_closed'));
+    socket.once('close', () => session.close('client_closed'));
+    // a config that arrived meanwhile may end it at once: this request is refused with the reason
+    const ended = session.endedBy;
+    if (ended) throw new Refusal(403, 'Forbidden', ended);
     return session;
   }
 
@@ -359,7 +352,7 @@ export class KubeListener {
       answer(403, 'Forbidden', `portcullis: ${d.reason}`, 'block');
       return d;
     }
-    const outcome = await holdForApproval({ client: this.o.approvals(), call, decision: d, req, log: this.o.logger });
+    const outcome = await holdForApproval({ core: this.o.core, call, decision: d, req, log: this.o.logger });
     if (outcome.approved) {
       call.approval = outcome;
       return { action: 'allow', rule: d.rule, reason: `approved (${outcome.approvalId})` };
@@ -471,7 +464,7 @@ export class KubeListener {
       if (d.action !== 'allow') return;
       relayUpgrade({
         call, req, socket, head, headers: this.requestHeaders(call, req, 'none'), path: this.upstreamPath(call),
-        shell: call.policy ? this.o.shellPolicy(call.policy) : null, approvalsClient: this.o.approvals(), logger: this.o.logger,
+        shell: call.policy ? this.o.shellPolicy(call.policy) : null, core: this.o.core, logger: this.o.logger,
       });
     } catch (err) {
       if (err instanceof Refusal) {

@@ -1,39 +1,31 @@
 import type { AddressInfo } from 'node:net';
-import { ListenerModule } from '../core/listener-module.js';
-import type { SessionCore } from '../core/session-core.types.js';
-import { commandPolicyFor, type SshWiring } from '../ssh/ssh-module.js';
+import type { ActiveConfig } from '../config/config-store.js';
+import type { ProtocolModule, SessionCore } from '../core/session-core.types.js';
+import { commandPolicyFor, type CommandPolicyOptions } from '../ssh/ssh-module.js';
 import { KubeBuffers } from './kube-buffers.js';
 import { KubeListener } from './kube-listener.js';
 
 /**
  * The Kubernetes protocol module: the HTTPS listener (GATEWAY_KUBERNETES_PORT/HOST) in front of the
  * connections' API servers (kube-listener.ts). Its sessions (one per kubectl connection and
- * credential) take the event publisher, auth-failure trail and approvals from the same wiring as
- * the SSH module's (transitional, until they are LiveSessions of core.sessions).
+ * credential) are LiveSessions of the core; exec commands are decided by the SSH module's command policy.
  */
-export class KubernetesModule extends ListenerModule<KubeListener> {
+export class KubernetesModule implements ProtocolModule {
   readonly protocol = 'kubernetes';
+  private listener: KubeListener | null = null;
 
-  constructor(private readonly wiring: SshWiring) {
-    super();
-  }
+  constructor(private readonly opts: CommandPolicyOptions) {}
 
   async listen(core: SessionCore): Promise<AddressInfo> {
     const env = core.env;
-    const w = this.wiring;
     const listener = new KubeListener({
-      gatewayId: core.gatewayId,
-      pool: core.pool,
+      core,
       logger: core.logger,
       metrics: core.metrics,
       poolKey: env.GATEWAY_POOL_KEY,
       config: () => core.currentConfig(),
       policyLib: () => core.policyLib,
-      publisher: () => w.publisher(),
-      authFailed: (f, connection) => w.authFailed(f, connection),
-      recordingAvailable: () => core.recordingAvailable(),
-      approvals: () => w.approvals(),
-      shellPolicy: commandPolicyFor(core, w),
+      shellPolicy: commandPolicyFor(core, this.opts),
       maxBodyBytes: env.GATEWAY_KUBERNETES_MAX_BODY_BYTES,
       buffers: new KubeBuffers(core.buffers, env.GATEWAY_SESSION_BUFFER_BYTES),
     });
@@ -45,4 +37,12 @@ export class KubernetesModule extends ListenerModule<KubeListener> {
     return { address: env.GATEWAY_KUBERNETES_HOST, family: 'IPv4', port };
   }
 
+  /** A new config: the pool's certificate, the upstreams of removed connections, the admission cache. */
+  configChanged(config: ActiveConfig): void {
+    this.listener?.configChanged(config);
+  }
+
+  close(): Promise<void> {
+    return this.listener?.stop() ?? Promise.resolve();
+  }
 }

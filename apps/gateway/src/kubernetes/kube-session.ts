@@ -1,91 +1,69 @@
 import { randomUUID } from 'node:crypto';
-import { accessCallerOf, type VerifiedCredential } from '../auth/credential-verifier.js';
-import type { ActiveConfig, ResolvedPolicy } from '../config/config-store.js';
-import { SessionRecorder, type EventPublisher, type SessionEventType } from '../events/event-publisher.js';
-import type { GatewayMetrics } from '../http/metrics.js';
+import type { ResolvedPolicy } from '../config/config-store.js';
+import type { LiveSession, SessionCore, SessionEnding, SessionGrant } from '../core/session-core.types.js';
+import type { SessionEventType, SessionRecorder } from '../events/event-publisher.js';
 import type { Logger } from '../logger.js';
-import { mayUseConnection } from '@portcullis/protocol';
 import type { KubeCall } from './kube-listener.js';
-import { atGrantEnd } from '../core/grant-end.js';
 
 export interface KubeSessionOptions {
-  gatewayId: string;
-  pool: string;
-  logger: Logger;
-  metrics: GatewayMetrics;
-  publisher: EventPublisher | null;
-  credential: VerifiedCredential;
-  policy: ResolvedPolicy | null;
-  config: ActiveConfig;
-  /** the config in force now (the access rule is asked again against it when an access grant ends) */
-  currentConfig(): ActiveConfig | null;
+  core: SessionCore;
+  /** the core's admission of the connection's first request */
+  grant: SessionGrant;
   clientAddr: string | null;
-  onEnd(s: KubeSession): void;
 }
 
 /**
  * The session of one kubectl connection (one client TLS connection and one credential): session.start
  * when its first request is admitted, a `kube.request` event per request, `terminal` events for
- * exec/attach streams, session.end when the client goes. Long-lived streams (watches, logs -f,
- * exec) register a closer: a revoked credential, a connection the caller lost, or lost recording on a
- * connection that requires it ends them at once.
+ * exec/attach streams, session.end when the client goes. A LiveSession of the core: a revoked
+ * credential, a removed connection, lost access, a changed policy or lost recording on a connection
+ * that requires it ends it (SessionRegistry), and with it its long-lived streams (watches, logs -f,
+ * exec), which register a closer; the connection's next request opens a new session, or is refused.
  */
-export class KubeSession {
+export class KubeSession implements LiveSession {
   readonly id = randomUUID();
-  private recorder: SessionRecorder | null = null;
+  readonly protocol = 'kubernetes';
+  /** requests are decided by the policy of the config they were admitted under; the session's is the latest it adopted */
+  grant: SessionGrant;
+  recorder: SessionRecorder | null = null;
+  live = false;
+  /** the message of the core's ending, when it ended the session */
+  endedBy: string | null = null;
   private readonly log: Logger;
   private readonly startedAt = Date.now();
   private requests = 0;
   private streamSeq = 0;
   private readonly closers = new Set<() => void>();
-  private cancelGrantReview: () => void = () => undefined;
-  ended = false;
+  private ended = false;
 
   constructor(private readonly o: KubeSessionOptions) {
-    this.log = o.logger.child({ session: this.id, connection: o.credential.connection.name });
+    this.grant = o.grant;
+    this.log = o.core.logger.child({ session: this.id, connection: o.grant.connection.name });
   }
 
-  get credential(): VerifiedCredential {
-    return this.o.credential;
+  get isEnded(): boolean {
+    return this.ended;
   }
 
+  /** session.start (throws AccessRefused when a connection that requires recording cannot record), then live in the core's registry. */
   async start(): Promise<void> {
-    const { credential, policy } = this.o;
-    const conn = credential.connection;
-    this.recorder = new SessionRecorder(
-      this.o.publisher,
-      { sessionId: this.id, identity: credential.claims.sub, connection: conn.name, gateway: this.o.gatewayId },
-      this.o.config.eventKey,
-      conn.recording,
-      this.log,
+    const { core, grant } = this.o;
+    const conn = grant.connection;
+    this.recorder = await core.startRecording(
+      this.id,
+      grant,
+      { protocol: 'kubernetes', clientAddr: this.o.clientAddr, database: conn.name, tls: true, impersonate: conn.kubernetes?.impersonate ?? false },
       (err) => {
         this.log.warn({ err: err.message }, 'kubernetes session recording failed');
-        if (conn.recording === 'required') this.end('recording_failed');
+        if (conn.recording === 'required') this.recordingEnded('recording_failed');
       },
+      this.log,
     );
-    const start = {
-      protocol: 'kubernetes',
-      clientAddr: this.o.clientAddr,
-      database: conn.name,
-      pool: this.o.pool,
-      tls: true,
-      policy: policy?.name ?? null,
-      policyVersion: policy?.version ?? null,
-      subject: credential.claims.sub,
-      groups: credential.claims.groups,
-      tokenId: credential.claims.jti,
-      impersonate: conn.kubernetes?.impersonate ?? false,
-    };
-    if (conn.recording === 'required') await this.recorder.record('session.start', start);
-    else this.recorder.emit('session.start', start);
-    this.o.metrics.sessions.inc({ outcome: 'ok' });
-    this.o.metrics.liveSessions.inc();
-    // an open watch, logs -f or exec on a time-boxed access grant ends when the grant does, not at the next config
-    this.cancelGrantReview = atGrantEnd(credential, () => {
-      const current = this.o.currentConfig();
-      if (current) this.configChanged(current);
-      else this.end('access_removed');
-    });
+    core.metrics.sessions.inc({ outcome: 'ok' });
+    core.metrics.liveSessions.inc();
+    this.live = true;
+    core.sessions.add(this);
+    core.sessions.live(this);
   }
 
   emit(type: SessionEventType, data: Record<string, unknown>): void {
@@ -111,11 +89,6 @@ export class KubeSession {
     });
   }
 
-  /** gateway and pool, as an approval job names them */
-  jobOrigin(): { gateway: string; pool: string } {
-    return { gateway: this.o.gatewayId, pool: this.o.pool };
-  }
-
   newStream(kind: string): string {
     return `${kind}-${++this.streamSeq}`;
   }
@@ -126,25 +99,35 @@ export class KubeSession {
     return () => this.closers.delete(close);
   }
 
-  /** A new config: revoked credential, connection gone or no longer allowed → the session ends now. */
-  configChanged(c: ActiveConfig): void {
+  holdsEarlierDecisions(): boolean {
+    return false;
+  }
+
+  /** A newer version of the connection's policy (only guardrails changed): new requests are admitted under it anyway. */
+  adoptPolicy(policy: ResolvedPolicy): void {
+    this.grant = { ...this.grant, policy };
+  }
+
+  /** The core ends the session (a new config, expiry, gateway stop). */
+  end(ending: SessionEnding): void {
     if (this.ended) return;
-    const cred = this.o.credential;
-    const conn = c.connections.get(cred.connection.name);
-    let why: string | null = null;
-    if (c.revoked.has(cred.claims.jti)) why = 'credential_revoked';
-    else if (!conn) why = 'connection_removed';
-    else if (!mayUseConnection(accessCallerOf(cred.claims, cred.expiresAt), conn, Date.now()).allowed) why = 'access_removed';
-    if (why) this.end(why);
+    this.endedBy = ending.message.replace(/^terminating connection: /, '');
+    this.close(ending.reason);
   }
 
   recordingLost(): void {
-    if (this.recorder?.mode === 'required') this.end('recording_unavailable');
+    if (this.recorder?.mode === 'required') this.recordingEnded('recording_unavailable');
   }
 
-  end(reason: string): void {
+  private recordingEnded(reason: string): void {
     if (this.ended) return;
-    this.cancelGrantReview();
+    this.o.core.metrics.sessionsTerminated.inc({ reason });
+    this.close(reason);
+  }
+
+  /** Ends the session: its streams close, session.end is recorded, the core forgets it. */
+  close(reason: string): void {
+    if (this.ended) return;
     for (const close of [...this.closers]) {
       try {
         close();
@@ -155,12 +138,12 @@ export class KubeSession {
     this.closers.clear();
     this.recorder?.emit('session.end', { reason, durationMs: Date.now() - this.startedAt, requests: this.requests });
     this.ended = true;
-    this.o.metrics.liveSessions.dec();
+    if (this.live) this.o.core.metrics.liveSessions.dec();
     this.log.info({ reason, requests: this.requests }, 'kubernetes session ended');
-    this.o.onEnd(this);
+    this.o.core.sessions.ended(this);
   }
 
-  flush(): Promise<void> {
+  flushEvents(): Promise<void> {
     return this.recorder?.flush() ?? Promise.resolve();
   }
 }

@@ -2,7 +2,7 @@ import type { IncomingMessage, OutgoingHttpHeaders } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import type { Duplex } from 'node:stream';
 import { StringDecoder } from 'node:string_decoder';
-import type { ApprovalClient } from '../approvals/approval-client.js';
+import type { SessionCore } from '../core/session-core.types.js';
 import type { Logger } from '../logger.js';
 import { LineTracker } from '../ssh/line-tracker.js';
 import type { SshPolicy, SshVerdict, StreamMasker } from '../ssh/ssh-policy.types.js';
@@ -27,7 +27,8 @@ export interface UpgradeOptions {
   path: string;
   /** the shell decisions of the session's policy (null: no policy, nothing decided per line) */
   shell: SshPolicy | null;
-  approvalsClient: ApprovalClient | null;
+  /** the session core (approvals of held exec lines) */
+  core: SessionCore;
   logger: Logger;
 }
 
@@ -237,7 +238,7 @@ function terminalRelay(o: UpgradeOptions, client: Duplex, server: Duplex, server
     if (verdict.action === 'allow') return { run: true, message: null, verdict };
     if (verdict.action === 'block') return { run: false, message: `blocked${verdict.rule ? ` by ${verdict.rule}` : ''}: ${verdict.reason ?? lineText}`, verdict };
     say(`"${lineText}" needs approval${verdict.rule ? ` (${verdict.rule})` : ''}; waiting…`);
-    const r = await holdForApproval({ client: o.approvalsClient, call, decision: { action: 'require_approval', rule: verdict.rule, reason: verdict.reason ?? lineText }, req: o.req, log: o.logger, text: lineText });
+    const r = await holdForApproval({ core: o.core, call, decision: { action: 'require_approval', rule: verdict.rule, reason: verdict.reason ?? lineText }, req: o.req, log: o.logger, text: lineText });
     return r.approved ? { run: true, message: null, verdict, approvalId: r.approvalId } : { run: false, message: r.message, verdict, ...(r.approvalId ? { approvalId: r.approvalId } : {}) };
   };
   const pump = async (): Promise<void> => {

@@ -1,9 +1,6 @@
 import type { AddressInfo } from 'node:net';
-import type { AuthFailure } from '@portcullis/protocol';
-import type { ApprovalClient } from '../approvals/approval-client.js';
 import type { ResolvedPolicy } from '../config/config-store.js';
 import type { ProtocolModule, SessionCore } from '../core/session-core.types.js';
-import type { EventPublisher } from '../events/event-publisher.js';
 import { SshListener } from './ssh-listener.js';
 import { NO_POLICY, sshPolicyOf } from './ssh-policy.js';
 import type { SshPolicy } from './ssh-policy.types.js';
@@ -12,16 +9,6 @@ import type { SshPolicy } from './ssh-policy.types.js';
 export interface CommandPolicyOptions {
   /** replaces the SSH decisions of each session (tests of the transport without the classifier) */
   sshPolicy?: (policy: ResolvedPolicy | null) => SshPolicy;
-}
-
-/**
- * What the Kubernetes sessions still take from the gateway directly rather than through the
- * SessionCore (transitional: core.authenticate, core.startRecording and core.approvalsFor replace these).
- */
-export interface SshWiring extends CommandPolicyOptions {
-  publisher(): EventPublisher | null;
-  authFailed(f: Omit<AuthFailure, 'surface'>, connection: string | null): void;
-  approvals(): ApprovalClient | null;
 }
 
 /**
