@@ -263,7 +263,8 @@ export class Gateway implements SessionCore {
     );
     if (env.GATEWAY_IDLE_COMPACTION_MS > 0) {
       this.stopIdleCompaction = startIdleCompaction({
-        activity: () => this.sessions.accepted + (this.publisher?.counts.events ?? 0),
+        // sessions, events and bytes: a bulk transfer (scp) publishes no events while it runs
+        activity: () => this.sessions.accepted + this.sessions.bytesRelayed + (this.publisher?.counts.events ?? 0),
         trimNativeHeap: () => this.modules.reduce((trimmed, m) => (m.compact?.() ?? false) || trimmed, false),
         intervalMs: env.GATEWAY_IDLE_COMPACTION_MS,
         logger: this.logger,

@@ -117,6 +117,12 @@ export interface LiveSession {
   recordingLost(): void;
   /** Waits until the session's events are acknowledged (gateway stop). */
   flushEvents(): Promise<void>;
+  /**
+   * Bytes relayed so far, where the module counts them: idle compaction must not take a session that
+   * moves data without statements or events (an scp of 1 GiB) for a quiet gateway.
+   */
+  readonly bytesIn?: number;
+  readonly bytesOut?: number;
 }
 
 /** What every protocol module gets from the gateway. */

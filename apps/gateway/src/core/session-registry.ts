@@ -50,6 +50,13 @@ export class SessionRegistry implements Iterable<LiveSession> {
     return n;
   }
 
+  /** Bytes the live sessions relayed so far (part of idle compaction's measure of activity). */
+  get bytesRelayed(): number {
+    let n = 0;
+    for (const s of this.all) n += (s.bytesIn ?? 0) + (s.bytesOut ?? 0);
+    return n;
+  }
+
   /** A client connected (before its handshake). */
   add(session: LiveSession): void {
     this.accepted++;
