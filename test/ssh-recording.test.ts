@@ -5,13 +5,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Recorder } from '../apps/recorder/src/recorder.js';
-import { parseRecorderEnv } from '../apps/recorder/src/env.js';
-import { TokensService } from '../apps/api/src/auth/tokens.service.js';
 import { readSessionEvents, waitFor } from '../apps/gateway/test/support/harness.js';
 import { markerPolicy } from '../apps/gateway/test/support/ssh-test-policy.js';
 import { attachSshTarget, type SshWorld } from '../apps/gateway/test/support/ssh-world.js';
-import { APPROVALS_TEST_MASTER_KEY, startApprovalsStack, type ApprovalsStack } from './support/approvals-stack.js';
+import { startApprovalsStack, type ApprovalsStack } from './support/approvals-stack.js';
 
 const run = promisify(execFile);
 
@@ -23,7 +20,6 @@ const run = promisify(execFile);
 
 let s: ApprovalsStack;
 let w: SshWorld;
-let recorder: Recorder;
 let auditor: string;
 const dir = mkdtempSync(join(tmpdir(), 'ssh-cast-'));
 const sock = `portcullis-rec-${randomBytes(3).toString('hex')}`;
@@ -32,15 +28,8 @@ const tmux = (...args: string[]) => execFileSync('tmux', ['-L', sock, ...args], 
 beforeAll(async () => {
   s = await startApprovalsStack({ harness: { sshPolicy: () => markerPolicy() } });
   w = await attachSshTarget(s.h, { name: s.connection, policy: null });
-  recorder = new Recorder(parseRecorderEnv({
-    DATABASE_URL: process.env.DATABASE_URL, NATS_PREFIX: s.h.natsPrefix, PORTCULLIS_MASTER_KEY: APPROVALS_TEST_MASTER_KEY,
-    RECORDER_HTTP_PORT: '0', RECORDER_HTTP_HOST: '127.0.0.1', RECORDER_ACK_WAIT_SECONDS: '5', CHECKPOINT_SECONDS: '3600', LOG_LEVEL: process.env.LOG_LEVEL ?? 'silent',
-  }), { http: false });
-  await recorder.start();
-  const sfx = randomBytes(3).toString('hex');
-  const group = await s.prisma.group.create({ data: { name: `rec-auditors-${sfx}`, roles: ['auditor'] } });
-  const who = await s.prisma.identity.create({ data: { kind: 'person', subject: `appr-auditor-${sfx}`, memberships: { create: { group: { connect: { name: group.name } } } } } });
-  auditor = (await s.api.app.get(TokensService).issueApiToken(who.id)).access_token;
+  await s.startRecorder();
+  auditor = await s.auditorToken();
 }, 120_000);
 
 afterAll(async () => {
@@ -49,10 +38,8 @@ afterAll(async () => {
   } catch {
     // not running
   }
-  await recorder?.stop().catch(() => undefined);
   await w?.stop();
   if (s) {
-    await s.prisma.group.deleteMany({ where: { name: { startsWith: 'rec-auditors-' } } }).catch(() => undefined);
     await s.stop();
   }
   rmSync(dir, { recursive: true, force: true });

@@ -10,6 +10,8 @@ import { createPrismaClient, loadActiveSigningKey, type ActiveSigningKey, type P
 import { Queue } from 'bullmq';
 import { APPROVALS_QUEUE, GATEWAY_AUDIENCE, deriveKey } from '@portcullis/protocol';
 import { startApprovalsApp, type ApprovalsApp } from '../../apps/approvals/src/app.js';
+import { Recorder } from '../../apps/recorder/src/recorder.js';
+import { parseRecorderEnv } from '../../apps/recorder/src/env.js';
 import { approvalsEnvSchema } from '../../apps/approvals/src/env.js';
 import { startAuthStack, type AuthStack } from '../../apps/api/test/auth-harness.js';
 import { TokensService } from '../../apps/api/src/auth/tokens.service.js';
@@ -57,6 +59,10 @@ export interface ApprovalsStack {
   pendingFor(subject: string): Promise<{ id: string; status: string; mode: string }[]>;
   waitPending(subject: string, n?: number): Promise<{ id: string; status: string; mode: string }[]>;
   decide(id: string, action: 'approve' | 'deny', comment?: string, token?: string): Promise<{ status: number; body: any }>;
+  /** a real recorder on the stack's NATS prefix and master key (stopped by stop()) */
+  startRecorder(): Promise<Recorder>;
+  /** an api token of a fresh identity in a fresh auditor group (removed by stop()) */
+  auditorToken(): Promise<string>;
   stop(): Promise<void>;
 }
 
@@ -112,6 +118,8 @@ export async function startApprovalsStack(o: {
   const bobToken = (await api.app.get(TokensService).issueApiToken(bob.id)).access_token;
 
   const clients: ApprovalClient[] = [];
+  const recorders: Recorder[] = [];
+  const auditorGroups: string[] = [];
   const install = (g: Gateway) => {
     if (!g.approvals) throw new Error('the harness gateway has no approvals client');
     clients.push(g.approvals);
@@ -160,7 +168,24 @@ export async function startApprovalsStack(o: {
       }
     },
     decide: (id, action, comment, token = bobToken) => api.api(`/v1/approvals/${id}/${action}`, { method: 'POST', token, json: comment === undefined ? {} : { comment } }),
+    async startRecorder() {
+      const r = new Recorder(parseRecorderEnv({
+        DATABASE_URL: process.env.DATABASE_URL, NATS_PREFIX: h.natsPrefix, PORTCULLIS_MASTER_KEY: APPROVALS_TEST_MASTER_KEY,
+        RECORDER_HTTP_PORT: '0', RECORDER_HTTP_HOST: '127.0.0.1', RECORDER_ACK_WAIT_SECONDS: '5', CHECKPOINT_SECONDS: '3600', LOG_LEVEL: process.env.LOG_LEVEL ?? 'silent',
+      }), { http: false });
+      await r.start();
+      recorders.push(r);
+      return r;
+    },
+    async auditorToken() {
+      const name = `auditors-${sfx}-${auditorGroups.length}`;
+      await prisma.group.create({ data: { name, roles: ['auditor'] } });
+      auditorGroups.push(name);
+      const who = await prisma.identity.create({ data: { kind: 'person', subject: `auditor-${sfx}-${auditorGroups.length}`, memberships: { create: { group: { connect: { name } } } } } });
+      return (await api.app.get(TokensService).issueApiToken(who.id)).access_token;
+    },
     async stop() {
+      for (const r of recorders) await r.stop().catch(() => undefined);
       for (const c of clients) await c.close().catch(() => undefined);
       const q = new Queue(APPROVALS_QUEUE, { connection: { url: o.redisUrl ?? 'redis://127.0.0.1:6379', maxRetriesPerRequest: null }, prefix: queuePrefix });
       await q.obliterate({ force: true }).catch(() => undefined);
@@ -168,7 +193,7 @@ export async function startApprovalsStack(o: {
       await stack.app.stop().catch(() => undefined);
       await prisma.approval.deleteMany({ where: { connection } });
       await prisma.identity.deleteMany({ where: { subject: { contains: sfx } } });
-      await prisma.group.deleteMany({ where: { name: approverGroup } });
+      await prisma.group.deleteMany({ where: { name: { in: [approverGroup, ...auditorGroups] } } });
       await prisma.$disconnect();
       await api.close().catch(() => undefined);
       await h.stop();
