@@ -4,7 +4,7 @@ import { pipeline } from 'node:stream/promises';
 import pg from 'pg';
 import copyStreams from 'pg-copy-streams';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startHarness, type Harness } from './support/harness.js';
+import { startHarness, waitFor, type Harness } from './support/harness.js';
 
 /**
  * The `pg` driver (node-postgres) through the gateway: named prepared statements reused many times,
@@ -203,6 +203,9 @@ describe.each(['target', 'guarded'])('pg driver (connection %s)', (connection) =
       expect(h.gateway.liveSessions).toBeGreaterThanOrEqual(10);
     } finally {
       await pool.end();
+      // the pool's clients have sent Terminate: let the gateway count them out before it stops, or its
+      // shutdown FATAL reaches a client that has no listener any more
+      await waitFor(() => h.gateway.liveSessions === 0, 20_000, 20);
     }
   });
 });
