@@ -178,11 +178,10 @@ describe('ssh with a policy document', () => {
     const other = await connect();
     const before = analysisCounts().analysed;
     try {
-      let done = 0;
-      const burst = Promise.all(Array.from({ length: 16 }, (_, i) => run(attacker, pathological(i)).finally(() => done++)));
-      // the other session's commands run while the attacker's texts are still being analysed
+      const burst = Promise.all(Array.from({ length: 16 }, (_, i) => run(attacker, pathological(i))));
+      // the other session's commands run while the attacker's texts are being analysed
       for (let i = 0; i < 3; i++) expect(await run(other, `echo alive-${i}`)).toBe(`alive-${i}\n`);
-      expect(done).toBeLessThan(16);
+      // (not asserted: how many of the 16 were still being analysed then — on a quiet host the worker may finish them all first)
       expect(await burst).toEqual(Array(16).fill(''));
       // each was decided in the analysis worker, not on the gateway's loop (the loop-stall numbers are
       // measured, not asserted: a loaded host blurs them)
