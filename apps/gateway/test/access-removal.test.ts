@@ -1,10 +1,11 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { kubeSkipReason, spawnKubectl, startKubeCluster, type KubeCluster } from '../../../test/support/kube-cluster.js';
+import { kubeSkipReason, spawnKubectl, type KubeCluster } from '../../../test/support/kube-cluster.js';
 import { waitFor } from './support/harness.js';
-import { GatewayKubectl, kubeConnection, poolTls } from './support/kube-gateway.js';
-import { attachSshTarget, type SshWorld } from './support/ssh-world.js';
-import { startHarness, type Harness } from './support/harness.js';
+import type { GatewayKubectl } from './support/kube-gateway.js';
+import { startSshKubeWorld, type SshKubeWorld } from './support/ssh-kube-world.js';
+import type { SshWorld } from './support/ssh-world.js';
+import type { Harness } from './support/harness.js';
 
 /**
  * A live SSH or Kubernetes session must not outlive what let it in (issue #19 item 5): the caller's
@@ -20,19 +21,15 @@ let w: SshWorld;
 let cluster: KubeCluster | null = null;
 let k: GatewayKubectl | null = null;
 
+let world: SshKubeWorld | undefined;
+
 beforeAll(async () => {
-  const tls = kubeSkip ? undefined : await poolTls();
-  if (!kubeSkip) cluster = await startKubeCluster();
-  h = await startHarness({ ...(tls ? { tls } : {}), connection: { policy: null }, ...(cluster ? { connections: [kubeConnection(cluster, { name: 'kube' })] } : {}) });
-  w = await attachSshTarget(h, { name: 'box' });
-  if (cluster && tls) k = new GatewayKubectl(cluster, tls.caPem);
+  world = await startSshKubeWorld(kubeSkip);
+  ({ h, w, cluster, k } = world);
 }, 120_000);
 
 afterAll(async () => {
-  await w?.stop();
-  await h?.stop();
-  await cluster?.stop();
-  k?.cleanup();
+  await world?.stop();
 });
 
 /** The connection `name` in the snapshot with `patch` applied (or left out when `patch` is null). */

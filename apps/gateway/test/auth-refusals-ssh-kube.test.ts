@@ -3,10 +3,11 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { kubeSkipReason, startKubeCluster, type KubeCluster } from '../../../test/support/kube-cluster.js';
-import { readSessionEvents, startHarness, waitFor, type Harness } from './support/harness.js';
-import { GatewayKubectl, kubeConnection, poolTls } from './support/kube-gateway.js';
-import { attachSshTarget, type SshWorld } from './support/ssh-world.js';
+import { kubeSkipReason } from '../../../test/support/kube-cluster.js';
+import { readSessionEvents, waitFor, type Harness } from './support/harness.js';
+import type { GatewayKubectl } from './support/kube-gateway.js';
+import { startSshKubeWorld, type SshKubeWorld } from './support/ssh-kube-world.js';
+import type { SshWorld } from './support/ssh-world.js';
 
 /**
  * Refusals on the SSH and Kubernetes surfaces (issue #19 items 7 and Low): a token spelt another way
@@ -19,28 +20,20 @@ if (kubeSkip) console.warn(`auth-refusals-ssh-kube: Kubernetes cases skipped: ${
 
 let h: Harness;
 let w: SshWorld;
-let cluster: KubeCluster | null = null;
 let k: GatewayKubectl | null = null;
 let caPem = '';
 let dir: string;
 
+let world: SshKubeWorld | undefined;
+
 beforeAll(async () => {
-  const tls = kubeSkip ? undefined : await poolTls();
-  if (!kubeSkip) cluster = await startKubeCluster();
-  h = await startHarness({ ...(tls ? { tls } : {}), connection: { policy: null }, ...(cluster ? { connections: [kubeConnection(cluster, { name: 'kube' })] } : {}) });
-  w = await attachSshTarget(h, { name: 'box' });
-  if (cluster && tls) {
-    k = new GatewayKubectl(cluster, tls.caPem);
-    caPem = tls.caPem;
-  }
+  world = await startSshKubeWorld(kubeSkip);
+  ({ h, w, k, caPem } = world);
   dir = mkdtempSync(join(tmpdir(), 'auth-refusals-'));
 }, 120_000);
 
 afterAll(async () => {
-  await w?.stop();
-  await h?.stop();
-  await cluster?.stop();
-  k?.cleanup();
+  await world?.stop();
   if (dir) rmSync(dir, { recursive: true, force: true });
 });
 
