@@ -34,6 +34,7 @@ import {
 import type { ConsequenceInfo, FunctionCallDecision, RowMasker, RowPlan, SessionHooks, StatementInfo, Verdict } from '../policy/session-hooks.js';
 import { ResultCapture, type ReturnedSet } from './result-capture.js';
 import { UpstreamConversation, keep, maskedSample, measure, toleranceCheck, undo, type Answer, type MeasureHost } from './consequence.js';
+import type { ConsequenceJudgement } from '@portcullis/policy';
 
 /** Where the relay's output goes. The adapter owns the sockets; the machine only hands it bytes. */
 export interface RelayOutput {
@@ -51,6 +52,16 @@ export type MeasuredEventData = {
   rows: number; tables: string[]; rule: string | null; threshold: number | null; mode: 'tag' | 'stats';
   approvalId?: string; approvedRows?: number; error?: string;
 };
+
+/** A decision event's `measured`: the run's count and tables, the rule it checked, and the approval it ran under. */
+function measuredEventData(j: ConsequenceJudgement, mode: MeasuredEventData['mode'], approved: { rows: number; approvalId?: string } | null): MeasuredEventData {
+  const measured: MeasuredEventData = { rows: j.rows, tables: j.tables, rule: j.check?.rule ?? null, threshold: j.check?.over ?? null, mode };
+  if (approved) {
+    if (approved.approvalId) measured.approvalId = approved.approvalId;
+    measured.approvedRows = approved.rows;
+  }
+  return measured;
+}
 
 /**
  * Session events the machine produces (the adapter signs and publishes them). `at` is the event's
@@ -543,11 +554,7 @@ export class RelayMachine {
       const bytes = this.captureUpstream(() => this.forwardStatement(f, 'query', stmt));
       const run = await measure(host, plan, bytes, 1);
       const j = run.judgement;
-      const measured: MeasuredEventData = { rows: j.rows, tables: j.tables, rule: j.check?.rule ?? null, threshold: j.check?.over ?? null, mode: plan.mode };
-      if (approved) {
-        if (approved.approvalId) measured.approvalId = approved.approvalId;
-        measured.approvedRows = approved.rows;
-      }
+      const measured = measuredEventData(j, plan.mode, approved);
       if (run.client.overflow) {
         await undo(host, run, null);
         this.restoreBatch(snap);
@@ -680,11 +687,7 @@ export class RelayMachine {
       const bytes = this.captureUpstream(replay);
       const run = await measure(host, plan, bytes, 1);
       const j = run.judgement;
-      const measured: MeasuredEventData = { rows: j.rows, tables: j.tables, rule: j.check?.rule ?? null, threshold: j.check?.over ?? null, mode: plan.mode };
-      if (approved) {
-        if (approved.approvalId) measured.approvalId = approved.approvalId;
-        measured.approvedRows = approved.rows;
-      }
+      const measured = measuredEventData(j, plan.mode, approved);
       const restore = () => {
         this.pending.length = snap.pending;
         this.sentBatches = snap.sentBatches;
