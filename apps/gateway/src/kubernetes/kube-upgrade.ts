@@ -1,11 +1,11 @@
 import type { IncomingMessage, OutgoingHttpHeaders } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import type { Duplex } from 'node:stream';
-import { StringDecoder } from 'node:string_decoder';
 import type { SessionCore } from '../core/session-core.types.js';
 import type { Logger } from '../logger.js';
 import { LineTracker } from '../ssh/line-tracker.js';
-import type { SshPolicy, SshVerdict, StreamMasker } from '../ssh/ssh-policy.types.js';
+import { MaskedOutput } from '../ssh/masked-output.js';
+import type { SshPolicy, SshVerdict } from '../ssh/ssh-policy.types.js';
 import { TerminalRecorder } from '../ssh/terminal-recorder.js';
 import { holdForApproval } from './kube-approval.js';
 import type { KubeCall } from './kube-listener.js';
@@ -133,25 +133,16 @@ function terminalRelay(o: UpgradeOptions, client: Duplex, server: Duplex, server
   const stream = session.newStream(call.info.subresource);
   const command = call.info.command?.join(' ') ?? '';
   const rec = new TerminalRecorder(stream, (data) => session.emit('terminal', data), { ...(command ? { command } : {}) });
-  // a tty is a terminal: its output is UTF-8 text. Without one the output may be any bytes (kubectl cp
-  // is `tar cf -`): the masker reads it byte for byte (latin1 maps each byte to one character and back,
-  // so bytes no detector matched leave as they came) and the record decodes it as UTF-8.
-  const encoding: BufferEncoding = call.info.tty === true ? 'utf8' : 'latin1';
-  const decoders = new Map<number, StringDecoder>();
-  const decoder = (key: number, enc: BufferEncoding): StringDecoder => {
-    let d = decoders.get(key);
-    if (!d) decoders.set(key, (d = new StringDecoder(enc)));
-    return d;
-  };
-  const text = (ch: number, b: Buffer): string => decoder(ch, encoding).write(b);
-  /** what the client is sent of masked text, and what the record shows of it */
-  const wire = (t: string): Buffer => Buffer.from(t, encoding);
-  const shownText = (ch: number, t: string): string => (encoding === 'utf8' ? t : decoder(0x100 + ch, 'utf8').write(wire(t)));
-  // server → client: stdout/stderr through the policy's stream masker (re-framed when it masks), read for the record
-  let maskers: Map<number, StreamMasker> | null = null;
+  // server → client: stdout/stderr through the policy's stream masker (re-framed when it masks), read for
+  // the record — as text for a tty, byte for byte without one (kubectl cp's tar: MaskedOutput)
+  const tty = call.info.tty === true;
+  let masking = false;
+  const outputs = new Map<number, MaskedOutput>();
   try {
     const probe = o.shell?.masker() ?? null;
-    if (probe) maskers = new Map([[CHANNEL.stdout, probe], [CHANNEL.stderr, o.shell!.masker()!]]);
+    masking = probe !== null;
+    outputs.set(CHANNEL.stdout, new MaskedOutput(probe, { tty }));
+    outputs.set(CHANNEL.stderr, new MaskedOutput(masking ? o.shell!.masker() : null, { tty }));
   } catch (err) {
     client.write(channelFrame(CHANNEL.stderr, `portcullis: output cannot be masked as the policy requires (${(err as Error).message}); closed\r\n`, false));
     client.destroy();
@@ -161,25 +152,24 @@ function terminalRelay(o: UpgradeOptions, client: Duplex, server: Duplex, server
   const fromServer = new WsFrameReader();
   const onServer = (b: Buffer): void => {
     counts.out += b.length;
-    if (!maskers) client.write(b);
+    if (!masking) client.write(b);
     try {
       for (const f of fromServer.push(b)) {
         const ch = channelOf(f);
         const isOutput = ch === CHANNEL.stdout || ch === CHANNEL.stderr;
-        if (maskers && isOutput && !f.fin) throw new Error('fragmented output cannot be masked');
+        if (masking && isOutput && !f.fin) throw new Error('fragmented output cannot be masked');
         if (!isOutput) {
-          if (maskers) {
+          if (masking) {
             // what is still held in the maskers goes out before the stream's error/close message
             if (ch === CHANNEL.error || ch === CHANNEL.close || f.opcode === WS_OP.close) flushMaskers();
             client.write(f.raw);
           }
           continue;
         }
-        const t = text(ch, f.payload.subarray(1));
-        const shown = maskers ? maskers.get(ch)!.push(t) : t;
-        rec.output(shownText(ch, shown));
-        if (maskers && shown) client.write(channelFrame(ch, wire(shown), false));
-        if (maskers) idleFlush();
+        const { wire, shown } = outputs.get(ch)!.push(f.payload.subarray(1));
+        rec.output(shown);
+        if (masking && wire.length) client.write(channelFrame(ch, wire, false));
+        if (masking) idleFlush();
       }
     } catch {
       // not frames the gateway can read (or mask): the record stops, the stream ends
@@ -198,11 +188,12 @@ function terminalRelay(o: UpgradeOptions, client: Duplex, server: Duplex, server
     idle.unref();
   };
   const flushMaskers = (): void => {
-    for (const [ch, m] of maskers ?? []) {
-      const rest = m.flush();
-      if (rest) {
-        rec.output(shownText(ch, rest));
-        client.write(channelFrame(ch, wire(rest), false));
+    if (!masking) return;
+    for (const [ch, out] of outputs) {
+      const { wire, shown } = out.flush();
+      if (wire.length) {
+        rec.output(shown);
+        client.write(channelFrame(ch, wire, false));
       }
     }
   };

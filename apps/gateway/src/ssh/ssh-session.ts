@@ -1,7 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { createRequire } from 'node:module';
 import type { Socket } from 'node:net';
-import { StringDecoder } from 'node:string_decoder';
 import type { AuthContext, AuthenticationType, ClientChannel, Connection, PseudoTtyInfo, ServerChannel, Session, Client as UpstreamClient } from 'ssh2';
 import { COMMAND_WORDING } from '../approvals/command-approvals.js';
 import type { ResolvedPolicy } from '../config/config-store.js';
@@ -12,6 +11,7 @@ import type { SessionRecorder } from '../events/event-publisher.js';
 import type { GatewayMetrics } from '../http/metrics.js';
 import type { Logger } from '../logger.js';
 import { LineTracker } from './line-tracker.js';
+import { MaskedOutput } from './masked-output.js';
 import { ScpWatcher, parseScpCommand } from './scp-watcher.js';
 import { SftpProxy } from './sftp-proxy.js';
 import { CertificateRefused, checkUserCertificate, isCertificateType, verifySshSignature } from './ssh-keys.js';
@@ -500,7 +500,7 @@ export class SshSession implements LiveSession {
     } else {
       const rec = new TerminalRecorder(stream, (data) => this.emit('terminal', data), { ...(pty ? { width: pty.cols, height: pty.rows } : {}), command });
       const model = pty ? this.policy!.lineModel() : null;
-      this.relayTerminal(ch, up, rec, held, model ? { lines: new LineTracker(model), stream, nl: '\r\n' } : null);
+      this.relayTerminal(ch, up, pty !== null, rec, held, model ? { lines: new LineTracker(model), stream, nl: '\r\n' } : null);
     }
     controls(
       (c, r, h, w) => up.setWindow(r, c, h, w),
@@ -525,7 +525,7 @@ export class SshSession implements LiveSession {
     const rec = new TerminalRecorder(stream, (data) => this.emit('terminal', data), pty ? { width: pty.cols, height: pty.rows } : {});
     // no policy, no model: every line is allowed, keystrokes (Enter included) pass as they come
     const model = this.policy!.lineModel();
-    this.relayTerminal(ch, up, rec, [], model ? { lines: new LineTracker(model), stream, nl: pty ? '\r\n' : '\n' } : null);
+    this.relayTerminal(ch, up, pty !== null, rec, [], model ? { lines: new LineTracker(model), stream, nl: pty ? '\r\n' : '\n' } : null);
     controls(
       (c, r, h, w) => {
         up.setWindow(r, c, h, w);
@@ -540,10 +540,12 @@ export class SshSession implements LiveSession {
    * recording; input to the target — for a shell, through the line tracker, each Enter held until
    * its line is decided.
    */
-  private relayTerminal(ch: ServerChannel, up: ClientChannel, rec: TerminalRecorder, held: Buffer[], shell: { lines: LineTracker; stream: string; nl: string } | null): void {
+  private relayTerminal(ch: ServerChannel, up: ClientChannel, tty: boolean, rec: TerminalRecorder, held: Buffer[], shell: { lines: LineTracker; stream: string; nl: string } | null): void {
     let masker: StreamMasker | null;
+    let stderrMasker: StreamMasker | null;
     try {
       masker = this.policy!.masker();
+      stderrMasker = masker ? this.policy!.masker() : null;
     } catch (err) {
       ch.stderr.write(`portcullis: output cannot be masked as the policy requires (${(err as Error).message}); closed\r\n`);
       up.close();
@@ -551,23 +553,19 @@ export class SshSession implements LiveSession {
       ch.close();
       return;
     }
-    const out = (buf: Buffer, decoder: StringDecoder, toStderr: boolean): boolean => {
+    // a terminal's output is text; without one (`ssh host cat /bin/ls`, `tar c`) it is masked byte for byte
+    const stdout = new MaskedOutput(masker, { tty });
+    const stderr = new MaskedOutput(stderrMasker, { tty });
+    const out = (buf: Buffer, o: MaskedOutput, toStderr: boolean): boolean => {
       this.bytesOut += buf.length;
-      if (!masker) {
-        const text = decoder.write(buf);
-        rec.output(text);
-        shell?.lines.output(text);
-        return toStderr ? ch.stderr.write(buf) : ch.write(buf);
-      }
-      const text = masker.push(decoder.write(buf));
-      rec.output(text);
-      shell?.lines.output(text);
-      return toStderr ? ch.stderr.write(text) : ch.write(text);
+      const { wire, shown } = o.push(buf);
+      rec.output(shown);
+      shell?.lines.output(shown);
+      if (!wire.length) return true;
+      return toStderr ? ch.stderr.write(wire) : ch.write(wire);
     };
-    const dOut = new StringDecoder('utf8');
-    const dErr = new StringDecoder('utf8');
     up.on('data', (b: Buffer) => {
-      if (!out(b, dOut, false) && !(up as { [HELD]?: boolean })[HELD]) {
+      if (!out(b, stdout, false) && !(up as { [HELD]?: boolean })[HELD]) {
         (up as { [HELD]?: boolean })[HELD] = true;
         up.pause();
         ch.once('drain', () => {
@@ -576,23 +574,24 @@ export class SshSession implements LiveSession {
         });
       }
     });
-    up.stderr.on('data', (b: Buffer) => void out(b, dErr, true));
-    let exited = false;
-    up.on('exit', (code: number | null, sig?: string, dump?: boolean, desc?: string) => {
-      exited = true;
-      const rest = masker ? masker.flush() : '';
-      if (rest) {
-        rec.output(rest);
-        ch.write(rest);
+    up.stderr.on('data', (b: Buffer) => void out(b, stderr, true));
+    const flush = (): void => {
+      for (const [o, dst] of [[stdout, ch], [stderr, ch.stderr]] as const) {
+        const { wire, shown } = o.flush();
+        rec.output(shown);
+        if (wire.length) dst.write(wire);
       }
-      if (code !== null && code !== undefined) ch.exit(code);
-      else if (sig) ch.exit(sig, !!dump, desc ?? '');
+    };
+    // the exit status goes out after the output: 'exit' may come while output is still queued in a
+    // paused channel, and 'close' comes once it has all been read (what the masker holds goes first)
+    let exit: (() => void) | null = null;
+    up.on('exit', (code: number | null, sig?: string, dump?: boolean, desc?: string) => {
+      if (code !== null && code !== undefined) exit = () => ch.exit(code);
+      else if (sig) exit = () => ch.exit(sig, !!dump, desc ?? '');
     });
     up.on('close', () => {
-      if (!exited && masker) {
-        const rest = masker.flush();
-        if (rest) ch.write(rest);
-      }
+      flush();
+      exit?.();
       rec.end();
       ch.end();
       ch.close();
