@@ -1,9 +1,16 @@
 // A live session must not outlive what let it in: the api token its credential was minted with, and the
 // connection's access rule. The stack as `pnpm start` runs it; real clients only (fetch, the pg driver).
+import { execFile, spawn } from 'node:child_process';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { clientCredentialsToken } from '../support/dev-idp-login.js';
+import { clientCredentialsToken, loginThroughApi } from '../support/dev-idp-login.js';
 import { startDemoStack, type DemoStack } from '../support/demo-stack.js';
+
+const run = promisify(execFile);
+const CLI = join(fileURLToPath(new URL('../..', import.meta.url)), 'apps/cli/dist/main.js');
 
 let s: DemoStack;
 beforeAll(async () => {
@@ -192,5 +199,80 @@ describe('live sessions follow the api', () => {
     const logon = ocsf.find((e) => e.unmapped.portcullis.type === 'auth.failed' && e.unmapped.portcullis.data.surface === 'gateway');
     expect(logon).toMatchObject({ class_uid: 3002, activity_id: 1, status: 'Failure', src_endpoint: { ip: '127.0.0.1' } });
   }, 60_000);
-});
 
+  it('revoking an approved access request ends it now: the open psql session gets a FATAL naming the revoked grant, its credential and new ones are refused; twice → 409, an outsider → 404', async () => {
+    const before = await s.rest('GET', '/v1/connections/demo', s.bootstrap);
+    // demo admits admins only: agent:demo (engineers) needs a grant
+    expect((await s.rest('PATCH', '/v1/connections/demo', s.bootstrap, { allowedGroups: ['admins'] })).status).toBe(200);
+    const psqlEnv = { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: process.env.HOME ?? '/tmp', LANG: 'C', PGCONNECT_TIMEOUT: '20' };
+    try {
+      const agent = await agentToken();
+      const bob = (await loginThroughApi(s.api, 'bob', 'bob')).access_token; // approvers: the demo policy's approver group
+      const carol = (await loginThroughApi(s.api, 'carol', 'carol')).access_token; // engineers: neither requester nor approver
+      expect((await s.rest('POST', '/v1/connections/demo/credentials', agent, {})).status).toBe(403);
+      const asked = await s.rest('POST', '/v1/access-requests', agent, { connection: 'demo', durationSeconds: 3600, reason: 'e2e: incident 7' });
+      expect(asked.status).toBe(201);
+      const id = asked.json.id as string;
+      // not approved yet: nothing to revoke
+      expect((await s.rest('POST', `/v1/access-requests/${id}/revoke`, bob, {})).json.error.code).toBe('access_request_not_active');
+      expect((await s.rest('POST', `/v1/access-requests/${id}/approve`, bob, { comment: 'go' })).status).toBe(200);
+      const cred = await s.rest('POST', '/v1/connections/demo/credentials', agent, {});
+      expect(cred.status).toBe(201);
+      expect(cred.json.grant).toBe(id);
+
+      // a real psql session through the gateway, busy in a long statement
+      const psql = spawn('psql', [cred.json.uri, '-X', '-v', 'ON_ERROR_STOP=1', '-c', 'SELECT pg_sleep(120)'], { env: psqlEnv, stdio: ['ignore', 'pipe', 'pipe'] });
+      let psqlErr = '';
+      psql.stderr.on('data', (b: Buffer) => (psqlErr += b.toString()));
+      const psqlDone = new Promise<number | null>((resolve) => psql.on('close', resolve));
+      const admin = new pg.Client({ connectionString: `postgresql://postgres@127.0.0.1:5432/${s.demoDb}` });
+      await admin.connect();
+      try {
+        await until(async () => (await admin.query("SELECT 1 FROM pg_stat_activity WHERE query = 'SELECT pg_sleep(120)'")).rowCount! > 0, 30_000);
+      } finally {
+        await admin.end();
+      }
+
+      // an outsider cannot tell the request exists; its requester may see it but not revoke it
+      const outsider = await s.rest('POST', `/v1/access-requests/${id}/revoke`, carol, { reason: 'x' });
+      expect(outsider.status).toBe(404);
+      expect(outsider.json.error.code).toBe('access_request_not_found');
+      const own = await s.rest('POST', `/v1/access-requests/${id}/revoke`, agent, {});
+      expect(own.status).toBe(403);
+      expect(own.json.error.code).toBe('not_an_approver');
+
+      // the approver revokes it with the CLI
+      const cli = await run(process.execPath, [CLI, 'access-requests', 'revoke', id, '--reason', 'incident closed'], {
+        env: { ...process.env, PORTCULLIS_API: s.api, PORTCULLIS_TOKEN: bob, PORTCULLIS_CLI_CONFIG: join(s.home, 'cli-bob.json') }, timeout: 30_000,
+      });
+      expect(cli.stdout).toContain(`Revoked agent:demo's access to demo (${id})`);
+
+      // the open session ends with a FATAL that says why
+      const code = await Promise.race([psqlDone, new Promise<'still running'>((r) => setTimeout(() => r('still running'), 20_000))]);
+      expect(code, psqlErr).not.toBe('still running');
+      expect(code).not.toBe(0);
+      expect(psqlErr).toContain(`FATAL:  terminating connection: the access grant for connection "demo" (access request ${id}) was revoked`);
+      // the credential minted under the grant no longer logs in, and no new one is issued
+      const again = await run('psql', [cred.json.uri, '-X', '-c', 'SELECT 1'], { env: psqlEnv, timeout: 30_000 }).then(() => null, (e: { stderr: string }) => e);
+      expect(again?.stderr).toContain(`the access grant this credential rests on (access request ${id}) was revoked`);
+      expect((await s.rest('POST', '/v1/connections/demo/credentials', agent, {})).status).toBe(403);
+
+      const view = await s.rest('GET', `/v1/access-requests/${id}`, agent);
+      expect(view.json).toMatchObject({ status: 'revoked', active: false, revokedBy: 'bob', revokeReason: 'incident closed' });
+      // twice: 409 naming who revoked it
+      const twice = await s.rest('POST', `/v1/access-requests/${id}/revoke`, bob, {});
+      expect(twice.status).toBe(409);
+      expect(twice.json.error).toMatchObject({ code: 'access_request_already_revoked', message: expect.stringContaining('already revoked by bob') });
+      // listed under its own status, and on the audit trail like approve and deny
+      expect((await s.rest('GET', '/v1/access-requests?status=revoked', bob)).json.map((r: { id: string }) => r.id)).toContain(id);
+      expect((await s.rest('GET', '/v1/access-requests?status=approved', bob)).json.map((r: { id: string }) => r.id)).not.toContain(id);
+      await until(async () => {
+        const page = await s.rest('GET', '/v1/audit/events?format=jsonl&limit=1000', s.bootstrap);
+        const evs = page.text.split('\n').filter((l) => l.trim()).map((l) => JSON.parse(l) as { type: string; identity: string; data: { action?: string; target?: string; after?: { reason?: string } } });
+        return evs.some((e) => e.type === 'access-request.changed' && e.data.action === 'revoke' && e.data.target === id && e.data.after?.reason === 'incident closed');
+      }, 10_000);
+    } finally {
+      await s.rest('PATCH', '/v1/connections/demo', s.bootstrap, { allowedGroups: before.json.allowedGroups });
+    }
+  }, 180_000);
+});

@@ -129,4 +129,52 @@ describe('access requests', () => {
     expect(tries.filter((r) => r.status === 200)).toHaveLength(1);
     expect(tries.filter((r) => r.status === 409)).toHaveLength(4);
   });
+
+  it('revoke: an approver ends a running grant early (reason kept, event recorded); not running → 409, twice → 409, outsiders → 404, the requester and other approvers → 403', async () => {
+    const req = await stack.api('/v1/access-requests', { method: 'POST', token: carol.token, json: { connection: conn, durationSeconds: 600, reason: 'incident 43' } });
+    const id = req.body.id as string;
+    const pending = await stack.api(`/v1/access-requests/${id}/revoke`, { method: 'POST', token: bob.token, json: {} });
+    expect(pending.status).toBe(409);
+    expect(pending.body.error).toMatchObject({ code: 'access_request_not_active', message: expect.stringContaining('is pending') });
+    expect((await stack.api(`/v1/access-requests/${id}/approve`, { method: 'POST', token: bob.token, json: {} })).status).toBe(200);
+    expect((await stack.api(`/v1/connections/${conn}/credentials`, { method: 'POST', token: carol.token, json: {} })).body.grant).toBe(id);
+
+    const outsider = await stack.api(`/v1/access-requests/${id}/revoke`, { method: 'POST', token: erin.token, json: {} });
+    expect(outsider.status).toBe(404);
+    expect(outsider.body.error).toMatchObject({ code: 'access_request_not_found', message: `access request ${id} does not exist` });
+    const own = await stack.api(`/v1/access-requests/${id}/revoke`, { method: 'POST', token: carol.token, json: {} });
+    expect(own.status).toBe(403);
+    expect(own.body.error.code).toBe('not_an_approver');
+    expect((await stack.api(`/v1/access-requests/${id}/revoke`, { method: 'POST', token: dave.token, json: {} })).status).toBe(403);
+    const badBody = await stack.api(`/v1/access-requests/${id}/revoke`, { method: 'POST', token: bob.token, json: { reason: 'x', extra: 1 } });
+    expect(badBody.status).toBe(400);
+
+    const ok = await stack.api(`/v1/access-requests/${id}/revoke`, { method: 'POST', token: bob.token, json: { reason: 'incident closed' } });
+    expect(ok.status).toBe(200);
+    expect(ok.body).toMatchObject({ status: 'revoked', active: false, revokedBy: bob.subject, revokeReason: 'incident closed' });
+    expect(new Date(ok.body.revokedAt as string).getTime()).toBeLessThan(new Date(ok.body.grantedUntil as string).getTime());
+    // no new credential rests on it
+    const refused = await stack.api(`/v1/connections/${conn}/credentials`, { method: 'POST', token: carol.token, json: {} });
+    expect(refused.status).toBe(403);
+    const twice = await stack.api(`/v1/access-requests/${id}/revoke`, { method: 'POST', token: bob.token, json: {} });
+    expect(twice.status).toBe(409);
+    expect(twice.body.error).toMatchObject({ code: 'access_request_already_revoked', message: expect.stringContaining(`already revoked by ${bob.subject}`) });
+    // a revoked request is decided for good
+    expect((await stack.api(`/v1/access-requests/${id}/approve`, { method: 'POST', token: bob.token, json: {} })).status).toBe(409);
+    expect((await stack.api(`/v1/access-requests?status=revoked&connection=${conn}`, { token: bob.token })).body.map((r: { id: string }) => r.id)).toEqual([id]);
+    expect((await stack.api(`/v1/access-requests?status=approved&connection=${conn}`, { token: bob.token })).body.map((r: { id: string }) => r.id)).not.toContain(id);
+
+    const events = await controlEvents(stack);
+    const mine = events.filter((e) => e.type === 'access-request.changed' && e.data.target === id);
+    expect(mine.map((e) => e.data.action)).toEqual(['request', 'approve', 'revoke']);
+    expect(mine[2]).toMatchObject({ identity: bob.subject, data: { after: { status: 'revoked', reason: 'incident closed', identity: carol.subject, connection: conn } } });
+  });
+
+  it('concurrent revocations: exactly one wins', async () => {
+    const req = await stack.api('/v1/access-requests', { method: 'POST', token: erin.token, json: { connection: conn, durationSeconds: 120, reason: 'race' } });
+    await stack.api(`/v1/access-requests/${req.body.id}/approve`, { method: 'POST', token: bob.token, json: {} });
+    const tries = await Promise.all(Array.from({ length: 5 }, () => stack.api(`/v1/access-requests/${req.body.id}/revoke`, { method: 'POST', token: bob.token, json: {} })));
+    expect(tries.filter((r) => r.status === 200)).toHaveLength(1);
+    expect(tries.filter((r) => r.status === 409)).toHaveLength(4);
+  });
 });

@@ -21,6 +21,10 @@ Usage: portcullis <command> [options]
   kubeconfig <connection> [--static] [--namespace <ns>] [--output <file>]
                                 a kubeconfig for the gateway (exec plugin below; --static: a token inside)
   kube-credential <connection>  kubectl's exec credential plugin (ExecCredential JSON, cached until near expiry)
+  access-requests list [--status pending|approved|denied|expired|revoked|all] [--connection <name>] [--json]
+  access-requests show <id> | request <connection> --duration <seconds> --reason <text>
+  access-requests approve <id> [--comment <text>] | deny <id> [--comment <text>] | revoke <id> [--reason <text>]
+                                time-boxed access to a connection; revoke ends a grant now (its sessions too)
   approvals list [--status pending|approved|denied|expired|all] [--json]
   approvals show <id> | approve <id> [--comment <text>] | deny <id> [--comment <text>]
   sessions list | show <id> | verify <id>   [--json]
@@ -48,6 +52,7 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
   ssh: async () => (await import('./commands/ssh.js')).ssh,
   kubeconfig: async () => (await import('./commands/kube.js')).kubeconfig,
   'kube-credential': async () => (await import('./commands/kube.js')).kubeCredential,
+  'access-requests': async () => (await import('./commands/access-requests.js')).accessRequests,
   approvals: async () => (await import('./commands/approvals.js')).approvals,
   sessions: async () => (await import('./commands/sessions.js')).sessions,
   audit: async () => (await import('./commands/audit.js')).audit,

@@ -70,7 +70,7 @@ describe('schema.prisma matches the migrated database', () => {
 
     await db.token.create({ data: { id: `t-${tag}`, identityId: identity.id, kind: 'gateway', audience: 'a', connection: 'c', expiresAt: now, revokedAt: now, revokedBy: 'x', parentId: `p-${tag}` } });
     await db.signingKey.create({ data: { kid: `k-${tag}`, alg: 'EdDSA', publicJwk: { kty: 'OKP' }, privateJwkEncrypted: 'x', active: false } });
-    const ar = await db.accessRequest.create({ data: { identity: 'i', connection: 'c', reason: 'r', durationSeconds: 60, status: 'approved', decidedBy: 'b', decidedAt: now, comment: 'c', grantedUntil: now } });
+    const ar = await db.accessRequest.create({ data: { identity: 'i', connection: 'c', reason: 'r', durationSeconds: 60, status: 'approved', decidedBy: 'b', decidedAt: now, comment: 'c', grantedUntil: now, revokedBy: 'r', revokedAt: now, revokeReason: 'why' } });
     const ap = await db.approval.create({
       data: { sessionId: 's', identity: 'i', connection: 'c', gateway: 'g', statement: 'DELETE', fingerprint: 'f', policy: 'p', rule: 'r', reason: 'why', approverGroups: ['approvers'], status: 'pending', mode: 'one-time', expiresAt: now, decidedBy: 'b', decidedAt: now, comment: 'ok', consumedAt: now, webhookStatus: '200' },
     });

@@ -8,7 +8,13 @@ const later = { id: 'ar-later', until: now + 120_000 };
 const ended = { id: 'ar-ended', until: now - 1 };
 const endsNow = { id: 'ar-now', until: now };
 
+const revoked = { id: 'ar-revoked', until: now + 60_000, revoked: true };
+
 const rows: { name: string; caller: AccessCaller; expected: AccessDecision }[] = [
+  { name: 'a revoked grant that would still run admits nothing', caller: { groups: [], grants: [revoked] }, expected: { allowed: false, reason: 'grant_revoked' } },
+  { name: 'a revoked grant beside a live one: the live one is used', caller: { groups: [], grants: [{ ...revoked, until: later.until }, live] }, expected: { allowed: true, via: 'grant', grant: live } },
+  { name: 'group membership wins over a revoked grant', caller: { groups: ['engineers'], grants: [revoked] }, expected: { allowed: true, via: 'group', group: 'engineers' } },
+  { name: 'a revoked grant that has ended anyway reads as expired', caller: { groups: [], grants: [{ ...ended, revoked: true }] }, expected: { allowed: false, reason: 'grant_expired' } },
   { name: 'a grant that ends exactly now no longer counts', caller: { groups: [], grants: [endsNow] }, expected: { allowed: false, reason: 'grant_expired' } },
   { name: 'group membership wins over a grant', caller: { groups: ['dba'], grants: [live] }, expected: { allowed: true, via: 'group', group: 'dba' } },
   { name: 'the longest-running live grant is the one used', caller: { groups: ['sales'], grants: [ended, live, later] }, expected: { allowed: true, via: 'grant', grant: later } },
@@ -38,13 +44,15 @@ describe('credentialAllows (the rule applied to a gateway credential)', () => {
     { name: 'a grant claim without gexp and without an expiry is over', claims: { ...claims, grant: 'ar-1' }, expiresAt: null, allowed: false },
     { name: 'an allowed group needs no grant', claims: { groups: ['dba'] }, expiresAt: null, allowed: true },
     { name: 'no allowed group and no grant', claims, expiresAt: now + 60_000, allowed: false },
+    { name: 'a grant claim whose access request was revoked no longer admits', claims: { ...claims, grant: 'ar-gone', gexp: (now + 1000) / 1000 }, expiresAt: now + 60_000, allowed: false },
   ];
   it.each(rows)('$name', ({ claims: c, expiresAt, allowed }) => {
-    expect(credentialAllows(c, conn, { expiresAt, now }).allowed).toBe(allowed);
+    expect(credentialAllows(c, conn, { expiresAt, now, revokedGrants: new Set(['ar-gone']) }).allowed).toBe(allowed);
   });
 
   it('reads the caller as accessCallerOf does', () => {
     expect(accessCallerOf({ groups: ['a'], grant: 'ar-9', gexp: 7 }, null)).toEqual({ groups: ['a'], grants: [{ id: 'ar-9', until: 7000 }] });
     expect(accessCallerOf({ groups: ['a'] }, 5)).toEqual({ groups: ['a'], grants: [] });
+    expect(accessCallerOf({ groups: ['a'], grant: 'ar-9', gexp: 7 }, null, new Set(['ar-9']))).toEqual({ groups: ['a'], grants: [{ id: 'ar-9', until: 7000, revoked: true }] });
   });
 });

@@ -11,6 +11,8 @@ export interface AccessGrant {
   id: string;
   /** when the grant ends, epoch ms */
   until: number;
+  /** an approver revoked it before `until` (POST /v1/access-requests/{id}/revoke): it is over */
+  revoked?: boolean;
 }
 
 export interface AccessCaller {
@@ -23,30 +25,42 @@ export type AccessDecision =
   | { allowed: true; via: 'group'; group: string }
   /** the longest-running live grant */
   | { allowed: true; via: 'grant'; grant: AccessGrant }
-  | { allowed: false; reason: 'no_allowed_group' | 'grant_expired' };
+  | { allowed: false; reason: 'no_allowed_group' | 'grant_expired' | 'grant_revoked' };
 
 /**
  * One of the caller's groups is in the connection's allowedGroups, or a grant is still running at
- * `now`. Group membership wins over a grant (a group never ends by itself; a grant does).
+ * `now` and was not revoked. Group membership wins over a grant (a group never ends by itself; a grant
+ * does). Refused with grant_revoked when a grant the caller held would still run but was revoked.
  */
 export function mayUseConnection(caller: AccessCaller, connection: { allowedGroups: readonly string[] }, now: number): AccessDecision {
   const group = caller.groups.find((g) => connection.allowedGroups.includes(g));
   if (group !== undefined) return { allowed: true, via: 'group', group };
   let best: AccessGrant | null = null;
-  for (const g of caller.grants) if (g.until > now && (!best || g.until > best.until)) best = g;
+  let revoked = false;
+  for (const g of caller.grants) {
+    if (g.until <= now) continue;
+    if (g.revoked) revoked = true;
+    else if (!best || g.until > best.until) best = g;
+  }
   if (best) return { allowed: true, via: 'grant', grant: best };
+  if (revoked) return { allowed: false, reason: 'grant_revoked' };
   return { allowed: false, reason: caller.grants.length ? 'grant_expired' : 'no_allowed_group' };
 }
 
 /**
  * The caller as a gateway credential presents it: its groups, and the access grant it rests on.
  * A grant claim without its end (credentials minted before `gexp` existed) ends with the credential
- * (`expiresAt`, epoch ms; null: already over).
+ * (`expiresAt`, epoch ms; null: already over). `revokedGrants`: ids of access requests revoked before
+ * their end (the config snapshot's `revokedGrants`).
  */
-export function accessCallerOf(claims: Pick<GatewayTokenClaims, 'groups' | 'grant' | 'gexp'>, expiresAt: number | null): AccessCaller {
+export function accessCallerOf(
+  claims: Pick<GatewayTokenClaims, 'groups' | 'grant' | 'gexp'>,
+  expiresAt: number | null,
+  revokedGrants?: ReadonlySet<string>,
+): AccessCaller {
   if (claims.grant === undefined) return { groups: claims.groups, grants: [] };
   const until = claims.gexp !== undefined ? claims.gexp * 1000 : (expiresAt ?? 0);
-  return { groups: claims.groups, grants: [{ id: claims.grant, until }] };
+  return { groups: claims.groups, grants: [{ id: claims.grant, until, ...(revokedGrants?.has(claims.grant) ? { revoked: true } : {}) }] };
 }
 
 /**
@@ -56,7 +70,7 @@ export function accessCallerOf(claims: Pick<GatewayTokenClaims, 'groups' | 'gran
 export function credentialAllows(
   claims: Pick<GatewayTokenClaims, 'groups' | 'grant' | 'gexp'>,
   connection: { allowedGroups: readonly string[] },
-  at: { expiresAt: number | null; now?: number },
+  at: { expiresAt: number | null; now?: number; revokedGrants?: ReadonlySet<string> },
 ): AccessDecision {
-  return mayUseConnection(accessCallerOf(claims, at.expiresAt), connection, at.now ?? Date.now());
+  return mayUseConnection(accessCallerOf(claims, at.expiresAt, at.revokedGrants), connection, at.now ?? Date.now());
 }

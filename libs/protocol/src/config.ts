@@ -114,6 +114,12 @@ export const configSnapshotSchema = z.object({
   verificationKeys: z.array(publicJwkSchema).min(1),
   /** ids (jti) of revoked tokens that have not expired yet */
   revokedTokenIds: z.array(z.string()),
+  /**
+   * ids of access requests revoked before their grant's end, until that end: credentials minted under
+   * one (claim `grant`) are refused and the sessions resting on one end (optional so older snapshots
+   * parse; the api always fills it)
+   */
+  revokedGrants: z.array(z.string()).optional(),
   /** HMAC key for event signatures, sealed for the pool with context `event-key` */
   eventKey: sealedSecretSchema,
   /** HMAC key for the `hash` masking strategy (stable per tenant), sealed with context `masking-key` */

@@ -24,6 +24,8 @@ interface AccessRequest {
   reason: string;
   durationSeconds: number;
   status: string;
+  decidedBy: string | null;
+  grantedUntil: string | null;
   createdAt: string;
 }
 
@@ -74,9 +76,35 @@ function Decide(props: { blocker: string | null; onDecide: (verb: 'approve' | 'd
   );
 }
 
+/** Ends a running grant now (POST /v1/access-requests/{id}/revoke): its sessions end, its credentials stop working. */
+function Revoke(props: { label: string; onRevoke: (reason: string) => Promise<void> }) {
+  const [reason, setReason] = useState('');
+  const [busy, setBusy] = useState(false);
+  const [error, setError] = useState<string | null>(null);
+  const go = async () => {
+    setBusy(true);
+    setError(null);
+    try {
+      await props.onRevoke(reason);
+    } catch (e) {
+      setError(e instanceof ApiError ? e.message : String(e));
+    } finally {
+      setBusy(false);
+    }
+  };
+  return (
+    <div class="decide">
+      <input class="comment" placeholder="Reason (kept with the revocation)" aria-label={`reason for revoking ${props.label}`} value={reason} disabled={busy} onInput={(e) => setReason((e.target as HTMLInputElement).value)} />
+      <button class="deny revoke" disabled={busy} onClick={() => go()}>Revoke now</button>
+      {error && <p class="error" role="alert">{error}</p>}
+    </div>
+  );
+}
+
 export function Inbox({ me }: { me: Me }) {
   const [approvals, setApprovals] = useState<Approval[] | null>(null);
   const [access, setAccess] = useState<AccessRequest[]>([]);
+  const [grants, setGrants] = useState<AccessRequest[]>([]);
   const [updated, setUpdated] = useState<number | null>(null);
   const [error, setError] = useState<string | null>(null);
   const [done, setDone] = useState<string[]>([]);
@@ -84,12 +112,14 @@ export function Inbox({ me }: { me: Me }) {
 
   const load = async () => {
     try {
-      const [a, r] = await Promise.all([
+      const [a, r, g] = await Promise.all([
         api<Approval[]>('GET', '/v1/approvals?status=pending&limit=200'),
         api<AccessRequest[]>('GET', '/v1/access-requests?status=pending&limit=200').catch(() => [] as AccessRequest[]),
+        api<AccessRequest[]>('GET', '/v1/access-requests?status=approved&limit=200').catch(() => [] as AccessRequest[]),
       ]);
       setApprovals(a);
       setAccess(r);
+      setGrants(g);
       setUpdated(Date.now());
       setError(null);
     } catch (e) {
@@ -123,6 +153,11 @@ export function Inbox({ me }: { me: Me }) {
   const decideAccess = async (r: AccessRequest, verb: 'approve' | 'deny', comment: string) => {
     await api('POST', `/v1/access-requests/${r.id}/${verb}`, comment ? { comment } : {});
     setDone((d) => [`${verb === 'approve' ? 'Granted' : 'Refused'}: access to ${r.connection} for ${r.identity}`, ...d].slice(0, 5));
+    await load();
+  };
+  const revokeGrant = async (r: AccessRequest, reason: string) => {
+    await api('POST', `/v1/access-requests/${r.id}/revoke`, reason ? { reason } : {});
+    setDone((d) => [`Revoked: access to ${r.connection} for ${r.identity}`, ...d].slice(0, 5));
     await load();
   };
 
@@ -174,6 +209,25 @@ export function Inbox({ me }: { me: Me }) {
               <dd>{ago(r.createdAt)}</dd>
             </dl>
             <Decide label={r.id} blocker={accessBlocker(me, r)} onDecide={(v, c) => decideAccess(r, v, c)} />
+          </li>
+        ))}
+      </ul>
+      <h2>Running grants</h2>
+      {grants.length === 0 && <p class="empty">No access grant is running.</p>}
+      <ul class="cards">
+        {grants.map((r) => (
+          <li class="card grant" data-access-grant={r.id} key={r.id}>
+            <p>
+              <strong>{r.identity}</strong> has access to <strong>{r.connection}</strong>
+            </p>
+            <p class="reason">{r.reason}</p>
+            <dl>
+              <dt>Granted by</dt>
+              <dd>{r.decidedBy ?? '—'}</dd>
+              <dt>Ends</dt>
+              <dd title={r.grantedUntil ? time(r.grantedUntil) : ''}>{r.grantedUntil ? until(r.grantedUntil) : '—'}</dd>
+            </dl>
+            <Revoke label={r.id} onRevoke={(reason) => revokeGrant(r, reason)} />
           </li>
         ))}
       </ul>

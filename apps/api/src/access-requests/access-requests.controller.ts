@@ -7,8 +7,8 @@ import { CurrentPrincipal } from '../auth/decorators.js';
 import type { ApiPrincipal } from '../auth/principal.js';
 import { AccessRequestsService } from './access-requests.service.js';
 import {
-  accessRequestViewSchema, createAccessRequestSchema, decideAccessRequestSchema, listAccessRequestsQuerySchema,
-  type AccessRequestView, type CreateAccessRequest, type DecideAccessRequest, type ListAccessRequestsQuery,
+  accessRequestViewSchema, createAccessRequestSchema, decideAccessRequestSchema, listAccessRequestsQuerySchema, revokeAccessRequestSchema,
+  type AccessRequestView, type CreateAccessRequest, type DecideAccessRequest, type ListAccessRequestsQuery, type RevokeAccessRequest,
 } from './dto/access-request.dto.js';
 
 @ApiTags('access-requests')
@@ -50,5 +50,14 @@ export class AccessRequestsController {
   @ApiZodResponse(accessRequestViewSchema)
   deny(@Param('id') id: string, @Body(new ZodValidationPipe(decideAccessRequestSchema)) body: DecideAccessRequest, @CurrentPrincipal() p: ApiPrincipal): Promise<AccessRequestView> {
     return this.requests.decide(id, 'denied', body.comment ?? null, p);
+  }
+
+  /** Ends an approved grant before its end (approvers of the connection's policy, admins); 409 unless it is running. */
+  @Post(':id/revoke')
+  @HttpCode(200)
+  @ApiZodBody(revokeAccessRequestSchema)
+  @ApiZodResponse(accessRequestViewSchema)
+  revoke(@Param('id') id: string, @Body(new ZodValidationPipe(revokeAccessRequestSchema)) body: RevokeAccessRequest, @CurrentPrincipal() p: ApiPrincipal): Promise<AccessRequestView> {
+    return this.requests.revoke(id, body.reason ?? null, p);
   }
 }

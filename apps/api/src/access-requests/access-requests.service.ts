@@ -3,6 +3,7 @@ import { PrismaClient, Prisma, type AccessRequestModel as AccessRequest } from '
 import { BadRequestError, ConflictError, ForbiddenError, NotFoundError } from '../common/errors.js';
 import { isUuid } from '../common/ids.js';
 import { ControlEventsService } from '../control-events/control-events.service.js';
+import { ConfigPublisherService } from '../config-publisher/config-publisher.service.js';
 import { hasRole, type ApiPrincipal } from '../auth/principal.js';
 import type { AccessRequestView, CreateAccessRequest, ListAccessRequestsQuery } from './dto/access-request.dto.js';
 
@@ -29,6 +30,9 @@ export function toAccessRequestView(r: AccessRequest): AccessRequestView {
     decidedAt: r.decidedAt?.toISOString() ?? null,
     comment: r.comment,
     grantedUntil: r.grantedUntil?.toISOString() ?? null,
+    revokedBy: r.revokedBy,
+    revokedAt: r.revokedAt?.toISOString() ?? null,
+    revokeReason: r.revokeReason,
     createdAt: r.createdAt.toISOString(),
   };
 }
@@ -36,13 +40,15 @@ export function toAccessRequestView(r: AccessRequest): AccessRequestView {
 /**
  * Time-boxed access: an identity asks for a connection its groups do not allow, for a while and a reason;
  * an approver (never the requester) grants it, and the credentials route honours an approved request until
- * grantedUntil (= decision time + durationSeconds). Every step is an audit event.
+ * grantedUntil (= decision time + durationSeconds), unless an approver revokes it earlier. Every step is
+ * an audit event.
  */
 @Injectable()
 export class AccessRequestsService {
   constructor(
     private readonly prisma: PrismaClient,
     private readonly events: ControlEventsService,
+    private readonly publisher: ConfigPublisherService,
   ) {}
 
   async create(body: CreateAccessRequest, p: ApiPrincipal): Promise<AccessRequestView> {
@@ -68,6 +74,7 @@ export class AccessRequestsService {
       pending: { status: 'pending', createdAt: { gt: pendingCutoff } },
       approved: { status: 'approved', grantedUntil: { gt: now } },
       denied: { status: 'denied' },
+      revoked: { status: 'revoked' },
       expired: { OR: [{ status: 'expired' }, { status: 'approved', grantedUntil: { lte: now } }, { status: 'pending', createdAt: { lte: pendingCutoff } }] },
     };
     const rows = await this.prisma.accessRequest.findMany({
@@ -124,6 +131,53 @@ export class AccessRequestsService {
       data: { action: status === 'approved' ? 'approve' : 'deny', target: id, after: { identity: after.identity, connection: after.connection, status, grantedUntil: grantedUntil?.toISOString() ?? null, comment } },
     });
     return toAccessRequestView(after);
+  }
+
+  /**
+   * Ends an approved, still running grant now (who may: as for approve). The request becomes `revoked`;
+   * the config snapshot lists it until its grant would have ended (`revokedGrants`), so gateways refuse
+   * the credentials minted under it (claim `grant`) — SSH certificates and kubeconfig tokens included —
+   * and end the sessions resting on it at once, as at the grant's natural end. No new credential is
+   * issued under it (the credentials route takes approved requests only).
+   */
+  async revoke(id: string, reason: string | null, p: ApiPrincipal): Promise<AccessRequestView> {
+    // 404 for a request the caller may not see, as for every other verb
+    const row = await this.loadVisible(id, p);
+    if (effectiveStatus(row) !== 'approved') throw this.notActive(row);
+    if (!(await this.mayDecide(row, p))) {
+      throw new ForbiddenError(`access request ${id} can only be revoked by an admin or a member of the approver groups of connection "${row.connection}"'s policy`, 'not_an_approver');
+    }
+    const revokedAt = new Date();
+    // conditional: of two concurrent revocations (or a revocation racing the grant's end) one wins
+    const { count } = await this.prisma.accessRequest.updateMany({
+      where: { id, status: 'approved', grantedUntil: { gt: revokedAt } },
+      data: { status: 'revoked', revokedBy: p.subject, revokedAt, revokeReason: reason },
+    });
+    const after = await this.load(id);
+    if (count !== 1) throw this.notActive(after);
+    // the snapshot with the grant in revokedGrants: gateways end its sessions as soon as it lands
+    this.publisher.requestPublish();
+    await this.events.record({
+      type: 'access-request.changed',
+      actor: p.subject,
+      data: {
+        action: 'revoke', target: id,
+        before: { status: 'approved', grantedUntil: row.grantedUntil?.toISOString() ?? null },
+        after: { identity: after.identity, connection: after.connection, status: 'revoked', revokedAt: revokedAt.toISOString(), reason },
+      },
+    });
+    return toAccessRequestView(after);
+  }
+
+  /** 409 for a revocation of a request whose grant is not running (pending, denied, over or revoked already). */
+  private notActive(row: AccessRequest): ConflictError {
+    const status = effectiveStatus(row);
+    const why = status === 'revoked'
+      ? `was already revoked${row.revokedBy ? ` by ${row.revokedBy}` : ''}${row.revokedAt ? ` at ${row.revokedAt.toISOString()}` : ''}`
+      : status === 'expired' && row.status === 'approved'
+        ? `has no running grant: it ended at ${row.grantedUntil?.toISOString()}`
+        : `is ${status}, not an approved grant`;
+    return new ConflictError(`access request ${row.id} ${why}; only an approved grant that is still running can be revoked`, status === 'revoked' ? 'access_request_already_revoked' : 'access_request_not_active');
   }
 
   /**

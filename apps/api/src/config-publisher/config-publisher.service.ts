@@ -27,6 +27,7 @@ interface Shared {
   issuer: string;
   verificationKeys: ConfigSnapshot['verificationKeys'];
   revokedTokenIds: string[];
+  revokedGrants: string[];
   policies: ConfigSnapshot['policies'];
 }
 
@@ -154,14 +155,17 @@ export class ConfigPublisherService implements OnApplicationBootstrap, OnApplica
 
   private async shared(): Promise<Shared> {
     const now = new Date();
-    const [revoked, policies] = await Promise.all([
+    const [revoked, revokedGrants, policies] = await Promise.all([
       this.prisma.token.findMany({ where: { revokedAt: { not: null }, expiresAt: { gt: now } }, select: { id: true }, orderBy: { id: 'asc' } }),
+      // listed until the grant would have ended: a credential minted under it expires by then (exp ≤ gexp)
+      this.prisma.accessRequest.findMany({ where: { status: 'revoked', grantedUntil: { gt: now } }, select: { id: true }, orderBy: { id: 'asc' } }),
       this.prisma.policy.findMany({ select: { name: true, version: true, document: true }, orderBy: { name: 'asc' } }),
     ]);
     return {
       issuer: this.config.env.PORTCULLIS_ISSUER,
       verificationKeys: this.keys.publicJwks().map((k) => ({ ...k })),
       revokedTokenIds: revoked.map((t) => t.id),
+      revokedGrants: revokedGrants.map((r) => r.id),
       policies: policies.map((p) => ({ name: p.name, version: p.version, document: p.document })),
     };
   }
@@ -191,6 +195,7 @@ export class ConfigPublisherService implements OnApplicationBootstrap, OnApplica
           issuer: shared.issuer,
           verificationKeys: shared.verificationKeys,
           revokedTokenIds: shared.revokedTokenIds,
+          revokedGrants: shared.revokedGrants,
           eventKey: sealForPool(row.publicKey, this.eventKey, 'event-key'),
           maskingKey: sealForPool(row.publicKey, this.maskingKey, 'masking-key'),
           connections,

@@ -64,7 +64,9 @@ export async function verifyCredential(token: string, database: string, config: 
   const connection = config.connections.get(database);
   if (!connection) throw new CredentialError('unknown_connection', `connection "${database}" does not exist`);
   const expiresAt = typeof payload.exp === 'number' ? payload.exp * 1000 : null;
-  if (!credentialAllows(claims, connection, { expiresAt }).allowed) {
+  const access = credentialAllows(claims, connection, { expiresAt, revokedGrants: config.revokedGrants });
+  if (!access.allowed) {
+    if (access.reason === 'grant_revoked') throw new CredentialError('revoked', `the access grant this credential rests on (access request ${claims.grant}) was revoked`);
     throw new CredentialError('not_allowed', `not allowed to use connection "${database}"`);
   }
   return { claims, connection, expiresAt };

@@ -31,6 +31,8 @@ export interface ActiveConfig {
   issuer: string;
   jwks: JWTVerifyGetKey;
   revoked: ReadonlySet<string>;
+  /** access requests revoked before their grant's end: credentials and sessions resting on one are over */
+  revokedGrants: ReadonlySet<string>;
   eventKey: Buffer;
   maskingKey: Buffer;
   connections: ReadonlyMap<string, ResolvedConnection>;
@@ -127,6 +129,7 @@ export function buildActiveConfig(
     issuer: snapshot.issuer,
     jwks: createLocalJWKSet({ keys: snapshot.verificationKeys } as unknown as JSONWebKeySet),
     revoked: new Set(snapshot.revokedTokenIds),
+    revokedGrants: new Set(snapshot.revokedGrants ?? []),
     eventKey,
     maskingKey,
     connections,

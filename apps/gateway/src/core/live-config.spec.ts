@@ -37,6 +37,7 @@ const rows: [string, LiveSessionFacts, ActiveConfig, string, string | number | n
   ['one of its groups is still allowed', { ...session, caller: { groups: ['dba', 'engineers'], grants: [] } }, config({ allowedGroups: ['dba'] }), 'keep', null],
   ['its access grant runs on', granted(NOW + 1000), config({ allowedGroups: ['dba'] }), 'keep', null],
   ['its access grant ended', granted(NOW), config({ allowedGroups: ['dba'] }), 'end', 'access_removed'],
+  ['its access grant was revoked before its end', { ...session, caller: { groups: ['sales'], grants: [{ id: 'ar-1', until: NOW + 60_000, revoked: true }] } }, config({ allowedGroups: ['dba'] }), 'end', 'access_removed'],
   ['its connection was removed', session, config({ connections: { other: 'p' } }), 'end', 'connection_removed'],
   ['its connection moved to another policy', session, config({ connections: { db: 'q' } }), 'end', 'policy_changed'],
   ['its connection dropped its policy', session, config({ connections: { db: null } }), 'end', 'policy_changed'],
@@ -68,5 +69,12 @@ describe('reviewLiveSession', () => {
       expect(v.message).toMatch(/^terminating connection: /);
     }
     if (v.kind === 'adopt') expect(v.policy.version).toBe(detail);
+  });
+});
+
+describe('a revoked access grant', () => {
+  it('ends its session with a message that says so, naming the access request', () => {
+    const v = reviewLiveSession({ ...session, caller: { groups: ['sales'], grants: [{ id: 'ar-7', until: NOW + 60_000, revoked: true }] } }, config({ allowedGroups: ['dba'] }), NOW);
+    expect(v).toMatchObject({ kind: 'end', reason: 'access_removed', message: 'terminating connection: the access grant for connection "db" (access request ar-7) was revoked' });
   });
 });

@@ -54,7 +54,9 @@ export function reviewLiveSession(s: LiveSessionFacts, config: ActiveConfig, now
       kind: 'end', code: ENDED, reason: 'access_removed',
       message: access.reason === 'grant_expired'
         ? `terminating connection: the access grant for connection "${s.connection}" has expired`
-        : `terminating connection: this session's groups are no longer allowed to use connection "${s.connection}"`,
+        : access.reason === 'grant_revoked'
+          ? `terminating connection: the access grant for connection "${s.connection}" (access request ${s.caller.grants[0]?.id ?? '?'}) was revoked`
+          : `terminating connection: this session's groups are no longer allowed to use connection "${s.connection}"`,
     };
   }
   const name = conn.policy ?? null;

@@ -113,7 +113,7 @@ export class SessionRegistry implements Iterable<LiveSession> {
       {
         tokenId: grant.claims.jti,
         connection: grant.connection.name,
-        caller: accessCallerOf(grant.claims, grant.expiresAt),
+        caller: accessCallerOf(grant.claims, grant.expiresAt, config.revokedGrants),
         policy: grant.policy,
         holdsEarlierDecisions: session.holdsEarlierDecisions(),
       },

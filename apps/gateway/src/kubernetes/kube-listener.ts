@@ -278,7 +278,7 @@ export class KubeListener {
     if (
       cached && cached.revision === config.revision && cached.grant.connection.name === connection && (cached.grant.expiresAt ?? Infinity) > Date.now() + 5000 &&
       // an access grant ends on its own clock, not with a new config
-      mayUseConnection(accessCallerOf(cached.grant.claims, cached.grant.expiresAt), cached.grant.connection, Date.now()).allowed
+      mayUseConnection(accessCallerOf(cached.grant.claims, cached.grant.expiresAt, config.revokedGrants), cached.grant.connection, Date.now()).allowed
     ) {
       return cached.grant;
     }

@@ -15,7 +15,13 @@ export const decideAccessRequestSchema = z.strictObject({
 });
 export type DecideAccessRequest = z.infer<typeof decideAccessRequestSchema>;
 
-export const ACCESS_REQUEST_STATUSES = ['pending', 'approved', 'denied', 'expired'] as const;
+export const revokeAccessRequestSchema = z.strictObject({
+  /** why the grant ends early (kept with the request and in the audit event) */
+  reason: z.string().trim().max(2000).nullable().optional(),
+});
+export type RevokeAccessRequest = z.infer<typeof revokeAccessRequestSchema>;
+
+export const ACCESS_REQUEST_STATUSES = ['pending', 'approved', 'denied', 'expired', 'revoked'] as const;
 
 export const listAccessRequestsQuerySchema = z.strictObject({
   status: z.enum(ACCESS_REQUEST_STATUSES).optional(),
@@ -30,7 +36,10 @@ export const accessRequestViewSchema = z.object({
   connection: z.string(),
   reason: z.string(),
   durationSeconds: z.number(),
-  /** `expired`: a grant whose time ran out, or a request nobody decided within a day */
+  /**
+   * `expired`: a grant whose time ran out, or a request nobody decided within a day; `revoked`: an
+   * approved grant an approver or admin ended early (POST /v1/access-requests/{id}/revoke)
+   */
   status: z.enum(ACCESS_REQUEST_STATUSES),
   /** true while the grant lets the identity get credentials */
   active: z.boolean(),
@@ -38,6 +47,10 @@ export const accessRequestViewSchema = z.object({
   decidedAt: z.string().nullable(),
   comment: z.string().nullable(),
   grantedUntil: z.string().nullable(),
+  /** who ended the grant early, when, and why (null unless `revoked`) */
+  revokedBy: z.string().nullable(),
+  revokedAt: z.string().nullable(),
+  revokeReason: z.string().nullable(),
   createdAt: z.string(),
 });
 export type AccessRequestView = z.infer<typeof accessRequestViewSchema>;
