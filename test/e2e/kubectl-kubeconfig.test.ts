@@ -2,7 +2,7 @@
 // an admin registers a real kube-apiserver over REST, the demo agent runs `portcullis kubeconfig`, and
 // kubectl — running `portcullis kube-credential` as its exec plugin — talks to the gateway's HTTPS
 // listener (pinned to the pool CA), which talks to the API server with the connection's own token.
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -69,4 +69,45 @@ describe.skipIf(skip !== null)(`kubectl with a kubeconfig from the api, through 
     expect(again.code, again.stderr).toBe(0);
     expect(again.stdout.trim()).toBe('namespace/default');
   });
+
+  it('revoking the api token a static kubeconfig was minted with ends its open watch and refuses the next kubectl call', async () => {
+    const workloadJwt = await clientCredentialsToken(s.idp, 'demo-agent', 'demo-agent-secret', 'portcullis');
+    const exchanged = await fetch(`${s.api}/v1/auth/token`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body: new URLSearchParams({ grant_type: 'urn:ietf:params:oauth:grant-type:token-exchange', subject_token: workloadJwt, subject_token_type: 'urn:ietf:params:oauth:token-type:jwt' }),
+    });
+    const own = ((await exchanged.json()) as { access_token: string }).access_token;
+    const st = await s.rest('GET', '/v1/connections/demo-k8s/kubeconfig?token=static', own);
+    expect(st.status, st.text).toBe(200);
+    const file = join(dir, 'static-revoked');
+    writeFileSync(file, st.text);
+    const ok = await runKubectl(cluster.bins.kubectl, ['--kubeconfig', file, 'get', 'ns', 'default', '-o', 'name']);
+    expect(ok.code, ok.stderr).toBe(0);
+    // an open watch through the gateway
+    const watch = spawn(cluster.bins.kubectl, ['--kubeconfig', file, 'get', 'ns', '--watch', '-o', 'name'], {
+      env: { ...process.env, HOME: dir, KUBECACHEDIR: join(dir, 'kubecache-watch') }, stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let out = '';
+    watch.stdout.on('data', (b: Buffer) => (out += b.toString()));
+    watch.stderr.on('data', (b: Buffer) => (out += b.toString()));
+    const ended = new Promise<number | null>((resolve) => watch.on('close', resolve));
+    try {
+      const deadline = Date.now() + 30_000;
+      while (!out.includes('namespace/default')) {
+        if (Date.now() > deadline || watch.exitCode !== null) throw new Error(`the watch did not start: ${out}`);
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      const jti = (JSON.parse(Buffer.from(own.split('.')[1]!, 'base64url').toString()) as { jti: string }).jti;
+      expect((await s.rest('POST', '/v1/auth/revoke', own, { jti })).status).toBeLessThan(300);
+      const r = await Promise.race([ended, new Promise<'still watching'>((res) => setTimeout(() => res('still watching'), 20_000))]);
+      expect(r, out).not.toBe('still watching');
+    } finally {
+      watch.kill('SIGKILL');
+    }
+    const refused = await runKubectl(cluster.bins.kubectl, ['--kubeconfig', file, 'get', 'ns', 'default', '-o', 'name']);
+    expect(refused.code).not.toBe(0);
+    expect(refused.stderr).toMatch(/Unauthorized|revoked/);
+    expect(refused.stdout).not.toContain('namespace/default');
+  }, 120_000);
 });

@@ -2,7 +2,7 @@
 // OpenSSH logs in through the gateway to the stack's private sshd with it as the password (sshpass), and
 // again with `portcullis ssh` (a certificate from the api, the gateway verified by its known_hosts); the
 // session's terminal comes back from GET /v1/sessions/{id}/recording.cast and asciinema reads it.
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { parseSshCertificate } from '@portcullis/protocol';
 import { tmpdir } from 'node:os';
@@ -89,4 +89,57 @@ describe.skipIf(!peers)('pnpm start SSH demo (demo-ssh) with real ssh (needs /us
     const played = await run('script', ['-qec', `stty -onlcr; asciinema cat '${join(dir, 'exec.cast')}'`, '/dev/null'], { env: { ...process.env, LANG: 'C.UTF-8' } });
     expect(played.stdout).toContain('via-certificate');
   });
+
+  it('revoking the api token that minted an SSH certificate ends the OpenSSH session open with it (a clear message) and the certificate no longer logs in', async () => {
+    // a token of its own: revoking it must not take the other tests' token along
+    const workloadJwt = await clientCredentialsToken(s.idp, 'demo-agent', 'demo-agent-secret', 'portcullis');
+    const exchanged = await fetch(`${s.api}/v1/auth/token`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body: new URLSearchParams({ grant_type: 'urn:ietf:params:oauth:grant-type:token-exchange', subject_token: workloadJwt, subject_token_type: 'urn:ietf:params:oauth:token-type:jwt' }),
+    });
+    const own = ((await exchanged.json()) as { access_token: string }).access_token;
+    const key = join(dir, 'revoked_key');
+    await run('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', 'e2e-revoked', '-f', key]);
+    const signed = await s.rest('POST', '/v1/connections/demo-ssh/ssh-certificate', own, { publicKey: readFileSync(`${key}.pub`, 'utf8').trim() });
+    expect(signed.status, signed.text).toBe(201);
+    writeFileSync(`${key}-cert.pub`, `${signed.json.certificate}\n`);
+    writeFileSync(join(dir, 'revoked_known_hosts'), signed.json.knownHosts);
+    const sshArgs = (command: string[]) => [
+      '-F', '/dev/null', '-i', key, '-o', `CertificateFile=${key}-cert.pub`, '-o', 'IdentitiesOnly=yes', '-o', 'BatchMode=yes',
+      '-o', `UserKnownHostsFile=${join(dir, 'revoked_known_hosts')}`, '-o', 'StrictHostKeyChecking=yes', '-o', 'PreferredAuthentications=publickey',
+      '-p', String(s.sshPort), 'demo-ssh@127.0.0.1', ...command,
+    ];
+    const env = { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: dir, LANG: 'C' };
+    // an open session: a long command that has printed its first line
+    const ssh = spawn('ssh', sshArgs(['echo session-open; sleep 300']), { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    ssh.stdout.on('data', (b: Buffer) => (stdout += b.toString()));
+    ssh.stderr.on('data', (b: Buffer) => (stderr += b.toString()));
+    const done = new Promise<number | null>((resolve) => ssh.on('close', resolve));
+    try {
+      const open = Date.now() + 60_000;
+      while (!stdout.includes('session-open')) {
+        if (Date.now() > open || ssh.exitCode !== null) throw new Error(`the ssh session did not open: ${stderr}`);
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      const jti = (JSON.parse(Buffer.from(own.split('.')[1]!, 'base64url').toString()) as { jti: string }).jti;
+      const revoked = await s.rest('POST', '/v1/auth/revoke', own, { jti });
+      expect(revoked.status, revoked.text).toBeLessThan(300);
+      const code = await Promise.race([done, new Promise<'still running'>((r) => setTimeout(() => r('still running'), 20_000))]);
+      expect(code, stderr).not.toBe('still running');
+      expect(code).not.toBe(0);
+      expect(stderr).toContain('portcullis: session ended: the gateway credential of this session was revoked');
+    } finally {
+      ssh.kill('SIGKILL');
+    }
+    // the same certificate is refused at once, and says why
+    const again = await run('ssh', sshArgs(['echo', 'must-not-run']), { env, timeout: 60_000 }).then((r) => ({ ...r, code: 0 }), (e: { stdout: string; stderr: string; code: number }) => e);
+    expect(again.code).not.toBe(0);
+    expect(again.stdout).not.toContain('must-not-run');
+    expect(again.stderr).toContain('gateway credential has been revoked');
+    // and the api mints no new certificate with the revoked token
+    expect((await s.rest('POST', '/v1/connections/demo-ssh/ssh-certificate', own, { publicKey: readFileSync(`${key}.pub`, 'utf8').trim() })).status).toBe(401);
+  }, 120_000);
 });

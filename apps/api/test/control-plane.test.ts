@@ -324,6 +324,18 @@ describe('control plane e2e: groups, identities, pools, connections, tokens, sna
     expect(again.body.alreadyRevoked).toBe(true);
   });
 
+  it('a revoked credential stays on the snapshot a while past its expiry: gateways verify expiry with a clock tolerance, and their clock may lag', async () => {
+    const t = await tokens.issueApiToken(alice.id);
+    // expired two seconds ago, within any gateway's tolerance; revoked
+    await prisma.token.update({ where: { id: t.jti }, data: { expiresAt: new Date(Date.now() - 2000), revokedAt: new Date(), revokedBy: 'test' } });
+    await api.get(ConfigPublisherService).publishNow();
+    expect((await snapshot()).revokedTokenIds).toContain(t.jti);
+    // long gone: off the list
+    await prisma.token.update({ where: { id: t.jti }, data: { expiresAt: new Date(Date.now() - 3600_000) } });
+    await api.get(ConfigPublisherService).publishNow();
+    expect((await snapshot()).revokedTokenIds).not.toContain(t.jti);
+  });
+
   it('a heartbeat on NATS shows up in GET /v1/gateways', async () => {
     const id = `gw-${s}`;
     const now = new Date().toISOString();

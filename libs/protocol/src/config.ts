@@ -112,7 +112,7 @@ export const configSnapshotSchema = z.object({
   issuer: z.string(),
   /** keys that verify api tokens, gateway credentials and signed approval decisions */
   verificationKeys: z.array(publicJwkSchema).min(1),
-  /** ids (jti) of revoked tokens that have not expired yet */
+  /** ids (jti) of revoked tokens that have not expired yet (kept a few minutes past their expiry: clock tolerance and skew) */
   revokedTokenIds: z.array(z.string()),
   /**
    * ids of access requests revoked before their grant's end, until that end: credentials minted under

@@ -14,6 +14,12 @@ import { PoolKeysService } from '../pool-keys/pool-keys.service.js';
 
 const DEBOUNCE_MS = 50;
 const REPUBLISH_MS = 60_000;
+/**
+ * How long past its expiry a revoked credential (and past its end a revoked grant) stays on the
+ * snapshot. Gateways verify expiry with a clock tolerance (5 s) and their clock may lag the api's: a
+ * revocation that left the list exactly at `exp` would let such a credential in again for that long.
+ */
+export const REVOCATION_OVERLAP_MS = 5 * 60_000;
 
 export class SnapshotPublishError extends Error {
   constructor(readonly pool: string, message: string, options?: { cause?: unknown }) {
@@ -154,11 +160,11 @@ export class ConfigPublisherService implements OnApplicationBootstrap, OnApplica
   }
 
   private async shared(): Promise<Shared> {
-    const now = new Date();
+    const keepFrom = new Date(Date.now() - REVOCATION_OVERLAP_MS);
     const [revoked, revokedGrants, policies] = await Promise.all([
-      this.prisma.token.findMany({ where: { revokedAt: { not: null }, expiresAt: { gt: now } }, select: { id: true }, orderBy: { id: 'asc' } }),
+      this.prisma.token.findMany({ where: { revokedAt: { not: null }, expiresAt: { gt: keepFrom } }, select: { id: true }, orderBy: { id: 'asc' } }),
       // listed until the grant would have ended: a credential minted under it expires by then (exp ≤ gexp)
-      this.prisma.accessRequest.findMany({ where: { status: 'revoked', grantedUntil: { gt: now } }, select: { id: true }, orderBy: { id: 'asc' } }),
+      this.prisma.accessRequest.findMany({ where: { status: 'revoked', grantedUntil: { gt: keepFrom } }, select: { id: true }, orderBy: { id: 'asc' } }),
       this.prisma.policy.findMany({ select: { name: true, version: true, document: true }, orderBy: { name: 'asc' } }),
     ]);
     return {
