@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startApprovalsStack, type ApprovalsStack } from '../../../test/support/approvals-stack.js';
 import { readSessionEvents, waitFor } from './support/harness.js';
 import { markerPolicy } from './support/ssh-test-policy.js';
-import { attachSshTarget, type SshWorld } from './support/ssh-world.js';
+import { attachSshTarget, spawnProgram, type SshWorld } from './support/ssh-world.js';
 
 /**
  * What the gateway does with SSH decisions, end to end with OpenSSH clients, a real sshd and the
@@ -235,5 +235,86 @@ describe('file transfers decided by path', () => {
     expect(pem.code).not.toBe(0);
     expect(pem.stderr).toContain('keys stay on the host');
     expect(existsSync(join(w.sshd.dir, 'k2.pem'))).toBe(false);
+  });
+
+  describe('scp -O (legacy) waits for an approval', () => {
+    // a file whose path names HOLDME needs approval (markerPolicy); the scp command itself must not name
+    // it (the command would wait for its own approval): uploads go into a directory, downloads are globs.
+    // Binary and large enough to take several channel windows, so "intact" means every byte.
+    const payload = randomBytes(300_000);
+    const scpO = async (from: string, to: string) => spawnProgram('sshpass', ['-e', 'scp', ...w.clientOptions(), '-P', String(w.port()), '-O', from, to], { SSHPASS: await token() });
+    const remote = (path: string) => `${s.connection}@127.0.0.1:${path}`;
+    const localFile = (name: string) => {
+      const dir = join(w.sshd.dir, `local-${randomBytes(3).toString('hex')}`);
+      mkdirSync(dir);
+      writeFileSync(join(dir, name), payload);
+      return join(dir, name);
+    };
+    /** a directory on the host with these files (a download's glob `dir/*` sends them in name order) */
+    const hostDir = (entries: Record<string, Buffer | string>) => {
+      const dir = join(files, `d-${randomBytes(3).toString('hex')}`);
+      mkdirSync(dir);
+      for (const [name, body] of Object.entries(entries)) writeFileSync(join(dir, name), body);
+      return dir;
+    };
+    const fileEvents = async () => (await readSessionEvents(s.h, undefined, 1)).filter((e) => e.type === 'file').map((e) => e.data as Record<string, unknown>);
+
+    it('upload: the file record is held until approved, then the file arrives intact in the same invocation', async () => {
+      const src = localFile('HOLDME-up');
+      const dir = hostDir({});
+      const run = await scpO(src, remote(`${dir}/`));
+      const [pending] = await s.waitPending(sub);
+      await run.saw(`portcullis: waiting for approval ${pending!.id} (hold-file: this file needs a second pair of eyes)`, 'stderr');
+      expect(existsSync(join(dir, 'HOLDME-up'))).toBe(false);
+      expect((await s.decide(pending!.id, 'approve', 'fine')).status).toBe(200);
+      const r = await run.done;
+      expect(r.code).toBe(0);
+      expect(readFileSync(join(dir, 'HOLDME-up')).equals(payload)).toBe(true);
+      await expect.poll(fileEvents, { timeout: 15_000, interval: 200 }).toEqual(expect.arrayContaining([
+        expect.objectContaining({ via: 'scp', op: 'write', path: `${dir}/HOLDME-up`, action: 'require_approval', rule: 'hold-file', approvalId: pending!.id, approved: true }),
+      ]));
+    });
+
+    it("download: the host's file record is held until approved, then the file arrives intact", async () => {
+      const dir = hostDir({ 'HOLDME-down': payload });
+      const dest = join(w.sshd.dir, `down-${randomBytes(3).toString('hex')}`);
+      const run = await scpO(remote(`${dir}/*`), dest);
+      const [pending] = await s.waitPending(sub);
+      await run.saw(`portcullis: waiting for approval ${pending!.id}`, 'stderr');
+      expect(existsSync(dest)).toBe(false);
+      expect((await s.decide(pending!.id, 'approve')).status).toBe(200);
+      const r = await run.done;
+      expect(r.code).toBe(0);
+      expect(readFileSync(dest).equals(payload)).toBe(true);
+    });
+
+    it('upload denied: scp exits non-zero with the reason, the file is not written on the host', async () => {
+      const src = localFile('HOLDME-denied');
+      const dir = hostDir({});
+      const run = await scpO(src, remote(`${dir}/`));
+      const [pending] = await s.waitPending(sub);
+      await run.saw(`waiting for approval ${pending!.id}`, 'stderr');
+      expect((await s.decide(pending!.id, 'deny', 'not this file')).status).toBe(200);
+      const r = await run.done;
+      expect(r.code).not.toBe(0);
+      expect(r.stderr).toMatch(new RegExp(`scp: write ${dir}/HOLDME-denied.*: approval ${pending!.id} denied by .+: not this file`));
+      expect(existsSync(join(dir, 'HOLDME-denied'))).toBe(false);
+    });
+
+    it('download denied: scp exits non-zero with the reason, nothing is written locally; the next file still comes', async () => {
+      // one `scp -f` for both: the held file first, then the free one
+      const dir = hostDir({ 'HOLDME-denied': payload, free: 'free\n' });
+      const dest = join(w.sshd.dir, `down-${randomBytes(3).toString('hex')}`);
+      mkdirSync(dest);
+      const run = await scpO(remote(`${dir}/*`), dest);
+      const [pending] = await s.waitPending(sub);
+      await run.saw(`waiting for approval ${pending!.id}`, 'stderr');
+      expect((await s.decide(pending!.id, 'deny', 'stays there')).status).toBe(200);
+      const r = await run.done;
+      expect(r.code).not.toBe(0);
+      expect(r.stderr).toMatch(new RegExp(`scp: read ${dir}/HOLDME-denied: approval ${pending!.id} denied by .+: stays there`));
+      expect(existsSync(join(dest, 'HOLDME-denied'))).toBe(false);
+      expect(readFileSync(join(dest, 'free'), 'utf8')).toBe('free\n');
+    });
   });
 });

@@ -12,7 +12,7 @@ import type { GatewayMetrics } from '../http/metrics.js';
 import type { Logger } from '../logger.js';
 import { LineTracker } from './line-tracker.js';
 import { MaskedOutput } from './masked-output.js';
-import { ScpWatcher, parseScpCommand } from './scp-watcher.js';
+import { ScpWatcher, parseScpCommand, type ScpDecided, type ScpStep } from './scp-watcher.js';
 import { SftpProxy } from './sftp-proxy.js';
 import { CertificateRefused, checkUserCertificate, isCertificateType, verifySshSignature } from './ssh-keys.js';
 import type { FileOp, SshPolicy, SshVerdict, StreamMasker } from './ssh-policy.types.js';
@@ -678,9 +678,9 @@ export class SshSession implements LiveSession {
     };
   }
 
-  private fileEvent(stream: string, op: FileOp, v: SshVerdict, via: 'sftp' | 'scp'): void {
+  private fileEvent(stream: string, op: FileOp, v: SshVerdict, via: 'sftp' | 'scp', extra: Record<string, unknown> = {}): void {
     this.metrics.countDecision(v.action);
-    this.emit('file', { stream, via, ...op, action: v.action, rule: v.rule, reason: v.reason });
+    this.emit('file', { stream, via, ...op, action: v.action, rule: v.rule, reason: v.reason, ...extra });
   }
 
   private async sftp(ch: ServerChannel): Promise<void> {
@@ -771,8 +771,21 @@ export class SshSession implements LiveSession {
     return this.home;
   }
 
+  /**
+   * Legacy scp: the sender's records (the client's for an upload, `scp -t`; the host's for a download,
+   * `scp -f`) are decided by path before they reach the receiver. A record that needs approval is held:
+   * the sender waits for the receiver's one-byte answer before it sends the file, so nothing flows
+   * meanwhile; the client's stderr says what it waits for. Approved, the record goes on; denied (or
+   * expired), both sides are answered with scp's error record (`\x01message`), as a receiver refusing
+   * one file would: the sender skips it, the client prints the message, and the transfer goes on with
+   * the next file (scp then exits non-zero).
+   */
   private relayScp(ch: ServerChannel, up: ClientChannel, scp: Exclude<ReturnType<typeof parseScpCommand>, null | 'refused'>, stream: string, held: Buffer[], home: string): void {
+    const upload = scp.direction === 'upload';
+    let over = false;
     const refuse = (message: string): void => {
+      if (over) return;
+      over = true;
       // \x02: a fatal error in the scp protocol, which the scp client prints and stops on
       ch.write(Buffer.from(`\x02scp: ${message}\n`));
       ch.exit(1);
@@ -780,32 +793,53 @@ export class SshSession implements LiveSession {
       ch.close();
       up.close();
     };
+    const say = (line: string): void => void ch.stderr.write(`portcullis: ${line}\n`);
     const watcher = new ScpWatcher(scp, {
       decide: (op) => {
         const v = this.policy!.file(op);
-        this.fileEvent(stream, op, v, 'scp');
-        // an approval cannot hold a byte stream the sender keeps writing: scp needs an allow
-        return v.action === 'allow' ? null : `${op.op} ${op.path}: ${v.reason ?? (v.rule ? `refused by rule ${v.rule}` : 'refused by policy')}`;
+        // one waiting for approval is recorded with its outcome
+        if (v.action !== 'require_approval') this.fileEvent(stream, op, v, 'scp');
+        return v;
       },
     }, home);
-    const toUp = (b: Buffer): void => {
-      this.bytesIn += b.length;
-      if (scp.direction === 'upload') {
-        const err = watcher.push(b);
-        if (err) return refuse(err);
-      }
-      relay(ch, up, b);
+    // the sender's bytes go through the watcher to the receiver; the receiver's answers pass as they come
+    const sender = upload ? ch : up;
+    const receiver = upload ? up : ch;
+    const step = (st: ScpStep): void => {
+      if (over) return;
+      if (st.pass.length) relay(sender, receiver, st.pass);
+      if (st.refused) return refuse(st.refused);
+      if (st.wait) void approve(st.wait.ops);
     };
-    up.on('data', (b: Buffer) => {
-      this.bytesOut += b.length;
-      if (scp.direction === 'download') {
-        const err = watcher.push(b);
-        if (err) return refuse(err);
+    const approve = async (ops: ScpDecided[]): Promise<void> => {
+      const text = `${ops[0]!.op.op} ${ops.map((o) => o.op.path).join(' or ')}`;
+      const d = await this.settle(ops[0]!.verdict, text, say);
+      for (const o of ops) this.fileEvent(stream, o.op, o.verdict, 'scp', d.approvalId ? { approvalId: d.approvalId, approved: d.run } : {});
+      if (over || this.ended) return;
+      if (!d.run) {
+        const why = `${text}: ${d.message ?? 'refused'}`;
+        // the receiver's refusal of this one record: an upload's client skips the file; a download's
+        // host skips it and its client prints why and waits for the next record
+        ch.write(Buffer.from(`\x01scp: ${why}\n`));
+        if (!upload) up.write(Buffer.from(`\x01${why}\n`));
       }
-      relay(up, ch, b);
-    });
+      step(watcher.resolve(d.run));
+    };
+    const fromSender = (b: Buffer): void => {
+      if (upload) this.bytesIn += b.length;
+      else this.bytesOut += b.length;
+      step(watcher.push(b));
+      // a sender that keeps writing past a held record is not speaking scp
+      if (watcher.held > MAX_HELD_BYTES) refuse('data sent while a record waits for its decision');
+    };
+    const fromReceiver = (b: Buffer): void => {
+      if (upload) this.bytesOut += b.length;
+      else this.bytesIn += b.length;
+      relay(receiver, sender, b);
+    };
     up.stderr.on('data', (b: Buffer) => ch.stderr.write(b));
     up.on('exit', (code: number | null, sig?: string) => {
+      if (over) return;
       if (typeof code === 'number') ch.exit(code);
       else if (sig) ch.exit(sig, false, '');
     });
@@ -815,8 +849,15 @@ export class SshSession implements LiveSession {
     });
     ch.on('end', () => up.end());
     ch.on('close', () => up.close());
-    for (const b of held) toUp(b);
-    ch.on('data', toUp);
+    if (upload) {
+      for (const b of held) fromSender(b);
+      ch.on('data', fromSender);
+      up.on('data', fromReceiver);
+    } else {
+      for (const b of held) fromReceiver(b);
+      ch.on('data', fromReceiver);
+      up.on('data', fromSender);
+    }
     ch.resume();
   }
 
