@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // `pnpm bench:k8s` (node bench/k8s-bench.mjs [--objects 1000] [--runs 15] [--seconds 5] [--concurrency 16]
-// [--only small-gets] [--profile gateway.cpuprofile]) — Kubernetes
+// [--only small-gets] [--scenarios namespace,pod,secretMasked] [--profile gateway.cpuprofile]) — Kubernetes
 // through the gateway vs direct against a real kube-apiserver v1.32 (../shared/tools/kubernetes):
 // `kubectl get pods -A` with 1,000 pods (p50 ratio, target ≤ 1.2×), small GETs per second (target
 // ≥ 0.8× direct), and a 1,000-Secret list masked by the gateway with the share of time spent masking.
@@ -20,6 +20,7 @@ opt('seconds', 'K8S_BENCH_SECONDS');
 opt('concurrency', 'K8S_BENCH_CONCURRENCY');
 opt('only', 'K8S_BENCH_ONLY');
 opt('profile', 'K8S_BENCH_PROFILE');
+opt('scenarios', 'K8S_BENCH_SCENARIOS');
 const root = fileURLToPath(new URL('..', import.meta.url));
 const vitest = await startVitest('test', [], {
   root,

@@ -90,7 +90,10 @@ function load(side: Side, path: string, seconds: number): Promise<Load> {
 
 /** The bare Node proxy (bench/lib/bare-https-proxy.mjs) in its own process: the floor of the gateway's design. */
 async function startBareProxy(tls: { certPem: string; keyPem: string; caPem: string }): Promise<{ side: Side; cpuMs(): Promise<number>; stop(): void }> {
-  const child: ChildProcess = fork(BARE_PROXY, [JSON.stringify({ upstream: cluster.server, upstreamCa: cluster.caPem, authorization: `Bearer ${cluster.adminToken}`, cert: tls.certPem, key: tls.keyPem })], { stdio: 'ignore' });
+  // with K8S_BENCH_PROFILE=<file>, the bare proxy's own CPU profile goes to <file>.bare/ (written when it exits)
+  const profile = process.env.K8S_BENCH_PROFILE;
+  const execArgv = profile ? ['--cpu-prof', `--cpu-prof-dir=${profile}.bare`] : [];
+  const child: ChildProcess = fork(BARE_PROXY, [JSON.stringify({ upstream: cluster.server, upstreamCa: cluster.caPem, authorization: `Bearer ${cluster.adminToken}`, cert: tls.certPem, key: tls.keyPem })], { stdio: 'ignore', execArgv });
   const port = await new Promise<number>((resolve, reject) => {
     child.once('message', (m) => resolve((m as { port: number }).port));
     child.once('exit', (c) => reject(new Error(`bare proxy exited (${c})`)));
@@ -101,7 +104,8 @@ async function startBareProxy(tls: { certPem: string; keyPem: string; caPem: str
       child.once('message', (m) => resolve((m as { cpuMs: number }).cpuMs));
       child.send('cpu');
     }),
-    stop: () => child.kill(),
+    // disconnect: the proxy exits on its own (and writes its profile)
+    stop: () => child.disconnect(),
   };
 }
 
@@ -112,11 +116,14 @@ async function startBareProxy(tls: { certPem: string; keyPem: string; caPem: str
  * profile of the gateway during its namespace runs (Chrome DevTools or speedscope open it).
  */
 async function smallGetRuns(direct: Side, gw: Side, tls: { certPem: string; keyPem: string; caPem: string }): Promise<Record<string, unknown>> {
-  const scenarios: Record<string, string> = {
+  const all: Record<string, string> = {
     namespace: '/api/v1/namespaces/default',
     pod: '/api/v1/namespaces/bench-a/pods/web-0',
     secretMasked: '/api/v1/namespaces/bench-secrets/secrets/s-1',
   };
+  // K8S_BENCH_SCENARIOS=namespace,pod: only those
+  const only = process.env.K8S_BENCH_SCENARIOS?.split(',').filter(Boolean);
+  const scenarios = only ? Object.fromEntries(Object.entries(all).filter(([name]) => only.includes(name))) : all;
   const bare = await startBareProxy(tls);
   const profile = process.env.K8S_BENCH_PROFILE;
   const inspector = profile ? new Session() : null;
