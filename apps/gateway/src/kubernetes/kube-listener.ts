@@ -134,6 +134,8 @@ export class KubeListener {
   private readonly verified = new Map<string, { revision: number; grant: SessionGrant }>();
   /** the masker of each resolved policy (a new config brings new policy objects) */
   private readonly maskingByPolicy = new WeakMap<ResolvedPolicy, { key: Buffer; lib: PolicyLib; masking: KubeMasking | null }>();
+  /** request attributes by `method target`, for the policy library that parsed them (requestInfo) */
+  private infos: { lib: PolicyLib | null; byTarget: Map<string, KubeRequestInfo> } = { lib: null, byTarget: new Map() };
   port = 0;
 
   constructor(private readonly o: KubeListenerOptions) {}
@@ -195,11 +197,18 @@ export class KubeListener {
 
   // ---- one request ----
 
+  // A request of a connection whose credential and session are known, allowed by the policy, runs
+  // from its first byte to its upstream write without waiting on a promise: each step returns a
+  // value when it has one (a promise only when it must wait: first admission, session start, an
+  // approval, a request body). Every await costs a microtask turn and the async machinery around
+  // it, which on the small-GET path was a large share of the gateway's CPU per request.
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     let call: KubeCall | null = null;
     try {
-      call = await this.admit(req);
-      const decision = await this.decide(call, req, res);
+      const admitted = this.admit(req);
+      call = admitted instanceof Promise ? await admitted : admitted;
+      const decided = this.decide(call, req, res);
+      const decision = decided instanceof Promise ? await decided : decided;
       if (decision.action !== 'allow') return; // answered
       await this.forward(call, req, res);
     } catch (err) {
@@ -220,8 +229,11 @@ export class KubeListener {
     call?.session.request(call, { status: 500, action: 'error', reason: 'internal error' });
   }
 
-  /** Authenticates the request and classifies it; throws Refusal. */
-  private async admit(req: IncomingMessage): Promise<KubeCall> {
+  /**
+   * Authenticates the request and classifies it; throws (or rejects with) Refusal. A promise only
+   * when it must wait (a credential not yet verified under this config, a new session).
+   */
+  private admit(req: IncomingMessage): KubeCall | Promise<KubeCall> {
     const started = Date.now();
     const routed = routeKubePath(req.url ?? '') ?? routeByCredential(req.url ?? '', req.headers.authorization);
     if (!routed) throw new Refusal(404, 'NotFound', `the gateway serves Kubernetes API requests under ${KUBE_PATH_PREFIX}<connection>/ only`);
@@ -229,7 +241,13 @@ export class KubeListener {
     if (!config) throw new Refusal(503, 'ServiceUnavailable', 'the gateway has not received its configuration yet; try again shortly');
     const lib = this.o.policyLib();
     if (!lib) throw new Refusal(503, 'ServiceUnavailable', 'the gateway\'s policy library is not loaded; requests are refused');
-    const credential = await this.authenticate(req, routed.connection, config);
+    const credential = this.authenticate(req, routed.connection, config);
+    if (credential instanceof Promise) return credential.then((c) => this.admitAs(req, routed, config, lib, c, started));
+    return this.admitAs(req, routed, config, lib, credential, started);
+  }
+
+  /** admit(), once the credential is verified. */
+  private admitAs(req: IncomingMessage, routed: Routed, config: ActiveConfig, lib: PolicyLib, credential: SessionGrant, started: number): KubeCall | Promise<KubeCall> {
     const conn = credential.connection;
     if (!conn.kubernetes) throw new Refusal(404, 'NotFound', `connection "${conn.name}" is not a Kubernetes connection`);
     for (const h of Object.keys(req.headers)) {
@@ -239,7 +257,7 @@ export class KubeListener {
     }
     let info: KubeRequestInfo;
     try {
-      info = lib.parseRequestInfo(req.method ?? 'GET', routed.target);
+      info = this.requestInfo(lib, req.method ?? 'GET', routed.target);
     } catch (err) {
       throw new Refusal(400, 'BadRequest', (err as Error).message);
     }
@@ -251,9 +269,27 @@ export class KubeListener {
       this.o.logger.error({ connection: conn.name, err: (err as Error).message }, 'kubernetes upstream unusable');
       throw new Refusal(503, 'ServiceUnavailable', err instanceof KubeUpstreamError ? err.message : 'the connection\'s API server cannot be reached');
     }
-    const session = await this.sessionFor(req.socket, credential);
     const masking = policy ? this.maskingOf(policy, config, lib) : null;
-    return { id: randomUUID(), info, target: routed.target, credential, policy, session, upstream, masking, started };
+    const make = (session: KubeSession): KubeCall => ({ id: randomUUID(), info, target: routed.target, credential, policy, session, upstream, masking, started });
+    const session = this.sessionFor(req.socket, credential);
+    return session instanceof Promise ? session.then(make) : make(session);
+  }
+
+  /**
+   * The request's attributes (lib.parseRequestInfo), remembered by method and target for the policy
+   * library that parsed them: clients repeat the same few URLs, and the parse (percent-decoding,
+   * URLSearchParams) was a measurable share of a small GET. The objects are frozen (shared by
+   * requests) and the map is dropped when full or when another library is loaded.
+   */
+  private requestInfo(lib: PolicyLib, method: string, target: string): KubeRequestInfo {
+    if (this.infos.lib !== lib || this.infos.byTarget.size >= REQUEST_INFO_CACHE) this.infos = { lib, byTarget: new Map() };
+    const key = `${method} ${target}`;
+    let info = this.infos.byTarget.get(key);
+    if (!info) {
+      info = freezeInfo(lib.parseRequestInfo(method, target)); // throws KubeRequestError: nothing remembered
+      this.infos.byTarget.set(key, info);
+    }
+    return info;
   }
 
   private maskingOf(policy: ResolvedPolicy, config: ActiveConfig, lib: PolicyLib): KubeMasking | null {
@@ -264,8 +300,11 @@ export class KubeListener {
     return masking;
   }
 
-  /** The core's admission of the bearer token (cached for the config revision); throws Refusal. */
-  private async authenticate(req: IncomingMessage, connection: string, config: ActiveConfig): Promise<SessionGrant> {
+  /**
+   * The core's admission of the bearer token (cached for the config revision: a value then, a
+   * promise when the core is asked); throws (or rejects with) Refusal.
+   */
+  private authenticate(req: IncomingMessage, connection: string, config: ActiveConfig): SessionGrant | Promise<SessionGrant> {
     const auth = req.headers.authorization ?? '';
     const m = /^Bearer\s+(\S+)\s*$/i.exec(auth);
     const source = req.socket.remoteAddress ?? null;
@@ -282,6 +321,10 @@ export class KubeListener {
     ) {
       return cached.grant;
     }
+    return this.verify(token, connection, source);
+  }
+
+  private async verify(token: string, connection: string, source: string | null): Promise<SessionGrant> {
     try {
       const grant = await this.o.core.authenticate({ protocol: 'kubernetes', token, connection, source, claimedUser: null });
       if (this.verified.size > 10_000) this.verified.clear();
@@ -307,11 +350,15 @@ export class KubeListener {
     }
   }
 
-  /** The session of this client connection and credential: the one it has, or a new one registered with the core. */
-  private async sessionFor(socket: Socket, grant: SessionGrant): Promise<KubeSession> {
+  /** The session of this client connection and credential: the one it has, or (a promise of) a new one registered with the core. */
+  private sessionFor(socket: Socket, grant: SessionGrant): KubeSession | Promise<KubeSession> {
     const known = this.sessionsBySocket.get(socket);
     if (known && !known.isEnded && known.grant.claims.jti === grant.claims.jti) return known;
     known?.close('credential_changed');
+    return this.startSession(socket, grant);
+  }
+
+  private async startSession(socket: Socket, grant: SessionGrant): Promise<KubeSession> {
     const session = new KubeSession({ core: this.o.core, grant, clientAddr: socket.remoteAddress ?? null });
     try {
       await session.start();
@@ -331,7 +378,7 @@ export class KubeListener {
    * The policy's decision, exec commands included; answers a block and a refused approval itself
    * (returns the non-allow decision then). An approved request comes back as allow.
    */
-  private async decide(call: KubeCall, req: IncomingMessage, res?: ServerResponse, socket?: Duplex): Promise<KubeDecision> {
+  private decide(call: KubeCall, req: IncomingMessage, res?: ServerResponse, socket?: Duplex): KubeDecision | Promise<KubeDecision> {
     const lib = this.o.policyLib()!;
     let d: KubeDecision = call.policy ? lib.evaluateKubeRequest(call.info, call.policy.document as never) : { action: 'allow', rule: null, reason: 'no policy on this connection' };
     // exec's command is decided with the same shell guardrails as SSH exec
@@ -352,13 +399,15 @@ export class KubeListener {
       answer(403, 'Forbidden', `portcullis: ${d.reason}`, 'block');
       return d;
     }
-    const outcome = await holdForApproval({ core: this.o.core, call, decision: d, req, log: this.o.logger });
-    if (outcome.approved) {
-      call.approval = outcome;
-      return { action: 'allow', rule: d.rule, reason: `approved (${outcome.approvalId})` };
-    }
-    answer(403, 'Forbidden', `portcullis: ${outcome.message}`, 'require_approval');
-    return d;
+    const held = d;
+    return holdForApproval({ core: this.o.core, call, decision: held, req, log: this.o.logger }).then((outcome): KubeDecision => {
+      if (outcome.approved) {
+        call.approval = outcome;
+        return { action: 'allow', rule: held.rule, reason: `approved (${outcome.approvalId})` };
+      }
+      answer(403, 'Forbidden', `portcullis: ${outcome.message}`, 'require_approval');
+      return held;
+    });
   }
 
   private requestHeaders(call: KubeCall, req: IncomingMessage, mode: string): OutgoingHttpHeaders {
@@ -392,23 +441,23 @@ export class KubeListener {
   private async forward(call: KubeCall, req: IncomingMessage, res: ServerResponse): Promise<void> {
     const hold = this.o.buffers?.hold(call.credential.claims.sub) ?? null;
     try {
-      await this.forwardHeld(call, req, res, hold);
+      const body = readBody(req, Math.min(this.o.maxBodyBytes ?? 8 * 1024 * 1024, this.o.buffers?.shareBytes ?? Infinity), hold);
+      await this.forwardHeld(call, req, res, hold, body instanceof Promise ? await body : body);
     } finally {
       hold?.release();
     }
   }
 
   /** forward(), with the bytes it holds (the request body, a response being masked) taken from `hold`. */
-  private async forwardHeld(call: KubeCall, req: IncomingMessage, res: ServerResponse, hold: BufferHold | null): Promise<void> {
+  private forwardHeld(call: KubeCall, req: IncomingMessage, res: ServerResponse, hold: BufferHold | null, body: Buffer): Promise<void> {
     const mode = call.masking?.modeFor(call.info) ?? 'none';
     const share = this.o.buffers?.shareBytes ?? Infinity;
-    const body = await readBody(req, Math.min(this.o.maxBodyBytes ?? 8 * 1024 * 1024, share), hold);
     const heldBody = hold?.bytes ?? 0;
     const headers = this.requestHeaders(call, req, mode);
     if (body.length > 0 || req.headers['content-length'] !== undefined) headers['content-length'] = body.length;
     const longLived = call.info.verb === 'watch' || /[?&]follow=(true|1)\b/.test(call.target);
     if (longLived) call.session.request(call, { phase: 'start', status: 0, action: 'allow' });
-    await new Promise<void>((resolve) => {
+    return new Promise<void>((resolve) => {
       const up = httpsRequest({
         protocol: 'https:', hostname: call.upstream.url.hostname, port: call.upstream.url.port || 443,
         method: req.method, path: this.upstreamPath(call), headers, agent: call.upstream.agent,
@@ -445,7 +494,9 @@ export class KubeListener {
           else res.once('finish', () => finish(ures.statusCode ?? 0, { bytes: r.bytes, masked: r.masked }));
         });
       });
-      up.end(body);
+      // no body: the request head goes out as one string write (an empty Buffer after it made it a writev)
+      if (body.length > 0) up.end(body);
+      else up.end();
     });
   }
 
@@ -480,6 +531,16 @@ export class KubeListener {
 
 const SEVERITY: Record<string, number> = { allow: 0, require_approval: 1, block: 2 };
 
+/** Parsed request attributes remembered (KubeListener.requestInfo); the map starts again when full. */
+const REQUEST_INFO_CACHE = 4096;
+
+/** A parsed request's attributes, shared by the requests of one URL: nothing may change them. */
+function freezeInfo(info: KubeRequestInfo): KubeRequestInfo {
+  Object.freeze(info.parts);
+  if (info.command) Object.freeze(info.command);
+  return Object.freeze(info);
+}
+
 /** The exec command as one shell line (each argument quoted when it needs to be), for the shell guardrails. */
 export function shellJoin(args: readonly string[]): string {
   return args.map((a) => (/^[A-Za-z0-9_./:=@%+,-]+$/.test(a) ? a : `'${a.replace(/'/g, `'\\''`)}'`)).join(' ');
@@ -498,12 +559,17 @@ class BodyTooLarge extends Refusal {}
 
 const EMPTY = Buffer.alloc(0);
 
-async function readBody(req: IncomingMessage, max: number, hold: BufferHold | null): Promise<Buffer> {
+/** The request body (a promise of it, when it has one). */
+function readBody(req: IncomingMessage, max: number, hold: BufferHold | null): Buffer | Promise<Buffer> {
   // no Content-Length and no Transfer-Encoding: HTTP/1.1 says there is no body (most GETs)
   if (req.headers['content-length'] === undefined && req.headers['transfer-encoding'] === undefined) {
     req.resume();
     return EMPTY;
   }
+  return readBodyBytes(req, max, hold);
+}
+
+async function readBodyBytes(req: IncomingMessage, max: number, hold: BufferHold | null): Promise<Buffer> {
   const declared = Number(req.headers['content-length'] ?? 0);
   if (declared > max) {
     req.resume();
@@ -620,27 +686,20 @@ async function relayResponse(call: KubeCall, mode: string, ures: IncomingMessage
     res.writeHead(status, { ...responseHeaders(ures, ['content-length']), ...mergeWarning(ures, approvalHeader) });
     return maskWatchStream(call, ures, res, masking, lib);
   }
-  const parts: Buffer[] = [];
-  let size = 0;
-  try {
-    for await (const chunk of ures as AsyncIterable<Buffer>) {
-      size += chunk.length;
-      if (size > maxBytes) return withhold(`it is larger than ${maxBytes} bytes`);
-      const short = hold?.take(chunk.length) ?? null;
-      if (short) {
-        ures.destroy();
-        log.warn({ short, status, type }, 'kubernetes response refused: buffer memory in use');
-        const refusal = bufferRefusal(short, 'the response to mask', hold!.shareBytes);
-        sendStatus(res, refusal.code, refusal.reason, refusal.message, undefined, refusal.headers);
-        return { bytes: 0, masked: 0, withheld: `buffer memory (${short})` };
-      }
-      parts.push(chunk);
-    }
-  } catch {
-    if (!res.headersSent) sendStatus(res, 502, 'InternalError', 'the API server closed the response early');
-    return { bytes: size, masked: 0 };
+  const held = await holdResponse(ures, maxBytes, hold);
+  if (held.tooLarge) return withhold(`it is larger than ${maxBytes} bytes`);
+  if (held.short) {
+    ures.destroy();
+    log.warn({ short: held.short, status, type }, 'kubernetes response refused: buffer memory in use');
+    const refusal = bufferRefusal(held.short, 'the response to mask', hold!.shareBytes);
+    sendStatus(res, refusal.code, refusal.reason, refusal.message, undefined, refusal.headers);
+    return { bytes: 0, masked: 0, withheld: `buffer memory (${held.short})` };
   }
-  const whole = parts.length === 1 ? parts[0]! : Buffer.concat(parts);
+  if (!held.body) {
+    if (!res.headersSent) sendStatus(res, 502, 'InternalError', 'the API server closed the response early');
+    return { bytes: held.size, masked: 0 };
+  }
+  const whole = held.body;
   let out: string | Buffer;
   let masked = 0;
   try {
@@ -670,6 +729,37 @@ const PROXY_TEXT = /^(text\/[a-z0-9.+-]+|application\/([a-z0-9.+-]*\+)?(xml|yaml
 
 /** Responses up to this size are held and sent in one write when nothing masks them. */
 const SMALL_BODY = 64 * 1024;
+
+/**
+ * A response body held whole to be masked, chunk by chunk against `maxBytes` and the buffer hold;
+ * stops reading at the first chunk over either (the caller answers and destroys the response).
+ * Listeners, not an async iterator: the iterator's promise per chunk and its setup were a visible
+ * share of a small response's CPU.
+ */
+function holdResponse(ures: IncomingMessage, maxBytes: number, hold: BufferHold | null): Promise<{ body?: Buffer; tooLarge?: true; short?: BufferShortage; size: number }> {
+  return new Promise((resolve) => {
+    const parts: Buffer[] = [];
+    let size = 0;
+    let settled = false;
+    const settle = (r: { body?: Buffer; tooLarge?: true; short?: BufferShortage }): void => {
+      if (settled) return;
+      settled = true;
+      ures.off('data', onData);
+      resolve({ ...r, size });
+    };
+    const onData = (chunk: Buffer): void => {
+      size += chunk.length;
+      if (size > maxBytes) return settle({ tooLarge: true });
+      const short = hold?.take(chunk.length) ?? null;
+      if (short) return settle({ short });
+      parts.push(chunk);
+    };
+    ures.on('data', onData);
+    ures.once('end', () => settle({ body: parts.length === 1 ? parts[0]! : Buffer.concat(parts, size) }));
+    ures.once('error', () => settle({}));
+    ures.once('close', () => settle({})); // after 'end' this changes nothing: ended early
+  });
+}
 
 /** The whole body of a response that declared `length` bytes; null when it ended short or failed. */
 function readSmall(ures: IncomingMessage, length: number): Promise<Buffer | null> {
