@@ -1,5 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readSessionEvents, waitFor } from './support/harness.js';
+import { randomBytes } from 'node:crypto';
+import { SSH_CIPHERS, SSH_NATIVE_CRYPTO } from '../src/ssh/ssh-listener.js';
 import { startSshWorld, type SshWorld } from './support/ssh-world.js';
 
 /**
@@ -56,5 +58,30 @@ describe('ssh exec through the gateway', () => {
     expect(term.filter((t) => t.event === 'o').map((t) => t.data).join('')).toBe('recorded-output\n');
     expect(term.at(-1)).toMatchObject({ event: 'end' });
     expect(all.map((e) => e.seq)).toEqual(all.map((_, i) => i + 1));
+  });
+
+  // ssh2's native crypto binding (built by pnpm install) carries the client's leg: each cipher the gateway
+  // offers, as OpenSSH's only choice, moves a few hundred KiB each way intact (many packets, both directions)
+  it.each(['chacha20-poly1305@openssh.com', 'aes128-gcm@openssh.com', 'aes256-gcm@openssh.com', 'aes128-ctr', 'aes256-ctr'])('cipher %s: the client leg carries data both ways intact', async (cipher) => {
+    const token = await w.h.credential({ cn: 'box' });
+    const payload = `${randomBytes(300 * 1024).toString('base64')}\n`;
+    const r = await w.ssh(token, ['cat'], { input: payload, options: ['-c', cipher] });
+    if (!SSH_CIPHERS.includes(cipher)) {
+      // chacha20-poly1305 only with the native binding (ssh2's own Poly1305 is JavaScript)
+      expect(cipher).toBe('chacha20-poly1305@openssh.com');
+      expect(SSH_NATIVE_CRYPTO).toBe(false);
+      expect(r.code).not.toBe(0);
+      expect(r.stderr).toMatch(/no matching cipher/);
+      return;
+    }
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    expect(r.stdout.length).toBe(payload.length);
+    expect(r.stdout === payload).toBe(true);
+  });
+
+  it('offers chacha20-poly1305 exactly when ssh2 runs with its native crypto binding (CI builds it)', () => {
+    expect(SSH_CIPHERS.includes('chacha20-poly1305@openssh.com')).toBe(SSH_NATIVE_CRYPTO);
+    if (process.env.CI === 'true') expect(SSH_NATIVE_CRYPTO).toBe(true);
   });
 });
