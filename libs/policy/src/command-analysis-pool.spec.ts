@@ -30,4 +30,18 @@ describe('CommandAnalysisPool (shell analysis in a worker thread)', () => {
     }
     expect((await pool.evaluate('p#1', doc, 'rm -r /tmp/x', { source: 'exec' })).rule).toBe('no-rm-r');
   });
+
+  it('a slow analysis is refused even when its answer arrives before the timer fires (a busy event loop takes both at once)', async () => {
+    const slow = new CommandAnalysisPool({ timeoutMs: 1 });
+    try {
+      const pending = slow.evaluate('p#1', doc, 'echo ' + 'x '.repeat(8000), { source: 'exec' });
+      // the event loop is held (without spinning) while the worker loads, says it is ready and answers:
+      // the ready message, which starts the clock, and the answer are then handled back to back
+      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 4000);
+      expect(await pending).toMatchObject({ action: 'block', rule: 'command-too-complex', reason: 'command too complex: analysing it took longer than 1 ms' });
+      expect(slow.analysed).toBe(0);
+    } finally {
+      await slow.close();
+    }
+  });
 });

@@ -80,7 +80,7 @@ export class CommandAnalysisPool {
   private spawn(): Worker {
     const w = new Worker(workerUrl());
     w.unref();
-    w.on('message', (m: { id: number; decision?: CommandDecision; error?: string; ready?: boolean }) => {
+    w.on('message', (m: { id: number; decision?: CommandDecision; ms?: number; error?: string; ready?: boolean }) => {
       if (m.ready !== undefined) {
         if (this.worker !== w) return;
         if (!m.ready) return this.finish(refusal(`the command could not be analysed (${m.error ?? 'the policy library did not load'})`));
@@ -90,6 +90,9 @@ export class CommandAnalysisPool {
       }
       const job = this.current;
       if (!job || job.id !== m.id) return;
+      // the timer runs on this thread: a busy event loop can take the worker's answer before it fires
+      // (both are due together), so the worker's own measure decides too — slow is refused either way
+      if (m.decision && m.ms !== undefined && m.ms > this.timeoutMs) return this.tooSlow();
       if (m.decision) this.analysed++;
       this.finish(m.decision ?? refusal(`the command could not be analysed (${m.error ?? 'no answer'})`));
     });
@@ -122,13 +125,17 @@ export class CommandAnalysisPool {
   private startClock(): void {
     if (this.timer) clearTimeout(this.timer);
     this.timer = setTimeout(() => {
-      this.refused++;
       const w = this.worker;
       this.worker = null;
-      this.finish(refusal(`command too complex: analysing it took longer than ${this.timeoutMs} ms`));
+      this.tooSlow();
       void w?.terminate();
     }, this.timeoutMs);
     this.timer.unref();
+  }
+
+  private tooSlow(): void {
+    this.refused++;
+    this.finish(refusal(`command too complex: analysing it took longer than ${this.timeoutMs} ms`));
   }
 
   private finish(d: CommandDecision): void {

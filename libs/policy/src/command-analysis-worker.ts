@@ -31,7 +31,10 @@ parentPort!.on('message', (m: AnalysisMessage) => {
     }
     const engine = engines.get(m.key);
     if (!engine) return parentPort!.postMessage({ id: m.id, error: 'unknown policy' });
-    parentPort!.postMessage({ id: m.id, decision: engine.evaluateCommand(m.text, m.req) });
+    const started = performance.now();
+    const decision = engine.evaluateCommand(m.text, m.req);
+    // the analysis's own time: the pool refuses a slow one even when its answer beat the pool's timer
+    parentPort!.postMessage({ id: m.id, decision, ms: performance.now() - started });
   })().catch((err: unknown) => {
     if (m.kind === 'command') parentPort!.postMessage({ id: m.id, error: (err as Error).message });
   });
