@@ -45,9 +45,9 @@ describe.skipIf(!!skip)('kubectl exec / attach / cp / port-forward through the g
   const tmux = (...args: string[]) => execFileSync('tmux', ['-L', sock, ...args], { encoding: 'utf8' });
   const pane = (name: string) => tmux('capture-pane', '-p', '-t', name);
   /** waits until the pane shows `text`; a timeout says what the pane showed */
-  const seen = async (name: string, text: string): Promise<void> => {
+  const seen = async (name: string, text: string, timeoutMs = 30_000): Promise<void> => {
     try {
-      await waitFor(() => pane(name).includes(text), 30_000, 50);
+      await waitFor(() => pane(name).includes(text), timeoutMs, 50);
     } catch {
       throw new Error(`pane ${name} never showed ${JSON.stringify(text)}; it shows:\n${pane(name)}`);
     }
@@ -67,7 +67,8 @@ describe.skipIf(!!skip)('kubectl exec / attach / cp / port-forward through the g
         end();
       },
       tarRoot: root,
-      command: (argv) => ({ stdout: `${argv.join(' ')}\n` }),
+      // a long command answers with its length only (its analysis is under test, not the masking of its echo)
+      command: (argv) => ({ stdout: argv.join(' ').length > 1024 ? `long command of ${argv.join(' ').length} characters\n` : `${argv.join(' ')}\n` }),
       forward: (port) => (port === 8080 ? (echo.address() as AddressInfo).port : null),
     });
     for (const ns of ['default', 'kube-system']) expect((await cluster.kubectl(['create', 'sa', 'default', '-n', ns])).code).toBe(0);
@@ -122,9 +123,9 @@ describe.skipIf(!!skip)('kubectl exec / attach / cp / port-forward through the g
   });
 
   /** kubectl in a tmux pane (a real pty), 100x30 */
-  const inPane = (name: string, args: string[], env: Record<string, string> = {}): void => {
+  const inPane = (name: string, args: string[], env: Record<string, string> = {}, kubeconfig = kc): void => {
     const envArgs = Object.entries({ HOME: k.dir, KUBECACHEDIR: join(k.dir, 'cache'), ...env }).flatMap(([a, b]) => ['-e', `${a}=${b}`]);
-    tmux('new-session', '-d', '-s', name, '-x', '100', '-y', '30', ...envArgs, 'sh', '-c', `${cluster.bins.kubectl} --kubeconfig ${kc} ${args.join(' ')}; echo "kubectl exited $?"; sleep 600`);
+    tmux('new-session', '-d', '-s', name, '-x', '100', '-y', '30', ...envArgs, 'sh', '-c', `${cluster.bins.kubectl} --kubeconfig ${kubeconfig} ${args.join(' ')}; echo "kubectl exited $?"; sleep 600`);
   };
 
   it('kubectl exec -it: each line decided at its Enter (allowed, blocked and cleared, held for approval), recorded as asciicast', async () => {
@@ -222,6 +223,80 @@ describe.skipIf(!!skip)('kubectl exec / attach / cp / port-forward through the g
     expect(rm.stderr).toContain('no deleting files in pods');
     expect(kubelet.requests.some((q) => q.includes('command=rm'))).toBe(false);
   }, 60_000);
+
+  /** the gateway's count of shell texts its analysis worker decided, off the event loop (scraped from /metrics) */
+  const workerAnalyses = async (): Promise<number> => {
+    const text = await (await fetch(`http://127.0.0.1:${s.h.gateway.httpPort}/metrics`)).text();
+    return Number(/^portcullis_gateway_command_analyses_total\{result="decided"\} (\d+)$/m.exec(text)?.[1] ?? 0);
+  };
+
+  it('pathological long exec commands and exec -it lines are analysed off the event loop: another kubectl session keeps working', async () => {
+    const other = k.kubeconfig(s.h.gateway, conn, await s.credential({ cn: conn, sub: 'dave-kexec' }));
+    // ~16 KiB scripts of many words (under maxCommandBytes): hundreds of milliseconds each to parse and analyse
+    const script = (i: number) => `true ${'a '.repeat(7880)}#${i}`;
+    const before = await workerAnalyses();
+    const burst = Promise.all(Array.from({ length: 8 }, (_, i) => k.run(kc, ['exec', 'web', '--', 'sh', '-c', script(i)])));
+    // the other session's commands run while those are analysed
+    for (let i = 0; i < 3; i++) {
+      const r = await k.run(other, ['exec', 'web', '--', 'echo', `alive-${i}`]);
+      expect(r.code, r.stderr).toBe(0);
+      expect(r.stdout).toBe(`echo alive-${i}\n`);
+    }
+    for (const r of await burst) {
+      expect(r.code, r.stderr).toBe(0);
+      expect(r.stdout).toMatch(/^long command of \d+ characters\n$/);
+    }
+    // each was decided in the analysis worker, not on the gateway's loop
+    expect((await workerAnalyses()) - before).toBeGreaterThanOrEqual(8);
+
+    // an interactive exec's long line (pasted into kubectl's terminal): decided at its Enter in the worker, then run
+    const ranBefore = kubelet.ran.length;
+    const line = `true ${'b '.repeat(5000)}#line`;
+    const afterExec = await workerAnalyses();
+    inPane('long', ['exec', '-it', 'web', '--', 'sh']);
+    await seen('long', '$');
+    const pasted = join(root, 'long-line.txt');
+    writeFileSync(pasted, line);
+    tmux('load-buffer', '-b', 'long', pasted);
+    tmux('paste-buffer', '-d', '-b', 'long', '-t', 'long');
+    tmux('send-keys', '-t', 'long', 'Enter');
+    await waitFor(() => kubelet.ran.length > ranBefore, 30_000, 50);
+    expect(kubelet.ran.slice(ranBefore)).toEqual([line]);
+    tmux('send-keys', '-t', 'long', 'exit', 'Enter');
+    await seen('long', 'kubectl exited 0');
+    expect((await workerAnalyses()) - afterExec).toBeGreaterThanOrEqual(1);
+  }, 180_000);
+
+  it('an analysis that does not finish fails closed: the long exec command and exec -it line are refused, saying why', async () => {
+    // a gateway of the same pool whose analysis worker may take 1 ms per text: every long text times out
+    const g = await s.h.startGateway({ GATEWAY_COMMAND_ANALYSIS_TIMEOUT_MS: '1' });
+    const kc2 = k.kubeconfig(g, conn, await s.credential({ cn: conn, sub: 'erin-kexec' }));
+    const text = `true ${'c '.repeat(5000)}#timeout`;
+    const r = await k.run(kc2, ['exec', 'web', '--', 'sh', '-c', text]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain('portcullis: command too complex: analysing it took longer than 1 ms');
+    expect(kubelet.requests.some((q) => q.includes('timeout'))).toBe(false);
+    // short commands are decided on the event loop as before
+    const ok = await k.run(kc2, ['exec', 'web', '--', 'echo', 'short']);
+    expect(ok.code, ok.stderr).toBe(0);
+
+    const ranBefore = kubelet.ran.length;
+    inPane('slow', ['exec', '-it', 'web', '--', 'sh'], {}, kc2);
+    await seen('slow', '$');
+    const pasted = join(root, 'slow-line.txt');
+    writeFileSync(pasted, text);
+    tmux('load-buffer', '-b', 'slow', pasted);
+    tmux('paste-buffer', '-d', '-b', 'slow', '-t', 'slow');
+    tmux('send-keys', '-t', 'slow', 'Enter');
+    // the worker that timed out was ended: a new one loads the policy library first (seconds on a loaded host)
+    await seen('slow', 'portcullis: blocked by command-too-complex', 120_000);
+    expect(pane('slow')).toContain('command too complex: analysing it took longer than 1 ms');
+    tmux('send-keys', '-t', 'slow', 'exit', 'Enter');
+    await seen('slow', 'kubectl exited 0');
+    // the line was cleared in the pod's shell, never run
+    expect(kubelet.ran.slice(ranBefore)).toEqual(['exit']);
+    expect(g.commandAnalysis.counts.refused).toBeGreaterThanOrEqual(2);
+  }, 300_000);
 
   it('kubectl cp (exec tar) both ways', async () => {
     const out = join(root, 'copied.txt');

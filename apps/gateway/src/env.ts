@@ -87,6 +87,11 @@ export const gatewayEnvSchema = z.object({
   GATEWAY_BUFFER_BYTES: z.coerce.number().int().min(1024 * 1024).default(256 * 1024 * 1024),
   /** Bytes one session may hold that way; also the most one message may weigh on the JavaScript relay */
   GATEWAY_SESSION_BUFFER_BYTES: z.coerce.number().int().min(1024 * 1024).default(64 * 1024 * 1024),
+  /**
+   * How long the analysis worker may take over one long shell text (core/command-analysis.ts) before
+   * it is refused as command-too-complex (fail closed) and the worker replaced
+   */
+  GATEWAY_COMMAND_ANALYSIS_TIMEOUT_MS: z.coerce.number().int().min(1).max(600_000).default(5000),
   REDIS_URL: z.string().default('redis://127.0.0.1:6379'),
   LOG_LEVEL: logLevelSchema.default('info'),
 }).refine((e) => !!e.GATEWAY_TLS_CERT === !!e.GATEWAY_TLS_KEY, {

@@ -7,6 +7,7 @@ import { approvalPolicyOf, createCommandApprovals, type ApprovalWording, type Co
 import { ConfigStore, type ActiveConfig } from './config/config-store.js';
 import { admit } from './core/access.js';
 import { BufferBudget } from './core/buffer-budget.js';
+import { CommandAnalysis } from './core/command-analysis.js';
 import { loadPolicyLib, type PolicyLib } from './core/policy-lib.js';
 import { startRecording } from './core/session-recording.js';
 import { SessionRegistry } from './core/session-registry.js';
@@ -71,6 +72,8 @@ export class Gateway implements SessionCore {
   readonly sessions: SessionRegistry;
   /** large messages in flight, across every session (core/buffer-budget.ts) */
   readonly buffers: BufferBudget;
+  /** long shell texts analysed in a worker thread (core/command-analysis.ts) */
+  readonly commandAnalysis: CommandAnalysis;
   config!: ConfigStore;
   nc: NatsConnection | null = null;
   policyLib: PolicyLib | null = null;
@@ -98,6 +101,8 @@ export class Gateway implements SessionCore {
       endAtExpiry: opts.env.GATEWAY_END_SESSIONS_AT_EXPIRY,
       onTerminated: (reason) => this.metrics.sessionsTerminated.inc({ reason }),
     });
+    this.commandAnalysis = new CommandAnalysis({ timeoutMs: opts.env.GATEWAY_COMMAND_ANALYSIS_TIMEOUT_MS });
+    this.metrics.commandAnalysisCounts = () => this.commandAnalysis.counts;
   }
 
   get id(): string {
@@ -330,6 +335,7 @@ export class Gateway implements SessionCore {
     const closing = this.modules.map((m) => m.close());
     await this.sessions.shutdown();
     await Promise.allSettled(closing);
+    await this.commandAnalysis.close();
     await new Promise<void>((resolve) => (this.httpServer ? this.httpServer.close(() => resolve()) : resolve()));
     this.httpServer?.closeAllConnections?.();
     await this.config?.stop();

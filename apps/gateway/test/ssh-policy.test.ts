@@ -1,7 +1,6 @@
 import { existsSync, mkdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Client, type SFTPWrapper } from 'ssh2';
-import { analysisCounts } from '../src/ssh/ssh-policy.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runProgram } from './support/run-program.js';
 import { startSshWorld, type SshWorld } from './support/ssh-world.js';
@@ -211,7 +210,7 @@ describe('ssh with a policy document', () => {
     const pathological = (i: number) => `true ${'a '.repeat(7900)}#${i}`;
     const attacker = await connect();
     const other = await connect();
-    const before = analysisCounts().analysed;
+    const before = w.h.gateway.commandAnalysis.counts.analysed;
     try {
       const burst = Promise.all(Array.from({ length: 16 }, (_, i) => run(attacker, pathological(i))));
       // the other session's commands run while the attacker's texts are being analysed
@@ -220,7 +219,7 @@ describe('ssh with a policy document', () => {
       expect(await burst).toEqual(Array(16).fill(''));
       // each was decided in the analysis worker, not on the gateway's loop (the loop-stall numbers are
       // measured, not asserted: a loaded host blurs them)
-      expect(analysisCounts().analysed - before).toBeGreaterThanOrEqual(16);
+      expect(w.h.gateway.commandAnalysis.counts.analysed - before).toBeGreaterThanOrEqual(16);
     } finally {
       attacker.end();
       other.end();

@@ -8,6 +8,7 @@ import type { GatewayMetrics } from '../http/metrics.js';
 import type { Logger } from '../logger.js';
 import type { ApprovalWording, CommandApprovals } from '../approvals/command-approvals.js';
 import type { BufferBudget } from './buffer-budget.js';
+import type { CommandAnalysis } from './command-analysis.js';
 import type { PolicyLib } from './policy-lib.js';
 import type { SessionRegistry } from './session-registry.js';
 
@@ -175,4 +176,9 @@ export interface SessionCore {
   recordingAvailable(): boolean;
   /** bytes the process may hold for large messages in flight, across every session (GATEWAY_BUFFER_BYTES) */
   readonly buffers: BufferBudget;
+  /**
+   * shell-command analysis (SSH exec and shell lines, Kubernetes exec commands and exec -it lines):
+   * texts over 1 KiB are analysed in a worker thread, off the event loop that relays every session
+   */
+  readonly commandAnalysis: CommandAnalysis;
 }

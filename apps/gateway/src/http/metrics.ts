@@ -159,6 +159,22 @@ export class GatewayMetrics {
     help: 'Statements refused with SQLSTATE 54001 because they nest deeper than the SQL parser takes safely',
     registers: [this.registry],
   });
+  /** Set by the gateway: its command analysis worker's running totals (core/command-analysis.ts), read when scraped. */
+  commandAnalysisCounts: () => { analysed: number; refused: number } = () => ({ analysed: 0, refused: 0 });
+  private lastCommandAnalysisCounts = { analysed: 0, refused: 0 };
+  readonly commandAnalyses = new Counter({
+    name: 'portcullis_gateway_command_analyses_total',
+    help: 'Shell texts over 1 KiB (SSH exec and shell lines, Kubernetes exec commands and exec -it lines) analysed in the worker thread, off the event loop: decided, or refused as command-too-complex (too slow, too many queued)',
+    labelNames: ['result'] as const,
+    registers: [this.registry],
+    collect: () => {
+      const c = this.commandAnalysisCounts();
+      const last = this.lastCommandAnalysisCounts;
+      if (c.analysed > last.analysed) this.commandAnalyses.inc({ result: 'decided' }, c.analysed - last.analysed);
+      if (c.refused > last.refused) this.commandAnalyses.inc({ result: 'refused' }, c.refused - last.refused);
+      this.lastCommandAnalysisCounts = { ...c };
+    },
+  });
   readonly configRevision = new Gauge({ name: 'portcullis_gateway_config_revision', help: 'Revision of the config snapshot in use (0 = none)', registers: [this.registry] });
 
   constructor(defaults = false) {

@@ -13,7 +13,7 @@ import type { SessionCore, SessionGrant } from '../core/session-core.types.js';
 import type { GatewayMetrics } from '../http/metrics.js';
 import type { Logger } from '../logger.js';
 import type { PolicyLib } from '../core/policy-lib.js';
-import type { SshPolicy } from '../ssh/ssh-policy.types.js';
+import type { SshPolicy, SshVerdict } from '../ssh/ssh-policy.types.js';
 import { holdForApproval } from './kube-approval.js';
 import { KubeSession } from './kube-session.js';
 import { shortageMessage, type BufferHold, type BufferShortage, type KubeBuffers } from './kube-buffers.js';
@@ -380,13 +380,21 @@ export class KubeListener {
    */
   private decide(call: KubeCall, req: IncomingMessage, res?: ServerResponse, socket?: Duplex): KubeDecision | Promise<KubeDecision> {
     const lib = this.o.policyLib()!;
-    let d: KubeDecision = call.policy ? lib.evaluateKubeRequest(call.info, call.policy.document as never) : { action: 'allow', rule: null, reason: 'no policy on this connection' };
-    // exec's command is decided with the same shell guardrails as SSH exec
+    const d: KubeDecision = call.policy ? lib.evaluateKubeRequest(call.info, call.policy.document as never) : { action: 'allow', rule: null, reason: 'no policy on this connection' };
+    // exec's command is decided with the same shell guardrails as SSH exec, a long one off the event loop
+    // (the core's CommandAnalysis): an exec waits for that decision, other requests do not wait here
     if (d.action !== 'block' && call.info.subresource === 'exec' && call.info.command && call.info.command.length > 0 && call.policy) {
       const text = shellJoin(call.info.command);
-      const v = this.o.shellPolicy(call.policy).command(text);
-      if (SEVERITY[v.action] > SEVERITY[d.action]) d = { action: v.action, rule: v.rule, reason: v.reason ?? `${text}: ${v.action}` };
+      const shell = this.o.shellPolicy(call.policy);
+      const withShell = (v: SshVerdict): KubeDecision | Promise<KubeDecision> =>
+        this.settle(call, SEVERITY[v.action] > SEVERITY[d.action] ? { action: v.action, rule: v.rule, reason: v.reason ?? `${text}: ${v.action}` } : d, req, res, socket);
+      return shell.commandAsync ? shell.commandAsync(text).then(withShell) : withShell(shell.command(text));
     }
+    return this.settle(call, d, req, res, socket);
+  }
+
+  /** decide()'s answer to `d`: an allow returned as it is, a block answered, an approval waited for. */
+  private settle(call: KubeCall, d: KubeDecision, req: IncomingMessage, res?: ServerResponse, socket?: Duplex): KubeDecision | Promise<KubeDecision> {
     this.o.metrics.countDecision(d.action);
     if (d.action === 'allow') return d;
     const details = { name: call.info.name || undefined, group: call.info.apiGroup || undefined, kind: call.info.resource || undefined };

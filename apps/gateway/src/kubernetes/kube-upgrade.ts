@@ -225,7 +225,8 @@ function terminalRelay(o: UpgradeOptions, client: Duplex, server: Duplex, server
     if (b.length) server.write(channelFrame(CHANNEL.stdin, b, true));
   };
   const decide = async (lineText: string, reliable: boolean): Promise<{ run: boolean; message: string | null; verdict: SshVerdict; approvalId?: string }> => {
-    const verdict = o.shell!.line({ text: lineText, reliable });
+    // a long line is analysed off the event loop (the core's CommandAnalysis), as an SSH shell's is
+    const verdict = await (o.shell!.lineAsync?.({ text: lineText, reliable }) ?? o.shell!.line({ text: lineText, reliable }));
     if (verdict.action === 'allow') return { run: true, message: null, verdict };
     if (verdict.action === 'block') return { run: false, message: `blocked${verdict.rule ? ` by ${verdict.rule}` : ''}: ${verdict.reason ?? lineText}`, verdict };
     say(`"${lineText}" needs approval${verdict.rule ? ` (${verdict.rule})` : ''}; waiting…`);

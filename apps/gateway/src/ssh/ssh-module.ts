@@ -16,7 +16,7 @@ export interface CommandPolicyOptions {
  * exists only when the library loaded (ConfigStore marks every policy broken otherwise).
  */
 export function commandPolicyFor(core: SessionCore, o: CommandPolicyOptions): (policy: ResolvedPolicy | null) => SshPolicy {
-  return (policy) => o.sshPolicy?.(policy) ?? (policy && core.policyLib ? sshPolicyOf(policy, core.currentConfig()!.maskingKey, core.policyLib) : NO_POLICY);
+  return (policy) => o.sshPolicy?.(policy) ?? (policy && core.policyLib ? sshPolicyOf(policy, core.currentConfig()!.maskingKey, core.policyLib, core.commandAnalysis) : NO_POLICY);
 }
 
 /**

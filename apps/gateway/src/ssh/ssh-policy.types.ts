@@ -55,8 +55,9 @@ export interface SshPolicy {
   /** a line typed at an interactive shell, when its Enter is pressed */
   line(line: ShellLine): SshVerdict;
   /**
-   * command() and line() for SSH sessions: the same decisions, a long text analysed off the event loop
-   * (a worker thread) so one client's pathological lines cannot stall every other session
+   * command() and line() as SSH sessions and Kubernetes exec use them: the same decisions, a long text
+   * analysed off the event loop (the core's CommandAnalysis: a worker thread) so one client's
+   * pathological lines cannot stall every other session
    */
   commandAsync?(text: string, opts?: { unseenInput?: boolean }): Promise<SshVerdict>;
   lineAsync?(line: ShellLine): Promise<SshVerdict>;
