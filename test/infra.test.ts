@@ -187,6 +187,18 @@ describe('infra/Dockerfile', () => {
     for (const p of [PORTS.api, PORTS.approvals, PORTS.recorder, PORTS.gatewayHttp, PORTS.gatewayPg]) expect(df).toMatch(new RegExp(`EXPOSE .*\\b${p}\\b`));
     expect(existsSync(join(infra, 'Dockerfile.dockerignore'))).toBe(true);
   });
+
+  it('copies the files the root postinstall runs before the first pnpm install (it builds ssh2\'s crypto binding)', () => {
+    const df = read('Dockerfile');
+    const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { scripts: Record<string, string> };
+    const needed = [...(pkg.scripts.postinstall ?? '').matchAll(/\bscripts\/[\w./-]+/g)].map((m) => m[0]);
+    expect(needed.length).toBeGreaterThan(0);
+    const beforeInstall = df.slice(0, df.indexOf('RUN pnpm install'));
+    for (const f of needed) {
+      expect(existsSync(join(root, f))).toBe(true);
+      expect(beforeInstall).toMatch(new RegExp(`^COPY .*\\b${f.replace(/[.]/g, '\\.')}\\b`, 'm'));
+    }
+  });
 });
 
 describe('infra/k8s', () => {
