@@ -3,8 +3,8 @@
  * dir, listening on a free port of 127.0.0.1, run as the current user in the foreground
  * (`sshd -D -e -f CONFIG`). Stop it in afterAll; it is killed with the test process too.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { chmodSync, chownSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir, userInfo } from 'node:os';
 import { join } from 'node:path';
 import { generateSshEd25519 } from '@portcullis/protocol';
@@ -29,7 +29,32 @@ export interface Sshd {
   stop(): Promise<void>;
 }
 
-export async function startSshd(opts: { extraConfig?: string } = {}): Promise<Sshd> {
+/** A throwaway unix user that exists only inside the sshd's private mount namespace (startSshd's `passwordUser`). */
+export interface SshdPasswordUser {
+  name: string;
+  password: string;
+}
+
+/**
+ * Why a private mount namespace cannot be made here (null: it can). Password logins need a unix user
+ * with a password, and the tests never touch the host's /etc/passwd or /etc/shadow: sshd runs in its own
+ * mount namespace with copies bind-mounted over them, which takes root (or CAP_SYS_ADMIN).
+ */
+export function privateMountsUnavailable(): string | null {
+  const dir = mkdtempSync(join(tmpdir(), 'portcullis-unshare-'));
+  try {
+    writeFileSync(join(dir, 'a'), 'a');
+    writeFileSync(join(dir, 'b'), 'b');
+    const r = spawnSync('unshare', ['-m', '--propagation', 'private', 'sh', '-c', `mount --bind ${join(dir, 'a')} ${join(dir, 'b')} && cat ${join(dir, 'b')}`], { encoding: 'utf8', timeout: 10_000 });
+    if (r.error) return `unshare is not available (${r.error.message})`;
+    if (r.status !== 0 || r.stdout !== 'a') return `unshare -m / mount --bind are not permitted here (${(r.stderr || `exit ${r.status}`).trim().split('\n')[0]})`;
+    return null;
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+export async function startSshd(opts: { extraConfig?: string; passwordUser?: SshdPasswordUser } = {}): Promise<Sshd> {
   const dir = mkdtempSync(join(tmpdir(), 'portcullis-sshd-'));
   mkdirSync(join(dir, 'files'));
   // privilege separation directory: sshd refuses to start without it
@@ -45,11 +70,17 @@ export async function startSshd(opts: { extraConfig?: string } = {}): Promise<Ss
     port,
     dir,
     user,
-    extra: ['AllowTcpForwarding yes', 'AcceptEnv LANG LC_* PORTCULLIS_*', 'PrintLastLog no', 'MaxStartups 200:30:400', 'MaxSessions 100', opts.extraConfig ?? ''],
+    extra: [
+      'AllowTcpForwarding yes', 'AcceptEnv LANG LC_* PORTCULLIS_*', 'PrintLastLog no', 'MaxStartups 200:30:400', 'MaxSessions 100', opts.extraConfig ?? '',
+      // the base config turns passwords off (and sshd keeps a keyword's first value): a Match block, last,
+      // turns them on for the throwaway user only
+      ...(opts.passwordUser ? [`Match User ${opts.passwordUser.name}`, '  PasswordAuthentication yes'] : []),
+    ],
   });
   writeFileSync(join(dir, 'sshd_config'), `${config}\n`);
   let log = '';
-  const child: ChildProcess = spawn(SSHD_BINARY, ['-D', '-e', '-f', join(dir, 'sshd_config')], { stdio: ['ignore', 'ignore', 'pipe'] });
+  const sshdArgs = ['-D', '-e', '-f', join(dir, 'sshd_config')];
+  const child: ChildProcess = opts.passwordUser ? spawnWithUser(dir, opts.passwordUser, sshdArgs) : spawn(SSHD_BINARY, sshdArgs, { stdio: ['ignore', 'ignore', 'pipe'] });
   child.stderr!.on('data', (b: Buffer) => {
     log += b.toString();
     if (log.length > 1_000_000) log = log.slice(-500_000);
@@ -87,4 +118,29 @@ export async function startSshd(opts: { extraConfig?: string } = {}): Promise<Ss
       rmSync(dir, { recursive: true, force: true });
     },
   };
+}
+
+/** A uid no host account uses, for the namespace's throwaway user. */
+const THROWAWAY_UID = 61_234;
+
+/**
+ * sshd in a private mount namespace where /etc/passwd and /etc/shadow are copies of the host's with one
+ * more user (home: `dir/home-<name>`, shell /bin/sh, the password hashed by `openssl passwd -6`): the
+ * host's files are never written, and the user is gone with the namespace.
+ */
+function spawnWithUser(dir: string, u: SshdPasswordUser, sshdArgs: string[]): ChildProcess {
+  if (!/^[a-z_][a-z0-9_-]{0,30}$/.test(u.name)) throw new Error(`not a user name: ${u.name}`);
+  const home = join(dir, `home-${u.name}`);
+  mkdirSync(home);
+  chmodSync(dir, 0o711); // the user's session goes through it to its home
+  chownSync(home, THROWAWAY_UID, THROWAWAY_UID);
+  const hash = spawnSync('openssl', ['passwd', '-6', '-stdin'], { input: `${u.password}\n`, encoding: 'utf8' });
+  if (hash.status !== 0) throw new Error(`openssl passwd failed: ${hash.stderr}`);
+  const passwd = join(dir, 'passwd');
+  const shadow = join(dir, 'shadow');
+  writeFileSync(passwd, `${readFileSync('/etc/passwd', 'utf8').trimEnd()}\n${u.name}:x:${THROWAWAY_UID}:${THROWAWAY_UID}::${home}:/bin/sh\n`, { mode: 0o644 });
+  writeFileSync(shadow, `${readFileSync('/etc/shadow', 'utf8').trimEnd()}\n${u.name}:${hash.stdout.trim()}:20000:0:99999:7:::\n`, { mode: 0o600 });
+  const quote = (a: string) => `'${a.replace(/'/g, "'\\''")}'`;
+  const script = `mount --bind ${quote(passwd)} /etc/passwd && mount --bind ${quote(shadow)} /etc/shadow && exec ${[SSHD_BINARY, ...sshdArgs].map(quote).join(' ')}`;
+  return spawn('unshare', ['-m', '--propagation', 'private', 'sh', '-c', script], { stdio: ['ignore', 'ignore', 'pipe'] });
 }

@@ -46,9 +46,11 @@ export async function startSshWorld(opts: Omit<HarnessOptions, 'connection' | 'c
 /**
  * Adds an sshd target to a running harness: the pool's SSH host key and user CA in its snapshot, and
  * an ssh connection (replacing a connection of the same name). `ownsHarness`: stop() stops it too.
+ * `given`: that sshd instead of a fresh one.
  */
-export async function attachSshTarget(h: Harness, overrides: Partial<HarnessConnection> & { name: string }, ownsHarness = false): Promise<SshWorld> {
-  const sshd = await startSshd();
+export async function attachSshTarget(h: Harness, overrides: Partial<HarnessConnection> & { name: string }, ownsHarness = false, given?: Sshd): Promise<SshWorld> {
+  // a given sshd (started by the caller, e.g. with a password user) is stopped with the world too
+  const sshd = given ?? (await startSshd());
   const hostKey = generateSshEd25519('gateway-pool');
   const ca = generateSshEd25519('user-ca');
   const connection: HarnessConnection = {
