@@ -68,7 +68,7 @@ const PROTOCOL_MODULES: Partial<Record<ProtocolName, { essential: boolean; make(
 export class Gateway implements SessionCore {
   readonly env: GatewayEnv;
   readonly logger: Logger;
-  readonly metrics = new GatewayMetrics();
+  readonly metrics: GatewayMetrics;
   readonly sessions: SessionRegistry;
   /** large messages in flight, across every session (core/buffer-budget.ts) */
   readonly buffers: BufferBudget;
@@ -92,6 +92,7 @@ export class Gateway implements SessionCore {
 
   constructor(private readonly opts: GatewayOptions) {
     this.env = opts.env;
+    this.metrics = new GatewayMetrics(false, opts.env.GATEWAY_PROTOCOLS.filter((p) => PROTOCOL_MODULES[p]));
     this.logger = opts.logger ?? createLogger(opts.env.LOG_LEVEL, { gateway: opts.env.GATEWAY_ID, pool: opts.env.GATEWAY_POOL });
     this.heartbeatMs = opts.heartbeatMs ?? 5000;
     this.buffers = new BufferBudget(opts.env.GATEWAY_BUFFER_BYTES, (used) => this.metrics.bufferedBytes.set(used));
@@ -99,7 +100,7 @@ export class Gateway implements SessionCore {
       config: () => this.config?.current ?? null,
       logger: this.logger,
       endAtExpiry: opts.env.GATEWAY_END_SESSIONS_AT_EXPIRY,
-      onTerminated: (reason) => this.metrics.sessionsTerminated.inc({ reason }),
+      onTerminated: (session, reason) => this.metrics.sessionTerminated(session.protocol, reason),
     });
     this.commandAnalysis = new CommandAnalysis({ timeoutMs: opts.env.GATEWAY_COMMAND_ANALYSIS_TIMEOUT_MS });
     this.metrics.commandAnalysisCounts = () => this.commandAnalysis.counts;

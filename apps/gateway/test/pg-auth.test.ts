@@ -206,7 +206,7 @@ describe('no config', () => {
       await ok.connect();
       await ok.end();
       const metrics = await (await fetch(`http://127.0.0.1:${h2.gateway.httpPort}/metrics`)).text();
-      expect(metrics).toMatch(/portcullis_gateway_sessions_total\{outcome="no_config"\} 1/);
+      expect(metrics).toMatch(/portcullis_gateway_sessions_total\{outcome="no_config",protocol="postgres"\} 1/);
     } finally {
       await h2.stop();
     }

@@ -31,7 +31,7 @@ export class SessionRegistry implements Iterable<LiveSession> {
       logger: Logger;
       /** end each session when its credential expires */
       endAtExpiry: boolean;
-      onTerminated?(reason: string): void;
+      onTerminated?(session: LiveSession, reason: string): void;
     },
   ) {}
 
@@ -130,7 +130,7 @@ export class SessionRegistry implements Iterable<LiveSession> {
 
   private terminate(session: LiveSession, ending: SessionEnding): void {
     this.opts.logger.info({ session: session.id, reason: ending.reason }, 'session terminated by the gateway');
-    this.opts.onTerminated?.(ending.reason);
+    this.opts.onTerminated?.(session, ending.reason);
     session.end(ending);
   }
 

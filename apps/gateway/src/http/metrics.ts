@@ -1,15 +1,33 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { ProtocolName } from '../core/session-core.types.js';
 
 /** Prometheus metrics of one gateway (own registry: several gateways can live in one test process). */
 export class GatewayMetrics {
   readonly registry = new Registry();
-  readonly liveSessions = new Gauge({ name: 'portcullis_gateway_live_sessions', help: 'Client sessions currently open', registers: [this.registry] });
+  // Session metrics carry `protocol` (postgres, ssh, kubernetes): counted through sessionOutcome,
+  // sessionLive and sessionTerminated below, which take it, so no protocol counts without it.
+  readonly liveSessions = new Gauge({ name: 'portcullis_gateway_live_sessions', help: 'Client sessions currently open, by protocol', labelNames: ['protocol'] as const, registers: [this.registry] });
   readonly sessions = new Counter({
     name: 'portcullis_gateway_sessions_total',
-    help: 'Client sessions by outcome (ok = authenticated and connected upstream)',
-    labelNames: ['outcome'] as const,
+    help: 'Client sessions by outcome (ok = authenticated and connected upstream; otherwise why it was refused) and protocol',
+    labelNames: ['outcome', 'protocol'] as const,
     registers: [this.registry],
   });
+
+  /** A session's login ended: `ok` (authenticated, connected upstream) or why it was refused. */
+  sessionOutcome(protocol: ProtocolName, outcome: string): void {
+    this.sessions.inc({ outcome, protocol });
+  }
+
+  /** A session started relaying (+1) or a relaying session ended (-1). */
+  sessionLive(protocol: ProtocolName, delta: 1 | -1): void {
+    this.liveSessions.inc({ protocol }, delta);
+  }
+
+  /** The gateway ended a live session on its own (config change, expiry, lost recording). */
+  sessionTerminated(protocol: ProtocolName, reason: string): void {
+    this.sessionsTerminated.inc({ reason, protocol });
+  }
   /**
    * Hot-path counts (per chunk, per statement) add to plain numbers and reach the counters when
    * they are scraped: a labelled prom-client inc() hashes its labels on every call.
@@ -88,8 +106,8 @@ export class GatewayMetrics {
   });
   readonly sessionsTerminated = new Counter({
     name: 'portcullis_gateway_sessions_terminated_total',
-    help: 'Live sessions the gateway ended on its own: a new config revoked their credential, removed their connection or changed their policy, or (GATEWAY_END_SESSIONS_AT_EXPIRY) their credential expired',
-    labelNames: ['reason'] as const,
+    help: 'Live sessions the gateway ended on its own, by reason and protocol: a new config revoked their credential, removed their connection or changed their policy, (GATEWAY_END_SESSIONS_AT_EXPIRY) their credential expired, or their required recording failed',
+    labelNames: ['reason', 'protocol'] as const,
     registers: [this.registry],
   });
   readonly fastLaneSessions = new Counter({
@@ -177,7 +195,9 @@ export class GatewayMetrics {
   });
   readonly configRevision = new Gauge({ name: 'portcullis_gateway_config_revision', help: 'Revision of the config snapshot in use (0 = none)', registers: [this.registry] });
 
-  constructor(defaults = false) {
+  /** `protocols`: the gateway's modules, whose live-session gauges start at 0 (a dashboard sees them before their first session) */
+  constructor(defaults = false, protocols: readonly ProtocolName[] = []) {
     if (defaults) collectDefaultMetrics({ register: this.registry });
+    for (const protocol of protocols) this.liveSessions.set({ protocol }, 0);
   }
 }

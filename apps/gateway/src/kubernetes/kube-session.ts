@@ -59,8 +59,8 @@ export class KubeSession implements LiveSession {
       },
       this.log,
     );
-    core.metrics.sessions.inc({ outcome: 'ok' });
-    core.metrics.liveSessions.inc();
+    core.metrics.sessionOutcome('kubernetes', 'ok');
+    core.metrics.sessionLive('kubernetes', 1);
     this.live = true;
     core.sessions.add(this);
     core.sessions.live(this);
@@ -121,7 +121,7 @@ export class KubeSession implements LiveSession {
 
   private recordingEnded(reason: string): void {
     if (this.ended) return;
-    this.o.core.metrics.sessionsTerminated.inc({ reason });
+    this.o.core.metrics.sessionTerminated('kubernetes', reason);
     this.close(reason);
   }
 
@@ -138,7 +138,7 @@ export class KubeSession implements LiveSession {
     this.closers.clear();
     this.recorder?.emit('session.end', { reason, durationMs: Date.now() - this.startedAt, requests: this.requests });
     this.ended = true;
-    if (this.live) this.o.core.metrics.liveSessions.dec();
+    if (this.live) this.o.core.metrics.sessionLive('kubernetes', -1);
     this.log.info({ reason, requests: this.requests }, 'kubernetes session ended');
     this.o.core.sessions.ended(this);
   }

@@ -139,7 +139,7 @@ export class ClientSession implements LiveSession, RelayHost {
     try {
       await this.startup();
     } catch (err) {
-      this.ctx.metrics.sessions.inc({ outcome: 'aborted' });
+      this.ctx.metrics.sessionOutcome('postgres', 'aborted');
       this.log.debug({ err: (err as Error).message }, 'session ended during startup');
       this.upstream?.destroy();
       this.client.destroy();
@@ -235,10 +235,10 @@ export class ClientSession implements LiveSession, RelayHost {
           reader?.detach();
           if (a.protocolError) {
             this.ctx.metrics.errors.inc({ kind: 'protocol' });
-            this.ctx.metrics.sessions.inc({ outcome: 'protocol_error' });
+            this.ctx.metrics.sessionOutcome('postgres', 'protocol_error');
             this.log.info({ err: a.message }, 'protocol error during startup');
           } else {
-            this.ctx.metrics.sessions.inc({ outcome: a.reason });
+            this.ctx.metrics.sessionOutcome('postgres', a.reason);
             this.log.info({ reason: a.reason, msg: a.message }, 'session refused');
           }
           this.fatal(a.code, a.message, a.detail);
@@ -248,7 +248,7 @@ export class ClientSession implements LiveSession, RelayHost {
         case 'close':
           reader?.detach();
           this.ctx.metrics.errors.inc({ kind: 'protocol' });
-          this.ctx.metrics.sessions.inc({ outcome: 'protocol_error' });
+          this.ctx.metrics.sessionOutcome('postgres', 'protocol_error');
           this.log.info({ err: a.reason }, 'protocol error during startup');
           this.client.destroy();
           this.ended = true;
@@ -373,8 +373,8 @@ export class ClientSession implements LiveSession, RelayHost {
     this.client.write(encodeReadyForQuery('I'));
     this.client.uncork();
     this.live = true;
-    this.ctx.metrics.sessions.inc({ outcome: 'ok' });
-    this.ctx.metrics.liveSessions.inc();
+    this.ctx.metrics.sessionOutcome('postgres', 'ok');
+    this.ctx.metrics.sessionLive('postgres', 1);
     this.log.info({ connection: conn.name, subject: info.claims.sub, tls: this.clientTls, upstreamTls: up.tls }, 'session started');
     this.startRelay();
     // answers to a config that arrived while it was connecting upstream; its grant's end is watched
@@ -663,7 +663,7 @@ export class ClientSession implements LiveSession, RelayHost {
       this.client.end();
       setTimeout(() => this.client.destroy(), 1000).unref();
     }
-    if (this.live) this.ctx.metrics.liveSessions.dec();
+    if (this.live) this.ctx.metrics.sessionLive('postgres', -1);
     const durationMs = Date.now() - this.startedAt;
     this.log.info({ reason, durationMs, statements: this.machine?.statements ?? 0 }, 'session ended');
     if (this.recorder && record) {
@@ -712,7 +712,7 @@ export class ClientSession implements LiveSession, RelayHost {
   /** @internal */
   terminate(code: string, message: string, reason: string, detail?: string): void {
     this.log.info({ reason }, 'session terminated by the gateway');
-    this.ctx.metrics.sessionsTerminated.inc({ reason });
+    this.ctx.metrics.sessionTerminated('postgres', reason);
     this.fatal(code, message, detail);
     this.endSession(reason);
   }

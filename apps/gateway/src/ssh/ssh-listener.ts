@@ -104,7 +104,7 @@ export class SshListener {
       // but logs and `nc` do, and the connection closes at once rather than hanging
       socket.on('error', () => undefined);
       socket.end('portcullis: this gateway has no SSH host key for its pool yet (no config, or the api has not made one); try again shortly\r\n');
-      this.o.core.metrics.sessions.inc({ outcome: 'no_host_key' });
+      this.o.core.metrics.sessionOutcome('ssh', 'no_host_key');
       return;
     }
     const session = new SshSession(socket, { core: this.o.core, policyFor: this.o.policyFor, loginGraceMs: this.o.loginGraceMs, limiter: this.limiter });

@@ -113,7 +113,7 @@ export class SshSession implements LiveSession {
     this.graceTimer = setTimeout(() => {
       if (!this.live) {
         this.log.info({ source: this.source }, 'login grace time over; closing');
-        this.metrics.sessions.inc({ outcome: 'login_timeout' });
+        this.metrics.sessionOutcome('ssh', 'login_timeout');
         socket.destroy();
       }
     }, ctx.loginGraceMs);
@@ -164,7 +164,7 @@ export class SshSession implements LiveSession {
     const wait = this.ctx.limiter.blockedFor(this.source);
     if (wait > 0) {
       this.banner(`too many failed logins from this address; try again in ${wait} s`);
-      this.metrics.sessions.inc({ outcome: 'rate_limited' });
+      this.metrics.sessionOutcome('ssh', 'rate_limited');
       // refused without being verified, and still on the trail (aggregated like any other refusal)
       if (a.method !== 'none') {
         this.ctx.core.authFailed(
@@ -230,7 +230,7 @@ export class SshSession implements LiveSession {
     } catch (err) {
       const r = err instanceof Refusal ? err : err instanceof AccessRefused ? new Refusal(err.reason, err.message) : new Refusal('internal', 'the gateway could not open this session');
       if (!(err instanceof Refusal || err instanceof AccessRefused)) this.log.warn({ err: (err as Error).message }, 'ssh session failed to open');
-      this.metrics.sessions.inc({ outcome: r.reason });
+      this.metrics.sessionOutcome('ssh', r.reason);
       this.log.info({ reason: r.reason, msg: r.message }, 'session refused');
       this.banner(r.message);
       a.reject([]);
@@ -297,8 +297,8 @@ export class SshSession implements LiveSession {
     }
     this.upstream.on('close', () => this.finish(this.closing ?? 'upstream_closed'));
     this.upstream.on('error', (err: Error) => this.log.debug({ err: err.message }, 'upstream ssh error'));
-    this.metrics.sessions.inc({ outcome: 'ok' });
-    this.metrics.liveSessions.inc();
+    this.metrics.sessionOutcome('ssh', 'ok');
+    this.metrics.sessionLive('ssh', 1);
     this.counted = true;
     this.log.info({ connection: conn.name, subject: grant.claims.sub }, 'ssh session started');
   }
@@ -993,7 +993,7 @@ export class SshSession implements LiveSession {
 
   private recordingFailed(reason: string, message: string): void {
     if (this.ended || this.closing) return;
-    this.metrics.sessionsTerminated.inc({ reason });
+    this.metrics.sessionTerminated('ssh', reason);
     this.terminate(reason, message);
   }
 
@@ -1042,7 +1042,7 @@ export class SshSession implements LiveSession {
     }
     this.socket.end();
     setTimeout(() => this.socket.destroy(), 2000).unref();
-    if (this.counted) this.metrics.liveSessions.dec();
+    if (this.counted) this.metrics.sessionLive('ssh', -1);
     if (this.recorder) {
       // a session.start was recorded (even when the target then failed): its end is too
       const durationMs = Date.now() - this.startedAt;
