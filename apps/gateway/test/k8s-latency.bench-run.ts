@@ -88,6 +88,17 @@ function load(side: Side, path: string, seconds: number): Promise<Load> {
   });
 }
 
+/**
+ * The same bare proxy in this process (the gateway's): the floor with the gateway's runtime around it
+ * (vitest's transformed modules, the gateway's other modules, its heap). Its CPU is this process's,
+ * measured like the gateway's.
+ */
+async function startInProcessBareProxy(tls: { certPem: string; keyPem: string }): Promise<{ side: Side; close(): void }> {
+  const { startBareProxy: start } = (await import(BARE_PROXY)) as { startBareProxy(o: Record<string, string>): Promise<{ port: number; close(): void }> };
+  const p = await start({ upstream: cluster.server, upstreamCa: cluster.caPem, authorization: `Bearer ${cluster.adminToken}`, cert: tls.certPem, key: tls.keyPem });
+  return { side: { base: `https://127.0.0.1:${p.port}/k8s/kube`, auth: 'Bearer unused', ca: caPem }, close: p.close };
+}
+
 /** The bare Node proxy (bench/lib/bare-https-proxy.mjs) in its own process: the floor of the gateway's design. */
 async function startBareProxy(tls: { certPem: string; keyPem: string; caPem: string }): Promise<{ side: Side; cpuMs(): Promise<number>; stop(): void }> {
   // with K8S_BENCH_PROFILE=<file>, the bare proxy's own CPU profile goes to <file>.bare/ (written when it exits)
@@ -125,6 +136,7 @@ async function smallGetRuns(direct: Side, gw: Side, tls: { certPem: string; keyP
   const only = process.env.K8S_BENCH_SCENARIOS?.split(',').filter(Boolean);
   const scenarios = only ? Object.fromEntries(Object.entries(all).filter(([name]) => only.includes(name))) : all;
   const bare = await startBareProxy(tls);
+  const inProcess = await startInProcessBareProxy(tls);
   const profile = process.env.K8S_BENCH_PROFILE;
   const inspector = profile ? new Session() : null;
   if (inspector) {
@@ -142,14 +154,20 @@ async function smallGetRuns(direct: Side, gw: Side, tls: { certPem: string; keyP
     const d: Load[] = [];
     const g: Load[] = [];
     const b: Load[] = [];
+    const ib: Load[] = [];
     let gwCpuMs = 0;
     let bareCpuMs = 0;
+    let inProcessCpuMs = 0;
     for (let i = 0; i < 2; i++) {
       d.push(await load(direct, path, RPS_SECONDS));
       if (bareSide) {
         const c0 = await bare.cpuMs();
         b.push(await load(bareSide, path, RPS_SECONDS));
         bareCpuMs += (await bare.cpuMs()) - c0;
+        const ic0 = process.cpuUsage();
+        ib.push(await load(inProcess.side, path, RPS_SECONDS));
+        const ic = process.cpuUsage(ic0);
+        inProcessCpuMs += (ic.user + ic.system) / 1000;
       }
       if (inspector && name === 'namespace' && i === 1) await inspector.post('Profiler.start');
       const cpu0 = process.cpuUsage();
@@ -168,13 +186,15 @@ async function smallGetRuns(direct: Side, gw: Side, tls: { certPem: string; keyP
       path, directRps: bd.rps, gatewayRps: bg.rps, ratio: +(bg.rps / bd.rps).toFixed(3),
       directP50Ms: bd.p50Ms, gatewayP50Ms: bg.p50Ms, p50Ratio: bd.p50Ms && bg.p50Ms ? +(bg.p50Ms / bd.p50Ms).toFixed(3) : null,
       ...(bb ? { bareProxyRps: bb.rps, bareProxyRatio: +(bb.rps / bd.rps).toFixed(3), bareProxyP50Ms: bb.p50Ms } : {}),
-      gatewayCpuUsPerRequest: perRequest(gwCpuMs, g),
-      ...(bb ? { bareProxyCpuUsPerRequest: perRequest(bareCpuMs, b) } : {}),
+      gatewayRequests: g.reduce((n, r) => n + r.requests, 0), gatewayCpuUsPerRequest: perRequest(gwCpuMs, g),
+      ...(bb ? { bareProxyRequests: b.reduce((n, r) => n + r.requests, 0), bareProxyCpuUsPerRequest: perRequest(bareCpuMs, b) } : {}),
+      ...(ib.length ? { bareInGatewayProcessRatio: +(best(ib).rps / bd.rps).toFixed(3), bareInGatewayProcessCpuUsPerRequest: perRequest(inProcessCpuMs, ib) } : {}),
       ...(name === 'namespace' ? { target: '>= 0.8' } : {}),
     };
   }
   inspector?.disconnect();
   bare.stop();
+  inProcess.close();
   out.loadAvgAfter = +loadavg()[0]!.toFixed(1);
   return out;
 }
@@ -186,7 +206,8 @@ function printSmallGets(r: Record<string, unknown>): void {
     if (typeof v !== 'object' || v === null) continue;
     const x = v as Record<string, number | string | null>;
     lines.push(`  ${name.padEnd(13)} direct ${x.directRps} rps p50 ${x.directP50Ms} ms | gateway ${x.gatewayRps} rps p50 ${x.gatewayP50Ms} ms ratio ${x.ratio} (p50 ×${x.p50Ratio}, ${x.gatewayCpuUsPerRequest} µs CPU/req)` +
-      (x.bareProxyRps !== undefined ? ` | bare Node proxy ${x.bareProxyRps} rps ratio ${x.bareProxyRatio} (${x.bareProxyCpuUsPerRequest} µs CPU/req)` : ''));
+      (x.bareProxyRps !== undefined ? ` | bare Node proxy ${x.bareProxyRps} rps ratio ${x.bareProxyRatio} (${x.bareProxyCpuUsPerRequest} µs CPU/req)` : '') +
+      (x.bareInGatewayProcessRatio !== undefined ? ` | the same in the gateway's process ratio ${x.bareInGatewayProcessRatio} (${x.bareInGatewayProcessCpuUsPerRequest} µs CPU/req)` : ''));
   }
   process.stdout.write(`\n${lines.join('\n')}\n`);
 }
