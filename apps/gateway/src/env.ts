@@ -47,6 +47,11 @@ export const gatewayEnvSchema = z.object({
   GATEWAY_SSH_HOST: z.string().default('0.0.0.0'),
   /** how long an SSH client may take from connect to an authenticated session before it is closed */
   GATEWAY_SSH_LOGIN_GRACE_MS: z.coerce.number().int().min(100).max(600_000).default(30_000),
+  /**
+   * channels (sessions, forwards) one SSH client connection may hold open at once; each open past it is
+   * refused with a reason. Each channel may hold up to its windows' worth of bytes in the gateway (a few MiB).
+   */
+  GATEWAY_SSH_MAX_CHANNELS: z.coerce.number().int().min(1).max(1000).default(32),
   /** failed SSH logins per client address and minute; past it the address waits out the minute */
   GATEWAY_SSH_MAX_AUTH_FAILURES: z.coerce.number().int().min(1).max(10_000).default(10),
   GATEWAY_KUBERNETES_PORT: portSchema.default(8443),

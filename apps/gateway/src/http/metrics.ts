@@ -138,6 +138,19 @@ export class GatewayMetrics {
     help: 'Bytes reserved by large messages in flight on the JavaScript relay (bounded by GATEWAY_BUFFER_BYTES)',
     registers: [this.registry],
   });
+  /** Set by the SSH module: the bytes its sessions hold in flight, read when scraped. */
+  sshBufferedBytesNow: () => number = () => 0;
+  readonly sshBufferedBytes: Gauge = new Gauge({
+    name: 'portcullis_gateway_ssh_buffered_bytes',
+    help: 'Bytes SSH sessions hold in flight (channel buffers of both connections, shell input held for decisions, socket write queues); bounded by backpressure and GATEWAY_SSH_MAX_CHANNELS',
+    registers: [this.registry],
+    collect: (): void => this.sshBufferedBytes.set(this.sshBufferedBytesNow()),
+  });
+  readonly channelsRefused = new Counter({
+    name: 'portcullis_gateway_ssh_channels_refused_total',
+    help: 'SSH channel opens refused because the client connection already held GATEWAY_SSH_MAX_CHANNELS channels',
+    registers: [this.registry],
+  });
   readonly bufferWaits = new Counter({
     name: 'portcullis_gateway_buffer_waits_total',
     help: 'Times a session stopped reading until the buffer budget could hold its next large message',

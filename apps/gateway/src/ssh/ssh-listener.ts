@@ -53,6 +53,8 @@ export class SshListener {
 
   private readonly limiter: SourceLimiter;
   private readonly bySocket = new WeakMap<Socket, SshSession>();
+  /** the sessions whose sockets are open (what bufferedBytes adds up) */
+  private readonly open = new Set<SshSession>();
   port = 0;
 
   constructor(private readonly o: SshListenerOptions) {
@@ -107,8 +109,10 @@ export class SshListener {
       this.o.core.metrics.sessionOutcome('ssh', 'no_host_key');
       return;
     }
-    const session = new SshSession(socket, { core: this.o.core, policyFor: this.o.policyFor, loginGraceMs: this.o.loginGraceMs, limiter: this.limiter });
+    const session = new SshSession(socket, { core: this.o.core, policyFor: this.o.policyFor, loginGraceMs: this.o.loginGraceMs, limiter: this.limiter, maxChannels: this.o.maxChannels });
     this.o.core.sessions.add(session);
+    this.open.add(session);
+    socket.once('close', () => this.open.delete(session));
     this.bySocket.set(socket, session);
     try {
       server.injectSocket(coalesceWrites(socket));
@@ -116,6 +120,13 @@ export class SshListener {
       this.o.core.logger.debug({ err: (err as Error).message }, 'ssh socket could not be taken');
       socket.destroy();
     }
+  }
+
+  /** Bytes the SSH sessions of this listener hold in flight (portcullis_gateway_ssh_buffered_bytes). */
+  bufferedBytes(): number {
+    let n = 0;
+    for (const s of this.open) n += s.bufferedBytes;
+    return n;
   }
 
   /** Stops accepting at once; settles when the sessions' connections are gone (the core ends them). */

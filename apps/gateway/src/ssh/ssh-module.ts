@@ -37,7 +37,9 @@ export class SshModule implements ProtocolModule {
       policyFor: commandPolicyFor(core, this.opts),
       loginGraceMs: env.GATEWAY_SSH_LOGIN_GRACE_MS,
       maxAuthFailures: env.GATEWAY_SSH_MAX_AUTH_FAILURES,
+      maxChannels: env.GATEWAY_SSH_MAX_CHANNELS,
     });
+    core.metrics.sshBufferedBytesNow = () => listener.bufferedBytes();
     const port = await listener.start(env.GATEWAY_SSH_PORT, env.GATEWAY_SSH_HOST);
     this.listener = listener;
     return { address: env.GATEWAY_SSH_HOST, family: 'IPv4', port };

@@ -30,6 +30,8 @@ export interface SshSessionContext {
   policyFor(policy: ResolvedPolicy | null): SshPolicy;
   /** how long a client may take from TCP connect to an authenticated session */
   loginGraceMs: number;
+  /** channels one client connection may hold open at once (sessions and forwards); past it each open is refused */
+  maxChannels: number;
 }
 
 /** The client is told this and the connection closes; `reason` goes to the log and metrics. */
@@ -53,15 +55,43 @@ const MAX_ENV_VARS = 64;
 
 const HELD = Symbol('held for a drain');
 
-/** Writes to `dst`; when it is full, stops reading `src` until it drains (one drain listener however many writes). */
-function relay(src: NodeJS.ReadableStream & { [HELD]?: boolean }, dst: NodeJS.WritableStream, b: Buffer | string): void {
-  if (dst.write(b) || src[HELD]) return;
+/**
+ * `dst` is full (its write returned false): stop reading `src` until it drains (one drain listener
+ * however many writes). A paused ssh2 channel stops granting its peer window once its own buffer is
+ * full, so the peer stops sending: what the gateway holds per channel stays within the windows.
+ */
+function holdUntilDrained(src: NodeJS.ReadableStream & { [HELD]?: boolean }, dst: NodeJS.WritableStream): void {
+  if (src[HELD]) return;
   src[HELD] = true;
   src.pause();
   dst.once('drain', () => {
     src[HELD] = false;
     src.resume();
   });
+}
+
+/** Writes to `dst`; when it is full, stops reading `src` until it drains. */
+function relay(src: NodeJS.ReadableStream & { [HELD]?: boolean }, dst: NodeJS.WritableStream, b: Buffer | string): void {
+  if (!dst.write(b)) holdUntilDrained(src, dst);
+}
+
+/** Resolves once `w` can take more (or is gone). */
+function drained(w: NodeJS.WritableStream & { writableNeedDrain?: boolean }): Promise<void> {
+  if (!w.writableNeedDrain) return Promise.resolve();
+  return new Promise((resolve) => {
+    const done = (): void => {
+      w.off('drain', done);
+      w.off('close', done);
+      resolve();
+    };
+    w.once('drain', done);
+    w.once('close', done);
+  });
+}
+
+/** Bytes a stream holds in its buffers (both sides of a duplex). */
+function streamBytes(s: { readableLength?: number; writableLength?: number } | null | undefined): number {
+  return (s?.readableLength ?? 0) + (s?.writableLength ?? 0);
 }
 
 /**
@@ -90,6 +120,12 @@ export class SshSession implements LiveSession {
   private readonly aborter = new AbortController();
   private readonly startedAt = Date.now();
   private readonly channels = new Set<ServerChannel>();
+  /** every channel of either connection the session relays (what bufferedBytes adds up) */
+  private readonly relayed = new Set<ServerChannel | ClientChannel>();
+  /** channels the client holds open (sessions not yet started included), against ctx.maxChannels */
+  private openChannels = 0;
+  /** client input a shell holds while its lines are decided */
+  private shellHeld = 0;
   private streams = 0;
   private ended = false;
   private graceTimer: NodeJS.Timeout | null = null;
@@ -122,6 +158,44 @@ export class SshSession implements LiveSession {
 
   get isEnded(): boolean {
     return this.ended;
+  }
+
+  /**
+   * What this session holds in memory for bytes in flight: both sides of every channel it relays (ssh2
+   * stream buffers, stderr included), what a shell holds for decisions, and both sockets' write queues.
+   * Bounded by backpressure and the channel limit (portcullis_gateway_ssh_buffered_bytes adds them up).
+   */
+  get bufferedBytes(): number {
+    let n = this.socket.writableLength + this.shellHeld;
+    n += (this.upstream as unknown as { _sock?: { writableLength?: number } } | null)?._sock?.writableLength ?? 0;
+    for (const c of this.relayed) n += streamBytes(c) + streamBytes(c.stderr as never);
+    return n;
+  }
+
+  /** Counts a channel's bytes from now until it closes. */
+  private track(c: ServerChannel | ClientChannel): void {
+    this.relayed.add(c);
+    c.once('close', () => this.relayed.delete(c));
+  }
+
+  /**
+   * Takes one of the connection's channel slots; returns its release (idempotent: call it on every
+   * 'close' that may mean the channel is gone), or null — the open refused with why — when none is left.
+   */
+  private takeChannelSlot(reject: () => void): (() => void) | null {
+    if (this.openChannels >= this.ctx.maxChannels) {
+      this.metrics.channelsRefused.inc();
+      this.log.info({ limit: this.ctx.maxChannels }, 'channel refused: too many open channels');
+      this.refuseOpen(reject, `too many open channels on this connection (at most ${this.ctx.maxChannels}); close one or open another connection`);
+      return null;
+    }
+    this.openChannels++;
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      this.openChannels--;
+    };
   }
 
   /** The ssh2 connection for this socket has read the client's version line. */
@@ -309,7 +383,15 @@ export class SshSession implements LiveSession {
   private ready(): void {
     const conn = this.conn!;
     this.describeOpenFailures(conn);
-    conn.on('session', (accept: () => Session, reject: () => void) => (this.closing ? reject() : this.sessionChannel(accept())));
+    conn.on('session', (accept: () => Session, reject: () => void) => {
+      if (this.closing) return reject();
+      const release = this.takeChannelSlot(reject);
+      if (!release) return;
+      const session = accept();
+      // ssh2 emits 'close' on the Session while no exec/shell/subsystem started; after, on the channel
+      session.once('close', release);
+      this.sessionChannel(session, release);
+    });
     conn.on('tcpip', (accept: () => ServerChannel, reject: () => void, info: { srcIP: string; srcPort: number; destIP: string; destPort: number }) => this.directTcpip(accept, reject, info));
     conn.on('request', (accept: ((port?: number) => void) | undefined, reject: (() => void) | undefined, name: string, info: { bindAddr?: string; bindPort?: number }) => {
       if (name === 'tcpip-forward' && info?.bindAddr !== undefined) return this.remoteForward(accept, reject, info.bindAddr, info.bindPort ?? 0);
@@ -359,7 +441,7 @@ export class SshSession implements LiveSession {
     return `${kind}-${++this.streams}`;
   }
 
-  private sessionChannel(session: Session): void {
+  private sessionChannel(session: Session, release: () => void): void {
     let pty: PseudoTtyInfo | null = null;
     const env: Record<string, string> = {};
     const notes: string[] = [];
@@ -402,6 +484,8 @@ export class SshSession implements LiveSession {
     });
     const started = (ch: ServerChannel): void => {
       this.channels.add(ch);
+      this.track(ch);
+      ch.once('close', release);
       ch.on('close', () => this.channels.delete(ch));
       for (const n of [...this.connectionNotes.splice(0), ...notes]) ch.stderr.write(`portcullis: ${n}\r\n`);
     };
@@ -564,17 +648,15 @@ export class SshSession implements LiveSession {
       if (!wire.length) return true;
       return toStderr ? ch.stderr.write(wire) : ch.write(wire);
     };
+    this.track(up);
+    // each output stream stops being read while the client's side of it is full (a client that does not
+    // read its stderr, `cat /dev/zero >&2`, held the gateway's memory without bound before)
     up.on('data', (b: Buffer) => {
-      if (!out(b, stdout, false) && !(up as { [HELD]?: boolean })[HELD]) {
-        (up as { [HELD]?: boolean })[HELD] = true;
-        up.pause();
-        ch.once('drain', () => {
-          (up as { [HELD]?: boolean })[HELD] = false;
-          up.resume();
-        });
-      }
+      if (!out(b, stdout, false)) holdUntilDrained(up, ch);
     });
-    up.stderr.on('data', (b: Buffer) => void out(b, stderr, true));
+    up.stderr.on('data', (b: Buffer) => {
+      if (!out(b, stderr, true)) holdUntilDrained(up.stderr, ch.stderr);
+    });
     const flush = (): void => {
       for (const [o, dst] of [[stdout, ch], [stderr, ch.stderr]] as const) {
         const { wire, shown } = o.flush();
@@ -627,8 +709,12 @@ export class SshSession implements LiveSession {
       deciding = true;
       try {
         while (queue.length && !this.ended) {
+          // the target takes input no faster than it reads it: wait for it rather than queue it here
+          await drained(up);
+          if (this.ended) return;
           const chunk = queue.shift()!;
           queued -= chunk.length;
+          this.shellHeld -= chunk.length;
           let from = 0;
           for (let i = 0; i < chunk.length; i++) {
             if (!shell.lines.feed(chunk[i]!)) continue;
@@ -673,6 +759,7 @@ export class SshSession implements LiveSession {
       this.bytesIn += b.length;
       queue.push(b);
       queued += b.length;
+      this.shellHeld += b.length;
       if (queued >= MAX_HELD_BYTES) ch.pause();
       void pump();
     };
@@ -697,6 +784,7 @@ export class SshSession implements LiveSession {
       return;
     }
     ch.off('data', hold);
+    this.track(up);
     const say = (): void => undefined; // SFTP has no text channel to the user: the STATUS message says it
     const proxy = new SftpProxy({
       toClient: (b) => {
@@ -837,7 +925,8 @@ export class SshSession implements LiveSession {
       else this.bytesIn += b.length;
       relay(receiver, sender, b);
     };
-    up.stderr.on('data', (b: Buffer) => ch.stderr.write(b));
+    this.track(up);
+    up.stderr.on('data', (b: Buffer) => relay(up.stderr, ch.stderr, b));
     up.on('exit', (code: number | null, sig?: string) => {
       if (over) return;
       if (typeof code === 'number') ch.exit(code);
@@ -876,12 +965,16 @@ export class SshSession implements LiveSession {
       this.log.info({ dest: destination }, 'port forwarding refused');
       return this.refuseOpen(reject, v.reason ?? `port forwarding to ${destination} is refused`);
     }
+    const release = this.takeChannelSlot(reject);
+    if (!release) return;
     this.upstream!.forwardOut(info.srcIP, info.srcPort, info.destIP, info.destPort, (err, up) => {
       if (err || this.ended) {
         up?.close();
+        release();
         return this.refuseOpen(reject, `the target could not connect to ${destination} (${err?.message ?? 'session ended'})`);
       }
       const ch = accept();
+      ch.once('close', release);
       this.pipeForward(stream, 'local', destination, ch, up);
     });
   }
@@ -889,6 +982,8 @@ export class SshSession implements LiveSession {
   /** Both ways between a client channel and a target channel; a `forward` event with the bytes when it closes. */
   private pipeForward(stream: string, direction: 'local' | 'remote', destination: string, ch: ServerChannel | ClientChannel, up: ClientChannel): void {
     this.channels.add(ch as ServerChannel);
+    this.track(ch);
+    this.track(up);
     let toTarget = 0;
     let fromTarget = 0;
     ch.on('data', (b: Buffer) => {
@@ -957,10 +1052,16 @@ export class SshSession implements LiveSession {
     this.remoteListening = true;
     this.upstream!.on('tcp connection', (info: { destIP: string; destPort: number; srcIP: string; srcPort: number }, acceptUp: () => ClientChannel, rejectUp: () => void) => {
       if (this.ended || !this.conn) return rejectUp();
+      const release = this.takeChannelSlot(rejectUp);
+      if (!release) return;
       const stream = this.newStream('forward');
       const destination = `${info.destIP}:${info.destPort}`;
       this.conn.forwardOut(info.destIP, info.destPort, info.srcIP, info.srcPort, (err, ch) => {
-        if (err) return rejectUp();
+        if (err) {
+          release();
+          return rejectUp();
+        }
+        ch.once('close', release);
         this.emit('forward', { stream, direction: 'remote', destination, from: `${info.srcIP}:${info.srcPort}`, event: 'open' });
         this.pipeForward(stream, 'remote', destination, ch, acceptUp());
       });

@@ -1,0 +1,246 @@
+import { spawn } from 'node:child_process';
+import { Client, type ClientChannel } from 'ssh2';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { markerPolicy } from './support/ssh-test-policy.js';
+import { startSshWorld, type SshWorld } from './support/ssh-world.js';
+
+/**
+ * A hostile SSH client must not make the gateway hold memory without bound. Against a real sshd, with
+ * the ssh2 client library (and OpenSSH where it can play the part): output the client never reads
+ * (stdout and stderr), input the target never reads (exec and a decided shell), many channels on one
+ * connection, SFTP with many outstanding reads it never collects. Each time the gateway's own gauge
+ * (portcullis_gateway_ssh_buffered_bytes: both sides of every relayed channel, held shell input,
+ * socket write queues) settles under a bound of a few channel windows, and another session works.
+ */
+
+const MiB = 1024 * 1024;
+/**
+ * What one stalled channel may hold in the gateway: ssh2 and OpenSSH open 2 MiB windows, and a stalled
+ * flow fills the reading side's buffer (2 MiB, then no more window is granted, but what was granted
+ * still arrives) and the writing side's (2 MiB before write() says stop), plus a packet or two.
+ */
+const PER_CHANNEL = 8 * MiB;
+const MAX_CHANNELS = 8;
+
+let w: SshWorld;
+const clients: Client[] = [];
+
+beforeAll(async () => {
+  // a policy with a masker and a line model: output goes through the masker, shell lines are decided
+  w = await startSshWorld({ sshPolicy: () => markerPolicy(), env: { GATEWAY_SSH_MAX_CHANNELS: String(MAX_CHANNELS) } });
+}, 60_000);
+afterAll(async () => {
+  for (const c of clients) c.destroy();
+  await w?.stop();
+});
+
+async function gauge(): Promise<number> {
+  const text = await w.h.gateway.metrics.registry.getSingleMetricAsString('portcullis_gateway_ssh_buffered_bytes');
+  const m = /^portcullis_gateway_ssh_buffered_bytes (\d+(?:\.\d+)?)$/m.exec(text);
+  if (!m) throw new Error(`no gauge in ${text}`);
+  return Number(m[1]);
+}
+
+/**
+ * Samples the gauge until it has not moved for `quietSamples` samples in a row (the stalled flows have
+ * stalled: a gateway that kept buffering would keep it moving until the timeout) and returns the
+ * highest value seen.
+ */
+async function settled(quietSamples = 10, timeoutMs = 90_000): Promise<{ max: number; last: number }> {
+  const deadline = Date.now() + timeoutMs;
+  let max = 0;
+  let last = -1;
+  let same = 0;
+  let samples = 0;
+  while (same < quietSamples || samples < 5) {
+    if (Date.now() > deadline) throw new Error(`the gateway's SSH buffers never settled (last ${last} bytes, max ${max})`);
+    await new Promise((r) => setTimeout(r, 200));
+    const v = await gauge();
+    samples++;
+    max = Math.max(max, v);
+    same = v === last ? same + 1 : 0;
+    last = v;
+  }
+  return { max, last };
+}
+
+function connect(): Promise<Client> {
+  return new Promise((resolve, reject) => {
+    const c = new Client();
+    clients.push(c);
+    c.on('ready', () => resolve(c)).on('error', reject);
+    void w.h.credential({ cn: 'box' }).then((password) => c.connect({ host: '127.0.0.1', port: w.port(), username: 'box', password, readyTimeout: 60_000 }));
+  });
+}
+
+function exec(c: Client, command: string, opts: { pty?: boolean } = {}): Promise<ClientChannel> {
+  return new Promise((resolve, reject) => c.exec(command, opts.pty ? { pty: { term: 'dumb', rows: 24, cols: 80, width: 0, height: 0 } } : {}, (err, s) => (err ? reject(err) : resolve(s))));
+}
+
+/** Another session through the gateway, with real OpenSSH: it must keep working while the others stall. */
+async function anotherSessionWorks(): Promise<void> {
+  const r = await w.ssh(await w.h.credential({ cn: 'box' }), ['echo', 'still-served'], { timeoutMs: 60_000 });
+  expect(r.stdout).toBe('still-served\n');
+}
+
+/** Waits until `s` has received at least `bytes` (the flow has started), then stops reading it for good. */
+function readThenStop(s: NodeJS.ReadableStream, bytes: number): Promise<void> {
+  return new Promise((resolve) => {
+    let n = 0;
+    const on = (b: Buffer): void => {
+      n += b.length;
+      if (n < bytes) return;
+      s.off('data', on);
+      s.pause();
+      resolve();
+    };
+    s.on('data', on);
+  });
+}
+
+async function closeAll(): Promise<void> {
+  for (const c of clients.splice(0)) c.end();
+  // the gauge falls back once the sessions are gone
+  const deadline = Date.now() + 30_000;
+  while ((await gauge()) > 0) {
+    if (Date.now() > deadline) throw new Error(`the gauge stayed at ${await gauge()} after the sessions ended`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+describe('ssh: a client cannot make the gateway buffer without bound', () => {
+  it('output the client never reads (cat /dev/zero on stdout, on stderr; OpenSSH whose stdout is never read): the gateway stops reading the target', async () => {
+    const c = await connect();
+    const out = await exec(c, 'cat /dev/zero');
+    out.stderr.resume();
+    const err = await exec(c, 'cat /dev/zero >&2');
+    err.resume();
+    await Promise.all([readThenStop(out, MiB), readThenStop(err.stderr, MiB)]);
+    // OpenSSH, its stdout a pipe nobody reads
+    const ssh = spawn('sshpass', ['-e', 'ssh', ...w.clientOptions(), '-p', String(w.port()), 'box@127.0.0.1', 'cat /dev/zero'], {
+      env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: process.env.HOME ?? '/tmp', SSHPASS: await w.h.credential({ cn: 'box' }) }, stdio: ['ignore', 'pipe', 'ignore'],
+    });
+    try {
+      await readThenStop(ssh.stdout, MiB);
+      const { max } = await settled();
+      console.log(`[ssh-memory] unread output, 3 channels: gateway holds at most ${(max / MiB).toFixed(2)} MiB`);
+      expect(max).toBeLessThan(3 * PER_CHANNEL);
+      await anotherSessionWorks();
+    } finally {
+      ssh.kill('SIGKILL');
+    }
+    await closeAll();
+  }, 180_000);
+
+  it('input the target never reads (exec sleep; a shell whose lines are decided, busy in sleep): the gateway stops reading the client', async () => {
+    const c = await connect();
+    const zeros = Buffer.alloc(64 * 1024);
+    const upload = await exec(c, 'sleep 1000');
+    upload.resume();
+    upload.stderr.resume();
+    // the shell path: keystrokes through the line tracker to a pty whose shell runs sleep
+    const shell = await new Promise<ClientChannel>((resolve, reject) => c.shell({ term: 'dumb', rows: 24, cols: 80, width: 0, height: 0 }, (e, s) => (e ? reject(e) : resolve(s))));
+    shell.resume();
+    shell.write('sleep 1000\n');
+    // a hostile client writes on whatever the window says: its own library queues what it cannot send
+    for (let i = 0; i < 256; i++) {
+      upload.write(zeros);
+      shell.write(Buffer.alloc(64 * 1024, 0x61));
+    }
+    const { max } = await settled();
+    console.log(`[ssh-memory] unread input, 2 channels (exec + shell): gateway holds at most ${(max / MiB).toFixed(2)} MiB`);
+    expect(max).toBeLessThan(2 * PER_CHANNEL);
+    await anotherSessionWorks();
+    await closeAll();
+  }, 180_000);
+
+  it(`many channels on one connection: past ${MAX_CHANNELS} each open is refused with a reason; closing one frees a slot; other connections are served`, async () => {
+    const c = await connect();
+    const open: ClientChannel[] = [];
+    for (let i = 0; i < MAX_CHANNELS; i++) open.push((await exec(c, 'sleep 1000')).resume());
+    const refused = await exec(c, 'echo one-too-many').then(() => null, (e: Error) => e);
+    expect(refused?.message).toContain(`too many open channels on this connection (at most ${MAX_CHANNELS})`);
+    // a forward counts too
+    const fwd = await new Promise<Error | null>((resolve) => c.forwardOut('127.0.0.1', 0, '127.0.0.1', 1, (e) => resolve(e ?? null)));
+    expect(fwd?.message).toContain('too many open channels');
+    const metrics = await w.h.gateway.metrics.registry.getSingleMetricAsString('portcullis_gateway_ssh_channels_refused_total');
+    expect(metrics).toMatch(/portcullis_gateway_ssh_channels_refused_total [1-9]/);
+    await anotherSessionWorks();
+    // one closed: a new one opens
+    const closed = new Promise((r) => open[0]!.once('close', r));
+    open[0]!.close();
+    await closed;
+    let out = '';
+    const again = await new Promise<ClientChannel>((resolve, reject) => {
+      const deadline = Date.now() + 10_000;
+      const attempt = (): void => {
+        // the slot is given back when the gateway sees the channel's close: try again until then
+        exec(c, 'echo slot-freed').then(resolve, (e: Error) => (Date.now() < deadline ? setTimeout(attempt, 100) : reject(e)));
+      };
+      attempt();
+    });
+    again.on('data', (b: Buffer) => (out += b.toString()));
+    await new Promise((r) => again.once('close', r));
+    expect(out).toBe('slot-freed\n');
+    await closeAll();
+  }, 120_000);
+
+  it('SFTP with thousands of outstanding reads the client never collects: bounded, the other session served', async () => {
+    const c = await connect();
+    const ch = await new Promise<ClientChannel>((resolve, reject) => c.subsys('sftp', (e, s) => (e ? reject(e) : resolve(s))));
+    const packet = (type: number, body: Buffer): Buffer => {
+      const head = Buffer.alloc(5);
+      head.writeUInt32BE(body.length + 1);
+      head[4] = type;
+      return Buffer.concat([head, body]);
+    };
+    const str = (s: string | Buffer): Buffer => {
+      const b = Buffer.isBuffer(s) ? s : Buffer.from(s);
+      const l = Buffer.alloc(4);
+      l.writeUInt32BE(b.length);
+      return Buffer.concat([l, b]);
+    };
+    const u32 = (n: number): Buffer => {
+      const b = Buffer.alloc(4);
+      b.writeUInt32BE(n);
+      return b;
+    };
+    // INIT, then OPEN /dev/zero for reading; read the HANDLE reply
+    let inbox = Buffer.alloc(0);
+    const reply = (type: number): Promise<Buffer> => new Promise((resolve) => {
+      const on = (b: Buffer): void => {
+        inbox = Buffer.concat([inbox, b]);
+        while (inbox.length >= 5 && inbox.length >= 4 + inbox.readUInt32BE(0)) {
+          const len = inbox.readUInt32BE(0);
+          const p = inbox.subarray(4, 4 + len);
+          inbox = inbox.subarray(4 + len);
+          if (p[0] === type) {
+            ch.off('data', on);
+            resolve(p);
+            return;
+          }
+        }
+      };
+      ch.on('data', on);
+    });
+    ch.write(packet(1, u32(3)));
+    await reply(2); // VERSION
+    ch.write(packet(3, Buffer.concat([u32(1), str('/dev/zero'), u32(1), u32(0)])));
+    const h = await reply(102); // HANDLE
+    const handle = h.subarray(9, 9 + h.readUInt32BE(5));
+    ch.pause();
+    // 4096 reads of 32 KiB (128 MiB asked for), none of the answers read
+    const reads: Buffer[] = [];
+    for (let id = 2; id < 4098; id++) {
+      const offset = Buffer.alloc(8);
+      offset.writeBigUInt64BE(BigInt((id - 2) * 32768));
+      reads.push(packet(5, Buffer.concat([u32(id), str(handle), offset, u32(32768)])));
+    }
+    ch.write(Buffer.concat(reads));
+    const { max } = await settled();
+    console.log(`[ssh-memory] sftp, 4096 reads uncollected: gateway holds at most ${(max / MiB).toFixed(2)} MiB`);
+    expect(max).toBeLessThan(PER_CHANNEL);
+    await anotherSessionWorks();
+    await closeAll();
+  }, 180_000);
+});
