@@ -17,7 +17,7 @@ import { startAuthStack, type AuthStack } from '../../apps/api/test/auth-harness
 import { TokensService } from '../../apps/api/src/auth/tokens.service.js';
 import type { Gateway } from '../../apps/gateway/src/gateway.js';
 import type { HooksFactory } from '../../apps/gateway/src/postgres/postgres-module.js';
-import type { SessionHooks, StatementInfo, Verdict } from '../../apps/gateway/src/policy/session-hooks.js';
+import type { SessionHooks, StatementInfo, Verdict } from '../../apps/gateway/src/postgres/session-hooks.js';
 import type { ApprovalClient } from '../../apps/gateway/src/approvals/approval-client.js';
 import { startHarness, type Harness, type HarnessOptions } from '../../apps/gateway/test/support/harness.js';
 

@@ -2,7 +2,7 @@
 // client gets a generic XX000 and never the internal error text; every other session keeps going.
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { SessionHooks } from '../src/policy/session-hooks.js';
+import type { SessionHooks } from '../src/postgres/session-hooks.js';
 import { startHarness, type Harness } from './support/harness.js';
 
 const SECRET = 'internal-detail host=10.9.8.7 password=hunter2 at /srv/gateway/src/relay.ts:42';

@@ -23,11 +23,8 @@ export type LiveConfigVerdict =
   | { kind: 'keep' }
   /** a newer version of the same policy whose masking and approval rules are unchanged: decide the next statements by it */
   | { kind: 'adopt'; policy: ResolvedPolicy }
-  /** end the session: a FATAL ErrorResponse with `code`/`message`, session.end with `reason` */
-  | { kind: 'end'; code: string; message: string; reason: string };
-
-/** 57P01 admin_shutdown: what pg_terminate_backend gives, which pools and drivers know to reconnect after. */
-const ENDED = '57P01';
+  /** end the session: the client is told `message` (each protocol its way: LiveSession.end), session.end with `reason` */
+  | { kind: 'end'; message: string; reason: string };
 
 /**
  * Reviews a live session against a config that arrived after it started. A session must not outlive
@@ -40,18 +37,18 @@ const ENDED = '57P01';
  */
 export function reviewLiveSession(s: LiveSessionFacts, config: ActiveConfig, now = Date.now()): LiveConfigVerdict {
   if (config.revoked.has(s.tokenId)) {
-    return { kind: 'end', code: ENDED, message: 'terminating connection: the gateway credential of this session was revoked', reason: 'credential_revoked' };
+    return { kind: 'end', message: 'terminating connection: the gateway credential of this session was revoked', reason: 'credential_revoked' };
   }
   const conn = config.connections.get(s.connection);
   if (!conn) {
-    return { kind: 'end', code: ENDED, message: `terminating connection: connection "${s.connection}" was removed or disabled`, reason: 'connection_removed' };
+    return { kind: 'end', message: `terminating connection: connection "${s.connection}" was removed or disabled`, reason: 'connection_removed' };
   }
   // The rule that admitted the login, asked again: a group removed from allowedGroups, or an access
   // grant that ran out, ends the session like a revoked credential does.
   const access = mayUseConnection(s.caller, conn, now);
   if (!access.allowed) {
     return {
-      kind: 'end', code: ENDED, reason: 'access_removed',
+      kind: 'end', reason: 'access_removed',
       message: access.reason === 'grant_expired'
         ? `terminating connection: the access grant for connection "${s.connection}" has expired`
         : access.reason === 'grant_revoked'
@@ -63,7 +60,7 @@ export function reviewLiveSession(s: LiveSessionFacts, config: ActiveConfig, now
   const before = s.policy;
   if (name !== (before?.name ?? null)) {
     return {
-      kind: 'end', code: ENDED, reason: 'policy_changed',
+      kind: 'end', reason: 'policy_changed',
       message: `terminating connection: connection "${s.connection}" now uses ${name === null ? 'no policy' : `policy "${name}"`}; reconnect to continue under it`,
     };
   }
@@ -72,7 +69,7 @@ export function reviewLiveSession(s: LiveSessionFacts, config: ActiveConfig, now
   if (!next) {
     const why = config.brokenPolicies.get(name);
     return {
-      kind: 'end', code: ENDED, reason: 'policy_unavailable',
+      kind: 'end', reason: 'policy_unavailable',
       message: `terminating connection: policy "${name}" is no longer available on this gateway${why ? ' (its new version is invalid)' : ''}`,
     };
   }
@@ -87,13 +84,13 @@ export function reviewLiveSession(s: LiveSessionFacts, config: ActiveConfig, now
     !isDeepStrictEqual(consequenceRules(before.document), consequenceRules(next.document))
   ) {
     return {
-      kind: 'end', code: ENDED, reason: 'policy_changed',
+      kind: 'end', reason: 'policy_changed',
       message: `terminating connection: policy "${name}" changed its masking, approval, result recording or row-count rules (version ${before.version} → ${next.version}); reconnect to continue under them`,
     };
   }
   if (s.holdsEarlierDecisions) {
     return {
-      kind: 'end', code: ENDED, reason: 'policy_changed',
+      kind: 'end', reason: 'policy_changed',
       message: `terminating connection: policy "${name}" changed (version ${before.version} → ${next.version}) and this session holds prepared statements the previous version allowed; reconnect to continue under the new one`,
     };
   }

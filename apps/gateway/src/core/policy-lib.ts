@@ -7,10 +7,6 @@
 export type PolicyLib = typeof import('@portcullis/policy');
 export type PolicyEngine = import('@portcullis/policy').PolicyEngine;
 export type PolicyDocument = import('@portcullis/policy').PolicyDocument;
-export type PolicyDecision = import('@portcullis/policy').Decision;
-export type MaskingPlan = import('@portcullis/policy').MaskingPlan;
-export type MaskingRefusal = import('@portcullis/policy').MaskingRefusal;
-export type CopyFormat = import('@portcullis/policy').CopyFormat;
 
 /** Loads and initialises the policy library once (its SQL parser is WASM); a failed load is tried again next call. */
 export { policyEngine as loadPolicyLib } from '@portcullis/policy/loader';

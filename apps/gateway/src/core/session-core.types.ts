@@ -82,14 +82,12 @@ export type AccessRefusalReason =
   | 'recording_unavailable'
   | `auth_${'invalid' | 'expired' | 'revoked' | 'wrong_connection' | 'not_allowed'}`;
 
-/** How the core ends a live session of any protocol (config reactions, expiry, shutdown). */
+/** How the core ends a live session of any protocol (config reactions, expiry, shutdown); protocol-neutral: no SQLSTATE. */
 export interface SessionEnding {
   /** stable label: session.end `reason`, metrics */
   reason: string;
-  /** what the client is told */
+  /** what the client is told (each module says it its way: Postgres a FATAL 57P01, SSH a channel message, Kubernetes a Status) */
   message: string;
-  /** the SQLSTATE the condition has in Postgres terms (57P01 admin_shutdown, …); other protocols may map it */
-  code: string;
 }
 
 /**

@@ -102,7 +102,7 @@ export class SessionRegistry implements Iterable<LiveSession> {
 
   /** Gateway stop: every session ends, and their events are flushed. */
   async shutdown(): Promise<void> {
-    for (const s of [...this.all]) if (!s.isEnded) s.end({ code: '57P01', message: 'the gateway is shutting down', reason: 'gateway_shutdown' });
+    for (const s of [...this.all]) if (!s.isEnded) s.end({ message: 'the gateway is shutting down', reason: 'gateway_shutdown' });
     await Promise.allSettled([...this.all].map((s) => s.flushEvents()));
   }
 
@@ -158,7 +158,7 @@ export class SessionRegistry implements Iterable<LiveSession> {
       t.expiry = null;
       if (session.isEnded) return;
       if (Date.now() < expiresAt) return this.armExpiry(session, expiresAt);
-      this.terminate(session, { code: '57P01', message: 'terminating connection: the gateway credential of this session expired', reason: 'credential_expired' });
+      this.terminate(session, { message: 'terminating connection: the gateway credential of this session expired', reason: 'credential_expired' });
     }, Math.max(0, Math.min(expiresAt - Date.now(), MAX_TIMER_MS)));
     t.expiry.unref();
   }

@@ -21,7 +21,7 @@ import { decisionJson, queryJson, resultJson, statementJson } from '../events/ev
 import type { SessionRecorder } from '../events/event-publisher.js';
 import type { GatewayMetrics } from '../http/metrics.js';
 import type { Logger } from '../logger.js';
-import type { SessionHooks } from '../policy/session-hooks.js';
+import type { SessionHooks } from './session-hooks.js';
 import { sendUpstreamCancel, type CancelRegistry } from './cancel-registry.js';
 import { JsRelay } from './js-relay.js';
 import { LaneRelay } from './lane-relay.js';
@@ -76,6 +76,8 @@ const STARTUP_TIMEOUT_MS = 30_000;
 const HELD_START_MS = 1000;
 /** A pump's output up to this size is copied into one buffer rather than written as a corked writev. */
 const COALESCE_MAX_BYTES = 64 * 1024;
+/** 57P01 admin_shutdown: how a session the core ends is told (what pg_terminate_backend gives, which pools and drivers know to reconnect after) */
+const ADMIN_SHUTDOWN = '57P01';
 
 /**
  * One client connection: the startup phase (StartupMachine decides, this carries it out: TLS, the
@@ -704,7 +706,7 @@ export class ClientSession implements LiveSession, RelayHost {
   /** The core ends the session (config reaction, expiry, gateway shutdown): a FATAL, then session.end. */
   end(ending: SessionEnding): void {
     if (this.ended) return;
-    this.fatal(ending.code, ending.message);
+    this.fatal(ADMIN_SHUTDOWN, ending.message);
     this.endSession(ending.reason);
   }
 

@@ -10,7 +10,7 @@ import {
   type PgFrame,
 } from '@portcullis/protocol';
 import type { ConsequenceCheck, ConsequenceJudgement, MeasurePlan } from '@portcullis/policy';
-import type { ConsequenceHelpers, ConsequenceSample, RowPlan, SessionHooks } from '../policy/session-hooks.js';
+import type { ConsequenceHelpers, ConsequenceSample, RowPlan, SessionHooks } from './session-hooks.js';
 
 /**
  * Measuring a write by running it (issue 20, docs in README "Approval by consequence"). The relay hands

@@ -17,7 +17,7 @@ import {
   type PgFrame,
 } from '@portcullis/protocol';
 import { describe, expect, it } from 'vitest';
-import { ALLOW_ALL_HOOKS } from '../policy/session-hooks.js';
+import { ALLOW_ALL_HOOKS } from './session-hooks.js';
 import { LexingStateError, RelayMachine } from './relay-machine.js';
 
 /**

@@ -11,7 +11,7 @@ import {
   type PgFrame,
 } from '@portcullis/protocol';
 import { describe, expect, it } from 'vitest';
-import { ALLOW_ALL_HOOKS, type SessionHooks, type Verdict } from '../policy/session-hooks.js';
+import { ALLOW_ALL_HOOKS, type SessionHooks, type Verdict } from './session-hooks.js';
 import { RelayMachine } from './relay-machine.js';
 
 const fromServer = (bytes: Buffer): PgFrame => {

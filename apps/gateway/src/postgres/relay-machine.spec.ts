@@ -21,9 +21,9 @@ import {
 } from '@portcullis/protocol';
 import { describe, expect, it } from 'vitest';
 import type { Logger } from '../logger.js';
-import { createPolicyHooks } from '../policy/policy-hooks.js';
+import { createPolicyHooks } from './policy-hooks.js';
 import type { PolicyLib } from '../core/policy-lib.js';
-import { ALLOW_ALL_HOOKS, type RowMasker, type SessionHooks } from '../policy/session-hooks.js';
+import { ALLOW_ALL_HOOKS, type RowMasker, type SessionHooks } from './session-hooks.js';
 import { RelayMachine, type ResultEventData } from './relay-machine.js';
 import type { SideConnection } from './side-connection.js';
 

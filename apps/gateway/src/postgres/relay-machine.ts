@@ -31,7 +31,7 @@ import {
   reportedLexingProblem,
   type PgFrame,
 } from '@portcullis/protocol';
-import type { ConsequenceInfo, FunctionCallDecision, RowMasker, RowPlan, SessionHooks, StatementInfo, Verdict } from '../policy/session-hooks.js';
+import type { ConsequenceInfo, FunctionCallDecision, RowMasker, RowPlan, SessionHooks, StatementInfo, Verdict } from './session-hooks.js';
 import { ResultCapture, type ReturnedSet } from './result-capture.js';
 import { UpstreamConversation, keep, maskedSample, measure, toleranceCheck, undo, type Answer, type MeasureHost } from './consequence.js';
 import type { ConsequenceJudgement } from '@portcullis/policy';

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { encodeDataRow, type RowField } from '@portcullis/protocol';
 import { ResultCapture } from './result-capture.js';
-import type { RowMasker } from '../policy/session-hooks.js';
+import type { RowMasker } from './session-hooks.js';
 
 const field = (name: string, typeOid = 25, format: 0 | 1 = 0): RowField => ({ name, tableOid: 0, columnAttr: 0, typeOid, typeSize: -1, typeModifier: -1, format });
 /** a DataRow's payload (what follows the type byte and length) */

@@ -1,5 +1,5 @@
 import { DataRowView, decodeRowDescription, type RowField } from '@portcullis/protocol';
-import type { ColumnMasking, RowMasker } from '../policy/session-hooks.js';
+import type { ColumnMasking, RowMasker } from './session-hooks.js';
 
 /** What a policy's `recording.results` keeps of each statement's result. */
 export interface ResultLimits {

@@ -1,7 +1,7 @@
 import { DataRowView, DataRowWriter, decodeDataRow, encodeDataRow } from '@portcullis/protocol';
 import { describe, expect, it } from 'vitest';
 import type { Logger } from '../logger.js';
-import type { SideConnection } from '../postgres/side-connection.js';
+import type { SideConnection } from './side-connection.js';
 import { createPolicyHooks, parseCopyTo } from './policy-hooks.js';
 import type { PolicyLib } from '../core/policy-lib.js';
 

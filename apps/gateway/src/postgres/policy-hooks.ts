@@ -1,8 +1,9 @@
 import type { RowField } from '@portcullis/protocol';
 import type { ResolvedPolicy } from '../config/config-store.js';
 import type { Logger } from '../logger.js';
-import type { SideConnection } from '../postgres/side-connection.js';
-import type { MaskingPlan, PolicyDocument, PolicyLib } from '../core/policy-lib.js';
+import type { SideConnection } from './side-connection.js';
+import type { MaskingPlan } from '@portcullis/policy';
+import type { PolicyDocument, PolicyLib } from '../core/policy-lib.js';
 import type { ColumnMasking, FunctionCallDecision, FunctionCallInfo, ResultField, RowMasker, RowPlan, SessionHooks, StatementInfo, Verdict } from './session-hooks.js';
 
 export interface PolicyHooksOptions {

@@ -1,6 +1,10 @@
 import type { DataRowView, DataRowWriter, RowField } from '@portcullis/protocol';
-import type { PolicyDecision } from '../core/policy-lib.js';
-import type { ConsequenceJudgement, MeasurePlan, Measurement } from '@portcullis/policy';
+import type { ConsequenceJudgement, Decision as PolicyDecision, MeasurePlan, Measurement } from '@portcullis/policy';
+
+/*
+ * The SQL policy points of a Postgres session (the relay's, RelayMachine): Postgres-only, so they
+ * live in the Postgres module; the protocol-neutral session core (core/) knows none of them.
+ */
 
 /** A statement as the relay sees it at a policy point. */
 export interface StatementInfo {
