@@ -69,7 +69,7 @@ export class SshListener {
       this.server!.listen(port, host, () => resolve());
     });
     this.port = (this.server.address() as AddressInfo).port;
-    if (!SSH_NATIVE_CRYPTO) this.o.core.logger.warn("ssh2's native crypto binding is not built (scripts/build-native.mjs, run by pnpm install): SSH sessions encrypt in JavaScript, at several times the CPU per byte");
+    if (!SSH_NATIVE_CRYPTO) this.o.core.logger.warn("ssh2's native crypto binding is not built (scripts/build-native.mjs, run by pnpm install): SSH sessions encrypt in JavaScript, at about twice the CPU per byte");
     return this.port;
   }
 
