@@ -81,6 +81,11 @@ async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> 
     a.status = m[2] === 'approve' ? 'approved' : 'denied';
     return send(res, 200, { ...a, decidedBy: who.subject, comment: JSON.parse(body || '{}').comment ?? null });
   }
+  m = /^\/v1\/access-requests\/([^/]+)\/revoke$/.exec(p);
+  if (m && req.method === 'POST') {
+    if (m[1] !== 'ar1') return fail(res, 404, 'access_request_not_found', `access request ${m[1]} does not exist`);
+    return send(res, 200, { id: 'ar1', identity: 'agent:demo', connection: 'demo', status: 'revoked', active: false, revokedBy: who.subject, revokeReason: JSON.parse(body || '{}').reason ?? null });
+  }
   if (p === '/v1/sessions') return send(res, 200, [{ id: 's1', identity: 'agent:demo', connection: 'demo', gateway: 'gw1', startedAt: '2026-11-26T23:00:00.000Z', endedAt: null, events: 4 }]);
   if (p === '/v1/sessions/s1') return send(res, 200, { id: 's1', identity: 'agent:demo', connection: 'demo', gateway: 'gw1', startedAt: '2026-11-26T23:00:00.000Z', endedAt: '2026-11-26T23:01:00.000Z' });
   if (p === '/v1/sessions/s1/events') {
@@ -241,6 +246,20 @@ describe('portcullis CLI', () => {
     const c = ctx({ PORTCULLIS_TOKEN: 'tok-carol' });
     expect(await run(['connect', 'prod'], c.ctx)).toBe(1);
     expect(c.err.text).toBe('portcullis: not_found: connection prod not found (HTTP 404 from POST /v1/connections/prod/credentials)\n');
+  });
+
+  it('access-requests revoke: ends a grant with a reason; an unknown one is the api\'s 404; no id is a usage error', async () => {
+    const a = ctx({ PORTCULLIS_TOKEN: 'tok-bob' });
+    expect(await run(['access-requests', 'revoke', 'ar1', '--reason', 'incident closed'], a.ctx)).toBe(0);
+    expect(a.out.text).toBe("Revoked agent:demo's access to demo (ar1): its sessions end now and its credentials no longer work\n");
+    expect(requests.at(-1)!.path).toBe('/v1/access-requests/ar1/revoke');
+    expect(JSON.parse(requests.at(-1)!.body)).toEqual({ reason: 'incident closed' });
+    const b = ctx({ PORTCULLIS_TOKEN: 'tok-bob' });
+    expect(await run(['access-requests', 'revoke', 'ar9'], b.ctx)).toBe(1);
+    expect(b.err.text).toContain('access request ar9 does not exist');
+    const c = ctx({ PORTCULLIS_TOKEN: 'tok-bob' });
+    expect(await run(['access-requests', 'revoke'], c.ctx)).toBe(2);
+    expect(c.err.text).toContain('revoke <id> [--reason text]');
   });
 
   it('lists, approves and denies approvals; refuses self-approval with the api message', async () => {

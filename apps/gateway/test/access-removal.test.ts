@@ -42,9 +42,9 @@ async function changeConnection(name: string, patch: Record<string, unknown> | n
  * A credential resting on an access grant that ends in `seconds` (its groups allow nothing). It expires
  * much later, so what ends the session is the grant, not the credential.
  */
-function grantCredential(cn: string, seconds: number): Promise<string> {
+function grantCredential(cn: string, seconds: number, grant: string = randomUUID()): Promise<string> {
   const gexp = Math.floor(Date.now() / 1000) + seconds;
-  return h.credential({ cn, groups: ['contractors'], grant: randomUUID(), gexp, exp: gexp + 600 });
+  return h.credential({ cn, groups: ['contractors'], grant, gexp, exp: gexp + 600 });
 }
 
 describe('ssh: an open session ends when access goes', () => {
@@ -100,6 +100,26 @@ describe('ssh: an open session ends when access goes', () => {
     expect(r.stdout).not.toContain('never');
     expect(r.stderr).toContain('portcullis: session ended: the access grant for connection "box" has expired');
   }, 90_000);
+
+  it('the access grant it rests on is revoked before its end (revokedGrants): the session ends now, saying so; the credential no longer logs in; another grant goes on', async () => {
+    const grant = randomUUID();
+    const s = await sshSession(await grantCredential('box', 3600, grant));
+    const other = await sshSession(await grantCredential('box', 3600));
+    try {
+      await h.putSnapshot({ revokedGrants: [grant] });
+      const r = await s.done;
+      expect(r.stdout).not.toContain('never');
+      expect(r.stderr).toContain(`portcullis: session ended: the access grant for connection "box" (access request ${grant}) was revoked`);
+      const again = await w.ssh(await grantCredential('box', 3600, grant), ['true']);
+      expect(again.code).not.toBe(0);
+      expect(again.stderr).toContain(`the access grant this credential rests on (access request ${grant}) was revoked`);
+      expect(other.stdout()).toBe('started\n');
+    } finally {
+      s.kill();
+      other.kill();
+      await h.putSnapshot({ revokedGrants: [] });
+    }
+  }, 90_000);
 });
 
 describe.skipIf(!!kubeSkip)('kubernetes: an open watch ends and the next request is refused when access goes', () => {
@@ -146,5 +166,19 @@ describe.skipIf(!!kubeSkip)('kubernetes: an open watch ends and the next request
     const r = await k!.run(file, ['get', 'ns', 'default', '-o', 'name']);
     expect(r.code).toBe(1);
     expect(r.stderr).toContain('not allowed to use connection "kube"');
+  }, 90_000);
+
+  it('the access grant it rests on is revoked before its end: the open watch ends now; the next call is refused as revoked', async () => {
+    const grant = randomUUID();
+    const { file, ended } = await watch(await grantCredential('kube', 3600, grant));
+    try {
+      await h.putSnapshot({ revokedGrants: [grant] });
+      await ended;
+      const r = await k!.run(file, ['get', 'ns', 'default', '-o', 'name']);
+      expect(r.code).toBe(1);
+      expect(r.stderr).toContain(`the access grant this credential rests on (access request ${grant}) was revoked`);
+    } finally {
+      await h.putSnapshot({ revokedGrants: [] });
+    }
   }, 90_000);
 });

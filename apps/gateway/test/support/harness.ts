@@ -24,6 +24,8 @@ export interface SnapshotInput {
   connections?: HarnessConnection[];
   policies?: ConfigSnapshot['policies'];
   revokedTokenIds?: string[];
+  /** access requests revoked before their end (credentials with claim `grant` naming one are over) */
+  revokedGrants?: string[];
   issuer?: string;
   /** the pool's SSH host key (OpenSSH private key text; the harness seals it) and user CA */
   ssh?: { hostKey: string; userCaPublicKey: string } | null;
@@ -150,6 +152,7 @@ export async function startHarness(opts: HarnessOptions = {}): Promise<Harness> 
     connections: [defaultConnection, ...(opts.connections ?? [])],
     policies: opts.policies ?? [],
     revokedTokenIds: [],
+    revokedGrants: [],
     issuer,
     ssh: null,
     tls: opts.tls ?? null,
@@ -166,6 +169,7 @@ export async function startHarness(opts: HarnessOptions = {}): Promise<Harness> 
       issuer: snapshotInput.issuer,
       verificationKeys: [publicJwk],
       revokedTokenIds: snapshotInput.revokedTokenIds,
+      revokedGrants: snapshotInput.revokedGrants,
       eventKey: sealForPool(poolKeys.publicKey, eventKeyHex, 'event-key'),
       maskingKey: sealForPool(poolKeys.publicKey, maskingKeyHex, 'masking-key'),
       connections: snapshotInput.connections.map(({ password, ...c }) => ({
