@@ -3,7 +3,8 @@
 // A held DELETE is approved by bob in the inbox and the same psql session completes; the session page
 // shows the statement, the approval and the kept masked rows, and the chain's verify badge, which
 // turns to where the chain breaks once an event row is edited. carol sees only her own sessions and
-// cannot approve her own request. Screenshots go to test-results/console/ (git-ignored).
+// cannot approve her own request. bob revokes a running access grant from the inbox and the psql
+// session resting on it ends. Screenshots go to test-results/console/ (git-ignored).
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
@@ -280,4 +281,42 @@ describe('web console in Chromium', () => {
     await page.screenshot({ path: `${SHOTS}fleet.png`, fullPage: true });
     await alice.close();
   }, 60_000);
+
+  it('bob revokes a running access grant from the inbox (Revoke now, with a reason): the psql session resting on it ends with the FATAL that says so', async () => {
+    const before = await demo.rest('GET', '/v1/connections/demo', demo.bootstrap);
+    // demo admits admins only: agent:demo needs a grant
+    expect((await demo.rest('PATCH', '/v1/connections/demo', demo.bootstrap, { allowedGroups: ['admins'] })).status).toBe(200);
+    try {
+      const agent = await agentToken();
+      const asked = await demo.rest('POST', '/v1/access-requests', agent, { connection: 'demo', durationSeconds: 3600, reason: 'console: incident 9' });
+      const bobToken = (await loginThroughApi(demo.api, 'bob', 'bob')).access_token;
+      expect((await demo.rest('POST', `/v1/access-requests/${asked.json.id}/approve`, bobToken, {})).status).toBe(200);
+      const session = psql(await credentialUri(agent), 'SELECT pg_sleep(120)');
+      // open and busy through the gateway before the revocation
+      const admin = new pg.Client({ connectionString: `postgresql://postgres@127.0.0.1:5432/${demo.demoDb}` });
+      await admin.connect();
+      try {
+        await expect.poll(async () => (await admin.query("SELECT 1 FROM pg_stat_activity WHERE query = 'SELECT pg_sleep(120)'")).rowCount, { timeout: 30_000 }).toBeGreaterThan(0);
+      } finally {
+        await admin.end();
+      }
+      const bob = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+      const page = await signIn(bob, 'bob');
+      const card = page.locator(`li.grant[data-access-grant="${asked.json.id}"]`);
+      await card.waitFor();
+      expect(await card.textContent()).toContain('agent:demo has access to demo');
+      await page.screenshot({ path: `${SHOTS}grants.png`, fullPage: true });
+      await card.locator('input.comment').fill('incident closed');
+      await card.getByRole('button', { name: 'Revoke now' }).click();
+      await page.locator('p.notice', { hasText: 'Revoked: access to demo for agent:demo' }).waitFor();
+      await card.waitFor({ state: 'detached' });
+      const r = await session.done;
+      expect(r.code).not.toBe(0);
+      expect(r.out).toContain(`FATAL:  terminating connection: the access grant for connection "demo" (access request ${asked.json.id}) was revoked`);
+      expect((await demo.rest('GET', `/v1/access-requests/${asked.json.id}`, bobToken)).json).toMatchObject({ status: 'revoked', revokedBy: 'bob', revokeReason: 'incident closed' });
+      await bob.close();
+    } finally {
+      await demo.rest('PATCH', '/v1/connections/demo', demo.bootstrap, { allowedGroups: before.json.allowedGroups });
+    }
+  }, 120_000);
 });
