@@ -21,11 +21,24 @@ opt('concurrency', 'K8S_BENCH_CONCURRENCY');
 opt('only', 'K8S_BENCH_ONLY');
 opt('profile', 'K8S_BENCH_PROFILE');
 opt('scenarios', 'K8S_BENCH_SCENARIOS');
+// the list+watch load (apps/gateway/test/k8s-watch.bench-run.ts): `--only watch` alone, also in the default
+// run; [--watchers 8] [--writes 500] [--write-rate 50] [--watch-rounds 2]; it prints its own
+// `K8S-BENCH {"listWatch":…}` line and bench/results/k8s-watch-<time>.json
+opt('watchers', 'K8S_BENCH_WATCHERS');
+opt('writes', 'K8S_BENCH_WRITES');
+opt('write-rate', 'K8S_BENCH_WRITE_RATE');
+opt('watch-rounds', 'K8S_BENCH_WATCH_ROUNDS');
+const only = process.env.K8S_BENCH_ONLY;
+const files = [
+  ...(only === 'watch' ? [] : ['apps/gateway/test/k8s-latency.bench-run.ts']),
+  ...(only && only !== 'watch' ? [] : ['apps/gateway/test/k8s-watch.bench-run.ts']),
+];
 const root = fileURLToPath(new URL('..', import.meta.url));
 const vitest = await startVitest('test', [], {
   root,
   config: `${root}vitest.config.ts`,
-  include: ['apps/gateway/test/k8s-latency.bench-run.ts'],
+  include: files,
+  fileParallelism: false, // one after the other: each has its own cluster and measures on a shared machine
   reporters: ['default'],
   watch: false,
 });
