@@ -1,6 +1,7 @@
 import { spawn } from 'node:child_process';
 import { Client, type ClientChannel } from 'ssh2';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { SSH_CHANNEL_BYTES } from '../src/ssh/ssh-session.js';
 import { markerPolicy } from './support/ssh-test-policy.js';
 import { startSshWorld, type SshWorld } from './support/ssh-world.js';
 
@@ -11,6 +12,9 @@ import { startSshWorld, type SshWorld } from './support/ssh-world.js';
  * connection, SFTP with many outstanding reads it never collects. Each time the gateway's own gauge
  * (portcullis_gateway_ssh_buffered_bytes: both sides of every relayed channel, held shell input,
  * socket write queues) settles under a bound of a few channel windows, and another session works.
+ * And one identity cannot take the gateway's buffer memory from others: every open channel reserves its
+ * worst case from the process budget (GATEWAY_BUFFER_BYTES) and from its identity's share
+ * (GATEWAY_SESSION_BUFFER_BYTES), across all its connections.
  */
 
 const MiB = 1024 * 1024;
@@ -21,24 +25,41 @@ const MiB = 1024 * 1024;
  */
 const PER_CHANNEL = 8 * MiB;
 const MAX_CHANNELS = 8;
+/** the test gateway's budget: 12 channels in all, 8 of them for one identity */
+const BUDGET = 12 * SSH_CHANNEL_BYTES;
+const SHARE = 8 * SSH_CHANNEL_BYTES;
+/** another identity (the harness's credentials are user:carol's unless told) */
+const OTHER = 'user:dave';
 
 let w: SshWorld;
 const clients: Client[] = [];
 
 beforeAll(async () => {
   // a policy with a masker and a line model: output goes through the masker, shell lines are decided
-  w = await startSshWorld({ sshPolicy: () => markerPolicy(), env: { GATEWAY_SSH_MAX_CHANNELS: String(MAX_CHANNELS) } });
+  w = await startSshWorld({ sshPolicy: () => markerPolicy(), env: { GATEWAY_SSH_MAX_CHANNELS: String(MAX_CHANNELS), GATEWAY_BUFFER_BYTES: String(BUDGET), GATEWAY_SESSION_BUFFER_BYTES: String(SHARE) } });
 }, 60_000);
 afterAll(async () => {
   for (const c of clients) c.destroy();
   await w?.stop();
 });
 
-async function gauge(): Promise<number> {
-  const text = await w.h.gateway.metrics.registry.getSingleMetricAsString('portcullis_gateway_ssh_buffered_bytes');
-  const m = /^portcullis_gateway_ssh_buffered_bytes (\d+(?:\.\d+)?)$/m.exec(text);
+async function gauge(name = 'portcullis_gateway_ssh_buffered_bytes'): Promise<number> {
+  const text = await w.h.gateway.metrics.registry.getSingleMetricAsString(name);
+  const m = new RegExp(`^${name} (\\d+(?:\\.\\d+)?)$`, 'm').exec(text);
   if (!m) throw new Error(`no gauge in ${text}`);
   return Number(m[1]);
+}
+
+/** the process buffer budget in use (portcullis_gateway_buffered_bytes) */
+const budgetInUse = (): Promise<number> => gauge('portcullis_gateway_buffered_bytes');
+
+/** Waits until `check` holds (a condition, not a duration: the timeout only ends a test that would hang). */
+async function until(what: string, check: () => Promise<boolean>, timeoutMs = 30_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`never: ${what}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
 }
 
 /**
@@ -64,12 +85,12 @@ async function settled(quietSamples = 10, timeoutMs = 90_000): Promise<{ max: nu
   return { max, last };
 }
 
-function connect(): Promise<Client> {
+function connect(sub?: string): Promise<Client> {
   return new Promise((resolve, reject) => {
     const c = new Client();
     clients.push(c);
     c.on('ready', () => resolve(c)).on('error', reject);
-    void w.h.credential({ cn: 'box' }).then((password) => c.connect({ host: '127.0.0.1', port: w.port(), username: 'box', password, readyTimeout: 60_000 }));
+    void w.h.credential({ cn: 'box', ...(sub ? { sub } : {}) }).then((password) => c.connect({ host: '127.0.0.1', port: w.port(), username: 'box', password, readyTimeout: 60_000 }));
   });
 }
 
@@ -77,9 +98,9 @@ function exec(c: Client, command: string, opts: { pty?: boolean } = {}): Promise
   return new Promise((resolve, reject) => c.exec(command, opts.pty ? { pty: { term: 'dumb', rows: 24, cols: 80, width: 0, height: 0 } } : {}, (err, s) => (err ? reject(err) : resolve(s))));
 }
 
-/** Another session through the gateway, with real OpenSSH: it must keep working while the others stall. */
+/** Another identity's session through the gateway, with real OpenSSH: it must keep working while the others stall. */
 async function anotherSessionWorks(): Promise<void> {
-  const r = await w.ssh(await w.h.credential({ cn: 'box' }), ['echo', 'still-served'], { timeoutMs: 60_000 });
+  const r = await w.ssh(await w.h.credential({ cn: 'box', sub: OTHER }), ['echo', 'still-served'], { timeoutMs: 60_000 });
   expect(r.stdout).toBe('still-served\n');
 }
 
@@ -164,7 +185,7 @@ describe('ssh: a client cannot make the gateway buffer without bound', () => {
     const fwd = await new Promise<Error | null>((resolve) => c.forwardOut('127.0.0.1', 0, '127.0.0.1', 1, (e) => resolve(e ?? null)));
     expect(fwd?.message).toContain('too many open channels');
     const metrics = await w.h.gateway.metrics.registry.getSingleMetricAsString('portcullis_gateway_ssh_channels_refused_total');
-    expect(metrics).toMatch(/portcullis_gateway_ssh_channels_refused_total [1-9]/);
+    expect(metrics).toMatch(/portcullis_gateway_ssh_channels_refused_total\{reason="channels"\} [1-9]/);
     await anotherSessionWorks();
     // one closed: a new one opens
     const closed = new Promise((r) => open[0]!.once('close', r));
@@ -242,5 +263,58 @@ describe('ssh: a client cannot make the gateway buffer without bound', () => {
     expect(max).toBeLessThan(PER_CHANNEL);
     await anotherSessionWorks();
     await closeAll();
+  }, 180_000);
+});
+
+describe('ssh: one identity cannot take the gateway\'s buffer memory from others', () => {
+  /** Opens `command` channels round-robin over `conns` until one is refused; returns those opened and the refusal. */
+  async function fill(conns: Client[], command: (i: number) => string, most: number): Promise<{ open: ClientChannel[]; refused: Error | null }> {
+    const open: ClientChannel[] = [];
+    for (let i = 0; i < most; i++) {
+      const ch = await exec(conns[i % conns.length]!, command(i)).catch((e: Error) => e);
+      if (ch instanceof Error) return { open, refused: ch };
+      open.push(ch);
+    }
+    return { open, refused: null };
+  }
+
+  it(`each channel reserves ${SSH_CHANNEL_BYTES} bytes: past its share (across connections) an identity's channels are refused, others are served until the process budget is in use; all of it comes back`, async () => {
+    // nothing else in this world uses the budget: once the earlier tests' sessions are gone it is idle
+    await until('the budget is idle', async () => (await budgetInUse()) === 0);
+    const base = 0;
+    // A (user:carol): stalled channels over three connections — cat /dev/zero nobody reads, sleep — until refused
+    const a = [await connect(), await connect(), await connect()];
+    const mine = await fill(a, (i) => (i % 2 === 0 ? 'cat /dev/zero' : 'sleep 1000'), 2 * MAX_CHANNELS);
+    expect(mine.open.length).toBe(SHARE / SSH_CHANNEL_BYTES);
+    expect(mine.refused?.message).toContain('would take this identity\'s open SSH channels past their share of the gateway\'s buffer memory (GATEWAY_SESSION_BUFFER_BYTES');
+    expect(await budgetInUse()).toBe(base + SHARE);
+    // a forward of A is refused the same way (a connection with room for more channels)
+    const fwd = await new Promise<Error | null>((resolve) => a[2]!.forwardOut('127.0.0.1', 0, '127.0.0.1', 1, (e) => resolve(e ?? null)));
+    expect(fwd?.message).toContain('GATEWAY_SESSION_BUFFER_BYTES');
+
+    // B (another identity) is served: a command with OpenSSH, then channels of its own until the process budget is in use
+    await anotherSessionWorks();
+    await until('the OpenSSH session gave its channel back', async () => (await budgetInUse()) === base + SHARE);
+    const b = await connect(OTHER);
+    const theirs = await fill([b], () => 'sleep 1000', MAX_CHANNELS);
+    expect(theirs.open.length).toBe((BUDGET - SHARE) / SSH_CHANNEL_BYTES);
+    expect(theirs.refused?.message).toContain('cannot be held now: the gateway\'s buffer memory (GATEWAY_BUFFER_BYTES) is in use');
+    const refusals = await w.h.gateway.metrics.registry.getSingleMetricAsString('portcullis_gateway_ssh_channels_refused_total');
+    expect(refusals).toMatch(/reason="identity_share"\} [1-9]/);
+    expect(refusals).toMatch(/reason="buffer_budget"\} [1-9]/);
+
+    // A closes its connections: its reservations come back, and A opens and runs a command again
+    for (const c of a) c.end();
+    await until('A\'s channels gave their reservations back', async () => (await budgetInUse()) === base + BUDGET - SHARE);
+    const again = await connect();
+    let out = '';
+    const ch = await exec(again, 'echo a-again');
+    ch.on('data', (d: Buffer) => (out += d.toString()));
+    await new Promise((r) => ch.once('close', r));
+    expect(out).toBe('a-again\n');
+
+    // everything closed: the budget is back where it was (nothing leaked)
+    await closeAll();
+    await until('the budget came back to its baseline', async () => (await budgetInUse()) === base);
   }, 180_000);
 });

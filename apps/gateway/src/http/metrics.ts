@@ -135,20 +135,21 @@ export class GatewayMetrics {
   });
   readonly bufferedBytes = new Gauge({
     name: 'portcullis_gateway_buffered_bytes',
-    help: 'Bytes reserved by large messages in flight on the JavaScript relay (bounded by GATEWAY_BUFFER_BYTES)',
+    help: 'Bytes reserved from the buffer budget (GATEWAY_BUFFER_BYTES): large messages in flight on the JavaScript relay, Kubernetes bodies held, and the worst case of every open SSH channel',
     registers: [this.registry],
   });
   /** Set by the SSH module: the bytes its sessions hold in flight, read when scraped. */
   sshBufferedBytesNow: () => number = () => 0;
   readonly sshBufferedBytes: Gauge = new Gauge({
     name: 'portcullis_gateway_ssh_buffered_bytes',
-    help: 'Bytes SSH sessions hold in flight (channel buffers of both connections, shell input held for decisions, socket write queues); bounded by backpressure and GATEWAY_SSH_MAX_CHANNELS',
+    help: 'Bytes SSH sessions hold in flight (channel buffers of both connections, shell input held for decisions, socket write queues); bounded by backpressure, GATEWAY_SSH_MAX_CHANNELS and the buffer budget each open channel reserves from',
     registers: [this.registry],
     collect: (): void => this.sshBufferedBytes.set(this.sshBufferedBytesNow()),
   });
   readonly channelsRefused = new Counter({
     name: 'portcullis_gateway_ssh_channels_refused_total',
-    help: 'SSH channel opens refused because the client connection already held GATEWAY_SSH_MAX_CHANNELS channels',
+    help: 'SSH channel opens refused: reason channels (the client connection already held GATEWAY_SSH_MAX_CHANNELS), identity_share (the identity\'s channels held its GATEWAY_SESSION_BUFFER_BYTES share), buffer_budget (GATEWAY_BUFFER_BYTES in use)',
+    labelNames: ['reason'] as const,
     registers: [this.registry],
   });
   readonly bufferWaits = new Counter({

@@ -16,7 +16,7 @@ import type { PolicyLib } from '../core/policy-lib.js';
 import type { SshPolicy, SshVerdict } from '../ssh/ssh-policy.types.js';
 import { holdForApproval } from './kube-approval.js';
 import { KubeSession } from './kube-session.js';
-import { shortageMessage, type BufferHold, type BufferShortage, type KubeBuffers } from './kube-buffers.js';
+import { shortageMessage, type BufferHold, type BufferShortage, type IdentityBuffers } from '../core/identity-buffers.js';
 import { sendStatus, sendStatusOnSocket, type StatusDetails, type StatusReason } from './kube-status.js';
 import { relayUpgrade } from './kube-upgrade.js';
 import { KubeUpstreamError, KubeUpstreams, type KubeUpstream } from './kube-upstream.js';
@@ -37,7 +37,7 @@ export interface KubeListenerOptions {
   /** largest response body the gateway holds to mask (default 256 MiB; never more than the buffers' share) */
   maxResponseBytes?: number;
   /** the process buffer budget and each identity's share of it (GATEWAY_BUFFER_BYTES, GATEWAY_SESSION_BUFFER_BYTES) */
-  buffers?: KubeBuffers;
+  buffers?: IdentityBuffers;
   /** a fixed certificate (GATEWAY_TLS_CERT/KEY) instead of the pool's */
   tls?: { cert: string; key: string } | null;
 }

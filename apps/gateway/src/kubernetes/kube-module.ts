@@ -2,7 +2,7 @@ import type { AddressInfo } from 'node:net';
 import type { ActiveConfig } from '../config/config-store.js';
 import type { ProtocolModule, SessionCore } from '../core/session-core.types.js';
 import { commandPolicyFor, type CommandPolicyOptions } from '../ssh/ssh-module.js';
-import { KubeBuffers } from './kube-buffers.js';
+import { IdentityBuffers } from '../core/identity-buffers.js';
 import { KubeListener } from './kube-listener.js';
 
 /**
@@ -27,7 +27,7 @@ export class KubernetesModule implements ProtocolModule {
       policyLib: () => core.policyLib,
       shellPolicy: commandPolicyFor(core, this.opts),
       maxBodyBytes: env.GATEWAY_KUBERNETES_MAX_BODY_BYTES,
-      buffers: new KubeBuffers(core.buffers, env.GATEWAY_SESSION_BUFFER_BYTES),
+      buffers: new IdentityBuffers(core.buffers, env.GATEWAY_SESSION_BUFFER_BYTES),
     });
     const port = await listener.start(env.GATEWAY_KUBERNETES_PORT, env.GATEWAY_KUBERNETES_HOST);
     this.listener = listener;

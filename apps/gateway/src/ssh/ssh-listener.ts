@@ -109,7 +109,7 @@ export class SshListener {
       this.o.core.metrics.sessionOutcome('ssh', 'no_host_key');
       return;
     }
-    const session = new SshSession(socket, { core: this.o.core, policyFor: this.o.policyFor, loginGraceMs: this.o.loginGraceMs, limiter: this.limiter, maxChannels: this.o.maxChannels });
+    const session = new SshSession(socket, { core: this.o.core, policyFor: this.o.policyFor, loginGraceMs: this.o.loginGraceMs, limiter: this.limiter, maxChannels: this.o.maxChannels, buffers: this.o.buffers });
     this.o.core.sessions.add(session);
     this.open.add(session);
     socket.once('close', () => this.open.delete(session));

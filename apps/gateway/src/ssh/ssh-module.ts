@@ -1,6 +1,7 @@
 import type { AddressInfo } from 'node:net';
 import type { ResolvedPolicy } from '../config/config-store.js';
 import type { ProtocolModule, SessionCore } from '../core/session-core.types.js';
+import { IdentityBuffers } from '../core/identity-buffers.js';
 import { SshListener } from './ssh-listener.js';
 import { NO_POLICY, sshPolicyOf } from './ssh-policy.js';
 import type { SshPolicy } from './ssh-policy.types.js';
@@ -38,6 +39,8 @@ export class SshModule implements ProtocolModule {
       loginGraceMs: env.GATEWAY_SSH_LOGIN_GRACE_MS,
       maxAuthFailures: env.GATEWAY_SSH_MAX_AUTH_FAILURES,
       maxChannels: env.GATEWAY_SSH_MAX_CHANNELS,
+      // its own instance: an identity's share bounds its SSH channels apart from its Kubernetes requests
+      buffers: new IdentityBuffers(core.buffers, env.GATEWAY_SESSION_BUFFER_BYTES),
     });
     core.metrics.sshBufferedBytesNow = () => listener.bufferedBytes();
     const port = await listener.start(env.GATEWAY_SSH_PORT, env.GATEWAY_SSH_HOST);

@@ -5,6 +5,7 @@ import type { AuthContext, AuthenticationType, ClientChannel, Connection, Pseudo
 import { COMMAND_WORDING } from '../approvals/command-approvals.js';
 import type { ResolvedPolicy } from '../config/config-store.js';
 import { AccessRefused } from '../core/access.js';
+import { shortageMessage, type IdentityBuffers } from '../core/identity-buffers.js';
 import { claimedSubject } from '../auth/credential-verifier.js';
 import type { LiveSession, SessionCore, SessionEnding, SessionGrant } from '../core/session-core.types.js';
 import type { SessionRecorder } from '../events/event-publisher.js';
@@ -32,7 +33,31 @@ export interface SshSessionContext {
   loginGraceMs: number;
   /** channels one client connection may hold open at once (sessions and forwards); past it each open is refused */
   maxChannels: number;
+  /**
+   * The process buffer budget and each identity's share of it (GATEWAY_BUFFER_BYTES,
+   * GATEWAY_SESSION_BUFFER_BYTES): every open channel holds SSH_CHANNEL_BYTES of both until it closes.
+   */
+  buffers: IdentityBuffers | null;
 }
+
+/** ssh2's channel window, which it grants every peer and uses as each channel stream's high-water mark. */
+const SSH_WINDOW: number = (() => {
+  try {
+    const w = (require('ssh2/lib/Channel.js') as { MAX_WINDOW?: unknown }).MAX_WINDOW;
+    return typeof w === 'number' && w > 0 ? w : 2 * 1024 * 1024;
+  } catch {
+    return 2 * 1024 * 1024;
+  }
+})();
+
+/**
+ * What one relayed channel may hold in the gateway at worst, reserved from the buffer budget while it
+ * is open: on each leg (client, target) the window the gateway granted that peer (what it may send
+ * before it must wait, then held while the other side does not take it), and the write queue toward
+ * that peer (filled up to the high-water mark before write() says stop and the relay pauses) —
+ * 4 × 2 MiB with ssh2's windows.
+ */
+export const SSH_CHANNEL_BYTES = 4 * SSH_WINDOW;
 
 /** The client is told this and the connection closes; `reason` goes to the log and metrics. */
 class Refusal extends Error {
@@ -184,19 +209,38 @@ export class SshSession implements LiveSession {
    */
   private takeChannelSlot(reject: () => void): (() => void) | null {
     if (this.openChannels >= this.ctx.maxChannels) {
-      this.metrics.channelsRefused.inc();
+      this.metrics.channelsRefused.inc({ reason: 'channels' });
       this.log.info({ limit: this.ctx.maxChannels }, 'channel refused: too many open channels');
       this.refuseOpen(reject, `too many open channels on this connection (at most ${this.ctx.maxChannels}); close one or open another connection`);
       return null;
     }
+    // the channel's worst case, from the process budget and the identity's share, for as long as it is open
+    const identity = this.grant?.claims.sub ?? '';
+    const hold = this.ctx.buffers?.hold(identity) ?? null;
+    const short = hold?.take(SSH_CHANNEL_BYTES) ?? null;
+    if (short) {
+      const buffers = this.ctx.buffers!;
+      this.metrics.channelsRefused.inc({ reason: short === 'share' ? 'identity_share' : 'buffer_budget' });
+      this.log.info({ short, identity, held: buffers.heldBy(identity), share: buffers.shareBytes }, 'channel refused: buffer memory');
+      const why = shortageMessage(short, `a new channel (${SSH_CHANNEL_BYTES} bytes)`, buffers.shareBytes, 'open SSH channels');
+      this.refuseOpen(reject, short === 'share' ? `${why} (they hold ${buffers.heldBy(identity)} bytes)` : why);
+      return null;
+    }
     this.openChannels++;
     let released = false;
-    return () => {
+    const release = (): void => {
       if (released) return;
       released = true;
       this.openChannels--;
+      hold?.release();
+      this.channelReleases.delete(release);
     };
+    this.channelReleases.add(release);
+    return release;
   }
+
+  /** the releases of the channels still open (all given back when the session ends, whatever ssh2 emits) */
+  private readonly channelReleases = new Set<() => void>();
 
   /** The ssh2 connection for this socket has read the client's version line. */
   attach(conn: Connection): void {
@@ -1144,6 +1188,7 @@ export class SshSession implements LiveSession {
     this.socket.end();
     setTimeout(() => this.socket.destroy(), 2000).unref();
     if (this.counted) this.metrics.sessionLive('ssh', -1);
+    for (const release of [...this.channelReleases]) release();
     if (this.recorder) {
       // a session.start was recorded (even when the target then failed): its end is too
       const durationMs = Date.now() - this.startedAt;

@@ -1,17 +1,21 @@
-import type { BufferBudget } from '../core/buffer-budget.js';
+import type { BufferBudget } from './buffer-budget.js';
 
 /** Why bytes could not be held: the identity's share is used up, or the whole process budget is. */
 export type BufferShortage = 'share' | 'process';
 
 /**
- * What the Kubernetes listener holds in memory for request bodies and for responses it masks: every
- * byte is taken from the process budget (GATEWAY_BUFFER_BYTES, shared with the Postgres relay) and
- * from the caller's share (GATEWAY_SESSION_BUFFER_BYTES per identity, across all its connections and
- * credentials), as it arrives. A body grows piece by piece, so it never waits holding bytes: when
- * either is used up the request is refused at once (503 with Retry-After, which kubectl's client
- * retries) and what it held is given back, so holders cannot deadlock each other.
+ * Bytes held for one identity across all its connections and credentials: each is taken from the
+ * process budget (GATEWAY_BUFFER_BYTES, shared with the Postgres relay) and from the identity's share
+ * (GATEWAY_SESSION_BUFFER_BYTES), with tryReserve — a holder never waits holding bytes: when either is
+ * used up it is refused at once and gives back what it held, so holders cannot deadlock each other.
+ *
+ * The Kubernetes listener holds request bodies and the responses it masks this way, as they arrive
+ * (refused: 503 with Retry-After, which kubectl's client retries); the SSH listener holds each open
+ * channel's worst case (its windows and write queues on both legs) for as long as it is open (refused:
+ * the channel open fails with the reason). Each protocol has its own instance: an identity's share
+ * bounds its Kubernetes requests and, separately, its SSH channels.
  */
-export class KubeBuffers {
+export class IdentityBuffers {
   private readonly byIdentity = new Map<string, number>();
 
   constructor(
@@ -22,6 +26,11 @@ export class KubeBuffers {
   /** A holder for one request of `identity`; release() gives back all it took. */
   hold(identity: string): BufferHold {
     return new BufferHold(this, identity);
+  }
+
+  /** What `identity` holds now. */
+  heldBy(identity: string): number {
+    return this.byIdentity.get(identity) ?? 0;
   }
 
   /** @internal */
@@ -47,7 +56,7 @@ export class BufferHold {
   private held = 0;
 
   constructor(
-    private readonly buffers: KubeBuffers,
+    private readonly buffers: IdentityBuffers,
     private readonly identity: string,
   ) {}
 
@@ -80,9 +89,12 @@ export class BufferHold {
   }
 }
 
-/** The message a refused request carries (its Status), naming the setting that bounds it. */
-export function shortageMessage(short: BufferShortage, what: string, shareBytes: number): string {
+/**
+ * The message a refusal carries (a Kubernetes Status, an SSH channel open failure), naming the setting
+ * that bounds it; `holders` names what the identity holds (its requests in flight, its SSH channels).
+ */
+export function shortageMessage(short: BufferShortage, what: string, shareBytes: number, holders = 'requests in flight'): string {
   return short === 'share'
-    ? `${what} would take this identity's requests in flight past their share of the gateway's buffer memory (GATEWAY_SESSION_BUFFER_BYTES, ${shareBytes} bytes); retry when they are done`
-    : `${what} cannot be held now: the gateway's buffer memory (GATEWAY_BUFFER_BYTES) is in use by other requests; retry shortly`;
+    ? `${what} would take this identity's ${holders} past their share of the gateway's buffer memory (GATEWAY_SESSION_BUFFER_BYTES, ${shareBytes} bytes); retry when they are done`
+    : `${what} cannot be held now: the gateway's buffer memory (GATEWAY_BUFFER_BYTES) is in use by other sessions; retry shortly`;
 }
