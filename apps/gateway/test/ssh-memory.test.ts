@@ -1,7 +1,6 @@
 import { spawn } from 'node:child_process';
 import { Client, type ClientChannel } from 'ssh2';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { SSH_CHANNEL_BYTES } from '../src/ssh/ssh-session.js';
 import { markerPolicy } from './support/ssh-test-policy.js';
 import { startSshWorld, type SshWorld } from './support/ssh-world.js';
 
@@ -12,9 +11,9 @@ import { startSshWorld, type SshWorld } from './support/ssh-world.js';
  * connection, SFTP with many outstanding reads it never collects. Each time the gateway's own gauge
  * (portcullis_gateway_ssh_buffered_bytes: both sides of every relayed channel, held shell input,
  * socket write queues) settles under a bound of a few channel windows, and another session works.
- * And one identity cannot take the gateway's buffer memory from others: every open channel reserves its
- * worst case from the process budget (GATEWAY_BUFFER_BYTES) and from its identity's share
- * (GATEWAY_SESSION_BUFFER_BYTES), across all its connections.
+ * And one identity cannot take the gateway's buffer memory from others: what a session holds in flight is
+ * taken from the process budget (GATEWAY_BUFFER_BYTES) and from its identity's share
+ * (GATEWAY_SESSION_BUFFER_BYTES) across all its connections; a connection that would go past either ends.
  */
 
 const MiB = 1024 * 1024;
@@ -25,9 +24,9 @@ const MiB = 1024 * 1024;
  */
 const PER_CHANNEL = 8 * MiB;
 const MAX_CHANNELS = 8;
-/** the test gateway's budget: 12 channels in all, 8 of them for one identity */
-const BUDGET = 12 * SSH_CHANNEL_BYTES;
-const SHARE = 8 * SSH_CHANNEL_BYTES;
+/** the test gateway's budget and each identity's share: a few stalled channels (~5 MiB each) fill them */
+const BUDGET = 36 * MiB;
+const SHARE = 24 * MiB;
 /** another identity (the harness's credentials are user:carol's unless told) */
 const OTHER = 'user:dave';
 
@@ -267,45 +266,63 @@ describe('ssh: a client cannot make the gateway buffer without bound', () => {
 });
 
 describe('ssh: one identity cannot take the gateway\'s buffer memory from others', () => {
-  /** Opens `command` channels round-robin over `conns` until one is refused; returns those opened and the refusal. */
-  async function fill(conns: Client[], command: (i: number) => string, most: number): Promise<{ open: ClientChannel[]; refused: Error | null }> {
-    const open: ClientChannel[] = [];
-    for (let i = 0; i < most; i++) {
-      const ch = await exec(conns[i % conns.length]!, command(i)).catch((e: Error) => e);
-      if (ch instanceof Error) return { open, refused: ch };
-      open.push(ch);
-    }
-    return { open, refused: null };
+  /** A connection of `sub` with an idle channel whose stderr shows what the gateway says when it ends it. */
+  async function watched(sub?: string): Promise<{ c: Client; said: () => string; closed: Promise<unknown> }> {
+    const c = await connect(sub);
+    const idle = await exec(c, 'sleep 1000');
+    let said = '';
+    idle.stderr.on('data', (d: Buffer) => (said += d.toString()));
+    idle.resume();
+    return { c, said: () => said, closed: new Promise((r) => c.once('close', r)) };
   }
 
-  it(`each channel reserves ${SSH_CHANNEL_BYTES} bytes: past its share (across connections) an identity's channels are refused, others are served until the process budget is in use; all of it comes back`, async () => {
-    // nothing else in this world uses the budget: once the earlier tests' sessions are gone it is idle
+  /** Stalls unread `cat /dev/zero` channels round-robin over `conns` until one of them is ended; returns its index. */
+  async function stallUntilOneEnds(conns: Awaited<ReturnType<typeof watched>>[]): Promise<number> {
+    const ended = new Set<number>();
+    conns.forEach((x, i) => void x.closed.then(() => ended.add(i)));
+    for (let i = 0; i < 6 * conns.length && ended.size === 0; i++) {
+      const x = conns[i % conns.length]!;
+      const ch = await exec(x.c, 'cat /dev/zero').catch(() => null);
+      ch?.pause();
+      await settled(5);
+    }
+    await until('one connection ended', async () => ended.size > 0);
+    return [...ended][0]!;
+  }
+
+  async function terminated(reason: string): Promise<number> {
+    const text = await w.h.gateway.metrics.registry.getSingleMetricAsString('portcullis_gateway_sessions_terminated_total');
+    const m = new RegExp(`^portcullis_gateway_sessions_terminated_total\\{[^}]*reason="${reason}"[^}]*\\} (\\d+)$`, 'm').exec(text);
+    return m ? Number(m[1]) : 0;
+  }
+
+  it('what stalled sessions hold is taken from the budget as it grows: past its share (across connections) an identity\'s growing connection ends saying why, other identities are served, flowing sessions cost nothing, all of it comes back', async () => {
     await until('the budget is idle', async () => (await budgetInUse()) === 0);
-    const base = 0;
-    // A (user:carol): stalled channels over three connections — cat /dev/zero nobody reads, sleep — until refused
-    const a = [await connect(), await connect(), await connect()];
-    const mine = await fill(a, (i) => (i % 2 === 0 ? 'cat /dev/zero' : 'sleep 1000'), 2 * MAX_CHANNELS);
-    expect(mine.open.length).toBe(SHARE / SSH_CHANNEL_BYTES);
-    expect(mine.refused?.message).toContain('would take this identity\'s open SSH channels past their share of the gateway\'s buffer memory (GATEWAY_SESSION_BUFFER_BYTES');
-    expect(await budgetInUse()).toBe(base + SHARE);
-    // a forward of A is refused the same way (a connection with room for more channels)
-    const fwd = await new Promise<Error | null>((resolve) => a[2]!.forwardOut('127.0.0.1', 0, '127.0.0.1', 1, (e) => resolve(e ?? null)));
-    expect(fwd?.message).toContain('GATEWAY_SESSION_BUFFER_BYTES');
-
-    // B (another identity) is served: a command with OpenSSH, then channels of its own until the process budget is in use
+    // A (user:carol): unread cat /dev/zero over three connections until one would take A past its share
+    const a = [await watched(), await watched(), await watched()];
+    const gone = await stallUntilOneEnds(a);
+    expect(a[gone]!.said()).toContain('past their share of the gateway\'s buffer memory (GATEWAY_SESSION_BUFFER_BYTES');
+    expect(await terminated('identity_buffer_share')).toBeGreaterThanOrEqual(1);
+    expect(await budgetInUse()).toBeLessThanOrEqual(SHARE);
+    // A's other connections go on, and another identity is served
+    const stillOpen = await exec(a[(gone + 1) % a.length]!.c, 'echo a-goes-on');
+    let a2 = '';
+    stillOpen.on('data', (d: Buffer) => (a2 += d.toString()));
+    await new Promise((r) => stillOpen.once('close', r));
+    expect(a2).toBe('a-goes-on\n');
     await anotherSessionWorks();
-    await until('the OpenSSH session gave its channel back', async () => (await budgetInUse()) === base + SHARE);
-    const b = await connect(OTHER);
-    const theirs = await fill([b], () => 'sleep 1000', MAX_CHANNELS);
-    expect(theirs.open.length).toBe((BUDGET - SHARE) / SSH_CHANNEL_BYTES);
-    expect(theirs.refused?.message).toContain('cannot be held now: the gateway\'s buffer memory (GATEWAY_BUFFER_BYTES) is in use');
-    const refusals = await w.h.gateway.metrics.registry.getSingleMetricAsString('portcullis_gateway_ssh_channels_refused_total');
-    expect(refusals).toMatch(/reason="identity_share"\} [1-9]/);
-    expect(refusals).toMatch(/reason="buffer_budget"\} [1-9]/);
 
-    // A closes its connections: its reservations come back, and A opens and runs a command again
-    for (const c of a) c.end();
-    await until('A\'s channels gave their reservations back', async () => (await budgetInUse()) === base + BUDGET - SHARE);
+    // B (another identity) stalls too: its growing connection ends at its share or at the process budget,
+    // whichever comes first; the budget never goes past GATEWAY_BUFFER_BYTES and a third identity is served
+    const b = [await watched(OTHER), await watched(OTHER)];
+    const bGone = await stallUntilOneEnds(b);
+    expect(b[bGone]!.said()).toMatch(/GATEWAY_SESSION_BUFFER_BYTES|the gateway's buffer memory \(GATEWAY_BUFFER_BYTES\) is in use by other sessions/);
+    expect(await budgetInUse()).toBeLessThanOrEqual(BUDGET);
+    const r = await w.ssh(await w.h.credential({ cn: 'box', sub: 'user:erin' }), ['echo', 'third-served'], { timeoutMs: 60_000 });
+    expect(r.stdout).toBe('third-served\n');
+
+    // A ends its connections: what they held comes back, and A opens and runs a command again
+    for (const x of a) x.c.end();
     const again = await connect();
     let out = '';
     const ch = await exec(again, 'echo a-again');
@@ -315,6 +332,6 @@ describe('ssh: one identity cannot take the gateway\'s buffer memory from others
 
     // everything closed: the budget is back where it was (nothing leaked)
     await closeAll();
-    await until('the budget came back to its baseline', async () => (await budgetInUse()) === base);
-  }, 180_000);
+    await until('the budget came back to its baseline', async () => (await budgetInUse()) === 0);
+  }, 240_000);
 });

@@ -25,9 +25,7 @@ const policy = {
 };
 
 beforeAll(async () => {
-  // one identity runs 16 + 1 channels at once below (a test of command analysis, not of memory): each open
-  // SSH channel reserves 8 MiB of its identity's GATEWAY_SESSION_BUFFER_BYTES, whose default (64 MiB) holds 8
-  w = await startSshWorld({ policies: [{ name: policy.name, version: 1, document: policy }], connection: { policy: policy.name }, env: { GATEWAY_SESSION_BUFFER_BYTES: String(256 * 1024 * 1024) } });
+  w = await startSshWorld({ policies: [{ name: policy.name, version: 1, document: policy }], connection: { policy: policy.name } });
   files = join(w.sshd.dir, 'files');
   mkdirSync(join(files, 'victim', 'locked'), { recursive: true });
   writeFileSync(join(files, 'victim', 'keep'), 'x');

@@ -10,9 +10,9 @@ export type BufferShortage = 'share' | 'process';
  * used up it is refused at once and gives back what it held, so holders cannot deadlock each other.
  *
  * The Kubernetes listener holds request bodies and the responses it masks this way, as they arrive
- * (refused: 503 with Retry-After, which kubectl's client retries); the SSH listener holds each open
- * channel's worst case (its windows and write queues on both legs) for as long as it is open (refused:
- * the channel open fails with the reason). Each protocol has its own instance: an identity's share
+ * (refused: 503 with Retry-After, which kubectl's client retries); the SSH listener takes what each
+ * session holds in flight as it grows, in steps, and gives it back as it drains (refused: the session
+ * ends with the reason). Each protocol has its own instance: an identity's share
  * bounds its Kubernetes requests and, separately, its SSH channels.
  */
 export class IdentityBuffers {

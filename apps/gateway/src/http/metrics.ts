@@ -106,7 +106,7 @@ export class GatewayMetrics {
   });
   readonly sessionsTerminated = new Counter({
     name: 'portcullis_gateway_sessions_terminated_total',
-    help: 'Live sessions the gateway ended on its own, by reason and protocol: a new config revoked their credential, removed their connection or changed their policy, (GATEWAY_END_SESSIONS_AT_EXPIRY) their credential expired, or their required recording failed',
+    help: 'Live sessions the gateway ended on its own, by reason and protocol: a new config revoked their credential, removed their connection or changed their policy, (GATEWAY_END_SESSIONS_AT_EXPIRY) their credential expired, their required recording failed, or (SSH) what they held in flight would go past the buffer budget or their identity\'s share',
     labelNames: ['reason', 'protocol'] as const,
     registers: [this.registry],
   });
@@ -148,7 +148,7 @@ export class GatewayMetrics {
   });
   readonly channelsRefused = new Counter({
     name: 'portcullis_gateway_ssh_channels_refused_total',
-    help: 'SSH channel opens refused: reason channels (the client connection already held GATEWAY_SSH_MAX_CHANNELS), identity_share (the identity\'s channels held its GATEWAY_SESSION_BUFFER_BYTES share), buffer_budget (GATEWAY_BUFFER_BYTES in use)',
+    help: 'SSH channel opens refused: reason channels (the client connection already held GATEWAY_SSH_MAX_CHANNELS)',
     labelNames: ['reason'] as const,
     registers: [this.registry],
   });

@@ -39,6 +39,9 @@ export const SSH_CIPHERS: readonly string[] = [
   'aes128-gcm@openssh.com', 'aes256-gcm@openssh.com', 'aes128-ctr', 'aes192-ctr', 'aes256-ctr',
 ];
 
+/** How often what SSH sessions hold in flight is taken from (or given back to) the buffer budget. */
+const BUFFER_SAMPLE_MS = 200;
+
 /** The identification string (ssh2 adds "SSH-2.0-"): no version number for a scanner to match against. */
 const IDENT = 'Portcullis';
 
@@ -55,6 +58,8 @@ export class SshListener {
   private readonly bySocket = new WeakMap<Socket, SshSession>();
   /** the sessions whose sockets are open (what bufferedBytes adds up) */
   private readonly open = new Set<SshSession>();
+  /** samples what each session holds in flight against the buffer budget (SshSession.accountBuffers) */
+  private accounting: NodeJS.Timeout | null = null;
   port = 0;
 
   constructor(private readonly o: SshListenerOptions) {
@@ -69,6 +74,12 @@ export class SshListener {
       this.server!.listen(port, host, () => resolve());
     });
     this.port = (this.server.address() as AddressInfo).port;
+    if (this.o.buffers) {
+      this.accounting = setInterval(() => {
+        for (const s of this.open) s.accountBuffers();
+      }, BUFFER_SAMPLE_MS);
+      this.accounting.unref();
+    }
     if (!SSH_NATIVE_CRYPTO) this.o.core.logger.warn("ssh2's native crypto binding is not built (scripts/build-native.mjs, run by pnpm install): SSH sessions encrypt in JavaScript, at about twice the CPU per byte");
     return this.port;
   }
@@ -131,6 +142,7 @@ export class SshListener {
 
   /** Stops accepting at once; settles when the sessions' connections are gone (the core ends them). */
   stop(): Promise<void> {
+    if (this.accounting) clearInterval(this.accounting);
     return new Promise<void>((resolve) => (this.server ? this.server.close(() => resolve()) : resolve()));
   }
 }

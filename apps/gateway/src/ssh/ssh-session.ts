@@ -5,7 +5,7 @@ import type { AuthContext, AuthenticationType, ClientChannel, Connection, Pseudo
 import { COMMAND_WORDING } from '../approvals/command-approvals.js';
 import type { ResolvedPolicy } from '../config/config-store.js';
 import { AccessRefused } from '../core/access.js';
-import { shortageMessage, type IdentityBuffers } from '../core/identity-buffers.js';
+import { shortageMessage, type BufferHold, type IdentityBuffers } from '../core/identity-buffers.js';
 import { claimedSubject } from '../auth/credential-verifier.js';
 import type { LiveSession, SessionCore, SessionEnding, SessionGrant } from '../core/session-core.types.js';
 import type { SessionRecorder } from '../events/event-publisher.js';
@@ -35,29 +35,17 @@ export interface SshSessionContext {
   maxChannels: number;
   /**
    * The process buffer budget and each identity's share of it (GATEWAY_BUFFER_BYTES,
-   * GATEWAY_SESSION_BUFFER_BYTES): every open channel holds SSH_CHANNEL_BYTES of both until it closes.
+   * GATEWAY_SESSION_BUFFER_BYTES): what a session holds in flight is taken from both (accountBuffers).
    */
   buffers: IdentityBuffers | null;
 }
 
-/** ssh2's channel window, which it grants every peer and uses as each channel stream's high-water mark. */
-const SSH_WINDOW: number = (() => {
-  try {
-    const w = (require('ssh2/lib/Channel.js') as { MAX_WINDOW?: unknown }).MAX_WINDOW;
-    return typeof w === 'number' && w > 0 ? w : 2 * 1024 * 1024;
-  } catch {
-    return 2 * 1024 * 1024;
-  }
-})();
-
 /**
- * What one relayed channel may hold in the gateway at worst, reserved from the buffer budget while it
- * is open: on each leg (client, target) the window the gateway granted that peer (what it may send
- * before it must wait, then held while the other side does not take it), and the write queue toward
- * that peer (filled up to the high-water mark before write() says stop and the relay pauses) —
- * 4 × 2 MiB with ssh2's windows.
+ * What a session holds in flight is taken from the process budget and its identity's share in steps of
+ * this size (as it grows, sampled by the listener; given back as it drains). One stalled channel holds
+ * at most about its windows' worth on each leg (2 MiB with ssh2: ~6 MiB measured).
  */
-export const SSH_CHANNEL_BYTES = 4 * SSH_WINDOW;
+export const SSH_BUFFER_STEP = 1024 * 1024;
 
 /** The client is told this and the connection closes; `reason` goes to the log and metrics. */
 class Refusal extends Error {
@@ -197,6 +185,33 @@ export class SshSession implements LiveSession {
     return n;
   }
 
+  /** what this session has taken from the process budget and its identity's share for bufferedBytes */
+  private bufferHold: BufferHold | null = null;
+
+  /**
+   * The listener calls this a few times a second: what the session holds in flight (bufferedBytes) is
+   * taken from the process budget (GATEWAY_BUFFER_BYTES) and from its identity's share across all its
+   * connections (GATEWAY_SESSION_BUFFER_BYTES) as it grows, and given back as it drains — so idle and
+   * flowing sessions cost nothing, and only stalled ones hold. When either cannot give more, the
+   * session ends saying why: one identity's stalled connections cannot take the memory other sessions
+   * need (between two samples a session grows by at most its channels' windows).
+   */
+  accountBuffers(): void {
+    const buffers = this.ctx.buffers;
+    if (!buffers || !this.grant || this.ended || this.closing) return;
+    const want = Math.ceil(this.bufferedBytes / SSH_BUFFER_STEP) * SSH_BUFFER_STEP;
+    const hold = (this.bufferHold ??= buffers.hold(this.grant.claims.sub));
+    if (want < hold.bytes) return hold.giveBack(hold.bytes - want);
+    if (want === hold.bytes) return;
+    const short = hold.take(want - hold.bytes);
+    if (!short) return;
+    const identity = this.grant.claims.sub;
+    this.log.info({ short, identity, held: buffers.heldBy(identity), want, share: buffers.shareBytes }, 'session ended: buffer memory');
+    const why = shortageMessage(short, `what this connection holds in flight (${want} bytes, output or input its peer has not taken)`, buffers.shareBytes, 'SSH connections');
+    this.metrics.sessionTerminated('ssh', short === 'share' ? 'identity_buffer_share' : 'buffer_budget');
+    this.terminate(short === 'share' ? 'identity_buffer_share' : 'buffer_budget', short === 'share' ? `${why} (they hold ${buffers.heldBy(identity)} bytes)` : why);
+  }
+
   /** Counts a channel's bytes from now until it closes. */
   private track(c: ServerChannel | ClientChannel): void {
     this.relayed.add(c);
@@ -214,25 +229,12 @@ export class SshSession implements LiveSession {
       this.refuseOpen(reject, `too many open channels on this connection (at most ${this.ctx.maxChannels}); close one or open another connection`);
       return null;
     }
-    // the channel's worst case, from the process budget and the identity's share, for as long as it is open
-    const identity = this.grant?.claims.sub ?? '';
-    const hold = this.ctx.buffers?.hold(identity) ?? null;
-    const short = hold?.take(SSH_CHANNEL_BYTES) ?? null;
-    if (short) {
-      const buffers = this.ctx.buffers!;
-      this.metrics.channelsRefused.inc({ reason: short === 'share' ? 'identity_share' : 'buffer_budget' });
-      this.log.info({ short, identity, held: buffers.heldBy(identity), share: buffers.shareBytes }, 'channel refused: buffer memory');
-      const why = shortageMessage(short, `a new channel (${SSH_CHANNEL_BYTES} bytes)`, buffers.shareBytes, 'open SSH channels');
-      this.refuseOpen(reject, short === 'share' ? `${why} (they hold ${buffers.heldBy(identity)} bytes)` : why);
-      return null;
-    }
     this.openChannels++;
     let released = false;
     const release = (): void => {
       if (released) return;
       released = true;
       this.openChannels--;
-      hold?.release();
       this.channelReleases.delete(release);
     };
     this.channelReleases.add(release);
@@ -1189,6 +1191,7 @@ export class SshSession implements LiveSession {
     setTimeout(() => this.socket.destroy(), 2000).unref();
     if (this.counted) this.metrics.sessionLive('ssh', -1);
     for (const release of [...this.channelReleases]) release();
+    this.bufferHold?.release();
     if (this.recorder) {
       // a session.start was recorded (even when the target then failed): its end is too
       const durationMs = Date.now() - this.startedAt;
