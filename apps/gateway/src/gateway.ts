@@ -21,7 +21,8 @@ import { createHttpServer, listen } from './http/http-server.js';
 import { GatewayMetrics } from './http/metrics.js';
 import { createLogger, type Logger } from './logger.js';
 import { PostgresModule, type HooksFactory } from './postgres/postgres-module.js';
-import { SshModule, type CommandPolicyOptions } from './ssh/ssh-module.js';
+import { SshModule } from './ssh/ssh-module.js';
+import type { CommandPolicyOptions } from './terminal/command-policy.js';
 import { KubernetesModule } from './kubernetes/kube-module.js';
 
 export const GATEWAY_VERSION = '0.1.0';

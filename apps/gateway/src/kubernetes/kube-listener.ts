@@ -13,7 +13,7 @@ import type { SessionCore, SessionGrant } from '../core/session-core.types.js';
 import type { GatewayMetrics } from '../http/metrics.js';
 import type { Logger } from '../logger.js';
 import type { PolicyLib } from '../core/policy-lib.js';
-import type { SshPolicy, SshVerdict } from '../ssh/ssh-policy.types.js';
+import type { TerminalPolicy, CommandVerdict } from '../terminal/command-policy.types.js';
 import { holdForApproval } from './kube-approval.js';
 import { KubeSession } from './kube-session.js';
 import { shortageMessage, type BufferHold, type BufferShortage, type IdentityBuffers } from '../core/identity-buffers.js';
@@ -31,7 +31,7 @@ export interface KubeListenerOptions {
   config(): ActiveConfig | null;
   policyLib(): PolicyLib | null;
   /** the shell-command decisions of a policy (exec `command=`, exec -it lines): the SSH module's */
-  shellPolicy(policy: ResolvedPolicy | null): SshPolicy;
+  shellPolicy(policy: ResolvedPolicy | null): TerminalPolicy;
   /** largest request body taken (default 8 MiB; kube-apiserver's own limit is 3 MiB) */
   maxBodyBytes?: number;
   /** largest response body the gateway holds to mask (default 256 MiB; never more than the buffers' share) */
@@ -386,7 +386,7 @@ export class KubeListener {
     if (d.action !== 'block' && call.info.subresource === 'exec' && call.info.command && call.info.command.length > 0 && call.policy) {
       const text = shellJoin(call.info.command);
       const shell = this.o.shellPolicy(call.policy);
-      const withShell = (v: SshVerdict): KubeDecision | Promise<KubeDecision> =>
+      const withShell = (v: CommandVerdict): KubeDecision | Promise<KubeDecision> =>
         this.settle(call, SEVERITY[v.action] > SEVERITY[d.action] ? { action: v.action, rule: v.rule, reason: v.reason ?? `${text}: ${v.action}` } : d, req, res, socket);
       return shell.commandAsync ? shell.commandAsync(text).then(withShell) : withShell(shell.command(text));
     }

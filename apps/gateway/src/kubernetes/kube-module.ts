@@ -1,7 +1,7 @@
 import type { AddressInfo } from 'node:net';
 import type { ActiveConfig } from '../config/config-store.js';
 import type { ProtocolModule, SessionCore } from '../core/session-core.types.js';
-import { commandPolicyFor, type CommandPolicyOptions } from '../ssh/ssh-module.js';
+import { commandPolicyFor, type CommandPolicyOptions } from '../terminal/command-policy.js';
 import { IdentityBuffers } from '../core/identity-buffers.js';
 import { KubeListener } from './kube-listener.js';
 

@@ -3,10 +3,10 @@ import { request as httpsRequest } from 'node:https';
 import type { Duplex } from 'node:stream';
 import type { SessionCore } from '../core/session-core.types.js';
 import type { Logger } from '../logger.js';
-import { LineTracker } from '../ssh/line-tracker.js';
-import { MaskedOutput } from '../ssh/masked-output.js';
-import type { SshPolicy, SshVerdict } from '../ssh/ssh-policy.types.js';
-import { TerminalRecorder } from '../ssh/terminal-recorder.js';
+import { LineTracker } from '../terminal/line-tracker.js';
+import { MaskedOutput } from '../terminal/masked-output.js';
+import type { TerminalPolicy, CommandVerdict } from '../terminal/command-policy.types.js';
+import { TerminalRecorder } from '../terminal/terminal-recorder.js';
 import { holdForApproval } from './kube-approval.js';
 import type { KubeCall } from './kube-listener.js';
 import { sendStatusOnSocket } from './kube-status.js';
@@ -26,7 +26,7 @@ export interface UpgradeOptions {
   headers: OutgoingHttpHeaders;
   path: string;
   /** the shell decisions of the session's policy (null: no policy, nothing decided per line) */
-  shell: SshPolicy | null;
+  shell: TerminalPolicy | null;
   /** the session core (approvals of held exec lines) */
   core: SessionCore;
   logger: Logger;
@@ -224,7 +224,7 @@ function terminalRelay(o: UpgradeOptions, client: Duplex, server: Duplex, server
   const stdin = (b: Buffer): void => {
     if (b.length) server.write(channelFrame(CHANNEL.stdin, b, true));
   };
-  const decide = async (lineText: string, reliable: boolean): Promise<{ run: boolean; message: string | null; verdict: SshVerdict; approvalId?: string }> => {
+  const decide = async (lineText: string, reliable: boolean): Promise<{ run: boolean; message: string | null; verdict: CommandVerdict; approvalId?: string }> => {
     // a long line is analysed off the event loop (the core's CommandAnalysis), as an SSH shell's is
     const verdict = await (o.shell!.lineAsync?.({ text: lineText, reliable }) ?? o.shell!.line({ text: lineText, reliable }));
     if (verdict.action === 'allow') return { run: true, message: null, verdict };

@@ -1,6 +1,6 @@
 import { posix } from 'node:path';
 import { normalise } from './sftp-proxy.js';
-import type { FileOp, SshVerdict } from './ssh-policy.types.js';
+import type { FileOp, CommandVerdict } from '../terminal/command-policy.types.js';
 
 /**
  * Legacy SCP (`scp -O`): the client runs `scp -t <target>` (upload) or `scp -f <source>…`
@@ -63,7 +63,7 @@ const EMPTY = Buffer.alloc(0);
 /** A file operation of a record, with its verdict. */
 export interface ScpDecided {
   op: FileOp;
-  verdict: SshVerdict;
+  verdict: CommandVerdict;
 }
 
 /** What the watcher lets through of the sender's bytes, and what stops it. */
@@ -103,7 +103,7 @@ export class ScpWatcher {
 
   constructor(
     private readonly cmd: ScpCommand,
-    private readonly io: { decide(op: FileOp): SshVerdict },
+    private readonly io: { decide(op: FileOp): CommandVerdict },
     home = '/',
   ) {
     const first = cmd.paths[0]!;

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { SFTP, SftpFramer, SftpProtocolError, SftpProxy, normalise, statusPacket, wholePacket, type SftpPacket } from './sftp-proxy.js';
-import type { FileOp, SshVerdict } from './ssh-policy.types.js';
+import type { FileOp, CommandVerdict } from '../terminal/command-policy.types.js';
 import { ScpWatcher, parseScpCommand } from './scp-watcher.js';
 import { SourceLimiter } from './source-limiter.js';
 
@@ -22,7 +22,7 @@ function pkt(type: number, parts: (number | string | Buffer)[]): Buffer {
   return Buffer.concat([head, body]);
 }
 
-function proxy(decide: (op: FileOp) => SshVerdict = () => ({ action: 'allow', rule: null, reason: null })) {
+function proxy(decide: (op: FileOp) => CommandVerdict = () => ({ action: 'allow', rule: null, reason: null })) {
   const toClient: Buffer[] = [];
   const toUpstream: Buffer[] = [];
   const decided: FileOp[] = [];
@@ -155,7 +155,7 @@ describe('SftpProxy', () => {
 
 describe('SftpProxy resolving paths on the target', () => {
   const tick = () => new Promise((r) => setImmediate(r));
-  function resolvingProxy(decide: (op: FileOp) => SshVerdict) {
+  function resolvingProxy(decide: (op: FileOp) => CommandVerdict) {
     const toClient: Buffer[] = [];
     const toUpstream: Buffer[] = [];
     const decided: FileOp[] = [];
@@ -167,7 +167,7 @@ describe('SftpProxy resolving paths on the target', () => {
     toClient.length = 0;
     return { p, toClient, toUpstream, decided };
   }
-  const lockedEtc = (op: FileOp): SshVerdict => (op.path.startsWith('/etc') ? { action: 'block', rule: 'etc', reason: 'not /etc' } : { action: 'allow', rule: null, reason: null });
+  const lockedEtc = (op: FileOp): CommandVerdict => (op.path.startsWith('/etc') ? { action: 'block', rule: 'etc', reason: 'not /etc' } : { action: 'allow', rule: null, reason: null });
   const realpathOf = (b: Buffer) => ({ id: b.readUInt32BE(5), path: b.subarray(13, 13 + b.readUInt32BE(9)).toString() });
 
   it('a write through a symlink is decided on the path the target resolves; the refusal names it', async () => {

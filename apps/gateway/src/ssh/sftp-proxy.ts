@@ -1,5 +1,5 @@
 import { posix } from 'node:path';
-import type { FileOp, SshVerdict } from './ssh-policy.types.js';
+import type { FileOp, CommandVerdict } from '../terminal/command-policy.types.js';
 
 /**
  * An SFTP (version 3, draft-ietf-secsh-filexfer-02 as OpenSSH speaks it) proxy between the client's
@@ -155,14 +155,14 @@ export function statusPacket(id: number, code: number, message: string): Buffer 
 
 export interface SftpDecision {
   op: FileOp;
-  verdict: SshVerdict;
+  verdict: CommandVerdict;
 }
 
 export interface SftpProxyIo {
   toClient(b: Buffer): void;
   toUpstream(b: Buffer): void;
   /** a path operation: its verdict (require_approval resolves once decided) */
-  decide(op: FileOp): SshVerdict | Promise<SshVerdict>;
+  decide(op: FileOp): CommandVerdict | Promise<CommandVerdict>;
   /** each decided operation, for the record */
   decided(d: SftpDecision): void;
   /**
@@ -405,8 +405,8 @@ export class SftpProxy {
     return this.decideResolved(op).then(({ op: o, verdict }) => this.apply(p, type, id, o, verdict));
   }
 
-  private decideOne(op: FileOp): SshVerdict | Promise<SshVerdict> {
-    const failed: SshVerdict = { action: 'block', rule: null, reason: 'the operation could not be decided' };
+  private decideOne(op: FileOp): CommandVerdict | Promise<CommandVerdict> {
+    const failed: CommandVerdict = { action: 'block', rule: null, reason: 'the operation could not be decided' };
     try {
       const v = this.io.decide(op);
       return v instanceof Promise ? v.catch(() => failed) : v;
@@ -422,7 +422,7 @@ export class SftpProxy {
    * the rule would need a resolution it cannot get. A hard link is also a write of what it links to
    * (writing through the link writes that file, and no path resolution shows it).
    */
-  private async decideResolved(op: FileOp): Promise<{ op: FileOp; verdict: SshVerdict }> {
+  private async decideResolved(op: FileOp): Promise<{ op: FileOp; verdict: CommandVerdict }> {
     const candidates: FileOp[] = [op];
     const follows = op.op === 'read' || op.op === 'write' || op.op === 'setstat' || op.op === 'list';
     const path = follows ? await this.resolve(op.path) : await this.resolveParent(op.path);
@@ -434,7 +434,7 @@ export class SftpProxy {
     const resolved: FileOp = 'target' in op ? { ...op, path, target: target! } : { ...op, path };
     if (resolved.path !== op.path || ('target' in op && 'target' in resolved && resolved.target !== op.target)) candidates.push(resolved);
     if (op.op === 'link') candidates.push({ op: 'write', path: target! });
-    let last: { op: FileOp; verdict: SshVerdict } = { op, verdict: { action: 'allow', rule: null, reason: null } };
+    let last: { op: FileOp; verdict: CommandVerdict } = { op, verdict: { action: 'allow', rule: null, reason: null } };
     for (const c of candidates) {
       const verdict = await this.decideOne(c);
       if (verdict.action !== 'allow') return { op: c, verdict };
@@ -461,7 +461,7 @@ export class SftpProxy {
     return dir === null ? null : normalise(posix.basename(path), dir);
   }
 
-  private apply(p: Buffer, type: number, id: number, op: FileOp, verdict: SshVerdict): void {
+  private apply(p: Buffer, type: number, id: number, op: FileOp, verdict: CommandVerdict): void {
     this.io.decided({ op, verdict });
     if (verdict.action !== 'allow') {
       const why = verdict.reason ?? (verdict.rule ? `refused by rule ${verdict.rule}` : 'refused by policy');

@@ -1,24 +1,8 @@
 import type { AddressInfo } from 'node:net';
-import type { ResolvedPolicy } from '../config/config-store.js';
 import type { ProtocolModule, SessionCore } from '../core/session-core.types.js';
 import { IdentityBuffers } from '../core/identity-buffers.js';
 import { SshListener } from './ssh-listener.js';
-import { NO_POLICY, sshPolicyOf } from './ssh-policy.js';
-import type { SshPolicy } from './ssh-policy.types.js';
-
-/** The module's options: tests replace the command classifier. */
-export interface CommandPolicyOptions {
-  /** replaces the SSH decisions of each session (tests of the transport without the classifier) */
-  sshPolicy?: (policy: ResolvedPolicy | null) => SshPolicy;
-}
-
-/**
- * The command and file decisions of a session under `policy` (SSH sessions, Kubernetes exec). A policy
- * exists only when the library loaded (ConfigStore marks every policy broken otherwise).
- */
-export function commandPolicyFor(core: SessionCore, o: CommandPolicyOptions): (policy: ResolvedPolicy | null) => SshPolicy {
-  return (policy) => o.sshPolicy?.(policy) ?? (policy && core.policyLib ? sshPolicyOf(policy, core.currentConfig()!.maskingKey, core.policyLib, core.commandAnalysis) : NO_POLICY);
-}
+import { commandPolicyFor, type CommandPolicyOptions } from '../terminal/command-policy.js';
 
 /**
  * The SSH protocol module: the listener (GATEWAY_SSH_PORT/HOST) and its sessions (ssh-session.ts),

@@ -11,15 +11,15 @@ import type { LiveSession, SessionCore, SessionEnding, SessionGrant } from '../c
 import type { SessionRecorder } from '../events/event-publisher.js';
 import type { GatewayMetrics } from '../http/metrics.js';
 import type { Logger } from '../logger.js';
-import { LineTracker } from './line-tracker.js';
-import { MaskedOutput } from './masked-output.js';
+import { LineTracker } from '../terminal/line-tracker.js';
+import { MaskedOutput } from '../terminal/masked-output.js';
 import { ScpWatcher, parseScpCommand, type ScpDecided, type ScpStep } from './scp-watcher.js';
 import { SftpProxy } from './sftp-proxy.js';
 import { CertificateRefused, checkUserCertificate, isCertificateType, verifySshSignature } from './ssh-keys.js';
-import type { FileOp, SshPolicy, SshVerdict, StreamMasker } from './ssh-policy.types.js';
+import type { FileOp, TerminalPolicy, CommandVerdict, StreamMasker } from '../terminal/command-policy.types.js';
 import { SshUpstreamError, connectSshUpstream } from './ssh-upstream.js';
 import type { SourceLimiter } from './source-limiter.js';
-import { TerminalRecorder } from './terminal-recorder.js';
+import { TerminalRecorder } from '../terminal/terminal-recorder.js';
 
 const require = createRequire(import.meta.url);
 
@@ -28,7 +28,7 @@ export interface SshSessionContext {
   core: SessionCore;
   limiter: SourceLimiter;
   /** the session's decisions (null policy: a connection without one) */
-  policyFor(policy: ResolvedPolicy | null): SshPolicy;
+  policyFor(policy: ResolvedPolicy | null): TerminalPolicy;
   /** how long a client may take from TCP connect to an authenticated session */
   loginGraceMs: number;
   /** channels one client connection may hold open at once (sessions and forwards); past it each open is refused */
@@ -127,7 +127,7 @@ export class SshSession implements LiveSession {
   grant: SessionGrant | null = null;
   /** the certified public key whose signature verified (a key-bound credential's proof) */
   private certifiedKey: Buffer | null = null;
-  policy: SshPolicy | null = null;
+  policy: TerminalPolicy | null = null;
   private upstream: UpstreamClient | null = null;
   private recorder: SessionRecorder | null = null;
   private readonly aborter = new AbortController();
@@ -563,7 +563,7 @@ export class SshSession implements LiveSession {
   }
 
   /** Asks for the decision's approval when it needs one; tells the client what it waits for. */
-  private async settle(verdict: SshVerdict, text: string, say: (line: string) => void): Promise<{ run: boolean; message: string | null; approvalId?: string }> {
+  private async settle(verdict: CommandVerdict, text: string, say: (line: string) => void): Promise<{ run: boolean; message: string | null; approvalId?: string }> {
     if (verdict.action === 'allow') return { run: true, message: null };
     const why = `${verdict.rule ? `rule ${verdict.rule}` : 'policy'}${verdict.reason ? `: ${verdict.reason}` : ''}`;
     if (verdict.action === 'block') return { run: false, message: `refused by ${why}` };
@@ -571,7 +571,7 @@ export class SshSession implements LiveSession {
     return outcome.approved ? { run: true, message: null, approvalId: outcome.approvalId } : { run: false, message: outcome.message, approvalId: outcome.approvalId };
   }
 
-  private async requestApproval(text: string, verdict: SshVerdict, say: (line: string) => void): Promise<{ approved: boolean; approvalId?: string; message: string }> {
+  private async requestApproval(text: string, verdict: CommandVerdict, say: (line: string) => void): Promise<{ approved: boolean; approvalId?: string; message: string }> {
     const rule = verdict.rule ?? 'unnamed';
     const approvals = this.ctx.core.approvalsFor(this.id, this.grant!, this.recorder, this.aborter.signal, this.log, COMMAND_WORDING);
     if (!approvals) return { approved: false, message: `approval required by rule ${rule}, but approvals are not available on this gateway; not run` };
@@ -580,7 +580,7 @@ export class SshSession implements LiveSession {
     return r.approved ? { approved: true, ...(r.approvalId ? { approvalId: r.approvalId } : {}), message: '' } : { approved: false, ...(r.approvalId ? { approvalId: r.approvalId } : {}), message: r.message };
   }
 
-  private commandEvent(stream: string, source: 'exec' | 'shell' | 'scp', command: string, v: SshVerdict, extra: Record<string, unknown> = {}): void {
+  private commandEvent(stream: string, source: 'exec' | 'shell' | 'scp', command: string, v: CommandVerdict, extra: Record<string, unknown> = {}): void {
     this.metrics.countDecision(v.action);
     this.emit('command', {
       stream, source, command, action: v.action, rule: v.rule, reason: v.reason,
@@ -811,7 +811,7 @@ export class SshSession implements LiveSession {
     };
   }
 
-  private fileEvent(stream: string, op: FileOp, v: SshVerdict, via: 'sftp' | 'scp', extra: Record<string, unknown> = {}): void {
+  private fileEvent(stream: string, op: FileOp, v: CommandVerdict, via: 'sftp' | 'scp', extra: Record<string, unknown> = {}): void {
     this.metrics.countDecision(v.action);
     this.emit('file', { stream, via, ...op, action: v.action, rule: v.rule, reason: v.reason, ...extra });
   }
@@ -841,7 +841,7 @@ export class SshSession implements LiveSession {
       decide: (op) => {
         const v = this.policy!.file(op);
         if (v.action !== 'require_approval') return v;
-        return this.settle(v, `${op.op} ${op.path}${'target' in op ? ` → ${op.target}` : ''}`, say).then((d): SshVerdict => (d.run ? { ...v, action: 'allow' } : { ...v, action: 'block', reason: d.message }));
+        return this.settle(v, `${op.op} ${op.path}${'target' in op ? ` → ${op.target}` : ''}`, say).then((d): CommandVerdict => (d.run ? { ...v, action: 'allow' } : { ...v, action: 'block', reason: d.message }));
       },
       decided: (d) => this.fileEvent(stream, d.op, d.verdict, 'sftp'),
       // the session's policy of the moment (a new version may add file rules)

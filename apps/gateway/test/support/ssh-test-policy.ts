@@ -1,5 +1,5 @@
 import { LineEditorModel } from '@portcullis/policy';
-import type { FileOp, SshPolicy, SshVerdict, StreamMasker } from '../../src/ssh/ssh-policy.types.js';
+import type { FileOp, TerminalPolicy, CommandVerdict, StreamMasker } from '../../src/terminal/command-policy.types.js';
 
 /**
  * SSH decisions by marker, for tests of the transport (what the gateway does with a decision) apart
@@ -7,8 +7,8 @@ import type { FileOp, SshPolicy, SshVerdict, StreamMasker } from '../../src/ssh/
  * writes under a `locked` directory and reads of `*.pem` are refused; PORTCULLIS_OK may be set;
  * output values SECRET-<6 digits> are masked as a stream.
  */
-export function markerPolicy(opts: { unreliable?: SshVerdict['action'] } = {}): SshPolicy {
-  const decide = (text: string): SshVerdict => {
+export function markerPolicy(opts: { unreliable?: CommandVerdict['action'] } = {}): TerminalPolicy {
+  const decide = (text: string): CommandVerdict => {
     if (text.includes('BLOCKME')) return { action: 'block', rule: 'no-blockme', reason: 'blockme is off limits' };
     if (text.includes('HOLDME')) return { action: 'require_approval', rule: 'hold', reason: 'needs a second pair of eyes' };
     return { action: 'allow', rule: null, reason: null };

@@ -1,21 +1,22 @@
 import type { ResolvedPolicy } from '../config/config-store.js';
 import type { CommandAnalysis, CommandAnalysisRequest } from '../core/command-analysis.js';
 import type { PolicyLib } from '../core/policy-lib.js';
-import type { FileOp, ShellLine, SshPolicy, SshVerdict } from './ssh-policy.types.js';
+import type { SessionCore } from '../core/session-core.types.js';
+import type { FileOp, ShellLine, TerminalPolicy, CommandVerdict } from './command-policy.types.js';
 
 /** Environment variables a session without a policy may set: sshd's stock AcceptEnv (@portcullis/policy DEFAULT_SSH_ENV). */
 const DEFAULT_ENV = /^(LANG|LC_[A-Za-z0-9_]*|LANGUAGE|TZ)$/;
 const MAX_ENV_VALUE = 4096;
 
-const allow = (reason: string): SshVerdict => ({ action: 'allow', rule: null, reason });
-const NO_FORWARD: SshVerdict = { action: 'block', rule: null, reason: 'port forwarding needs a policy that allows the destination (ssh.forwarding)' };
+const allow = (reason: string): CommandVerdict => ({ action: 'allow', rule: null, reason });
+const NO_FORWARD: CommandVerdict = { action: 'block', rule: null, reason: 'port forwarding needs a policy that allows the destination (ssh.forwarding)' };
 
 /**
  * A connection with no policy: every command, line and file operation allowed (as Postgres allows
  * every statement), locale variables only, and no port forwarding — forwarding reaches past the
  * target, so it needs a policy that names the destination.
  */
-export const NO_POLICY: SshPolicy = {
+export const NO_POLICY: TerminalPolicy = {
   name: null,
   version: null,
   command: () => allow('no policy on this connection'),
@@ -33,7 +34,7 @@ export const NO_POLICY: SshPolicy = {
 
 type EngineDecision = ReturnType<ResolvedPolicy['engine']['evaluateCommand']>;
 
-function verdictOf(d: EngineDecision): SshVerdict {
+function verdictOf(d: EngineDecision): CommandVerdict {
   return {
     action: d.action,
     rule: d.rule,
@@ -44,7 +45,7 @@ function verdictOf(d: EngineDecision): SshVerdict {
   };
 }
 
-function settingVerdict(d: { allowed: boolean; rule: string | null; reason: string | null }): SshVerdict {
+function settingVerdict(d: { allowed: boolean; rule: string | null; reason: string | null }): CommandVerdict {
   return { action: d.allowed ? 'allow' : 'block', rule: d.rule, reason: d.reason };
 }
 
@@ -54,12 +55,12 @@ function settingVerdict(d: { allowed: boolean; rule: string | null; reason: stri
  * engine never throws and fails closed; so does this. The async decisions analyse long texts off the
  * event loop (the core's CommandAnalysis).
  */
-export function sshPolicyOf(policy: ResolvedPolicy, maskingKey: Buffer, lib: PolicyLib, analysis: CommandAnalysis): SshPolicy {
+export function terminalPolicyOf(policy: ResolvedPolicy, maskingKey: Buffer, lib: PolicyLib, analysis: CommandAnalysis): TerminalPolicy {
   const engine = policy.engine;
   const settings = new lib.SshSettingsEvaluator(policy.document.ssh);
-  const command = (text: string, opts?: { unseenInput?: boolean }): SshVerdict => verdictOf(engine.evaluateCommand(text, { source: 'exec', ...(opts?.unseenInput ? { unseenInput: true } : {}) }));
-  const line = (l: ShellLine): SshVerdict => verdictOf(engine.evaluateCommand(l.text, { source: 'line', reliable: l.reliable, ...(l.reasons ? { reasons: l.reasons } : {}) }));
-  const analysed = (text: string, req: CommandAnalysisRequest): Promise<SshVerdict> => analysis.evaluate(policy, lib, text, req).then(verdictOf);
+  const command = (text: string, opts?: { unseenInput?: boolean }): CommandVerdict => verdictOf(engine.evaluateCommand(text, { source: 'exec', ...(opts?.unseenInput ? { unseenInput: true } : {}) }));
+  const line = (l: ShellLine): CommandVerdict => verdictOf(engine.evaluateCommand(l.text, { source: 'line', reliable: l.reliable, ...(l.reasons ? { reasons: l.reasons } : {}) }));
+  const analysed = (text: string, req: CommandAnalysisRequest): Promise<CommandVerdict> => analysis.evaluate(policy, lib, text, req).then(verdictOf);
   return {
     name: policy.name,
     version: policy.version,
@@ -75,4 +76,18 @@ export function sshPolicyOf(policy: ResolvedPolicy, maskingKey: Buffer, lib: Pol
     masker: () => engine.createStreamMasker({ hmacKey: maskingKey }),
     lineModel: () => new lib.LineEditorModel(),
   };
+}
+
+/** The module's options: tests replace the command classifier. */
+export interface CommandPolicyOptions {
+  /** replaces the SSH decisions of each session (tests of the transport without the classifier) */
+  sshPolicy?: (policy: ResolvedPolicy | null) => TerminalPolicy;
+}
+
+/**
+ * The command and file decisions of a session under `policy` (SSH sessions, Kubernetes exec). A policy
+ * exists only when the library loaded (ConfigStore marks every policy broken otherwise).
+ */
+export function commandPolicyFor(core: SessionCore, o: CommandPolicyOptions): (policy: ResolvedPolicy | null) => TerminalPolicy {
+  return (policy) => o.sshPolicy?.(policy) ?? (policy && core.policyLib ? terminalPolicyOf(policy, core.currentConfig()!.maskingKey, core.policyLib, core.commandAnalysis) : NO_POLICY);
 }

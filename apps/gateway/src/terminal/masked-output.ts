@@ -1,5 +1,5 @@
 import { StringDecoder } from 'node:string_decoder';
-import type { StreamMasker } from './ssh-policy.types.js';
+import type { StreamMasker } from './command-policy.types.js';
 
 /** A chunk of output as it leaves: the bytes the client is sent, and the text the recording shows. */
 export interface OutputChunk {
