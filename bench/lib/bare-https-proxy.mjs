@@ -1,13 +1,14 @@
 // The floor of a Node HTTPS reverse proxy, for the Kubernetes bench to set the gateway against in the
 // same run: TLS in, the path after /k8s/<name> forwarded on a keep-alive agent (the gateway's
-// settings) with a fixed bearer token, the body held and sent back with one write. No authentication,
-// policy, masking or events. Run with fork(): sends {port} when listening, answers 'cpu' with its
+// settings) with a fixed bearer token, the body held and sent back with one write (a watch is streamed
+// instead, each chunk written as it comes, as the gateway does). No authentication, policy, masking or events. Run with fork(): sends {port} when listening, answers 'cpu' with its
 // CPU time in ms. Imported, startBareProxy() runs it in the importing process (the bench runs one in
 // the gateway's own process too: the same floor with that process's runtime around it).
 import { Agent, createServer, request } from 'node:https';
 import { fileURLToPath } from 'node:url';
 
 const HOP = new Set(['connection', 'keep-alive', 'transfer-encoding']);
+const WATCH = /[?&]watch=(1|true)(&|$)/;
 
 /** o: {upstream, upstreamCa, authorization, cert, key}; resolves {port, close()} when listening. */
 export function startBareProxy(o) {
@@ -16,6 +17,14 @@ export function startBareProxy(o) {
   const server = createServer({ cert: o.cert, key: o.key, ALPNProtocols: ['http/1.1'] }, (req, res) => {
     const path = req.url.replace(/^\/k8s\/[^/]+/, '');
     const up = request({ hostname: u.hostname, port: u.port, path, method: req.method, agent, headers: { host: u.host, authorization: o.authorization, accept: req.headers.accept ?? 'application/json' } }, (ures) => {
+      if (WATCH.test(path)) {
+        const headers = {};
+        for (const [k, v] of Object.entries(ures.headers)) if (!HOP.has(k) && k !== 'content-length') headers[k] = v;
+        res.writeHead(ures.statusCode, headers);
+        ures.pipe(res);
+        res.on('close', () => ures.destroy());
+        return;
+      }
       const parts = [];
       ures.on('data', (c) => parts.push(c));
       ures.on('end', () => {

@@ -1,13 +1,13 @@
 #!/usr/bin/env node
 // An informer-like list+watch load in its own process (the benchmarks run the gateway in-process; the
 // watchers' TLS and JSON parsing on the gateway's event loop would be charged to the gateway).
-// Input: one JSON argument {sides: {direct: {base, authorization, ca}, gateway: {...}}, writer: 'direct',
+// Input: one JSON argument {sides: {direct: {base, authorization, ca}, gateway: {...}, …}, writer: 'direct',
 // namespace, watchers, writes, rate, rounds}. Each round, on each side, `watchers` clients LIST the
 // namespace's ConfigMaps then WATCH from the list's resourceVersion (allowWatchBookmarks); the writer
 // then makes `writes` writes at `rate` per second (creates and updates alternately), each stamped with
 // its sequence number in data.seq. Per event: receive time minus the time the write was acknowledged,
 // matched by (round, seq); also from the write's sending (the apiserver's write path included). Output: one JSON line {direct: {...}, gateway: {...}} with LIST and event
-// latencies (p50/p99 ms), events expected and received, and the first problem seen (or none).
+// latencies (p50/p99 ms; LIST p50 of each round too), events expected and received, and the first problem seen (or none).
 import { Agent, request } from 'node:https';
 
 const o = JSON.parse(process.argv[2]);
@@ -64,7 +64,7 @@ async function startWatcher(side, agent, round, onEvent, onProblem) {
 }
 
 const names = Object.keys(o.sides);
-const out = Object.fromEntries(names.map((n) => [n, { listMs: [], eventMs: [], fromSendMs: [], expected: 0, received: 0, duplicates: 0 }]));
+const out = Object.fromEntries(names.map((n) => [n, { listMs: [], listByRound: [], eventMs: [], fromSendMs: [], expected: 0, received: 0, duplicates: 0 }]));
 const problems = [];
 const writerSide = o.sides[o.writer ?? 'direct'];
 const writerAgent = new Agent({ keepAlive: true, maxSockets: 4 });
@@ -97,7 +97,11 @@ for (let round = 0; round < o.rounds; round++) {
     }
   }
   const watchers = await Promise.all(starts);
-  for (const [i, w] of watchers.entries()) out[state[i].name].listMs.push(w.listMs);
+  for (const n of names) out[n].listByRound.push([]);
+  for (const [i, w] of watchers.entries()) {
+    out[state[i].name].listMs.push(w.listMs);
+    out[state[i].name].listByRound[round].push(w.listMs);
+  }
   const waitFor = async (cond, what, ms) => {
     const deadline = Date.now() + ms;
     while (!cond()) {
@@ -162,6 +166,8 @@ for (const n of names) {
   const r = out[n];
   result[n] = {
     listP50Ms: q(r.listMs, 0.5), listP99Ms: q(r.listMs, 0.99), lists: r.listMs.length,
+    // round 0 lists an empty namespace on connections being opened; later rounds list every ConfigMap made before
+    listP50ByRoundMs: r.listByRound.map((xs) => q(xs, 0.5)),
     eventP50Ms: q(r.eventMs, 0.5), eventP99Ms: q(r.eventMs, 0.99), eventMaxMs: q(r.eventMs, 1), eventMinMs: q(r.eventMs, 0),
     writeToEventP50Ms: q(r.fromSendMs, 0.5), writeToEventP99Ms: q(r.fromSendMs, 0.99),
     eventsExpected: r.expected, eventsReceived: r.received, duplicates: r.duplicates,
