@@ -6,7 +6,7 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { clientCredentialsToken, loginThroughApi } from '../support/dev-idp-login.js';
+import { clientCredentialsToken, demoAgentApiToken, loginThroughApi } from '../support/dev-idp-login.js';
 import { startDemoStack, type DemoStack } from '../support/demo-stack.js';
 
 const run = promisify(execFile);
@@ -24,18 +24,7 @@ const jtiOf = (jwt: string): string => (JSON.parse(Buffer.from(jwt.split('.')[1]
 
 /** demo-agent's workload JWT exchanged for a Portcullis api token (identity agent:demo, group engineers). */
 async function agentToken(): Promise<string> {
-  const workloadJwt = await clientCredentialsToken(s.idp, 'demo-agent', 'demo-agent-secret', 'portcullis');
-  const res = await fetch(`${s.api}/v1/auth/token`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/x-www-form-urlencoded' },
-    body: new URLSearchParams({
-      grant_type: 'urn:ietf:params:oauth:grant-type:token-exchange',
-      subject_token: workloadJwt,
-      subject_token_type: 'urn:ietf:params:oauth:token-type:jwt',
-    }),
-  });
-  expect(res.status).toBe(200);
-  return ((await res.json()) as { access_token: string }).access_token;
+  return demoAgentApiToken(s.idp, s.api);
 }
 
 /** A pg client through the gateway with a credential; asynchronous errors (a FATAL while idle) are kept. */

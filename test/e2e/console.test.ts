@@ -16,7 +16,7 @@ import { jetstream } from '@nats-io/jetstream';
 import { deriveKey, natsNames, signEvent, type WireEvent } from '@portcullis/protocol';
 import { randomUUID } from 'node:crypto';
 import { join } from 'node:path';
-import { clientCredentialsToken, loginThroughApi } from '../support/dev-idp-login.js';
+import { demoAgentApiToken, loginThroughApi } from '../support/dev-idp-login.js';
 import { startDemoStack, type DemoStack } from '../support/demo-stack.js';
 
 const SHOTS = fileURLToPath(new URL('../../test-results/console/', import.meta.url));
@@ -44,13 +44,7 @@ async function credentialUri(token: string): Promise<string> {
 }
 
 async function agentToken(): Promise<string> {
-  const jwt = await clientCredentialsToken(demo.idp, 'demo-agent', 'demo-agent-secret', 'portcullis');
-  const r = await fetch(`${demo.api}/v1/auth/token`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/x-www-form-urlencoded' },
-    body: new URLSearchParams({ grant_type: 'urn:ietf:params:oauth:grant-type:token-exchange', subject_token: jwt, subject_token_type: 'urn:ietf:params:oauth:token-type:jwt' }),
-  });
-  return ((await r.json()) as { access_token: string }).access_token;
+  return demoAgentApiToken(demo.idp, demo.api);
 }
 
 async function pendingApproval(statement: string, identity: string): Promise<{ id: string }> {

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { clientCredentialsToken } from '../support/dev-idp-login.js';
+import { demoAgentApiToken } from '../support/dev-idp-login.js';
 import { startDemoStack, type DemoStack } from '../support/demo-stack.js';
 import { kubeSkipReason, runKubectl, startKubeCluster, type KubeCluster } from '../support/kube-cluster.js';
 
@@ -24,13 +24,7 @@ describe.skipIf(skip !== null)(`kubectl with a kubeconfig from the api, through 
   const dir = mkdtempSync(join(tmpdir(), 'kubectl-kubeconfig-'));
   beforeAll(async () => {
     [s, cluster] = await Promise.all([startDemoStack('kubecfg'), startKubeCluster()]);
-    const workloadJwt = await clientCredentialsToken(s.idp, 'demo-agent', 'demo-agent-secret', 'portcullis');
-    const res = await fetch(`${s.api}/v1/auth/token`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/x-www-form-urlencoded' },
-      body: new URLSearchParams({ grant_type: 'urn:ietf:params:oauth:grant-type:token-exchange', subject_token: workloadJwt, subject_token_type: 'urn:ietf:params:oauth:token-type:jwt' }),
-    });
-    token = ((await res.json()) as { access_token: string }).access_token;
+    token = await demoAgentApiToken(s.idp, s.api);
     const c = await s.rest('POST', '/v1/connections', s.bootstrap, {
       name: 'demo-k8s', type: 'kubernetes', server: cluster.server, caPem: cluster.caPem, secret: { token: cluster.adminToken }, allowedGroups: ['engineers'],
     });
@@ -71,13 +65,7 @@ describe.skipIf(skip !== null)(`kubectl with a kubeconfig from the api, through 
   });
 
   it('revoking the api token a static kubeconfig was minted with ends its open watch and refuses the next kubectl call', async () => {
-    const workloadJwt = await clientCredentialsToken(s.idp, 'demo-agent', 'demo-agent-secret', 'portcullis');
-    const exchanged = await fetch(`${s.api}/v1/auth/token`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/x-www-form-urlencoded' },
-      body: new URLSearchParams({ grant_type: 'urn:ietf:params:oauth:grant-type:token-exchange', subject_token: workloadJwt, subject_token_type: 'urn:ietf:params:oauth:token-type:jwt' }),
-    });
-    const own = ((await exchanged.json()) as { access_token: string }).access_token;
+    const own = await demoAgentApiToken(s.idp, s.api);
     const st = await s.rest('GET', '/v1/connections/demo-k8s/kubeconfig?token=static', own);
     expect(st.status, st.text).toBe(200);
     const file = join(dir, 'static-revoked');

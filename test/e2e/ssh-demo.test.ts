@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { clientCredentialsToken } from '../support/dev-idp-login.js';
+import { demoAgentApiToken } from '../support/dev-idp-login.js';
 import { startDemoStack, type DemoStack } from '../support/demo-stack.js';
 
 const run = promisify(execFile);
@@ -23,13 +23,7 @@ describe.skipIf(!peers)('pnpm start SSH demo (demo-ssh) with real ssh (needs /us
   const dir = mkdtempSync(join(tmpdir(), 'ssh-demo-'));
   beforeAll(async () => {
     s = await startDemoStack('sshdemo');
-    const workloadJwt = await clientCredentialsToken(s.idp, 'demo-agent', 'demo-agent-secret', 'portcullis');
-    const res = await fetch(`${s.api}/v1/auth/token`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/x-www-form-urlencoded' },
-      body: new URLSearchParams({ grant_type: 'urn:ietf:params:oauth:grant-type:token-exchange', subject_token: workloadJwt, subject_token_type: 'urn:ietf:params:oauth:token-type:jwt' }),
-    });
-    token = ((await res.json()) as { access_token: string }).access_token;
+    token = await demoAgentApiToken(s.idp, s.api);
   }, 300_000);
   afterAll(async () => {
     await s?.stop();
@@ -92,13 +86,7 @@ describe.skipIf(!peers)('pnpm start SSH demo (demo-ssh) with real ssh (needs /us
 
   it('revoking the api token that minted an SSH certificate ends the OpenSSH session open with it (a clear message) and the certificate no longer logs in', async () => {
     // a token of its own: revoking it must not take the other tests' token along
-    const workloadJwt = await clientCredentialsToken(s.idp, 'demo-agent', 'demo-agent-secret', 'portcullis');
-    const exchanged = await fetch(`${s.api}/v1/auth/token`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/x-www-form-urlencoded' },
-      body: new URLSearchParams({ grant_type: 'urn:ietf:params:oauth:grant-type:token-exchange', subject_token: workloadJwt, subject_token_type: 'urn:ietf:params:oauth:token-type:jwt' }),
-    });
-    const own = ((await exchanged.json()) as { access_token: string }).access_token;
+    const own = await demoAgentApiToken(s.idp, s.api);
     const key = join(dir, 'revoked_key');
     await run('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', 'e2e-revoked', '-f', key]);
     const signed = await s.rest('POST', '/v1/connections/demo-ssh/ssh-certificate', own, { publicKey: readFileSync(`${key}.pub`, 'utf8').trim() });

@@ -181,3 +181,20 @@ export async function clientCredentialsToken(issuer: string, clientId: string, s
   }
   return json.access_token;
 }
+
+/**
+ * The demo agent's workload token (client_credentials at the dev IdP) exchanged at the api for a Portcullis
+ * api token of its own (RFC 8693 token exchange): identity agent:demo, group engineers. Its own: revoking
+ * it takes no other test's token along.
+ */
+export async function demoAgentApiToken(issuer: string, api: string): Promise<string> {
+  const workloadJwt = await clientCredentialsToken(issuer, 'demo-agent', 'demo-agent-secret', 'portcullis');
+  const res = await fetch(`${api}/v1/auth/token`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/x-www-form-urlencoded' },
+    body: new URLSearchParams({ grant_type: 'urn:ietf:params:oauth:grant-type:token-exchange', subject_token: workloadJwt, subject_token_type: 'urn:ietf:params:oauth:token-type:jwt' }),
+  });
+  const json = (await res.json()) as { access_token?: string };
+  if (res.status !== 200 || !json.access_token) throw new LoginFlowError(`token exchange failed: ${res.status} ${JSON.stringify(json)}`, res.status);
+  return json.access_token;
+}
