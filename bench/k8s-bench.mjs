@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 // `pnpm bench:k8s` (node bench/k8s-bench.mjs [--objects 1000] [--runs 15] [--seconds 5] [--concurrency 16]
-// [--only small-gets] [--scenarios namespace,pod,secretMasked] [--profile gateway.cpuprofile]) — Kubernetes
+// [--only small-gets] [--scenarios namespace,pod,secretMasked] [--profile gateway.cpuprofile]
+// [--bare-workers N: the bare proxy as N processes sharing its port]) — Kubernetes
 // through the gateway vs direct against a real kube-apiserver v1.32 (../shared/tools/kubernetes):
 // `kubectl get pods -A` with 1,000 pods (p50 ratio, target ≤ 1.2×), small GETs per second (target
 // ≥ 0.8× direct), and a 1,000-Secret list masked by the gateway with the share of time spent masking.
@@ -21,6 +22,7 @@ opt('concurrency', 'K8S_BENCH_CONCURRENCY');
 opt('only', 'K8S_BENCH_ONLY');
 opt('profile', 'K8S_BENCH_PROFILE');
 opt('scenarios', 'K8S_BENCH_SCENARIOS');
+opt('bare-workers', 'K8S_BENCH_BARE_WORKERS');
 // the list+watch load (apps/gateway/test/k8s-watch.bench-run.ts): `--only watch` alone, also in the default
 // run; [--watchers 8] [--writes 500] [--write-rate 50] [--watch-rounds 2]; it prints its own
 // `K8S-BENCH {"listWatch":…}` line and bench/results/k8s-watch-<time>.json

@@ -4,6 +4,7 @@
 // instead, each chunk written as it comes, as the gateway does). No authentication, policy, masking or events. Run with fork(): sends {port} when listening, answers 'cpu' with its
 // CPU time in ms. Imported, startBareProxy() runs it in the importing process (the bench runs one in
 // the gateway's own process too: the same floor with that process's runtime around it).
+import cluster from 'node:cluster';
 import { Agent, createServer, request } from 'node:https';
 import { fileURLToPath } from 'node:url';
 
@@ -50,13 +51,34 @@ export function startBareProxy(o) {
 }
 
 if (process.argv[1] === fileURLToPath(import.meta.url)) {
-  const { port } = await startBareProxy(JSON.parse(process.argv[2]));
-  process.send({ port });
-  process.on('message', (m) => {
-    if (m === 'cpu') {
-      const c = process.cpuUsage();
-      process.send({ cpuMs: (c.user + c.system) / 1000 });
-    }
+  // BARE_WORKERS=N (N > 1): N processes share the port through node:cluster — does a second process gain
+  // anything when the host's cores are already busy with the load, the API server and etcd?
+  const workers = Number(process.env.BARE_WORKERS ?? '1');
+  const cpuOf = (w) => new Promise((resolve) => {
+    w.once('message', (m) => resolve(m.cpuMs));
+    w.send('cpu');
   });
-  process.on('disconnect', () => process.exit(0));
+  const ownCpuMs = () => {
+    const c = process.cpuUsage();
+    return (c.user + c.system) / 1000;
+  };
+  if (workers > 1 && cluster.isPrimary) {
+    const forked = Array.from({ length: workers }, () => cluster.fork());
+    const ports = await Promise.all(forked.map((w) => new Promise((resolve) => w.once('message', (m) => resolve(m.port)))));
+    process.send({ port: ports[0] });
+    process.on('message', async (m) => {
+      if (m === 'cpu') process.send({ cpuMs: ownCpuMs() + (await Promise.all(forked.map(cpuOf))).reduce((a, b) => a + b, 0) });
+    });
+    process.on('disconnect', () => {
+      for (const w of forked) w.kill();
+      process.exit(0);
+    });
+  } else {
+    const { port } = await startBareProxy(JSON.parse(process.argv[2]));
+    process.send({ port });
+    process.on('message', (m) => {
+      if (m === 'cpu') process.send({ cpuMs: ownCpuMs() });
+    });
+    process.on('disconnect', () => process.exit(0));
+  }
 }

@@ -104,7 +104,7 @@ async function startBareProxy(tls: { certPem: string; keyPem: string; caPem: str
   // with K8S_BENCH_PROFILE=<file>, the bare proxy's own CPU profile goes to <file>.bare/ (written when it exits)
   const profile = process.env.K8S_BENCH_PROFILE;
   const execArgv = profile ? ['--cpu-prof', `--cpu-prof-dir=${profile}.bare`] : [];
-  const child: ChildProcess = fork(BARE_PROXY, [JSON.stringify({ upstream: cluster.server, upstreamCa: cluster.caPem, authorization: `Bearer ${cluster.adminToken}`, cert: tls.certPem, key: tls.keyPem })], { stdio: 'ignore', execArgv });
+  const child: ChildProcess = fork(BARE_PROXY, [JSON.stringify({ upstream: cluster.server, upstreamCa: cluster.caPem, authorization: `Bearer ${cluster.adminToken}`, cert: tls.certPem, key: tls.keyPem })], { stdio: 'ignore', execArgv, env: { ...process.env, BARE_WORKERS: process.env.K8S_BENCH_BARE_WORKERS ?? '1' } });
   const port = await new Promise<number>((resolve, reject) => {
     child.once('message', (m) => resolve((m as { port: number }).port));
     child.once('exit', (c) => reject(new Error(`bare proxy exited (${c})`)));
