@@ -159,11 +159,11 @@ export class Gateway implements SessionCore {
   }
 
   authenticate(req: AccessRequest): Promise<SessionGrant> {
-    return admit(req, { config: () => this.config.current, authFailed: (f, connection) => this.authFailed(f, connection) });
+    return admit(req, { config: () => this.config.current, authFailed: (f, connection, protocol) => this.authFailed(f, connection, protocol) });
   }
 
-  authFailed(f: Omit<AuthFailure, 'surface'>, connection: string | null): void {
-    this.metrics.errors.inc({ kind: 'auth' });
+  authFailed(f: Omit<AuthFailure, 'surface'>, connection: string | null, protocol: string): void {
+    this.metrics.errors.inc({ kind: 'auth', protocol });
     this.authFailures?.report(f, connection);
   }
 

@@ -63,6 +63,15 @@ describe('session metrics by protocol', () => {
       text = await scrape();
       expect(sample(text, 'portcullis_gateway_sessions_total{outcome="auth_invalid",protocol="postgres"}')).toBeGreaterThanOrEqual(1);
       expect(sample(text, 'portcullis_gateway_sessions_total{outcome="wrong_protocol",protocol="ssh"}')).toBeGreaterThanOrEqual(1);
+      // every refused credential is an auth error, with the protocol it came in on (the SSH password and the
+      // bearer token forged like the Postgres one)
+      expect((await w.ssh(forged, ['true'])).code).not.toBe(0);
+      if (k && world.cluster) {
+        const refused = spawnKubectl(world.cluster.bins.kubectl, ['--kubeconfig', k.kubeconfig(h.gateway, 'kube', forged), 'get', 'ns']);
+        await new Promise((r) => (refused.proc.exitCode !== null ? r(null) : refused.proc.once('close', r)));
+      }
+      text = await scrape();
+      for (const p of protocols) expect(sample(text, `portcullis_gateway_errors_total{kind="auth",protocol="${p}"}`), p).toBeGreaterThanOrEqual(1);
 
       // the gateway ends the three sessions (their credentials revoked): terminated and no longer live, per protocol
       await h.putSnapshot({ revokedTokenIds: Object.values(jti) });

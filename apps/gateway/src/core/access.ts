@@ -17,8 +17,8 @@ export class AccessRefused extends Error {
 
 export interface AdmitDeps {
   config(): ActiveConfig | null;
-  /** a refused credential: counted and recorded as auth.failed */
-  authFailed(f: Omit<AuthFailure, 'surface'>, connection: string | null): void;
+  /** a refused credential: counted (by protocol) and recorded as auth.failed */
+  authFailed(f: Omit<AuthFailure, 'surface'>, connection: string | null, protocol: string): void;
 }
 
 /**
@@ -36,6 +36,7 @@ export async function admit(req: AccessRequest, deps: AdmitDeps): Promise<Sessio
     deps.authFailed(
       { source: req.source, identity: claimedSubject(req.token) ?? (req.claimedUser || null), reason: err.reason, target: req.connection, detail: err.message },
       req.connection,
+      req.protocol,
     );
     throw new AccessRefused(err.reason === 'unknown_connection' ? 'unknown_connection' : `auth_${err.reason}`, err.message, { cause: err });
   }

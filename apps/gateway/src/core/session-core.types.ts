@@ -144,7 +144,7 @@ export interface SessionCore {
    * check out, an HTTP request without a bearer token): counted and recorded as `auth.failed` like
    * the refusals of `authenticate`.
    */
-  authFailed(failure: Omit<AuthFailure, 'surface'>, connection: string | null): void;
+  authFailed(failure: Omit<AuthFailure, 'surface'>, connection: string | null, protocol: string): void;
   /**
    * Opens the session's event sequence and records `session.start` (its data: the module's fields, then
    * the core's: pool, policy, policyVersion, subject, groups, tokenId). On a connection that requires

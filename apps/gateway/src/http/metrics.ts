@@ -100,8 +100,8 @@ export class GatewayMetrics {
   }
   readonly errors = new Counter({
     name: 'portcullis_gateway_errors_total',
-    help: 'Errors by kind (protocol, auth, upstream, recording, internal)',
-    labelNames: ['kind'] as const,
+    help: 'Errors by kind (protocol, auth, upstream, recording, internal); refused credentials (kind auth) also by protocol (postgres, ssh, kubernetes)',
+    labelNames: ['kind', 'protocol'] as const,
     registers: [this.registry],
   });
   readonly sessionsTerminated = new Counter({

@@ -309,7 +309,7 @@ export class KubeListener {
     const m = /^Bearer\s+(\S+)\s*$/i.exec(auth);
     const source = req.socket.remoteAddress ?? null;
     if (!m) {
-      this.o.core.authFailed({ source, identity: null, reason: 'invalid', target: connection, detail: 'no bearer token' }, connection);
+      this.o.core.authFailed({ source, identity: null, reason: 'invalid', target: connection, detail: 'no bearer token' }, connection, 'kubernetes');
       throw new Refusal(401, 'Unauthorized', 'a gateway credential is required (Authorization: Bearer <token>; use `portcullis kubeconfig`)');
     }
     const token = m[1]!;

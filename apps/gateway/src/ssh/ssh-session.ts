@@ -290,6 +290,7 @@ export class SshSession implements LiveSession {
         this.ctx.core.authFailed(
           { source: this.source, identity: (a.method === 'password' && claimedSubject(a.password)) || null, reason: 'rate_limited', target: connection, detail: `too many failed logins from this address; refused for ${wait} s without checking` },
           connection,
+          'ssh',
         );
       }
       return a.reject([]);
@@ -317,7 +318,7 @@ export class SshSession implements LiveSession {
     } catch (err) {
       if (err instanceof CertificateRefused) {
         this.ctx.limiter.fail(this.source);
-        this.ctx.core.authFailed({ source: this.source, identity: null, reason: 'invalid', target: connection, detail: err.message }, connection);
+        this.ctx.core.authFailed({ source: this.source, identity: null, reason: 'invalid', target: connection, detail: err.message }, connection, 'ssh');
         this.banner(err.message);
         return a.reject(AUTH_METHODS);
       }
