@@ -206,10 +206,11 @@ export class SshSession implements LiveSession {
     const short = hold.take(want - hold.bytes);
     if (!short) return;
     const identity = this.grant.claims.sub;
+    const reason = short === 'share' ? 'identity_buffer_share' : 'buffer_budget';
     this.log.info({ short, identity, held: buffers.heldBy(identity), want, share: buffers.shareBytes }, 'session ended: buffer memory');
     const why = shortageMessage(short, `what this connection holds in flight (${want} bytes, output or input its peer has not taken)`, buffers.shareBytes, 'SSH connections');
-    this.metrics.sessionTerminated('ssh', short === 'share' ? 'identity_buffer_share' : 'buffer_budget');
-    this.terminate(short === 'share' ? 'identity_buffer_share' : 'buffer_budget', short === 'share' ? `${why} (they hold ${buffers.heldBy(identity)} bytes)` : why);
+    this.metrics.sessionTerminated('ssh', reason);
+    this.terminate(reason, short === 'share' ? `${why} (they hold ${buffers.heldBy(identity)} bytes)` : why);
   }
 
   /** Counts a channel's bytes from now until it closes. */
@@ -231,18 +232,12 @@ export class SshSession implements LiveSession {
     }
     this.openChannels++;
     let released = false;
-    const release = (): void => {
+    return (): void => {
       if (released) return;
       released = true;
       this.openChannels--;
-      this.channelReleases.delete(release);
     };
-    this.channelReleases.add(release);
-    return release;
   }
-
-  /** the releases of the channels still open (all given back when the session ends, whatever ssh2 emits) */
-  private readonly channelReleases = new Set<() => void>();
 
   /** The ssh2 connection for this socket has read the client's version line. */
   attach(conn: Connection): void {
@@ -1191,7 +1186,6 @@ export class SshSession implements LiveSession {
     this.socket.end();
     setTimeout(() => this.socket.destroy(), 2000).unref();
     if (this.counted) this.metrics.sessionLive('ssh', -1);
-    for (const release of [...this.channelReleases]) release();
     this.bufferHold?.release();
     if (this.recorder) {
       // a session.start was recorded (even when the target then failed): its end is too
