@@ -65,13 +65,17 @@ export async function startSshd(opts: { extraConfig?: string; passwordUser?: Ssh
   writeFileSync(join(dir, 'authorized_keys'), `${client.publicKey}\n`, { mode: 0o600 });
   const port = await freePort();
   const user = userInfo().username;
-  // the demo's base config (scripts/lib/demo-sshd.mjs), and what the tests need besides
+  // the demo's base config (scripts/lib/demo-sshd.mjs), and what the tests need besides.
+  // `SetEnv SHLVL=1`: bash, started by sshd for `ssh host cmd`, sources the login user's ~/.bashrc unless
+  // SHLVL says it is nested. The tests log in as the user running them, whose ~/.bashrc is the host's
+  // business (on the CI image it runs `pyenv init`, whose rehash races between concurrent commands and
+  // prints to stderr): the target's commands must see only what the test runs.
   const config = sshdConfig({
     port,
     dir,
     user,
     extra: [
-      'AllowTcpForwarding yes', 'AcceptEnv LANG LC_* PORTCULLIS_*', 'PrintLastLog no', 'MaxStartups 200:30:400', 'MaxSessions 100', opts.extraConfig ?? '',
+      'AllowTcpForwarding yes', 'AcceptEnv LANG LC_* PORTCULLIS_*', 'SetEnv SHLVL=1', 'PrintLastLog no', 'MaxStartups 200:30:400', 'MaxSessions 100', opts.extraConfig ?? '',
       // the base config turns passwords off (and sshd keeps a keyword's first value): a Match block, last,
       // turns them on for the throwaway user only
       ...(opts.passwordUser ? [`Match User ${opts.passwordUser.name}`, '  PasswordAuthentication yes'] : []),

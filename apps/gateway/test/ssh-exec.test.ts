@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readSessionEvents, waitFor } from './support/harness.js';
 import { randomBytes } from 'node:crypto';
+import { Client } from 'ssh2';
 import { SSH_CIPHERS, SSH_NATIVE_CRYPTO } from '../src/ssh/ssh-listener.js';
 import { startSshWorld, type SshWorld } from './support/ssh-world.js';
 
@@ -78,6 +79,31 @@ describe('ssh exec through the gateway', () => {
     expect(r.code).toBe(0);
     expect(r.stdout.length).toBe(payload.length);
     expect(r.stdout === payload).toBe(true);
+  });
+
+  // a command that exits at once can have its exit-status in the same read as the channel's confirmation:
+  // the gateway keeps it from the moment the channel opens (it once arrived before the gateway listened,
+  // and the client got the output without a status)
+  it('a command that exits at once still reports its exit status, one after another and many at a time', async () => {
+    const token = await w.h.credential({ cn: 'box' });
+    const c = new Client();
+    await new Promise<void>((resolve, reject) => {
+      c.once('ready', () => resolve()).once('error', reject);
+      c.connect({ host: '127.0.0.1', port: w.port(), username: w.connection.name, password: token, readyTimeout: 30_000 });
+    });
+    const status = (cmd: string) => new Promise<number | null>((resolve, reject) => c.exec(cmd, (err, ch) => {
+      if (err) return reject(err);
+      let code: number | null = null;
+      ch.on('exit', (n: number | null) => (code = n)).resume();
+      ch.stderr.resume();
+      ch.on('close', () => resolve(code));
+    }));
+    try {
+      for (let i = 0; i < 20; i++) expect(await status(`exit ${i % 4}`)).toBe(i % 4);
+      expect(await Promise.all(Array.from({ length: 12 }, (_, i) => status(`exit ${10 + i}`)))).toEqual(Array.from({ length: 12 }, (_, i) => 10 + i));
+    } finally {
+      c.end();
+    }
   });
 
   it('offers chacha20-poly1305 exactly when ssh2 runs with its native crypto binding (CI builds it)', () => {

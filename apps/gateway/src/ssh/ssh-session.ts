@@ -17,7 +17,7 @@ import { ScpWatcher, parseScpCommand, type ScpDecided, type ScpStep } from './sc
 import { SftpProxy } from './sftp-proxy.js';
 import { CertificateRefused, checkUserCertificate, isCertificateType, verifySshSignature } from './ssh-keys.js';
 import type { FileOp, TerminalPolicy, CommandVerdict, StreamMasker } from '../terminal/command-policy.types.js';
-import { SshUpstreamError, connectSshUpstream } from './ssh-upstream.js';
+import { SshUpstreamError, connectSshUpstream, keepExit, onExit } from './ssh-upstream.js';
 import type { SourceLimiter } from './source-limiter.js';
 import { TerminalRecorder } from '../terminal/terminal-recorder.js';
 
@@ -611,7 +611,7 @@ export class SshSession implements LiveSession {
     let up: ClientChannel;
     try {
       up = await new Promise<ClientChannel>((resolve, reject) => {
-        this.upstream!.exec(command, { env, ...(pty ? { pty: { rows: pty.rows, cols: pty.cols, height: pty.height, width: pty.width, term: pty.term, modes: pty.modes } } : {}) } as never, (err, s) => (err ? reject(err) : resolve(s)));
+        this.upstream!.exec(command, { env, ...(pty ? { pty: { rows: pty.rows, cols: pty.cols, height: pty.height, width: pty.width, term: pty.term, modes: pty.modes } } : {}) } as never, (err, s) => (err ? reject(err) : resolve(keepExit(s))));
       });
     } catch (err) {
       say(`the target refused the command channel (${(err as Error).message})`);
@@ -640,7 +640,7 @@ export class SshSession implements LiveSession {
     try {
       up = await new Promise<ClientChannel>((resolve, reject) => {
         const window = pty ? { rows: pty.rows, cols: pty.cols, height: pty.height, width: pty.width, term: pty.term, modes: pty.modes } : false;
-        this.upstream!.shell(window as never, { env } as never, (err, s) => (err ? reject(err) : resolve(s)));
+        this.upstream!.shell(window as never, { env } as never, (err, s) => (err ? reject(err) : resolve(keepExit(s))));
       });
     } catch (err) {
       ch.stderr.write(`portcullis: the target refused the shell (${(err as Error).message})\r\n`);
@@ -709,7 +709,7 @@ export class SshSession implements LiveSession {
     // the exit status goes out after the output: 'exit' may come while output is still queued in a
     // paused channel, and 'close' comes once it has all been read (what the masker holds goes first)
     let exit: (() => void) | null = null;
-    up.on('exit', (code: number | null, sig?: string, dump?: boolean, desc?: string) => {
+    onExit(up, (code, sig, dump, desc) => {
       if (code !== null && code !== undefined) exit = () => ch.exit(code);
       else if (sig) exit = () => ch.exit(sig, !!dump, desc ?? '');
     });
@@ -819,7 +819,7 @@ export class SshSession implements LiveSession {
     ch.on('data', hold);
     let up: ClientChannel;
     try {
-      up = await new Promise<ClientChannel>((resolve, reject) => this.upstream!.subsys('sftp', (err, s) => (err ? reject(err) : resolve(s))));
+      up = await new Promise<ClientChannel>((resolve, reject) => this.upstream!.subsys('sftp', (err, s) => (err ? reject(err) : resolve(keepExit(s)))));
     } catch (err) {
       ch.stderr.write(`portcullis: the target refused the sftp subsystem (${(err as Error).message})\r\n`);
       ch.close();
@@ -869,7 +869,7 @@ export class SshSession implements LiveSession {
       ch.end();
       ch.close();
     });
-    up.on('exit', (code: number | null) => {
+    onExit(up, (code) => {
       if (typeof code === 'number') ch.exit(code);
     });
     // a queue drained below the bound resumes reading
@@ -969,7 +969,7 @@ export class SshSession implements LiveSession {
     };
     this.track(up);
     up.stderr.on('data', (b: Buffer) => relay(up.stderr, ch.stderr, b));
-    up.on('exit', (code: number | null, sig?: string) => {
+    onExit(up, (code, sig) => {
       if (over) return;
       if (typeof code === 'number') ch.exit(code);
       else if (sig) ch.exit(sig, false, '');

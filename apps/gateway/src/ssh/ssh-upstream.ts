@@ -1,6 +1,6 @@
 // ssh2 is CommonJS: Node's ESM loader (the built gateway) finds no named exports in it
 import { connect } from 'node:net';
-import ssh2, { type Client } from 'ssh2';
+import ssh2, { type Client, type ClientChannel } from 'ssh2';
 import { sshTargetSecretSchema } from '@portcullis/protocol';
 import type { ResolvedConnection } from '../config/config-store.js';
 import { coalesceWrites } from './write-coalescer.js';
@@ -19,6 +19,29 @@ export class SshUpstreamError extends Error {
 }
 
 const CONNECT_TIMEOUT_MS = 20_000;
+
+/** ssh2's 'exit' arguments: a status, or a signal (null, name, core dumped, message). */
+type ExitArgs = [code: number | null, signal?: string, dump?: boolean, desc?: string];
+const exits = new WeakMap<ClientChannel, ExitArgs>();
+
+/**
+ * Keeps an upstream channel's exit status from the moment it opens. Call it in ssh2's open callback,
+ * synchronously: ssh2 emits 'exit' once and does not keep it for later listeners, and a fast command's
+ * exit-status can arrive in the same read as the channel's confirmation, before a caller that awaited
+ * the channel has listened (its output waits in the channel, its status did not: the client saw no exit
+ * status).
+ */
+export function keepExit(s: ClientChannel): ClientChannel {
+  s.once('exit', (...args: ExitArgs) => void exits.set(s, args));
+  return s;
+}
+
+/** Calls `fn` with the channel's exit status (kept by keepExit): at once if it has come, else when it comes. */
+export function onExit(s: ClientChannel, fn: (...args: ExitArgs) => void): void {
+  const seen = exits.get(s);
+  if (seen) fn(...seen);
+  else s.once('exit', fn);
+}
 
 /**
  * Opens the session's connection to the target with the credential only the gateway holds. The
