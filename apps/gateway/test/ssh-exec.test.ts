@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readSessionEvents, waitFor } from './support/harness.js';
 import { randomBytes } from 'node:crypto';
+import { join } from 'node:path';
 import { Client } from 'ssh2';
 import { SSH_CIPHERS, SSH_NATIVE_CRYPTO } from '../src/ssh/ssh-listener.js';
 import { startSshWorld, type SshWorld } from './support/ssh-world.js';
@@ -26,6 +27,32 @@ async function eventsOf(pred: (e: Record<string, unknown>) => boolean): Promise<
     return !!found;
   }, 10_000, 100);
   return readSessionEvents(w.h, String(found!.sessionId), 1);
+}
+
+/** One ssh2 connection through the gateway. */
+async function connectClient(token: string): Promise<Client> {
+  const c = new Client();
+  await new Promise<void>((resolve, reject) => {
+    c.once('ready', () => resolve()).once('error', reject);
+    c.connect({ host: '127.0.0.1', port: w.port(), username: w.connection.name, password: token, readyTimeout: 30_000 });
+  });
+  return c;
+}
+
+/** How a command ended (listened to in ssh2's callback: the end can come in the same read as the channel). */
+function ended(c: Client, command: string): Promise<{ code: number | null; signal: string | null; stderr: string }> {
+  return new Promise((resolve, reject) => c.exec(command, (err, ch) => {
+    if (err) return reject(err);
+    let code: number | null = null;
+    let signal: string | null = null;
+    let stderr = '';
+    ch.on('exit', (n: number | null, sig?: string) => {
+      code = n;
+      signal = sig ?? null;
+    }).resume();
+    ch.stderr.on('data', (b: Buffer) => (stderr += b.toString()));
+    ch.on('close', () => resolve({ code, signal, stderr }));
+  }));
 }
 
 describe('ssh exec through the gateway', () => {
@@ -104,6 +131,46 @@ describe('ssh exec through the gateway', () => {
     } finally {
       c.end();
     }
+  });
+
+  // every path an exit status takes to the client, with the OpenSSH programs
+  it('exit statuses through every path: exec with a terminal, an interactive shell, a signal, scp -O of a missing file, an sftp session', async () => {
+    const token = await w.h.credential({ cn: 'box' });
+    expect((await w.ssh(token, ['-tt', 'exit 3'])).code).toBe(3);
+    expect((await w.ssh(token, ['-tt'], { input: 'exit 4\n' })).code).toBe(4);
+    // no terminal: the shell reads its commands from stdin
+    expect((await w.ssh(token, ['-T'], { input: 'exit 5\n' })).code).toBe(5);
+    // killed by a signal: the OpenSSH client exits 255 (the signal itself: the next test)
+    expect((await w.ssh(token, ['kill -TERM $$'])).code).toBe(255);
+    const missing = join(w.sshd.dir, `missing-${randomBytes(3).toString('hex')}`);
+    const scp = await w.run('scp', token, ['-O', `box@127.0.0.1:${missing}`, join(w.sshd.dir, 'nowhere')]);
+    expect(scp.code).not.toBe(0);
+    expect(scp.stderr).toContain(`${missing}: No such file or directory`);
+    const sftp = await w.run('sftp', token, ['box@127.0.0.1'], { input: 'pwd\n' });
+    expect(sftp.code).toBe(0);
+    expect(sftp.stdout).toContain('Remote working directory');
+    // the gateway is still there
+    expect((await w.ssh(token, ['exit 6'])).code).toBe(6);
+  });
+
+  // OpenSSH's sshd names only the signals of RFC 4254; any other arrives as "SIG@openssh.com", which ssh2 cannot
+  // send on: relaying it threw in the channel's close handler, outside any try (the gateway process died)
+  it('a command killed by a signal: the signal is relayed; one the protocol does not name (SIGBUS, SIGXCPU) is said on stderr; the gateway lives on', async () => {
+    const token = await w.h.credential({ cn: 'box' });
+    const c = await connectClient(token);
+    try {
+      expect(await ended(c, 'kill -TERM $$')).toEqual({ code: null, signal: 'SIGTERM', stderr: '' });
+      for (const sig of ['BUS', 'XCPU']) {
+        expect({ sig, ...(await ended(c, `kill -${sig} $$`)) }).toEqual({ sig, code: null, signal: null, stderr: 'portcullis: the command was killed by a signal\n' });
+      }
+      expect(await ended(c, 'exit 2')).toEqual({ code: 2, signal: null, stderr: '' });
+    } finally {
+      c.end();
+    }
+    const r = await w.ssh(token, ['kill -BUS $$']);
+    expect(r.code).toBe(255);
+    expect(r.stderr).toContain('portcullis: the command was killed by a signal');
+    expect((await w.ssh(token, ['echo', 'alive'])).stdout).toBe('alive\n');
   });
 
   it('offers chacha20-poly1305 exactly when ssh2 runs with its native crypto binding (CI builds it)', () => {

@@ -102,6 +102,24 @@ function drained(w: NodeJS.WritableStream & { writableNeedDrain?: boolean }): Pr
   });
 }
 
+/** The signals an exit-signal may name (RFC 4254 6.10): ssh2 sends no other. */
+const SSH_SIGNALS = new Set(['ABRT', 'ALRM', 'FPE', 'HUP', 'ILL', 'INT', 'KILL', 'PIPE', 'QUIT', 'SEGV', 'TERM', 'USR1', 'USR2']);
+
+/**
+ * Sends the client how the target's command ended: its exit status, or the signal that killed it. OpenSSH's
+ * sshd sends any signal the protocol does not name (SIGBUS, SIGXCPU …) as "SIG@openssh.com", which ssh2
+ * refuses to send on (it threw, in a 'close' handler: the gateway process died): that one is said on stderr
+ * and no status goes — the client sees a command that ended without a status, as a killed one (OpenSSH
+ * exits 255 for both).
+ */
+function sendExit(ch: ServerChannel, nl: string, code: number | null | undefined, sig?: string, dump?: boolean, desc?: string): void {
+  if (typeof code === 'number') return ch.exit(code);
+  if (!sig) return;
+  const name = sig.replace(/^SIG/, '');
+  if (SSH_SIGNALS.has(name)) return ch.exit(name, !!dump, desc ?? '');
+  ch.stderr.write(`portcullis: the command was killed by a signal${name === 'SIG@openssh.com' ? '' : ` (${name})`}${nl}`);
+}
+
 /** Bytes a stream holds in its buffers (both sides of a duplex). */
 function streamBytes(s: { readableLength?: number; writableLength?: number } | null | undefined): number {
   return (s?.readableLength ?? 0) + (s?.writableLength ?? 0);
@@ -710,8 +728,7 @@ export class SshSession implements LiveSession {
     // paused channel, and 'close' comes once it has all been read (what the masker holds goes first)
     let exit: (() => void) | null = null;
     onExit(up, (code, sig, dump, desc) => {
-      if (code !== null && code !== undefined) exit = () => ch.exit(code);
-      else if (sig) exit = () => ch.exit(sig, !!dump, desc ?? '');
+      exit = () => sendExit(ch, tty ? '\r\n' : '\n', code, sig, dump, desc);
     });
     up.on('close', () => {
       flush();
@@ -969,10 +986,8 @@ export class SshSession implements LiveSession {
     };
     this.track(up);
     up.stderr.on('data', (b: Buffer) => relay(up.stderr, ch.stderr, b));
-    onExit(up, (code, sig) => {
-      if (over) return;
-      if (typeof code === 'number') ch.exit(code);
-      else if (sig) ch.exit(sig, false, '');
+    onExit(up, (code, sig, dump, desc) => {
+      if (!over) sendExit(ch, '\n', code, sig, dump, desc);
     });
     up.on('close', () => {
       ch.end();
