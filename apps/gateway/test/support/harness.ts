@@ -122,8 +122,12 @@ export async function startHarness(opts: HarnessOptions = {}): Promise<Harness> 
   const targetUrl = PG_ADMIN_URL.replace(/\/[^/?]*(\?|$)/, `/${dbName}$1`);
   const target = new pg.Pool({ connectionString: targetUrl, max: 2 });
   // Teardown drops the database WITH (FORCE): a client still closing then gets 57P01 after the pool
-  // has let go of it, and an 'error' with no listener would fail the whole run.
+  // has let go of it, and an 'error' with no listener would fail the whole run. Both listen: the pool
+  // too, because pool.end() resolves once its idle clients are removed from it, not once their
+  // connections have closed, and an idle client's error is re-emitted on the pool (a CI run under load
+  // failed on that, all tests passing).
   target.on('connect', (c) => c.on('error', () => undefined));
+  target.on('error', () => undefined);
   if (opts.setupSql) await target.query(opts.setupSql);
 
   const natsUrl = opts.natsUrl ?? NATS_URL;
