@@ -66,16 +66,22 @@ export async function startSshd(opts: { extraConfig?: string; passwordUser?: Ssh
   const port = await freePort();
   const user = userInfo().username;
   // the demo's base config (scripts/lib/demo-sshd.mjs), and what the tests need besides.
-  // `SetEnv SHLVL=1`: bash, started by sshd for `ssh host cmd`, sources the login user's ~/.bashrc unless
-  // SHLVL says it is nested. The tests log in as the user running them, whose ~/.bashrc is the host's
-  // business (on the CI image it runs `pyenv init`, whose rehash races between concurrent commands and
-  // prints to stderr): the target's commands must see only what the test runs.
+  // The tests log in as the user running them, whose dotfiles are the host's business (on the CI image
+  // root's ~/.bashrc runs `pyenv init`, whose rehash takes a lock that concurrent shells wait on and
+  // prints to stderr when it races, and `pyenv virtualenv-init`, which runs pyenv at every prompt): the
+  // target's shells must see only what the test runs.
+  // `SetEnv SHLVL=1`: bash, started by sshd for `ssh host cmd`, sources ~/.bashrc unless SHLVL says it is
+  // nested. `HOME=<dir>/home` (sshd applies SetEnv after it sets HOME; the session still starts in the
+  // passwd home): an interactive login shell (`ssh -t`, a `shell` channel) reads /etc/profile and then
+  // ~/.profile from this empty directory, not the host's. sshd keeps the first SetEnv line only: one line.
+  const home = join(dir, 'home');
+  mkdirSync(home);
   const config = sshdConfig({
     port,
     dir,
     user,
     extra: [
-      'AllowTcpForwarding yes', 'AcceptEnv LANG LC_* PORTCULLIS_*', 'SetEnv SHLVL=1', 'PrintLastLog no', 'MaxStartups 200:30:400', 'MaxSessions 100', opts.extraConfig ?? '',
+      'AllowTcpForwarding yes', 'AcceptEnv LANG LC_* PORTCULLIS_*', `SetEnv SHLVL=1 HOME=${home}`, 'PrintLastLog no', 'MaxStartups 200:30:400', 'MaxSessions 100', opts.extraConfig ?? '',
       // the base config turns passwords off (and sshd keeps a keyword's first value): a Match block, last,
       // turns them on for the throwaway user only
       ...(opts.passwordUser ? [`Match User ${opts.passwordUser.name}`, '  PasswordAuthentication yes'] : []),
