@@ -260,6 +260,15 @@ describe('live sessions follow the api', () => {
         const evs = page.text.split('\n').filter((l) => l.trim()).map((l) => JSON.parse(l) as { type: string; identity: string; data: { action?: string; target?: string; after?: { reason?: string } } });
         return evs.some((e) => e.type === 'access-request.changed' && e.data.action === 'revoke' && e.data.target === id && e.data.after?.reason === 'incident closed');
       }, 10_000);
+      // and the credential minted under it is on the trail as revoked, naming the grant and why
+      let dead: { identity: string; data: { target?: string; after?: Record<string, unknown> } }[] = [];
+      await until(async () => {
+        const page = await s.rest('GET', '/v1/audit/events?format=jsonl&limit=1000', s.bootstrap);
+        dead = page.text.split('\n').filter((l) => l.trim()).map((l) => JSON.parse(l)).filter((e) => e.type === 'token.revoked' && e.data.target === cred.json.jti);
+        return dead.length > 0;
+      }, 10_000);
+      expect(dead).toHaveLength(1);
+      expect(dead[0]).toMatchObject({ identity: 'bob', data: { after: { identity: 'agent:demo', connection: 'demo', reason: 'grant_revoked', grant: id, revokeReason: 'incident closed' } } });
     } finally {
       await s.rest('PATCH', '/v1/connections/demo', s.bootstrap, { allowedGroups: before.json.allowedGroups });
     }

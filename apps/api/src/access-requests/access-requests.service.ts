@@ -148,14 +148,27 @@ export class AccessRequestsService {
       throw new ForbiddenError(`access request ${id} can only be revoked by an admin or a member of the approver groups of connection "${row.connection}"'s policy`, 'not_an_approver');
     }
     const revokedAt = new Date();
-    // conditional: of two concurrent revocations (or a revocation racing the grant's end) one wins
-    const { count } = await this.prisma.accessRequest.updateMany({
-      where: { id, status: 'approved', grantedUntil: { gt: revokedAt } },
-      data: { status: 'revoked', revokedBy: p.subject, revokedAt, revokeReason: reason },
+    // One transaction: the request's conditional update (of two concurrent revocations, or a revocation
+    // racing the grant's end, one wins) and the revocation of every unexpired credential minted under it.
+    // The update's row lock orders it against issuance, which inserts a credential under a share lock on
+    // the request: a credential is either seen here or never minted.
+    const credentials = await this.prisma.$transaction(async (tx) => {
+      const { count } = await tx.accessRequest.updateMany({
+        where: { id, status: 'approved', grantedUntil: { gt: revokedAt } },
+        data: { status: 'revoked', revokedBy: p.subject, revokedAt, revokeReason: reason },
+      });
+      if (count !== 1) return null;
+      const rows = await tx.token.findMany({
+        where: { grantId: id, revokedAt: null, expiresAt: { gt: revokedAt } },
+        select: { id: true, kind: true, connection: true, identity: { select: { subject: true } } },
+        orderBy: { issuedAt: 'asc' },
+      });
+      if (rows.length) await tx.token.updateMany({ where: { id: { in: rows.map((r) => r.id) }, revokedAt: null }, data: { revokedAt, revokedBy: p.subject } });
+      return rows;
     });
     const after = await this.load(id);
-    if (count !== 1) throw this.notActive(after);
-    // the snapshot with the grant in revokedGrants: gateways end its sessions as soon as it lands
+    if (!credentials) throw this.notActive(after);
+    // the snapshot with the grant in revokedGrants: gateways refuse its credentials and end its sessions as soon as it lands
     this.publisher.requestPublish();
     await this.events.record({
       type: 'access-request.changed',
@@ -163,9 +176,20 @@ export class AccessRequestsService {
       data: {
         action: 'revoke', target: id,
         before: { status: 'approved', grantedUntil: row.grantedUntil?.toISOString() ?? null },
-        after: { identity: after.identity, connection: after.connection, status: 'revoked', revokedAt: revokedAt.toISOString(), reason },
+        after: { identity: after.identity, connection: after.connection, status: 'revoked', revokedAt: revokedAt.toISOString(), reason, credentials: credentials.map((c) => c.id) },
       },
     });
+    // one token.revoked per credential that died with the grant, as for every other way a credential is revoked
+    for (const c of credentials) {
+      await this.events.record({
+        type: 'token.revoked',
+        actor: p.subject,
+        data: {
+          action: 'revoke', target: c.id, before: { revokedAt: null },
+          after: { kind: c.kind, identity: c.identity.subject, connection: c.connection, revokedAt: revokedAt.toISOString(), reason: 'grant_revoked', grant: id, revokeReason: reason },
+        },
+      });
+    }
     return toAccessRequestView(after);
   }
 

@@ -144,7 +144,22 @@ export class TokensService {
     const token = await this.sign(claims, { sub: identity.subject, jti, aud: GATEWAY_AUDIENCE, iat: now, exp });
     const expiresAt = new Date(exp * 1000);
     const parentId = opts.parentTokenId ?? null;
-    await this.prisma.token.create({ data: { id: jti, identityId: identity.id, kind: 'gateway', audience: GATEWAY_AUDIENCE, connection: connection.name, issuedAt: new Date(now * 1000), expiresAt, parentId } });
+    const row = { id: jti, identityId: identity.id, kind: 'gateway', audience: GATEWAY_AUDIENCE, connection: connection.name, issuedAt: new Date(now * 1000), expiresAt, parentId, grantId: grant ?? null };
+    if (grant) {
+      // The grant is read again under a share lock with the row's insert: a revocation of it (which
+      // updates the request, then revokes the credentials recorded under it, in one transaction) either
+      // waits for this credential and revokes it too, or has committed and this one is never minted.
+      const grantId = grant;
+      await this.prisma.$transaction(async (tx) => {
+        const [still] = await tx.$queryRaw<{ status: string; grantedUntil: Date | null }[]>`SELECT status, "grantedUntil" FROM "AccessRequest" WHERE id = ${grantId}::uuid FOR SHARE`;
+        if (still?.status !== 'approved' || !still.grantedUntil || still.grantedUntil.getTime() <= Date.now()) {
+          throw new ForbiddenError(`access grant ${grantId} for connection "${connection.name}" ${still?.status === 'revoked' ? 'was revoked' : 'has ended'}`, 'connection_not_allowed');
+        }
+        await tx.token.create({ data: row });
+      });
+    } else {
+      await this.prisma.token.create({ data: row });
+    }
     if (parentId) {
       // The parent may have been revoked between the caller's authentication and the row above; its
       // cascade would then have missed this credential. Look again after the write and never hand it out.

@@ -162,16 +162,19 @@ export class ConfigPublisherService implements OnApplicationBootstrap, OnApplica
   private async shared(): Promise<Shared> {
     const keepFrom = new Date(Date.now() - REVOCATION_OVERLAP_MS);
     const [revoked, revokedGrants, policies] = await Promise.all([
-      this.prisma.token.findMany({ where: { revokedAt: { not: null }, expiresAt: { gt: keepFrom } }, select: { id: true }, orderBy: { id: 'asc' } }),
+      this.prisma.token.findMany({ where: { revokedAt: { not: null }, expiresAt: { gt: keepFrom } }, select: { id: true, grantId: true }, orderBy: { id: 'asc' } }),
       // listed until the grant would have ended: a credential minted under it expires by then (exp ≤ gexp)
       this.prisma.accessRequest.findMany({ where: { status: 'revoked', grantedUntil: { gt: keepFrom } }, select: { id: true }, orderBy: { id: 'asc' } }),
       this.prisma.policy.findMany({ select: { name: true, version: true, document: true }, orderBy: { name: 'asc' } }),
     ]);
+    const grantIds = new Set(revokedGrants.map((r) => r.id));
     return {
       issuer: this.config.env.PORTCULLIS_ISSUER,
       verificationKeys: this.keys.publicJwks().map((k) => ({ ...k })),
-      revokedTokenIds: revoked.map((t) => t.id),
-      revokedGrants: revokedGrants.map((r) => r.id),
+      // A credential of a revoked grant is refused through revokedGrants (listed as long as the credential
+      // can live: exp ≤ the grant's end), which also names the grant to the client: not listed twice.
+      revokedTokenIds: revoked.filter((t) => !t.grantId || !grantIds.has(t.grantId)).map((t) => t.id),
+      revokedGrants: [...grantIds],
       policies: policies.map((p) => ({ name: p.name, version: p.version, document: p.document })),
     };
   }
