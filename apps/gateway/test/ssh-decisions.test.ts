@@ -96,6 +96,37 @@ describe('exec', () => {
     expect(existsSync(join(files, 'HOLDME-denied'))).toBe(false);
   });
 
+  // ssh2 emits a paused channel's 'close' only once its input has been read: the gateway, holding it for the
+  // decision, never saw the client go — the approval stayed pending, and once approved the command ran
+  it('a held command whose client closes its channel is withdrawn: its approval is cancelled, it never runs; again and again on one connection', async () => {
+    const c = await connection();
+    try {
+      for (let i = 0; i < 3; i++) {
+        const marker = join(files, `HOLDME-gone-${randomBytes(3).toString('hex')}`);
+        let close = (): void => undefined;
+        const closed = new Promise<void>((resolve, reject) => c.exec(`touch ${marker}`, (err, ch) => {
+          if (err) return reject(err);
+          ch.resume();
+          ch.stderr.resume();
+          ch.on('close', () => resolve());
+          close = () => ch.close();
+        }));
+        const [pending] = await s.waitPending(sub);
+        // the client gives up waiting
+        close();
+        await closed;
+        await expect.poll(async () => (await s.prisma.approval.findUniqueOrThrow({ where: { id: pending!.id } })).status, { timeout: 10_000, interval: 100 }).toBe('cancelled');
+        expect((await s.decide(pending!.id, 'approve')).status).not.toBe(200);
+        expect(existsSync(marker)).toBe(false);
+      }
+      expect(await s.pendingFor(sub)).toEqual([]);
+      // the connection goes on
+      expect(await exec(c, 'echo after')).toEqual({ code: 0, stdout: 'after\n', stderr: '' });
+    } finally {
+      c.end();
+    }
+  });
+
   it('output is masked as a stream, a value split across writes included, in what the client gets and in the recording', async () => {
     const r = await w.ssh(await token(), ["printf 'card SECRET-12'; sleep 0.3; printf '3456 and SECRET-654321\\n'"]);
     expect(r.stdout).toBe('card [masked] and [masked]\n');

@@ -205,6 +205,31 @@ describe('ssh: a client cannot make the gateway buffer without bound', () => {
     await closeAll();
   }, 120_000);
 
+  // ssh2 emits a paused channel's 'close' only once its input has been read, and the gateway pauses a channel
+  // whose target does not read: the client's close went unseen — the gateway kept the input it held and the
+  // target's channel open until the session ended, while the channel's slot was given back (so one
+  // connection could pile them up). Now the target's channel is closed (sshd still delivers what it holds
+  // first: its part stays counted until then) and what the gateway held of the client's input is let go.
+  it('a channel the client closes while the gateway holds its input (the target does not read): the gateway lets go of the client\'s side, the connection stays', async () => {
+    const c = await connect();
+    const ch = await exec(c, 'sleep 600');
+    ch.resume();
+    ch.stderr.resume();
+    // past the target's pipe, both windows and what the gateway holds before it stops reading the client
+    const chunk = Buffer.alloc(256 * 1024, 'x');
+    for (let i = 0; i < 32; i++) ch.write(chunk);
+    const { last } = await settled();
+    expect(last).toBeGreaterThan(3 * MiB);
+    ch.close();
+    await until('the gateway lets go of the closed channel\'s input', async () => (await gauge()) < last - MiB);
+    let out = '';
+    const again = await exec(c, 'echo still-here');
+    again.on('data', (b: Buffer) => (out += b.toString()));
+    await new Promise((r) => again.once('close', r));
+    expect(out).toBe('still-here\n');
+    await closeAll();
+  }, 120_000);
+
   it('SFTP with thousands of outstanding reads the client never collects: bounded, the other session served', async () => {
     const c = await connect();
     const ch = await new Promise<ClientChannel>((resolve, reject) => c.subsys('sftp', (e, s) => (e ? reject(e) : resolve(s))));

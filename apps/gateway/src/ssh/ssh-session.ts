@@ -120,6 +120,26 @@ function sendExit(ch: ServerChannel, nl: string, code: number | null | undefined
   ch.stderr.write(`portcullis: the command was killed by a signal${name === 'SIG@openssh.com' ? '' : ` (${name})`}${nl}`);
 }
 
+/**
+ * Lets go of a client channel the client has closed (`gone`, see sessionChannel): what the gateway still
+ * holds of its input is dropped and it is read to its end, so that its own 'close' comes — what the
+ * relay, the channel's slot and the session's bookkeeping wait for.
+ */
+function letGo(ch: ServerChannel): void {
+  ch.removeAllListeners('data');
+  ch.resume();
+}
+
+/** Once the client has closed its channel: the target's channel is closed, and the client's let go of. */
+function closeWhenGone(ch: ServerChannel, up: ClientChannel, gone: AbortSignal): void {
+  const close = (): void => {
+    up.close();
+    letGo(ch);
+  };
+  if (gone.aborted) close();
+  else gone.addEventListener('abort', close, { once: true });
+}
+
 /** Bytes a stream holds in its buffers (both sides of a duplex). */
 function streamBytes(s: { readableLength?: number; writableLength?: number } | null | undefined): number {
   return (s?.readableLength ?? 0) + (s?.writableLength ?? 0);
@@ -502,6 +522,12 @@ export class SshSession implements LiveSession {
   }
 
   private sessionChannel(session: Session, release: () => void): void {
+    // The client closed the channel. ssh2 emits its CHANNEL_CLOSE on the Session at once; the channel's own
+    // 'close' waits until its readable side has been read to the end, which a paused channel (input held
+    // while a decision is pending, or while the target does not read) never is: a command approved after
+    // its client had gone was still run, and its target channel kept open until the session ended.
+    const gone = new AbortController();
+    session.once('close', () => gone.abort());
     let pty: PseudoTtyInfo | null = null;
     const env: Record<string, string> = {};
     const notes: string[] = [];
@@ -552,7 +578,7 @@ export class SshSession implements LiveSession {
     session.on('exec', (accept: () => ServerChannel, _reject: unknown, info: { command: string }) => {
       const ch = accept();
       started(ch);
-      void this.exec(ch, info.command, pty, env, (r, s) => {
+      void this.exec(ch, info.command, pty, env, gone.signal, (r, s) => {
         resize = r;
         signal = s;
       });
@@ -560,7 +586,7 @@ export class SshSession implements LiveSession {
     session.on('shell', (accept: () => ServerChannel) => {
       const ch = accept();
       started(ch);
-      void this.shell(ch, pty, env, (r, s) => {
+      void this.shell(ch, pty, env, gone.signal, (r, s) => {
         resize = r;
         signal = s;
       });
@@ -572,22 +598,24 @@ export class SshSession implements LiveSession {
       }
       const ch = accept();
       started(ch);
-      void this.sftp(ch);
+      void this.sftp(ch, gone.signal);
     });
   }
 
   /** Asks for the decision's approval when it needs one; tells the client what it waits for. */
-  private async settle(verdict: CommandVerdict, text: string, say: (line: string) => void): Promise<{ run: boolean; message: string | null; approvalId?: string }> {
+  private async settle(verdict: CommandVerdict, text: string, say: (line: string) => void, gone: AbortSignal): Promise<{ run: boolean; message: string | null; approvalId?: string }> {
     if (verdict.action === 'allow') return { run: true, message: null };
     const why = `${verdict.rule ? `rule ${verdict.rule}` : 'policy'}${verdict.reason ? `: ${verdict.reason}` : ''}`;
     if (verdict.action === 'block') return { run: false, message: `refused by ${why}` };
-    const outcome = await this.requestApproval(text, verdict, say);
+    const outcome = await this.requestApproval(text, verdict, say, gone);
     return outcome.approved ? { run: true, message: null, approvalId: outcome.approvalId } : { run: false, message: outcome.message, approvalId: outcome.approvalId };
   }
 
-  private async requestApproval(text: string, verdict: CommandVerdict, say: (line: string) => void): Promise<{ approved: boolean; approvalId?: string; message: string }> {
+  /** `gone`: the client closed the channel the command came on; its approval is withdrawn (cancelled). */
+  private async requestApproval(text: string, verdict: CommandVerdict, say: (line: string) => void, gone: AbortSignal): Promise<{ approved: boolean; approvalId?: string; message: string }> {
     const rule = verdict.rule ?? 'unnamed';
-    const approvals = this.ctx.core.approvalsFor(this.id, this.grant!, this.recorder, this.aborter.signal, this.log, COMMAND_WORDING);
+    if (gone.aborted) return { approved: false, message: 'the channel was closed' };
+    const approvals = this.ctx.core.approvalsFor(this.id, this.grant!, this.recorder, AbortSignal.any([this.aborter.signal, gone]), this.log, COMMAND_WORDING);
     if (!approvals) return { approved: false, message: `approval required by rule ${rule}, but approvals are not available on this gateway; not run` };
     const why = `${rule}${verdict.reason ? `: ${verdict.reason}` : ''}`;
     const r = await approvals.request({ text, rule: verdict.rule, reason: verdict.reason }, (n) => say(`waiting for approval ${n.approvalId} (${why})… ${n.message}`));
@@ -603,7 +631,7 @@ export class SshSession implements LiveSession {
     });
   }
 
-  private async exec(ch: ServerChannel, command: string, pty: PseudoTtyInfo | null, env: Record<string, string>, controls: (r: (c: number, r: number, h: number, w: number) => void, s: (n: string) => void) => void): Promise<void> {
+  private async exec(ch: ServerChannel, command: string, pty: PseudoTtyInfo | null, env: Record<string, string>, gone: AbortSignal, controls: (r: (c: number, r: number, h: number, w: number) => void, s: (n: string) => void) => void): Promise<void> {
     const stream = this.newStream('exec');
     const nl = pty ? '\r\n' : '\n';
     const say = (line: string): void => void ch.stderr.write(`portcullis: ${line}${nl}`);
@@ -617,8 +645,10 @@ export class SshSession implements LiveSession {
     const p = this.policy!;
     let verdict = await (p.commandAsync?.(command, { unseenInput: !pty }) ?? p.command(command, { unseenInput: !pty }));
     if (scp === 'refused') verdict = { action: 'block', rule: null, reason: 'an scp command with shell syntax in its paths is refused (use plain paths)' };
-    const d = await this.settle(verdict, command, say);
+    const d = await this.settle(verdict, command, say, gone);
     this.commandEvent(stream, scp && scp !== 'refused' ? 'scp' : 'exec', command, verdict, d.approvalId ? { approvalId: d.approvalId, approved: d.run } : {});
+    // nobody is left to run it for (an approval that came as the client went included)
+    if (gone.aborted) return letGo(ch);
     if (!d.run || this.ended) {
       say(d.message ?? 'refused');
       ch.exit(1);
@@ -626,8 +656,12 @@ export class SshSession implements LiveSession {
       ch.close();
       return;
     }
+    // relative scp paths are decided from the login directory: asked before the command's channel opens,
+    // so that nothing is awaited between its open and its relay
+    const home = scp && scp !== 'refused' && scp.paths.some((p) => !p.startsWith('/')) ? await this.homeDirectory() : '/';
     let up: ClientChannel;
     try {
+      if (gone.aborted) return letGo(ch);
       up = await new Promise<ClientChannel>((resolve, reject) => {
         this.upstream!.exec(command, { env, ...(pty ? { pty: { rows: pty.rows, cols: pty.cols, height: pty.height, width: pty.width, term: pty.term, modes: pty.modes } } : {}) } as never, (err, s) => (err ? reject(err) : resolve(keepExit(s))));
       });
@@ -638,13 +672,14 @@ export class SshSession implements LiveSession {
       return;
     }
     ch.off('data', hold);
+    closeWhenGone(ch, up, gone);
+    if (gone.aborted) return;
     if (scp && scp !== 'refused') {
-      const home = scp.paths.some((p) => !p.startsWith('/')) ? await this.homeDirectory() : '/';
-      this.relayScp(ch, up, scp, stream, held, home);
+      this.relayScp(ch, up, scp, stream, held, home, gone);
     } else {
       const rec = new TerminalRecorder(stream, (data) => this.emit('terminal', data), { ...(pty ? { width: pty.cols, height: pty.rows } : {}), command });
       const model = pty ? this.policy!.lineModel() : null;
-      this.relayTerminal(ch, up, pty !== null, rec, held, model ? { lines: new LineTracker(model), stream, nl: '\r\n' } : null);
+      this.relayTerminal(ch, up, pty !== null, rec, held, model ? { lines: new LineTracker(model), stream, nl: '\r\n' } : null, gone);
     }
     controls(
       (c, r, h, w) => up.setWindow(r, c, h, w),
@@ -652,7 +687,7 @@ export class SshSession implements LiveSession {
     );
   }
 
-  private async shell(ch: ServerChannel, pty: PseudoTtyInfo | null, env: Record<string, string>, controls: (r: (c: number, r: number, h: number, w: number) => void, s: (n: string) => void) => void): Promise<void> {
+  private async shell(ch: ServerChannel, pty: PseudoTtyInfo | null, env: Record<string, string>, gone: AbortSignal, controls: (r: (c: number, r: number, h: number, w: number) => void, s: (n: string) => void) => void): Promise<void> {
     const stream = this.newStream('shell');
     let up: ClientChannel;
     try {
@@ -666,10 +701,12 @@ export class SshSession implements LiveSession {
       ch.close();
       return;
     }
+    closeWhenGone(ch, up, gone);
+    if (gone.aborted) return;
     const rec = new TerminalRecorder(stream, (data) => this.emit('terminal', data), pty ? { width: pty.cols, height: pty.rows } : {});
     // no policy, no model: every line is allowed, keystrokes (Enter included) pass as they come
     const model = this.policy!.lineModel();
-    this.relayTerminal(ch, up, pty !== null, rec, [], model ? { lines: new LineTracker(model), stream, nl: pty ? '\r\n' : '\n' } : null);
+    this.relayTerminal(ch, up, pty !== null, rec, [], model ? { lines: new LineTracker(model), stream, nl: pty ? '\r\n' : '\n' } : null, gone);
     controls(
       (c, r, h, w) => {
         up.setWindow(r, c, h, w);
@@ -684,7 +721,7 @@ export class SshSession implements LiveSession {
    * recording; input to the target — for a shell, through the line tracker, each Enter held until
    * its line is decided.
    */
-  private relayTerminal(ch: ServerChannel, up: ClientChannel, tty: boolean, rec: TerminalRecorder, held: Buffer[], shell: { lines: LineTracker; stream: string; nl: string } | null): void {
+  private relayTerminal(ch: ServerChannel, up: ClientChannel, tty: boolean, rec: TerminalRecorder, held: Buffer[], shell: { lines: LineTracker; stream: string; nl: string } | null, gone: AbortSignal): void {
     let masker: StreamMasker | null;
     let stderrMasker: StreamMasker | null;
     try {
@@ -744,7 +781,7 @@ export class SshSession implements LiveSession {
     ch.on('end', () => up.end());
 
     // client → target
-    const input = shell ? this.shellInput(ch, up, shell, rec) : (b: Buffer) => {
+    const input = shell ? this.shellInput(ch, up, shell, rec, gone) : (b: Buffer) => {
       this.bytesIn += b.length;
       relay(ch, up, b);
     };
@@ -754,7 +791,7 @@ export class SshSession implements LiveSession {
   }
 
   /** Keystrokes go upstream as typed; the Enter that would run a line waits for its decision. */
-  private shellInput(ch: ServerChannel, up: ClientChannel, shell: { lines: LineTracker; stream: string; nl: string }, rec: TerminalRecorder): (b: Buffer) => void {
+  private shellInput(ch: ServerChannel, up: ClientChannel, shell: { lines: LineTracker; stream: string; nl: string }, rec: TerminalRecorder, gone: AbortSignal): (b: Buffer) => void {
     const queue: Buffer[] = [];
     let queued = 0;
     let deciding = false;
@@ -795,9 +832,9 @@ export class SshSession implements LiveSession {
               up.write(chunk.subarray(i, i + 1));
               continue;
             }
-            const d = verdict.action === 'allow' ? { run: true, message: null } : await this.settle(verdict, line.text, say);
+            const d = verdict.action === 'allow' ? { run: true, message: null } : await this.settle(verdict, line.text, say, gone);
             this.commandEvent(shell.stream, 'shell', line.text, verdict, { reliable: line.reliable, ...(line.reasons.length ? { unreliableBecause: line.reasons } : {}), ...(d.approvalId ? { approvalId: d.approvalId, approved: d.run } : {}) });
-            if (this.ended) return;
+            if (this.ended || gone.aborted) return;
             if (d.run) {
               up.write(chunk.subarray(i, i + 1));
             } else {
@@ -829,7 +866,7 @@ export class SshSession implements LiveSession {
     this.emit('file', { stream, via, ...op, action: v.action, rule: v.rule, reason: v.reason, ...extra });
   }
 
-  private async sftp(ch: ServerChannel): Promise<void> {
+  private async sftp(ch: ServerChannel, gone: AbortSignal): Promise<void> {
     const stream = this.newStream('sftp');
     const held: Buffer[] = [];
     const hold = (b: Buffer): void => void held.push(b);
@@ -843,6 +880,8 @@ export class SshSession implements LiveSession {
       return;
     }
     ch.off('data', hold);
+    closeWhenGone(ch, up, gone);
+    if (gone.aborted) return;
     this.track(up);
     const say = (): void => undefined; // SFTP has no text channel to the user: the STATUS message says it
     const proxy = new SftpProxy({
@@ -854,7 +893,7 @@ export class SshSession implements LiveSession {
       decide: (op) => {
         const v = this.policy!.file(op);
         if (v.action !== 'require_approval') return v;
-        return this.settle(v, `${op.op} ${op.path}${'target' in op ? ` → ${op.target}` : ''}`, say).then((d): CommandVerdict => (d.run ? { ...v, action: 'allow' } : { ...v, action: 'block', reason: d.message }));
+        return this.settle(v, `${op.op} ${op.path}${'target' in op ? ` → ${op.target}` : ''}`, say, gone).then((d): CommandVerdict => (d.run ? { ...v, action: 'allow' } : { ...v, action: 'block', reason: d.message }));
       },
       decided: (d) => this.fileEvent(stream, d.op, d.verdict, 'sftp'),
       // the session's policy of the moment (a new version may add file rules)
@@ -895,6 +934,7 @@ export class SshSession implements LiveSession {
     }, 20);
     resume.unref();
     ch.on('close', () => clearInterval(resume));
+    gone.addEventListener('abort', () => clearInterval(resume), { once: true });
   }
 
   /** Legacy `scp -O`: the stream's file and directory records are decided by path before they pass. */
@@ -927,7 +967,7 @@ export class SshSession implements LiveSession {
    * one file would: the sender skips it, the client prints the message, and the transfer goes on with
    * the next file (scp then exits non-zero).
    */
-  private relayScp(ch: ServerChannel, up: ClientChannel, scp: Exclude<ReturnType<typeof parseScpCommand>, null | 'refused'>, stream: string, held: Buffer[], home: string): void {
+  private relayScp(ch: ServerChannel, up: ClientChannel, scp: Exclude<ReturnType<typeof parseScpCommand>, null | 'refused'>, stream: string, held: Buffer[], home: string, gone: AbortSignal): void {
     const upload = scp.direction === 'upload';
     let over = false;
     const refuse = (message: string): void => {
@@ -960,9 +1000,9 @@ export class SshSession implements LiveSession {
     };
     const approve = async (ops: ScpDecided[]): Promise<void> => {
       const text = `${ops[0]!.op.op} ${ops.map((o) => o.op.path).join(' or ')}`;
-      const d = await this.settle(ops[0]!.verdict, text, say);
+      const d = await this.settle(ops[0]!.verdict, text, say, gone);
       for (const o of ops) this.fileEvent(stream, o.op, o.verdict, 'scp', d.approvalId ? { approvalId: d.approvalId, approved: d.run } : {});
-      if (over || this.ended) return;
+      if (over || this.ended || gone.aborted) return;
       if (!d.run) {
         const why = `${text}: ${d.message ?? 'refused'}`;
         // the receiver's refusal of this one record: an upload's client skips the file; a download's
