@@ -496,10 +496,17 @@ export class KubeListener {
       up.on('response', (ures) => {
         // the API server answers after it has read the body: its bytes are free for the response
         hold?.giveBack(heldBody);
-        void relayResponse(call, mode, ures, res, Math.min(this.o.maxResponseBytes ?? 256 * 1024 * 1024, share), hold, this.o.logger, this.o.policyLib()!).then((r) => {
+        relayResponse(call, mode, ures, res, Math.min(this.o.maxResponseBytes ?? 256 * 1024 * 1024, share), hold, this.o.logger, this.o.policyLib()!).then((r) => {
           if (r.withheld) finish(502, { withheld: r.withheld });
           else if (res.writableFinished || res.destroyed) finish(ures.statusCode ?? 0, { bytes: r.bytes, masked: r.masked });
           else res.once('finish', () => finish(ures.statusCode ?? 0, { bytes: r.bytes, masked: r.masked }));
+        }, (err: Error) => {
+          // nothing may escape this promise: an unhandled rejection stops the process, every user's sessions with it
+          this.o.logger.error({ err: err.message, stack: err.stack, connection: call.credential.connection.name }, 'kubernetes response relay failed');
+          ures.destroy();
+          if (!res.headersSent) sendStatus(res, 502, 'InternalError', 'portcullis: the gateway could not relay the API server\'s response');
+          else res.destroy();
+          finish(502, { error: 'the response could not be relayed' });
         });
       });
       // no body: the request head goes out as one string write (an empty Buffer after it made it a writev)
@@ -805,7 +812,8 @@ async function maskWatchStream(call: KubeCall, ures: IncomingMessage, res: Serve
       }
       if (out) {
         bytes += Buffer.byteLength(out);
-        if (!res.write(out)) await new Promise((r) => res.once('drain', r));
+        // a client that leaves while the stream waits for it to read: 'close', never 'drain' (the relay stayed held)
+        if (!res.write(out)) await new Promise((r) => res.once('drain', r).once('close', r));
       }
     }
   } catch {
@@ -839,18 +847,26 @@ async function maskLogStream(ures: IncomingMessage, res: ServerResponse, masking
     }
   };
   const decoder = new TextDecoder('utf-8');
-  for await (const chunk of ures as AsyncIterable<Buffer>) {
-    pending += decoder.decode(chunk, { stream: true });
-    const cut = pending.lastIndexOf('\n');
-    if (cut >= 0) {
-      send(pending.slice(0, cut + 1));
-      pending = pending.slice(cut + 1);
+  try {
+    for await (const chunk of ures as AsyncIterable<Buffer>) {
+      pending += decoder.decode(chunk, { stream: true });
+      const cut = pending.lastIndexOf('\n');
+      if (cut >= 0) {
+        send(pending.slice(0, cut + 1));
+        pending = pending.slice(cut + 1);
+      }
+      if (pending.length > 64 * 1024) flushIdle();
+      if (timer) clearTimeout(timer);
+      if (pending) timer = setTimeout(flushIdle, 200);
+      // a client that does not read (logs -f of a chatty pod) must not make the gateway hold the stream
+      if (res.writableNeedDrain && !res.destroyed) await new Promise((r) => res.once('drain', r).once('close', r));
     }
-    if (pending.length > 64 * 1024) flushIdle();
+  } catch {
+    // the response was aborted: the client went (its request to the API server is destroyed with it) or the
+    // API server's connection broke; the client's response is cut, never ended as if the log were whole
     if (timer) clearTimeout(timer);
-    if (pending) timer = setTimeout(flushIdle, 200);
-    // a client that does not read (logs -f of a chatty pod) must not make the gateway hold the stream
-    if (res.writableNeedDrain && !res.destroyed) await new Promise((r) => res.once('drain', r).once('close', r));
+    res.destroy();
+    return { bytes, masked };
   }
   if (timer) clearTimeout(timer);
   pending += decoder.decode();
