@@ -153,6 +153,24 @@ describe('ssh exec through the gateway', () => {
     expect((await w.ssh(token, ['exit 6'])).code).toBe(6);
   });
 
+  // the client's EOF came while the gateway opened the target's sftp subsystem, with the channel already
+  // flowing and nobody to pass it on: the target's sftp-server never saw it, and the channel never ended
+  it('sftp: a client that ends its input at once gets the subsystem\'s end and exit status', async () => {
+    const c = await connectClient(await w.h.credential({ cn: 'box' }));
+    try {
+      const end = () => new Promise<number | null>((resolve, reject) => c.subsys('sftp', (err, ch) => {
+        if (err) return reject(err);
+        let code: number | null = null;
+        ch.on('exit', (n: number | null) => (code = n)).resume();
+        ch.on('close', () => resolve(code));
+        ch.end();
+      }));
+      for (let i = 0; i < 5; i++) expect(await end()).toBe(0);
+    } finally {
+      c.end();
+    }
+  });
+
   // OpenSSH's sshd names only the signals of RFC 4254; any other arrives as "SIG@openssh.com", which ssh2 cannot
   // send on: relaying it threw in the channel's close handler, outside any try (the gateway process died)
   it('a command killed by a signal: the signal is relayed; one the protocol does not name (SIGBUS, SIGXCPU) is said on stderr; the gateway lives on', async () => {

@@ -871,6 +871,9 @@ export class SshSession implements LiveSession {
     const held: Buffer[] = [];
     const hold = (b: Buffer): void => void held.push(b);
     ch.on('data', hold);
+    // paused until the relay listens: flowing, the client's EOF ('end') could come while the subsystem
+    // opened, with nobody to pass it on — the target's sftp-server never ended, nor did the channel
+    ch.pause();
     let up: ClientChannel;
     try {
       up = await new Promise<ClientChannel>((resolve, reject) => this.upstream!.subsys('sftp', (err, s) => (err ? reject(err) : resolve(keepExit(s)))));
@@ -935,6 +938,7 @@ export class SshSession implements LiveSession {
     resume.unref();
     ch.on('close', () => clearInterval(resume));
     gone.addEventListener('abort', () => clearInterval(resume), { once: true });
+    ch.resume();
   }
 
   /** Legacy `scp -O`: the stream's file and directory records are decided by path before they pass. */
