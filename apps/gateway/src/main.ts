@@ -1,9 +1,12 @@
 import { loadGatewayEnv } from './env.js';
+import { logFatalErrors } from './crash-log.js';
 import { Gateway } from './gateway.js';
 import { createLogger } from './logger.js';
 
 const env = loadGatewayEnv();
 const logger = createLogger(env.LOG_LEVEL, { gateway: env.GATEWAY_ID, pool: env.GATEWAY_POOL });
+// no catch-all: a bug that escapes its handler still stops the process, but the log says why
+logFatalErrors(logger);
 // approvals of held commands are on (REDIS_URL, APPROVALS_QUEUE_PREFIX)
 const gateway = new Gateway({ env, logger, approvals: {} });
 
