@@ -22,10 +22,18 @@ export default defineConfig({
       DATABASE_URL: process.env.TEST_DATABASE_URL ?? 'postgresql://postgres@127.0.0.1:5432/portcullis_test',
       LOG_LEVEL: process.env.LOG_LEVEL ?? 'silent',
     },
+    // CI is a 2-vCPU machine: two test files at a time, each in its own process (forks: native addons —
+    // ssh2's crypto binding, the fast lane — and the stacks a file starts stay in it).
     pool: 'forks',
     maxWorkers: 2,
-    testTimeout: 30_000,
+    // Tests drive real peers (sshd, kube-apiserver, psql, kubectl, node CLIs) and wait on conditions, not
+    // clocks; this bounds a test that hangs. At load 15–25 on 2 cores, tests without a timeout of their own
+    // took up to 18.5 s (recorder-resilience, cli-ssh-kube), past half of the 30 s this was: 60 s leaves a
+    // loaded host its tail. A test that needs more says so itself.
+    testTimeout: 60_000,
     hookTimeout: 60_000,
+    // no retries: a test that fails once is a finding (a flaky test hides a race in the product or the test)
+    retry: 0,
     reporters: process.env.CI ? ['default'] : ['default'],
   },
 });
