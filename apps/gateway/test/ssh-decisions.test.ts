@@ -2,7 +2,7 @@ import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { Client } from 'ssh2';
+import { Client, type ClientChannel } from 'ssh2';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startApprovalsStack, type ApprovalsStack } from '../../../test/support/approvals-stack.js';
 import { readSessionEvents, waitFor } from './support/harness.js';
@@ -121,6 +121,39 @@ describe('exec', () => {
       }
       expect(await s.pendingFor(sub)).toEqual([]);
       // the connection goes on
+      expect(await exec(c, 'echo after')).toEqual({ code: 0, stdout: 'after\n', stderr: '' });
+    } finally {
+      c.end();
+    }
+  });
+
+  it('a held command that exits at once once approved reports its exit status', async () => {
+    const c = await connection();
+    try {
+      const held = exec(c, 'exit 7 # HOLDME');
+      const [pending] = await s.waitPending(sub);
+      expect((await s.decide(pending!.id, 'approve')).status).toBe(200);
+      expect((await held).code).toBe(7);
+    } finally {
+      c.end();
+    }
+  });
+
+  // a shell line waits for its approval in the relay: the approval request carries the channel's signal
+  it('a shell line waiting for approval whose client closes the channel is withdrawn: its approval is cancelled, the line never runs', async () => {
+    const c = await connection();
+    try {
+      const marker = join(files, `HOLDME-line-${randomBytes(3).toString('hex')}`);
+      const ch = await new Promise<ClientChannel>((resolve, reject) => c.shell({ term: 'dumb', rows: 24, cols: 200, width: 0, height: 0 }, (err, st) => (err ? reject(err) : resolve(st))));
+      ch.resume();
+      ch.stderr.resume();
+      const closed = new Promise((r) => ch.once('close', r));
+      ch.write(`touch ${marker}\r`);
+      const [pending] = await s.waitPending(sub);
+      ch.close();
+      await closed;
+      await expect.poll(async () => (await s.prisma.approval.findUniqueOrThrow({ where: { id: pending!.id } })).status, { timeout: 10_000, interval: 100 }).toBe('cancelled');
+      expect(existsSync(marker)).toBe(false);
       expect(await exec(c, 'echo after')).toEqual({ code: 0, stdout: 'after\n', stderr: '' });
     } finally {
       c.end();
