@@ -564,7 +564,13 @@ export class SshSession implements LiveSession {
       notes.push('X11 forwarding is refused by the gateway');
       reject?.();
     });
-    session.on('signal', (accept: (() => void) | undefined, _reject: unknown, info: { name: string }) => {
+    session.on('signal', (accept: (() => void) | undefined, reject: (() => void) | undefined, info: { name: string }) => {
+      // ssh2's signal() throws on a name RFC 4254 does not list, which ended the client's whole connection
+      // (every channel, no reason given): refused alone, as OpenSSH's sshd does ("unsupported signal")
+      if (!SSH_SIGNALS.has(info.name.toUpperCase().replace(/^SIG/, ''))) {
+        this.log.info({ signal: info.name.slice(0, 64) }, 'signal request refused: not a signal the SSH protocol names');
+        return reject?.();
+      }
       signal?.(info.name);
       accept?.();
     });
