@@ -3,13 +3,13 @@
 // kubectl — running `portcullis kube-credential` as its exec plugin — talks to the gateway's HTTPS
 // listener (pinned to the pool CA), which talks to the API server with the connection's own token.
 import { execFile, spawn } from 'node:child_process';
-import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { demoAgentApiToken } from '../support/dev-idp-login.js';
+import { demoAgentApiToken, loginThroughApi } from '../support/dev-idp-login.js';
 import { startDemoStack, type DemoStack } from '../support/demo-stack.js';
 import { kubeSkipReason, runKubectl, startKubeCluster, type KubeCluster } from '../support/kube-cluster.js';
 
@@ -97,5 +97,112 @@ describe.skipIf(skip !== null)(`kubectl with a kubeconfig from the api, through 
     expect(refused.code).not.toBe(0);
     expect(refused.stderr).toMatch(/Unauthorized|revoked/);
     expect(refused.stdout).not.toContain('namespace/default');
+  }, 120_000);
+});
+
+// The exec plugin's cache after its credential dies: client-go runs the plugin again after a 401 (it does
+// not retry the request), and the plugin, asked again by the same kubectl process, mints a new credential —
+// or, when none can be had, drops the dead one and says why.
+describe.skipIf(skip !== null)(`kube-credential after its cached credential is revoked (${skip ?? 'kube-apiserver and kubectl found'})`, () => {
+  let s: DemoStack;
+  let cluster: KubeCluster;
+  const dir = mkdtempSync(join(tmpdir(), 'kubectl-plugin-revoked-'));
+  const bin = join(dir, 'bin');
+  const CLI = join(ROOT, 'apps/cli/dist/main.js');
+  const jwt = (t: string) => JSON.parse(Buffer.from(t.split('.')[1]!, 'base64url').toString()) as { jti: string; grant?: string };
+  beforeAll(async () => {
+    [s, cluster] = await Promise.all([startDemoStack('kubeplug'), startKubeCluster()]);
+    for (const [name, allowedGroups] of [['plug-k8s', ['engineers']], ['plug-k8s-granted', ['admins']]] as const) {
+      // the demo policy names the approvers of access requests (bob)
+      const c = await s.rest('POST', '/v1/connections', s.bootstrap, { name, type: 'kubernetes', server: cluster.server, caPem: cluster.caPem, secret: { token: cluster.adminToken }, allowedGroups, policy: 'default' });
+      expect(c.status, c.text).toBe(201);
+    }
+    mkdirSync(bin, { recursive: true });
+    writeFileSync(join(bin, 'portcullis'), `#!/bin/sh\nexec "${process.execPath}" "${CLI}" "$@"\n`);
+    chmodSync(join(bin, 'portcullis'), 0o755);
+  }, 300_000);
+  afterAll(async () => {
+    await Promise.all([s?.stop(), cluster?.stop()]);
+    rmSync(dir, { recursive: true, force: true });
+  }, 60_000);
+
+  /** A signed-in CLI home with a kubeconfig for `connection` that runs the plugin; kubectl with it. */
+  async function kubectlWithPlugin(tag: string, connection: string, token: string) {
+    const home = join(dir, tag);
+    const env = { HOME: home, PATH: `${bin}:${process.env.PATH}`, PORTCULLIS_API: s.api, PORTCULLIS_TOKEN: token, PORTCULLIS_CLI_CONFIG: join(home, 'cli.json'), KUBECACHEDIR: join(home, 'kubecache') };
+    const file = join(home, 'kubeconfig');
+    await run(process.execPath, [CLI, 'kubeconfig', connection, '--output', file], { env: { ...process.env, ...env } });
+    const kubectl = (args: string[], extra: Record<string, string> = {}) => runKubectl(cluster.bins.kubectl, ['--kubeconfig', file, ...args], { env: { ...env, ...extra } });
+    const cacheDir = join(home, '.portcullis', 'kube');
+    const cached = (): string | null => {
+      const scopes = existsSync(cacheDir) ? readdirSync(cacheDir) : [];
+      const f = scopes.map((d) => join(cacheDir, d, `${connection}.json`)).find((p) => existsSync(p));
+      return f ? (JSON.parse(readFileSync(f, 'utf8')) as { token: string }).token : null;
+    };
+    return { kubectl, cached };
+  }
+
+  /** Until the gateway refuses `token` (its snapshot with the revocation has landed): kubectl with the token itself, no plugin. */
+  async function untilRefused(kubectl: (args: string[]) => Promise<{ code: number; stderr: string }>, token: string): Promise<void> {
+    const deadline = Date.now() + 30_000;
+    for (;;) {
+      const r = await kubectl(['--token', token, 'get', 'ns', 'default', '-o', 'name']);
+      if (r.code !== 0 && /You must be logged in to the server/.test(r.stderr)) return;
+      if (Date.now() > deadline) throw new Error(`the gateway still takes the revoked credential: ${r.stderr}`);
+      await new Promise((r2) => setTimeout(r2, 200));
+    }
+  }
+
+  async function untilWorks(kubectl: (args: string[]) => Promise<{ code: number; stdout: string; stderr: string }>): Promise<void> {
+    const deadline = Date.now() + 30_000;
+    for (;;) {
+      const r = await kubectl(['get', 'ns', 'default', '-o', 'name']);
+      if (r.code === 0) return;
+      if (Date.now() > deadline) throw new Error(`kubectl never got through: ${r.stderr}`);
+      await new Promise((r2) => setTimeout(r2, 500));
+    }
+  }
+
+  it('a revoked cached credential: the kubectl call that meets the 401 makes the plugin mint a new one, the next call works, later calls ask the api nothing', async () => {
+    const token = await demoAgentApiToken(s.idp, s.api);
+    const { kubectl, cached } = await kubectlWithPlugin('revoked', 'plug-k8s', token);
+    await untilWorks(kubectl);
+    const old = cached()!;
+    expect(old).toBeTruthy();
+    expect((await s.rest('POST', '/v1/auth/revoke', token, { jti: jwt(old).jti })).status).toBeLessThan(300);
+    await untilRefused(kubectl, old);
+    const meets401 = await kubectl(['get', 'ns', 'default', '-o', 'name']);
+    const fresh = cached();
+    expect(fresh, meets401.stderr).not.toBe(old);
+    const after = await kubectl(['get', 'ns', 'default', '-o', 'name']);
+    expect(after.code, after.stderr).toBe(0);
+    expect(after.stdout.trim()).toBe('namespace/default');
+    // from the cache again: the same credential, no new one
+    for (let i = 0; i < 3; i++) expect((await kubectl(['get', 'ns', 'default', '-o', 'name'])).code).toBe(0);
+    expect(cached()).toBe(fresh);
+  }, 120_000);
+
+  it('its access grant revoked: the plugin drops the dead credential and kubectl prints why no new one comes, on that call and the next', async () => {
+    const agent = await demoAgentApiToken(s.idp, s.api);
+    const bob = (await loginThroughApi(s.api, 'bob', 'bob')).access_token;
+    const asked = await s.rest('POST', '/v1/access-requests', agent, { connection: 'plug-k8s-granted', durationSeconds: 3600, reason: 'e2e: kube incident' });
+    expect(asked.status, asked.text).toBe(201);
+    const id = asked.json.id as string;
+    expect((await s.rest('POST', `/v1/access-requests/${id}/approve`, bob, {})).status).toBe(200);
+    const { kubectl, cached } = await kubectlWithPlugin('granted', 'plug-k8s-granted', agent);
+    await untilWorks(kubectl);
+    const old = cached()!;
+    expect(jwt(old).grant).toBe(id);
+    expect((await s.rest('POST', `/v1/access-requests/${id}/revoke`, bob, { reason: 'done' })).status).toBe(200);
+    await untilRefused(kubectl, old);
+    const meets401 = await kubectl(['get', 'ns', 'default', '-o', 'name']);
+    expect(meets401.code).not.toBe(0);
+    expect(meets401.stderr).toContain('the gateway refused the cached credential for connection "plug-k8s-granted" and the api gives no new one');
+    expect(meets401.stderr).toMatch(/may not use connection "plug-k8s-granted"/);
+    expect(cached()).toBeNull();
+    const next = await kubectl(['get', 'ns', 'default', '-o', 'name']);
+    expect(next.code).not.toBe(0);
+    expect(next.stderr).toMatch(/may not use connection "plug-k8s-granted"/);
+    expect(next.stdout).not.toContain('namespace/default');
   }, 120_000);
 });
