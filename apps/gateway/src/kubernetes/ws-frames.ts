@@ -26,55 +26,112 @@ export class WsProtocolError extends Error {}
 /** Largest frame accepted (exec traffic is small frames; a huge length is garbage or an attack). */
 const MAX_FRAME = 16 * 1024 * 1024;
 
+/**
+ * Frames out of a byte stream, however it was split. The chunks of an incomplete frame are kept as they
+ * came and joined once, when the frame is whole: joining the held bytes with each chunk (as before)
+ * copied a large frame over and over — a client announcing a 16 MiB frame and sending it in TLS-record
+ * pieces cost about 1,000 copies of up to 16 MiB, the event loop of the whole gateway blocked for
+ * seconds (16 s measured) per frame.
+ */
 export class WsFrameReader {
-  private buf: Buffer = Buffer.alloc(0);
+  private parts: Buffer[] = [];
+  private have = 0;
+  /** the whole length of the frame at the head (header, key, payload); 0 while its header is incomplete */
+  private need = 0;
 
   push(chunk: Buffer): WsFrame[] {
-    this.buf = this.buf.length ? Buffer.concat([this.buf, chunk]) : chunk;
+    if (chunk.length) {
+      this.parts.push(chunk);
+      this.have += chunk.length;
+    }
     const out: WsFrame[] = [];
     for (;;) {
-      const f = this.next();
-      if (!f) break;
-      out.push(f);
+      if (this.need === 0) {
+        const need = frameLength(this.peek(14));
+        if (need === null) break;
+        this.need = need;
+      }
+      if (this.have < this.need) break;
+      out.push(decodeFrame(this.take(this.need)));
+      this.need = 0;
     }
     return out;
   }
 
-  private next(): WsFrame | null {
-    const b = this.buf;
-    if (b.length < 2) return null;
-    const fin = (b[0]! & 0x80) !== 0;
-    if ((b[0]! & 0x70) !== 0) throw new WsProtocolError('reserved WebSocket bits set (no extension was negotiated)');
-    const opcode = b[0]! & 0x0f;
-    const masked = (b[1]! & 0x80) !== 0;
-    let len = b[1]! & 0x7f;
-    let at = 2;
-    if (len === 126) {
-      if (b.length < 4) return null;
-      len = b.readUInt16BE(2);
-      at = 4;
-    } else if (len === 127) {
-      if (b.length < 10) return null;
-      const big = b.readBigUInt64BE(2);
-      if (big > BigInt(MAX_FRAME)) throw new WsProtocolError('WebSocket frame too large');
-      len = Number(big);
-      at = 10;
+  /** The first `n` bytes held (fewer when fewer came), joining only the chunks they span. */
+  private peek(n: number): Buffer {
+    const first = this.parts[0];
+    if (!first || first.length >= n || this.parts.length === 1) return first ?? Buffer.alloc(0);
+    const span: Buffer[] = [];
+    let got = 0;
+    for (const p of this.parts) {
+      span.push(p);
+      got += p.length;
+      if (got >= n) break;
     }
-    if (len > MAX_FRAME) throw new WsProtocolError('WebSocket frame too large');
-    const keyAt = at;
-    if (masked) at += 4;
-    if (b.length < at + len) return null;
-    let payload = b.subarray(at, at + len);
-    if (masked) {
-      const key = b.subarray(keyAt, keyAt + 4);
-      const p = Buffer.allocUnsafe(len);
-      for (let i = 0; i < len; i++) p[i] = payload[i]! ^ key[i & 3]!;
-      payload = p;
-    } else payload = Buffer.from(payload);
-    const raw = Buffer.from(b.subarray(0, at + len));
-    this.buf = b.subarray(at + len);
-    return { fin, opcode, payload, raw };
+    return Buffer.concat(span, Math.min(got, n));
   }
+
+  /** The first `n` bytes, out of the held chunks (at most one join). */
+  private take(n: number): Buffer {
+    const span: Buffer[] = [];
+    let got = 0;
+    while (got < n) {
+      const p = this.parts[0]!;
+      if (got + p.length <= n) {
+        span.push(p);
+        got += p.length;
+        this.parts.shift();
+      } else {
+        span.push(p.subarray(0, n - got));
+        this.parts[0] = p.subarray(n - got);
+        got = n;
+      }
+    }
+    this.have -= n;
+    return span.length === 1 ? span[0]! : Buffer.concat(span, n);
+  }
+}
+
+/** The whole length of the frame whose first bytes `b` are, or null while its header has not all come. */
+function frameLength(b: Buffer): number | null {
+  if (b.length < 2) return null;
+  if ((b[0]! & 0x70) !== 0) throw new WsProtocolError('reserved WebSocket bits set (no extension was negotiated)');
+  const masked = (b[1]! & 0x80) !== 0;
+  let len = b[1]! & 0x7f;
+  let at = 2;
+  if (len === 126) {
+    if (b.length < 4) return null;
+    len = b.readUInt16BE(2);
+    at = 4;
+  } else if (len === 127) {
+    if (b.length < 10) return null;
+    const big = b.readBigUInt64BE(2);
+    if (big > BigInt(MAX_FRAME)) throw new WsProtocolError('WebSocket frame too large');
+    len = Number(big);
+    at = 10;
+  }
+  if (len > MAX_FRAME) throw new WsProtocolError('WebSocket frame too large');
+  return at + (masked ? 4 : 0) + len;
+}
+
+/** One whole frame's bytes (frameLength of them). */
+function decodeFrame(b: Buffer): WsFrame {
+  const fin = (b[0]! & 0x80) !== 0;
+  const opcode = b[0]! & 0x0f;
+  const masked = (b[1]! & 0x80) !== 0;
+  const len7 = b[1]! & 0x7f;
+  const at = len7 === 126 ? 4 : len7 === 127 ? 10 : 2;
+  const from = at + (masked ? 4 : 0);
+  const len = b.length - from;
+  let payload: Buffer;
+  if (masked) {
+    const key = b.subarray(at, at + 4);
+    payload = Buffer.allocUnsafe(len);
+    for (let i = 0; i < len; i++) payload[i] = b[from + i]! ^ key[i & 3]!;
+  } else payload = Buffer.from(b.subarray(from));
+  // the frame's own bytes: never a view of a chunk that later frames (or the socket's pool) share
+  return { fin, opcode, payload, raw: Buffer.from(b) };
 }
 
 /** One whole frame; `mask` for client → server (a fresh random key, as RFC 6455 requires). */
