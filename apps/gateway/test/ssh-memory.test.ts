@@ -230,6 +230,18 @@ describe('ssh: a client cannot make the gateway buffer without bound', () => {
     await closeAll();
   }, 120_000);
 
+  // the relay stops reading the target while the client does not read; a client that then closed its
+  // channel never gave the 'drain' the relay waited for: the target's channel never ended, its output held
+  it('a channel the client closes while the gateway holds output it did not read: the gateway lets go of both sides', async () => {
+    const c = await connect();
+    const ch = await exec(c, 'cat /dev/zero');
+    await readThenStop(ch, MiB);
+    expect((await settled()).last).toBeGreaterThan(MiB);
+    ch.close();
+    await until('the gateway lets go of the closed channel\'s output', async () => (await gauge()) === 0);
+    await closeAll();
+  }, 120_000);
+
   it('SFTP with thousands of outstanding reads the client never collects: bounded, the other session served', async () => {
     const c = await connect();
     const ch = await new Promise<ClientChannel>((resolve, reject) => c.subsys('sftp', (e, s) => (e ? reject(e) : resolve(s))));

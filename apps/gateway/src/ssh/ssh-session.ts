@@ -130,11 +130,19 @@ function letGo(ch: ServerChannel): void {
   ch.resume();
 }
 
-/** Once the client has closed its channel: the target's channel is closed, and the client's let go of. */
+/**
+ * Once the client has closed its channel: the target's channel is closed, and both are let go of — the
+ * target's output nobody will read is dropped too (a relay paused for a client that did not read waited
+ * for a 'drain' that a closed channel never gives: the target's channel never ended).
+ */
 function closeWhenGone(ch: ServerChannel, up: ClientChannel, gone: AbortSignal): void {
   const close = (): void => {
     up.close();
     letGo(ch);
+    for (const s of [up, up.stderr]) {
+      s.removeAllListeners('data');
+      s.resume();
+    }
   };
   if (gone.aborted) close();
   else gone.addEventListener('abort', close, { once: true });
