@@ -187,4 +187,54 @@ describe.skipIf(!existsSync(SSHD))('portcullis ssh / kubeconfig / kube-credentia
     expect(new Set(seen)).toEqual(new Set([`Bearer ${ec.status.token}`]));
     expect(await prisma.token.count({ where: { identityId, connection: names.kube } })).toBe(1);
   });
+
+  it.skipIf(!kubectl)(`kube-credential: a credential the server answered 401 is replaced when the same kubectl runs the plugin again, through a wrapper that does not exec (${kubeSkip ?? 'kubectl found'})`, async () => {
+    const file = join(dir, 'kube-401', 'config');
+    const cliHome = join(dir, 'home-401');
+    mkdirSync(cliHome, { recursive: true });
+    const env = { ...process.env, HOME: cliHome, PORTCULLIS_API: base, PORTCULLIS_TOKEN: token, PORTCULLIS_CLI_CONFIG: join(cliHome, 'cli.json'), KUBECACHEDIR: join(cliHome, 'kubecache') };
+    await run(process.execPath, [CLI, 'kubeconfig', names.kube, '--output', file], { env });
+    // `portcullis` as a shell script that runs node as its child: the plugin's parent is sh, kubectl its grandparent
+    const bin = join(dir, 'bin-noexec');
+    mkdirSync(bin, { recursive: true });
+    writeFileSync(join(bin, 'portcullis'), `#!/bin/sh\n"${process.execPath}" "${CLI}" "$@"\n`);
+    chmodSync(join(bin, 'portcullis'), 0o755);
+    const snap = (await api.get(ConfigPublisherService).current(names.pool))!;
+    const seen: string[] = [];
+    const refused = new Set<string>();
+    const server = createServer({ cert: snap.tls!.certPem, key: openSealed(pool.privateKey, snap.tls!.key, GATEWAY_TLS_KEY_CONTEXT) }, (req, res) => {
+      const auth = req.headers.authorization ?? '';
+      seen.push(auth);
+      res.setHeader('Content-Type', 'application/json');
+      if (refused.has(auth)) {
+        res.statusCode = 401;
+        res.end(JSON.stringify({ kind: 'Status', apiVersion: 'v1', status: 'Failure', message: 'gateway credential has been revoked', reason: 'Unauthorized', code: 401 }));
+        return;
+      }
+      res.end(JSON.stringify({ major: '1', minor: '32', gitVersion: 'v1.32.13' }));
+    });
+    httpsServers.push(server);
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    writeFileSync(file, readFileSync(file, 'utf8').replace('https://127.0.0.1:8443/', `https://127.0.0.1:${(server.address() as AddressInfo).port}/`));
+    const kubectlVersion = () => run(kubectl!, ['--kubeconfig', file, 'version', '-o', 'json'], { env: { ...env, PATH: `${bin}:${process.env.PATH}` } }).then((r) => ({ code: 0, ...r }), (e: { code: number; stdout: string; stderr: string }) => e);
+    const minted = () => prisma.token.count({ where: { identityId, connection: names.kube } });
+
+    expect((await kubectlVersion()).code).toBe(0);
+    const first = seen.at(-1)!;
+    const before = await minted();
+    // the server now refuses that credential (as the gateway does once it is revoked)
+    refused.add(first);
+    const met = await kubectlVersion();
+    expect(met.code).not.toBe(0);
+    expect(await minted()).toBe(before + 1);
+    const ok = await kubectlVersion();
+    expect(ok.code, ok.stderr).toBe(0);
+    expect(JSON.parse(ok.stdout).serverVersion.gitVersion).toBe('v1.32.13');
+    const second = seen.at(-1)!;
+    expect(second).not.toBe(first);
+    // and from the cache again afterwards: no further credential
+    expect((await kubectlVersion()).code).toBe(0);
+    expect(seen.at(-1)).toBe(second);
+    expect(await minted()).toBe(before + 1);
+  });
 });
