@@ -961,17 +961,34 @@ export class SshSession implements LiveSession {
   /** The login directory on the target (where relative scp paths start), asked once. */
   private homeDirectory(): Promise<string> {
     this.home ??= new Promise<string>((resolve) => {
-      this.upstream!.exec('pwd', (err, s) => {
+      const asked = (err: Error | undefined, s: ClientChannel): void => {
         if (err) return resolve('/');
         let out = '';
-        s.on('data', (b: Buffer) => void (out += b.toString('utf8')));
+        let tooLong = false;
+        s.on('data', (b: Buffer) => {
+          if (tooLong) return;
+          out += b.toString('utf8');
+          // a directory is a path (PATH_MAX 4096): a target that says more is not answering, and it could fill
+          // the gateway's memory (a login shell printing forever held the string, and the scp, without end)
+          if (out.length > 4096) {
+            tooLong = true;
+            out = '';
+            s.close();
+          }
+        });
         s.stderr.resume();
         s.on('close', () => {
           const dir = out.trim();
           // unknown: relative paths are decided as if at the root, the stricter reading for rules on absolute paths
           resolve(dir.startsWith('/') ? dir : '/');
         });
-      });
+      };
+      try {
+        this.upstream!.exec('pwd', asked);
+      } catch {
+        // ssh2 throws (Not connected) once the target's connection is going: this promise, rejected, was unhandled
+        resolve('/');
+      }
     });
     return this.home;
   }
