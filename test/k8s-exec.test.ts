@@ -313,8 +313,12 @@ describe.skipIf(!!skip)('kubectl exec / attach / cp / port-forward through the g
     const up = await k.run(kc, ['cp', local, 'web:/tmp/uploaded.txt']);
     expect(up.code, up.stderr).toBe(0);
     expect(readFileSync(join(root, 'tmp', 'uploaded.txt'), 'utf8')).toBe('sent from kubectl\n');
-    // a binary file (every byte value, invalid UTF-8 included) arrives byte for byte both ways
-    const bytes = Buffer.concat([randomBytes(70_000), Buffer.from(Array.from({ length: 256 }, (_, i) => i))]);
+    // a binary file (every byte value, invalid UTF-8 included) arrives byte for byte both ways. The download
+    // is the pod's output, masked by this world's EMAIL detector, which reads bytes as Latin-1 letters: random
+    // bytes hold an "address" by chance (q\xf6@F.Q\xea\xe6 — 4 of 25 downloads of 70 KB were masked): the
+    // random part has no '@' (as ssh-policy's binary stream has no digits); the tail has every byte value, its
+    // '@' after '?', which no address ends with
+    const bytes = Buffer.concat([randomBytes(70_000).map((b) => (b === 0x40 ? 0x41 : b)), Buffer.from(Array.from({ length: 256 }, (_, i) => i))]);
     writeFileSync(join(root, 'tmp', 'blob.bin'), bytes);
     const blobDown = await k.run(kc, ['cp', 'web:/tmp/blob.bin', join(root, 'blob-down.bin')]);
     expect(blobDown.code, blobDown.stderr).toBe(0);
