@@ -10,6 +10,7 @@ import { TerminalRecorder } from '../terminal/terminal-recorder.js';
 import { holdForApproval } from './kube-approval.js';
 import type { KubeCall } from './kube-listener.js';
 import { sendStatusOnSocket } from './kube-status.js';
+import { endGracefully } from './socket-end.js';
 import { CHANNEL, WS_OP, WsFrameReader, channelFrame, type WsFrame } from './ws-frames.js';
 
 const CTRL_U = Buffer.from([0x15]);
@@ -111,7 +112,14 @@ export function relayUpgrade(o: UpgradeOptions): void {
     };
     release = call.session.hold(close);
     socket.once('close', close);
-    usock.once('close', close);
+    // the API server's side closed: what is on its way to the client still goes — the last output, the
+    // status and close frames (destroyed at once, a loaded gateway dropped them from the socket's queue
+    // and kubectl exited 1 with "close 1006 (abnormal closure)"). The client's socket is ended, and
+    // destroyed only if the client does not close its side in time.
+    usock.once('close', () => {
+      // the request ends (close, above) when the client's socket has closed
+      if (!ended) endGracefully(socket);
+    });
     if (terminal && CHANNEL_PROTOCOLS.test(protocol)) {
       terminalRelay(o, socket, usock, uhead, counts);
     } else {
@@ -150,6 +158,18 @@ function terminalRelay(o: UpgradeOptions, client: Duplex, server: Duplex, server
     return;
   }
   const fromServer = new WsFrameReader();
+  // the API server's side is read no faster than the client takes it: a client that reads slowly (or not
+  // at all) holds back the pod's output in the API server and TCP, not in the gateway's memory
+  let waiting = false;
+  const backpressure = (): void => {
+    if (waiting || !client.writableNeedDrain || client.destroyed) return;
+    waiting = true;
+    server.pause();
+    client.once('drain', () => {
+      waiting = false;
+      server.resume();
+    });
+  };
   const onServer = (b: Buffer): void => {
     counts.out += b.length;
     if (!masking) client.write(b);
@@ -175,7 +195,9 @@ function terminalRelay(o: UpgradeOptions, client: Duplex, server: Duplex, server
       // not frames the gateway can read (or mask): the record stops, the stream ends
       client.destroy();
       server.destroy();
+      return;
     }
+    backpressure();
   };
   // what a masker holds back (the start of what may be a value) goes out once the output pauses
   let idle: NodeJS.Timeout | null = null;
@@ -206,7 +228,8 @@ function terminalRelay(o: UpgradeOptions, client: Duplex, server: Duplex, server
     rec.end();
     release();
   };
-  server.once('close', ended);
+  // first among the server's close listeners: the maskers' tail goes out before the client's socket is ended
+  server.prependOnceListener('close', ended);
   client.once('close', ended);
 
   const model = o.shell && call.info.tty === true && call.info.stdin === true && call.policy !== null ? o.shell.lineModel() : null;
