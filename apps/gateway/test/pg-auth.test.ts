@@ -15,9 +15,17 @@ afterAll(async () => {
 });
 
 /** Connections the target has from our scratch database (excluding the harness' own pool). */
-async function targetConnections(): Promise<number> {
-  const r = await h.targetQuery(`select count(*)::int n from pg_stat_activity where datname = $1 and application_name = 'gw-auth-probe'`, [h.dbName]);
+/**
+ * Probe connections the target accepted since `since` (the target's clock): counting those open now
+ * instead was thrown off by an earlier test's session still closing (CI under load: 1 before, 0 after).
+ */
+async function targetConnectionsSince(since: string): Promise<number> {
+  const r = await h.targetQuery(`select count(*)::int n from pg_stat_activity where datname = $1 and application_name = 'gw-auth-probe' and backend_start >= $2`, [h.dbName, since]);
   return r.rows[0].n;
+}
+
+async function targetNow(): Promise<string> {
+  return (await h.targetQuery(`select clock_timestamp()::text t`)).rows[0].t;
 }
 
 async function connectWith(password: string, database = h.connectionName): Promise<pg.Client> {
@@ -76,7 +84,7 @@ describe('authentication', () => {
   });
 
   it('wrong token → FATAL 28P01 and the target saw no connection', async () => {
-    const before = await targetConnections();
+    const since = await targetNow();
     await expectRefused('not-a-token', '28P01', /password authentication failed/);
     // signed by another key
     const { SignJWT, generateKeyPair } = await import('jose');
@@ -86,7 +94,7 @@ describe('authentication', () => {
       .setAudience('portcullis-gateway').setIssuer(h.issuer).setSubject('user:mallory').setJti('j1').setExpirationTime('5m')
       .sign(other.privateKey);
     await expectRefused(forged, '28P01', /invalid gateway credential/);
-    expect(await targetConnections()).toBe(before);
+    expect(await targetConnectionsSince(since)).toBe(0);
   });
 
   it.each([
