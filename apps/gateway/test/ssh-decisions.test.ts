@@ -215,7 +215,8 @@ describe('interactive shell (tmux)', () => {
     await until((p) => p.includes(`waiting for approval ${pending!.id}`), 'the approval notice');
     expect(existsSync(join(files, 'approved-line'))).toBe(false);
     expect((await s.decide(pending!.id, 'approve')).status).toBe(200);
-    await waitFor(() => existsSync(join(files, 'approved-line')), 20_000, 50);
+    // bash's `>` makes the file before echo writes to it: wait for a whole line, not for the file
+    await waitFor(() => existsSync(join(files, 'approved-line')) && readFileSync(join(files, 'approved-line'), 'utf8').endsWith('\n'), 20_000, 50);
     expect(readFileSync(join(files, 'approved-line'), 'utf8')).toBe('HOLDME\n');
     tmux('send-keys', '-t', 'shell', 'echo still-$((2+3))', 'Enter');
     await until((p) => p.includes('still-5'), 'the shell going on');
