@@ -2,9 +2,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readSessionEvents, waitFor } from './support/harness.js';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
-import { Client } from 'ssh2';
+import type { Client } from 'ssh2';
 import { SSH_CIPHERS, SSH_NATIVE_CRYPTO } from '../src/ssh/ssh-listener.js';
-import { startSshWorld, type SshWorld } from './support/ssh-world.js';
+import { connectSsh2, startSshWorld, type SshWorld } from './support/ssh-world.js';
 
 /**
  * The SSH path with the real OpenSSH client and a real sshd behind the gateway: exec with the
@@ -27,16 +27,6 @@ async function eventsOf(pred: (e: Record<string, unknown>) => boolean): Promise<
     return !!found;
   }, 10_000, 100);
   return readSessionEvents(w.h, String(found!.sessionId), 1);
-}
-
-/** One ssh2 connection through the gateway. */
-async function connectClient(token: string): Promise<Client> {
-  const c = new Client();
-  await new Promise<void>((resolve, reject) => {
-    c.once('ready', () => resolve()).once('error', reject);
-    c.connect({ host: '127.0.0.1', port: w.port(), username: w.connection.name, password: token, readyTimeout: 30_000 });
-  });
-  return c;
 }
 
 /** How a command ended (listened to in ssh2's callback: the end can come in the same read as the channel). */
@@ -112,12 +102,7 @@ describe('ssh exec through the gateway', () => {
   // the gateway keeps it from the moment the channel opens (it once arrived before the gateway listened,
   // and the client got the output without a status)
   it('a command that exits at once still reports its exit status, one after another and many at a time', async () => {
-    const token = await w.h.credential({ cn: 'box' });
-    const c = new Client();
-    await new Promise<void>((resolve, reject) => {
-      c.once('ready', () => resolve()).once('error', reject);
-      c.connect({ host: '127.0.0.1', port: w.port(), username: w.connection.name, password: token, readyTimeout: 30_000 });
-    });
+    const c = await connectSsh2(w, await w.h.credential({ cn: 'box' }));
     const status = (cmd: string) => new Promise<number | null>((resolve, reject) => c.exec(cmd, (err, ch) => {
       if (err) return reject(err);
       let code: number | null = null;
@@ -156,7 +141,7 @@ describe('ssh exec through the gateway', () => {
   // the client's EOF came while the gateway opened the target's sftp subsystem, with the channel already
   // flowing and nobody to pass it on: the target's sftp-server never saw it, and the channel never ended
   it('sftp: a client that ends its input at once gets the subsystem\'s end and exit status', async () => {
-    const c = await connectClient(await w.h.credential({ cn: 'box' }));
+    const c = await connectSsh2(w, await w.h.credential({ cn: 'box' }));
     try {
       const end = () => new Promise<number | null>((resolve, reject) => c.subsys('sftp', (err, ch) => {
         if (err) return reject(err);
@@ -175,7 +160,7 @@ describe('ssh exec through the gateway', () => {
   // send on: relaying it threw in the channel's close handler, outside any try (the gateway process died)
   it('a command killed by a signal: the signal is relayed; one the protocol does not name (SIGBUS, SIGXCPU) is said on stderr; the gateway lives on', async () => {
     const token = await w.h.credential({ cn: 'box' });
-    const c = await connectClient(token);
+    const c = await connectSsh2(w, token);
     try {
       expect(await ended(c, 'kill -TERM $$')).toEqual({ code: null, signal: 'SIGTERM', stderr: '' });
       for (const sig of ['BUS', 'XCPU']) {

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createRequire } from 'node:module';
-import { Client, type ClientChannel } from 'ssh2';
-import { startSshWorld, type SshWorld } from './support/ssh-world.js';
+import type { Client, ClientChannel } from 'ssh2';
+import { connectSsh2, startSshWorld, type SshWorld } from './support/ssh-world.js';
 
 /**
  * What one SSH client can send that the gateway must not fall over on: requests a well-behaved client
@@ -47,15 +47,6 @@ afterAll(async () => {
   await w?.stop();
 });
 
-async function connectClient(token: string): Promise<Client> {
-  const c = new Client();
-  await new Promise<void>((resolve, reject) => {
-    c.once('ready', () => resolve()).once('error', reject);
-    c.connect({ host: '127.0.0.1', port: w.port(), username: w.connection.name, password: token, readyTimeout: 30_000 });
-  });
-  return c;
-}
-
 /** A command started on `c`; `out` is what it printed so far, `ended` how it ended. */
 function started(c: Client, command: string): Promise<{ ch: ClientChannel; out: () => string; ended: Promise<{ code: number | null; signal: string | null; out: string }> }> {
   return new Promise((resolve, reject) => c.exec(command, (err, ch) => {
@@ -86,8 +77,8 @@ describe('ssh: a hostile client', () => {
   // so does the gateway now, that request alone.
   it('a signal request with a name the protocol does not have is refused for that request alone: the command runs on, other clients go on', async () => {
     const token = await w.h.credential({ cn: 'box' });
-    const c = await connectClient(token);
-    const other = await connectClient(token);
+    const c = await connectSsh2(w, token);
+    const other = await connectSsh2(w, token);
     try {
       const cmd = await started(c, 'echo ready; read line; echo "got $line"');
       await until(() => cmd.out().includes('ready'), 'the command started');

@@ -2,6 +2,7 @@ import { generateSshEd25519 } from '@portcullis/protocol';
 import { startSshd, type Sshd } from '../../../../test/support/sshd.js';
 import { startHarness, type Harness, type HarnessConnection, type HarnessOptions } from './harness.js';
 import { spawn } from 'node:child_process';
+import { Client } from 'ssh2';
 import { runProgram, type ProgramResult } from './run-program.js';
 
 /**
@@ -162,4 +163,14 @@ export function spawnProgram(cmd: string, args: string[], env: Record<string, st
       }
     },
   };
+}
+
+/** One ssh2 client connection through the world's gateway, with `token` as the password. */
+export async function connectSsh2(w: SshWorld, token: string): Promise<Client> {
+  const c = new Client();
+  await new Promise<void>((resolve, reject) => {
+    c.once('ready', () => resolve()).once('error', reject);
+    c.connect({ host: '127.0.0.1', port: w.port(), username: w.connection.name, password: token, readyTimeout: 30_000 });
+  });
+  return c;
 }
