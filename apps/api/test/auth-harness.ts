@@ -2,7 +2,7 @@
  * Shared set-up of the auth-*.test.ts files: the dev IdP in-process on a free port and the api (createApiApp)
  * on another, wired to each other, with a random NATS prefix and random group/policy names. Not a test itself.
  */
-import { createHash, randomBytes } from 'node:crypto';
+import { createHash, randomBytes, type KeyObject } from 'node:crypto';
 import type { INestApplication } from '@nestjs/common';
 import { createPrismaClient, type PrismaClient } from '@portcullis/db';
 import { createApiApp } from '../src/app.factory.js';
@@ -85,17 +85,18 @@ export interface TestIssuer {
   issuer: string;
   jwksUri: string;
   /** Signs with the issuer's key (or `key`, to forge); defaults: iss = issuer, iat = now, exp = now + 300. */
-  sign(claims: Record<string, unknown>, opts?: { key?: CryptoKey; kid?: string; alg?: string }): Promise<string>;
+  sign(claims: Record<string, unknown>, opts?: { key?: KeyObject; kid?: string; alg?: string }): Promise<string>;
   /** A key pair the issuer does not publish. */
-  otherKey(): Promise<CryptoKey>;
+  otherKey(): Promise<KeyObject>;
   close(): Promise<void>;
 }
 
 /** A minimal workload issuer (discovery + JWKS) with a key the test made, like a Kubernetes or CI OIDC issuer. */
 export async function startTestIssuer(opts: { discovery?: boolean } = {}): Promise<TestIssuer> {
-  const { generateKeyPair, exportJWK, SignJWT } = await import('jose');
+  const { exportJWK, SignJWT } = await import('jose');
+  const { testKeyPair } = await import('../../../test/support/test-keys.js');
   const { createServer: createHttpServer } = await import('node:http');
-  const { publicKey, privateKey } = await generateKeyPair('ES256', { extractable: true });
+  const { publicKey, privateKey } = testKeyPair('ES256');
   const kid = `k-${randomBytes(4).toString('hex')}`;
   const jwk = { ...(await exportJWK(publicKey)), kid, alg: 'ES256', use: 'sig' };
   let issuer = '';
@@ -121,7 +122,7 @@ export async function startTestIssuer(opts: { discovery?: boolean } = {}): Promi
         .sign(o.key ?? privateKey);
     },
     async otherKey() {
-      return (await generateKeyPair('ES256')).privateKey;
+      return testKeyPair('ES256').privateKey;
     },
     close: () => new Promise<void>((resolve) => {
       server.close(() => resolve());

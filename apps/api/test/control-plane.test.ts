@@ -3,7 +3,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { jetstream } from '@nats-io/jetstream';
 import { Kvm, type KV } from '@nats-io/kv';
-import { SignJWT, createLocalJWKSet, generateKeyPair, jwtVerify } from 'jose';
+import { SignJWT, createLocalJWKSet, jwtVerify } from 'jose';
+import { testKeyPair } from '../../../test/support/test-keys.js';
 import { PrismaClient } from '@portcullis/db';
 import {
   API_AUDIENCE, GATEWAY_AUDIENCE, configSnapshotSchema, deriveKey, gatewayTokenClaimsSchema, generatePoolKeyPair, natsNames,
@@ -287,7 +288,7 @@ describe('control plane e2e: groups, identities, pools, connections, tokens, sna
 
   it('forged, expired and revoked tokens are refused with 401 and the reason', async () => {
     const keys = api.get(SigningKeysService);
-    const other = await generateKeyPair('EdDSA');
+    const other = testKeyPair('EdDSA');
     const now = Math.floor(Date.now() / 1000);
     const claims = { typ: 'api', pid: alice.id, kind: 'person', groups: [eng], roles: ['admin'] };
     const forged = await new SignJWT(claims).setProtectedHeader({ alg: 'EdDSA', kid: keys.activeKey.kid }).setIssuer('portcullis').setAudience(API_AUDIENCE)

@@ -2,6 +2,7 @@ import { spawn } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startApprovalsStack, type ApprovalsStack } from '../../../test/support/approvals-stack.js';
 import { readSessionEvents, waitFor } from './support/harness.js';
+import { testKeyPair } from '../../../test/support/test-keys.js';
 
 let s: ApprovalsStack;
 
@@ -154,9 +155,9 @@ describe('approvals through the gateway', () => {
       const p = c.query('INSERT INTO log (v) VALUES (666) /*hold*/').finally(() => { done = true; });
       const [pending] = await s.waitPending(sub);
       const { natsNames } = await import('@portcullis/protocol');
-      const { SignJWT, generateKeyPair, CompactSign } = await import('jose');
+      const { SignJWT, CompactSign } = await import('jose');
       void SignJWT;
-      const { privateKey } = await generateKeyPair('EdDSA');
+      const { privateKey } = testKeyPair('EdDSA');
       const payload = { typ: 'approval-decision', approvalId: pending.id, status: 'approved', decidedBy: 'mallory', comment: null, decidedAt: new Date().toISOString() };
       const forged = await new CompactSign(new TextEncoder().encode(JSON.stringify(payload))).setProtectedHeader({ alg: 'EdDSA', kid: s.key.kid }).sign(privateKey);
       const subject = natsNames(s.h.natsPrefix).approvalDecision(pending.id);

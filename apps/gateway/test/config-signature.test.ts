@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { Kvm, type KV } from '@nats-io/kv';
-import { SignJWT, exportJWK, generateKeyPair } from 'jose';
+import { SignJWT, exportJWK } from 'jose';
+import { testKeyPair } from '../../../test/support/test-keys.js';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CONFIG_SNAPSHOT_TYP, GATEWAY_AUDIENCE, configSnapshotSchema, generatePoolKeyPair, natsNames, sealForPool, signCompactJws, signConfigSnapshot, type ConfigSnapshot } from '@portcullis/protocol';
@@ -48,7 +49,7 @@ async function login(token: string): Promise<string> {
 
 /** What a forger with write access to NATS can build: everything public, its own key. */
 async function forgery() {
-  const { privateKey, publicKey } = await generateKeyPair('EdDSA', { crv: 'Ed25519', extractable: true });
+  const { privateKey, publicKey } = testKeyPair('EdDSA');
   // the kid of the real key: a kid alone must never be trusted
   const jwk = { ...(await exportJWK(publicKey)), kid: h.publicJwk.kid, alg: 'EdDSA' };
   const snapshot: ConfigSnapshot = configSnapshotSchema.parse({

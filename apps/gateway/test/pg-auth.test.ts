@@ -5,6 +5,7 @@ import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BackendMessageType as B, decodeErrorResponse, encodePassword, encodeStartupMessage, PgFramer } from '@portcullis/protocol';
 import { startHarness, waitFor, type Harness } from './support/harness.js';
+import { testKeyPair } from '../../../test/support/test-keys.js';
 
 let h: Harness;
 beforeAll(async () => {
@@ -87,8 +88,8 @@ describe('authentication', () => {
     const since = await targetNow();
     await expectRefused('not-a-token', '28P01', /password authentication failed/);
     // signed by another key
-    const { SignJWT, generateKeyPair } = await import('jose');
-    const other = await generateKeyPair('EdDSA', { crv: 'Ed25519' });
+    const { SignJWT } = await import('jose');
+    const other = testKeyPair('EdDSA');
     const forged = await new SignJWT({ typ: 'gateway', cn: h.connectionName, groups: ['engineers'], pid: 'x', kind: 'person' })
       .setProtectedHeader({ alg: 'EdDSA', kid: h.publicJwk.kid })
       .setAudience('portcullis-gateway').setIssuer(h.issuer).setSubject('user:mallory').setJti('j1').setExpirationTime('5m')

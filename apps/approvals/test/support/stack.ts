@@ -1,5 +1,6 @@
 import { randomBytes, randomUUID } from 'node:crypto';
-import { exportJWK, generateKeyPair, type JWK } from 'jose';
+import { exportJWK, type JWK } from 'jose';
+import { testKeyPair } from '../../../../test/support/test-keys.js';
 import { signingMasterKeyId, type PrismaClient } from '@portcullis/db';
 import { deriveKey, encryptAtRest, type ApprovalJob } from '@portcullis/protocol';
 import { approvalsEnvSchema, type ApprovalsEnv } from '../../src/env.js';
@@ -28,7 +29,7 @@ export function testEnv(overrides: Partial<Record<keyof ApprovalsEnv, string>> &
 export async function seedSigningKey(db: PrismaClient, masterKeyHex: string): Promise<{ kid: string; publicJwk: JWK & { kid: string } }> {
   const atRest = deriveKey(Buffer.from(masterKeyHex, 'hex'), 'signing-key-at-rest');
   const kid = `${signingMasterKeyId(atRest)}.${randomBytes(9).toString('base64url')}`;
-  const { publicKey, privateKey } = await generateKeyPair('EdDSA', { extractable: true });
+  const { publicKey, privateKey } = testKeyPair('EdDSA');
   const publicJwk = { ...(await exportJWK(publicKey)), kid, alg: 'EdDSA', use: 'sig' };
   const privateJwk = { ...(await exportJWK(privateKey)), kid, alg: 'EdDSA' };
   await db.signingKey.create({ data: { kid, alg: 'EdDSA', publicJwk, privateJwkEncrypted: encryptAtRest(atRest, JSON.stringify(privateJwk), kid), active: true } });

@@ -2,7 +2,9 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { Kvm } from '@nats-io/kv';
 import { jetstreamManager } from '@nats-io/jetstream';
-import { SignJWT, exportJWK, generateKeyPair, type CryptoKey, type JWK } from 'jose';
+import type { KeyObject } from 'node:crypto';
+import { SignJWT, exportJWK, type JWK } from 'jose';
+import { testKeyPair } from '../../../../test/support/test-keys.js';
 import pg from 'pg';
 import {
   EVENT_BATCH_SIG_HEADER, GATEWAY_AUDIENCE, SSH_HOST_KEY_CONTEXT, GATEWAY_TLS_KEY_CONTEXT, configSnapshotSchema, ensureBucket, generatePoolKeyPair, natsNames, sealForPool, signConfigSnapshot, verifyEventBatchBody, verifyEventSignature,
@@ -68,7 +70,7 @@ export interface Harness {
   natsPrefix: string;
   pool: string;
   poolKeys: PoolKeyPair;
-  signingKey: CryptoKey;
+  signingKey: KeyObject;
   publicJwk: JWK;
   issuer: string;
   nc: NatsConnection;
@@ -106,7 +108,7 @@ export async function startHarness(opts: HarnessOptions = {}): Promise<Harness> 
   const pool = opts.pool ?? `pool${suffix}`;
   const dbName = `gw_test_${suffix}`;
   const poolKeys = generatePoolKeyPair();
-  const { privateKey: signingKey, publicKey } = await generateKeyPair('EdDSA', { crv: 'Ed25519', extractable: true });
+  const { privateKey: signingKey, publicKey } = testKeyPair('EdDSA');
   const publicJwk = { ...(await exportJWK(publicKey)), kid: `k-${suffix}`, alg: 'EdDSA', use: 'sig' };
   const issuer = 'portcullis';
   const names = natsNames(natsPrefix);
