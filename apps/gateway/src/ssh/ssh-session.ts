@@ -121,13 +121,14 @@ function sendExit(ch: ServerChannel, nl: string, code: number | null | undefined
 }
 
 /**
- * Lets go of a client channel the client has closed (`gone`, see sessionChannel): what the gateway still
- * holds of its input is dropped and it is read to its end, so that its own 'close' comes — what the
- * relay, the channel's slot and the session's bookkeeping wait for.
+ * Lets go of a stream nobody will read any more — a client channel the client has closed (`gone`, see
+ * sessionChannel), or the target's output for it: what the gateway still holds is dropped and it is read
+ * to its end, so that its own 'close' comes — what the relay, the channel's slot and the session's
+ * bookkeeping wait for.
  */
-function letGo(ch: ServerChannel): void {
-  ch.removeAllListeners('data');
-  ch.resume();
+function letGo(s: NodeJS.ReadableStream): void {
+  s.removeAllListeners('data');
+  s.resume();
 }
 
 /**
@@ -138,11 +139,7 @@ function letGo(ch: ServerChannel): void {
 function closeWhenGone(ch: ServerChannel, up: ClientChannel, gone: AbortSignal): void {
   const close = (): void => {
     up.close();
-    letGo(ch);
-    for (const s of [up, up.stderr]) {
-      s.removeAllListeners('data');
-      s.resume();
-    }
+    for (const s of [ch, up, up.stderr]) letGo(s);
   };
   if (gone.aborted) close();
   else gone.addEventListener('abort', close, { once: true });
